@@ -1,0 +1,182 @@
+"""Read a Hugging Face gpt-oss checkpoint folder into canonical float32 tensors.
+
+Canonical names are the Hugging Face ones (model.layers.N.self_attn.q_proj.weight, ...),
+whatever the source layout; MXFP4 experts are dequantized here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from export import mxfp4
+from export.errors import CheckpointError
+from runtime.model_config import ConfigError, ModelConfig
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+EXPERT_TENSORS = ("gate_up_proj", "down_proj")
+
+
+@dataclass
+class Checkpoint:
+    folder: Path
+    config: ModelConfig
+    tensors: dict[str, torch.Tensor]  # canonical names, float32
+    source_files: list[Path]
+    quantization: str | None  # "mxfp4" when experts were stored quantized
+
+    @property
+    def tokenizer_file(self) -> Path | None:
+        path = self.folder / "tokenizer.json"
+        return path if path.is_file() else None
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor a gpt-oss checkpoint must hold, with its shape."""
+    h, e, i = cfg.hidden_size, cfg.num_local_experts, cfg.intermediate_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "model.embed_tokens.weight": (cfg.vocab_size, h),
+        "model.norm.weight": (h,),
+    }
+    if not cfg.tie_word_embeddings:
+        shapes["lm_head.weight"] = (cfg.vocab_size, h)
+    for n in range(cfg.num_hidden_layers):
+        p = f"model.layers.{n}."
+        shapes.update({
+            p + "input_layernorm.weight": (h,),
+            p + "post_attention_layernorm.weight": (h,),
+            p + "self_attn.q_proj.weight": (cfg.q_size, h),
+            p + "self_attn.q_proj.bias": (cfg.q_size,),
+            p + "self_attn.k_proj.weight": (cfg.kv_size, h),
+            p + "self_attn.k_proj.bias": (cfg.kv_size,),
+            p + "self_attn.v_proj.weight": (cfg.kv_size, h),
+            p + "self_attn.v_proj.bias": (cfg.kv_size,),
+            p + "self_attn.o_proj.weight": (h, cfg.q_size),
+            p + "self_attn.o_proj.bias": (h,),
+            p + "self_attn.sinks": (cfg.num_attention_heads,),
+            p + "mlp.router.weight": (e, h),
+            p + "mlp.router.bias": (e,),
+            p + "mlp.experts.gate_up_proj": (e, h, 2 * i),
+            p + "mlp.experts.gate_up_proj_bias": (e, 2 * i),
+            p + "mlp.experts.down_proj": (e, i, h),
+            p + "mlp.experts.down_proj_bias": (e, h),
+        })
+    return shapes
+
+
+def read_config(folder: Path) -> tuple[ModelConfig, dict]:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no config.json; expected a Hugging Face gpt-oss checkpoint folder")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        return ModelConfig.from_hf(raw, source=str(path)), raw
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def _quantization(raw: dict, path: Path) -> str | None:
+    qc = raw.get("quantization_config")
+    if not qc:
+        return None
+    method = qc.get("quant_method")
+    if method != "mxfp4":
+        raise CheckpointError(f"{path}: quantization_config.quant_method is {method!r}; "
+                              "supported: 'mxfp4' (or an unquantized checkpoint)")
+    return method
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{index}: expected JSON with a 'weight_map' object ({exc})") from exc
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise CheckpointError(f"{index}: lists shard(s) that are not in the folder: {', '.join(missing)}")
+        return files
+    if (folder / SINGLE_FILE).is_file():
+        return [folder / SINGLE_FILE]
+    found = sorted(p.name for p in folder.glob("*.safetensors"))
+    if found:
+        return [folder / name for name in found]
+    raise CheckpointError(f"{folder}: no {SINGLE_FILE}, {INDEX_FILE} or *.safetensors file")
+
+
+def read_safetensors(files: list[Path]) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():
+                    tensors[name] = f.get_tensor(name)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); "
+                                  "the file is corrupted or not safetensors") from exc
+    return tensors
+
+
+def _dequantize_experts(raw: dict[str, torch.Tensor], files: list[Path]) -> None:
+    for name in [n for n in raw if n.endswith("_blocks")]:
+        base = name[: -len("_blocks")]
+        scales = raw.pop(base + "_scales", None)
+        if scales is None:
+            raise CheckpointError(f"tensor '{base}_scales' is missing (needed with '{name}' for MXFP4); "
+                                  f"searched {', '.join(f.name for f in files)}")
+        try:
+            raw[base] = mxfp4.dequantize(raw.pop(name), scales)
+        except ValueError as exc:
+            raise CheckpointError(f"tensor '{name}': {exc}") from exc
+
+
+def check_tensors(cfg: ModelConfig, tensors: dict[str, torch.Tensor], where: str) -> None:
+    for name, shape in expected_shapes(cfg).items():
+        if name not in tensors:
+            raise CheckpointError(f"tensor '{name}' is missing from {where}; "
+                                  f"a gpt-oss checkpoint with this config.json needs it, shape {list(shape)}")
+        got = tuple(tensors[name].shape)
+        if got != shape:
+            raise CheckpointError(f"tensor '{name}' in {where} has shape {list(got)}; "
+                                  f"config.json implies {list(shape)}")
+
+
+def load_checkpoint(folder: Path | str) -> Checkpoint:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: not a folder; expected a Hugging Face gpt-oss checkpoint folder")
+    cfg, raw_cfg = read_config(folder)
+    quant = _quantization(raw_cfg, folder / "config.json")
+    files = _weight_files(folder)
+    raw = read_safetensors(files)
+    _dequantize_experts(raw, files)
+    if cfg.tie_word_embeddings:
+        raw.pop("lm_head.weight", None)
+    where = ", ".join(f.name for f in files)
+    check_tensors(cfg, raw, where)
+    tensors = {name: raw[name].to(torch.float32) for name in expected_shapes(cfg)}
+    return Checkpoint(folder, cfg, tensors, files, quant)
+
+
+def fingerprint(folder: Path, files: list[Path]) -> str:
+    """sha256 over config.json and the weight files: which checkpoint a model folder came from."""
+    digest = hashlib.sha256()
+    for path in [folder / "config.json", *files]:
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()

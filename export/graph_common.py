@@ -1,0 +1,95 @@
+"""What both op sets share: the graph's inputs and outputs, and the weights in graph-ready layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from onnx import TensorProto
+
+from export.onnx_builder import GraphBuilder
+from export.rope import cos_sin
+from runtime import manifest as m
+from runtime.model_config import ModelConfig
+
+DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float16": (np.float16, TensorProto.FLOAT16)}
+
+
+@dataclass
+class LayerWeights:
+    ln1: np.ndarray  # [H]
+    ln2: np.ndarray
+    qkv_w: np.ndarray  # [H, q + 2kv]: x @ qkv_w, q columns first, then k, then v
+    qkv_b: np.ndarray
+    o_w: np.ndarray  # [q, H]
+    o_b: np.ndarray
+    sinks: np.ndarray  # [heads]
+    router_w: np.ndarray  # [H, E]
+    router_b: np.ndarray
+    gate_up: np.ndarray  # [E, H, 2I], gate/up interleaved (Hugging Face layout)
+    gate_up_b: np.ndarray  # [E, 2I]
+    down: np.ndarray  # [E, I, H]
+    down_b: np.ndarray  # [E, H]
+
+
+class GraphWeights:
+    """Canonical tensors converted to numpy in the graph's dtype, one layer at a time."""
+
+    def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int):
+        self.cfg = cfg
+        self.tensors = tensors
+        self.np_dtype, self.elem_type = DTYPES[dtype]
+        self.max_context = max_context
+        cos, sin = cos_sin(cfg, torch.arange(max_context))
+        self.cos, self.sin = self._np(cos), self._np(sin)
+        self.embed = self._np(tensors["model.embed_tokens.weight"])
+        self.final_norm = self._np(tensors["model.norm.weight"])
+        self._lm_head_name: str | None = None
+
+    def _np(self, t: torch.Tensor) -> np.ndarray:
+        return t.detach().to(torch.float32).numpy().astype(self.np_dtype, copy=False)
+
+    def layer(self, n: int) -> LayerWeights:
+        t = lambda name: self.tensors[f"model.layers.{n}.{name}"]  # noqa: E731
+        a = lambda name: self._np(t(name))  # noqa: E731
+        qkv_w = torch.cat([t("self_attn.q_proj.weight"), t("self_attn.k_proj.weight"),
+                           t("self_attn.v_proj.weight")], dim=0).T
+        qkv_b = torch.cat([t("self_attn.q_proj.bias"), t("self_attn.k_proj.bias"), t("self_attn.v_proj.bias")])
+        return LayerWeights(
+            ln1=a("input_layernorm.weight"), ln2=a("post_attention_layernorm.weight"),
+            qkv_w=self._np(qkv_w), qkv_b=self._np(qkv_b),
+            o_w=self._np(t("self_attn.o_proj.weight").T), o_b=a("self_attn.o_proj.bias"),
+            sinks=a("self_attn.sinks"),
+            router_w=self._np(t("mlp.router.weight").T), router_b=a("mlp.router.bias"),
+            gate_up=a("mlp.experts.gate_up_proj"), gate_up_b=a("mlp.experts.gate_up_proj_bias"),
+            down=a("mlp.experts.down_proj"), down_b=a("mlp.experts.down_proj_bias"))
+
+    def lm_head_name(self, g: GraphBuilder) -> str:
+        """[V, H] matrix for Gemm(transB=1); tied models reuse the embedding initializer."""
+        if self._lm_head_name is None:
+            if self.cfg.tie_word_embeddings:
+                self._lm_head_name = "embed.weight"
+            else:
+                self._lm_head_name = g.weight("lm_head.weight", self._np(self.tensors["lm_head.weight"]))
+        return self._lm_head_name
+
+
+def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, max_context: int) -> tuple[str, str, str]:
+    ids = g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"])
+    seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
+    total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
+    cache_shape = ["batch", cfg.num_key_value_heads, "cache_length", cfg.head_dim]
+    for n in range(cfg.num_hidden_layers):
+        g.input(m.past_key(n), elem, cache_shape)
+        g.input(m.past_value(n), elem, cache_shape)
+    g.output(m.LOGITS, TensorProto.FLOAT, ["batch", cfg.vocab_size])
+    for n in range(cfg.num_hidden_layers):
+        g.output(m.present_key(n), elem, cache_shape)
+        g.output(m.present_value(n), elem, cache_shape)
+    return ids, seqlens_k, total
+
+
+def last_position(g: GraphBuilder, x: str) -> str:
+    """[B, T, H] -> [B, H]: only the last position's logits are ever needed."""
+    sliced = g.op("Slice", [x, g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([1])])
+    return g.op("Squeeze", [sliced, g.const([1])], hint="last")

@@ -1,0 +1,83 @@
+"""gpt-oss as an ONNX graph of onnxruntime's fused contrib ops.
+
+GroupQueryAttention (rotary, sinks, sliding window, in-place KV buffer), MoE
+(top-k softmax routing, interleaved clamped SwiGLU) and SkipSimplifiedLayerNormalization.
+This is the fast path on onnxruntime's CPU and CUDA providers.
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto
+
+from export.graph_common import GraphWeights, add_io, last_position
+from export.onnx_builder import GraphBuilder
+from runtime import manifest as m
+
+MS = "com.microsoft"
+
+
+def build(g: GraphBuilder, w: GraphWeights) -> None:
+    cfg = w.cfg
+    elem = w.elem_type
+    ids, seqlens_k, total_len = add_io(g, cfg, elem, w.max_context)
+    cos = g.weight("rope.cos", w.cos)
+    sin = g.weight("rope.sin", w.sin)
+    eps = cfg.rms_norm_eps
+
+    x = g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
+    residual = x
+    normed = g.op("SimplifiedLayerNormalization", [x, g.weight("layers.0.ln1", w.layer(0).ln1)],
+                  axis=-1, epsilon=eps, hint="ln1")
+    for n in range(cfg.num_hidden_layers):
+        lw = w.layer(n)
+        p = f"layers.{n}."
+        qkv = g.op("Add", [g.op("MatMul", [normed, g.weight(p + "qkv.weight", lw.qkv_w)]),
+                           g.weight(p + "qkv.bias", lw.qkv_b)], hint="qkv")
+        # Measured: ORT's local_window_size N sees the same keys as HF's sliding_window N (i - N < j <= i).
+        window = cfg.sliding_window if cfg.is_sliding(n) else -1
+        attn = g.op("GroupQueryAttention",
+                    [qkv, "", "", m.past_key(n), m.past_value(n), seqlens_k, total_len, cos, sin,
+                     "", "", g.weight(p + "sinks", lw.sinks)],
+                    outputs=[g.fresh("attn"), m.present_key(n), m.present_value(n)], domain=MS,
+                    num_heads=cfg.num_attention_heads, kv_num_heads=cfg.num_key_value_heads,
+                    do_rotary=1, rotary_interleaved=0, local_window_size=window,
+                    scale=float(cfg.head_dim ** -0.5), hint="gqa")[0]
+        o = g.op("Add", [g.op("MatMul", [attn, g.weight(p + "o.weight", lw.o_w)]),
+                         g.weight(p + "o.bias", lw.o_b)], hint="o_proj")
+        normed, _, _, residual = g.op(
+            "SkipSimplifiedLayerNormalization", [o, residual, g.weight(p + "ln2", lw.ln2)],
+            outputs=[g.fresh("ln2"), "", "", g.fresh("resid")], domain=MS, epsilon=eps)
+        router = g.op("Add", [g.op("MatMul", [normed, g.weight(p + "router.weight", lw.router_w)]),
+                              g.weight(p + "router.bias", lw.router_b)], hint="router")
+        router = g.op("Reshape", [router, g.const([-1, cfg.num_local_experts])])
+        moe = g.op("MoE", [normed, router,
+                           g.weight(p + "fc1.weight", fc1_layout(lw.gate_up)), g.weight(p + "fc1.bias", lw.gate_up_b),
+                           g.weight(p + "fc2.weight", fc2_layout(lw.down)), g.weight(p + "fc2.bias", lw.down_b)],
+                   domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
+                   swiglu_limit=cfg.swiglu_limit, activation_alpha=cfg.swiglu_alpha,
+                   activation_beta=1.0, normalize_routing_weights=1, hint="moe")
+        if n + 1 < cfg.num_hidden_layers:
+            normed, _, _, residual = g.op(
+                "SkipSimplifiedLayerNormalization", [moe, residual, g.weight(f"layers.{n + 1}.ln1",
+                                                                             w.layer(n + 1).ln1)],
+                outputs=[g.fresh("ln1"), "", "", g.fresh("resid")], domain=MS, epsilon=eps)
+        else:
+            residual = g.op("Add", [moe, residual], hint="resid")
+
+    last = last_position(g, residual)
+    final = g.op("SimplifiedLayerNormalization", [last, g.weight("norm.weight", w.final_norm)],
+                 axis=-1, epsilon=eps, hint="final_norm")
+    logits = g.op("Gemm", [final, w.lm_head_name(g)], transB=1, hint="lm_head")
+    if elem != TensorProto.FLOAT:
+        logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
+    g.op("Identity", [logits], outputs=[m.LOGITS])
+
+
+def fc1_layout(gate_up: np.ndarray) -> np.ndarray:
+    """[E, H, 2I] (Hugging Face) -> [E, 2I, H] (MoE's fc1); gate/up stay interleaved (swiglu_fusion=1)."""
+    return np.ascontiguousarray(gate_up.transpose(0, 2, 1))
+
+
+def fc2_layout(down: np.ndarray) -> np.ndarray:
+    """[E, I, H] (Hugging Face) -> [E, H, I] (MoE's fc2)."""
+    return np.ascontiguousarray(down.transpose(0, 2, 1))

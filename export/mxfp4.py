@@ -1,0 +1,47 @@
+"""MXFP4 expert weights: two E2M1 values per byte (low nibble first), 32 values share one 2^(e-127) scale.
+
+Released gpt-oss checkpoints store experts this way; we dequantize on load.
+quantize() exists so tests (and future 4-bit exports) can make such tensors.
+"""
+from __future__ import annotations
+
+import torch
+
+E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
+BLOCK = 32
+
+
+def dequantize(blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """blocks [E, rows, G, 16] uint8 and scales [E, rows, G] uint8 -> float32 [E, G*32, rows].
+
+    The result is transposed like transformers does, so a gate_up tensor stored as
+    [E, 2I, H/32, 16] becomes the [E, H, 2I] matrix the model multiplies by.
+    """
+    if blocks.shape[:-1] != scales.shape or blocks.shape[-1] != BLOCK // 2:
+        raise ValueError(f"MXFP4 blocks {tuple(blocks.shape)} and scales {tuple(scales.shape)} do not "
+                         f"match: expected blocks [..., G, {BLOCK // 2}] and scales [..., G]")
+    lut = torch.tensor(E2M1_VALUES, dtype=torch.float32)
+    b = blocks.to(torch.uint8)
+    values = torch.stack([lut[(b & 0x0F).long()], lut[(b >> 4).long()]], dim=-1)  # low nibble first
+    values = values.reshape(*b.shape[:-1], BLOCK)
+    values = torch.ldexp(values, (scales.to(torch.int32) - 127).unsqueeze(-1))
+    experts, rows = values.shape[0], values.shape[1]
+    return values.reshape(experts, rows, -1).transpose(1, 2).contiguous()
+
+
+def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse layout of dequantize(): [E, K, rows] float -> (blocks, scales), rounding to nearest E2M1."""
+    w = weight.transpose(1, 2).to(torch.float32).contiguous()  # [E, rows, K]
+    experts, rows, k = w.shape
+    if k % BLOCK:
+        raise ValueError(f"MXFP4 needs the input axis ({k}) to be a multiple of {BLOCK}")
+    groups = w.reshape(experts, rows, k // BLOCK, BLOCK)
+    amax = groups.abs().amax(-1).clamp(min=2.0**-126)
+    # Choose the exponent so the largest magnitude lands at or below 6 (E2M1's largest value).
+    exponent = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127).to(torch.int32)
+    scaled = groups / torch.ldexp(torch.ones(()), exponent).unsqueeze(-1)
+    lut = torch.tensor(E2M1_VALUES[:8])
+    codes = (scaled.abs().unsqueeze(-1) - lut).abs().argmin(-1).to(torch.uint8)
+    codes |= (scaled < 0).to(torch.uint8) << 3
+    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    return packed.contiguous(), (exponent + 127).to(torch.uint8)

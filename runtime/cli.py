@@ -1,0 +1,52 @@
+"""The `parley` command: one entry point, one subcommand per job.
+
+Subcommands that live outside the runtime (export, inspect) are found through the
+`parley.commands` entry-point group, so the runtime never imports the exporter.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class CommandFailed(Exception):
+    """A subcommand failed for a reason the user can act on; the message says which."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley", description="Parley: a local runtime that gives game NPCs a voice.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  parley export ./my-finetune ./models/my-npc-model\n"
+               "  parley inspect ./models/my-npc-model")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for ep in sorted(entry_points(group="parley.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args) or EXIT_OK
+    except CommandFailed as exc:
+        print(f"parley {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"parley {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

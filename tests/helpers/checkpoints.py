@@ -1,0 +1,110 @@
+"""Tiny random gpt-oss checkpoints, saved by transformers exactly as a studio's fine-tune would be."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+HARMONY_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|return|>", "<|constrain|>", "<|channel|>",
+                    "<|start|>", "<|end|>", "<|message|>", "<|call|>"]
+
+CORPUS = [
+    "<|start|>system<|message|>You are a blacksmith in the village of Ashford.<|end|>",
+    "<|start|>user<|message|>How much for a sword?<|end|>",
+    "<|start|>assistant<|channel|>analysis<|message|>The player asks about prices.<|end|>",
+    "<|start|>assistant<|channel|>final<|message|>Forty silver, and worth every coin.<|return|>",
+    "Reasoning: low medium high. The guard watches the gate; the innkeeper pours ale.",
+    "Greetings, traveller! The road north is dangerous after dark. Rumours of wolves.",
+]
+
+
+def train_tokenizer(path: Path, vocab_size: int = 400) -> int:
+    """A byte-level BPE with the harmony special tokens; returns its vocabulary size."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=HARMONY_SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    tok.save(str(path))
+    return tok.get_vocab_size()
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 16
+    experts: int = 4
+    top_k: int = 2
+    intermediate: int = 64
+    window: int = 5
+    tie: bool = False
+    seed: int = 0
+    layer_types: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def hf_config(spec: TinySpec, vocab: int):
+    from transformers import GptOssConfig
+
+    layer_types = list(spec.layer_types or
+                       ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(spec.layers)])
+    return GptOssConfig(
+        vocab_size=vocab, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
+        head_dim=spec.head_dim, num_local_experts=spec.experts, num_experts_per_tok=spec.top_k,
+        sliding_window=spec.window, layer_types=layer_types, max_position_embeddings=4096,
+        tie_word_embeddings=spec.tie,
+        rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                         "truncate": False, "original_max_position_embeddings": 4096,
+                         "rope_theta": 150000.0},
+        **spec.extra,
+    )
+
+
+def randomize(model, seed: int) -> None:
+    """Non-zero everything, with experts large enough that the SwiGLU clamp is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("sinks"):
+                std = 1.0
+            elif "experts.gate_up_proj" in name and not name.endswith("bias"):
+                std = 0.5
+            elif "layernorm" in name or name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+                continue
+            elif name.endswith("bias"):
+                std = 0.1
+            else:
+                std = 0.15
+            p.copy_(std * torch.randn(p.shape, generator=g))
+
+
+def make_checkpoint(folder: Path, spec: TinySpec) -> Path:
+    from transformers import GptOssForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = train_tokenizer(folder / "tokenizer.json")
+    torch.manual_seed(spec.seed)
+    model = GptOssForCausalLM(hf_config(spec, vocab)).eval()
+    randomize(model, spec.seed)
+    model.save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 4096}))
+    return folder
+
+
+def load_hf(folder: Path):
+    """transformers' own model from the folder: the independent oracle."""
+    from transformers import GptOssForCausalLM
+
+    return GptOssForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                             attn_implementation="eager",
+                                             experts_implementation="eager").eval()
