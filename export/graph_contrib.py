@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto
+from tqdm import tqdm
 
 from export.graph_common import GraphWeights, add_io, last_position
 from export.onnx_builder import GraphBuilder
@@ -16,7 +17,7 @@ from runtime import manifest as m
 MS = "com.microsoft"
 
 
-def build(g: GraphBuilder, w: GraphWeights) -> None:
+def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     cfg = w.cfg
     elem = w.elem_type
     ids, seqlens_k, total_len = add_io(g, cfg, elem, w.max_context)
@@ -28,7 +29,7 @@ def build(g: GraphBuilder, w: GraphWeights) -> None:
     residual = x
     normed = g.op("SimplifiedLayerNormalization", [x, g.weight("layers.0.ln1", w.layer(0).ln1)],
                   axis=-1, epsilon=eps, hint="ln1")
-    for n in range(cfg.num_hidden_layers):
+    for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
         lw = w.layer(n)
         p = f"layers.{n}."
         qkv = g.op("Add", [g.op("MatMul", [normed, g.weight(p + "qkv.weight", lw.qkv_w)]),

@@ -39,7 +39,7 @@ def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     amax = groups.abs().amax(-1).clamp(min=2.0**-126)
     # Choose the exponent so the largest magnitude lands at or below 6 (E2M1's largest value).
     exponent = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127).to(torch.int32)
-    scaled = groups / torch.ldexp(torch.ones(()), exponent).unsqueeze(-1)
+    scaled = groups / torch.exp2(exponent.to(torch.float32)).unsqueeze(-1)
     lut = torch.tensor(E2M1_VALUES[:8])
     codes = (scaled.abs().unsqueeze(-1) - lut).abs().argmin(-1).to(torch.uint8)
     codes |= (scaled < 0).to(torch.uint8) << 3

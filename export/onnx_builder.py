@@ -65,6 +65,17 @@ class GraphBuilder:
                                            domain=domain or None, **attrs))
         return names[0] if len(names) == 1 else names
 
+    def subgraph(self, build, outputs: list[tuple[str, int]], name: str) -> onnx.GraphProto:
+        """Run build() with a fresh node list; its nodes form a subgraph (for If/Loop)."""
+        saved, self.nodes = self.nodes, []
+        try:
+            build()
+            body = self.nodes
+        finally:
+            self.nodes = saved
+        outs = [helper.make_tensor_value_info(n, t, None) for n, t in outputs]
+        return helper.make_graph(body, name, [], outs)
+
     def input(self, name: str, elem_type: int, shape: list) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
         return name

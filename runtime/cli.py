@@ -49,4 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy, so the exception
+    # classes that subcommands raise are the ones caught above.
+    from runtime.cli import main as module_main
+
+    sys.exit(module_main())

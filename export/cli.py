@@ -1,0 +1,136 @@
+"""`parley export` and `parley inspect`, registered through the parley.commands entry points.
+
+Nothing heavy is imported at module level: `parley --help` must work without torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from runtime.cli import CommandFailed
+
+log = logging.getLogger(__name__)
+
+EXPORT_EXAMPLE = """examples:
+  parley export ./my-finetune ./models/blacksmith
+  parley export ./gpt-oss-20b ./models/gpt-oss-20b-fp16 --dtype float16
+  parley export ./gpt-oss-20b ./models/tavern --lora ./tavern-adapter
+"""
+
+
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="turn a Hugging Face gpt-oss checkpoint into a verified model folder",
+                       description="Export a gpt-oss checkpoint (Hugging Face folder, optionally with a "
+                                   "LoRA adapter) to ONNX, check it against the torch model, and write a "
+                                   "self-contained model folder.",
+                       epilog=EXPORT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="Hugging Face checkpoint folder (config.json, *.safetensors, "
+                                                 "tokenizer.json)")
+    p.add_argument("out_dir", type=Path, help="model folder to create")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                   help="weights and activations (float32: CPU reference; float16: CUDA)")
+    p.add_argument("--ops", dest="op_set", default="contrib", choices=["contrib", "standard"],
+                   help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
+    p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
+    p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
+    p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    p.add_argument("--no-verify", action="store_true",
+                   help="DANGEROUS: skip the check against the torch model")
+    p.set_defaults(run=run_export)
+
+
+def register_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="architecture and parameter counts of a checkpoint or model folder",
+                       epilog="examples:\n  parley inspect ./gpt-oss-20b\n  parley inspect ./models/blacksmith --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="Hugging Face checkpoint folder or Parley model folder")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run_inspect)
+
+
+def _need_export_deps() -> None:
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise CommandFailed(f"export needs the export extra ({exc.name} is missing): "
+                            "pip install 'parley-npc[export]'") from exc
+
+
+def run_export(args: argparse.Namespace) -> int:
+    _need_export_deps()
+    from export.errors import ExportError
+    from export.exporter import ExportOptions, export_model
+
+    opts = ExportOptions(dtype=args.dtype, op_set=args.op_set, max_context=args.max_context,
+                         verify=not args.no_verify, lora=args.lora, force=args.force)
+    try:
+        summary = export_model(args.checkpoint, args.out_dir, opts, progress=True)
+    except ExportError as exc:
+        raise CommandFailed(str(exc)) from exc
+    print(format_summary(summary))
+    return 0
+
+
+def format_summary(s) -> str:
+    p = s.params
+    lines = [f"Exported {s.out_dir}",
+             f"  parameters   {p.total / 1e6:,.2f}M total, {p.active_per_token / 1e6:,.2f}M active per token",
+             f"  graph        {s.op_set} ops, {s.dtype}, weights {s.graph_bytes / 2**20:,.1f} MiB"]
+    if s.verification:
+        lines.append(f"  {s.verification.summary()}")
+    else:
+        lines.append("  verification SKIPPED (--no-verify)")
+    lines.append(f"  time         {s.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from runtime.manifest import MANIFEST_FILE, Manifest, ManifestError
+    from runtime.model_config import ConfigError, ModelConfig
+
+    folder: Path = args.folder
+    try:
+        if (folder / MANIFEST_FILE).is_file():
+            manifest = Manifest.read(folder)
+            cfg, kind = manifest.config, f"Parley model folder ({manifest.op_set} ops, {manifest.dtype})"
+        elif (folder / "config.json").is_file():
+            raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            cfg, kind = ModelConfig.from_hf(raw, str(folder / "config.json")), "Hugging Face checkpoint"
+        else:
+            raise CommandFailed(f"{folder}: neither a model folder (manifest.json) nor a checkpoint (config.json)")
+    except (ManifestError, ConfigError, json.JSONDecodeError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    from export.param_count import count_params
+
+    counts = count_params(cfg)
+    if args.json:
+        print(json.dumps({"kind": kind, "config": cfg.to_dict(), "parameters": counts.to_dict()}, indent=2))
+    else:
+        print(format_inspect(folder, kind, cfg, counts))
+    return 0
+
+
+def format_inspect(folder: Path, kind: str, cfg, c) -> str:
+    sliding = sum(cfg.is_sliding(i) for i in range(cfg.num_hidden_layers))
+    rope = (f"YaRN x{cfg.yarn.factor:g} (theta {cfg.rope_theta:g}, original context "
+            f"{cfg.yarn.original_max_position_embeddings})" if cfg.yarn else f"plain (theta {cfg.rope_theta:g})")
+    rows = [("embedding", c.embedding), ("unembedding" + (" (tied)" if cfg.tie_word_embeddings else ""),
+                                         c.unembedding),
+            ("attention", c.attention), ("router", c.router), ("experts (all)", c.experts),
+            ("norms", c.norms), ("total", c.total), ("experts (active)", c.experts_active),
+            ("active per token", c.active_per_token)]
+    out = [f"{folder}: {kind}",
+           f"  {cfg.num_hidden_layers} layers ({sliding} sliding-window {cfg.sliding_window}, "
+           f"{cfg.num_hidden_layers - sliding} full), hidden {cfg.hidden_size}, vocab {cfg.vocab_size}",
+           f"  attention: {cfg.num_attention_heads} query heads, {cfg.num_key_value_heads} kv heads, "
+           f"head_dim {cfg.head_dim}, learned sinks; RoPE {rope}",
+           f"  experts: {cfg.num_local_experts} SwiGLU experts, top-{cfg.num_experts_per_tok}, "
+           f"intermediate {cfg.intermediate_size}, clamp {cfg.swiglu_limit:g}",
+           "", f"  {'component':<22}{'parameters':>18}{'share':>9}"]
+    for name, n in rows:
+        out.append(f"  {name:<22}{n:>18,}{100 * n / c.total:>8.1f}%")
+    out.append("  (active per token counts the unembedding but not the embedding lookup, as OpenAI's model card does)")
+    return "\n".join(out)

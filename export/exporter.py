@@ -1,0 +1,147 @@
+"""checkpoint folder -> verified model folder, or nothing at all.
+
+Everything is written into a staging folder beside OUT_DIR; it becomes OUT_DIR only
+after the graph has been checked against the torch model.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from export import graph_contrib, graph_standard
+from export.checkpoint import Checkpoint, fingerprint, load_checkpoint
+from export.errors import CheckpointError, ExportError, VerificationError
+from export.graph_common import DTYPES, GraphWeights
+from export.lora import fingerprint_lora, merge_lora
+from export.onnx_builder import GraphBuilder
+from export.param_count import ParamCounts, count_params
+from export.reference import build_reference
+from export.tokenizer_check import special_token_ids
+from export.verify import VerificationReport, verify
+from runtime.manifest import KvCacheLayout, Manifest
+
+log = logging.getLogger(__name__)
+
+GRAPH_FILE = "model.onnx"
+WEIGHTS_FILE = "model.onnx.data"
+TOKENIZER_FILE = "tokenizer.json"
+OP_SETS = {"contrib": graph_contrib, "standard": graph_standard}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    dtype: str = "float32"
+    op_set: str = "contrib"
+    max_context: int = 4096
+    verify: bool = True
+    lora: Path | None = None
+    force: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lora"] = str(self.lora) if self.lora else None
+        return d
+
+
+@dataclass
+class ExportSummary:
+    out_dir: Path
+    params: ParamCounts
+    graph_bytes: int
+    verification: VerificationReport | None
+    seconds: float
+    op_set: str
+    dtype: str
+
+
+def _check_options(opts: ExportOptions) -> None:
+    if opts.dtype not in DTYPES:
+        raise ExportError(f"dtype {opts.dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+    if opts.op_set not in OP_SETS:
+        raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
+    if opts.max_context < 16:
+        raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not force:
+        raise ExportError(f"{out_dir} already exists; choose another OUT_DIR or pass --force to replace it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder")
+
+
+def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOptions = ExportOptions(),
+                 progress: bool = False) -> ExportSummary:
+    start = time.perf_counter()
+    checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
+    _check_options(opts)
+    _check_out_dir(out_dir, opts.force)
+
+    ckpt = load_checkpoint(checkpoint_dir)
+    if opts.lora:
+        merge_lora(ckpt, Path(opts.lora))
+    if ckpt.tokenizer_file is None:
+        raise CheckpointError(f"{checkpoint_dir}: no tokenizer.json; the model folder needs the "
+                              "checkpoint's tokenizer to render and parse the harmony format")
+    specials = special_token_ids(ckpt.tokenizer_file, ckpt.config.vocab_size)
+    max_context = min(opts.max_context, ckpt.config.max_position_embeddings)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        report, graph_bytes = _write_folder(ckpt, stage, opts, specials, max_context, progress)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        stage.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
+                         time.perf_counter() - start, opts.op_set, opts.dtype)
+
+
+def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
+                  max_context: int, progress: bool) -> tuple[VerificationReport | None, int]:
+    cfg = ckpt.config
+    builder = GraphBuilder(stage / WEIGHTS_FILE)
+    weights = GraphWeights(cfg, ckpt.tensors, opts.dtype, max_context)
+    OP_SETS[opts.op_set].build(builder, weights, progress=progress)
+    model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
+                           doc="Exported by parley-export; see manifest.json")
+    shutil.copyfile(ckpt.tokenizer_file, stage / TOKENIZER_FILE)
+
+    manifest = Manifest(
+        config=cfg, graph_file=GRAPH_FILE, weights_file=WEIGHTS_FILE, op_set=opts.op_set, dtype=opts.dtype,
+        kv_cache=KvCacheLayout(layout="batch,kv_heads,position,head_dim", max_context=max_context,
+                               dtype=opts.dtype, in_place=opts.op_set == "contrib"),
+        tokenizer_file=TOKENIZER_FILE, special_tokens=specials,
+        source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
+                "quantization": ckpt.quantization,
+                "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
+        export_options=opts.to_dict(), verification={"status": "pending"},
+        inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output])
+    manifest.write(stage)
+
+    report = None
+    if opts.verify:
+        reference = build_reference(cfg, ckpt.tensors, dtype=torch.float32)
+        report = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype)
+        log.info(report.summary())
+        if not report.passed:
+            raise VerificationError(report.summary() + "; the model folder was not written")
+        verification = {"status": "passed", **report.to_dict()}
+    else:
+        log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
+        verification = {"status": "skipped"}
+    manifest = replace(manifest, verification=verification)
+    manifest.write(stage)
+    return report, builder.weight_bytes
+

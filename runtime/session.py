@@ -1,0 +1,160 @@
+"""An onnxruntime session over a model folder, with a KV cache that lives on the device.
+
+The cache is a set of preallocated [batch, kv_heads, length, head_dim] buffers bound
+with IOBinding. Contrib graphs update them in place; standard graphs write a fresh
+tensor, so those caches keep two buffers and swap them (no reallocation per step).
+Only the logits of the last position cross to the host.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime import manifest as m
+from runtime.manifest import Manifest, ManifestError
+
+log = logging.getLogger(__name__)
+
+NP_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder exists but onnxruntime cannot load it."""
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    provider: str = "auto"  # "auto", "cuda" or "cpu"
+    device_id: int = 0
+    gpu_mem_limit_mb: int | None = None  # the game renders on the same GPU
+    cpu_threads: int | None = None  # None: onnxruntime's default (all physical cores)
+
+
+def cuda_usable(device_id: int = 0) -> bool:
+    """True when the CUDA provider can really run here, probed quietly."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        ort.OrtValue.ortvalue_from_shape_and_type([1], np.float32, "cuda", device_id)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable", which is the answer
+        return False
+
+
+def _providers(opts: SessionOptions) -> list:
+    want = opts.provider
+    if want not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"provider must be 'auto', 'cuda' or 'cpu', not {want!r}")
+    if want == "cpu" or (want == "auto" and not cuda_usable(opts.device_id)):
+        return ["CPUExecutionProvider"]
+    if want == "cuda" and not cuda_usable(opts.device_id):
+        raise ModelLoadError("the CUDA provider was requested but is not usable on this machine "
+                             "(no NVIDIA GPU, driver or CUDA libraries); use provider 'auto' or 'cpu'")
+    cuda = {"device_id": opts.device_id}
+    if opts.gpu_mem_limit_mb:
+        cuda["gpu_mem_limit"] = opts.gpu_mem_limit_mb * 1024 * 1024
+    return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+
+
+class KvCache:
+    """Per-layer key/value buffers on the session's device, plus each row's length."""
+
+    def __init__(self, session: "ModelSession", batch: int, length: int):
+        cfg = session.config
+        self.batch, self.length = batch, length
+        self.lengths = np.zeros(batch, dtype=np.int32)
+        shape = [batch, cfg.num_key_value_heads, length, cfg.head_dim]
+        dtype = NP_DTYPES[session.manifest.kv_cache.dtype]
+        copies = 1 if session.manifest.kv_cache.in_place else 2
+
+        def buffer() -> ort.OrtValue:
+            if session.device == "cpu":
+                return ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype=dtype))
+            return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, session.device, session.device_id)
+
+        layers = cfg.num_hidden_layers
+        self._bufs = [[(buffer(), buffer()) for _ in range(layers)] for _ in range(copies)]
+        self._current = 0
+
+    def reset(self) -> None:
+        self.lengths[:] = 0
+
+    def past(self, layer: int) -> tuple[ort.OrtValue, ort.OrtValue]:
+        return self._bufs[self._current][layer]
+
+    def present(self, layer: int) -> tuple[ort.OrtValue, ort.OrtValue]:
+        return self._bufs[(self._current + 1) % len(self._bufs)][layer]
+
+    def advance(self) -> None:
+        self._current = (self._current + 1) % len(self._bufs)
+
+    def keys_numpy(self, layer: int) -> np.ndarray:
+        """A host copy of one layer's keys (for tests and session export)."""
+        return self.past(layer)[0].numpy()
+
+
+class ModelSession:
+    def __init__(self, folder: Path | str, options: SessionOptions | None = None):
+        self.folder = Path(folder)
+        self.options = options or SessionOptions()
+        self.manifest = Manifest.read(self.folder)
+        self.config = self.manifest.config
+        providers = _providers(self.options)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3  # our own log line says what matters
+        if self.options.cpu_threads:
+            so.intra_op_num_threads = self.options.cpu_threads
+        try:
+            self.session = ort.InferenceSession(str(self.folder / self.manifest.graph_file), so,
+                                                providers=providers)
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise ModelLoadError(f"{self.folder / self.manifest.graph_file}: onnxruntime could not load "
+                                 f"the graph ({exc}); re-export the model folder") from exc
+        names = {i.name for i in self.session.get_inputs()}
+        missing = [n for n in self.manifest.inputs if n not in names]
+        if missing:
+            raise ManifestError(f"{self.folder}: the graph lacks inputs the manifest lists: {missing}")
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.device_id = self.options.device_id
+        log.info("model %s: %s, %d layers, op set %s, %s on %s", self.folder.name, self.manifest.dtype,
+                 self.config.num_hidden_layers, self.manifest.op_set, self.session.get_providers()[0],
+                 f"GPU {self.device_id}" if self.device == "cuda" else "CPU")
+
+    @property
+    def max_context(self) -> int:
+        return self.manifest.kv_cache.max_context
+
+    def new_cache(self, batch: int = 1, length: int | None = None) -> KvCache:
+        length = length or self.max_context
+        if not 0 < length <= self.max_context:
+            raise ValueError(f"cache length {length} must be in 1..{self.max_context} (the export's max context)")
+        return KvCache(self, batch, length)
+
+    def run(self, input_ids: np.ndarray, cache: KvCache) -> np.ndarray:
+        """Append input_ids [batch, T] to every row of the cache; return last-position logits [batch, vocab]."""
+        batch, t = input_ids.shape
+        if batch != cache.batch:
+            raise ValueError(f"input batch {batch} does not match the cache's batch {cache.batch}")
+        after = cache.lengths + t
+        if int(after.max()) > cache.length:
+            raise ValueError(f"context full: {int(after.max())} tokens exceed the cache length {cache.length}")
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(m.INPUT_IDS, np.ascontiguousarray(input_ids, dtype=np.int64))
+        binding.bind_cpu_input(m.SEQLENS_K, (after - 1).astype(np.int32))
+        binding.bind_cpu_input(m.TOTAL_SEQ_LEN, np.array(after.max(), dtype=np.int32))
+        binding.bind_output(m.LOGITS)  # first bound output: read back below
+        for n in range(self.config.num_hidden_layers):
+            past_k, past_v = cache.past(n)
+            present_k, present_v = cache.present(n)
+            binding.bind_ortvalue_input(m.past_key(n), past_k)
+            binding.bind_ortvalue_input(m.past_value(n), past_v)
+            binding.bind_ortvalue_output(m.present_key(n), present_k)
+            binding.bind_ortvalue_output(m.present_value(n), present_v)
+        self.session.run_with_iobinding(binding)
+        cache.advance()
+        cache.lengths[:] = after
+        return binding.get_outputs()[0].numpy()

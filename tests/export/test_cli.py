@@ -1,0 +1,58 @@
+"""`parley export` / `parley inspect` as a user runs them: real processes, exit codes, summaries."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runtime.manifest import Manifest
+
+
+def parley(*args, check=False):
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, check=check)
+
+
+def test_export_prints_a_summary_and_writes_a_verified_folder(tiny_checkpoint, tmp_path):
+    result = parley("export", tiny_checkpoint, tmp_path / "model", "--max-context", 64)
+    assert result.returncode == 0, result.stderr
+    assert "verification PASSED" in result.stdout and "active per token" in result.stdout
+    assert Manifest.read(tmp_path / "model").verification["status"] == "passed"
+
+
+def test_python_dash_m_export_is_the_same_command(tiny_checkpoint, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "export", str(tiny_checkpoint), str(tmp_path / "m"),
+                             "--ops", "standard", "--max-context", "32"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert Manifest.read(tmp_path / "m").op_set == "standard"
+
+
+def test_export_failure_exits_1_with_the_reason(tmp_path):
+    result = parley("export", tmp_path / "nowhere", tmp_path / "model")
+    assert result.returncode == 1
+    assert "parley export: error:" in result.stderr and "not a folder" in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+def test_usage_errors_exit_2():
+    assert parley("export").returncode == 2
+    assert parley().returncode == 2
+
+
+@pytest.mark.parametrize("layers,experts,total,active", [(24, 32, 20_914_757_184, 3_608_307_264),
+                                                          (36, 128, 116_829_156_672, 5_132_849_472)])
+def test_inspect_counts_match_openais_published_gpt_oss_sizes(tmp_path, layers, experts, total, active):
+    """gpt-oss-20b: 20.91B total, 3.61B active; 120b: 116.83B, 5.13B (OpenAI's model card)."""
+    from transformers import GptOssConfig
+
+    cfg = GptOssConfig(num_hidden_layers=layers, num_local_experts=experts).to_dict()
+    cfg["layer_types"] = cfg["layer_types"][:layers]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    result = parley("inspect", tmp_path, "--json")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)["parameters"]
+    assert counts["total"] == total and counts["active_per_token"] == active
+    table = parley("inspect", tmp_path).stdout
+    assert f"{total:,}" in table and "active per token" in table
