@@ -1,0 +1,73 @@
+"""Random gpt-oss checkpoints in Hugging Face layout, for benchmarks and smoke tests (no transformers needed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from export.checkpoint import expected_shapes
+from runtime.harmony_tokens import OPTIONAL, REQUIRED
+from runtime.model_config import FULL, SLIDING, ModelConfig
+
+# The benchmark checkpoint of issue 6: small enough for a laptop CPU, shaped like gpt-oss.
+BENCH_SHAPE = dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
+                   head_dim=64, num_local_experts=16, num_experts_per_tok=4, intermediate_size=512,
+                   vocab_size=32000, sliding_window=128)
+# gpt-oss-20b's shape, for GPU measurements.
+GPT_OSS_20B_SHAPE = dict(hidden_size=2880, num_hidden_layers=24, num_attention_heads=64, num_key_value_heads=8,
+                         head_dim=64, num_local_experts=32, num_experts_per_tok=4, intermediate_size=2880,
+                         vocab_size=201088, sliding_window=128)
+
+TOKENIZER_TEXT = ("The blacksmith hammers steel while the guard watches the northern gate. Travellers ask "
+                  "about prices, rumours, quests and the road ahead; the innkeeper pours ale and listens. ")
+
+
+def hf_config(shape: dict) -> dict:
+    layers = shape["num_hidden_layers"]
+    return {
+        "model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"], **shape,
+        "layer_types": [SLIDING if i % 2 == 0 else FULL for i in range(layers)],
+        "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "swiglu_limit": 7.0, "swiglu_alpha": 1.702,
+        "attention_bias": True, "tie_word_embeddings": False,
+        "rope_parameters": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                            "truncate": False, "original_max_position_embeddings": 4096, "rope_theta": 150000.0},
+    }
+
+
+def harmony_tokenizer(path: Path, vocab_size: int) -> None:
+    """A byte-level BPE with the harmony special tokens (ids well inside vocab_size)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 1000), special_tokens=list(REQUIRED + OPTIONAL),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([TOKENIZER_TEXT] * 50, trainer)
+    tok.save(str(path))
+
+
+def make_random_checkpoint(folder: Path, shape: dict, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """Random weights with non-zero sinks and biases, written as a Hugging Face folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = hf_config(shape)
+    cfg = ModelConfig.from_hf(raw)
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, dims in expected_shapes(cfg).items():
+        if name.endswith("norm.weight") or "layernorm" in name:
+            t = 1.0 + 0.1 * torch.randn(dims, generator=gen)
+        elif name.endswith("sinks"):
+            t = torch.randn(dims, generator=gen)
+        else:
+            fan_in = dims[-2] if name.endswith(("gate_up_proj", "down_proj")) else dims[-1]
+            std = 0.02 if name.endswith("bias") else fan_in ** -0.5
+            t = std * torch.randn(dims, generator=gen)
+        tensors[name] = t.to(dtype)
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    harmony_tokenizer(folder / "tokenizer.json", cfg.vocab_size)
+    return folder
