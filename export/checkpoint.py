@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from tqdm import tqdm
 
-from export import mxfp4
+from export import mxfp4, original_layout
 from export.errors import CheckpointError
 from runtime.model_config import ConfigError, ModelConfig
 
@@ -32,11 +33,18 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]  # canonical names, float32
     source_files: list[Path]
     quantization: str | None  # "mxfp4" when experts were stored quantized
+    layout: str = "huggingface"  # or "original" (OpenAI's original/ folder)
 
     @property
     def tokenizer_file(self) -> Path | None:
-        path = self.folder / "tokenizer.json"
-        return path if path.is_file() else None
+        """tokenizer.json beside the weights, or one level up for an original/ folder."""
+        candidates = [self.folder / "tokenizer.json"]
+        if self.layout == "original":
+            candidates.append(self.folder.parent / "tokenizer.json")
+        for path in candidates:
+            if path.is_file():
+                return path
+        return None
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -80,6 +88,11 @@ def read_config(folder: Path) -> tuple[ModelConfig, dict]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    if original_layout.is_original(raw):
+        try:
+            return ModelConfig.from_hf(original_layout.hf_config(raw), source=str(path)), raw
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: missing key {exc} (an original-layout gpt-oss config needs it)") from exc
     try:
         return ModelConfig.from_hf(raw, source=str(path)), raw
     except ConfigError as exc:
@@ -117,12 +130,13 @@ def _weight_files(folder: Path) -> list[Path]:
     raise CheckpointError(f"{folder}: no {SINGLE_FILE}, {INDEX_FILE} or *.safetensors file")
 
 
-def read_safetensors(files: list[Path]) -> dict[str, torch.Tensor]:
+def read_safetensors(files: list[Path], progress: bool = False) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for path in files:
         try:
             with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():
+                names = list(f.keys())
+                for name in tqdm(names, desc=f"reading {path.name}", unit="tensor", disable=not progress):
                     tensors[name] = f.get_tensor(name)
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); "
@@ -154,21 +168,25 @@ def check_tensors(cfg: ModelConfig, tensors: dict[str, torch.Tensor], where: str
                                   f"config.json implies {list(shape)}")
 
 
-def load_checkpoint(folder: Path | str) -> Checkpoint:
+def load_checkpoint(folder: Path | str, progress: bool = False) -> Checkpoint:
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder; expected a Hugging Face gpt-oss checkpoint folder")
     cfg, raw_cfg = read_config(folder)
     quant = _quantization(raw_cfg, folder / "config.json")
     files = _weight_files(folder)
-    raw = read_safetensors(files)
+    raw = read_safetensors(files, progress)
+    layout = "original" if original_layout.is_original(raw_cfg) else "huggingface"
+    if layout == "original":
+        quant = "mxfp4" if any(n.endswith(".blocks") for n in raw) else None
+        raw = original_layout.to_canonical(raw, cfg.q_size, cfg.kv_size)
     _dequantize_experts(raw, files)
     if cfg.tie_word_embeddings:
         raw.pop("lm_head.weight", None)
     where = ", ".join(f.name for f in files)
     check_tensors(cfg, raw, where)
     tensors = {name: raw[name].to(torch.float32) for name in expected_shapes(cfg)}
-    return Checkpoint(folder, cfg, tensors, files, quant)
+    return Checkpoint(folder, cfg, tensors, files, quant, layout)
 
 
 def fingerprint(folder: Path, files: list[Path]) -> str:

@@ -83,7 +83,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     _check_options(opts)
     _check_out_dir(out_dir, opts.force)
 
-    ckpt = load_checkpoint(checkpoint_dir)
+    ckpt = load_checkpoint(checkpoint_dir, progress)
     if opts.lora:
         merge_lora(ckpt, Path(opts.lora))
     if ckpt.tokenizer_file is None:
@@ -124,7 +124,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                                dtype=opts.dtype, in_place=opts.op_set == "contrib"),
         tokenizer_file=TOKENIZER_FILE, special_tokens=specials,
         source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
-                "quantization": ckpt.quantization,
+                "quantization": ckpt.quantization, "layout": ckpt.layout,
                 "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
         export_options=opts.to_dict(), verification={"status": "pending"},
         inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output])
@@ -133,7 +133,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     report = None
     if opts.verify:
         reference = build_reference(cfg, ckpt.tensors, dtype=torch.float32)
-        report = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype)
+        report = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
         log.info(report.summary())
         if not report.passed:
             raise VerificationError(report.summary() + "; the model folder was not written")

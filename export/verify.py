@@ -11,10 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from runtime.session import ModelSession, SessionOptions
 
-TOLERANCE = {"float32": 1e-4, "float16": 5e-2}
+# float32: absolute, and greedy choices must be identical. float16: relative to the largest
+# |logit| (real models' logits span tens), and a greedy choice may differ only on a near-tie.
+TOLERANCE = {"float32": 1e-4, "float16": 3e-2}
+RELATIVE = {"float32": False, "float16": True}
 SAMPLE_TEXT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford. Reasoning: low"
                "<|end|><|start|>user<|message|>Hello there! What can you forge for a traveller heading "
                "north past the old watchtower, and how much would a good sword cost me?<|end|>"
@@ -58,7 +62,7 @@ def prompt_ids(tokenizer_file: Path, min_tokens: int, vocab_size: int) -> list[i
 
 @torch.no_grad()
 def verify(folder: Path, reference: torch.nn.Module, tokenizer_file: Path, dtype: str,
-           decode_steps: int = 8) -> VerificationReport:
+           decode_steps: int = 8, progress: bool = False) -> VerificationReport:
     start = time.perf_counter()
     cfg = reference.cfg
     n_prompt = min(cfg.sliding_window + 16, 2 * cfg.sliding_window + 1, 4096)
@@ -74,18 +78,26 @@ def verify(folder: Path, reference: torch.nn.Module, tokenizer_file: Path, dtype
     got = session.run(np.array([ids]), cache)[0]
     diff_prompt = float(np.abs(got - ref_last).max())
 
+    tol = TOLERANCE[dtype]
+    if RELATIVE[dtype]:
+        tol *= max(1.0, float(np.abs(ref_last).max()))
+
+    def same_choice(ours: np.ndarray, ref: np.ndarray) -> bool:
+        if int(ours.argmax()) == int(ref.argmax()):
+            return True
+        return RELATIVE[dtype] and ref.max() - ref[int(ours.argmax())] <= tol
+
     diff_decode, greedy, match = 0.0, [], True
-    for _ in range(decode_steps):
+    for _ in tqdm(range(decode_steps), desc="verifying decode steps", unit="step", disable=not progress):
         token = int(ref_last.argmax())
-        match &= int(got.argmax()) == token
+        match &= same_choice(got, ref_last)
         greedy.append(token)
         ref_logits, keys, values = reference(torch.tensor([[token]]), keys, values)
         ref_last = ref_logits[0, -1].float().numpy()
         got = session.run(np.array([[token]]), cache)[0]
         diff_decode = max(diff_decode, float(np.abs(got - ref_last).max()))
-    match &= int(got.argmax()) == int(ref_last.argmax())
+    match &= same_choice(got, ref_last)
 
-    tol = TOLERANCE[dtype]
     return VerificationReport(
         passed=bool(match and max(diff_prompt, diff_decode) <= tol), prompt_tokens=len(ids),
         decode_steps=decode_steps, max_abs_diff_prompt=diff_prompt, max_abs_diff_decode=diff_decode,

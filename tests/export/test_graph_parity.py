@@ -72,3 +72,15 @@ def test_manifest_records_what_the_runtime_needs(exported):
     assert man.special_tokens["<|start|>"] == tok.token_to_id("<|start|>")
     assert man.special_tokens["<|return|>"] == tok.token_to_id("<|return|>")
     assert man.kv_cache.in_place == (man.op_set == "contrib")
+
+
+def test_float16_export_verifies_and_stays_close_to_transformers(tiny_checkpoint, tmp_path):
+    summary = export_model(tiny_checkpoint, tmp_path / "model", ExportOptions(dtype="float16", max_context=32))
+    assert summary.verification.passed
+    session = ModelSession(tmp_path / "model", SessionOptions(provider="cpu"))
+    assert session.manifest.kv_cache.dtype == "float16"
+    ids = np.random.default_rng(4).integers(0, session.config.vocab_size, size=(1, 12))
+    expected = hf_logits(tiny_checkpoint, ids)[0, -1]
+    got = session.run(ids, session.new_cache(length=16))[0]
+    assert got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 3e-2 * np.abs(expected).max()
