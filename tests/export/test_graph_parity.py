@@ -84,3 +84,18 @@ def test_float16_export_verifies_and_stays_close_to_transformers(tiny_checkpoint
     got = session.run(ids, session.new_cache(length=16))[0]
     assert got.dtype == np.float32
     assert np.abs(got - expected).max() <= 3e-2 * np.abs(expected).max()
+
+
+def test_bf16_saved_finetune_exports_equal_to_transformers(tmp_path):
+    """Fine-tunes usually arrive in bf16; both sides upcast the same bf16 weights to float32."""
+    from transformers import GptOssForCausalLM
+
+    ckpt = make_checkpoint(tmp_path / "f32", TinySpec(seed=9))
+    bf16 = tmp_path / "bf16"
+    GptOssForCausalLM.from_pretrained(ckpt, dtype=torch.bfloat16).save_pretrained(bf16)
+    (bf16 / "tokenizer.json").write_bytes((ckpt / "tokenizer.json").read_bytes())
+    assert export_model(bf16, tmp_path / "model", ExportOptions(max_context=32)).verification.passed
+    session = ModelSession(tmp_path / "model", SessionOptions(provider="cpu"))
+    ids = np.random.default_rng(6).integers(0, session.config.vocab_size, size=(1, 12))
+    expected = hf_logits(bf16, ids)[0, -1]
+    assert np.abs(session.run(ids, session.new_cache(length=16))[0] - expected).max() <= 1e-4
