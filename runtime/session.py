@@ -34,15 +34,31 @@ class SessionOptions:
     cpu_threads: int | None = None  # None: onnxruntime's default (all physical cores)
 
 
+_CUDA_PROBED: dict[int, bool] = {}
+
+
 def cuda_usable(device_id: int = 0) -> bool:
-    """True when the CUDA provider can really run here, probed quietly."""
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
-    try:
-        ort.OrtValue.ortvalue_from_shape_and_type([1], np.float32, "cuda", device_id)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not usable", which is the answer
-        return False
+    """True when the CUDA provider can really run here; probed once, quietly.
+
+    onnxruntime-gpu lists CUDAExecutionProvider even on machines without a GPU or CUDA
+    libraries, and logs errors when it tries to load it: the probe silences its logger.
+    """
+    if device_id in _CUDA_PROBED:
+        return _CUDA_PROBED[device_id]
+    usable = False
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        ort.set_default_logger_severity(4)  # fatal only, for the probe
+        try:
+            ort.OrtValue.ortvalue_from_shape_and_type([1], np.float32, "cuda", device_id)
+            usable = True
+        except Exception:  # noqa: BLE001 - any failure means "not usable", which is the answer
+            usable = False
+        finally:
+            ort.set_default_logger_severity(2)
+    _CUDA_PROBED[device_id] = usable
+    if not usable:
+        log.debug("CUDA provider not usable on this machine; using the CPU provider")
+    return usable
 
 
 def _providers(opts: SessionOptions) -> list:
@@ -71,14 +87,40 @@ class KvCache:
         dtype = NP_DTYPES[session.manifest.kv_cache.dtype]
         copies = 1 if session.manifest.kv_cache.in_place else 2
 
+        self.on_cpu = session.device == "cpu"
+        self._host: dict[int, np.ndarray] = {}  # on CPU the OrtValues wrap these arrays (by address)
+
         def buffer() -> ort.OrtValue:
-            if session.device == "cpu":
-                return ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype=dtype))
+            if self.on_cpu:
+                array = np.zeros(shape, dtype=dtype)
+                value = ort.OrtValue.ortvalue_from_numpy(array)
+                self._host[value.data_ptr()] = array
+                return value
             return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, session.device, session.device_id)
 
         layers = cfg.num_hidden_layers
         self._bufs = [[(buffer(), buffer()) for _ in range(layers)] for _ in range(copies)]
         self._current = 0
+        self.nbytes = 2 * copies * layers * int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+    def copy_rows_from(self, src: "KvCache", rows: int) -> None:
+        """Make this cache's first `rows` positions equal src's (batch row 0), and its length `rows`."""
+        if rows > self.length or rows > src.length:
+            raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
+        for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current]):
+            for dst, source in zip(dst_pair, src_pair):
+                if self.on_cpu and src.on_cpu:
+                    self._array(dst)[:, :, :rows] = src._array(source)[:, :, :rows]
+                else:
+                    # Device caches: one host round trip per reuse. A device-side copy kernel is the
+                    # planned improvement; correctness first.
+                    host = dst.numpy()
+                    host[:, :, :rows] = source.numpy()[:, :, :rows]
+                    dst.update_inplace(host)
+        self.lengths[:] = rows
+
+    def _array(self, value: ort.OrtValue) -> np.ndarray:
+        return self._host[value.data_ptr()]
 
     def reset(self) -> None:
         self.lengths[:] = 0

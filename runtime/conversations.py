@@ -1,0 +1,73 @@
+"""KV caches worth keeping: each NPC's fixed prefix, and each (NPC, session) conversation.
+
+Reuse is exact: a cache holds the KV of exactly `tokens`, and a new prompt reuses the
+longest common prefix and prefills only the rest. Memory is bounded (LRU by count and bytes).
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from runtime.harmony import Turn
+from runtime.session import KvCache
+
+
+@dataclass
+class Conversation:
+    npc: str
+    session_id: str
+    cache: KvCache | None = None
+    tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
+    history: list[Turn] = field(default_factory=list)
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class ConversationStore:
+    def __init__(self, max_sessions: int = 256, max_bytes: int = 1 << 30):
+        self.max_sessions = max_sessions
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], Conversation] = OrderedDict()
+        self.evicted: set[tuple[str, str]] = set()  # so a game can be told why a session is gone
+
+    def get(self, npc: str, session_id: str) -> Conversation | None:
+        key = (npc, session_id)
+        conv = self._items.get(key)
+        if conv is not None:
+            self._items.move_to_end(key)
+            conv.last_used = time.monotonic()
+        return conv
+
+    def put(self, conv: Conversation) -> None:
+        key = (conv.npc, conv.session_id)
+        self._items[key] = conv
+        self._items.move_to_end(key)
+        self.evicted.discard(key)
+        self._evict(keep=key)
+
+    def drop(self, npc: str, session_id: str) -> bool:
+        return self._items.pop((npc, session_id), None) is not None
+
+    def drop_npc(self, npc: str) -> None:
+        for key in [k for k in self._items if k[0] == npc]:
+            del self._items[key]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def bytes_used(self) -> int:
+        return sum(c.cache.nbytes for c in self._items.values() if c.cache is not None)
+
+    def _evict(self, keep: tuple[str, str]) -> None:
+        while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):
+            oldest = next(k for k in self._items if k != keep)
+            del self._items[oldest]
+            self.evicted.add(oldest)

@@ -1,0 +1,381 @@
+"""The engine: an NPC hears a line and answers in character, on time, with its reasoning hidden.
+
+    engine = Engine("models/demo", {"brenna": npc})
+    for event in engine.reply(ReplyRequest(npc="brenna", text="How much for a sword?", session_id="p1")):
+        ...  # FinalDelta (stream to the game), NpcAction, then one ReplyResult
+
+One reply runs at a time per engine; the server's scheduler decides the order.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from runtime import budget, harmony
+from runtime.conversations import Conversation, ConversationStore, common_prefix
+from runtime.cost_model import CostModel
+from runtime.harmony import FINAL, Turn
+from runtime.npc import Npc
+from runtime.sampler import Sampler, SamplingParams
+from runtime.session import KvCache, ModelSession, SessionOptions
+from runtime.tokenizer import HarmonyTokenizer
+
+log = logging.getLogger(__name__)
+
+STATELESS = "\0stateless"  # conversation slot for requests without a session id
+MAX_ACTIONS_PER_REPLY = 4
+
+
+class EngineError(Exception):
+    code = "internal"
+
+
+class UnknownNpc(EngineError):
+    code = "unknown_npc"
+
+
+class BadRequest(EngineError):
+    code = "bad_message"
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    npc: str
+    text: str
+    session_id: str | None = None  # None: no memory of earlier turns
+    speaker: str = "Player"
+    game_state: Mapping[str, Any] = field(default_factory=dict)
+    deadline_ms: float | None = None  # None: the NPC's default
+    sampling: SamplingParams | None = None  # None: the NPC's
+    request_id: str = ""
+    received_at: float | None = None  # time.monotonic() at arrival; the deadline counts from here
+
+
+@dataclass(frozen=True)
+class FinalDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class NpcAction:
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    request_id: str
+    npc: str
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens whose KV came from a cache
+    reasoning_tokens: int
+    final_tokens: int
+    ttft_ms: float | None  # time to the first final-channel text
+    total_ms: float
+    prefill_ms: float
+    decode_tok_s: float
+    reasoning_budget: int
+    reasoning_cut: bool
+    fallback_used: bool
+    deadline_ms: float
+    deadline_met: bool
+    finish_reason: str  # return, end, length, deadline, cancelled, fallback
+    input_truncated: bool
+    dropped_turns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    text: str
+    stats: ReplyStats
+    reasoning: str  # hidden chain of thought: for designers' debug logs, never for players
+    actions: tuple[NpcAction, ...] = ()
+    tokens: tuple[int, ...] = ()  # every id after the prompt, sampled or injected, stop token included
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    session: SessionOptions = SessionOptions()
+    max_sessions: int = 256
+    max_cache_bytes: int = 1 << 30
+    min_cache_length: int = 256
+
+
+class Engine:
+    def __init__(self, model_folder: Path | str, npcs: Mapping[str, Npc], options: EngineOptions = EngineOptions(),
+                 cost_model: CostModel | None = None):
+        self.options = options
+        self.session = ModelSession(model_folder, options.session)
+        self.tok = HarmonyTokenizer(self.session.folder, self.session.manifest)
+        self.npcs: dict[str, Npc] = dict(npcs)
+        self.cost = cost_model or CostModel.measure(self.session)
+        self.store = ConversationStore(options.max_sessions, options.max_cache_bytes)
+        self._prefixes: dict[tuple[int, ...], KvCache] = {}
+        self._lock = threading.Lock()
+        log.info("engine ready: %d NPCs; cost model %.2f ms/prompt token, %.2f ms/decode token",
+                 len(self.npcs), self.cost.prefill_ms_per_token, self.cost.decode_ms_per_token)
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def set_npcs(self, npcs: Mapping[str, Npc]) -> None:
+        """Swap in new profiles; conversations keep their history, caches re-prefill what changed."""
+        with self._lock:
+            self.npcs = dict(npcs)
+            self._prefixes.clear()
+
+    def reset_session(self, npc: str, session_id: str) -> bool:
+        with self._lock:
+            return self.store.drop(npc, session_id)
+
+    def reply(self, req: ReplyRequest, cancel: threading.Event | None = None) -> Iterator[Any]:
+        """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult."""
+        with self._lock:
+            yield from _Reply(self, req, cancel or threading.Event()).run()
+
+    # ---- helpers used by _Reply ---------------------------------------------------------------
+
+    def prefix_cache(self, ids: list[int]) -> KvCache:
+        key = tuple(ids)
+        cache = self._prefixes.get(key)
+        if cache is None:
+            cache = self.session.new_cache(length=len(ids))
+            self.session.run(np.array([ids]), cache)
+            if len(self._prefixes) >= 64:
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[key] = cache
+        return cache
+
+    def cache_for(self, need: int) -> KvCache:
+        length = self.options.min_cache_length
+        while length < need:
+            length *= 2
+        return self.session.new_cache(length=min(length, self.session.max_context))
+
+
+def user_content(req: ReplyRequest, text: str) -> str:
+    lines = [f"{req.speaker}: {text}"]
+    if req.game_state:
+        lines.append("Game state: " + "; ".join(f"{k}={v}" for k, v in req.game_state.items()))
+    return "\n".join(lines)
+
+
+class _Reply:
+    """One reply from start to ReplyResult; holds the per-request state the loop needs."""
+
+    def __init__(self, engine: Engine, req: ReplyRequest, cancel: threading.Event):
+        self.e, self.req, self.cancel = engine, req, cancel
+        self.t0 = req.received_at if req.received_at is not None else time.monotonic()
+        npc = engine.npcs.get(req.npc)
+        if npc is None:
+            raise UnknownNpc(f"unknown NPC {req.npc!r}; known: {', '.join(sorted(engine.npcs)) or 'none'}")
+        if not isinstance(req.text, str) or not req.text.strip():
+            raise BadRequest("'text' must be a non-empty string")
+        self.npc = npc
+        self.deadline = float(req.deadline_ms if req.deadline_ms is not None else npc.deadline_ms)
+        self.sampling = req.sampling or npc.sampling
+        self.truncated = len(req.text) > npc.max_input_chars
+        self.user_text = user_content(req, req.text[:npc.max_input_chars])
+        self.reasoning: list[str] = []
+        self.final: list[str] = []
+        self.actions: list[NpcAction] = []
+        self.n_reasoning = self.n_final = 0
+        self.ttft: float | None = None
+        self._last_call = "functions.unknown"
+        self.generated: list[int] = []
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.t0) * 1000
+
+    def run(self) -> Iterator[Any]:
+        e, npc, tok = self.e, self.npc, self.e.tok
+        sid = self.req.session_id or STATELESS
+        conv = e.store.get(npc.id, sid) or Conversation(npc.id, sid)
+        prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world),
+                                       npc.developer_text())
+        force_len = len(harmony.force_final(tok, in_message=True))
+        reserve = npc.max_reasoning_tokens + npc.max_final_tokens + force_len + 16
+        history = list(conv.history) if self.req.session_id else []
+        dropped = 0
+        while True:
+            prompt = (prefix + harmony.render_history(tok, history) + harmony.message(tok, "user", self.user_text)
+                      + harmony.assistant_open(tok))
+            if len(prompt) + reserve <= e.session.max_context or not history:
+                break
+            history, dropped = history[1:], dropped + 1  # oldest turns go first
+        if len(prompt) + reserve > e.session.max_context:
+            raise BadRequest(f"the prompt ({len(prompt)} tokens) plus this NPC's budgets ({reserve}) exceed the "
+                             f"model's context ({e.session.max_context}); shorten the persona or the budgets")
+
+        reuse = common_prefix(conv.tokens, prompt) if conv.cache is not None else 0
+        reuse = min(reuse, len(prompt) - 1)  # at least one token must run to produce logits
+        plan = budget.plan(e.cost, self.deadline - self.elapsed_ms(), len(prompt) - max(reuse, len(prefix)),
+                           force_len, npc.expected_final_tokens, npc.max_reasoning_tokens)
+        if plan.fallback:
+            log.info("request %s: fallback (%s)", self.req.request_id, plan.reason)
+            yield from self._fallback(conv, history, len(prompt), reuse, plan, "fallback", dropped)
+            return
+
+        cache = self._cache(conv, prompt, reuse, prefix)
+        reused = int(cache.lengths[0])
+        start = time.monotonic()
+        logits = e.session.run(np.array([prompt[reused:]]), cache)[0]
+        prefill_ms = (time.monotonic() - start) * 1000
+        e.cost.observe_prefill(len(prompt) - reused, prefill_ms)
+        conv.cache, conv.tokens = cache, list(prompt)
+
+        decode_start = time.monotonic()
+        finish, cut = yield from self._generate(conv, logits, plan)
+        decode_s = time.monotonic() - decode_start
+        text = "".join(self.final).strip()
+        fallback = False
+        if not text and finish != "cancelled":
+            text, fallback = random.choice(npc.fallback_lines), True
+        if self.req.session_id and finish != "cancelled":
+            conv.history = history + [Turn(self.user_text, text)]
+        e.store.put(conv)
+        total = self.elapsed_ms()
+        generated = self.n_reasoning + self.n_final
+        stats = ReplyStats(
+            request_id=self.req.request_id, npc=npc.id, prompt_tokens=len(prompt), reused_tokens=reused,
+            reasoning_tokens=self.n_reasoning, final_tokens=self.n_final, ttft_ms=self.ttft,
+            total_ms=round(total, 2), prefill_ms=round(prefill_ms, 2),
+            decode_tok_s=round(generated / decode_s, 1) if decode_s > 0 and generated else 0.0,
+            reasoning_budget=plan.reasoning_tokens, reasoning_cut=cut, fallback_used=fallback,
+            deadline_ms=self.deadline, deadline_met=total <= self.deadline, finish_reason=finish,
+            input_truncated=self.truncated, dropped_turns=dropped)
+        if fallback and self.final == []:
+            yield FinalDelta(text)
+        yield ReplyResult(text, stats, "".join(self.reasoning), tuple(self.actions), tuple(self.generated))
+
+    def _cache(self, conv: Conversation, prompt: list[int], reuse: int, prefix: list[int]) -> KvCache:
+        """A cache holding the longest reusable prefix of `prompt`, big enough for the whole reply."""
+        e = self.e
+        need = len(prompt) + self.npc.max_reasoning_tokens + self.npc.max_final_tokens + 64
+        cache = conv.cache
+        if cache is None or cache.length < need:
+            bigger = e.cache_for(need)
+            if cache is not None and reuse:
+                bigger.copy_rows_from(cache, reuse)
+            cache = bigger
+        if reuse < len(prefix):
+            cache.copy_rows_from(e.prefix_cache(prefix), len(prefix))
+            reuse = len(prefix)
+        cache.lengths[:] = reuse
+        return cache
+
+    def _fallback(self, conv, history, prompt_len, reuse, plan, finish, dropped) -> Iterator[Any]:
+        text = random.choice(self.npc.fallback_lines)
+        if self.req.session_id:
+            conv.history = history + [Turn(self.user_text, text)]
+            self.e.store.put(conv)
+        total = self.elapsed_ms()
+        stats = ReplyStats(
+            request_id=self.req.request_id, npc=self.npc.id, prompt_tokens=prompt_len, reused_tokens=reuse,
+            reasoning_tokens=0, final_tokens=0, ttft_ms=round(total, 2), total_ms=round(total, 2), prefill_ms=0.0,
+            decode_tok_s=0.0, reasoning_budget=0, reasoning_cut=False, fallback_used=True,
+            deadline_ms=self.deadline, deadline_met=total <= self.deadline, finish_reason=finish,
+            input_truncated=self.truncated, dropped_turns=dropped)
+        yield FinalDelta(text)
+        yield ReplyResult(text, stats, "", ())
+
+    def _run(self, conv: Conversation, ids: list[int]) -> np.ndarray:
+        start = time.monotonic()
+        logits = self.e.session.run(np.array([ids]), conv.cache)[0]
+        if len(ids) == 1:
+            self.e.cost.observe_decode((time.monotonic() - start) * 1000)
+        conv.tokens.extend(ids)
+        return logits
+
+    def _generate(self, conv: Conversation, logits: np.ndarray, plan: budget.Plan):
+        """The decode loop; returns (finish_reason, reasoning_cut)."""
+        e, npc, tok = self.e, self.npc, self.e.tok
+        parser = harmony.HarmonyParser(tok, in_header=True)
+        sampler = Sampler(self.sampling)
+        cost = e.cost
+        answer_ms = budget.answer_cost_ms(cost, len(harmony.force_final(tok, True)), npc.expected_final_tokens)
+        forced = cut = False
+        hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + 64
+        while True:
+            if self.cancel.is_set():
+                return "cancelled", cut
+            now = self.elapsed_ms()
+            in_final = parser.channel == FINAL
+            if in_final:
+                if self.n_final >= npc.max_final_tokens:
+                    return "length", cut
+                if now + cost.decode_ms_per_token > self.deadline:
+                    return "deadline", cut
+            elif not forced and (self.n_reasoning >= plan.reasoning_tokens
+                                 or now + answer_ms + cost.decode_ms_per_token > self.deadline
+                                 or self.n_reasoning + self.n_final >= hard_cap):
+                ids = harmony.force_final(tok, in_message=parser.state in ("body", "header"))
+                self.generated.extend(ids)
+                logits = self._run(conv, ids)
+                parser.open_final()
+                forced = cut = True
+                continue
+            elif forced and self.n_reasoning + self.n_final >= hard_cap:
+                return "length", cut
+            token = sampler(logits)
+            self.generated.append(token)
+            if parser.channel == FINAL:
+                self.n_final += 1
+            else:
+                self.n_reasoning += 1
+            done = None
+            for ev in parser.feed(token):
+                if isinstance(ev, harmony.TextDelta):
+                    if ev.channel == FINAL:
+                        if self.ttft is None:
+                            self.ttft = round(self.elapsed_ms(), 2)
+                        self.final.append(ev.text)
+                        yield FinalDelta(ev.text)
+                    else:
+                        self.reasoning.append(ev.text)
+                elif isinstance(ev, harmony.MessageEnd):
+                    if ev.channel == FINAL:
+                        done = "return" if ev.how == "return" else "end"
+                    elif ev.how == "call":
+                        action = self._action(ev)
+                        if action is not None:
+                            yield action
+                elif isinstance(ev, harmony.Done):
+                    done = done or ev.reason
+            if done and (self.final or parser.done):
+                return done, cut
+            if parser.done:
+                return done or "return", cut
+            logits = self._run(conv, [token])
+            if parser.state == "idle" and token == tok.ids.get("<|call|>"):
+                # tell the model the action happened, then let it continue as the assistant
+                ids = (harmony.message(tok, f"{self._last_call} to=assistant", '"ok"', harmony.COMMENTARY)
+                       + harmony.assistant_open(tok))
+                self.generated.extend(ids)
+                logits = self._run(conv, ids)
+                parser.state = "header"
+
+    def _action(self, ev: harmony.MessageEnd) -> NpcAction | None:
+        self._last_call = ev.recipient or "functions.unknown"
+        name = (ev.recipient or "").removeprefix("functions.")
+        allowed = {a.name for a in self.npc.actions}
+        if name not in allowed or len(self.actions) >= MAX_ACTIONS_PER_REPLY:
+            log.info("request %s: ignored call to %r (allowed: %s)", self.req.request_id, ev.recipient, allowed)
+            return None
+        try:
+            args = json.loads(ev.text) if ev.text.strip() else {}
+        except json.JSONDecodeError:
+            args = {"raw": ev.text}
+        action = NpcAction(name, args)
+        self.actions.append(action)
+        return action

@@ -1,0 +1,56 @@
+"""What the engine needs to know about one NPC. Profiles (TOML files) are parsed into this."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.sampler import SamplingParams
+
+EFFORTS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Something the NPC may do in the game, offered to the model as a harmony tool."""
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)  # JSON-schema-like
+
+
+@dataclass(frozen=True)
+class Npc:
+    id: str
+    name: str
+    persona: str
+    knowledge: tuple[str, ...] = ()
+    style: str = ""
+    sample_lines: tuple[str, ...] = ()
+    reasoning_effort: str = "low"
+    deadline_ms: float = 3000.0
+    max_reasoning_tokens: int = 96
+    max_final_tokens: int = 80
+    expected_final_tokens: int = 32
+    max_input_chars: int = 400
+    sampling: SamplingParams = SamplingParams()
+    fallback_lines: tuple[str, ...] = ("Hm. Give me a moment.",)
+    actions: tuple[ActionSpec, ...] = ()
+    world: str = ""
+
+    def developer_text(self) -> str:
+        """The developer message: who the NPC is, what it knows, how it talks, what it can do."""
+        parts = [f"# Instructions\nYou are {self.name}. {self.persona}".rstrip()]
+        if self.knowledge:
+            parts.append("# Knowledge\n" + "\n".join(f"- {fact}" for fact in self.knowledge))
+        if self.style:
+            parts.append("# Speaking style\n" + self.style)
+        if self.sample_lines:
+            parts.append("# Sample lines\n" + "\n".join(f"- {line}" for line in self.sample_lines))
+        if self.actions:
+            lines = ["# Tools", "## functions", "namespace functions {"]
+            for a in self.actions:
+                lines.append(f"// {a.description}")
+                lines.append(f"type {a.name} = (_: {json.dumps(a.parameters, sort_keys=True)}) => any;")
+            lines.append("} // namespace functions")
+            parts.append("\n".join(lines))
+        return "\n\n".join(parts)

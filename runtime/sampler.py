@@ -1,0 +1,56 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p, logit bias, seeded."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.7  # 0 means greedy
+    top_k: int = 40  # 0 means no limit
+    top_p: float = 0.95  # 1 means no limit
+    seed: int | None = None  # same seed, same prompt, same model: same reply
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added logit (-inf bans)
+
+    def validate(self) -> None:
+        if not 0 <= self.temperature <= 5:
+            raise ValueError(f"temperature must be in 0..5, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+GREEDY = SamplingParams(temperature=0.0, top_k=0, top_p=1.0)
+
+
+class Sampler:
+    def __init__(self, params: SamplingParams):
+        params.validate()
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+        bias = params.logit_bias
+        self._bias_ids = np.fromiter(bias.keys(), dtype=np.int64, count=len(bias))
+        self._bias_vals = np.fromiter(bias.values(), dtype=np.float32, count=len(bias))
+
+    def __call__(self, logits: np.ndarray) -> int:
+        p = self.params
+        if len(self._bias_ids):
+            logits = logits.copy()
+            logits[self._bias_ids] += self._bias_vals
+        if p.temperature == 0:
+            return int(np.argmax(logits))
+        k = p.top_k if 0 < p.top_k < logits.shape[-1] else logits.shape[-1]
+        # partition first: sorting the whole vocabulary (200k) each step would dominate the step
+        top = np.argpartition(-logits, k - 1)[:k] if k < logits.shape[-1] else np.arange(logits.shape[-1])
+        top = top[np.argsort(-logits[top], kind="stable")]
+        scaled = logits[top].astype(np.float64) / p.temperature
+        probs = np.exp(scaled - scaled.max())
+        probs /= probs.sum()
+        if p.top_p < 1:
+            keep = int(np.searchsorted(np.cumsum(probs), p.top_p) + 1)
+            probs = probs[:keep] / probs[:keep].sum()
+            top = top[:keep]
+        return int(top[self.rng.choice(len(top), p=probs)])
