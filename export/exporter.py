@@ -17,7 +17,7 @@ import torch
 from export import graph_contrib, graph_standard
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint
 from export.errors import CheckpointError, ExportError, VerificationError
-from export.graph_common import DTYPES, GraphWeights
+from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
@@ -127,7 +127,8 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                 "quantization": ckpt.quantization, "layout": ckpt.layout,
                 "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
         export_options=opts.to_dict(), verification={"status": "pending"},
-        inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output])
+        inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output],
+        candidates=candidates(cfg))
     manifest.write(stage)
 
     report = None

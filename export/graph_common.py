@@ -83,6 +83,9 @@ def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, max_context: int) -> tu
         g.input(m.past_key(n), elem, cache_shape)
         g.input(m.past_value(n), elem, cache_shape)
     g.output(m.LOGITS, TensorProto.FLOAT, ["batch", cfg.vocab_size])
+    k = candidates(cfg)
+    g.output(m.TOP_VALUES, TensorProto.FLOAT, ["batch", k])
+    g.output(m.TOP_IDS, TensorProto.INT64, ["batch", k])
     for n in range(cfg.num_hidden_layers):
         g.output(m.present_key(n), elem, cache_shape)
         g.output(m.present_value(n), elem, cache_shape)
@@ -93,3 +96,17 @@ def last_position(g: GraphBuilder, x: str) -> str:
     """[B, T, H] -> [B, H]: only the last position's logits are ever needed."""
     sliced = g.op("Slice", [x, g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([1])])
     return g.op("Squeeze", [sliced, g.const([1])], hint="last")
+
+
+MAX_CANDIDATES = 64
+
+
+def candidates(cfg: ModelConfig) -> int:
+    return min(MAX_CANDIDATES, cfg.vocab_size)
+
+
+def logits_outputs(g: GraphBuilder, cfg: ModelConfig, logits: str) -> None:
+    """logits plus their top-K: a GPU runtime copies K candidates per step, not the vocabulary."""
+    g.op("Identity", [logits], outputs=[m.LOGITS])
+    g.op("TopK", [logits, g.const([candidates(cfg)])], outputs=[m.TOP_VALUES, m.TOP_IDS], axis=-1,
+         largest=1, sorted=1)

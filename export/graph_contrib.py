@@ -10,7 +10,7 @@ import numpy as np
 from onnx import TensorProto
 from tqdm import tqdm
 
-from export.graph_common import GraphWeights, add_io, last_position
+from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
 from runtime import manifest as m
 
@@ -71,7 +71,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     logits = g.op("Gemm", [final, w.lm_head_name(g)], transB=1, hint="lm_head")
     if elem != TensorProto.FLOAT:
         logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
-    g.op("Identity", [logits], outputs=[m.LOGITS])
+    logits_outputs(g, cfg, logits)
 
 
 def fc1_layout(gate_up: np.ndarray) -> np.ndarray:

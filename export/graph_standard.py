@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto
 from tqdm import tqdm
 
-from export.graph_common import GraphWeights, add_io, last_position
+from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
 from runtime import manifest as m
 
@@ -31,7 +31,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     logits = g.op("Gemm", [last, w.lm_head_name(g)], transB=1, hint="lm_head")
     if w.elem_type != TensorProto.FLOAT:
         logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
-    g.op("Identity", [logits], outputs=[m.LOGITS])
+    logits_outputs(g, cfg, logits)
 
 
 def rms_norm(g: GraphBuilder, x: str, weight: str, eps: float) -> str:

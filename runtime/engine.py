@@ -110,6 +110,9 @@ class EngineOptions:
     max_sessions: int = 256
     max_cache_bytes: int = 1 << 30
     min_cache_length: int = 256
+    # None: sample from the graph's top-K candidates on a GPU (the full logits never leave it), and
+    # from the full logits on the CPU (no copy to save). True/False force one way.
+    sample_from_candidates: bool | None = None
 
 
 class Engine:
@@ -229,13 +232,13 @@ class _Reply:
         cache = self._cache(conv, prompt, reuse, prefix)
         reused = int(cache.lengths[0])
         start = time.monotonic()
-        logits = e.session.run(np.array([prompt[reused:]]), cache)[0]
+        out = e.session.step(np.array([prompt[reused:]]), cache)
         prefill_ms = (time.monotonic() - start) * 1000
         e.cost.observe_prefill(len(prompt) - reused, prefill_ms)
         conv.cache, conv.tokens = cache, list(prompt)
 
         decode_start = time.monotonic()
-        finish, cut = yield from self._generate(conv, logits, plan)
+        finish, cut = yield from self._generate(conv, out, plan)
         decode_s = time.monotonic() - decode_start
         text = "".join(self.final).strip()
         fallback = False
@@ -289,15 +292,15 @@ class _Reply:
         yield FinalDelta(text)
         yield ReplyResult(text, stats, "", ())
 
-    def _run(self, conv: Conversation, ids: list[int]) -> np.ndarray:
+    def _run(self, conv: Conversation, ids: list[int]):
         start = time.monotonic()
-        logits = self.e.session.run(np.array([ids]), conv.cache)[0]
+        out = self.e.session.step(np.array([ids]), conv.cache)
         if len(ids) == 1:
             self.e.cost.observe_decode((time.monotonic() - start) * 1000)
         conv.tokens.extend(ids)
-        return logits
+        return out
 
-    def _generate(self, conv: Conversation, logits: np.ndarray, plan: budget.Plan):
+    def _generate(self, conv: Conversation, out, plan: budget.Plan):
         """The decode loop; returns (finish_reason, reasoning_cut)."""
         e, npc, tok = self.e, self.npc, self.e.tok
         parser = harmony.HarmonyParser(tok, in_header=True)
@@ -306,6 +309,9 @@ class _Reply:
         answer_ms = budget.answer_cost_ms(cost, len(harmony.force_final(tok, True)), npc.expected_final_tokens)
         forced = cut = False
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + 64
+        on_device = e.options.sample_from_candidates
+        if on_device is None:
+            on_device = e.session.device != "cpu"
         while True:
             if self.cancel.is_set():
                 return "cancelled", cut
@@ -321,13 +327,13 @@ class _Reply:
                                  or self.n_reasoning + self.n_final >= hard_cap):
                 ids = harmony.force_final(tok, in_message=parser.state in ("body", "header"))
                 self.generated.extend(ids)
-                logits = self._run(conv, ids)
+                out = self._run(conv, ids)
                 parser.open_final()
                 forced = cut = True
                 continue
             elif forced and self.n_reasoning + self.n_final >= hard_cap:
                 return "length", cut
-            token = sampler(logits)
+            token = sampler.from_step(out, 0, prefer_candidates=on_device)
             self.generated.append(token)
             if parser.channel == FINAL:
                 self.n_final += 1
@@ -356,13 +362,13 @@ class _Reply:
                 return done, cut
             if parser.done:
                 return done or "return", cut
-            logits = self._run(conv, [token])
+            out = self._run(conv, [token])
             if parser.state == "idle" and token == tok.ids.get("<|call|>"):
                 # tell the model the action happened, then let it continue as the assistant
                 ids = (harmony.message(tok, f"{self._last_call} to=assistant", '"ok"', harmony.COMMENTARY)
                        + harmony.assistant_open(tok))
                 self.generated.extend(ids)
-                logits = self._run(conv, ids)
+                out = self._run(conv, ids)
                 parser.state = "header"
 
     def _action(self, ev: harmony.MessageEnd) -> NpcAction | None:

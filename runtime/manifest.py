@@ -20,6 +20,8 @@ INPUT_IDS = "input_ids"
 SEQLENS_K = "seqlens_k"  # int32 [batch]: tokens in the cache after this step, minus one
 TOTAL_SEQ_LEN = "total_sequence_length"  # int32 scalar: max over the batch of seqlens_k + 1
 LOGITS = "logits"  # float32 [batch, vocab]: the last position of each row only
+TOP_VALUES = "top_logits"  # float32 [batch, K]: the K best logits, best first
+TOP_IDS = "top_ids"  # int64 [batch, K]: their token ids (on a GPU only these cross to the host)
 
 
 def past_key(layer: int) -> str:
@@ -69,6 +71,7 @@ class Manifest:
     verification: dict[str, Any]
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    candidates: int = 0  # K of top_logits/top_ids
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -103,7 +106,8 @@ class Manifest:
                 dtype=d["dtype"], kv_cache=KvCacheLayout(**d["kv_cache"]),
                 tokenizer_file=d["tokenizer_file"], special_tokens=dict(d["special_tokens"]),
                 source=d["source"], export_options=d["export_options"],
-                verification=d["verification"], inputs=list(d["inputs"]), outputs=list(d["outputs"]))
+                verification=d["verification"], inputs=list(d["inputs"]), outputs=list(d["outputs"]),
+                candidates=int(d["candidates"]))
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"{path}: malformed manifest ({exc!r}); re-export the model") from exc
         for name in (manifest.graph_file, manifest.weights_file, manifest.tokenizer_file):

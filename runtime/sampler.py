@@ -35,6 +35,36 @@ class Sampler:
         self._bias_ids = np.fromiter(bias.keys(), dtype=np.int64, count=len(bias))
         self._bias_vals = np.fromiter(bias.values(), dtype=np.float32, count=len(bias))
 
+    def from_step(self, out, row: int = 0, prefer_candidates: bool = False) -> int:
+        """Sample from a StepOutput; uses its top-K candidates when that gives the same answer."""
+        if prefer_candidates:
+            values, ids = out.candidates()
+            token = self.from_candidates(values[row], ids[row])
+            if token is not None:
+                return token
+        return self(out.logits()[row])
+
+    def from_candidates(self, values: np.ndarray, ids: np.ndarray) -> int | None:
+        """The same choice as __call__ on the full logits, or None when K candidates cannot decide it.
+
+        Exact when sampling only ever looks at the best top_k (greedy, or top_k <= K) and the
+        bias only bans tokens: the best remaining candidates are then the best of the vocabulary.
+        """
+        p = self.params
+        need = 1 if p.temperature == 0 else p.top_k
+        if need == 0 or (len(self._bias_vals) and (self._bias_vals > -np.inf).any()):
+            return None
+        if len(self._bias_ids):
+            keep = ~np.isin(ids, self._bias_ids)
+            values, ids = values[keep], ids[keep]
+        if len(ids) < need:
+            return None
+        if p.temperature == 0:
+            return int(ids[0])
+        full = np.full(int(ids.max()) + 1, -np.inf, dtype=np.float32)
+        full[ids] = values
+        return self._sample(full, ids[:need])
+
     def __call__(self, logits: np.ndarray) -> int:
         p = self.params
         if len(self._bias_ids):
@@ -45,6 +75,11 @@ class Sampler:
         k = p.top_k if 0 < p.top_k < logits.shape[-1] else logits.shape[-1]
         # partition first: sorting the whole vocabulary (200k) each step would dominate the step
         top = np.argpartition(-logits, k - 1)[:k] if k < logits.shape[-1] else np.arange(logits.shape[-1])
+        return self._sample(logits, top)
+
+    def _sample(self, logits: np.ndarray, top: np.ndarray) -> int:
+        """Temperature and top-p over the candidate ids `top` (any order)."""
+        p = self.params
         top = top[np.argsort(-logits[top], kind="stable")]
         scaled = logits[top].astype(np.float64) / p.temperature
         probs = np.exp(scaled - scaled.max())

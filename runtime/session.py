@@ -178,6 +178,10 @@ class ModelSession:
 
     def run(self, input_ids: np.ndarray, cache: KvCache) -> np.ndarray:
         """Append input_ids [batch, T] to every row of the cache; return last-position logits [batch, vocab]."""
+        return self.step(input_ids, cache).logits()
+
+    def step(self, input_ids: np.ndarray, cache: KvCache) -> "StepOutput":
+        """Like run(), but the logits stay where they were computed until asked for."""
         batch, t = input_ids.shape
         if batch != cache.batch:
             raise ValueError(f"input batch {batch} does not match the cache's batch {cache.batch}")
@@ -188,7 +192,10 @@ class ModelSession:
         binding.bind_cpu_input(m.INPUT_IDS, np.ascontiguousarray(input_ids, dtype=np.int64))
         binding.bind_cpu_input(m.SEQLENS_K, (after - 1).astype(np.int32))
         binding.bind_cpu_input(m.TOTAL_SEQ_LEN, np.array(after.max(), dtype=np.int32))
-        binding.bind_output(m.LOGITS)  # first bound output: read back below
+        # On a GPU the full logits stay on the device; the top-K candidates come to the host.
+        binding.bind_output(m.LOGITS, self.device, self.device_id)
+        binding.bind_output(m.TOP_VALUES)
+        binding.bind_output(m.TOP_IDS)
         for n in range(self.config.num_hidden_layers):
             past_k, past_v = cache.past(n)
             present_k, present_v = cache.present(n)
@@ -199,4 +206,20 @@ class ModelSession:
         self.session.run_with_iobinding(binding)
         cache.advance()
         cache.lengths[:] = after
-        return binding.get_outputs()[0].numpy()
+        return StepOutput(*binding.get_outputs()[:3])
+
+
+class StepOutput:
+    """One step's outputs: top-K candidates on the host, the full logits copied only on demand."""
+
+    def __init__(self, logits: ort.OrtValue, top_values: ort.OrtValue, top_ids: ort.OrtValue):
+        self._logits, self._top_values, self._top_ids = logits, top_values, top_ids
+        self._host_logits: np.ndarray | None = None
+
+    def logits(self) -> np.ndarray:
+        if self._host_logits is None:
+            self._host_logits = self._logits.numpy()
+        return self._host_logits
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._top_values.numpy(), self._top_ids.numpy()

@@ -143,3 +143,14 @@ def test_cancel_ends_the_reply_with_cancelled(tiny_model):
 def test_unknown_npc_is_a_clear_error(engine):
     with pytest.raises(UnknownNpc, match="unknown NPC 'nobody'; known: brenna"):
         list(engine.reply(ReplyRequest(npc="nobody", text="hi")))
+
+
+def test_sampling_from_top_k_candidates_gives_the_same_reply(tiny_model):
+    """The GPU path (only top-K candidates reach the host) run on the CPU: same tokens as full logits."""
+    from runtime.engine import EngineOptions
+    sampling = SamplingParams(temperature=0.9, top_k=20, top_p=0.95, seed=7)
+    replies = []
+    for candidates in (False, True):
+        eng = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)}, EngineOptions(sample_from_candidates=candidates))
+        replies.append(collect(eng, ReplyRequest(npc="brenna", text="Any rumours?", sampling=sampling))[1].tokens)
+    assert replies[0] == replies[1]

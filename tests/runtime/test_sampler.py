@@ -41,3 +41,22 @@ def test_same_seed_same_draws_different_seed_different_draws():
 def test_invalid_parameters_are_refused(bad):
     with pytest.raises(ValueError):
         Sampler(SamplingParams(**bad))
+
+
+def test_candidate_path_chooses_exactly_what_the_full_logits_would():
+    """On a GPU only the top-K candidates cross to the host; the choice must not change."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=5000).astype(np.float32)
+    order = np.argsort(-logits, kind="stable")[:64]
+    values, ids = logits[order], order
+    for params in (GREEDY, SamplingParams(temperature=0.8, top_k=40, top_p=0.9, seed=5),
+                   SamplingParams(temperature=0.0, top_k=0, logit_bias={int(ids[0]): float("-inf")})):
+        full, cand = Sampler(params), Sampler(params)
+        for _ in range(20):
+            assert cand.from_candidates(values, ids) == full(logits)
+
+
+def test_candidates_cannot_decide_unlimited_top_k_or_positive_bias():
+    values, ids = np.array([2.0, 1.0], np.float32), np.array([7, 3])
+    assert Sampler(SamplingParams(temperature=1.0, top_k=0)).from_candidates(values, ids) is None
+    assert Sampler(SamplingParams(temperature=0.0, logit_bias={9: 5.0})).from_candidates(values, ids) is None
