@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  parley inspect ./models/my-npc-model")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from runtime import cli_client, cli_service
+
+    cli_service.register(sub)
+    cli_client.register(sub)
     for ep in sorted(entry_points(group="parley.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser

@@ -46,6 +46,14 @@ class BadRequest(EngineError):
     code = "bad_message"
 
 
+class SessionEvicted(EngineError):
+    code = "session_evicted"
+
+
+class UnknownSession(EngineError):
+    code = "unknown_session"
+
+
 @dataclass(frozen=True)
 class ReplyRequest:
     npc: str
@@ -132,14 +140,31 @@ class Engine:
     # ---- public API ---------------------------------------------------------------------------
 
     def set_npcs(self, npcs: Mapping[str, Npc]) -> None:
-        """Swap in new profiles; conversations keep their history, caches re-prefill what changed."""
-        with self._lock:
-            self.npcs = dict(npcs)
-            self._prefixes.clear()
+        """Swap in new profiles without waiting for a reply in flight (it keeps the profile it started
+        with). Conversations keep their history; caches re-prefill only what the new persona changed."""
+        self.npcs = dict(npcs)
 
     def reset_session(self, npc: str, session_id: str) -> bool:
         with self._lock:
+            self.store.evicted.discard((npc, session_id))
             return self.store.drop(npc, session_id)
+
+    def export_session(self, npc: str, session_id: str) -> list[Turn]:
+        with self._lock:
+            conv = self.store.get(npc, session_id)
+            if conv is None:
+                if (npc, session_id) in self.store.evicted:
+                    raise SessionEvicted(f"session {session_id!r} of {npc!r} was evicted (too many sessions); "
+                                         "export sessions you want to keep before the limit is reached")
+                raise UnknownSession(f"no session {session_id!r} with NPC {npc!r}")
+            return list(conv.history)
+
+    def import_session(self, npc: str, session_id: str, history: list[Turn]) -> None:
+        if npc not in self.npcs:
+            raise UnknownNpc(f"unknown NPC {npc!r}; known: {', '.join(sorted(self.npcs)) or 'none'}")
+        with self._lock:
+            self.store.drop(npc, session_id)
+            self.store.put(Conversation(npc, session_id, history=list(history)))
 
     def reply(self, req: ReplyRequest, cancel: threading.Event | None = None) -> Iterator[Any]:
         """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult."""
@@ -203,7 +228,11 @@ class _Reply:
     def run(self) -> Iterator[Any]:
         e, npc, tok = self.e, self.npc, self.e.tok
         sid = self.req.session_id or STATELESS
-        conv = e.store.get(npc.id, sid) or Conversation(npc.id, sid)
+        conv = e.store.get(npc.id, sid)
+        if conv is None and (npc.id, sid) in e.store.evicted:
+            raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
+                                 "limit; import it from the game's save (import_session) or reset_session to start over")
+        conv = conv or Conversation(npc.id, sid)
         prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world),
                                        npc.developer_text())
         force_len = len(harmony.force_final(tok, in_message=True))

@@ -1,0 +1,83 @@
+"""`parley say` and `parley chat`: talk to NPCs on a running server."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtime.cli import CommandFailed
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for name, helptext, example in (
+            ("say", "send one line to an NPC and print the streamed reply",
+             'parley say brenna "How much for a sword?" --session player-1'),
+            ("chat", "talk with an NPC interactively", "parley chat brenna")):
+        c = sub.add_parser(name, help=helptext, epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("npc")
+        if name == "say":
+            c.add_argument("text")
+        c.add_argument("--endpoint", default="tcp://127.0.0.1:5555")
+        c.add_argument("--session", default="cli" if name == "chat" else None, help="conversation id")
+        c.add_argument("--speaker", default="Player")
+        c.add_argument("--deadline-ms", type=float)
+        c.add_argument("--timeout", type=float, default=30.0, help="seconds without an answer before giving up")
+        c.add_argument("--server-key", type=Path, help="server.key from `parley keys` (CurveZMQ)")
+        c.set_defaults(run=run_say if name == "say" else run_chat)
+
+
+def _client(args):
+    from runtime.client import ParleyClient
+
+    key = None
+    if args.server_key:
+        import zmq.auth
+        key, _ = zmq.auth.load_certificate(str(args.server_key))
+    return ParleyClient(args.endpoint, timeout_s=args.timeout, retries=1, server_public_key=key)
+
+
+def stats_line(stats: dict) -> str:
+    ttft = f"{stats['ttft_ms']:.0f} ms" if stats.get("ttft_ms") is not None else "-"
+    flags = [f for f, on in (("reasoning cut", stats["reasoning_cut"]), ("fallback", stats["fallback_used"])) if on]
+    return (f"[first token {ttft} | total {stats['total_ms']:.0f} ms | {stats['decode_tok_s']:.0f} tok/s | "
+            f"reasoning {stats['reasoning_tokens']} tok | final {stats['final_tokens']} tok | deadline "
+            f"{'met' if stats['deadline_met'] else 'MISSED'} ({stats['deadline_ms']:.0f} ms)"
+            + (f" | {', '.join(flags)}" if flags else "") + "]")
+
+
+def _one(client, args, text: str) -> None:
+    from runtime.client import ParleyError
+
+    try:
+        for frame in client.reply(args.npc, text, session=args.session, speaker=args.speaker,
+                                  deadline_ms=args.deadline_ms):
+            if frame["type"] == "delta":
+                print(frame["text"], end="", flush=True)
+            elif frame["type"] == "action":
+                print(f"\n  <action {frame['name']} {frame['args']}>", flush=True)
+            elif frame["type"] == "done":
+                print("\n" + stats_line(frame["stats"]), flush=True)
+    except ParleyError as exc:
+        raise CommandFailed(str(exc)) from exc
+
+
+def run_say(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _one(client, args, args.text)
+    return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(f"Talking to {args.npc} (session {args.session!r}); an empty line or Ctrl-D ends.")
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print()
+                return 0
+            if not line.strip():
+                return 0
+            _one(client, args, line)
+            sys.stdout.flush()

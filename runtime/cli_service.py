@@ -1,0 +1,107 @@
+"""`parley serve`, `parley keys` and `parley lint`."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from runtime.cli import CommandFailed
+
+SERVE_EXAMPLES = """examples:
+  parley serve --model models/demo --profiles npc_profiles
+  parley serve --model models/demo --bind tcp://0.0.0.0:5555 --keys keys/server.key_secret
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="serve NPCs over ZeroMQ", epilog=SERVE_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--model", type=Path, required=True, help="model folder made by `parley export`")
+    s.add_argument("--profiles", type=Path, default=Path("npc_profiles"), help="folder of NPC profiles (*.toml)")
+    s.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: loopback only)")
+    s.add_argument("--keys", type=Path, help="server secret certificate from `parley keys` (enables CurveZMQ)")
+    s.add_argument("--client-keys", type=Path, help="folder of allowed client public certificates")
+    s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
+    s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
+    s.add_argument("--device-id", type=int, default=0, help="GPU index")
+    s.add_argument("--gpu-mem-mb", type=int, help="cap on the GPU memory onnxruntime may use")
+    s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    s.add_argument("--max-queue", type=int, default=32, help="replies waiting to start before `busy`")
+    s.add_argument("--debug-reasoning", action="store_true", help="log the NPCs' hidden reasoning (designers)")
+    s.set_defaults(run=run_serve)
+
+    k = sub.add_parser("keys", help="make CurveZMQ key pairs for remote use",
+                       epilog="example:\n  parley keys keys/   # writes server.key(_secret) and client.key(_secret)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("folder", type=Path)
+    k.set_defaults(run=run_keys)
+
+    lint = sub.add_parser("lint", help="check NPC profiles and explain every problem",
+                          epilog="example:\n  parley lint npc_profiles", formatter_class=argparse.RawDescriptionHelpFormatter)
+    lint.add_argument("folder", type=Path, nargs="?", default=Path("npc_profiles"))
+    lint.set_defaults(run=run_lint)
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from runtime.profiles import load_profiles
+
+    report = load_profiles(args.folder)
+    for problem in report.problems:
+        print(problem)
+    ok = ", ".join(sorted(report.npcs)) or "none"
+    print(f"{len(report.npcs)} NPC profile(s) OK ({ok}); {len(report.problems)} problem(s)")
+    return 1 if report.problems or not report.npcs else 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    import zmq.auth
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    for name in ("server", "client"):
+        if (args.folder / f"{name}.key_secret").exists():
+            raise CommandFailed(f"{args.folder / (name + '.key_secret')} exists; refusing to overwrite keys")
+    for name in ("server", "client"):
+        zmq.auth.create_certificates(str(args.folder), name)
+    print(f"wrote {args.folder}/server.key_secret (keep on the server), server.key (give to clients),\n"
+          f"      client.key_secret (the game's), client.key (for --client-keys allow-lists)")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from runtime.engine import Engine, EngineOptions
+    from runtime.manifest import ManifestError
+    from runtime.profile_registry import ProfileRegistry
+    from runtime.server import InsecureBind, Server, ServerOptions
+    from runtime.session import ModelLoadError, SessionOptions
+
+    registry = ProfileRegistry(args.profiles)
+    result = registry.reload()
+    for problem in result.problems:
+        print(f"profile problem: {problem}", file=sys.stderr)
+    if not registry.npcs:
+        raise CommandFailed(f"no valid NPC profile in {args.profiles}; `parley lint {args.profiles}` explains why")
+    try:
+        engine = Engine(args.model, registry.npcs, EngineOptions(session=SessionOptions(
+            provider=args.provider, device_id=args.device_id, gpu_mem_limit_mb=args.gpu_mem_mb,
+            cpu_threads=args.threads)))
+    except (ManifestError, ModelLoadError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    try:
+        server = Server(engine, registry, ServerOptions(
+            bind=args.bind, max_queue=args.max_queue, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
+            insecure=args.insecure, debug_reasoning=args.debug_reasoning))
+    except (InsecureBind, ValueError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint
+        raise CommandFailed(f"cannot bind {args.bind}: {exc}") from exc
+
+    def on_signal(signum, _frame):
+        server.stop(wait=False)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"parley serve: ready on {server.endpoint} with {len(registry.npcs)} NPCs "
+          f"({', '.join(sorted(registry.npcs))})", flush=True)
+    server.serve_forever()
+    return 0

@@ -1,0 +1,90 @@
+"""The live set of NPC profiles: reloads edited files, keeps the last good version of a broken one."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.npc import Npc
+from runtime.profiles import ProfileError, ProfileProblem, parse_profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReloadResult:
+    loaded: list[str] = field(default_factory=list)  # NPCs (re)loaded from changed files
+    kept: list[str] = field(default_factory=list)  # NPCs whose file is broken: the last good version serves
+    removed: list[str] = field(default_factory=list)
+    problems: list[ProfileProblem] = field(default_factory=list)  # every current problem, changed or not
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.loaded or self.removed)
+
+
+class ProfileRegistry:
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        self.npcs: dict[str, Npc] = {}
+        self._id_of: dict[Path, str] = {}  # file -> the NPC it last defined successfully
+        self._stamp: dict[Path, tuple[int, int]] = {}
+        self._problems: dict[Path, list[ProfileProblem]] = {}
+
+    def _stamps(self) -> dict[Path, tuple[int, int]]:
+        stamps = {}
+        for path in sorted(self.folder.glob("*.toml")) if self.folder.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished between listing and stat: treated as deleted this round
+            stamps[path] = (st.st_mtime_ns, st.st_size)
+        return stamps
+
+    def has_changes(self) -> bool:
+        return self._stamps() != self._stamp
+
+    def reload(self) -> ReloadResult:
+        result = ReloadResult()
+        stamps = self._stamps()
+        if not self.folder.is_dir():
+            self._problems = {self.folder: [ProfileProblem(str(self.folder), None, "",
+                                                           "not a folder of NPC profiles (*.toml)")]}
+        else:
+            self._problems.pop(self.folder, None)
+        for path in [p for p in self._stamp if p not in stamps]:  # deleted files
+            npc_id = self._id_of.pop(path, None)
+            self._problems.pop(path, None)
+            if npc_id and npc_id not in self._id_of.values():
+                self.npcs.pop(npc_id, None)
+                result.removed.append(npc_id)
+        for path, stamp in stamps.items():
+            if self._stamp.get(path) == stamp:
+                continue
+            try:
+                npc = parse_profile(path)
+            except ProfileError as exc:
+                self._problems[path] = exc.problems
+                if path in self._id_of:
+                    result.kept.append(self._id_of[path])
+                continue
+            owner = next((p for p, i in self._id_of.items() if i == npc.id and p != path), None)
+            if owner is not None:
+                self._problems[path] = [ProfileProblem(str(path), None, "id", f"NPC id {npc.id!r} is already "
+                                                       f"used by {owner}; ids must be unique")]
+                continue
+            old = self._id_of.get(path)
+            if old and old != npc.id:
+                self.npcs.pop(old, None)
+                result.removed.append(old)
+            self._problems.pop(path, None)
+            self._id_of[path] = npc.id
+            self.npcs[npc.id] = npc
+            result.loaded.append(npc.id)
+        self._stamp = stamps
+        result.problems = [p for problems in self._problems.values() for p in problems]
+        for p in result.problems:
+            log.warning("profile problem: %s", p)
+        if result.kept:
+            log.warning("keeping the last good version of %s until their files are fixed", ", ".join(result.kept))
+        return result

@@ -1,0 +1,158 @@
+"""Parley's wire protocol (docs/protocol.md is the spec): msgpack maps over ZeroMQ ROUTER/DEALER.
+
+This module owns the constants and checks every incoming map strictly, so the server
+core only ever sees well-formed requests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+MAX_REQUEST_BYTES = 64 * 1024  # larger requests get `too_large`
+MAX_FRAME_BYTES = 1024 * 1024  # ZeroMQ's MAXMSGSIZE: a peer sending more is disconnected
+MAX_ID_CHARS = 64
+MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually far lower
+MAX_STATE_ENTRIES = 32
+MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
+MAX_BLOB_BYTES = 48 * 1024
+
+REQUEST_TYPES = ("reply", "cancel", "reset_session", "export_session", "import_session", "list_npcs",
+                 "health", "stats", "reload_profiles")
+
+# stable error codes
+BAD_MESSAGE = "bad_message"
+UNSUPPORTED_VERSION = "unsupported_version"
+UNKNOWN_TYPE = "unknown_type"
+UNKNOWN_NPC = "unknown_npc"
+UNKNOWN_SESSION = "unknown_session"
+SESSION_EVICTED = "session_evicted"
+BUSY = "busy"
+RATE_LIMITED = "rate_limited"
+TOO_LARGE = "too_large"
+DEADLINE_IMPOSSIBLE = "deadline_impossible"
+CANCELLED = "cancelled"
+SHUTTING_DOWN = "shutting_down"
+INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.request_id = code, message, request_id
+
+
+def pack(obj: dict[str, Any]) -> bytes:
+    return msgpack.packb({"v": VERSION, **obj}, use_bin_type=True)
+
+
+def frame(request_id: str | None, kind: str, **fields: Any) -> bytes:
+    return pack({"id": request_id, "type": kind, **fields})
+
+
+def error_frame(request_id: str | None, code: str, message: str) -> bytes:
+    return frame(request_id, "error", code=code, message=message)
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    type: str
+    body: dict[str, Any]
+
+
+def _str(body: dict, key: str, required: bool, max_chars: int, rid: str | None) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError(BAD_MESSAGE, f"'{key}' is required (a string)", rid)
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(BAD_MESSAGE, f"'{key}' must be a string, got {type(value).__name__}", rid)
+    if len(value) > max_chars:
+        raise ProtocolError(TOO_LARGE, f"'{key}' has {len(value)} characters; the limit is {max_chars}", rid)
+    return value
+
+
+def decode(payload: bytes) -> Request:
+    """bytes from the wire -> Request, or ProtocolError with the code to answer."""
+    if len(payload) > MAX_REQUEST_BYTES:
+        raise ProtocolError(TOO_LARGE, f"request is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES}")
+    try:
+        body = msgpack.unpackb(payload, raw=False, strict_map_key=True)  # size was checked above
+    except Exception as exc:  # msgpack raises several types for malformed data
+        raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError(BAD_MESSAGE, f"a request must be a msgpack map, got {type(body).__name__}")
+    rid = body.get("id")
+    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
+        raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters",
+                            rid if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS else None)
+    if body.get("v") != VERSION:
+        raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {body.get('v')!r} is not supported; "
+                                                 f"this server speaks v={VERSION}", rid)
+    kind = body.get("type")
+    if kind not in REQUEST_TYPES:
+        raise ProtocolError(UNKNOWN_TYPE, f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}", rid)
+    checks = {"reply": _check_reply, "cancel": _check_cancel, "reset_session": _check_session,
+              "export_session": _check_session, "import_session": _check_import}
+    if kind in checks:
+        checks[kind](body, rid)
+    return Request(rid, kind, body)
+
+
+def _check_reply(body: dict, rid: str) -> None:
+    _str(body, "npc", True, MAX_ID_CHARS, rid)
+    _str(body, "text", True, MAX_TEXT_CHARS, rid)
+    _str(body, "session", False, MAX_ID_CHARS, rid)
+    _str(body, "speaker", False, 80, rid)
+    state = body.get("state", {})
+    if not isinstance(state, dict):
+        raise ProtocolError(BAD_MESSAGE, "'state' must be a map of game-state keys to values", rid)
+    if len(state) > MAX_STATE_ENTRIES:
+        raise ProtocolError(TOO_LARGE, f"'state' has {len(state)} entries; the limit is {MAX_STATE_ENTRIES}", rid)
+    size = 0
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+            raise ProtocolError(BAD_MESSAGE, "'state' keys must be strings and values strings, numbers or "
+                                             "booleans", rid)
+        size += len(key) + len(str(value))
+    if size > MAX_STATE_CHARS:
+        raise ProtocolError(TOO_LARGE, f"'state' renders to {size} characters; the limit is {MAX_STATE_CHARS}", rid)
+    deadline = body.get("deadline_ms")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))):
+        raise ProtocolError(BAD_MESSAGE, "'deadline_ms' must be a number of milliseconds", rid)
+    if deadline is not None and not 0 < deadline <= 600_000:
+        raise ProtocolError(DEADLINE_IMPOSSIBLE if deadline <= 0 else BAD_MESSAGE,
+                            f"'deadline_ms' must be in (0, 600000], got {deadline}", rid)
+    if not isinstance(body.get("stream", True), bool):
+        raise ProtocolError(BAD_MESSAGE, "'stream' must be a boolean", rid)
+    sampling = body.get("sampling", {})
+    if not isinstance(sampling, dict) or set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
+        raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)
+    rules = {"temperature": ((int, float), 0, 2), "top_k": (int, 0, 1000), "top_p": ((int, float), 1e-6, 1),
+             "seed": (int, 0, 2**63 - 1)}
+    for key, value in sampling.items():
+        kind, low, high = rules[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+            raise ProtocolError(BAD_MESSAGE, f"'sampling.{key}' must be a number in [{low}, {high}]", rid)
+
+
+def _check_cancel(body: dict, rid: str) -> None:
+    _str(body, "target", True, MAX_ID_CHARS, rid)
+
+
+def _check_session(body: dict, rid: str) -> None:
+    _str(body, "npc", True, MAX_ID_CHARS, rid)
+    _str(body, "session", True, MAX_ID_CHARS, rid)
+
+
+def _check_import(body: dict, rid: str) -> None:
+    _check_session(body, rid)
+    blob = body.get("blob")
+    if not isinstance(blob, bytes):
+        raise ProtocolError(BAD_MESSAGE, "'blob' must be the binary value export_session returned", rid)
+    if len(blob) > MAX_BLOB_BYTES:
+        raise ProtocolError(TOO_LARGE, f"'blob' is {len(blob)} bytes; the limit is {MAX_BLOB_BYTES}", rid)

@@ -1,0 +1,407 @@
+"""The Parley server: a ZeroMQ ROUTER socket in front of the engine.
+
+The main thread owns the socket and answers health, stats, cancel and the like at once;
+a worker thread runs the engine and hands its frames back over an inproc socket (ZeroMQ
+sockets are not shared between threads). A slow reply never blocks the socket.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from runtime import protocol as p
+from runtime import session_blob
+from runtime.engine import Engine, EngineError, FinalDelta, NpcAction, ReplyRequest, ReplyResult
+from runtime.profile_registry import ProfileRegistry
+from runtime.sampler import SamplingParams
+
+log = logging.getLogger(__name__)
+
+LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
+
+
+def is_local(endpoint: str) -> bool:
+    return endpoint.startswith(LOCAL_PREFIXES)
+
+
+class InsecureBind(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    bind: str = "tcp://127.0.0.1:5555"
+    max_queue: int = 32  # replies waiting to start; more get `busy`
+    rate_per_s: float = 20.0  # per client
+    burst: int = 40
+    curve_secret_file: Path | None = None  # server's secret certificate (from `parley keys`)
+    client_keys_dir: Path | None = None  # only these client public keys may connect
+    insecure: bool = False  # explicit opt-out for non-loopback binds without keys
+    debug_reasoning: bool = False  # log the hidden reasoning (designers only)
+    profile_poll_s: float = 1.0
+
+
+@dataclass
+class _Job:
+    identity: bytes
+    request: p.Request
+    received_at: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: bool = False
+
+
+class _RateLimiter:
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.buckets: dict[bytes, tuple[float, float]] = {}
+
+    def allow(self, who: bytes) -> bool:
+        now = time.monotonic()
+        tokens, last = self.buckets.get(who, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.buckets[who] = (tokens, now)
+            return False
+        self.buckets[who] = (tokens - 1, now)
+        if len(self.buckets) > 10_000:  # forget idle clients
+            self.buckets = dict(list(self.buckets.items())[-5_000:])
+        return True
+
+
+class Server:
+    def __init__(self, engine: Engine, registry: ProfileRegistry, options: ServerOptions = ServerOptions(),
+                 context: zmq.Context | None = None):
+        self.engine, self.registry, self.opts = engine, registry, options
+        self.ctx = context or zmq.Context.instance()
+        self.started_at = time.monotonic()
+        self.stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._queue_cv = threading.Condition()
+        self._jobs: dict[tuple[bytes, str], _Job] = {}
+        self._jobs_lock = threading.Lock()
+        self._limiter = _RateLimiter(options.rate_per_s, options.burst)
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._inproc = f"inproc://parley-worker-{id(self)}"
+        self._pending_shutdown: list[_Job] = []
+        self._auth = None
+        self.socket = self._bind()
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    # ---- setup ------------------------------------------------------------------------------
+
+    def _bind(self) -> zmq.Socket:
+        o = self.opts
+        if not is_local(o.bind) and o.curve_secret_file is None and not o.insecure:
+            raise InsecureBind(f"refusing to bind {o.bind} without CurveZMQ keys: anyone on the network could drive "
+                               "your NPCs. Make keys with `parley keys DIR` and pass --keys DIR, or pass --insecure")
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # frames to vanished clients are dropped, not errors
+        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.LINGER, 1000)
+        if o.curve_secret_file is not None:
+            from zmq.auth import load_certificate
+            public, secret = load_certificate(str(o.curve_secret_file))
+            if secret is None:
+                raise ValueError(f"{o.curve_secret_file}: not a secret certificate (use the .key_secret file)")
+            if o.client_keys_dir is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+                self._auth = ThreadAuthenticator(self.ctx)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(o.client_keys_dir))
+            sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
+        sock.bind(o.bind)
+        return sock
+
+    # ---- main loop --------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        worker = threading.Thread(target=self._worker, name="parley-engine", daemon=True)
+        pull = self.ctx.socket(zmq.PULL)
+        pull.bind(self._inproc)
+        worker.start()
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        next_profile_check = time.monotonic() + self.opts.profile_poll_s
+        log.info("serving %d NPCs on %s%s", len(self.engine.npcs), self.endpoint,
+                 " (CurveZMQ)" if self.opts.curve_secret_file else "")
+        try:
+            while not (self.stopping.is_set() and self._idle()):
+                events = dict(poller.poll(100))
+                if pull in events:
+                    while True:
+                        try:
+                            identity, payload = pull.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self.socket.send_multipart([identity, payload])
+                if self.socket in events:
+                    for _ in range(256):  # bounded, so worker frames are forwarded promptly
+                        try:
+                            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._on_frames(frames)
+                if time.monotonic() >= next_profile_check:
+                    next_profile_check = time.monotonic() + self.opts.profile_poll_s
+                    if self.registry.has_changes():
+                        self._reload()
+        finally:
+            with self._queue_cv:
+                self._queue_cv.notify_all()
+            worker.join(timeout=5)
+            while True:  # flush the last terminal frames
+                try:
+                    identity, payload = pull.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.socket.send_multipart([identity, payload])
+            pull.close(0)
+            self.socket.close()
+            if self._auth:
+                self._auth.stop()
+            self._stopped.set()
+            log.info("server stopped")
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop taking work: queued replies get `shutting_down`, the running one is cancelled."""
+        with self._queue_cv:
+            self._pending_shutdown = list(self._queue)
+            self._queue.clear()
+            self.stopping.set()
+            self._queue_cv.notify_all()
+        with self._jobs_lock:
+            for job in self._jobs.values():
+                job.cancel.set()
+        if wait:
+            self._stopped.wait(10)
+
+    def _idle(self) -> bool:
+        with self._jobs_lock:
+            return not self._jobs
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    def _send(self, identity: bytes, payload: bytes) -> None:
+        self.socket.send_multipart([identity, payload])
+
+    def _error(self, identity: bytes, rid: str | None, code: str, message: str) -> None:
+        self.counters[f"error.{code}"] += 1
+        self._send(identity, p.error_frame(rid, code, message))
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        body = [f for f in frames[1:] if f]  # tolerate REQ-style empty delimiter frames
+        self.counters["frames"] += 1
+        if len(body) != 1:
+            self._error(identity, None, p.BAD_MESSAGE, f"expected one msgpack frame per request, got {len(body)}")
+            return
+        if not self._limiter.allow(identity):
+            self._error(identity, None, p.RATE_LIMITED, f"more than {self.opts.rate_per_s:g} requests/s; slow down")
+            return
+        try:
+            req = p.decode(body[0])
+        except p.ProtocolError as exc:
+            self._error(identity, exc.request_id, exc.code, exc.message)
+            return
+        self.counters[f"request.{req.type}"] += 1
+        if self.stopping.is_set():
+            self._error(identity, req.id, p.SHUTTING_DOWN, "the server is shutting down")
+            return
+        handler = getattr(self, f"_handle_{req.type}")
+        try:
+            handler(identity, req)
+        except EngineError as exc:
+            self._error(identity, req.id, exc.code, str(exc))
+        except Exception:  # noqa: BLE001 - one bad request must not take the server down
+            log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
+            self._error(identity, req.id, p.INTERNAL, "internal error; the server log has the details")
+
+    def _handle_reply(self, identity: bytes, req: p.Request) -> None:
+        if req.body["npc"] not in self.engine.npcs:
+            known = ", ".join(sorted(self.engine.npcs)) or "none"
+            self._error(identity, req.id, p.UNKNOWN_NPC, f"unknown NPC {req.body['npc']!r}; known: {known}")
+            return
+        key = (identity, req.id)
+        with self._jobs_lock:
+            if key in self._jobs:
+                self._error(identity, req.id, p.BAD_MESSAGE, f"request id {req.id!r} is already in flight")
+                return
+            with self._queue_cv:
+                if len(self._queue) >= self.opts.max_queue:
+                    self._error(identity, req.id, p.BUSY, f"{len(self._queue)} replies are queued (the limit); "
+                                                          "retry shortly or use the NPC's fallback line")
+                    return
+                job = _Job(identity, req, time.monotonic())
+                self._jobs[key] = job
+                self._queue.append(job)
+                self._queue_cv.notify()
+
+    def _handle_cancel(self, identity: bytes, req: p.Request) -> None:
+        target = req.body["target"]
+        with self._jobs_lock:
+            job = self._jobs.get((identity, target))
+            if job is not None:
+                with self._queue_cv:
+                    queued = job in self._queue
+                    if queued:
+                        self._queue.remove(job)
+                if queued:
+                    del self._jobs[(identity, target)]
+                    self._error(identity, target, p.CANCELLED, "cancelled by the client before it started")
+                else:
+                    job.cancel.set()  # the worker ends it with a `cancelled` error frame
+        self._send(identity, p.frame(req.id, "done", found=job is not None))
+
+    def _handle_health(self, identity: bytes, req: p.Request) -> None:
+        self._send(identity, p.frame(req.id, "done", status="stopping" if self.stopping.is_set() else "ok",
+                                     uptime_s=round(time.monotonic() - self.started_at, 1), queue=len(self._queue),
+                                     npcs=len(self.engine.npcs)))
+
+    def _handle_stats(self, identity: bytes, req: p.Request) -> None:
+        e = self.engine
+        self._send(identity, p.frame(
+            req.id, "done", uptime_s=round(time.monotonic() - self.started_at, 1), queue=len(self._queue),
+            counters=dict(self.counters), sessions=len(e.store), cache_bytes=e.store.bytes_used(),
+            cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
+                        "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
+            model={"folder": e.session.folder.name, "provider": e.session.session.get_providers()[0],
+                   "op_set": e.session.manifest.op_set, "dtype": e.session.manifest.dtype}))
+
+    def _handle_list_npcs(self, identity: bytes, req: p.Request) -> None:
+        npcs = [{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort, "deadline_ms": n.deadline_ms,
+                 "actions": [a.name for a in n.actions]} for n in sorted(self.engine.npcs.values(), key=lambda n: n.id)]
+        self._send(identity, p.frame(req.id, "done", npcs=npcs))
+
+    def _reload(self):
+        result = self.registry.reload()
+        if result.changed:
+            self.engine.set_npcs(self.registry.npcs)
+            log.info("profiles reloaded: loaded %s, removed %s", result.loaded or "-", result.removed or "-")
+        return result
+
+    def _handle_reload_profiles(self, identity: bytes, req: p.Request) -> None:
+        result = self._reload()
+        self._send(identity, p.frame(req.id, "done", loaded=result.loaded, kept=result.kept, removed=result.removed,
+                                     npcs=sorted(self.engine.npcs), errors=[x.to_dict() for x in result.problems]))
+
+    # session operations run on the worker, in order with the replies of the same sessions
+    _handle_reset_session = _handle_export_session = _handle_import_session = _handle_reply
+
+    # ---- worker -----------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        push = self.ctx.socket(zmq.PUSH)
+        push.connect(self._inproc)
+        try:
+            while True:
+                with self._queue_cv:
+                    while not self._queue and not self.stopping.is_set():
+                        self._queue_cv.wait(0.5)
+                    if not self._queue:
+                        break
+                    job = self._queue.popleft()
+                    job.started = True
+                try:
+                    self._run_job(job, push)
+                finally:
+                    with self._jobs_lock:
+                        self._jobs.pop((job.identity, job.request.id), None)
+            for job in self._pending_shutdown:
+                push.send_multipart([job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN,
+                                                                 "the server is shutting down")])
+                with self._jobs_lock:
+                    self._jobs.pop((job.identity, job.request.id), None)
+        finally:
+            push.close(linger=1000)
+
+    def _run_job(self, job: _Job, push: zmq.Socket) -> None:
+        req, out = job.request, lambda payload: push.send_multipart([job.identity, payload])
+        try:
+            if req.type == "reply":
+                self._run_reply(job, out)
+            elif req.type == "reset_session":
+                existed = self.engine.reset_session(req.body["npc"], req.body["session"])
+                out(p.frame(req.id, "done", existed=existed))
+            elif req.type == "export_session":
+                history = self.engine.export_session(req.body["npc"], req.body["session"])
+                out(p.frame(req.id, "done", blob=session_blob.dump(req.body["npc"], req.body["session"], history),
+                            turns=len(history)))
+            elif req.type == "import_session":
+                try:
+                    history = session_blob.load(req.body["blob"], req.body["npc"])
+                except session_blob.BlobError as exc:
+                    out(p.error_frame(req.id, p.BAD_MESSAGE, str(exc)))
+                    return
+                self.engine.import_session(req.body["npc"], req.body["session"], history)
+                out(p.frame(req.id, "done", turns=len(history)))
+        except EngineError as exc:
+            self.counters[f"error.{exc.code}"] += 1
+            out(p.error_frame(req.id, exc.code, str(exc)))
+        except Exception:  # noqa: BLE001
+            log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
+            self.counters[f"error.{p.INTERNAL}"] += 1
+            out(p.error_frame(req.id, p.INTERNAL, "internal error; the server log has the details"))
+
+    def _run_reply(self, job: _Job, out) -> None:
+        body, rid = job.request.body, job.request.id
+        npc = self.engine.npcs.get(body["npc"])
+        if npc is None:  # removed by a profile reload while queued
+            out(p.error_frame(rid, p.UNKNOWN_NPC, f"unknown NPC {body['npc']!r}"))
+            return
+        deadline = body.get("deadline_ms", npc.deadline_ms)
+        waited = (time.monotonic() - job.received_at) * 1000
+        if waited >= deadline:
+            self.counters[f"error.{p.DEADLINE_IMPOSSIBLE}"] += 1
+            out(p.error_frame(rid, p.DEADLINE_IMPOSSIBLE, f"the {deadline:.0f} ms deadline passed while the request "
+                                                          f"waited {waited:.0f} ms in the queue"))
+            return
+        sampling = None
+        if body.get("sampling"):
+            base = npc.sampling
+            sampling = SamplingParams(**{**{"temperature": base.temperature, "top_k": base.top_k,
+                                            "top_p": base.top_p, "seed": base.seed}, **body["sampling"]})
+        request = ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session"),
+                               speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
+                               deadline_ms=deadline, sampling=sampling, request_id=rid, received_at=job.received_at)
+        stream = body.get("stream", True)
+        for event in self.engine.reply(request, job.cancel):
+            if isinstance(event, FinalDelta):
+                if stream:
+                    out(p.frame(rid, "delta", text=event.text))
+            elif isinstance(event, NpcAction):
+                out(p.frame(rid, "action", name=event.name, args=event.arguments))
+            elif isinstance(event, ReplyResult):
+                self._finish_reply(job, event, out)
+
+    def _finish_reply(self, job: _Job, result: ReplyResult, out) -> None:
+        st, rid = result.stats, job.request.id
+        if st.finish_reason == "cancelled":
+            code = p.SHUTTING_DOWN if self.stopping.is_set() else p.CANCELLED
+            self.counters[f"error.{code}"] += 1
+            out(p.error_frame(rid, code, "the server is shutting down" if code == p.SHUTTING_DOWN
+                              else "cancelled by the client"))
+        else:
+            self.counters["replies"] += 1
+            self.counters["deadline_met"] += st.deadline_met
+            out(p.frame(rid, "done", text=result.text, stats=st.to_dict(),
+                        actions=[{"name": a.name, "args": a.arguments} for a in result.actions]))
+        log.info("reply id=%s npc=%s session=%s ttft=%sms total=%.0fms prompt=%d reused=%d reasoning=%d final=%d "
+                 "cut=%s fallback=%s finish=%s deadline=%s", rid, st.npc, job.request.body.get("session"),
+                 st.ttft_ms, st.total_ms, st.prompt_tokens, st.reused_tokens, st.reasoning_tokens, st.final_tokens,
+                 st.reasoning_cut, st.fallback_used, st.finish_reason, "met" if st.deadline_met else "MISSED")
+        if self.opts.debug_reasoning and result.reasoning:
+            log.info("reasoning id=%s npc=%s: %s", rid, st.npc, result.reasoning)
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        return dict(self.counters)
