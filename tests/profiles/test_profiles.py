@@ -1,0 +1,92 @@
+"""Profile validation: every problem named with file, line, key and what is allowed."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.profiles import ProfileError, load_profiles, parse_profile
+
+SHIPPED = Path(__file__).resolve().parents[2] / "npc_profiles"
+
+GOOD = """name = "Ada"
+persona = "A tinker."
+fallback_lines = ["Hm."]
+"""
+
+
+def write(tmp_path, text, name="ada.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(path):
+    with pytest.raises(ProfileError) as err:
+        parse_profile(path)
+    return err.value.problems
+
+
+def test_shipped_profiles_are_valid_and_complete():
+    report = load_profiles(SHIPPED)
+    assert not report.problems
+    assert set(report.npcs) == {"brenna", "aldric", "marta"}
+    for npc in report.npcs.values():
+        assert npc.knowledge and npc.fallback_lines and npc.sample_lines and npc.actions
+
+
+def test_file_name_is_the_id_by_default(tmp_path):
+    assert parse_profile(write(tmp_path, GOOD)).id == "ada"
+
+
+def test_every_problem_is_reported_with_line_key_and_allowed_values(tmp_path):
+    text = GOOD + 'reasoning_effort = "extreme"\ncolour = "red"\n\n[budget]\ndeadline_ms = "soon"\nmax_final_tokens = 0\n'
+    found = {p.key: p for p in problems(write(tmp_path, text))}
+    assert set(found) == {"reasoning_effort", "colour", "budget.deadline_ms", "budget.max_final_tokens"}
+    assert found["reasoning_effort"].line == 4 and "low | medium | high" in found["reasoning_effort"].message
+    assert found["colour"].line == 5 and "unknown key; allowed here:" in found["colour"].message
+    assert found["budget.deadline_ms"].line == 8 and "wrong type" in found["budget.deadline_ms"].message
+    assert found["budget.max_final_tokens"].line == 9 and "1 to 1024" in found["budget.max_final_tokens"].message
+    assert str(found["colour"]).startswith(f"{tmp_path / 'ada.toml'}:5: colour:")
+
+
+def test_missing_required_keys(tmp_path):
+    keys = {p.key for p in problems(write(tmp_path, 'name = "Ada"\n'))}
+    assert keys == {"persona", "fallback_lines"}
+
+
+def test_toml_syntax_error_names_the_line(tmp_path):
+    (found,) = problems(write(tmp_path, GOOD + "knowledge = [\"unterminated\n"))
+    assert found.line == 4 and "TOML syntax error" in found.message
+
+
+def test_not_utf8_and_oversized_files(tmp_path):
+    (found,) = problems(_bytes(tmp_path, b"name = \"\xff\xfe\"\n"))
+    assert "not UTF-8" in found.message
+    (found,) = problems(_bytes(tmp_path, b"# " + b"x" * 300_000))
+    assert "at most" in found.message
+
+
+def _bytes(tmp_path, data):
+    path = tmp_path / "bin.toml"
+    path.write_bytes(data)
+    return path
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    write(tmp_path, GOOD + 'id = "same"\n', "a.toml")
+    write(tmp_path, GOOD + 'id = "same"\n', "b.toml")
+    report = load_profiles(tmp_path)
+    assert list(report.npcs) == ["same"]
+    assert any("already used" in p.message for p in report.problems)
+
+
+def test_lint_command_exit_codes_and_output(tmp_path):
+    write(tmp_path, GOOD)
+    ok = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(tmp_path)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "1 NPC profile(s) OK (ada); 0 problem(s)" in ok.stdout
+    write(tmp_path, GOOD + 'reasoning_effort = "max"\n', "bad.toml")
+    bad = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "bad.toml:4: reasoning_effort:" in bad.stdout

@@ -1,0 +1,70 @@
+"""`parley serve`, `parley say` and `parley chat` as separate processes, the way a developer runs them."""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import profiles_copy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tiny_model, tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
+                             "--profiles", str(profiles_copy(tmp_path)), "--bind", endpoint],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # blocks until ready (or the process dies)
+    assert "ready on" in line, proc.stderr.read() if proc.poll() is not None else line
+    yield proc, endpoint
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def parley(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_say_streams_a_reply_and_prints_the_stats_line(served):
+    _, endpoint = served
+    result = parley("say", "brenna", "How much for a sword?", "--endpoint", endpoint, "--session", "t")
+    assert result.returncode == 0, result.stderr
+    assert "[first token" in result.stdout and "deadline met" in result.stdout
+
+
+def test_say_to_an_unknown_npc_fails_with_its_code(served):
+    _, endpoint = served
+    result = parley("say", "ghost", "hello", "--endpoint", endpoint)
+    assert result.returncode == 1 and "unknown_npc" in result.stderr
+
+
+def test_chat_holds_a_conversation_until_an_empty_line(served):
+    _, endpoint = served
+    result = parley("chat", "marta", "--endpoint", endpoint, stdin="A room please.\nAnd a meal?\n\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[first token") == 2
+
+
+def test_sigterm_stops_the_server_cleanly(served):
+    proc, _ = served
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert "server stopped" in proc.stderr.read()
+
+
+def test_serve_refuses_a_missing_model_folder(tmp_path):
+    result = parley("serve", "--model", tmp_path / "nope", "--profiles", Path(__file__).resolve().parents[2] / "npc_profiles",
+                    "--bind", f"tcp://127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "not a Parley model folder" in result.stderr

@@ -1,0 +1,44 @@
+"""Profiles reload while serving; a broken edit keeps the last good NPC and is reported."""
+from __future__ import annotations
+
+import time
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_broken_edit_keeps_the_last_good_npc_and_reports_the_error(make_server):
+    server = make_server()
+    path = server.profiles / "brenna.toml"
+    good = path.read_text()
+    with server.client() as c:
+        path.write_text(good.replace('reasoning_effort = "low"', 'reasoning_effort = "extreme"'))
+        report = c.reload_profiles()
+        assert "brenna" in report["kept"] and "brenna" in report["npcs"]
+        (err,) = [e for e in report["errors"] if e["file"].endswith("brenna.toml")]
+        assert err["key"] == "reasoning_effort" and err["line"] and "low | medium | high" in err["message"]
+        assert list(c.reply("brenna", "Still there?"))[-1]["type"] == "done"
+        assert server.engine.npcs["brenna"].reasoning_effort == "low"  # the last good version
+
+        path.write_text(good.replace("Brenna Ironhand", "Brenna the Bold"))
+        report = c.reload_profiles()
+        assert report["errors"] == [] and "brenna" in report["loaded"]
+    assert server.engine.npcs["brenna"].name == "Brenna the Bold"
+
+
+def test_edits_are_picked_up_without_asking(make_server):
+    server = make_server()
+    new = server.profiles / "wren.toml"
+    new.write_text('name = "Wren"\npersona = "A fletcher."\nfallback_lines = ["Busy."]\n')
+    assert wait_for(lambda: "wren" in server.engine.npcs)
+    with server.client() as c:
+        assert "wren" in [n["id"] for n in c.list_npcs()]
+        assert list(c.reply("wren", "Arrows?"))[-1]["type"] == "done"
+    new.unlink()
+    assert wait_for(lambda: "wren" not in server.engine.npcs)

@@ -1,0 +1,55 @@
+"""Remote use needs CurveZMQ keys; a client without the server's key gets nothing through."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import zmq.auth
+
+from runtime.client import ParleyClient, ParleyError
+from runtime.server import InsecureBind
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(folder)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_non_loopback_bind_without_keys_is_refused(make_server):
+    with pytest.raises(InsecureBind, match="parley keys"):
+        make_server(bind="tcp://0.0.0.0:0")
+
+
+def test_curve_client_with_the_server_key_connects_and_one_without_does_not(make_server, keys):
+    server = make_server(curve_secret_file=keys / "server.key_secret")
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    with ParleyClient(server.endpoint, timeout_s=20, retries=0, server_public_key=server_public) as good:
+        assert good.health()["status"] == "ok"
+        assert list(good.reply("brenna", "Hello"))[-1]["type"] == "done"
+    with ParleyClient(server.endpoint, timeout_s=1.0, retries=0) as plain:
+        with pytest.raises(ParleyError, match="no answer"):
+            plain.health()
+    wrong_public, _ = zmq.curve_keypair()
+    with ParleyClient(server.endpoint, timeout_s=1.0, retries=0, server_public_key=wrong_public) as wrong:
+        with pytest.raises(ParleyError, match="no answer"):
+            wrong.health()
+    assert server.server.counters["frames"] == 2  # only the good client's two requests ever arrived
+
+
+def test_client_allow_list(make_server, keys):
+    allowed = keys / "allowed"
+    allowed.mkdir(exist_ok=True)
+    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
+    server = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed)
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    client_keys = zmq.auth.load_certificate(str(keys / "client.key_secret"))
+    with ParleyClient(server.endpoint, timeout_s=20, retries=0, server_public_key=server_public,
+                      client_keys=client_keys) as known:
+        assert known.health()["status"] == "ok"
+    with ParleyClient(server.endpoint, timeout_s=1.0, retries=0, server_public_key=server_public) as stranger:
+        with pytest.raises(ParleyError, match="no answer"):
+            stranger.health()

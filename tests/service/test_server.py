@@ -1,0 +1,198 @@
+"""The server through real ZeroMQ sockets: streaming, concurrency, cancel, bad input, sessions."""
+from __future__ import annotations
+
+import threading
+
+import msgpack
+import pytest
+import zmq
+
+from runtime import protocol as p
+from runtime.client import ParleyClient, ParleyError
+from tests.service.conftest import LiveServer, profiles_copy
+
+
+def reply_frames(client, npc, text, **kw):
+    frames = list(client.reply(npc, text, **kw))
+    assert frames[-1]["type"] == "done" and all(f["type"] in ("delta", "action") for f in frames[:-1])
+    return frames
+
+
+def test_streamed_deltas_add_up_to_the_done_text_with_stats(live):
+    with live.client() as c:
+        frames = reply_frames(c, "brenna", "How much for a sword?", session="s-stream", deadline_ms=5000)
+    done = frames[-1]
+    deltas = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert deltas.strip() == done["text"] and done["text"]
+    for key in ("ttft_ms", "total_ms", "prompt_tokens", "reasoning_tokens", "final_tokens", "reasoning_cut",
+                "fallback_used", "deadline_ms", "deadline_met"):
+        assert key in done["stats"]
+    assert done["stats"]["deadline_ms"] == 5000
+
+
+def test_stream_off_sends_only_the_done_frame(live):
+    with live.client() as c:
+        frames = reply_frames(c, "marta", "A room, please.", stream=False)
+    assert [f["type"] for f in frames] == ["done"]
+
+
+def test_ipc_endpoint_works_too(tiny_model, tmp_path):
+    server = LiveServer(tiny_model, profiles_copy(tmp_path), bind=f"ipc://{tmp_path}/parley.sock")
+    try:
+        with server.client() as c:
+            assert reply_frames(c, "aldric", "Open the gate.")[-1]["text"]
+    finally:
+        server.stop()
+
+
+def test_two_clients_and_several_npcs_at_once(live):
+    results, errors = {}, []
+
+    def talk(name, npc):
+        try:
+            with live.client() as c:
+                for i in range(2):
+                    frames = reply_frames(c, npc, f"Hello number {i}", session=name)
+                    deltas = "".join(f["text"] for f in frames if f["type"] == "delta")
+                    assert deltas.strip() == frames[-1]["text"]
+                results[name] = frames[-1]["stats"]["npc"]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=talk, args=(f"c{i}", npc)) for i, npc in enumerate(["brenna", "marta", "aldric"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and results == {"c0": "brenna", "c1": "marta", "c2": "aldric"}
+
+
+def test_cancel_mid_stream_ends_that_request_and_others_finish(live):
+    other = {}
+
+    def bystander():
+        with live.client() as c:
+            other["done"] = reply_frames(c, "marta", "Any rumours?")[-1]
+
+    t = threading.Thread(target=bystander)
+    t.start()
+    with live.client() as c:
+        rid = c.new_id()
+        stream = c.reply("talker", "hello", request_id=rid)
+        first = next(stream)
+        assert first["type"] == "delta"
+        assert c.cancel(rid)["found"] is True
+        with pytest.raises(ParleyError) as err:
+            for _ in stream:
+                pass
+        assert err.value.code == p.CANCELLED
+        assert c.health()["status"] == "ok"
+    t.join(60)
+    assert other["done"]["text"]
+
+
+def test_cancel_of_a_queued_request(live):
+    with live.client() as c:
+        first = c.send("reply", npc="talker", text="hello")
+        queued = c.send("reply", npc="talker", text="hello")
+        c.send("cancel", target=queued)
+        frames = {}
+        while set(frames) != {first, queued}:
+            frame = msgpack.unpackb(c.socket.recv(), raw=False)
+            if frame["type"] in ("done", "error") and frame["id"] in (first, queued):
+                frames[frame["id"]] = frame
+        assert frames[first]["type"] == "done"
+        assert frames[queued]["type"] == "error" and frames[queued]["code"] == p.CANCELLED
+
+
+def raw_roundtrip(endpoint: str, frames: list[bytes]) -> dict:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send_multipart(frames)
+        assert sock.poll(10_000), "the server must answer"
+        return msgpack.unpackb(sock.recv(), raw=False)
+    finally:
+        sock.close()
+
+
+BAD_INPUTS = {
+    "malformed msgpack": ([b"\xc1\xc1\xc1 not msgpack"], p.BAD_MESSAGE),
+    "not a map": ([msgpack.packb([1, 2, 3])], p.BAD_MESSAGE),
+    "missing id": ([msgpack.packb({"v": 1, "type": "health"})], p.BAD_MESSAGE),
+    "wrong version": ([msgpack.packb({"v": 9, "id": "x", "type": "health"})], p.UNSUPPORTED_VERSION),
+    "unknown kind": ([msgpack.packb({"v": 1, "id": "x", "type": "dance"})], p.UNKNOWN_TYPE),
+    "text not a string": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna", "text": 42})],
+                          p.BAD_MESSAGE),
+    "state not a map": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna", "text": "hi",
+                                        "state": [1]})], p.BAD_MESSAGE),
+    "negative deadline": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna", "text": "hi",
+                                          "deadline_ms": -5})], p.DEADLINE_IMPOSSIBLE),
+    "unknown npc": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "ghost", "text": "hi"})],
+                    p.UNKNOWN_NPC),
+    "oversized frame": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna",
+                                        "text": "a" * (p.MAX_REQUEST_BYTES + 10)})], p.TOO_LARGE),
+    "text over the hard cap": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna",
+                                               "text": "a" * (p.MAX_TEXT_CHARS + 1)})], p.TOO_LARGE),
+    "two frames": ([msgpack.packb({"v": 1, "id": "x", "type": "health"}), b"extra"], p.BAD_MESSAGE),
+    "unknown session export": ([msgpack.packb({"v": 1, "id": "x", "type": "export_session", "npc": "brenna",
+                                               "session": "never"})], p.UNKNOWN_SESSION),
+    "garbage session blob": ([msgpack.packb({"v": 1, "id": "x", "type": "import_session", "npc": "brenna",
+                                             "session": "s", "blob": b"junk"})], p.BAD_MESSAGE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gets_its_error_code_and_the_server_keeps_serving(live, case):
+    frames, code = BAD_INPUTS[case]
+    answer = raw_roundtrip(live.endpoint, frames)
+    assert answer["type"] == "error" and answer["code"] == code, answer
+    assert answer["message"]
+    with live.client() as c:
+        assert c.health()["status"] == "ok"
+
+
+def test_full_queue_answers_busy(make_server):
+    server = make_server(max_queue=1)
+    with server.client() as c:
+        ids = [c.send("reply", npc="talker", text="hello") for _ in range(4)]
+        answers = {}
+        while len(answers) < 4:
+            frame = msgpack.unpackb(c.socket.recv(), raw=False)
+            if frame["type"] in ("done", "error"):
+                answers[frame["id"]] = frame.get("code", "done")
+    assert answers[ids[0]] == "done" and p.BUSY in answers.values()
+
+
+def test_session_export_reset_import_restores_the_conversation(live):
+    with live.client() as c:
+        reply_frames(c, "brenna", "My name is Ada.", session="save-1")
+        second = reply_frames(c, "brenna", "Remember me?", session="save-1")[-1]
+        blob = c.export_session("brenna", "save-1")
+        assert c.reset_session("brenna", "save-1") is True
+        fresh = reply_frames(c, "brenna", "Remember me?", session="save-2")[-1]
+        assert c.import_session("brenna", "save-1", blob) == 2
+        restored = reply_frames(c, "brenna", "Remember me?", session="save-1")[-1]
+    history = live.engine.store.get("brenna", "save-1").history
+    assert [t.user for t in history[:2]] == ["Player: My name is Ada.", "Player: Remember me?"]
+    # the restored reply's prompt holds the two earlier turns; a fresh session's does not
+    assert restored["stats"]["prompt_tokens"] > fresh["stats"]["prompt_tokens"]
+    assert second["stats"]["prompt_tokens"] > fresh["stats"]["prompt_tokens"]
+
+
+def test_list_npcs_stats_and_health(live):
+    with live.client() as c:
+        ids = [n["id"] for n in c.list_npcs()]
+        stats = c.stats()
+        health = c.health()
+    assert {"brenna", "marta", "aldric", "talker"} <= set(ids)
+    assert stats["model"]["provider"] == "CPUExecutionProvider" and "counters" in stats
+    assert health["status"] == "ok" and health["npcs"] >= 4
+
+
+def test_client_times_out_when_no_server_is_there():
+    with ParleyClient("tcp://127.0.0.1:1", timeout_s=0.3, retries=1) as c:
+        with pytest.raises(ParleyError, match="no answer"):
+            c.health()
