@@ -1,0 +1,161 @@
+"""Train Parley's demo NPC model: a small gpt-oss, saved as a Hugging Face checkpoint like a studio's fine-tune.
+
+    .venv/bin/python -m tools.demo.train --out tools/demo/checkpoint --minutes 25
+
+Synthetic harmony conversations (tools/demo/dataset.py) about the shipped NPCs plus random
+training-only NPCs; a byte-level BPE tokenizer with the harmony special tokens; loss on the
+assistant's tokens only. Writes config.json, model.safetensors, tokenizer.json and training_log.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from runtime.harmony_tokens import OPTIONAL, REQUIRED  # noqa: E402
+from tools.demo import dataset  # noqa: E402
+
+MODEL_SHAPE = dict(hidden_size=128, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                   num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=2,
+                   sliding_window=128)
+VOCAB = 2048
+
+
+def train_tokenizer(examples, path: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    rec = dataset.TextRecorder()
+    for ex in examples:
+        dataset.prompt_ids(rec, ex)
+        dataset.completion_segments(rec, ex)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=list(REQUIRED + OPTIONAL), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(rec.pieces, trainer)
+    tok.save(str(path))
+
+
+def encode(tok, ex) -> tuple[list[int], list[int]]:
+    ids = dataset.prompt_ids(tok, ex)
+    labels = [-100] * len(ids)
+    for seg, trained in dataset.completion_segments(tok, ex):
+        ids += seg
+        labels += seg if trained else [-100] * len(seg)
+    return ids, labels
+
+
+def batches(data, batch_tokens: int, rng: random.Random):
+    """Length-bucketed batches of about batch_tokens tokens, shuffled."""
+    order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
+    out, cur = [], []
+    for i in order:
+        cur.append(i)
+        if len(cur) * len(data[i][0]) >= batch_tokens:
+            out.append(cur)
+            cur = []
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def collate(data, idx, pad: int):
+    width = max(len(data[i][0]) for i in idx)
+    ids = torch.full((len(idx), width), pad, dtype=torch.long)
+    labels = torch.full((len(idx), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        x, y = data[i]
+        ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, mask
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("tools/demo/checkpoint"))
+    ap.add_argument("--examples", type=int, default=12000)
+    ap.add_argument("--minutes", type=float, default=25.0, help="wall-clock training budget")
+    ap.add_argument("--batch-tokens", type=int, default=6144)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tokenizers import Tokenizer
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    examples = dataset.make_examples(args.examples, seed=args.seed)
+    train_tokenizer(examples, args.out / "tokenizer.json")
+    tok = dataset.RawHarmonyTokenizer(Tokenizer.from_file(str(args.out / "tokenizer.json")))
+    data = [encode(tok, ex) for ex in examples]
+    lengths = sorted(len(x) for x, _ in data)
+    print(f"{len(data)} conversations, tokens per conversation: median {lengths[len(lengths) // 2]}, "
+          f"max {lengths[-1]}", flush=True)
+
+    vocab = Tokenizer.from_file(str(args.out / "tokenizer.json")).get_vocab_size()
+    config = GptOssConfig(vocab_size=vocab, max_position_embeddings=4096, **MODEL_SHAPE,
+                          layer_types=["sliding_attention" if i % 2 == 0 else "full_attention"
+                                       for i in range(MODEL_SHAPE["num_hidden_layers"])],
+                          rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                           "truncate": False, "original_max_position_embeddings": 4096,
+                                           "rope_theta": 150000.0},
+                          router_aux_loss_coef=0.01, output_router_logits=True)
+    model = GptOssForCausalLM(config)
+    model.train()
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model: {params / 1e6:.2f}M parameters", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    pad = tok.special("<|endoftext|>")
+    budget_s = args.minutes * 60
+    start = time.monotonic()
+    log, step, epoch = [], 0, 0
+    warmup = 30
+    while time.monotonic() - start < budget_s:
+        epoch += 1
+        for idx in batches(data, args.batch_tokens, rng):
+            elapsed = time.monotonic() - start
+            if elapsed >= budget_s:
+                break
+            progress = elapsed / budget_s
+            lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            ids, labels, mask = collate(data, idx, pad)
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            if step % 10 == 0:
+                lm = float(out.loss) - config.router_aux_loss_coef * float(out.aux_loss or 0)
+                log.append({"step": step, "epoch": epoch, "seconds": round(elapsed, 1), "loss": round(lm, 4),
+                            "lr": round(lr, 6)})
+                print(f"step {step} epoch {epoch} {elapsed / 60:.1f} min loss {lm:.3f} lr {lr:.2e}", flush=True)
+    model.eval()
+    model.config.output_router_logits = False
+    model.save_pretrained(args.out)
+    (args.out / "training_log.json").write_text(json.dumps(
+        {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
+         "minutes": round((time.monotonic() - start) / 60, 1), "shape": MODEL_SHAPE, "vocab": vocab,
+         "command": " ".join(sys.argv), "log": log}, indent=1))
+    print(f"saved {args.out} after {step} steps", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
