@@ -84,6 +84,7 @@ def fuzz(endpoint: str, frames: int, seed: int = 0, server_pid: int | None = Non
     rss_before = rss_mb(server_pid) if server_pid else None
     start = time.monotonic()
     outstanding = 0
+    next_health = 0
     while sent < frames or outstanding:
         while sent < frames and outstanding < window:
             sock.send_multipart(mutate(rng))
@@ -100,7 +101,8 @@ def fuzz(endpoint: str, frames: int, seed: int = 0, server_pid: int | None = Non
             if frame.get("type") == "error":
                 errors += 1
                 codes[frame["code"]] = codes.get(frame["code"], 0) + 1
-        if sent % 2000 < window:
+        if sent >= next_health:  # the server must keep answering health all along
+            next_health += 500
             health.send(msgpack.packb({"v": 1, "id": f"h{sent}", "type": "health"}))
             if not health.poll(10_000):
                 raise AssertionError(f"the server stopped answering health after {sent} frames")

@@ -1,0 +1,39 @@
+"""Broken profile files: always a clear ProfileError, never a crash, and the last good NPC stays."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runtime.profile_registry import ProfileRegistry
+from runtime.profiles import ProfileError, parse_profile
+
+GOOD = 'name = "Ada"\npersona = "A tinker."\nfallback_lines = ["Hm."]\n'
+FRAGMENTS = ['name = ', '"Ada"', "persona = 3", "[budget]", "[[actions]]", "deadline_ms = -1", "= =", '"""',
+             "knowledge = [1, 2]", "[style]\nsample_lines = 'x'", "\x00", "é", "[sampling]\ntop_p = 2",
+             "reasoning_effort = 'high'", "fallback_lines = []", "x" * 5000, "[budget]\n[budget]", "id = 'Bad Id'"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=40), max_size=12))
+def test_any_text_gives_a_profile_or_a_clear_error(tmp_path, parts):
+    path = tmp_path / "fuzz.toml"
+    path.write_text(GOOD + "\n".join(parts), encoding="utf-8", errors="surrogatepass")
+    try:
+        parse_profile(path)
+    except ProfileError as exc:
+        assert exc.problems and all(p.file == str(path) and p.message for p in exc.problems)
+
+
+def test_last_good_npc_survives_a_file_turning_into_garbage_or_a_folder(tmp_path):
+    path = tmp_path / "ada.toml"
+    path.write_text(GOOD)
+    registry = ProfileRegistry(tmp_path)
+    assert registry.reload().loaded == ["ada"]
+    path.write_bytes(b"\xff\x00 garbage = = =")
+    result = registry.reload()
+    assert result.kept == ["ada"] and "ada" in registry.npcs and result.problems
+    path.unlink()
+    path.mkdir()  # replaced by something that cannot be read as a file
+    result = registry.reload()
+    assert "ada" in registry.npcs or result.removed == ["ada"]
+    assert all(p.message for p in result.problems)
