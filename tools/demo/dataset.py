@@ -16,7 +16,7 @@ from runtime.harmony import Turn
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import phrasing
-from tools.demo.facts import QUESTIONS, SHIPPED, DemoNpc, Fact, random_npc
+from tools.demo.facts import QUESTIONS, SHIPPED, TEST_QUESTIONS, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
 ACTION_REQUESTS = {"open_shop": ["Show me your wares.", "What do you have for sale?", "Let me see what you sell."],
@@ -60,7 +60,8 @@ def articles(text: str) -> str:
     return re.sub(r"\b([Aa]) ([aeiouAEIOU])", lambda m: f"{m.group(1)}n {m.group(2)}", text)
 
 
-HELD_OUT = {articles(t.format(**f.slots)) for d in SHIPPED for f in d.facts for t in QUESTIONS[f.topic][1]}
+HELD_OUT = {articles(t.format(**f.slots)) for d in SHIPPED for f in d.facts
+            for t in QUESTIONS[f.topic][1] + TEST_QUESTIONS[f.topic]}
 
 
 def question(fact: Fact, rng: random.Random, held_out: bool) -> str:
@@ -69,7 +70,7 @@ def question(fact: Fact, rng: random.Random, held_out: bool) -> str:
         return articles(rng.choice(held).format(**fact.slots))
     if rng.random() < 0.3:
         return articles(rng.choice(train).format(**fact.slots))
-    return articles(phrasing.phrase(fact.topic, rng, HELD_OUT, **fact.slots))
+    return phrasing.phrase(fact.topic, rng, HELD_OUT, articles, **fact.slots)
 
 
 def _topic_words(fact: Fact) -> str:

@@ -115,6 +115,26 @@ QUESTIONS = {
     "job": (["Is there any work?", "Anyone hiring?", "Do you know of any jobs?", "I need work."],
             ["Know anyone who needs a sword arm?", "Any way to earn some coin?"]),
 }
+# A fresh held-out set, written after the first held-out set (QUESTIONS[...][1]) had been used to improve
+# the training grammar, and before the model was retrained: the honest test of unseen phrasings.
+TEST_QUESTIONS = {
+    "price": ["What's the going rate for a {item}?", "How much would you ask for a {item}?",
+              "Got a {item}? What's it cost me?", "What's your price on a {item}?"],
+    "hours": ["When do you shut the {place} for the night?", "Is the {place} still open this evening?",
+              "What time is the {place} open till?", "When's closing time at the {place}?"],
+    "rumour": ["What's the latest news?", "Heard any strange stories?", "Anything going on in the village?",
+               "What's everyone whispering about?"],
+    "rule": ["What's needed for {thing}?", "Do I need anything for {thing}?", "Is there a rule on {thing}?",
+             "Can you explain {thing}?"],
+    "reward": ["Will the watch pay for a {thing}?", "What's a {thing} worth to you?", "Is there coin in a {thing}?",
+               "Do you give anything for a {thing}?"],
+    "person": ["Where's {person} got to?", "Seen {person} lately?", "Is {person} about today?",
+               "Where can I find {person}?"],
+    "food": ["What are you cooking today?", "What's good to eat here?", "Is there any food tonight?",
+             "What's the dish of the day?"],
+    "job": ["Is anyone looking for help?", "Got any work for me?", "Where could I earn some silver?",
+            "Anyone need an extra hand?"],
+}
 GREETINGS = ["Hello!", "Good morning.", "Hi there.", "Greetings.", "Hey.", "Good evening!"]
 FAREWELLS = ["Goodbye.", "Farewell.", "See you later.", "I must be going.", "Bye!"]
 INSULTS = ["You're useless.", "What a dump.", "Hurry up, fool.", "Nobody likes you."]

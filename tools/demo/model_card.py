@@ -40,7 +40,7 @@ def main() -> int:
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot(info["log"], args.checkpoint / "loss.png")
     report = evaluate(export_demo(args.checkpoint, args.model))
-    shipped, unseen = report["shipped"], report["unseen"]
+    shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['question']} | {r['answer']} | {'yes' if r['correct'] else 'no'} |"
                          for r in shipped["rows"][::4] + unseen["rows"])
@@ -63,17 +63,24 @@ and goes through `parley export` like one.
 
 ## Measured behaviour
 
-Held-out question phrasings (never in the training data), greedy decoding, through the real engine
-(`.venv/bin/python -m tools.demo.evaluate`). A reply counts as correct when the final channel states
-the fact's key phrase, no fallback line was used, and no reasoning leaked into it.
+Held-out question phrasings (excluded from the training data, also as substrings), greedy decoding,
+through the real engine (`.venv/bin/python -m tools.demo.evaluate`). A reply counts as correct when
+the final channel states the fact's key phrase, no fallback line was used, and no reasoning leaked into
+it. History of this figure: the first training run (10 fixed phrasings per topic) scored 36% on the
+first held-out set; a phrasing grammar raised that to 73%; looking at those misses, indirect questions
+and synonyms were added to the grammar, and a fresh test set was written before the final run; the
+first line below is that fresh set, the second the one we had looked at.
 
 | NPCs | accuracy | answered through the final channel |
 | --- | --- | --- |
-| the three shipped NPCs (brenna, aldric, marta) | **{shipped['accuracy']:.1%}** ({sum(r['correct'] for r in shipped['rows'])}/{shipped['n']}) | {shipped['final_channel_rate']:.0%} |
+| the three shipped NPCs (brenna, aldric, marta), fresh test phrasings | **{shipped['accuracy']:.1%}** ({sum(r['correct'] for r in shipped['rows'])}/{shipped['n']}) | {shipped['final_channel_rate']:.0%} |
+| the same NPCs, first held-out phrasings (used while improving the training grammar) | {dev['accuracy']:.1%} ({sum(r['correct'] for r in dev['rows'])}/{dev['n']}) | {dev['final_channel_rate']:.0%} |
 | a profile never seen in training (oswin, facts only in its prompt) | **{unseen['accuracy']:.1%}** ({sum(r['correct'] for r in unseen['rows'])}/{unseen['n']}) | {unseen['final_channel_rate']:.0%} |
 
-The shipped NPCs' facts are learned; a new NPC's facts must be read from its developer message, which a
-model this small does poorly (the figure above is what it is). For your own NPCs, fine-tune a real
+Parley's target for the shipped NPCs is 90% on fresh phrasings; this checkpoint does not reach it yet
+(its misses are mostly rumour questions phrased as "latest news" or "whispering"). A new NPC's facts must
+be read from its developer message, which a model this small does only partly (the figure above is what
+it is). For your own NPCs, fine-tune a real
 gpt-oss checkpoint on your world and export it.
 
 | NPC | question | answer | correct |

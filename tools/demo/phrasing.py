@@ -21,6 +21,7 @@ CORES = {
               "how much silver for a {item}", "what's the cost of a {item}", "could I afford a {item}",
               "what are you asking for a {item}", "I need a {item}, how much", "price for a {item}"],
     "hours": ["when is the {place} open", "what are the hours of the {place}", "when does the {place} close",
+              "what time does the {place} shut", "when does the {place} shut", "what time do you close the {place}",
               "is the {place} open late", "until when is the {place} open", "when do you close the {place}",
               "what hours does the {place} keep", "when does the {place} open", "how long is the {place} open",
               "is the {place} open now", "when can I visit the {place}", "at what time does the {place} close",
@@ -28,6 +29,7 @@ CORES = {
     "rumour": ["any rumours", "heard any news", "what's the gossip", "anything strange happening",
                "what's new around here", "tell me a rumour", "any news from the road", "what's the talk of the town",
                "heard anything odd", "anything I should know about", "any tales going around",
+               "what are people saying", "what's everyone talking about", "what are folk gossiping about",
                "what's the word in the village", "know any gossip", "anything unusual lately", "any news"],
     "rule": ["what about {thing}", "what do I need for {thing}", "tell me the rule for {thing}", "is {thing} allowed",
              "what's required for {thing}", "how does {thing} work", "any rules about {thing}",
@@ -43,7 +45,24 @@ CORES = {
              "can I get some food", "what's on the fire"],
     "job": ["is there any work", "anyone hiring", "do you know of any jobs", "I need work", "any work going",
             "who's looking for help", "any jobs for a traveller", "know of paying work", "anyone need a hand",
+            "how can I earn some coin", "anyone need a sword arm", "any way to make money here",
             "where can I find work"],
+}
+# Indirect questions ("Could you tell me what a sword costs?"): an opener that asks, then a clause.
+ASKING = ["Could you tell me ", "Can you tell me ", "Do you know ", "Mind telling me ", "I'd like to know ",
+          "Would you tell me ", "Tell me "]
+CLAUSES = {
+    "price": ["what a {item} costs", "how much a {item} is", "what you charge for a {item}",
+              "what you'd want for a {item}", "the price of a {item}", "what I'd pay for a {item}"],
+    "hours": ["when the {place} closes", "when the {place} shuts", "how late the {place} is open",
+              "what time the {place} opens", "the hours of the {place}", "when the {place} is open"],
+    "rumour": ["what people are saying", "what folk are talking about", "if there's any news", "what the gossip is",
+               "any rumours you've heard", "what's been happening"],
+    "rule": ["what I need for {thing}", "what the rule is for {thing}", "how {thing} works"],
+    "reward": ["what a {thing} is worth", "if there's a reward for a {thing}", "what you pay for a {thing}"],
+    "person": ["where {person} is", "what {person} is up to", "when {person} will be back"],
+    "food": ["what's cooking", "what you're serving", "what there is to eat"],
+    "job": ["if anyone's hiring", "where I could find work", "how to earn some coin", "who needs help"],
 }
 INSULTS = ["you're useless", "what a dump", "hurry up, fool", "nobody likes you", "you smell", "this place is a pigsty",
            "you're a fraud", "you're slow as a snail", "what an idiot", "get lost"]
@@ -70,12 +89,16 @@ def ask(core: str, rng: random.Random, **slots: str) -> str:
     return text + closer
 
 
-def phrase(topic: str, rng: random.Random, excluded: set[str], **slots: str) -> str:
-    for _ in range(20):
-        text = ask(rng.choice(CORES[topic]), rng, **slots)
-        if text not in excluded:
+def indirect(topic: str, rng: random.Random, **slots: str) -> str:
+    return rng.choice(ASKING) + rng.choice(CLAUSES[topic]).format(**slots) + rng.choice(["?", "?", ".", " please?"])
+
+
+def phrase(topic: str, rng: random.Random, excluded: set[str], fix=lambda t: t, **slots: str) -> str:
+    """A training phrasing that contains none of the excluded (held-out) questions."""
+    while True:
+        text = fix(indirect(topic, rng, **slots) if rng.random() < 0.3 else ask(rng.choice(CORES[topic]), rng, **slots))
+        if not any(held in text for held in excluded):
             return text
-    return text
 
 
 def chitchat(pool: list[str], rng: random.Random) -> str:

@@ -1,0 +1,70 @@
+"""The shipped demo model: its data matches the profiles and the engine, and its NPCs state the right facts."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.engine import Engine, ReplyRequest
+from runtime.harmony import Turn
+from runtime.profiles import parse_profile
+from runtime.sampler import GREEDY
+from tools.demo import dataset
+from tools.demo.evaluate import evaluate, export_demo
+from tools.demo.facts import SHIPPED
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT = ROOT / "tools" / "demo" / "checkpoint"
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    return export_demo(CHECKPOINT, tmp_path_factory.mktemp("demo") / "model")
+
+
+def test_training_facts_are_the_shipped_profiles_knowledge():
+    for d in SHIPPED:
+        npc = parse_profile(ROOT / "npc_profiles" / f"{d.id}.toml")
+        for fact in d.facts:
+            assert fact.sentence in npc.knowledge, (d.id, fact.sentence)
+            assert fact.key.lower() in fact.sentence.lower()
+
+
+def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
+    shipped = dataset.shipped_npcs()
+    engine = Engine(demo_model, {i: n for i, (_, n) in shipped.items()})
+    history = (Turn("Player: Hello!", "Welcome to my forge, traveller."),)
+    engine.import_session("brenna", "p", list(history))
+    example = dataset.Example(shipped["brenna"][1], history, "Player: Any rumours?", dataset.Reply("", ""), None)
+    result = list(engine.reply(ReplyRequest(npc="brenna", text="Any rumours?", session_id="p", sampling=GREEDY)))[-1]
+    served = engine.store.get("brenna", "p").tokens[: result.stats.prompt_tokens]
+    assert dataset.prompt_ids(engine.tok, example) == served
+
+
+# The shipped checkpoint measures 82.8% (53/64) on the fresh held-out set; issue 5's target is 90%
+# and is NOT met yet (see MODEL_CARD.md). This floor only guards against regressions (deterministic
+# greedy decoding, with a margin for float differences between machines).
+REGRESSION_FLOOR = 0.75
+
+
+def test_shipped_npcs_state_the_right_fact_on_held_out_phrasings(demo_model):
+    report = evaluate(demo_model)
+    shipped = report["shipped"]
+    misses = [(r["question"], r["answer"]) for r in shipped["rows"] if not r["correct"]]
+    assert shipped["n"] == 64
+    assert shipped["final_channel_rate"] == 1.0  # always the final channel, reasoning never shown
+    assert shipped["accuracy"] >= REGRESSION_FLOOR, misses
+
+
+def test_the_demo_command_holds_conversations_and_stops_the_server(tmp_path):
+    env = {**os.environ, "PARLEY_DEMO_MODEL": str(tmp_path / "model")}
+    result = subprocess.run([sys.executable, "-m", "tools.demo.run"], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("[first token") == 8 and "server stopped cleanly" in out
+    assert "Brenna Ironhand" in out and "Captain Aldric" in out and "Marta Fairweather" in out
+    assert "They ask about" not in out and "I know:" not in out  # the reasoning stays hidden
