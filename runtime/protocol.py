@@ -86,6 +86,7 @@ def decode(payload: bytes) -> Request:
         raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
     if not isinstance(body, dict):
         raise ProtocolError(BAD_MESSAGE, f"a request must be a msgpack map, got {type(body).__name__}")
+    body = {k: v for k, v in body.items() if v is not None}  # nil means absent, for every key
     rid = body.get("id")
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
         raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters",

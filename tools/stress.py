@@ -73,6 +73,8 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
             frame = msgpack.unpackb(sock.recv(), raw=False)
             if frame.get("id") != rid:
                 continue  # the cancel's own answer
+            if frame["type"] == "action":
+                continue  # an NPC action during the reply: not terminal
             if frame["type"] == "delta":
                 if action < 0.1 and not cancelled:  # the player walked away: cancel
                     sock.send(msgpack.packb({"v": 1, "id": f"{rid}-c", "type": "cancel", "target": rid}))

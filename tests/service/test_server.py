@@ -196,3 +196,12 @@ def test_client_times_out_when_no_server_is_there():
     with ParleyClient("tcp://127.0.0.1:1", timeout_s=0.3, retries=1) as c:
         with pytest.raises(ParleyError, match="no answer"):
             c.health()
+
+
+def test_nil_optional_fields_mean_absent(live):
+    """Found by tools/fuzz_server.py: a nil deadline_ms once reached the server as None (an internal error)."""
+    answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "n", "type": "reply", "npc": "brenna",
+                                                          "text": "hi", "deadline_ms": None, "session": None,
+                                                          "state": None, "sampling": None, "stream": False})])
+    assert answer["type"] == "done", answer
+    assert answer["stats"]["deadline_ms"] == live.engine.npcs["brenna"].deadline_ms
