@@ -286,7 +286,7 @@ class _Reply:
             reasoning_budget=plan.reasoning_tokens, reasoning_cut=cut, fallback_used=fallback,
             deadline_ms=self.deadline, deadline_met=total <= self.deadline, finish_reason=finish,
             input_truncated=self.truncated, dropped_turns=dropped)
-        if fallback and self.final == []:
+        if fallback:  # also after whitespace-only deltas: the deltas must add up to the reply text
             yield FinalDelta(text)
         yield ReplyResult(text, stats, "".join(self.reasoning), tuple(self.actions), tuple(self.generated))
 
