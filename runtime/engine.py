@@ -159,9 +159,15 @@ class Engine:
                 raise UnknownSession(f"no session {session_id!r} with NPC {npc!r}")
             return list(conv.history)
 
+    def npc(self, name: str) -> Npc:
+        """The NPC's current profile, or UnknownNpc naming the known ones."""
+        npc = self.npcs.get(name)
+        if npc is None:
+            raise UnknownNpc(f"unknown NPC {name!r}; known: {', '.join(sorted(self.npcs)) or 'none'}")
+        return npc
+
     def import_session(self, npc: str, session_id: str, history: list[Turn]) -> None:
-        if npc not in self.npcs:
-            raise UnknownNpc(f"unknown NPC {npc!r}; known: {', '.join(sorted(self.npcs)) or 'none'}")
+        self.npc(npc)
         with self._lock:
             self.store.drop(npc, session_id)
             self.store.put(Conversation(npc, session_id, history=list(history)))
@@ -204,9 +210,7 @@ class _Reply:
     def __init__(self, engine: Engine, req: ReplyRequest, cancel: threading.Event):
         self.e, self.req, self.cancel = engine, req, cancel
         self.t0 = req.received_at if req.received_at is not None else time.monotonic()
-        npc = engine.npcs.get(req.npc)
-        if npc is None:
-            raise UnknownNpc(f"unknown NPC {req.npc!r}; known: {', '.join(sorted(engine.npcs)) or 'none'}")
+        npc = engine.npc(req.npc)
         if not isinstance(req.text, str) or not req.text.strip():
             raise BadRequest("'text' must be a non-empty string")
         self.npc = npc
@@ -221,6 +225,8 @@ class _Reply:
         self.ttft: float | None = None
         self._last_call = "functions.unknown"
         self.generated: list[int] = []
+        # tokens the engine appends to close the reasoning and open the final channel
+        self.force_len = len(harmony.force_final(engine.tok, in_message=True))
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.t0) * 1000
@@ -235,8 +241,7 @@ class _Reply:
         conv = conv or Conversation(npc.id, sid)
         prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world),
                                        npc.developer_text())
-        force_len = len(harmony.force_final(tok, in_message=True))
-        reserve = npc.max_reasoning_tokens + npc.max_final_tokens + force_len + 16
+        reserve = npc.max_reasoning_tokens + npc.max_final_tokens + self.force_len + 16
         history = list(conv.history) if self.req.session_id else []
         dropped = 0
         while True:
@@ -252,10 +257,12 @@ class _Reply:
         reuse = common_prefix(conv.tokens, prompt) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt) - 1)  # at least one token must run to produce logits
         plan = budget.plan(e.cost, self.deadline - self.elapsed_ms(), len(prompt) - max(reuse, len(prefix)),
-                           force_len, npc.expected_final_tokens, npc.max_reasoning_tokens)
+                           self.force_len, npc.expected_final_tokens, npc.max_reasoning_tokens)
         if plan.fallback:
             log.info("request %s: fallback (%s)", self.req.request_id, plan.reason)
-            yield from self._fallback(conv, history, len(prompt), reuse, plan, "fallback", dropped)
+            text = random.choice(npc.fallback_lines)
+            yield FinalDelta(text)
+            yield self._result(conv, history, text, True, "fallback", len(prompt), reuse, dropped, plan)
             return
 
         cache = self._cache(conv, prompt, reuse, prefix)
@@ -270,25 +277,32 @@ class _Reply:
         finish, cut = yield from self._generate(conv, out, plan)
         decode_s = time.monotonic() - decode_start
         text = "".join(self.final).strip()
-        fallback = False
-        if not text and finish != "cancelled":
-            text, fallback = random.choice(npc.fallback_lines), True
+        fallback = not text and finish != "cancelled"
+        if fallback:  # also after whitespace-only deltas: the deltas must add up to the reply text
+            text = random.choice(npc.fallback_lines)
+            yield FinalDelta(text)
+        yield self._result(conv, history, text, fallback, finish, len(prompt), reused, dropped, plan,
+                           prefill_ms, decode_s, cut)
+
+    def _result(self, conv: Conversation, history: list[Turn], text: str, fallback: bool, finish: str,
+                prompt_len: int, reused: int, dropped: int, plan: budget.Plan, prefill_ms: float = 0.0,
+                decode_s: float = 0.0, cut: bool = False) -> ReplyResult:
+        """Remember the turn (unless cancelled) and report what happened."""
         if self.req.session_id and finish != "cancelled":
             conv.history = history + [Turn(self.user_text, text)]
-        e.store.put(conv)
+        self.e.store.put(conv)
         total = self.elapsed_ms()
         generated = self.n_reasoning + self.n_final
         stats = ReplyStats(
-            request_id=self.req.request_id, npc=npc.id, prompt_tokens=len(prompt), reused_tokens=reused,
-            reasoning_tokens=self.n_reasoning, final_tokens=self.n_final, ttft_ms=self.ttft,
-            total_ms=round(total, 2), prefill_ms=round(prefill_ms, 2),
+            request_id=self.req.request_id, npc=self.npc.id, prompt_tokens=prompt_len, reused_tokens=reused,
+            reasoning_tokens=self.n_reasoning, final_tokens=self.n_final,
+            ttft_ms=round(total, 2) if finish == "fallback" else self.ttft, total_ms=round(total, 2),
+            prefill_ms=round(prefill_ms, 2),
             decode_tok_s=round(generated / decode_s, 1) if decode_s > 0 and generated else 0.0,
             reasoning_budget=plan.reasoning_tokens, reasoning_cut=cut, fallback_used=fallback,
             deadline_ms=self.deadline, deadline_met=total <= self.deadline, finish_reason=finish,
             input_truncated=self.truncated, dropped_turns=dropped)
-        if fallback:  # also after whitespace-only deltas: the deltas must add up to the reply text
-            yield FinalDelta(text)
-        yield ReplyResult(text, stats, "".join(self.reasoning), tuple(self.actions), tuple(self.generated))
+        return ReplyResult(text, stats, "".join(self.reasoning), tuple(self.actions), tuple(self.generated))
 
     def _cache(self, conv: Conversation, prompt: list[int], reuse: int, prefix: list[int]) -> KvCache:
         """A cache holding the longest reusable prefix of `prompt`, big enough for the whole reply."""
@@ -306,21 +320,6 @@ class _Reply:
         cache.lengths[:] = reuse
         return cache
 
-    def _fallback(self, conv, history, prompt_len, reuse, plan, finish, dropped) -> Iterator[Any]:
-        text = random.choice(self.npc.fallback_lines)
-        if self.req.session_id:
-            conv.history = history + [Turn(self.user_text, text)]
-            self.e.store.put(conv)
-        total = self.elapsed_ms()
-        stats = ReplyStats(
-            request_id=self.req.request_id, npc=self.npc.id, prompt_tokens=prompt_len, reused_tokens=reuse,
-            reasoning_tokens=0, final_tokens=0, ttft_ms=round(total, 2), total_ms=round(total, 2), prefill_ms=0.0,
-            decode_tok_s=0.0, reasoning_budget=0, reasoning_cut=False, fallback_used=True,
-            deadline_ms=self.deadline, deadline_met=total <= self.deadline, finish_reason=finish,
-            input_truncated=self.truncated, dropped_turns=dropped)
-        yield FinalDelta(text)
-        yield ReplyResult(text, stats, "", ())
-
     def _run(self, conv: Conversation, ids: list[int]):
         start = time.monotonic()
         out = self.e.session.step(np.array([ids]), conv.cache)
@@ -335,7 +334,7 @@ class _Reply:
         parser = harmony.HarmonyParser(tok, in_header=True)
         sampler = Sampler(self.sampling)
         cost = e.cost
-        answer_ms = budget.answer_cost_ms(cost, len(harmony.force_final(tok, True)), npc.expected_final_tokens)
+        answer_ms = budget.answer_cost_ms(cost, self.force_len, npc.expected_final_tokens)
         forced = cut = False
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + 64
         on_device = e.options.sample_from_candidates

@@ -230,10 +230,7 @@ class Server:
             self._error(identity, req.id, p.INTERNAL, "internal error; the server log has the details")
 
     def _handle_reply(self, identity: bytes, req: p.Request) -> None:
-        if req.body["npc"] not in self.engine.npcs:
-            known = ", ".join(sorted(self.engine.npcs)) or "none"
-            self._error(identity, req.id, p.UNKNOWN_NPC, f"unknown NPC {req.body['npc']!r}; known: {known}")
-            return
+        self.engine.npc(req.body["npc"])  # UnknownNpc is answered by _on_frames
         key = (identity, req.id)
         with self._jobs_lock:
             if key in self._jobs:
@@ -357,10 +354,7 @@ class Server:
 
     def _run_reply(self, job: _Job, out) -> None:
         body, rid = job.request.body, job.request.id
-        npc = self.engine.npcs.get(body["npc"])
-        if npc is None:  # removed by a profile reload while queued
-            out(p.error_frame(rid, p.UNKNOWN_NPC, f"unknown NPC {body['npc']!r}"))
-            return
+        npc = self.engine.npc(body["npc"])  # it may have been removed by a profile reload while queued
         deadline = body.get("deadline_ms", npc.deadline_ms)
         waited = (time.monotonic() - job.received_at) * 1000
         if waited >= deadline:
