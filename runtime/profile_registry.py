@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.npc import Npc
-from runtime.profiles import ProfileError, ProfileProblem, parse_profile
+from runtime.profiles import ProfileError, ProfileProblem, line_of, parse_profile
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class ProfileRegistry:
                 continue
             owner = next((p for p, i in self._id_of.items() if i == npc.id and p != path), None)
             if owner is not None:
-                self._problems[path] = [ProfileProblem(str(path), None, "id", f"NPC id {npc.id!r} is already "
+                line = line_of(path.read_text("utf-8"), "", "id")
+                self._problems[path] = [ProfileProblem(str(path), line, "id", f"NPC id {npc.id!r} is already "
                                                        f"used by {owner}; ids must be unique")]
                 continue
             old = self._id_of.get(path)

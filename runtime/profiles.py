@@ -40,7 +40,7 @@ class ProfileError(ValueError):
         super().__init__("\n".join(map(str, problems)))
 
 
-def _line_of(text: str, table: str, key: str) -> int | None:
+def line_of(text: str, table: str, key: str) -> int | None:
     """The line where `key` is set inside `[table]` ('' for the top level); None if not found."""
     current = ""
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
@@ -105,7 +105,7 @@ class _Checker:
         self.problems: list[ProfileProblem] = []
 
     def problem(self, table: str, key: str, message: str) -> None:
-        line = _line_of(self.text, table, key.split(".")[-1]) if key else None
+        line = line_of(self.text, table, key.split(".")[-1]) if key else None
         shown = f"{table}.{key}" if table and key else (key or table)
         self.problems.append(ProfileProblem(self.file, line, shown, message))
 
@@ -117,7 +117,7 @@ class _Checker:
         for key, (kind, required, check, allowed) in schema.items():
             if key not in data:
                 if required:
-                    self.problems.append(ProfileProblem(self.file, _line_of(self.text, table, "") if table else None,
+                    self.problems.append(ProfileProblem(self.file, line_of(self.text, table, "") if table else None,
                                                         f"{table}.{key}" if table else key,
                                                         f"missing; expected {allowed}"))
                 continue
@@ -203,26 +203,12 @@ def parse_profile(path: Path) -> Npc:
 class LoadReport:
     npcs: dict[str, Npc]
     problems: list[ProfileProblem]
-    files: dict[str, str]  # npc id -> file
 
 
 def load_profiles(folder: Path) -> LoadReport:
-    """Every *.toml in folder; problems are collected, good profiles still load."""
-    folder = Path(folder)
-    npcs: dict[str, Npc] = {}
-    files: dict[str, str] = {}
-    problems: list[ProfileProblem] = []
-    if not folder.is_dir():
-        return LoadReport({}, [ProfileProblem(str(folder), None, "", "not a folder of NPC profiles (*.toml)")], {})
-    for path in sorted(folder.glob("*.toml")):
-        try:
-            npc = parse_profile(path)
-        except ProfileError as exc:
-            problems.extend(exc.problems)
-            continue
-        if npc.id in npcs:
-            problems.append(ProfileProblem(str(path), _line_of(path.read_text("utf-8"), "", "id"), "id",
-                                           f"NPC id {npc.id!r} is already used by {files[npc.id]}; ids must be unique"))
-            continue
-        npcs[npc.id], files[npc.id] = npc, str(path)
-    return LoadReport(npcs, problems, files)
+    """Every *.toml in folder, once (what `parley lint` checks); good profiles load despite broken ones."""
+    from runtime.profile_registry import ProfileRegistry  # the same rules the server reloads with
+
+    registry = ProfileRegistry(folder)
+    result = registry.reload()
+    return LoadReport(registry.npcs, result.problems)
