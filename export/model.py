@@ -6,7 +6,6 @@ prompt step and the decode steps are the same function.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from export.rope import cos_sin

@@ -56,10 +56,6 @@ class ConversationStore:
     def drop(self, npc: str, session_id: str) -> bool:
         return self._items.pop((npc, session_id), None) is not None
 
-    def drop_npc(self, npc: str) -> None:
-        for key in [k for k in self._items if k[0] == npc]:
-            del self._items[key]
-
     def __len__(self) -> int:
         return len(self._items)
 

@@ -13,7 +13,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import zmq
 
@@ -398,6 +397,3 @@ class Server:
                  st.reasoning_cut, st.fallback_used, st.finish_reason, "met" if st.deadline_met else "MISSED")
         if self.opts.debug_reasoning and result.reasoning:
             log.info("reasoning id=%s npc=%s: %s", rid, st.npc, result.reasoning)
-
-    def stats_snapshot(self) -> dict[str, Any]:
-        return dict(self.counters)

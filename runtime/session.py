@@ -122,9 +122,6 @@ class KvCache:
     def _array(self, value: ort.OrtValue) -> np.ndarray:
         return self._host[value.data_ptr()]
 
-    def reset(self) -> None:
-        self.lengths[:] = 0
-
     def past(self, layer: int) -> tuple[ort.OrtValue, ort.OrtValue]:
         return self._bufs[self._current][layer]
 
@@ -133,10 +130,6 @@ class KvCache:
 
     def advance(self) -> None:
         self._current = (self._current + 1) % len(self._bufs)
-
-    def keys_numpy(self, layer: int) -> np.ndarray:
-        """A host copy of one layer's keys (for tests and session export)."""
-        return self.past(layer)[0].numpy()
 
 
 class ModelSession:

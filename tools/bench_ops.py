@@ -78,7 +78,7 @@ def main() -> int:
             for ops in OP_SETS:  # interleaved, so drift hits both
                 results[m][ops].append(fn(sessions[ops]))
     print(f"\nmedians of {args.repeats} runs, CPU provider, benchmark checkpoint {BENCH_SHAPE}")
-    print(f"| metric | contrib | standard | standard / contrib |\n| --- | ---: | ---: | ---: |")
+    print("| metric | contrib | standard | standard / contrib |\n| --- | ---: | ---: | ---: |")
     for m in metrics:
         c, s = (statistics.median(results[m][ops]) for ops in OP_SETS)
         print(f"| {m} | {c:,.1f} | {s:,.1f} | {s / c:.2f} |")
