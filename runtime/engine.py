@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from runtime import budget, harmony
+from runtime import budget, harmony, protocol
 from runtime.conversations import Conversation, ConversationStore, common_prefix
 from runtime.cost_model import CostModel
 from runtime.harmony import FINAL, Turn
@@ -276,7 +276,7 @@ class _Reply:
         decode_start = time.monotonic()
         finish, cut = yield from self._generate(conv, out, plan)
         decode_s = time.monotonic() - decode_start
-        text = "".join(self.final).strip()
+        text = "".join(self.final).strip(protocol.REPLY_WHITESPACE)
         fallback = not text and finish != "cancelled"
         if fallback:  # also after whitespace-only deltas: the deltas must add up to the reply text
             text = random.choice(npc.fallback_lines)

@@ -18,6 +18,8 @@ MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually
 MAX_STATE_ENTRIES = 32
 MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
 MAX_BLOB_BYTES = 48 * 1024
+# What `done.text` is stripped of at both ends: ASCII only, so every client language agrees on it.
+REPLY_WHITESPACE = " \t\n\r\f\v"
 
 REQUEST_TYPES = ("reply", "cancel", "reset_session", "export_session", "import_session", "list_npcs",
                  "health", "stats", "reload_profiles")

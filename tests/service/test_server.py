@@ -10,6 +10,7 @@ import zmq
 from runtime import protocol as p
 from runtime.client import ParleyClient, ParleyError
 from tests.service.conftest import LiveServer, profiles_copy
+from runtime.protocol import REPLY_WHITESPACE
 
 
 def reply_frames(client, npc, text, **kw):
@@ -23,7 +24,7 @@ def test_streamed_deltas_add_up_to_the_done_text_with_stats(live):
         frames = reply_frames(c, "brenna", "How much for a sword?", session="s-stream", deadline_ms=5000)
     done = frames[-1]
     deltas = "".join(f["text"] for f in frames if f["type"] == "delta")
-    assert deltas.strip() == done["text"] and done["text"]
+    assert deltas.strip(REPLY_WHITESPACE) == done["text"] and done["text"]
     for key in ("ttft_ms", "total_ms", "prompt_tokens", "reasoning_tokens", "final_tokens", "reasoning_cut",
                 "fallback_used", "deadline_ms", "deadline_met"):
         assert key in done["stats"]
@@ -54,7 +55,7 @@ def test_two_clients_and_several_npcs_at_once(live):
                 for i in range(2):
                     frames = reply_frames(c, npc, f"Hello number {i}", session=name)
                     deltas = "".join(f["text"] for f in frames if f["type"] == "delta")
-                    assert deltas.strip() == frames[-1]["text"]
+                    assert deltas.strip(REPLY_WHITESPACE) == frames[-1]["text"]
                 results[name] = frames[-1]["stats"]["npc"]
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

@@ -6,6 +6,17 @@
 
 #include "../parley.h"
 
+/* Replies from a random test model can hold any text, newlines included: escape control bytes and
+ * backslashes as \xHH so every event stays on one line for the test to parse. */
+static void print_escaped(const char *tag, const char *text) {
+    fputs(tag, stdout);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') printf("\\x%02x", *p);
+        else putchar(*p);
+    }
+    putchar('\n');
+}
+
 static int say(parley_client *c, const char *npc, const char *text, int cancel_after_first) {
     parley_reply_args a = {.npc = npc, .text = text, .session = "check"};
     char id[PARLEY_ID_MAX];
@@ -26,7 +37,7 @@ static int say(parley_client *c, const char *npc, const char *text, int cancel_a
             return 1;
         }
         if (ev.type == PARLEY_EVENT_DELTA) {
-            printf("DELTA %s\n", ev.text);
+            print_escaped("DELTA ", ev.text);
             if (cancel_after_first && !cancelled) {
                 cancelled = 1;
                 if (parley_cancel(c, id) != PARLEY_OK) printf("CANCEL_FAILED %s\n", parley_last_error(c));
@@ -34,7 +45,8 @@ static int say(parley_client *c, const char *npc, const char *text, int cancel_a
         } else if (ev.type == PARLEY_EVENT_ACTION) {
             printf("ACTION %s\n", ev.action_name);
         } else if (ev.type == PARLEY_EVENT_DONE) {
-            printf("DONE %s\nSTATS final=%d deadline_met=%d\n", ev.text, ev.final_tokens, ev.deadline_met);
+            print_escaped("DONE ", ev.text);
+            printf("STATS final=%d deadline_met=%d\n", ev.final_tokens, ev.deadline_met);
             return 0;
         } else if (ev.type == PARLEY_EVENT_ERROR) {
             printf("ERROR %s %s\n", ev.error_code, ev.error_message);
