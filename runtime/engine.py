@@ -68,6 +68,19 @@ class ReplyRequest:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A reply asks its driver to append `ids` to its KV and answer with (StepOutput, batch row)."""
+    ids: list[int]
+
+
+class Release:
+    """A reply is done with the model: its driver puts the KV back into the conversation's cache."""
+
+
+RELEASE = Release()
+
+
+@dataclass(frozen=True)
 class FinalDelta:
     text: str
 
@@ -173,9 +186,36 @@ class Engine:
             self.store.put(Conversation(npc, session_id, history=list(history)))
 
     def reply(self, req: ReplyRequest, cancel: threading.Event | None = None) -> Iterator[Any]:
-        """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult."""
+        """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult. One reply on its own; the
+        server's DecodeBatch runs many at once."""
         with self._lock:
-            yield from _Reply(self, req, cancel or threading.Event()).run()
+            reply = _Reply(self, req, cancel or threading.Event())
+            steps, answer = reply.run(), None
+            while True:
+                try:
+                    event = steps.send(answer)
+                except StopIteration:
+                    return
+                answer = None
+                if isinstance(event, Step):
+                    answer = self.step_alone(reply.conv.cache, event.ids)
+                elif not isinstance(event, Release):
+                    yield event
+
+    def step_alone(self, cache: KvCache, ids: list[int]):
+        start = time.monotonic()
+        out = self.session.step(np.array([ids]), cache)
+        if len(ids) == 1:
+            self.cost.observe_decode((time.monotonic() - start) * 1000)
+        return out, 0
+
+    def new_reply(self, req: ReplyRequest, cancel: threading.Event) -> "_Reply":
+        """A reply for a driver that runs its Steps itself (the DecodeBatch); hold `lock` around it."""
+        return _Reply(self, req, cancel)
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     # ---- helpers used by _Reply ---------------------------------------------------------------
 
@@ -225,6 +265,8 @@ class _Reply:
         self.ttft: float | None = None
         self._last_call = "functions.unknown"
         self.generated: list[int] = []
+        self.conv: Conversation | None = None
+        self.tokens: list[int] = []  # what this reply's KV holds (prompt, then every token fed)
         # tokens the engine appends to close the reasoning and open the final channel
         self.force_len = len(harmony.force_final(engine.tok, in_message=True))
 
@@ -238,7 +280,7 @@ class _Reply:
         if conv is None and (npc.id, sid) in e.store.evicted:
             raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
                                  "limit; import it from the game's save (import_session) or reset_session to start over")
-        conv = conv or Conversation(npc.id, sid)
+        conv = self.conv = conv or Conversation(npc.id, sid)
         prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world),
                                        npc.developer_text())
         reserve = npc.max_reasoning_tokens + npc.max_final_tokens + self.force_len + 16
@@ -272,10 +314,13 @@ class _Reply:
         prefill_ms = (time.monotonic() - start) * 1000
         e.cost.observe_prefill(len(prompt) - reused, prefill_ms)
         conv.cache, conv.tokens = cache, list(prompt)
+        self.tokens = list(prompt)
 
         decode_start = time.monotonic()
-        finish, cut = yield from self._generate(conv, out, plan)
+        finish, cut = yield from self._generate((out, 0), plan)
         decode_s = time.monotonic() - decode_start
+        yield RELEASE
+        conv.tokens = self.tokens
         text = "".join(self.final).strip(protocol.REPLY_WHITESPACE)
         fallback = not text and finish != "cancelled"
         if fallback:  # also after whitespace-only deltas: the deltas must add up to the reply text
@@ -320,15 +365,13 @@ class _Reply:
         cache.lengths[:] = reuse
         return cache
 
-    def _run(self, conv: Conversation, ids: list[int]):
-        start = time.monotonic()
-        out = self.e.session.step(np.array([ids]), conv.cache)
-        if len(ids) == 1:
-            self.e.cost.observe_decode((time.monotonic() - start) * 1000)
-        conv.tokens.extend(ids)
-        return out
+    def _run(self, ids: list[int]):
+        """Append ids to this reply's KV (the driver runs the model); returns (StepOutput, row)."""
+        answer = yield Step(ids)
+        self.tokens.extend(ids)
+        return answer
 
-    def _generate(self, conv: Conversation, out, plan: budget.Plan):
+    def _generate(self, out, plan: budget.Plan):
         """The decode loop; returns (finish_reason, reasoning_cut)."""
         e, npc, tok = self.e, self.npc, self.e.tok
         parser = harmony.HarmonyParser(tok, in_header=True)
@@ -355,13 +398,13 @@ class _Reply:
                                  or self.n_reasoning + self.n_final >= hard_cap):
                 ids = harmony.force_final(tok, in_message=parser.state in ("body", "header"))
                 self.generated.extend(ids)
-                out = self._run(conv, ids)
+                out = yield from self._run(ids)
                 parser.open_final()
                 forced = cut = True
                 continue
             elif forced and self.n_reasoning + self.n_final >= hard_cap:
                 return "length", cut
-            token = sampler.from_step(out, 0, prefer_candidates=on_device)
+            token = sampler.from_step(out[0], out[1], prefer_candidates=on_device)
             self.generated.append(token)
             if parser.channel == FINAL:
                 self.n_final += 1
@@ -390,13 +433,13 @@ class _Reply:
                 return done, cut
             if parser.done:
                 return done or "return", cut
-            out = self._run(conv, [token])
+            out = yield from self._run([token])
             if parser.state == "idle" and token == tok.ids.get("<|call|>"):
                 # tell the model the action happened, then let it continue as the assistant
                 ids = (harmony.message(tok, f"{self._last_call} to=assistant", '"ok"', harmony.COMMENTARY)
                        + harmony.assistant_open(tok))
                 self.generated.extend(ids)
-                out = self._run(conv, ids)
+                out = yield from self._run(ids)
                 parser.state = "header"
 
     def _action(self, ev: harmony.MessageEnd) -> NpcAction | None:

@@ -102,22 +102,30 @@ class KvCache:
         self._bufs = [[(buffer(), buffer()) for _ in range(layers)] for _ in range(copies)]
         self._current = 0
         self.nbytes = 2 * copies * layers * int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.dtype = dtype
+        self.row_shape = shape[1:]
+        self.row_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
 
-    def copy_rows_from(self, src: "KvCache", rows: int) -> None:
-        """Make this cache's first `rows` positions equal src's (batch row 0), and its length `rows`."""
+    def copy_rows_from(self, src: "KvCache", rows: int, src_row: int = 0, dst_row: int = 0) -> None:
+        """Make batch row dst_row's first `rows` positions equal src's batch row src_row, and its length `rows`."""
         if rows > self.length or rows > src.length:
             raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
         for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current]):
             for dst, source in zip(dst_pair, src_pair):
                 if self.on_cpu and src.on_cpu:
-                    self._array(dst)[:, :, :rows] = src._array(source)[:, :, :rows]
+                    self._array(dst)[dst_row, :, :rows] = src._array(source)[src_row, :, :rows]
                 else:
-                    # Device caches: one host round trip per reuse. A device-side copy kernel is the
-                    # planned improvement; correctness first.
+                    # Device caches: one host round trip per copy. Copies happen when a reply starts or
+                    # leaves a decode batch, never per step; a device-side copy kernel is the planned
+                    # improvement.
                     host = dst.numpy()
-                    host[:, :, :rows] = source.numpy()[:, :, :rows]
+                    host[dst_row, :, :rows] = source.numpy()[src_row, :, :rows]
                     dst.update_inplace(host)
-        self.lengths[:] = rows
+        self.lengths[dst_row] = rows
+
+    def row_pointer(self, value: ort.OrtValue, row: int) -> int:
+        """Address of batch row `row` of one buffer: rows are contiguous, so rows a..b form a valid tensor."""
+        return value.data_ptr() + row * self.row_bytes
 
     def _array(self, value: ort.OrtValue) -> np.ndarray:
         return self._host[value.data_ptr()]
@@ -173,12 +181,18 @@ class ModelSession:
         """Append input_ids [batch, T] to every row of the cache; return last-position logits [batch, vocab]."""
         return self.step(input_ids, cache).logits()
 
-    def step(self, input_ids: np.ndarray, cache: KvCache) -> "StepOutput":
-        """Like run(), but the logits stay where they were computed until asked for."""
+    def step(self, input_ids: np.ndarray, cache: KvCache, first_row: int = 0) -> "StepOutput":
+        """Like run(), but the logits stay where they were computed until asked for.
+
+        input_ids [k, T] runs on the cache's batch rows first_row..first_row+k-1 (a decode batch runs
+        its k live rows; a prefill runs one row). With a standard-op-set (ping-pong) cache every step
+        must cover all the rows whose contents matter, since only those reach the other buffer.
+        """
         batch, t = input_ids.shape
-        if batch != cache.batch:
-            raise ValueError(f"input batch {batch} does not match the cache's batch {cache.batch}")
-        after = cache.lengths + t
+        rows = slice(first_row, first_row + batch)
+        if first_row < 0 or rows.stop > cache.batch:
+            raise ValueError(f"rows {first_row}..{rows.stop - 1} are outside the cache's {cache.batch} rows")
+        after = cache.lengths[rows] + t
         if int(after.max()) > cache.length:
             raise ValueError(f"context full: {int(after.max())} tokens exceed the cache length {cache.length}")
         binding = self.session.io_binding()
@@ -189,16 +203,18 @@ class ModelSession:
         binding.bind_output(m.LOGITS, self.device, self.device_id)
         binding.bind_output(m.TOP_VALUES)
         binding.bind_output(m.TOP_IDS)
+        shape = [batch, *cache.row_shape]
         for n in range(self.config.num_hidden_layers):
-            past_k, past_v = cache.past(n)
-            present_k, present_v = cache.present(n)
-            binding.bind_ortvalue_input(m.past_key(n), past_k)
-            binding.bind_ortvalue_input(m.past_value(n), past_v)
-            binding.bind_ortvalue_output(m.present_key(n), present_k)
-            binding.bind_ortvalue_output(m.present_value(n), present_v)
+            (past_k, past_v), (present_k, present_v) = cache.past(n), cache.present(n)
+            for in_name, out_name, past, present in ((m.past_key(n), m.present_key(n), past_k, present_k),
+                                                     (m.past_value(n), m.present_value(n), past_v, present_v)):
+                binding.bind_input(in_name, self.device, self.device_id, cache.dtype, shape,
+                                   cache.row_pointer(past, first_row))
+                binding.bind_output(out_name, self.device, self.device_id, cache.dtype, shape,
+                                    cache.row_pointer(present, first_row))
         self.session.run_with_iobinding(binding)
         cache.advance()
-        cache.lengths[:] = after
+        cache.lengths[rows] = after
         return StepOutput(*binding.get_outputs()[:3])
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m tools.demo.evaluate --checkpoint tools/demo/checkpoint
 
 Questions use held-out phrasings (never in the training data) about every fact of the three shipped
-NPCs: the fresh test set (`shipped`), the first held-out set that guided the training grammar
+NPCs: the fresh test set (`shipped`), the earlier held-out sets that guided the training grammar
 (`shipped_dev`), and all of them for an NPC profile that never appears in training (`unseen`).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
 from runtime.sampler import GREEDY  # noqa: E402
 from tools.demo import dataset  # noqa: E402
-from tools.demo.facts import QUESTIONS, TEST_QUESTIONS, UNSEEN, DemoNpc  # noqa: E402
+from tools.demo.facts import DEV2_QUESTIONS, QUESTIONS, TEST_QUESTIONS, UNSEEN, DemoNpc  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,10 @@ class Case:
 
 
 def held_out_cases(d: DemoNpc, sets=("test",)) -> list[Case]:
-    """'dev': the first held-out phrasings (seen by us while improving the training grammar);
-    'test': fresh phrasings written before the final training run. Neither is in the training data."""
-    templates = {"dev": lambda topic: QUESTIONS[topic][1], "test": lambda topic: TEST_QUESTIONS[topic]}
+    """'dev': the earlier held-out sets (seen by us while improving the training grammar);
+    'test': fresh phrasings written before the final training run. None is in the training data."""
+    templates = {"dev": lambda topic: QUESTIONS[topic][1] + DEV2_QUESTIONS[topic],
+                 "test": lambda topic: TEST_QUESTIONS[topic]}
     return [Case(d.id, dataset.articles(template.format(**fact.slots)), fact.key)
             for which in sets for fact in d.facts for template in templates[which](fact.topic)]
 

@@ -115,9 +115,9 @@ QUESTIONS = {
     "job": (["Is there any work?", "Anyone hiring?", "Do you know of any jobs?", "I need work."],
             ["Know anyone who needs a sword arm?", "Any way to earn some coin?"]),
 }
-# A fresh held-out set, written after the first held-out set (QUESTIONS[...][1]) had been used to improve
-# the training grammar, and before the model was retrained: the honest test of unseen phrasings.
-TEST_QUESTIONS = {
+# The second held-out set: fresh when the v2 checkpoint was trained (it scored 82.8% on it); its misses
+# then guided the grammar again, so it is a development set now, like QUESTIONS[...][1].
+DEV2_QUESTIONS = {
     "price": ["What's the going rate for a {item}?", "How much would you ask for a {item}?",
               "Got a {item}? What's it cost me?", "What's your price on a {item}?"],
     "hours": ["When do you shut the {place} for the night?", "Is the {place} still open this evening?",
@@ -134,6 +134,26 @@ TEST_QUESTIONS = {
              "What's the dish of the day?"],
     "job": ["Is anyone looking for help?", "Got any work for me?", "Where could I earn some silver?",
             "Anyone need an extra hand?"],
+}
+# The test set: written before the grammar was widened from DEV2's misses and before the final
+# training run, never looked at while changing the data. The honest test of unseen phrasings.
+TEST_QUESTIONS = {
+    "price": ["What do you want for a {item}?", "How much are you selling a {item} for?",
+              "What's a {item} going to cost me?", "Tell me, what's the price on a {item}?"],
+    "hours": ["When does the {place} open and close?", "How late does the {place} stay open?",
+              "Will the {place} still be open tonight?", "What hours is the {place} open?"],
+    "rumour": ["Heard any rumours lately?", "What's the news around here?", "Anything odd been happening?",
+               "Any gossip worth hearing?"],
+    "rule": ["What are the rules for {thing}?", "What would I need for {thing}?", "Is {thing} permitted?",
+             "How do I go about {thing}?"],
+    "reward": ["Is there a bounty for a {thing}?", "What's the reward for a {thing}?",
+               "How much will you pay for a {thing}?", "Does the watch buy a {thing}?"],
+    "person": ["Where is {person} these days?", "Do you know where {person} went?", "What's {person} up to?",
+               "Has {person} gone somewhere?"],
+    "food": ["What's for supper?", "What can I eat here?", "What are you serving tonight?",
+             "Got anything hot to eat?"],
+    "job": ["Is there any work around here?", "Does anyone need help?", "Any jobs going?",
+            "How can I make some money?"],
 }
 GREETINGS = ["Hello!", "Good morning.", "Hi there.", "Greetings.", "Hey.", "Good evening!"]
 FAREWELLS = ["Goodbye.", "Farewell.", "See you later.", "I must be going.", "Bye!"]

@@ -74,7 +74,7 @@ first line below is that fresh set, the second the one we had looked at.
 | NPCs | accuracy | answered through the final channel |
 | --- | --- | --- |
 | the three shipped NPCs (brenna, aldric, marta), fresh test phrasings | **{shipped['accuracy']:.1%}** ({sum(r['correct'] for r in shipped['rows'])}/{shipped['n']}) | {shipped['final_channel_rate']:.0%} |
-| the same NPCs, first held-out phrasings (used while improving the training grammar) | {dev['accuracy']:.1%} ({sum(r['correct'] for r in dev['rows'])}/{dev['n']}) | {dev['final_channel_rate']:.0%} |
+| the same NPCs, earlier held-out phrasings (used while improving the training grammar) | {dev['accuracy']:.1%} ({sum(r['correct'] for r in dev['rows'])}/{dev['n']}) | {dev['final_channel_rate']:.0%} |
 | a profile never seen in training (oswin, facts only in its prompt) | **{unseen['accuracy']:.1%}** ({sum(r['correct'] for r in unseen['rows'])}/{unseen['n']}) | {unseen['final_channel_rate']:.0%} |
 
 Parley's target for the shipped NPCs is 90% on fresh phrasings; this checkpoint does not reach it yet

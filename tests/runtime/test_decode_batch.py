@@ -1,0 +1,139 @@
+"""Continuous batching: replies decoded together in one graph run equal the same replies run alone."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from runtime.decode_batch import DecodeBatch
+from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
+from runtime.npc import Npc
+from runtime.sampler import GREEDY, SamplingParams
+
+BUDGETS = dict(deadline_ms=1e9, max_reasoning_tokens=60, max_final_tokens=40)
+QUESTIONS = ["How much for a sword?", "Hi", "Tell me everything you know about the wolves on the north road, please.",
+             "Any rumours?", "What's your name?", "Goodbye!", "Is the forge open late?", "Shield price?"]
+
+
+def npcs() -> dict[str, Npc]:
+    base = dict(persona="The blacksmith of Ashford.", knowledge=("A sword costs 40 silver.",),
+                fallback_lines=("Busy.",), sampling=GREEDY, **BUDGETS)
+    return {"brenna": Npc(id="brenna", name="Brenna", **base),
+            "tomas": Npc(id="tomas", name="Tomas", reasoning_effort="high", **base)}
+
+
+def requests(engine: Engine) -> list[ReplyRequest]:
+    """Different NPCs, prompt lengths and reply lengths, so rows join and leave at different steps;
+    one never ends its reasoning by itself (the engine injects the final channel, fed one token per
+    step), one samples with a seed."""
+    no_specials = {i: float("-inf") for i in engine.tok.special_ids}
+    out = [ReplyRequest(npc="brenna" if i % 2 else "tomas", text=q, session_id=f"s{i}", request_id=f"r{i}")
+           for i, q in enumerate(QUESTIONS)]
+    out[2] = ReplyRequest(npc="brenna", text=QUESTIONS[2], session_id="s2", request_id="r2",
+                          sampling=SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias=no_specials))
+    out[5] = ReplyRequest(npc="tomas", text=QUESTIONS[5], session_id="s5", request_id="r5",
+                          sampling=SamplingParams(temperature=0.9, top_k=40, top_p=0.95, seed=7))
+    return out
+
+
+def alone(engine: Engine, req: ReplyRequest) -> tuple[str, ReplyResult]:
+    events = list(engine.reply(req))
+    return "".join(e.text for e in events if isinstance(e, FinalDelta)), events[-1]
+
+
+def batched(batch: DecodeBatch, reqs: list[ReplyRequest], join_every: int = 0):
+    """Start the requests (all at once, or one every `join_every` steps) and run them to the end."""
+    events: dict[str, list] = {r.request_id: [] for r in reqs}
+    waiting = list(reqs)
+    while waiting or len(batch):
+        if waiting and batch.has_room() and (join_every == 0 or batch.steps_run % join_every == 0):
+            req = waiting.pop(0)
+            batch.start(req, threading.Event(), events[req.request_id].append)
+            continue
+        batch.step()
+    return {rid: ("".join(e.text for e in evs if isinstance(e, FinalDelta)), evs[-1]) for rid, evs in events.items()}
+
+
+@pytest.fixture(scope="module")
+def single(tiny_model):
+    engine = Engine(tiny_model, npcs())
+    return engine, {r.request_id: alone(engine, r) for r in requests(engine)}
+
+
+@pytest.mark.parametrize("max_batch,join_every", [(8, 0), (3, 0), (4, 5)])
+def test_batched_replies_equal_unbatched_ones(tiny_model, single, max_batch, join_every):
+    _, expected = single
+    engine = Engine(tiny_model, npcs())
+    batch = DecodeBatch(engine, max_batch=max_batch)
+    got = batched(batch, requests(engine), join_every)
+    for rid, (text, result) in expected.items():
+        btext, bresult = got[rid]
+        assert isinstance(bresult, ReplyResult)
+        assert bresult.tokens == result.tokens, rid
+        assert (btext, bresult.text) == (text, result.text)
+        assert bresult.stats.reasoning_cut == result.stats.reasoning_cut
+    assert got["r2"][1].stats.reasoning_cut  # the injected tokens went through the batch too
+    assert batch.rows_stepped > batch.steps_run  # steps really ran several replies at once
+    assert len(batch) == 0
+
+
+def test_the_next_turn_reuses_the_kv_a_batched_reply_left(tiny_model, single):
+    """The batch copies each row back to its conversation: turn two reuses it and equals the unbatched run."""
+    engine_alone, _ = single
+    engine = Engine(tiny_model, npcs())
+    batched(DecodeBatch(engine, max_batch=4), requests(engine))
+    follow_up = ReplyRequest(npc="brenna", text="And a shield?", session_id="s1")
+    text, result = alone(engine, follow_up)
+    ref_text, ref = alone(engine_alone, follow_up)
+    assert result.stats.reused_tokens == ref.stats.reused_tokens > 0
+    assert (result.tokens, text) == (ref.tokens, ref_text)
+
+
+def test_batched_step_logits_equal_single_row_logits(tiny_model):
+    """The graph on a pool of rows with different lengths equals each row run on its own (1e-4)."""
+    engine = Engine(tiny_model, npcs())
+    s, rng = engine.session, np.random.default_rng(0)
+    prompts = [rng.integers(0, 200, n).tolist() for n in (3, 17, 9)]
+    pool = s.new_cache(batch=3, length=64)
+    singles = []
+    for row, prompt in enumerate(prompts):
+        own = s.new_cache(length=64)
+        s.run(np.array([prompt]), own)
+        pool.copy_rows_from(own, len(prompt), dst_row=row)
+        singles.append(own)
+    for step in range(4):
+        ids = rng.integers(0, 200, (3, 1))
+        together = s.run(ids, pool)
+        apart = np.concatenate([s.run(ids[row:row + 1], own) for row, own in enumerate(singles)])
+        assert np.abs(together - apart).max() <= 1e-4, step
+    assert pool.lengths.tolist() == [len(p) + 4 for p in prompts]
+
+
+def test_a_failing_reply_is_reported_and_the_others_go_on(tiny_model, single):
+    _, expected = single
+    engine = Engine(tiny_model, npcs())
+    batch = DecodeBatch(engine, max_batch=4)
+    errors: list = []
+    batch.start(ReplyRequest(npc="ghost", text="hi"), threading.Event(), errors.append)
+    assert len(errors) == 1 and isinstance(errors[0], UnknownNpc) and len(batch) == 0
+    reqs = requests(engine)[:2]
+    got = batched(batch, reqs)
+    assert all(got[r.request_id][1].tokens == expected[r.request_id][1].tokens for r in reqs)
+
+
+def test_cancel_ends_one_row_and_leaves_the_others_intact(tiny_model, single):
+    _, expected = single
+    engine = Engine(tiny_model, npcs())
+    batch = DecodeBatch(engine, max_batch=4)
+    reqs = requests(engine)[:3]
+    events: dict[str, list] = {r.request_id: [] for r in reqs}
+    cancels = {r.request_id: threading.Event() for r in reqs}
+    for r in reqs:
+        batch.start(r, cancels[r.request_id], events[r.request_id].append)
+    batch.step()
+    cancels["r0"].set()
+    batch.run_all()
+    assert events["r0"][-1].stats.finish_reason == "cancelled"
+    for rid in ("r1", "r2"):
+        assert events[rid][-1].tokens == expected[rid][1].tokens
