@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--gpu-mem-mb", type=int, help="cap on the GPU memory onnxruntime may use")
     s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     s.add_argument("--max-queue", type=int, default=32, help="replies waiting to start before `busy`")
+    s.add_argument("--max-batch", type=int, default=8,
+                   help="replies decoded together in one run of the graph (continuous batching)")
     s.add_argument("--rate-limit", type=float, default=20.0,
                    help="requests per second per client, bursts of twice that (0: no limit, for load tests)")
     s.add_argument("--debug-reasoning", action="store_true", help="log the NPCs' hidden reasoning (designers)")
@@ -91,7 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CommandFailed(str(exc)) from exc
     try:
         server = Server(engine, registry, ServerOptions(
-            bind=args.bind, max_queue=args.max_queue, rate_per_s=args.rate_limit or float("inf"),
+            bind=args.bind, max_queue=args.max_queue, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
             burst=int(2 * args.rate_limit) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
             insecure=args.insecure, debug_reasoning=args.debug_reasoning))
     except (InsecureBind, ValueError) as exc:

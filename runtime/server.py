@@ -3,6 +3,10 @@
 The main thread owns the socket and answers health, stats, cancel and the like at once;
 a worker thread runs the engine and hands its frames back over an inproc socket (ZeroMQ
 sockets are not shared between threads). A slow reply never blocks the socket.
+
+The worker decodes up to `max_batch` replies at once (runtime/decode_batch.py): between two
+steps of the graph it admits queued replies, earliest deadline first; the replies and session
+operations of one conversation keep their arrival order.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import zmq
 
 from runtime import protocol as p
 from runtime import session_blob
+from runtime.decode_batch import DecodeBatch
 from runtime.engine import Engine, EngineError, FinalDelta, NpcAction, ReplyRequest, ReplyResult
 from runtime.profile_registry import ProfileRegistry
 from runtime.sampler import SamplingParams
@@ -39,6 +44,7 @@ class InsecureBind(ValueError):
 class ServerOptions:
     bind: str = "tcp://127.0.0.1:5555"
     max_queue: int = 32  # replies waiting to start; more get `busy`
+    max_batch: int = 8  # replies decoded together in one run of the graph
     rate_per_s: float = 20.0  # per client
     burst: int = 40
     curve_secret_file: Path | None = None  # server's secret certificate (from `parley keys`)
@@ -55,6 +61,16 @@ class _Job:
     received_at: float
     cancel: threading.Event = field(default_factory=threading.Event)
     started: bool = False
+
+    @property
+    def conversation(self) -> tuple[str, str | None]:
+        return self.request.body.get("npc"), self.request.body.get("session")
+
+    def due(self, default_deadline_ms: float) -> float:
+        """When its deadline passes (monotonic seconds); session operations are due at once."""
+        if self.request.type != "reply":
+            return self.received_at
+        return self.received_at + self.request.body.get("deadline_ms", default_deadline_ms) / 1000
 
 
 class _RateLimiter:
@@ -93,6 +109,7 @@ class Server:
         self.counters: collections.Counter[str] = collections.Counter()
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._pending_shutdown: list[_Job] = []
+        self.batch: DecodeBatch | None = None  # the worker's, once it runs
         self._auth = None
         self.socket = self._bind()
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -270,11 +287,18 @@ class Server:
         e = self.engine
         self._send(identity, p.frame(
             req.id, "done", uptime_s=round(time.monotonic() - self.started_at, 1), queue=len(self._queue),
-            counters=dict(self.counters), sessions=len(e.store), cache_bytes=e.store.bytes_used(),
+            counters=dict(self.counters), batch=self._batch_stats(), sessions=len(e.store), cache_bytes=e.store.bytes_used(),
             cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
                         "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
             model={"folder": e.session.folder.name, "provider": e.session.session.get_providers()[0],
                    "op_set": e.session.manifest.op_set, "dtype": e.session.manifest.dtype}))
+
+    def _batch_stats(self) -> dict:
+        b = self.batch
+        if b is None:
+            return {"live": 0, "max": self.opts.max_batch, "steps": 0, "mean_size": 0.0}
+        return {"live": len(b), "max": b.max_batch, "steps": b.steps_run,
+                "mean_size": round(b.rows_stepped / b.steps_run, 2) if b.steps_run else 0.0}
 
     def _handle_list_npcs(self, identity: bytes, req: p.Request) -> None:
         npcs = [{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort, "deadline_ms": n.deadline_ms,
@@ -301,34 +325,66 @@ class Server:
     def _worker(self) -> None:
         push = self.ctx.socket(zmq.PUSH)
         push.connect(self._inproc)
+        batch = self.batch = DecodeBatch(self.engine, self.opts.max_batch)
         try:
             while True:
                 with self._queue_cv:
-                    while not self._queue and not self.stopping.is_set():
+                    while not self._queue and not len(batch) and not self.stopping.is_set():
                         self._queue_cv.wait(0.5)
-                    if not self._queue:
+                    if not self._queue and not len(batch):
                         break
-                    job = self._queue.popleft()
-                    job.started = True
-                try:
-                    self._run_job(job, push)
-                finally:
-                    with self._jobs_lock:
-                        self._jobs.pop((job.identity, job.request.id), None)
+                    job = self._next_job(batch)
+                    if job is not None:
+                        self._queue.remove(job)
+                        job.started = True
+                if job is None:
+                    batch.step()
+                elif job.request.type == "reply":
+                    self._start_reply(job, batch, push)
+                else:
+                    try:
+                        self._run_job(job, push)
+                    finally:
+                        self._forget(job)
             for job in self._pending_shutdown:
                 push.send_multipart([job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN,
                                                                  "the server is shutting down")])
-                with self._jobs_lock:
-                    self._jobs.pop((job.identity, job.request.id), None)
+                self._forget(job)
         finally:
             push.close(linger=1000)
 
+    def _next_job(self, batch: DecodeBatch) -> _Job | None:
+        """What to start before the next decode step (call with the queue's lock held): the first
+        session operation that can run, else the reply with the earliest deadline; None when nothing
+        can start (the batch is full, or only jobs of conversations still replying wait)."""
+        blocked: set[tuple[str, str | None]] = set()
+        replies = []
+        for job in self._queue:
+            conv = job.conversation
+            if conv in blocked or batch.busy_with(*conv):
+                if conv[1] is not None:  # a later job of this conversation must wait for the earlier
+                    blocked.add(conv)
+                continue
+            if job.request.type != "reply":
+                return job
+            if conv[1] is not None:
+                blocked.add(conv)
+            replies.append(job)
+        if not replies or not batch.has_room():
+            return None
+        npcs = self.engine.npcs
+        return min(replies, key=lambda j: j.due(npcs[j.conversation[0]].deadline_ms
+                                                 if j.conversation[0] in npcs else 0.0))
+
+    def _forget(self, job: _Job) -> None:
+        with self._jobs_lock:
+            self._jobs.pop((job.identity, job.request.id), None)
+
     def _run_job(self, job: _Job, push: zmq.Socket) -> None:
+        """A session operation, run at once between two decode steps."""
         req, out = job.request, lambda payload: push.send_multipart([job.identity, payload])
         try:
-            if req.type == "reply":
-                self._run_reply(job, out)
-            elif req.type == "reset_session":
+            if req.type == "reset_session":
                 existed = self.engine.reset_session(req.body["npc"], req.body["session"])
                 out(p.frame(req.id, "done", existed=existed))
             elif req.type == "export_session":
@@ -351,15 +407,45 @@ class Server:
             self.counters[f"error.{p.INTERNAL}"] += 1
             out(p.error_frame(req.id, p.INTERNAL, "internal error; the server log has the details"))
 
-    def _run_reply(self, job: _Job, out) -> None:
+    def _start_reply(self, job: _Job, batch: DecodeBatch, push: zmq.Socket) -> None:
         body, rid = job.request.body, job.request.id
-        npc = self.engine.npc(body["npc"])  # it may have been removed by a profile reload while queued
+
+        def out(payload: bytes) -> None:
+            push.send_multipart([job.identity, payload])
+
+        def fail(code: str, message: str) -> None:
+            self.counters[f"error.{code}"] += 1
+            out(p.error_frame(rid, code, message))
+            self._forget(job)
+
+        stream = body.get("stream", True)
+
+        def sink(event) -> None:
+            if isinstance(event, FinalDelta):
+                if stream:
+                    out(p.frame(rid, "delta", text=event.text))
+            elif isinstance(event, NpcAction):
+                out(p.frame(rid, "action", name=event.name, args=event.arguments))
+            elif isinstance(event, ReplyResult):
+                self._finish_reply(job, event, out)
+                self._forget(job)
+            elif isinstance(event, EngineError):
+                fail(event.code, str(event))
+            elif isinstance(event, BaseException):
+                log.error("request %s (reply) failed:\n%s", rid,
+                          "".join(traceback.format_exception(type(event), event, event.__traceback__)))
+                fail(p.INTERNAL, "internal error; the server log has the details")
+
+        try:
+            npc = self.engine.npc(body["npc"])  # it may have been removed by a profile reload while queued
+        except EngineError as exc:
+            sink(exc)
+            return
         deadline = body.get("deadline_ms", npc.deadline_ms)
         waited = (time.monotonic() - job.received_at) * 1000
         if waited >= deadline:
-            self.counters[f"error.{p.DEADLINE_IMPOSSIBLE}"] += 1
-            out(p.error_frame(rid, p.DEADLINE_IMPOSSIBLE, f"the {deadline:.0f} ms deadline passed while the request "
-                                                          f"waited {waited:.0f} ms in the queue"))
+            fail(p.DEADLINE_IMPOSSIBLE, f"the {deadline:.0f} ms deadline passed while the request "
+                                        f"waited {waited:.0f} ms in the queue")
             return
         sampling = None
         if body.get("sampling"):
@@ -369,15 +455,7 @@ class Server:
         request = ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session"),
                                speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
                                deadline_ms=deadline, sampling=sampling, request_id=rid, received_at=job.received_at)
-        stream = body.get("stream", True)
-        for event in self.engine.reply(request, job.cancel):
-            if isinstance(event, FinalDelta):
-                if stream:
-                    out(p.frame(rid, "delta", text=event.text))
-            elif isinstance(event, NpcAction):
-                out(p.frame(rid, "action", name=event.name, args=event.arguments))
-            elif isinstance(event, ReplyResult):
-                self._finish_reply(job, event, out)
+        batch.start(request, job.cancel, sink)
 
     def _finish_reply(self, job: _Job, result: ReplyResult, out) -> None:
         st, rid = result.stats, job.request.id
