@@ -68,6 +68,9 @@ def make_random_checkpoint(folder: Path, shape: dict, seed: int = 0, dtype: torc
             t = std * torch.randn(dims, generator=gen)
         tensors[name] = t.to(dtype)
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(raw, indent=2))
     harmony_tokenizer(folder / "tokenizer.json", cfg.vocab_size)
+    # as gpt-oss's own config does: end of generation is <|return|>, padding <|endoftext|>
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    raw.update(eos_token_id=vocab["<|return|>"], pad_token_id=vocab["<|endoftext|>"])
+    (folder / "config.json").write_text(json.dumps(raw, indent=2))
     return folder

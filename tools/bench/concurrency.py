@@ -1,0 +1,116 @@
+"""Aggregate tokens/s with N NPC conversations at once, through a real `parley serve` and real ZeroMQ clients."""
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from runtime.client import ParleyClient, ServerUnavailable
+
+# The benchmark NPC answers at once (no reasoning budget) and greedily, up to 128 tokens: every
+# request asks for the same amount of decoding, so the levels compare batching, not reply lengths.
+BENCH_NPC = """
+name = "Bench"
+persona = "A traveller who tells long stories about the road."
+fallback_lines = ["..."]
+[budget]
+deadline_ms = 60000
+max_reasoning_tokens = 0
+max_final_tokens = 128
+expected_final_tokens = 64
+[sampling]
+temperature = 0.0
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BenchServer:
+    """`parley serve` in a child process with the benchmark NPC; stopped with SIGTERM."""
+
+    def __init__(self, model: Path, work: Path, max_batch: int):
+        profiles = work / "bench-profiles"
+        profiles.mkdir(parents=True, exist_ok=True)
+        (profiles / "bench.toml").write_text(BENCH_NPC)
+        self.endpoint = f"tcp://127.0.0.1:{_free_port()}"
+        self.log = (work / "bench-server.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
+             "--bind", self.endpoint, "--max-batch", str(max_batch), "--max-queue", "64", "--rate-limit", "1000"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"parley serve exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                with ParleyClient(self.endpoint, timeout_s=1.0, retries=0) as c:
+                    c.health()
+                return
+            except ServerUnavailable:
+                continue
+        raise RuntimeError(f"parley serve did not answer health within 120 s; see {self.log.name}")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stats(self) -> dict:
+        with ParleyClient(self.endpoint, timeout_s=10.0, retries=0) as c:
+            return c.stats()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def aggregate_tok_s(endpoint: str, clients: int, per_client: int, tag: str) -> float:
+    """`clients` threads, each with its own connection, each sending `per_client` replies back to back."""
+    tokens = [0] * clients
+
+    def run(i: int) -> None:
+        with ParleyClient(endpoint, timeout_s=300.0, retries=0) as c:
+            for j in range(per_client):
+                done = c.say("bench", f"Tell me about road number {i * per_client + j}.", session=f"{tag}-{i}-{j}")
+                # a random-weight model's tokens may decode to no text (the NPC then says its fallback
+                # line), but they were decoded all the same: count tokens, not text
+                tokens[i] += done["stats"]["reasoning_tokens"] + done["stats"]["final_tokens"]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return sum(tokens) / elapsed
+
+
+def measure(model: Path, work: Path, levels: tuple[int, ...], repeats: int, per_client: int, log) -> dict:
+    server = BenchServer(model, work, max_batch=max(levels))
+    try:
+        aggregate_tok_s(server.endpoint, 1, 1, "warm")  # warm-up: first runs allocate
+        runs: dict[int, list[float]] = {n: [] for n in levels}
+        for r in range(repeats):
+            for n in levels:
+                runs[n].append(aggregate_tok_s(server.endpoint, n, per_client, f"r{r}n{n}"))
+                log(f"  concurrent {n}: {runs[n][-1]:.1f} tok/s")
+        result = {f"concurrent_tok_s_{n}": statistics.median(v) for n, v in runs.items()}
+        result["mean_batch_size"] = server.stats()["batch"]["mean_size"]
+        result["server_peak_rss_mb"] = server.peak_rss_mb()
+        return result
+    finally:
+        server.stop()

@@ -1,0 +1,73 @@
+"""onnxruntime-genai as a benchmarked peer: its own model builder's graph, its own generator loop.
+
+Runs inside the peer virtual environment (tools/bench/peers.py makes it), never in Parley's:
+
+    PEER_PYTHON tools/bench/system_genai.py GENAI_MODEL_FOLDER
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import onnxruntime_genai as og
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from worker import prompt_ids, serve  # noqa: E402
+
+
+class Genai:
+    def __init__(self, folder: str):
+        self.model = og.Model(folder)
+        self.vocab = json.loads((Path(folder) / "genai_config.json").read_text())["model"]["vocab_size"]
+
+    def _generator(self, max_length: int) -> og.Generator:
+        params = og.GeneratorParams(self.model)
+        # greedy, and a KV buffer no longer than the run needs (as Parley's is sized by its cache)
+        params.set_search_options(do_sample=False, max_length=max_length, batch_size=1)
+        return og.Generator(self.model, params)
+
+    def greedy(self, n: int, steps: int, seed: int) -> list[int]:
+        gen = self._generator(n + steps + 2)
+        gen.append_tokens(prompt_ids(n, seed, self.vocab))
+        tokens = []
+        while len(tokens) < steps:
+            gen.generate_next_token()
+            tokens.append(int(gen.get_next_tokens()[0]))
+        return tokens
+
+    def ttft(self, n: int, seed: int) -> float:
+        ids = prompt_ids(n, seed, self.vocab)
+        gen = self._generator(n + 2)
+        start = time.perf_counter()
+        gen.append_tokens(ids)
+        gen.generate_next_token()
+        gen.get_next_tokens()
+        return (time.perf_counter() - start) * 1000
+
+    def warm_ttft(self, prefix: int, n: int, seed: int) -> float:
+        """genai's own continuation: append a line to a generator that already holds the prefix."""
+        gen = self._generator(prefix + n + 2)
+        gen.append_tokens(prompt_ids(prefix, seed, self.vocab))
+        line = prompt_ids(n, seed + 1, self.vocab)
+        start = time.perf_counter()
+        gen.append_tokens(line)
+        gen.generate_next_token()
+        gen.get_next_tokens()
+        return (time.perf_counter() - start) * 1000
+
+    def decode(self, prompt: int, steps: int, seed: int) -> float:
+        gen = self._generator(prompt + steps + 2)
+        gen.append_tokens(prompt_ids(prompt, seed, self.vocab))
+        gen.generate_next_token()  # the first token comes from the prompt's logits
+        start = time.perf_counter()
+        for _ in range(steps):
+            gen.generate_next_token()  # one forward pass on the previous token, then sampling
+        gen.get_next_tokens()
+        return steps / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    serve(Genai(sys.argv[1]))

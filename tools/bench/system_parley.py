@@ -1,0 +1,69 @@
+"""Parley's runtime as a benchmarked system: the same session, KV cache and sampler calls the engine makes.
+
+    python tools/bench/system_parley.py MODEL_FOLDER      (then JSON commands on stdin, see worker.py)
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from runtime.sampler import GREEDY, Sampler  # noqa: E402
+from runtime.session import ModelSession  # noqa: E402
+from tools.bench.worker import prompt_ids, serve  # noqa: E402
+
+
+class Parley:
+    def __init__(self, folder: str):
+        self.session = ModelSession(folder)
+        self.vocab = self.session.config.vocab_size
+        # One conversation-sized cache, made once, as the engine keeps one per conversation.
+        self.cache = self.session.new_cache()
+        self.sampler = Sampler(GREEDY)
+        self.on_device = self.session.device != "cpu"
+
+    def _next(self, ids: np.ndarray) -> int:
+        out = self.session.step(ids.reshape(1, -1), self.cache)
+        return self.sampler.from_step(out, 0, prefer_candidates=self.on_device)
+
+    def greedy(self, n: int, steps: int, seed: int) -> list[int]:
+        """The greedy continuation of a prompt: every system must give the same one (same model, same input)."""
+        self.cache.lengths[:] = 0
+        tokens = [self._next(prompt_ids(n, seed, self.vocab))]
+        while len(tokens) < steps:
+            tokens.append(self._next(np.array(tokens[-1:], dtype=np.int64)))
+        return tokens
+
+    def ttft(self, n: int, seed: int) -> float:
+        """Milliseconds from an empty cache and n prompt tokens to the first sampled token."""
+        ids = prompt_ids(n, seed, self.vocab)
+        self.cache.lengths[:] = 0
+        start = time.perf_counter()
+        self._next(ids)
+        return (time.perf_counter() - start) * 1000
+
+    def warm_ttft(self, prefix: int, n: int, seed: int) -> float:
+        """Milliseconds to the first token of an n-token line appended to a cached prefix (the NPC's prompt)."""
+        self.cache.lengths[:] = 0
+        self._next(prompt_ids(prefix, seed, self.vocab))
+        line = prompt_ids(n, seed + 1, self.vocab)
+        start = time.perf_counter()
+        self._next(line)
+        return (time.perf_counter() - start) * 1000
+
+    def decode(self, prompt: int, steps: int, seed: int) -> float:
+        """Tokens per second over `steps` greedy tokens after a `prompt`-token prefill."""
+        self.cache.lengths[:] = 0
+        token = self._next(prompt_ids(prompt, seed, self.vocab))
+        start = time.perf_counter()
+        for _ in range(steps):
+            token = self._next(np.array([token], dtype=np.int64))
+        return steps / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    serve(Parley(sys.argv[1]))
