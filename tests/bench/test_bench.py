@@ -39,6 +39,7 @@ def test_bench_measures_parley_and_transformers_on_one_checkpoint(tmp_path):
     for key in ("concurrent_tok_s_1", "concurrent_tok_s_2"):
         assert results["parley"][key] > 0
     assert results["parley"]["mean_batch_size"] >= 1.0
+    assert 0 < results["parley"]["python_share_pct"] < 100
     assert results["floor"]["decode_tok_s"] > 0 and results["floor"]["memory_bandwidth_gb_s"] > 0
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = done.stdout

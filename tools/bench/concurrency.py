@@ -77,14 +77,15 @@ class BenchServer:
         self.log.close()
 
 
-def aggregate_tok_s(endpoint: str, clients: int, per_client: int, tag: str) -> float:
+def aggregate_tok_s(endpoint: str, clients: int, per_client: int, tag: str, stream: bool = True) -> float:
     """`clients` threads, each with its own connection, each sending `per_client` replies back to back."""
     tokens = [0] * clients
 
     def run(i: int) -> None:
         with ParleyClient(endpoint, timeout_s=300.0, retries=0) as c:
             for j in range(per_client):
-                done = c.say("bench", f"Tell me about road number {i * per_client + j}.", session=f"{tag}-{i}-{j}")
+                done = c.say("bench", f"Tell me about road number {i * per_client + j}.", session=f"{tag}-{i}-{j}",
+                             stream=stream)
                 # a random-weight model's tokens may decode to no text (the NPC then says its fallback
                 # line), but they were decoded all the same: count tokens, not text
                 tokens[i] += done["stats"]["reasoning_tokens"] + done["stats"]["final_tokens"]

@@ -117,10 +117,12 @@ def single_stream(systems: dict[str, SystemProcess], repeats: int) -> dict[str, 
         for metric, (op, args) in SINGLE_STREAM.items():
             for name in order[r % len(order):] + order[: r % len(order)]:  # rotate who goes first
                 runs[name][metric].append(systems[name].ask(op, seed=1 + r, **args))
+    shares = [systems[PARLEY].ask("python_share", seed=r) for r in range(max(3, repeats))]
     results = {}
     for name, metrics in runs.items():
         results[name] = {m: statistics.median(v) for m, v in metrics.items()}
         results[name]["peak_rss_mb"] = systems[name].peak_rss_mb
+    results[PARLEY]["python_share_pct"] = statistics.median(shares)
     return results
 
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
+from runtime.profiles import parse_profile  # noqa: E402
 from runtime.sampler import GREEDY, Sampler  # noqa: E402
 from runtime.session import ModelSession  # noqa: E402
+from tools.bench.concurrency import BENCH_NPC  # noqa: E402
 from tools.bench.worker import prompt_ids, serve  # noqa: E402
 
 
@@ -25,6 +29,8 @@ class Parley:
         self.cache = self.session.new_cache()
         self.sampler = Sampler(GREEDY)
         self.on_device = self.session.device != "cpu"
+        self.folder = folder
+        self._engine: Engine | None = None
 
     def _next(self, ids: np.ndarray) -> int:
         out = self.session.step(ids.reshape(1, -1), self.cache)
@@ -63,6 +69,31 @@ class Parley:
         for _ in range(steps):
             token = self._next(np.array([token], dtype=np.int64))
         return steps / (time.perf_counter() - start)
+
+    def python_share(self, seed: int) -> float:
+        """Percent of a whole reply's time (render, prefill, 128 decode steps, harmony parsing, sampling,
+        detokenizing) spent outside onnxruntime's graph runs, through the real engine."""
+        if self._engine is None:
+            profile = Path(tempfile.mkdtemp(prefix="parley-bench-")) / "bench.toml"
+            profile.write_text(BENCH_NPC)
+            self._engine = Engine(self.folder, {"bench": parse_profile(profile)})
+            run = self._engine.session.session.run_with_iobinding
+
+            def timed(*args, **kw):
+                start = time.perf_counter()
+                try:
+                    return run(*args, **kw)
+                finally:
+                    self._in_graph += time.perf_counter() - start
+
+            self._engine.session.session.run_with_iobinding = timed
+        self._in_graph = 0.0
+        start = time.perf_counter()
+        for event in self._engine.reply(ReplyRequest(npc="bench", text=f"Tell me about road {seed}.")):
+            if isinstance(event, ReplyResult):
+                break
+        wall = time.perf_counter() - start
+        return 100 * (wall - self._in_graph) / wall
 
 
 if __name__ == "__main__":
