@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,6 +15,10 @@ class CostModel:
     call_overhead_ms: float = 0.0  # fixed cost of one graph run
     frozen: bool = False  # an injected model (tests, tools) is never updated
     smoothing: float = 0.2  # weight of a new observation
+    # recent decode steps: how much slower than the average a step can run (other work on the
+    # machine, a batch that just grew) is what a reply keeps in hand before its deadline
+    _recent: deque = field(default_factory=lambda: deque(maxlen=64), repr=False)
+    decode_overrun_ms: float = 0.0  # 95th percentile of recent steps minus the average
 
     def prefill_ms(self, tokens: int) -> float:
         return self.call_overhead_ms + tokens * self.prefill_ms_per_token
@@ -28,8 +33,13 @@ class CostModel:
         self.prefill_ms_per_token += self.smoothing * (per_token - self.prefill_ms_per_token)
 
     def observe_decode(self, ms: float) -> None:
-        if not self.frozen:
-            self.decode_ms_per_token += self.smoothing * (ms - self.decode_ms_per_token)
+        if self.frozen:
+            return
+        self.decode_ms_per_token += self.smoothing * (ms - self.decode_ms_per_token)
+        self._recent.append(ms)
+        if len(self._recent) >= 8:
+            slow = sorted(self._recent)[int(0.95 * (len(self._recent) - 1))]
+            self.decode_overrun_ms = max(slow - self.decode_ms_per_token, 0.0)
 
     @classmethod
     def measure(cls, session, repeats: int = 2) -> "CostModel":

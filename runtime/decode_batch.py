@@ -58,6 +58,13 @@ class DecodeBatch:
     def has_room(self) -> bool:
         return len(self._rows) < self.max_batch
 
+    def min_slack_ms(self) -> float:
+        """The least time any live reply could give up before its deadline (inf when none): a reply
+        can stop at any step, except while it is being fed tokens it must take (the final channel
+        it was forced into), which cost a step each."""
+        step = self.engine.cost.decode_ms_per_token
+        return min((live.reply.slack_ms() - len(live.feed) * step for live in self._rows), default=float("inf"))
+
     def busy_with(self, npc: str, session_id: str | None) -> bool:
         """True while a live reply uses this conversation (replies of one session run in order)."""
         return session_id is not None and any(

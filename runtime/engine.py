@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STATELESS = "\0stateless"  # conversation slot for requests without a session id
 MAX_ACTIONS_PER_REPLY = 4
+FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step (see _generate)
 
 
 class EngineError(Exception):
@@ -211,7 +212,7 @@ class Engine:
 
     def new_reply(self, req: ReplyRequest, cancel: threading.Event) -> "_Reply":
         """A reply for a driver that runs its Steps itself (the DecodeBatch); hold `lock` around it."""
-        return _Reply(self, req, cancel)
+        return _Reply(self, req, cancel, batched=True)
 
     @property
     def lock(self) -> threading.Lock:
@@ -247,8 +248,9 @@ def user_content(req: ReplyRequest, text: str) -> str:
 class _Reply:
     """One reply from start to ReplyResult; holds the per-request state the loop needs."""
 
-    def __init__(self, engine: Engine, req: ReplyRequest, cancel: threading.Event):
+    def __init__(self, engine: Engine, req: ReplyRequest, cancel: threading.Event, batched: bool = False):
         self.e, self.req, self.cancel = engine, req, cancel
+        self.batched = batched  # a decode batch feeds injected tokens one per step
         self.t0 = req.received_at if req.received_at is not None else time.monotonic()
         npc = engine.npc(req.npc)
         if not isinstance(req.text, str) or not req.text.strip():
@@ -272,6 +274,15 @@ class _Reply:
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.t0) * 1000
+
+    def slack_ms(self) -> float:
+        return self.deadline - self.elapsed_ms()
+
+    def finish_margin_ms(self) -> float:
+        """Time kept in hand before the deadline: a step can run longer than the average (other
+        rows, the machine), and ending a reply takes a moment (leaving the batch, the socket)."""
+        cost = self.e.cost
+        return FINISH_MARGIN_MS + max(0.5 * cost.decode_ms_per_token, cost.decode_overrun_ms)
 
     def run(self) -> Iterator[Any]:
         e, npc, tok = self.e, self.npc, self.e.tok
@@ -299,7 +310,8 @@ class _Reply:
         reuse = common_prefix(conv.tokens, prompt) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt) - 1)  # at least one token must run to produce logits
         plan = budget.plan(e.cost, self.deadline - self.elapsed_ms(), len(prompt) - max(reuse, len(prefix)),
-                           self.force_len, npc.expected_final_tokens, npc.max_reasoning_tokens)
+                           self.force_len, npc.expected_final_tokens, npc.max_reasoning_tokens, self.batched,
+                           self.finish_margin_ms())
         if plan.fallback:
             log.info("request %s: fallback (%s)", self.req.request_id, plan.reason)
             text = random.choice(npc.fallback_lines)
@@ -377,7 +389,8 @@ class _Reply:
         parser = harmony.HarmonyParser(tok, in_header=True)
         sampler = Sampler(self.sampling)
         cost = e.cost
-        answer_ms = budget.answer_cost_ms(cost, self.force_len, npc.expected_final_tokens)
+        answer_ms = budget.answer_cost_ms(cost, self.force_len, npc.expected_final_tokens, self.batched)
+        min_answer_ms = budget.answer_cost_ms(cost, self.force_len, budget.MIN_FINAL_TOKENS, self.batched)
         forced = cut = False
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + 64
         on_device = e.options.sample_from_candidates
@@ -387,14 +400,19 @@ class _Reply:
             if self.cancel.is_set():
                 return "cancelled", cut
             now = self.elapsed_ms()
+            finish_margin = self.finish_margin_ms()
             in_final = parser.channel == FINAL
             if in_final:
                 if self.n_final >= npc.max_final_tokens:
                     return "length", cut
-                if now + cost.decode_ms_per_token > self.deadline:
+                if now + cost.decode_ms_per_token + finish_margin > self.deadline:
                     return "deadline", cut
+            elif not forced and now + min_answer_ms + finish_margin > self.deadline:
+                # not even a minimal answer fits any more (the steps ran slower than planned):
+                # stop now, and the NPC's fallback line goes out in time, rather than force late
+                return "deadline", cut
             elif not forced and (self.n_reasoning >= plan.reasoning_tokens
-                                 or now + answer_ms + cost.decode_ms_per_token > self.deadline
+                                 or now + answer_ms + cost.decode_ms_per_token + finish_margin > self.deadline
                                  or self.n_reasoning + self.n_final >= hard_cap):
                 ids = harmony.force_final(tok, in_message=parser.state in ("body", "header"))
                 self.generated.extend(ids)

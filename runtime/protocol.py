@@ -18,6 +18,9 @@ MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually
 MAX_STATE_ENTRIES = 32
 MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
 MAX_BLOB_BYTES = 48 * 1024
+# Below this not even a fallback line gets through the queue, the engine and the socket in time, so
+# such a deadline is refused as impossible at once instead of answered late.
+MIN_DEADLINE_MS = 5
 # What `done.text` is stripped of at both ends: ASCII only, so every client language agrees on it.
 REPLY_WHITESPACE = " \t\n\r\f\v"
 
@@ -130,6 +133,9 @@ def _check_reply(body: dict, rid: str) -> None:
     if deadline is not None and not 0 < deadline <= 600_000:
         raise ProtocolError(DEADLINE_IMPOSSIBLE if deadline <= 0 else BAD_MESSAGE,
                             f"'deadline_ms' must be in (0, 600000], got {deadline}", rid)
+    if deadline is not None and deadline < MIN_DEADLINE_MS:
+        raise ProtocolError(DEADLINE_IMPOSSIBLE, f"a {deadline} ms deadline cannot be met: not even a fallback "
+                                                 f"line can be answered in under {MIN_DEADLINE_MS} ms", rid)
     if not isinstance(body.get("stream", True), bool):
         raise ProtocolError(BAD_MESSAGE, "'stream' must be a boolean", rid)
     sampling = body.get("sampling", {})

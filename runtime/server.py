@@ -23,13 +23,15 @@ import zmq
 from runtime import protocol as p
 from runtime import session_blob
 from runtime.decode_batch import DecodeBatch
-from runtime.engine import Engine, EngineError, FinalDelta, NpcAction, ReplyRequest, ReplyResult
+from runtime.engine import FINISH_MARGIN_MS, Engine, EngineError, FinalDelta, NpcAction, ReplyRequest, ReplyResult
 from runtime.profile_registry import ProfileRegistry
 from runtime.sampler import SamplingParams
 
 log = logging.getLogger(__name__)
 
 LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
+# A joining reply's prompt is one new turn after a cached prefix: this many tokens besides its text.
+JOIN_PAUSE_TOKENS = 64
 
 
 def is_local(endpoint: str) -> bool:
@@ -373,8 +375,20 @@ class Server:
         if not replies or not batch.has_room():
             return None
         npcs = self.engine.npcs
-        return min(replies, key=lambda j: j.due(npcs[j.conversation[0]].deadline_ms
-                                                 if j.conversation[0] in npcs else 0.0))
+        job = min(replies, key=lambda j: j.due(npcs[j.conversation[0]].deadline_ms
+                                                if j.conversation[0] in npcs else 0.0))
+        return None if self._join_would_be_late(batch, job) else job
+
+    def _join_would_be_late(self, batch: DecodeBatch, job: _Job) -> bool:
+        """A reply's prompt runs between two decode steps and holds every live row meanwhile: don't
+        start one when a live reply's deadline is closer than that pause and two more steps (the
+        live reply ends by its deadline, so the new one waits at most that long)."""
+        if not len(batch):
+            return False
+        cost = self.engine.cost
+        # the new turn's tokens: a template's worth plus the text (about 3 characters a token, rounded up)
+        pause = cost.prefill_ms(JOIN_PAUSE_TOKENS + len(job.request.body.get("text") or "") // 2)
+        return batch.min_slack_ms() < pause + 2 * cost.decode_ms_per_token
 
     def _forget(self, job: _Job) -> None:
         with self._jobs_lock:
@@ -443,8 +457,8 @@ class Server:
             return
         deadline = body.get("deadline_ms", npc.deadline_ms)
         waited = (time.monotonic() - job.received_at) * 1000
-        if waited >= deadline:
-            fail(p.DEADLINE_IMPOSSIBLE, f"the {deadline:.0f} ms deadline passed while the request "
+        if waited + FINISH_MARGIN_MS >= deadline:  # not even the fallback line would make it now
+            fail(p.DEADLINE_IMPOSSIBLE, f"the {deadline:.0f} ms deadline ran out while the request "
                                         f"waited {waited:.0f} ms in the queue")
             return
         sampling = None
@@ -469,9 +483,9 @@ class Server:
             self.counters["deadline_met"] += st.deadline_met
             out(p.frame(rid, "done", text=result.text, stats=st.to_dict(),
                         actions=[{"name": a.name, "args": a.arguments} for a in result.actions]))
-        log.info("reply id=%s npc=%s session=%s ttft=%sms total=%.0fms prompt=%d reused=%d reasoning=%d final=%d "
+        log.info("reply id=%s npc=%s session=%s ttft=%s total=%.0fms prompt=%d reused=%d reasoning=%d final=%d "
                  "cut=%s fallback=%s finish=%s deadline=%s", rid, st.npc, job.request.body.get("session"),
-                 st.ttft_ms, st.total_ms, st.prompt_tokens, st.reused_tokens, st.reasoning_tokens, st.final_tokens,
+                 "-" if st.ttft_ms is None else f"{st.ttft_ms:.0f}ms", st.total_ms, st.prompt_tokens, st.reused_tokens, st.reasoning_tokens, st.final_tokens,
                  st.reasoning_cut, st.fallback_used, st.finish_reason, "met" if st.deadline_met else "MISSED")
         if self.opts.debug_reasoning and result.reasoning:
             log.info("reasoning id=%s npc=%s: %s", rid, st.npc, result.reasoning)

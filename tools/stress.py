@@ -38,6 +38,7 @@ class Tally:
         self.codes: Counter[str] = Counter()
         self.latency_ms: list[float] = []
         self.deadline_met = self.done = 0
+        self.misses: list[dict] = []  # done replies that were late: by how much, and how they ended
 
 
 def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: float) -> None:
@@ -92,7 +93,12 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
                 tally.latency_ms.append((time.monotonic() - start) * 1000)
                 if frame["type"] == "done":
                     tally.done += 1
-                    tally.deadline_met += bool(frame["stats"]["deadline_met"])
+                    st = frame["stats"]
+                    tally.deadline_met += bool(st["deadline_met"])
+                    if not st["deadline_met"]:
+                        tally.misses.append({"deadline_ms": st["deadline_ms"], "late_ms": round(
+                            st["total_ms"] - st["deadline_ms"], 1), "finish": st["finish_reason"],
+                            "reasoning_cut": st["reasoning_cut"], "final_tokens": st["final_tokens"]})
                 else:
                     tally.codes[frame["code"]] += 1
             # drain briefly: a second terminal frame for the same id would break the protocol
@@ -120,6 +126,7 @@ def stress(endpoint: str, clients: int, requests: int, server_pid: int | None = 
             "missing_terminal": tally.missing, "duplicate_terminal": tally.duplicates,
             "errors_by_code": dict(tally.codes), "done": tally.done,
             "deadline_met_rate": round(tally.deadline_met / tally.done, 3) if tally.done else None,
+            "deadline_misses": tally.misses,
             "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
             "seconds": round(time.monotonic() - start, 1), "server_rss_mb_before": rss_before,
             "server_rss_mb_after": rss_mb(server_pid) if server_pid else None}

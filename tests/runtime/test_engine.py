@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from runtime import budget
 from runtime.cost_model import CostModel
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
 from runtime.npc import Npc
@@ -155,3 +156,47 @@ def test_sampling_from_top_k_candidates_gives_the_same_reply(tiny_model):
         eng = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)}, EngineOptions(sample_from_candidates=candidates))
         replies.append(collect(eng, ReplyRequest(npc="brenna", text="Any rumours?", sampling=sampling))[1].tokens)
     assert replies[0] == replies[1]
+
+
+def test_a_reply_whose_steps_run_slower_than_planned_stops_for_the_fallback_instead_of_forcing_late(tiny_model):
+    """The cost model claims decode steps are nearly free, so the plan allows all the reasoning; the
+    real steps are slower, and when not even a minimal answer fits any more the engine stops and the
+    fallback line goes out, rather than forcing the final channel it can no longer finish."""
+    # free steps and a minimal expected answer: the moment a minimal answer stops fitting is also the
+    # moment the expected one does, so the engine has no window in which forcing would still be right
+    cost = CostModel(prefill_ms_per_token=0.0, decode_ms_per_token=0.0, frozen=True)
+    eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=100_000 // 40, max_final_tokens=12,
+                                            expected_final_tokens=budget.MIN_FINAL_TOKENS)}, cost_model=cost)
+    sampling = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias=ban_specials(eng))
+    deltas, result = collect(eng, ReplyRequest(npc="brenna", text="Think hard.", deadline_ms=120, sampling=sampling))
+    st = result.stats
+    assert st.reasoning_budget == 100_000 // 40  # the plan believed every reasoning token fits
+    assert st.reasoning_tokens < st.reasoning_budget  # the clock stopped it first
+    assert st.finish_reason == "deadline" and st.fallback_used and not st.reasoning_cut
+    assert st.final_tokens == 0 and deltas == [result.text] == ["Busy. Come back later."]
+
+
+def test_in_a_decode_batch_the_plan_pays_for_the_forced_tokens_one_step_each(tiny_model):
+    """Alone, the tokens that open the final channel run as one prompt step (free here); in a batch
+    they are fed one per decode step, so the plan leaves that many fewer reasoning tokens."""
+    from runtime import harmony
+    from runtime.decode_batch import DecodeBatch
+
+    def budget_of(run_batched: bool) -> int:
+        cost = CostModel(prefill_ms_per_token=0.0, decode_ms_per_token=100.0, frozen=True)
+        eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=600, max_final_tokens=4,
+                                                expected_final_tokens=10)}, cost_model=cost)
+        req = ReplyRequest(npc="brenna", text="Hello", deadline_ms=60_100)
+        if not run_batched:
+            return collect(eng, req)[1].stats.reasoning_budget
+        batch, events = DecodeBatch(eng, max_batch=2), []
+        batch.start(req, threading.Event(), events.append)
+        while len(batch):
+            batch.step()
+        return events[-1].stats.reasoning_budget
+
+    force = len(harmony.force_final(Engine(tiny_model, {"brenna": npc()}).tok, in_message=True))
+    # 60 100 ms - 10 final tokens x 100 ms - the 52 ms kept in hand (2 ms + half a step) = 59 048 ms:
+    # 590 tokens of 100 ms, less the forced ones in a batch
+    assert budget_of(False) == 590
+    assert budget_of(True) == 590 - force
