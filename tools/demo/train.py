@@ -152,9 +152,15 @@ def main() -> int:
     (args.out / "training_log.json").write_text(json.dumps(
         {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
          "minutes": round((time.monotonic() - start) / 60, 1), "shape": MODEL_SHAPE, "vocab": vocab,
-         "command": " ".join(sys.argv), "log": log}, indent=1))
+         "command": reproduce_command(args), "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
+    return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint --examples {args.examples} "
+            f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed}")
 
 
 if __name__ == "__main__":
