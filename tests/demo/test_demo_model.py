@@ -33,6 +33,13 @@ def test_training_facts_are_the_shipped_profiles_knowledge():
             assert fact.key.lower() in fact.sentence.lower()
 
 
+def test_no_held_out_question_occurs_in_the_training_data():
+    held_out = {q.lower().rstrip("?.!") for q in dataset.HELD_OUT}
+    lines = [ex.user.lower() for ex in dataset.make_examples(3000, seed=0)]
+    assert len(held_out) > 150 and lines
+    assert not [(q, line) for line in lines for q in held_out if q in line]
+
+
 def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     shipped = dataset.shipped_npcs()
     engine = Engine(demo_model, {i: n for i, (_, n) in shipped.items()})
@@ -44,19 +51,19 @@ def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     assert dataset.prompt_ids(engine.tok, example) == served
 
 
-# The shipped checkpoint measures 87.5% (56/64) on the fresh held-out set; issue 5's target is 90%
-# and is NOT met yet (see MODEL_CARD.md). This floor only guards against regressions (deterministic
-# greedy decoding, with a margin for float differences between machines).
-REGRESSION_FLOOR = 0.8
+# Issue 5's target: the shipped NPCs state the right fact on >= 90% of held-out phrasings. The shipped
+# checkpoint measures 91.4% (117/128) on the two test sets (MODEL_CARD.md), with greedy decoding, which
+# is deterministic on the CPU provider.
+TARGET = 0.9
 
 
 def test_shipped_npcs_state_the_right_fact_on_held_out_phrasings(demo_model):
     report = evaluate(demo_model)
     shipped = report["shipped"]
     misses = [(r["question"], r["answer"]) for r in shipped["rows"] if not r["correct"]]
-    assert shipped["n"] == 64
+    assert shipped["n"] == 128
     assert shipped["final_channel_rate"] == 1.0  # always the final channel, reasoning never shown
-    assert shipped["accuracy"] >= REGRESSION_FLOOR, misses
+    assert shipped["accuracy"] >= TARGET, misses
 
 
 def test_the_demo_command_holds_conversations_and_stops_the_server(tmp_path):

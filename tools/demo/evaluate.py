@@ -3,7 +3,7 @@
     .venv/bin/python -m tools.demo.evaluate --checkpoint tools/demo/checkpoint
 
 Questions use held-out phrasings (never in the training data) about every fact of the three shipped
-NPCs: the fresh test set (`shipped`), the earlier held-out sets that guided the training grammar
+NPCs: the fresh test sets (`shipped`), the earlier held-out sets that guided the training grammar
 (`shipped_dev`), and all of them for an NPC profile that never appears in training (`unseen`).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
 from runtime.sampler import GREEDY  # noqa: E402
 from tools.demo import dataset  # noqa: E402
-from tools.demo.facts import DEV2_QUESTIONS, QUESTIONS, TEST_QUESTIONS, UNSEEN, DemoNpc  # noqa: E402
+from tools.demo.facts import DEV2_QUESTIONS, QUESTIONS, TEST3_QUESTIONS, TEST4_QUESTIONS, UNSEEN, DemoNpc  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,19 @@ class Case:
     npc: str
     question: str
     key: str
+    set: str  # which question set it comes from: dev, test3, test4
 
 
-def held_out_cases(d: DemoNpc, sets=("test",)) -> list[Case]:
-    """'dev': the earlier held-out sets (seen by us while improving the training grammar);
-    'test': fresh phrasings written before the final training run. None is in the training data."""
-    templates = {"dev": lambda topic: QUESTIONS[topic][1] + DEV2_QUESTIONS[topic],
-                 "test": lambda topic: TEST_QUESTIONS[topic]}
-    return [Case(d.id, dataset.articles(template.format(**fact.slots)), fact.key)
-            for which in sets for fact in d.facts for template in templates[which](fact.topic)]
+# 'dev': the earlier held-out sets (seen by us while improving the training grammar); 'test3', 'test4':
+# fresh phrasings never used to shape the data (see facts.py). None is in the training data.
+QUESTION_SETS = {"dev": lambda topic: QUESTIONS[topic][1] + DEV2_QUESTIONS[topic],
+                 "test3": lambda topic: TEST3_QUESTIONS[topic], "test4": lambda topic: TEST4_QUESTIONS[topic]}
+TEST_SETS = ("test3", "test4")
+
+
+def held_out_cases(d: DemoNpc, sets=TEST_SETS) -> list[Case]:
+    return [Case(d.id, dataset.articles(template.format(**fact.slots)), fact.key, which)
+            for which in sets for fact in d.facts for template in QUESTION_SETS[which](fact.topic)]
 
 
 def export_demo(checkpoint: Path, out: Path) -> Path:
@@ -56,9 +60,9 @@ def evaluate(model: Path) -> dict:
     npcs = {i: n for i, (_, n) in shipped.items()}
     npcs[UNSEEN.id] = dataset.npc_from_demo(UNSEEN)
     engine = Engine(model, npcs)
-    groups = {"shipped": [c for d, _ in shipped.values() for c in held_out_cases(d, ("test",))],
+    groups = {"shipped": [c for d, _ in shipped.values() for c in held_out_cases(d, TEST_SETS)],
               "shipped_dev": [c for d, _ in shipped.values() for c in held_out_cases(d, ("dev",))],
-              "unseen": held_out_cases(UNSEEN, ("test", "dev"))}
+              "unseen": held_out_cases(UNSEEN, TEST_SETS + ("dev",))}
     report: dict = {}
     for group, cases in groups.items():
         rows = []
@@ -68,7 +72,7 @@ def evaluate(model: Path) -> dict:
             hidden_leak = "I know:" in result.text or "They ask about" in result.text
             correct = (case.key.lower() in result.text.lower() and not result.stats.fallback_used
                        and result.stats.final_tokens > 0 and not hidden_leak)
-            rows.append({"npc": case.npc, "question": case.question, "key": case.key, "answer": result.text,
+            rows.append({"npc": case.npc, "set": case.set, "question": case.question, "key": case.key, "answer": result.text,
                          "correct": correct, "reasoning_tokens": result.stats.reasoning_tokens,
                          "final_channel": result.stats.final_tokens > 0 and not result.stats.fallback_used})
         report[group] = {"accuracy": sum(r["correct"] for r in rows) / len(rows), "n": len(rows),

@@ -135,9 +135,11 @@ DEV2_QUESTIONS = {
     "job": ["Is anyone looking for help?", "Got any work for me?", "Where could I earn some silver?",
             "Anyone need an extra hand?"],
 }
-# The test set: written before the grammar was widened from DEV2's misses and before the final
-# training run, never looked at while changing the data. The honest test of unseen phrasings.
-TEST_QUESTIONS = {
+# The test sets: phrasings never in the training data and never used to shape it. The third set was
+# written before this checkpoint's training run; the fourth after it, before the model was ever run
+# on it (87.5% and 95.3%). If a test set's misses ever guide the grammar, it becomes a development set
+# (like DEV2) and a fresh test set must be written before the next training run.
+TEST3_QUESTIONS = {
     "price": ["What do you want for a {item}?", "How much are you selling a {item} for?",
               "What's a {item} going to cost me?", "Tell me, what's the price on a {item}?"],
     "hours": ["When does the {place} open and close?", "How late does the {place} stay open?",
@@ -154,6 +156,24 @@ TEST_QUESTIONS = {
              "Got anything hot to eat?"],
     "job": ["Is there any work around here?", "Does anyone need help?", "Any jobs going?",
             "How can I make some money?"],
+}
+TEST4_QUESTIONS = {
+    "price": ["How much would a {item} be?", "What are you charging for a {item}?",
+              "How much will a {item} cost me?", "What's the price for a {item} today?"],
+    "hours": ["When do you open the {place}?", "Is the {place} open in the evening?",
+              "How long does the {place} stay open today?", "What time does the {place} close tonight?"],
+    "rumour": ["What's the word on the street?", "Any interesting rumours?", "Hear anything unusual?",
+               "What's the news in town?"],
+    "rule": ["What's the rule about {thing}?", "What do I need to know about {thing}?",
+             "Are there any rules for {thing}?", "Tell me what {thing} requires."],
+    "reward": ["How much is the bounty on a {thing}?", "What do I get for a {thing}?", "Would a {thing} earn me anything?",
+               "Will you pay me for a {thing}?"],
+    "person": ["Is {person} in town?", "Where has {person} been?", "Have you heard from {person}?",
+               "Why isn't {person} here?"],
+    "food": ["What's to eat tonight?", "What have you got cooking?", "What's the food like today?",
+             "What can I get for dinner?"],
+    "job": ["Do you know anyone who's hiring?", "Is there work to be found here?", "Any paying jobs around?",
+            "I'm looking for work. Any ideas?"],
 }
 GREETINGS = ["Hello!", "Good morning.", "Hi there.", "Greetings.", "Hey.", "Good evening!"]
 FAREWELLS = ["Goodbye.", "Farewell.", "See you later.", "I must be going.", "Bye!"]

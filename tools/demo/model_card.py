@@ -32,6 +32,12 @@ def plot(log: list[dict], path: Path) -> None:
     fig.savefig(path)
 
 
+def share(rows: list[dict], which: str | None = None) -> str:
+    rows = [r for r in rows if which is None or r["set"] == which]
+    right = sum(r["correct"] for r in rows)
+    return f"{right / len(rows):.1%} ({right}/{len(rows)})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, default=Path("tools/demo/checkpoint"))
@@ -43,7 +49,7 @@ def main() -> int:
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['question']} | {r['answer']} | {'yes' if r['correct'] else 'no'} |"
-                         for r in shipped["rows"][::4] + unseen["rows"])
+                         for r in shipped["rows"][::8] + unseen["rows"][::2])
     card = f"""# Parley demo model
 
 A small gpt-oss-architecture model trained by Parley itself so that the demo NPCs really talk on a
@@ -69,22 +75,25 @@ the final channel states the fact's key phrase, no fallback line was used, and n
 it. History of this figure: the first training run (10 fixed phrasings per topic) scored 36% on the
 first held-out set; a phrasing grammar raised that to 73%; looking at those misses, indirect questions
 and synonyms were added to the grammar (82.8% on a second, fresh set). That second set's misses led to
-more synonyms; both earlier sets then became the "earlier held-out" line below, and a third set was
-written before this checkpoint's training run: the first line below is that third set, never looked at
-while building the grammar.
+more synonyms; both earlier sets then became the "earlier held-out" line below. Two test sets were
+never used to shape the data: the third, written before this checkpoint's training run, and the
+fourth, written after it and before the model was ever run on it (it was checked against the
+regenerated training data: one phrasing that occurred there was replaced before evaluation).
 
-| NPCs | accuracy | answered through the final channel |
-| --- | --- | --- |
-| the three shipped NPCs (brenna, aldric, marta), fresh test phrasings | **{shipped['accuracy']:.1%}** ({sum(r['correct'] for r in shipped['rows'])}/{shipped['n']}) | {shipped['final_channel_rate']:.0%} |
-| the same NPCs, the two earlier held-out sets (looked at while improving the training grammar) | {dev['accuracy']:.1%} ({sum(r['correct'] for r in dev['rows'])}/{dev['n']}) | {dev['final_channel_rate']:.0%} |
-| a profile never seen in training (oswin, facts only in its prompt) | **{unseen['accuracy']:.1%}** ({sum(r['correct'] for r in unseen['rows'])}/{unseen['n']}) | {unseen['final_channel_rate']:.0%} |
+| NPCs | questions | accuracy | answered through the final channel |
+| --- | --- | --- | --- |
+| the three shipped NPCs (brenna, aldric, marta) | both test sets | **{share(shipped['rows'])}** | {shipped['final_channel_rate']:.0%} |
+| | third test set | {share(shipped['rows'], 'test3')} | |
+| | fourth test set | {share(shipped['rows'], 'test4')} | |
+| the same NPCs | the two earlier held-out sets (looked at while improving the training grammar) | {share(dev['rows'])} | {dev['final_channel_rate']:.0%} |
+| a profile never seen in training (oswin, facts only in its prompt) | all four sets | **{share(unseen['rows'])}** | {unseen['final_channel_rate']:.0%} |
 
-Parley's target for the shipped NPCs is 90% on fresh phrasings; this checkpoint does not reach it yet
-(its misses are questions whose wording points at another topic, e.g. "What would a shield set me back?"
-answered with a rumour, and "Any gossip worth hearing?" answered with the wrong fact). A new NPC's facts must
-be read from its developer message, which a model this small does only partly (the figure above is what
-it is). For your own NPCs, fine-tune a real
-gpt-oss checkpoint on your world and export it.
+Parley's target for the shipped NPCs is 90% on fresh phrasings. The misses are questions whose wording
+points at another topic (e.g. "Will the forge still be open tonight?" answered with a price, "Any
+gossip worth hearing?" with the wrong fact) or that the grammar has no word for ("What's for supper?").
+A new NPC's facts must be read from its developer message, which a model this small does only partly
+(the figure above is what it is). For your own NPCs, fine-tune a real gpt-oss checkpoint on your
+world and export it.
 
 | NPC | question | answer | correct |
 | --- | --- | --- | --- |

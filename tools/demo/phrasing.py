@@ -107,10 +107,12 @@ def indirect(topic: str, rng: random.Random, **slots: str) -> str:
 
 
 def phrase(topic: str, rng: random.Random, excluded: set[str], fix=lambda t: t, **slots: str) -> str:
-    """A training phrasing that contains none of the excluded (held-out) questions."""
+    """A training phrasing that contains none of the excluded (held-out) questions, in any letter case
+    or punctuation."""
+    banned = [held.lower().rstrip("?.!") for held in excluded]
     while True:
         text = fix(indirect(topic, rng, **slots) if rng.random() < 0.3 else ask(rng.choice(CORES[topic]), rng, **slots))
-        if not any(held in text for held in excluded):
+        if not any(held in text.lower() for held in banned):
             return text
 
 
