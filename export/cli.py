@@ -33,6 +33,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="weights and activations (float32: CPU reference; float16: CUDA)")
     p.add_argument("--ops", dest="op_set", default="contrib", choices=["contrib", "standard"],
                    help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
+    p.add_argument("--experts", default="float", choices=["float", "int8"],
+                   help="int8: experts quantized per row (QMoE, contrib ops, float32): half their bytes; the "
+                        "difference from the float experts is measured and written to the manifest")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -65,7 +68,7 @@ def run_export(args: argparse.Namespace) -> int:
     from export.exporter import ExportOptions, export_model
 
     opts = ExportOptions(dtype=args.dtype, op_set=args.op_set, max_context=args.max_context,
-                         verify=not args.no_verify, lora=args.lora, force=args.force)
+                         verify=not args.no_verify, lora=args.lora, force=args.force, experts=args.experts)
     try:
         summary = export_model(args.checkpoint, args.out_dir, opts, progress=True)
     except ExportError as exc:
@@ -78,9 +81,15 @@ def format_summary(s) -> str:
     p = s.params
     lines = [f"Exported {s.out_dir}",
              f"  parameters   {p.total / 1e6:,.2f}M total, {p.active_per_token / 1e6:,.2f}M active per token",
-             f"  graph        {s.op_set} ops, {s.dtype}, weights {s.graph_bytes / 2**20:,.1f} MiB"]
+             f"  graph        {s.op_set} ops, {s.dtype}{', int8 experts' if s.experts == 'int8' else ''}, "
+             f"weights {s.graph_bytes / 2**20:,.1f} MiB"]
     if s.verification:
         lines.append(f"  {s.verification.summary()}")
+    if s.vs_float_experts:
+        e = s.vs_float_experts
+        lines.append(f"  int8 experts vs the float ones: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
+                     f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
+                     f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
     else:
         lines.append("  verification SKIPPED (--no-verify)")
     lines.append(f"  time         {s.seconds:.1f} s")

@@ -21,6 +21,7 @@ from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
+from export.quantize import EXPERT_PRECISIONS, round_experts_to_int8
 from export.reference import build_reference
 from export.tokenizer_check import special_token_ids
 from export.verify import VerificationReport, verify
@@ -42,6 +43,7 @@ class ExportOptions:
     verify: bool = True
     lora: Path | None = None
     force: bool = False
+    experts: str = "float"  # "int8": experts quantized per row (QMoE), about half their bytes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -58,6 +60,8 @@ class ExportSummary:
     seconds: float
     op_set: str
     dtype: str
+    experts: str = "float"
+    vs_float_experts: dict | None = None  # int8 experts: how far the graph is from the float experts
 
 
 def _check_options(opts: ExportOptions) -> None:
@@ -65,6 +69,11 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"dtype {opts.dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
     if opts.op_set not in OP_SETS:
         raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
+    if opts.experts not in EXPERT_PRECISIONS:
+        raise ExportError(f"experts {opts.experts!r} is not supported; choose one of {', '.join(EXPERT_PRECISIONS)}")
+    if opts.experts == "int8" and (opts.op_set != "contrib" or opts.dtype != "float32"):
+        raise ExportError("int8 experts need the contrib op set and float32 (onnxruntime's QMoE on the CPU "
+                          f"provider); got {opts.op_set} ops, {opts.dtype}")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
 
@@ -97,7 +106,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
     try:
-        report, graph_bytes = _write_folder(ckpt, stage, opts, specials, max_context, progress)
+        report, graph_bytes, effect = _write_folder(ckpt, stage, opts, specials, max_context, progress)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         stage.rename(out_dir)
@@ -105,14 +114,20 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
-                         time.perf_counter() - start, opts.op_set, opts.dtype)
+                         time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect)
 
 
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
-                  max_context: int, progress: bool) -> tuple[VerificationReport | None, int]:
+                  max_context: int, progress: bool) -> tuple[VerificationReport | None, int, dict | None]:
     cfg = ckpt.config
+    float_tensors = None
+    if opts.experts == "int8":
+        # the reference gets the int8 round trip too, so verification stays exact; what quantizing
+        # costs is measured separately against the float experts and written to the manifest
+        float_tensors = dict(ckpt.tensors)
+        round_experts_to_int8(ckpt.tensors, cfg.num_hidden_layers)
     builder = GraphBuilder(stage / WEIGHTS_FILE)
-    weights = GraphWeights(cfg, ckpt.tensors, opts.dtype, max_context)
+    weights = GraphWeights(cfg, ckpt.tensors, opts.dtype, max_context, opts.experts)
     OP_SETS[opts.op_set].build(builder, weights, progress=progress)
     model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")
@@ -131,7 +146,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         candidates=candidates(cfg))
     manifest.write(stage)
 
-    report = None
+    report = effect = None
     if opts.verify:
         reference = build_reference(cfg, ckpt.tensors, dtype=torch.float32)
         report = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
@@ -139,10 +154,24 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         if not report.passed:
             raise VerificationError(report.summary() + "; the model folder was not written")
         verification = {"status": "passed", **report.to_dict()}
+        if float_tensors is not None:
+            effect = verification["vs_float_experts"] = _quantization_effect(cfg, float_tensors, stage, opts,
+                                                                             progress)
     else:
         log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
         verification = {"status": "skipped"}
     manifest = replace(manifest, verification=verification)
     manifest.write(stage)
-    return report, builder.weight_bytes
+    return report, builder.weight_bytes, effect
 
+
+def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
+    """The int8 graph against the checkpoint's own float experts: logit differences and whether the
+    greedy tokens agree (information for the studio, not a pass/fail gate)."""
+    reference = build_reference(cfg, float_tensors, dtype=torch.float32)
+    r = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+    effect = {"max_abs_diff_prompt": r.max_abs_diff_prompt, "max_abs_diff_decode": r.max_abs_diff_decode,
+              "greedy_match": r.greedy_match, "decode_steps": r.decode_steps}
+    log.info("int8 experts vs float experts: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
+             r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
+    return effect

@@ -35,8 +35,10 @@ class LayerWeights:
 class GraphWeights:
     """Canonical tensors converted to numpy in the graph's dtype, one layer at a time."""
 
-    def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int):
+    def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int,
+                 experts: str = "float"):
         self.cfg = cfg
+        self.experts = experts  # "float", or "int8" (the contrib graph's QMoE)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
         self.max_context = max_context

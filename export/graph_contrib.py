@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
+from export.quantize import quantize_rows
 from runtime import manifest as m
 
 MS = "com.microsoft"
@@ -51,12 +52,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
         router = g.op("Add", [g.op("MatMul", [normed, g.weight(p + "router.weight", lw.router_w)]),
                               g.weight(p + "router.bias", lw.router_b)], hint="router")
         router = g.op("Reshape", [router, g.const([-1, cfg.num_local_experts])])
-        moe = g.op("MoE", [normed, router,
-                           g.weight(p + "fc1.weight", fc1_layout(lw.gate_up)), g.weight(p + "fc1.bias", lw.gate_up_b),
-                           g.weight(p + "fc2.weight", fc2_layout(lw.down)), g.weight(p + "fc2.bias", lw.down_b)],
-                   domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
-                   swiglu_limit=cfg.swiglu_limit, activation_alpha=cfg.swiglu_alpha,
-                   activation_beta=1.0, normalize_routing_weights=1, hint="moe")
+        moe = experts(g, w, p, lw, normed, router)
         if n + 1 < cfg.num_hidden_layers:
             normed, _, _, residual = g.op(
                 "SkipSimplifiedLayerNormalization", [moe, residual, g.weight(f"layers.{n + 1}.ln1",
@@ -72,6 +68,25 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     if elem != TensorProto.FLOAT:
         logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
     logits_outputs(g, cfg, logits)
+
+
+def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str) -> str:
+    """The mixture of experts: MoE with float experts, or QMoE with int8 ones (w.experts)."""
+    cfg = w.cfg
+    attrs = dict(domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
+                 swiglu_limit=cfg.swiglu_limit, activation_alpha=cfg.swiglu_alpha, activation_beta=1.0,
+                 normalize_routing_weights=1)
+    fc1, fc2 = fc1_layout(lw.gate_up), fc2_layout(lw.down)
+    if w.experts == "float":
+        return g.op("MoE", [normed, router, g.weight(p + "fc1.weight", fc1), g.weight(p + "fc1.bias", lw.gate_up_b),
+                            g.weight(p + "fc2.weight", fc2), g.weight(p + "fc2.bias", lw.down_b)], hint="moe", **attrs)
+    q1, s1 = quantize_rows(fc1)
+    q2, s2 = quantize_rows(fc2)
+    dt = w.np_dtype
+    return g.op("QMoE", [normed, router, g.weight(p + "fc1.qweight", q1), g.weight(p + "fc1.scale", s1.astype(dt)),
+                         g.weight(p + "fc1.bias", lw.gate_up_b), g.weight(p + "fc2.qweight", q2),
+                         g.weight(p + "fc2.scale", s2.astype(dt)), g.weight(p + "fc2.bias", lw.down_b)],
+                hint="qmoe", expert_weight_bits=8, **attrs)
 
 
 def fc1_layout(gate_up: np.ndarray) -> np.ndarray:

@@ -60,3 +60,33 @@ def test_active_weights_count_top_k_experts_not_all_of_them():
     expert_bytes = 4 * (512 * 1024 + 1024 + 512 * 512 + 512)
     assert eight - four == 8 * 4 * expert_bytes  # 8 layers x 4 more experts
     assert active_weight_bytes({**cfg, "num_local_experts": 64}) - four == 8 * 48 * 4 * 513  # only the router grows
+
+
+def test_int8_experts_read_a_byte_per_matrix_weight_and_the_rest_stays_float():
+    cfg = dict(hidden_size=512, num_attention_heads=8, num_key_value_heads=2, head_dim=64, intermediate_size=512,
+               num_local_experts=16, num_experts_per_tok=4, num_hidden_layers=8, vocab_size=32000)
+    matrices = 512 * 1024 + 512 * 512  # gate_up and down of one expert
+    rows = 1024 + 512  # their biases, and one float scale per row for int8
+    per_expert_float = 4 * (matrices + rows)
+    per_expert_int8 = matrices + 2 * 4 * rows
+    saved = active_weight_bytes(cfg) - active_weight_bytes(cfg, experts="int8")
+    assert saved == 8 * 4 * (per_expert_float - per_expert_int8)  # 8 layers x top-4 experts
+
+
+def test_bench_with_int8_experts_exports_them_and_says_so(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", TinySpec())
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "bench", str(checkpoint), "--experts", "int8", "--systems",
+         "parley,transformers", "--repeats", "1", "--levels", "1", "--per-client", "1", "--work",
+         str(tmp_path / "work"), "--json", str(out), "--png", str(tmp_path / "bench.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["parley"]["experts"] == "int8" and results["parley"]["decode_tok_s"] > 0
+    assert "parley with int8 experts is not required to agree" in done.stderr
+    assert "parley runs int8 experts" in done.stdout
+    cfg = json.loads((checkpoint / "config.json").read_text())
+    assert math.isclose(results["floor"]["active_weight_mb"], active_weight_bytes(cfg, experts="int8") / 1e6)
+    manifests = list((tmp_path / "work").glob("*/parley-int8-experts/manifest.json"))
+    assert len(manifests) == 1 and json.loads(manifests[0].read_text())["export_options"]["experts"] == "int8"

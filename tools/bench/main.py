@@ -62,23 +62,29 @@ def standard_checkpoint(work: Path) -> Path:
     return folder
 
 
-def parley_model(checkpoint: Path, out: Path) -> Path:
+def parley_model(checkpoint: Path, out: Path, experts: str = "float") -> Path:
     from export.exporter import ExportOptions, export_model
 
     if not (out / "manifest.json").is_file():
-        log(f"exporting the checkpoint with parley export (verified against torch) to {out} ...")
-        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True))
+        log(f"exporting the checkpoint with parley export ({experts} experts, verified against torch) to {out} ...")
+        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True, experts=experts))
     return out
 
 
-def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Path) -> tuple[dict, dict]:
+def parley_folder(work: Path, experts: str) -> Path:
+    return work / ("parley" if experts == "float" else f"parley-{experts}-experts")
+
+
+def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Path,
+                  experts: str = "float") -> tuple[dict, dict]:
     """The systems that could start, and for the others the reason they could not."""
     started, missing = {}, {}
     for name in names:
         try:
             if name == PARLEY:
                 started[name] = SystemProcess(name, peers.this_python(), "system_parley.py",
-                                              parley_model(checkpoint, work / "parley"), work)
+                                              parley_model(checkpoint, parley_folder(work, experts), experts),
+                                              work)
             elif name == TRANSFORMERS:
                 if not peers.transformers_available():
                     raise peers.PeerUnavailable("transformers with GptOssForCausalLM is not installed here")
@@ -95,17 +101,23 @@ def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Pat
     return started, missing
 
 
-def check_same_model(systems: dict[str, SystemProcess]) -> None:
-    """Timings only compare when every system computes the same thing: same greedy tokens, same prompt."""
+def check_same_model(systems: dict[str, SystemProcess], experts: str = "float") -> None:
+    """Timings only compare when every system computes the same thing: same greedy tokens, same prompt.
+    With int8 experts Parley computes a slightly different model (its export measured how far from the
+    float one), so it is left out of the check and its continuation is shown beside the others."""
     continuations = {name: proc.ask("greedy", n=64, steps=8, seed=0) for name, proc in systems.items()}
-    if len({tuple(c) for c in continuations.values()}) > 1:
+    checked = {n: c for n, c in continuations.items() if experts == "float" or n != PARLEY}
+    if len({tuple(c) for c in checked.values()}) > 1:
         raise SystemExit("parley bench: the systems disagree on the greedy continuation of the same prompt, so "
                          f"they are not running the same model: {continuations}")
-    log(f"all {len(systems)} systems give the same greedy continuation {continuations['parley']}")
+    if experts == "float":
+        log(f"all {len(systems)} systems give the same greedy continuation {continuations[PARLEY]}")
+    else:
+        log(f"greedy continuations (parley with {experts} experts is not required to agree): {continuations}")
 
 
-def single_stream(systems: dict[str, SystemProcess], repeats: int) -> dict[str, dict[str, float]]:
-    check_same_model(systems)
+def single_stream(systems: dict[str, SystemProcess], repeats: int, experts: str = "float") -> dict[str, dict[str, float]]:
+    check_same_model(systems, experts)
     log("warming up every system on every measurement ...")
     for proc in systems.values():
         for op, args in SINGLE_STREAM.values():
@@ -141,6 +153,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS), help=f"comma list of {', '.join(ALL_SYSTEMS)}")
     ap.add_argument("--levels", default="1,4,8", help="concurrent NPC requests to measure through the server")
     ap.add_argument("--per-client", type=int, default=3, help="replies each concurrent client sends in a round")
+    ap.add_argument("--experts", default="float", choices=["float", "int8"],
+                    help="Parley's expert weights (int8: `parley export --experts int8`; the peers stay float32)")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench", help="exports, peer builds and logs")
     ap.add_argument("--peer-venv", type=Path, default=ROOT / ".cache" / "bench" / "peer-venv",
                     help="virtual environment for onnxruntime-genai (made on first use)")
@@ -159,19 +173,21 @@ def run(args: argparse.Namespace) -> int:
     work = args.work / checkpoint_key(checkpoint)
     work.mkdir(parents=True, exist_ok=True)
 
-    systems, missing = start_systems(names, checkpoint, work, args.peer_venv)
+    systems, missing = start_systems(names, checkpoint, work, args.peer_venv, args.experts)
     try:
-        results = single_stream(systems, args.repeats)
+        results = single_stream(systems, args.repeats, args.experts)
     except SystemFailed as exc:
         raise SystemExit(f"parley bench: {exc}") from None
     finally:
         for proc in systems.values():
             proc.close()
     log(f"concurrent NPCs through parley serve: levels {levels}, {args.per_client} replies per client ...")
-    results[PARLEY].update(concurrency.measure(work / "parley", work, levels, args.repeats, args.per_client, log))
+    results[PARLEY].update(concurrency.measure(parley_folder(work, args.experts), work, levels, args.repeats,
+                                               args.per_client, log))
+    results[PARLEY]["experts"] = args.experts
     log("measuring memory read bandwidth for the floor ...")
     cfg = json.loads((checkpoint / "config.json").read_text())
-    results["floor"] = floor.floor(cfg, threads=os.cpu_count() or 1)
+    results["floor"] = floor.floor(cfg, threads=os.cpu_count() or 1, experts=args.experts)
     for name, why in missing.items():
         results[name] = {"error": why}
     ordered = {k: results[k] for k in (PARLEY, GENAI, TRANSFORMERS, "floor") if k in results}

@@ -64,8 +64,11 @@ def targets(r: dict) -> list[tuple[str, float | None, str]]:
 
 def table(r: dict, checkpoint: Path, repeats: int) -> str:
     systems = [s for s in ("parley", GENAI, "transformers") if s in r]
+    experts = r["parley"].get("experts", "float")
     lines = [f"\nparley bench: {checkpoint}", f"{platform.machine()}, {platform.system()}, medians of {repeats} "
-             f"interleaved rounds after warm-up\n"]
+             f"interleaved rounds after warm-up"
+             + (f"; parley runs {experts} experts (so does the floor), the peers float32" if experts != "float"
+                else "") + "\n"]
     head = "| metric | " + " | ".join(systems) + " | parley / genai |"
     lines += [head, "| --- |" + " ---: |" * (len(systems) + 1)]
     for key, (label, _) in metric_keys(r).items():
