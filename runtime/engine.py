@@ -432,10 +432,13 @@ class _Reply:
             for ev in parser.feed(token):
                 if isinstance(ev, harmony.TextDelta):
                     if ev.channel == FINAL:
+                        text = protocol.speakable(ev.text)
+                        if not text:
+                            continue
                         if self.ttft is None:
                             self.ttft = round(self.elapsed_ms(), 2)
-                        self.final.append(ev.text)
-                        yield FinalDelta(ev.text)
+                        self.final.append(text)
+                        yield FinalDelta(text)
                     else:
                         self.reasoning.append(ev.text)
                 elif isinstance(ev, harmony.MessageEnd):

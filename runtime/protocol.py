@@ -23,6 +23,14 @@ MAX_BLOB_BYTES = 48 * 1024
 MIN_DEADLINE_MS = 5
 # What `done.text` is stripped of at both ends: ASCII only, so every client language agrees on it.
 REPLY_WHITESPACE = " \t\n\r\f\v"
+# Control characters a model may emit (a byte-level tokenizer can spell any byte) that no game wants in
+# an NPC's line: a NUL ends a C string early, the others garble text boxes. Only tab and newline stay.
+_UNSPEAKABLE = {c: None for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n"}
+
+
+def speakable(text: str) -> str:
+    """Reply text as it goes to the game: without control characters other than tab and newline."""
+    return text.translate(_UNSPEAKABLE)
 
 REQUEST_TYPES = ("reply", "cancel", "reset_session", "export_session", "import_session", "list_npcs",
                  "health", "stats", "reload_profiles")

@@ -200,3 +200,23 @@ def test_in_a_decode_batch_the_plan_pays_for_the_forced_tokens_one_step_each(tin
     # 590 tokens of 100 ms, less the forced ones in a batch
     assert budget_of(False) == 590
     assert budget_of(True) == 590 - force
+
+
+def test_control_characters_the_model_emits_never_reach_the_game(tiny_model):
+    """A byte-level tokenizer can spell a NUL; a game's C string would end there. The reply keeps the
+    model's letters and drops the control characters, in the deltas and the done text alike."""
+    eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=4, max_final_tokens=24)})
+    nul, bell, letter = eng.tok.text("\x00"), eng.tok.text("\x07"), eng.tok.text("a")
+    assert len(nul) == len(bell) == len(letter) == 1
+    favoured = {nul[0]: 30.0, bell[0]: 30.0, letter[0]: 30.0}  # the model picks among these three
+    sampling = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, seed=3, logit_bias=favoured)
+    deltas, result = collect(eng, ReplyRequest(npc="brenna", text="Say something.", sampling=sampling))
+    final_tokens = result.tokens[-result.stats.final_tokens:]
+    assert nul[0] in final_tokens and letter[0] in final_tokens  # it did emit a NUL and letters
+    assert not result.stats.fallback_used and set(result.text) == {"a"}
+    assert "".join(deltas).strip(REPLY_WHITESPACE) == result.text
+
+
+def test_speakable_keeps_text_tabs_and_newlines():
+    from runtime.protocol import speakable
+    assert speakable("Forty\x00 silver,\x1b[31m\ttraveller.\n\x7f\x85é") == "Forty silver,[31m\ttraveller.\né"
