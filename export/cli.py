@@ -85,13 +85,13 @@ def format_summary(s) -> str:
              f"weights {s.graph_bytes / 2**20:,.1f} MiB"]
     if s.verification:
         lines.append(f"  {s.verification.summary()}")
+    else:
+        lines.append("  verification SKIPPED (--no-verify)")
     if s.vs_float_experts:
         e = s.vs_float_experts
         lines.append(f"  int8 experts vs the float ones: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
                      f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
                      f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
-    else:
-        lines.append("  verification SKIPPED (--no-verify)")
     lines.append(f"  time         {s.seconds:.1f} s")
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ def test_export_prints_a_summary_and_writes_a_verified_folder(tiny_checkpoint, t
     result = parley("export", tiny_checkpoint, tmp_path / "model", "--max-context", 64)
     assert result.returncode == 0, result.stderr
     assert "verification PASSED" in result.stdout and "active per token" in result.stdout
+    assert "SKIPPED" not in result.stdout and "int8" not in result.stdout
     assert Manifest.read(tmp_path / "model").verification["status"] == "passed"
 
 
