@@ -386,7 +386,8 @@ class Server:
         if not len(batch):
             return False
         cost = self.engine.cost
-        # the new turn's tokens: a template's worth plus the text (about 3 characters a token, rounded up)
+        # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as
+        # 2, so the pause errs long)
         pause = cost.prefill_ms(JOIN_PAUSE_TOKENS + len(job.request.body.get("text") or "") // 2)
         return batch.min_slack_ms() < pause + 2 * cost.decode_ms_per_token
 

@@ -16,7 +16,7 @@ from runtime.harmony import Turn
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import phrasing
-from tools.demo.facts import DEV2_QUESTIONS, QUESTIONS, SHIPPED, TEST3_QUESTIONS, TEST4_QUESTIONS, DemoNpc, Fact, random_npc
+from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
 ACTION_REQUESTS = {"open_shop": ["Show me your wares.", "What do you have for sale?", "Let me see what you sell."],
@@ -61,8 +61,7 @@ def articles(text: str) -> str:
 
 
 HELD_OUT = {articles(t.format(**f.slots)) for d in SHIPPED for f in d.facts
-            for t in QUESTIONS[f.topic][1] + DEV2_QUESTIONS[f.topic] + TEST3_QUESTIONS[f.topic]
-            + TEST4_QUESTIONS[f.topic]}
+            for templates in HELD_OUT_SETS.values() for t in templates(f.topic)}
 
 
 def question(fact: Fact, rng: random.Random, held_out: bool) -> str:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
 from runtime.sampler import GREEDY  # noqa: E402
 from tools.demo import dataset  # noqa: E402
-from tools.demo.facts import DEV2_QUESTIONS, QUESTIONS, TEST3_QUESTIONS, TEST4_QUESTIONS, UNSEEN, DemoNpc  # noqa: E402
+from tools.demo.facts import HELD_OUT_SETS, UNSEEN, DemoNpc  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,12 @@ class Case:
 
 # 'dev': the earlier held-out sets (seen by us while improving the training grammar); 'test3', 'test4':
 # fresh phrasings never used to shape the data (see facts.py). None is in the training data.
-QUESTION_SETS = {"dev": lambda topic: QUESTIONS[topic][1] + DEV2_QUESTIONS[topic],
-                 "test3": lambda topic: TEST3_QUESTIONS[topic], "test4": lambda topic: TEST4_QUESTIONS[topic]}
 TEST_SETS = ("test3", "test4")
 
 
 def held_out_cases(d: DemoNpc, sets=TEST_SETS) -> list[Case]:
     return [Case(d.id, dataset.articles(template.format(**fact.slots)), fact.key, which)
-            for which in sets for fact in d.facts for template in QUESTION_SETS[which](fact.topic)]
+            for which in sets for fact in d.facts for template in HELD_OUT_SETS[which](fact.topic)]
 
 
 def export_demo(checkpoint: Path, out: Path) -> Path:

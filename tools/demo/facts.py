@@ -175,6 +175,10 @@ TEST4_QUESTIONS = {
     "job": ["Do you know anyone who's hiring?", "Is there work to be found here?", "Any paying jobs around?",
             "I'm looking for work. Any ideas?"],
 }
+# Every held-out question set by name, per topic: evaluation asks these, and training data excludes
+# all of them (one list, so a new set cannot be evaluated without also being held out).
+HELD_OUT_SETS = {"dev": lambda topic: QUESTIONS[topic][1] + DEV2_QUESTIONS[topic],
+                 "test3": lambda topic: TEST3_QUESTIONS[topic], "test4": lambda topic: TEST4_QUESTIONS[topic]}
 GREETINGS = ["Hello!", "Good morning.", "Hi there.", "Greetings.", "Hey.", "Good evening!"]
 FAREWELLS = ["Goodbye.", "Farewell.", "See you later.", "I must be going.", "Bye!"]
 INSULTS = ["You're useless.", "What a dump.", "Hurry up, fool.", "Nobody likes you."]
