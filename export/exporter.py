@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from export import graph_contrib, graph_standard
-from export.checkpoint import Checkpoint, fingerprint, load_checkpoint
+from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
 from export.errors import CheckpointError, ExportError, VerificationError
 from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
@@ -24,7 +24,7 @@ from export.param_count import ParamCounts, count_params
 from export.quantize import EXPERT_PRECISIONS, round_experts_to_int8
 from export.reference import build_reference
 from export.tokenizer_check import special_token_ids
-from export.verify import VerificationReport, verify
+from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
 from runtime.manifest import KvCacheLayout, Manifest
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,13 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     _check_options(opts)
     _check_out_dir(out_dir, opts.force)
 
+    if opts.verify and checkpoint_dir.is_dir():  # before any weight is read: say it up front
+        cfg, _ = read_config(checkpoint_dir)
+        needed = min(context_needed(cfg), cfg.max_position_embeddings)
+        if min(opts.max_context, cfg.max_position_embeddings) < needed:
+            raise ExportError(f"--max-context {opts.max_context} is too small to verify this model: verification "
+                              f"runs a {prompt_length(cfg)}-token prompt (longer than its {cfg.sliding_window}-token "
+                              f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
     ckpt = load_checkpoint(checkpoint_dir, progress)
     if opts.lora:
         merge_lora(ckpt, Path(opts.lora))

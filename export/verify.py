@@ -60,14 +60,25 @@ def prompt_ids(tokenizer_file: Path, min_tokens: int, vocab_size: int) -> list[i
     return ids[:min_tokens]
 
 
+DECODE_STEPS = 8
+
+
+def prompt_length(cfg) -> int:
+    """Verification's prompt: longer than the sliding window, so the window's masking is exercised."""
+    return max(min(cfg.sliding_window + 16, 2 * cfg.sliding_window + 1, 4096), cfg.sliding_window + 1)
+
+
+def context_needed(cfg, decode_steps: int = DECODE_STEPS) -> int:
+    """The smallest max context an export can be verified with: the prompt, the decode steps, one more."""
+    return prompt_length(cfg) + decode_steps + 1
+
+
 @torch.no_grad()
 def verify(folder: Path, reference: torch.nn.Module, tokenizer_file: Path, dtype: str,
-           decode_steps: int = 8, progress: bool = False) -> VerificationReport:
+           decode_steps: int = DECODE_STEPS, progress: bool = False) -> VerificationReport:
     start = time.perf_counter()
     cfg = reference.cfg
-    n_prompt = min(cfg.sliding_window + 16, 2 * cfg.sliding_window + 1, 4096)
-    n_prompt = max(n_prompt, cfg.sliding_window + 1)
-    ids = prompt_ids(tokenizer_file, n_prompt, cfg.vocab_size)
+    ids = prompt_ids(tokenizer_file, prompt_length(cfg), cfg.vocab_size)
 
     session = ModelSession(folder, SessionOptions(provider="cpu"))
     cache = session.new_cache(batch=1, length=min(session.max_context, len(ids) + decode_steps + 1))

@@ -42,20 +42,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(run=run_keys)
 
     lint = sub.add_parser("lint", help="check NPC profiles and explain every problem",
-                          epilog="example:\n  parley lint npc_profiles", formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog="examples:\n  parley lint npc_profiles\n"
+                                 "  parley lint npc_profiles --model models/demo   # also: does each NPC fit the model's context?",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     lint.add_argument("folder", type=Path, nargs="?", default=Path("npc_profiles"))
+    lint.add_argument("--model", type=Path, help="model folder: also check each NPC's prompt against its context")
     lint.set_defaults(run=run_lint)
 
 
 def run_lint(args: argparse.Namespace) -> int:
     from runtime.profiles import load_profiles
 
-    report = load_profiles(args.folder)
+    report = load_profiles(args.folder, _context_fit(args.model) if args.model else None)
     for problem in report.problems:
         print(problem)
     ok = ", ".join(sorted(report.npcs)) or "none"
     print(f"{len(report.npcs)} NPC profile(s) OK ({ok}); {len(report.problems)} problem(s)")
     return 1 if report.problems or not report.npcs else 0
+
+
+def _context_fit(model: Path):
+    from runtime.context_fit import ContextFit
+    from runtime.manifest import ManifestError
+
+    try:
+        return ContextFit.for_model_folder(model)
+    except (ManifestError, OSError, ValueError) as exc:
+        raise CommandFailed(f"{model}: not a usable model folder ({exc})") from exc
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -79,7 +92,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.server import InsecureBind, Server, ServerOptions
     from runtime.session import ModelLoadError, SessionOptions
 
-    registry = ProfileRegistry(args.profiles)
+    registry = ProfileRegistry(args.profiles, _context_fit(args.model))
     result = registry.reload()
     for problem in result.problems:
         print(f"profile problem: {problem}", file=sys.stderr)

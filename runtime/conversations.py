@@ -31,12 +31,41 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+# How many evicted sessions are remembered (to answer `session_evicted` rather than `unknown_session`),
+# per session the store holds; older evictions are forgotten and answered `unknown_session`.
+EVICTED_RECORD_PER_SESSION = 16
+
+
+class RecentKeys:
+    """A set that keeps only its `limit` most recently added keys."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def add(self, key: tuple[str, str]) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.limit:
+            self._keys.popitem(last=False)
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._keys.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class ConversationStore:
     def __init__(self, max_sessions: int = 256, max_bytes: int = 1 << 30):
         self.max_sessions = max_sessions
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, str], Conversation] = OrderedDict()
-        self.evicted: set[tuple[str, str]] = set()  # so a game can be told why a session is gone
+        # so a game can be told why a session is gone: the most recent evictions, a bounded record
+        self.evicted = RecentKeys(EVICTED_RECORD_PER_SESSION * max_sessions)
 
     def get(self, npc: str, session_id: str) -> Conversation | None:
         key = (npc, session_id)

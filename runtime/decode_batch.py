@@ -95,13 +95,29 @@ class DecodeBatch:
             batch = list(self._rows)  # rows as they are at this step
             ids = np.array([[live.feed.pop(0)] for live in batch], dtype=np.int64)
             start = time.monotonic()
-            out = e.session.step(ids, self._pool)
+            try:
+                out = e.session.step(ids, self._pool)
+            except Exception as exc:  # noqa: BLE001 - a failed run (device out of memory, a driver error)
+                self.fail_all(exc)
+                return
             e.cost.observe_decode((time.monotonic() - start) * 1000)
             self.steps_run += 1
             self.rows_stepped += len(batch)
             for row, live in enumerate(batch):
                 if not live.feed and not live.done:
                     self._advance(live, (out, row))
+
+    def fail_all(self, exc: BaseException) -> None:
+        """End every live reply with `exc` and start over with an empty batch: the pool's rows may hold
+        garbage after a failed run, so no conversation keeps KV that came through it."""
+        log.error("a decode step failed; ending %d live replies", len(self._rows), exc_info=exc)
+        rows, self._rows, self._pool = self._rows, [], None  # a fresh pool on the next join
+        for live in rows:
+            live.done = True
+            live.row = None
+            live.reply.conv.cache, live.reply.conv.tokens = None, []
+            live.steps.close()
+            live.sink(exc)
 
     def run_all(self) -> None:
         """Step until every live reply is done (for callers without a queue of their own)."""

@@ -20,12 +20,14 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from runtime import budget, harmony, protocol
+from runtime.context_fit import REPLY_HEADROOM_TOKENS, ContextFit, npc_prefix, reply_reserve
 from runtime.conversations import Conversation, ConversationStore, common_prefix
 from runtime.cost_model import CostModel
 from runtime.harmony import FINAL, Turn
 from runtime.npc import Npc
 from runtime.sampler import Sampler, SamplingParams
 from runtime.session import KvCache, ModelSession, SessionOptions
+from runtime.session_blob import MAX_TURNS
 from runtime.tokenizer import HarmonyTokenizer
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ class Engine:
         self.cost = cost_model or CostModel.measure(self.session)
         self.store = ConversationStore(options.max_sessions, options.max_cache_bytes)
         self._prefixes: dict[tuple[int, ...], KvCache] = {}
+        self.fit = ContextFit(self.tok, self.session.max_context)
         self._lock = threading.Lock()
         log.info("engine ready: %d NPCs; cost model %.2f ms/prompt token, %.2f ms/decode token",
                  len(self.npcs), self.cost.prefill_ms_per_token, self.cost.decode_ms_per_token)
@@ -182,6 +185,8 @@ class Engine:
 
     def import_session(self, npc: str, session_id: str, history: list[Turn]) -> None:
         self.npc(npc)
+        if len(history) > MAX_TURNS:
+            raise BadRequest(f"a session keeps at most {MAX_TURNS} turns; got {len(history)}")
         with self._lock:
             self.store.drop(npc, session_id)
             self.store.put(Conversation(npc, session_id, history=list(history)))
@@ -270,7 +275,9 @@ class _Reply:
         self.conv: Conversation | None = None
         self.tokens: list[int] = []  # what this reply's KV holds (prompt, then every token fed)
         # tokens the engine appends to close the reasoning and open the final channel
-        self.force_len = len(harmony.force_final(engine.tok, in_message=True))
+        self.force_len = engine.fit.force_len
+        self.reserve = reply_reserve(npc, self.force_len)
+        self.prompt_len = 0
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.t0) * 1000
@@ -292,17 +299,19 @@ class _Reply:
             raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
                                  "limit; import it from the game's save (import_session) or reset_session to start over")
         conv = self.conv = conv or Conversation(npc.id, sid)
-        prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world),
-                                       npc.developer_text())
-        reserve = npc.max_reasoning_tokens + npc.max_final_tokens + self.force_len + 16
+        prefix = npc_prefix(tok, npc)
+        reserve = self.reserve
         history = list(conv.history) if self.req.session_id else []
+        turns = [harmony.render_history(tok, [turn]) for turn in history]  # each turn rendered once
+        new_turn = harmony.message(tok, "user", self.user_text) + harmony.assistant_open(tok)
+        room = e.session.max_context - reserve - len(prefix) - len(new_turn)
+        kept = sum(map(len, turns))
         dropped = 0
-        while True:
-            prompt = (prefix + harmony.render_history(tok, history) + harmony.message(tok, "user", self.user_text)
-                      + harmony.assistant_open(tok))
-            if len(prompt) + reserve <= e.session.max_context or not history:
-                break
-            history, dropped = history[1:], dropped + 1  # oldest turns go first
+        while kept > room and dropped < len(turns):  # oldest turns go first
+            kept -= len(turns[dropped])
+            dropped += 1
+        history = history[dropped:]
+        prompt = prefix + [i for ids in turns[dropped:] for i in ids] + new_turn
         if len(prompt) + reserve > e.session.max_context:
             raise BadRequest(f"the prompt ({len(prompt)} tokens) plus this NPC's budgets ({reserve}) exceed the "
                              f"model's context ({e.session.max_context}); shorten the persona or the budgets")
@@ -327,6 +336,7 @@ class _Reply:
         e.cost.observe_prefill(len(prompt) - reused, prefill_ms)
         conv.cache, conv.tokens = cache, list(prompt)
         self.tokens = list(prompt)
+        self.prompt_len = len(prompt)
 
         decode_start = time.monotonic()
         finish, cut = yield from self._generate((out, 0), plan)
@@ -346,7 +356,7 @@ class _Reply:
                 decode_s: float = 0.0, cut: bool = False) -> ReplyResult:
         """Remember the turn (unless cancelled) and report what happened."""
         if self.req.session_id and finish != "cancelled":
-            conv.history = history + [Turn(self.user_text, text)]
+            conv.history = (history + [Turn(self.user_text, text)])[-MAX_TURNS:]
         self.e.store.put(conv)
         total = self.elapsed_ms()
         generated = self.n_reasoning + self.n_final
@@ -364,7 +374,7 @@ class _Reply:
     def _cache(self, conv: Conversation, prompt: list[int], reuse: int, prefix: list[int]) -> KvCache:
         """A cache holding the longest reusable prefix of `prompt`, big enough for the whole reply."""
         e = self.e
-        need = len(prompt) + self.npc.max_reasoning_tokens + self.npc.max_final_tokens + 64
+        need = len(prompt) + self.reserve
         cache = conv.cache
         if cache is None or cache.length < need:
             bigger = e.cache_for(need)
@@ -376,6 +386,10 @@ class _Reply:
             reuse = len(prefix)
         cache.lengths[:] = reuse
         return cache
+
+    def _fits(self, n: int) -> bool:
+        """Whether n more tokens stay within the rows this reply was admitted with."""
+        return len(self.tokens) + n <= self.prompt_len + self.reserve
 
     def _run(self, ids: list[int]):
         """Append ids to this reply's KV (the driver runs the model); returns (StepOutput, row)."""
@@ -392,7 +406,7 @@ class _Reply:
         answer_ms = budget.answer_cost_ms(cost, self.force_len, npc.expected_final_tokens, self.batched)
         min_answer_ms = budget.answer_cost_ms(cost, self.force_len, budget.MIN_FINAL_TOKENS, self.batched)
         forced = cut = False
-        hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + 64
+        hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2
         on_device = e.options.sample_from_candidates
         if on_device is None:
             on_device = e.session.device != "cpu"
@@ -415,6 +429,8 @@ class _Reply:
                                  or now + answer_ms + cost.decode_ms_per_token + finish_margin > self.deadline
                                  or self.n_reasoning + self.n_final >= hard_cap):
                 ids = harmony.force_final(tok, in_message=parser.state in ("body", "header"))
+                if not self._fits(len(ids)):
+                    return "length", cut
                 self.generated.extend(ids)
                 out = yield from self._run(ids)
                 parser.open_final()
@@ -454,11 +470,15 @@ class _Reply:
                 return done, cut
             if parser.done:
                 return done or "return", cut
+            if not self._fits(1):
+                return "length", cut
             out = yield from self._run([token])
             if parser.state == "idle" and token == tok.ids.get("<|call|>"):
                 # tell the model the action happened, then let it continue as the assistant
                 ids = (harmony.message(tok, f"{self._last_call} to=assistant", '"ok"', harmony.COMMENTARY)
                        + harmony.assistant_open(tok))
+                if not self._fits(len(ids)):
+                    return "length", cut
                 self.generated.extend(ids)
                 out = yield from self._run(ids)
                 parser.state = "header"

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.context_fit import ContextFit
 from runtime.npc import Npc
 from runtime.profiles import ProfileError, ProfileProblem, line_of, parse_profile
 
@@ -24,12 +25,19 @@ class ReloadResult:
 
 
 class ProfileRegistry:
-    def __init__(self, folder: Path | str):
+    def __init__(self, folder: Path | str, fit: ContextFit | None = None):
         self.folder = Path(folder)
+        self.fit = fit  # when the model is known: NPCs that can never fit its context are refused
         self.npcs: dict[str, Npc] = {}
         self._id_of: dict[Path, str] = {}  # file -> the NPC it last defined successfully
         self._stamp: dict[Path, tuple[int, int]] = {}
         self._problems: dict[Path, list[ProfileProblem]] = {}
+
+    def check_against(self, fit: ContextFit) -> ReloadResult:
+        """Start checking NPCs against a model's context: every file is read again, and NPCs loaded
+        before that no longer fit are dropped (there is no good version of them to keep)."""
+        self.fit, self.npcs, self._id_of, self._stamp, self._problems = fit, {}, {}, {}, {}
+        return self.reload()
 
     def _stamps(self) -> dict[Path, tuple[int, int]]:
         stamps = {}
@@ -63,8 +71,12 @@ class ProfileRegistry:
                 continue
             try:
                 npc = parse_profile(path)
-            except ProfileError as exc:
-                self._problems[path] = exc.problems
+                misfit = self.fit.problem(npc) if self.fit is not None else None
+                if misfit:
+                    raise ProfileError([ProfileProblem(str(path), None, "", misfit)])
+            except Exception as exc:  # noqa: BLE001 - a file no check foresaw must not stop the others
+                self._problems[path] = exc.problems if isinstance(exc, ProfileError) else [
+                    ProfileProblem(str(path), None, "", f"could not be loaded ({type(exc).__name__}: {exc})")]
                 if path in self._id_of:
                     result.kept.append(self._id_of[path])
                 continue

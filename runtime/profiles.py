@@ -5,14 +5,21 @@ what was wrong and what is allowed, so a designer fixes a file in one pass.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.npc import EFFORTS, ActionSpec, Npc
+from runtime.protocol import shown
 from runtime.sampler import SamplingParams
+
+if TYPE_CHECKING:
+    from runtime.context_fit import ContextFit
 
 MAX_PROFILE_BYTES = 256 * 1024
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -91,10 +98,32 @@ SAMPLING = {
     "top_p": ((int, float), False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "seed": (int, False, lambda v: 0 <= v < 2**63, "a non-negative integer"),
 }
+MAX_ACTIONS = 16
+MAX_PARAMETER_DEPTH = 6
+MAX_PARAMETER_CHARS = 2000
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply tables and lists nest in value, counting no further than limit + 1 (no recursion)."""
+    deepest, level = 0, [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [x for v in level for x in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
+                 if isinstance(x, (dict, list))]
+    return deepest
+
+
+def _parameters_ok(value: dict) -> bool:
+    return (_depth(value, MAX_PARAMETER_DEPTH) <= MAX_PARAMETER_DEPTH
+            and len(json.dumps(value, sort_keys=True, default=str)) <= MAX_PARAMETER_CHARS)
+
+
 ACTION = {
     "name": (str, True, lambda v: bool(NAME_PATTERN.match(v)), "an identifier: letters, digits and '_'"),
     "description": (str, True, lambda v: 0 < len(v) <= 500, "1 to 500 characters"),
-    "parameters": (dict, False, lambda v: True, "a table describing the arguments (JSON-schema-like)"),
+    "parameters": (dict, False, _parameters_ok,
+                   f"a table describing the arguments (JSON-schema-like), nested at most {MAX_PARAMETER_DEPTH} "
+                   f"deep and at most {MAX_PARAMETER_CHARS} characters as JSON"),
 }
 TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
 
@@ -123,7 +152,7 @@ class _Checker:
                 continue
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, kind):
-                self.problem(table, key, f"{value!r} has the wrong type; expected {allowed}")
+                self.problem(table, key, f"{_short(value)} has the wrong type; expected {allowed}")
             elif not check(value):
                 self.problem(table, key, f"{_short(value)} is not allowed; expected {allowed}")
             else:
@@ -132,20 +161,40 @@ class _Checker:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shown(value)  # safe for values nested a thousand deep
+
+
+def _read_profile_bytes(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_PROFILE_BYTES. Opened without blocking
+    and checked after opening: a FIFO or device named *.toml must not hang the server that reads it."""
+    def problem(message: str) -> ProfileError:
+        return ProfileError([ProfileProblem(str(path), None, "", message)])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise problem(f"cannot read the file ({exc.strerror})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise problem("not a regular file (a pipe, device or socket); a profile must be a plain text file")
+        if st.st_size > MAX_PROFILE_BYTES:
+            raise problem(f"file is {st.st_size} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise problem(f"cannot read the file ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PROFILE_BYTES:
+        raise problem(f"file is over {MAX_PROFILE_BYTES} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
+    return data
 
 
 def parse_profile(path: Path) -> Npc:
     """One profile file -> Npc, or ProfileError listing every problem."""
     path = Path(path)
-    try:
-        raw_bytes = path.read_bytes()
-    except OSError as exc:
-        raise ProfileError([ProfileProblem(str(path), None, "", f"cannot read the file ({exc.strerror})")]) from exc
-    if len(raw_bytes) > MAX_PROFILE_BYTES:
-        raise ProfileError([ProfileProblem(str(path), None, "", f"file is {len(raw_bytes)} bytes; a profile may be "
-                                                                 f"at most {MAX_PROFILE_BYTES} bytes")])
+    raw_bytes = _read_profile_bytes(path)
     try:
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -157,6 +206,9 @@ def parse_profile(path: Path) -> Npc:
         match = re.search(r"line (\d+)", str(exc))
         raise ProfileError([ProfileProblem(str(path), int(match.group(1)) if match else None, "",
                                            f"TOML syntax error: {exc}")]) from exc
+    except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
+        raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
+                                                                "use plain strings, lists and tables")]) from exc
     c = _Checker(path, text)
     top = c.section({k: v for k, v in data.items() if k not in TABLES and k != "actions"}, TOP, "")
     tables: dict[str, dict] = {}
@@ -170,6 +222,10 @@ def parse_profile(path: Path) -> Npc:
     raw_actions = data.get("actions", [])
     if not isinstance(raw_actions, list):
         c.problem("", "actions", "must be an array of tables ([[actions]])")
+        raw_actions = []
+    if len(raw_actions) > MAX_ACTIONS:
+        c.problem("", "actions", f"{len(raw_actions)} actions; an NPC may have at most {MAX_ACTIONS} (each one is "
+                                 "described in every prompt)")
         raw_actions = []
     for action in raw_actions:
         if not isinstance(action, dict):
@@ -205,10 +261,11 @@ class LoadReport:
     problems: list[ProfileProblem]
 
 
-def load_profiles(folder: Path) -> LoadReport:
-    """Every *.toml in folder, once (what `parley lint` checks); good profiles load despite broken ones."""
+def load_profiles(folder: Path, fit: "ContextFit | None" = None) -> LoadReport:
+    """Every *.toml in folder, once (what `parley lint` checks); good profiles load despite broken ones.
+    With `fit` (a model's ContextFit), NPCs whose prompt cannot fit that model's context are problems."""
     from runtime.profile_registry import ProfileRegistry  # the same rules the server reloads with
 
-    registry = ProfileRegistry(folder)
+    registry = ProfileRegistry(folder, fit)
     result = registry.reload()
     return LoadReport(registry.npcs, result.problems)

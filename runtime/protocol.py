@@ -5,6 +5,7 @@ core only ever sees well-formed requests.
 """
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,17 @@ REPLY_WHITESPACE = " \t\n\r\f\v"
 # Control characters a model may emit (a byte-level tokenizer can spell any byte) that no game wants in
 # an NPC's line: a NUL ends a C string early, the others garble text boxes. Only tab and newline stay.
 _UNSPEAKABLE = {c: None for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n"}
+
+
+# Values from the wire are shown in error messages through this: a list nested 1,000 deep (msgpack
+# allows it) would blow the stack in repr(); reprlib stops at a few levels and a few dozen characters.
+_shown = reprlib.Repr()  # keyword arguments arrive only in Python 3.12
+_shown.maxlevel, _shown.maxstring, _shown.maxother, _shown.maxlist, _shown.maxdict = 2, 40, 40, 4, 4
+
+
+def shown(value: Any) -> str:
+    """A short, safe rendering of any decoded wire value, for error messages."""
+    return _shown.repr(value)
 
 
 def speakable(text: str) -> str:
@@ -105,11 +117,11 @@ def decode(payload: bytes) -> Request:
         raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters",
                             rid if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS else None)
     if body.get("v") != VERSION:
-        raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {body.get('v')!r} is not supported; "
+        raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {shown(body.get('v'))} is not supported; "
                                                  f"this server speaks v={VERSION}", rid)
     kind = body.get("type")
     if kind not in REQUEST_TYPES:
-        raise ProtocolError(UNKNOWN_TYPE, f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}", rid)
+        raise ProtocolError(UNKNOWN_TYPE, f"unknown request type {shown(kind)}; known: {', '.join(REQUEST_TYPES)}", rid)
     checks = {"reply": _check_reply, "cancel": _check_cancel, "reset_session": _check_session,
               "export_session": _check_session, "import_session": _check_import}
     if kind in checks:

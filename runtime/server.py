@@ -30,6 +30,7 @@ from runtime.sampler import SamplingParams
 log = logging.getLogger(__name__)
 
 LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
+INTERNAL_MESSAGE = "internal error; the server log has the details"
 # A joining reply's prompt is one new turn after a cached prefix: this many tokens besides its text.
 JOIN_PAUSE_TOKENS = 64
 
@@ -99,6 +100,9 @@ class Server:
     def __init__(self, engine: Engine, registry: ProfileRegistry, options: ServerOptions = ServerOptions(),
                  context: zmq.Context | None = None):
         self.engine, self.registry, self.opts = engine, registry, options
+        if registry.fit is None:  # reloads must refuse NPCs that can never fit this model's context
+            registry.check_against(engine.fit)
+            engine.set_npcs(registry.npcs)
         self.ctx = context or zmq.Context.instance()
         self.started_at = time.monotonic()
         self.stopping = threading.Event()
@@ -112,6 +116,7 @@ class Server:
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._pending_shutdown: list[_Job] = []
         self.batch: DecodeBatch | None = None  # the worker's, once it runs
+        self.worker_state = "starting"  # running, stopped, or failed (health reports it)
         self._auth = None
         self.socket = self._bind()
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -156,7 +161,7 @@ class Server:
         log.info("serving %d NPCs on %s%s", len(self.engine.npcs), self.endpoint,
                  " (CurveZMQ)" if self.opts.curve_secret_file else "")
         try:
-            while not (self.stopping.is_set() and self._idle()):
+            while not (self.stopping.is_set() and (self._idle() or not worker.is_alive())):
                 events = dict(poller.poll(100))
                 if pull in events:
                     while True:
@@ -171,11 +176,10 @@ class Server:
                             frames = self.socket.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
-                        self._on_frames(frames)
+                        self._on_frames_safely(frames)
                 if time.monotonic() >= next_profile_check:
                     next_profile_check = time.monotonic() + self.opts.profile_poll_s
-                    if self.registry.has_changes():
-                        self._reload()
+                    self._check_profiles()
         finally:
             with self._queue_cv:
                 self._queue_cv.notify_all()
@@ -219,6 +223,28 @@ class Server:
         self.counters[f"error.{code}"] += 1
         self._send(identity, p.error_frame(rid, code, message))
 
+    def _on_frames_safely(self, frames: list[bytes]) -> None:
+        """Whatever a frame does to the handler (a bug, a resource running out), the loop goes on."""
+        try:
+            self._on_frames(frames)
+        except Exception:  # noqa: BLE001
+            log.error("a request could not be handled:\n%s", traceback.format_exc())
+            self.counters[f"error.{p.INTERNAL}"] += 1
+            try:
+                self._send(frames[0], p.error_frame(None, p.INTERNAL, INTERNAL_MESSAGE))
+            except Exception:  # noqa: BLE001 - nothing more to do for this client
+                pass
+
+    def _check_profiles(self) -> None:
+        """The periodic profile scan: a failure (no file descriptors left, a vanished folder) is logged
+        and tried again next time, never fatal."""
+        try:
+            if self.registry.has_changes():
+                self._reload()
+        except Exception as exc:  # noqa: BLE001
+            self.counters["error.profile_scan"] += 1
+            log.warning("profile scan failed (%s); retrying in %.1f s", exc, self.opts.profile_poll_s)
+
     def _on_frames(self, frames: list[bytes]) -> None:
         identity = frames[0]
         body = [f for f in frames[1:] if f]  # tolerate REQ-style empty delimiter frames
@@ -245,7 +271,7 @@ class Server:
             self._error(identity, req.id, exc.code, str(exc))
         except Exception:  # noqa: BLE001 - one bad request must not take the server down
             log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
-            self._error(identity, req.id, p.INTERNAL, "internal error; the server log has the details")
+            self._error(identity, req.id, p.INTERNAL, INTERNAL_MESSAGE)
 
     def _handle_reply(self, identity: bytes, req: p.Request) -> None:
         self.engine.npc(req.body["npc"])  # UnknownNpc is answered by _on_frames
@@ -281,7 +307,8 @@ class Server:
         self._send(identity, p.frame(req.id, "done", found=job is not None))
 
     def _handle_health(self, identity: bytes, req: p.Request) -> None:
-        self._send(identity, p.frame(req.id, "done", status="stopping" if self.stopping.is_set() else "ok",
+        status = "stopping" if self.stopping.is_set() else "failed" if self.worker_state == "failed" else "ok"
+        self._send(identity, p.frame(req.id, "done", status=status, worker=self.worker_state,
                                      uptime_s=round(time.monotonic() - self.started_at, 1), queue=len(self._queue),
                                      npcs=len(self.engine.npcs)))
 
@@ -328,32 +355,49 @@ class Server:
         push = self.ctx.socket(zmq.PUSH)
         push.connect(self._inproc)
         batch = self.batch = DecodeBatch(self.engine, self.opts.max_batch)
+        self.worker_state = "running"
         try:
             while True:
-                with self._queue_cv:
-                    while not self._queue and not len(batch) and not self.stopping.is_set():
-                        self._queue_cv.wait(0.5)
-                    if not self._queue and not len(batch):
-                        break
-                    job = self._next_job(batch)
-                    if job is not None:
-                        self._queue.remove(job)
-                        job.started = True
-                if job is None:
-                    batch.step()
-                elif job.request.type == "reply":
-                    self._start_reply(job, batch, push)
-                else:
-                    try:
-                        self._run_job(job, push)
-                    finally:
-                        self._forget(job)
+                job = None
+                try:
+                    with self._queue_cv:
+                        while not self._queue and not len(batch) and not self.stopping.is_set():
+                            self._queue_cv.wait(0.5)
+                        if not self._queue and not len(batch):
+                            break
+                        job = self._next_job(batch)
+                        if job is not None:
+                            self._queue.remove(job)
+                            job.started = True
+                    self._work(job, batch, push)
+                except Exception as exc:  # noqa: BLE001 - one failure must not stop every NPC
+                    batch.fail_all(exc)  # the live replies end with `internal`
+                    if job is not None and self._forget(job):  # it failed before reaching the batch
+                        self.counters[f"error.{p.INTERNAL}"] += 1
+                        push.send_multipart([job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE)])
             for job in self._pending_shutdown:
                 push.send_multipart([job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN,
                                                                  "the server is shutting down")])
                 self._forget(job)
+            self.worker_state = "stopped"
+        except BaseException:
+            self.worker_state = "failed"
+            log.critical("the engine worker stopped:\n%s", traceback.format_exc())
+            raise
         finally:
             push.close(linger=1000)
+
+    def _work(self, job: _Job | None, batch: DecodeBatch, push: zmq.Socket) -> None:
+        """One turn of the worker: start a job, or run one decode step."""
+        if job is None:
+            batch.step()
+        elif job.request.type == "reply":
+            self._start_reply(job, batch, push)
+        else:
+            try:
+                self._run_job(job, push)
+            finally:
+                self._forget(job)
 
     def _next_job(self, batch: DecodeBatch) -> _Job | None:
         """What to start before the next decode step (call with the queue's lock held): the first
@@ -391,9 +435,10 @@ class Server:
         pause = cost.prefill_ms(JOIN_PAUSE_TOKENS + len(job.request.body.get("text") or "") // 2)
         return batch.min_slack_ms() < pause + 2 * cost.decode_ms_per_token
 
-    def _forget(self, job: _Job) -> None:
+    def _forget(self, job: _Job) -> bool:
+        """Drop the job's record; False if it was already gone (its terminal frame went out)."""
         with self._jobs_lock:
-            self._jobs.pop((job.identity, job.request.id), None)
+            return self._jobs.pop((job.identity, job.request.id), None) is not None
 
     def _run_job(self, job: _Job, push: zmq.Socket) -> None:
         """A session operation, run at once between two decode steps."""
@@ -420,7 +465,7 @@ class Server:
         except Exception:  # noqa: BLE001
             log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
             self.counters[f"error.{p.INTERNAL}"] += 1
-            out(p.error_frame(req.id, p.INTERNAL, "internal error; the server log has the details"))
+            out(p.error_frame(req.id, p.INTERNAL, INTERNAL_MESSAGE))
 
     def _start_reply(self, job: _Job, batch: DecodeBatch, push: zmq.Socket) -> None:
         body, rid = job.request.body, job.request.id
@@ -449,7 +494,7 @@ class Server:
             elif isinstance(event, BaseException):
                 log.error("request %s (reply) failed:\n%s", rid,
                           "".join(traceback.format_exception(type(event), event, event.__traceback__)))
-                fail(p.INTERNAL, "internal error; the server log has the details")
+                fail(p.INTERNAL, INTERNAL_MESSAGE)
 
         try:
             npc = self.engine.npc(body["npc"])  # it may have been removed by a profile reload while queued

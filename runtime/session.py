@@ -161,6 +161,9 @@ class ModelSession:
         missing = [n for n in self.manifest.inputs if n not in names]
         if missing:
             raise ManifestError(f"{self.folder}: the graph lacks inputs the manifest lists: {missing}")
+        # Every graph run uses these: `terminate = True` aborts the runs in flight with an error, the way a
+        # failing device would (the server's tests inject faults with it).
+        self.run_options = ort.RunOptions()
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.device_id = self.options.device_id
         log.info("model %s: %s, %d layers, op set %s, %s on %s", self.folder.name, self.manifest.dtype,
@@ -212,7 +215,7 @@ class ModelSession:
                                    cache.row_pointer(past, first_row))
                 binding.bind_output(out_name, self.device, self.device_id, cache.dtype, shape,
                                     cache.row_pointer(present, first_row))
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, self.run_options)
         cache.advance()
         cache.lengths[rows] = after
         return StepOutput(*binding.get_outputs()[:3])

@@ -8,10 +8,13 @@ from __future__ import annotations
 import msgpack
 
 from runtime.harmony import Turn
-from runtime.protocol import MAX_BLOB_BYTES
+from runtime.protocol import MAX_BLOB_BYTES, shown
 
 FORMAT = "parley-session"
 VERSION = 1
+# A conversation keeps at most this many turns (the oldest go first); a blob with more is refused, so
+# a forged save cannot make the engine render thousands of turns.
+MAX_TURNS = 256
 
 
 class BlobError(ValueError):
@@ -35,10 +38,12 @@ def load(blob: bytes, npc: str) -> list[Turn]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BlobError("the session blob is not one export_session produced")
     if data.get("v") != VERSION:
-        raise BlobError(f"session blob version {data.get('v')!r} is not supported (this server reads {VERSION})")
+        raise BlobError(f"session blob version {shown(data.get('v'))} is not supported (this server reads {VERSION})")
     if data.get("npc") != npc:
-        raise BlobError(f"the session blob belongs to NPC {data.get('npc')!r}, not {npc!r}")
+        raise BlobError(f"the session blob belongs to NPC {shown(data.get('npc'))}, not {npc!r}")
     history = data.get("history")
+    if isinstance(history, list) and len(history) > MAX_TURNS:
+        raise BlobError(f"the session blob holds {len(history)} turns; a session keeps at most {MAX_TURNS}")
     if not isinstance(history, list) or not all(
             isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history):
         raise BlobError("the session blob's history is malformed")
