@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--gpu-mem-mb", type=int, help="cap on the GPU memory onnxruntime may use")
     s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     s.add_argument("--max-queue", type=int, default=32, help="replies waiting to start before `busy`")
+    s.add_argument("--max-connections", type=int, default=512,
+                   help="client connections; more are closed as they open (default 512, and never more than "
+                        "the open-file limit allows)")
     s.add_argument("--max-batch", type=int, default=8,
                    help="replies decoded together in one run of the graph (continuous batching)")
     s.add_argument("--rate-limit", type=float, default=20.0,
@@ -86,6 +89,7 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from runtime.connection_guard import open_file_limit
     from runtime.engine import Engine, EngineOptions
     from runtime.manifest import ManifestError
     from runtime.profile_registry import ProfileRegistry
@@ -104,9 +108,10 @@ def run_serve(args: argparse.Namespace) -> int:
             cpu_threads=args.threads)))
     except (ManifestError, ModelLoadError) as exc:
         raise CommandFailed(str(exc)) from exc
+    open_file_limit(raise_soft=True)  # each client connection holds a file descriptor
     try:
         server = Server(engine, registry, ServerOptions(
-            bind=args.bind, max_queue=args.max_queue, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
+            bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
             burst=int(2 * args.rate_limit) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
             insecure=args.insecure, debug_reasoning=args.debug_reasoning))
     except (InsecureBind, ValueError) as exc:

@@ -53,6 +53,9 @@ class ParleyClient:
             self.socket.close(linger=0)
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # a DEALER's send blocks while it has no connection (a refused handshake, a server restarting):
+        # never longer than the client's timeout
+        sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         if self.server_public_key is not None:
             public, secret = self.client_keys or zmq.curve_keypair()
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.server_public_key, public, secret
@@ -76,9 +79,21 @@ class ParleyClient:
     # ---- low level ----------------------------------------------------------------------------
 
     def send(self, kind: str, request_id: str | None = None, **fields: Any) -> str:
+        """Send one request; ServerUnavailable if no connection took it within the timeout."""
         rid = request_id or self.new_id()
-        self.socket.send(p.pack({"id": rid, "type": kind, **{k: v for k, v in fields.items() if v is not None}}))
+        try:
+            self.socket.send(p.pack({"id": rid, "type": kind, **{k: v for k, v in fields.items() if v is not None}}))
+        except zmq.Again as exc:
+            raise ServerUnavailable(f"no connection to {self.endpoint} took the request within "
+                                    f"{self.timeout_s:g} s") from exc
         return rid
+
+    def _try_send(self, kind: str, rid: str, **fields: Any) -> bool:
+        try:
+            self.send(kind, rid, **fields)
+            return True
+        except ServerUnavailable:
+            return False
 
     def receive(self, request_id: str, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The next frame for request_id, or None after the timeout; other requests' frames wait in the inbox."""
@@ -109,8 +124,7 @@ class ParleyClient:
         """One request, one terminal frame; resent on a fresh socket when the server does not answer."""
         rid = self.new_id()
         for attempt in range(self.retries + 1):
-            self.send(kind, rid, **fields)
-            frame = self.receive(rid)
+            frame = self.receive(rid) if self._try_send(kind, rid, **fields) else None
             if frame is not None:
                 return _terminal(frame)
             self._connect()  # lazy pirate: the old socket may hold a dead connection
@@ -128,7 +142,9 @@ class ParleyClient:
                       stream=stream, sampling=sampling)
         got_any = False
         for attempt in range(self.retries + 1):
-            self.send("reply", rid, **fields)
+            if not self._try_send("reply", rid, **fields):
+                self._connect()
+                continue
             while True:
                 frame = self.receive(rid)
                 if frame is None:

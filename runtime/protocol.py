@@ -13,7 +13,7 @@ import msgpack
 
 VERSION = 1
 MAX_REQUEST_BYTES = 64 * 1024  # larger requests get `too_large`
-MAX_FRAME_BYTES = 1024 * 1024  # ZeroMQ's MAXMSGSIZE: a peer sending more is disconnected
+MAX_FRAME_BYTES = 128 * 1024  # ZeroMQ's MAXMSGSIZE: a peer sending a larger frame is disconnected
 MAX_ID_CHARS = 64
 MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually far lower
 MAX_STATE_ENTRIES = 32

@@ -22,8 +22,10 @@ import zmq
 
 from runtime import protocol as p
 from runtime import session_blob
+from runtime.connection_guard import ConnectionGuard
 from runtime.decode_batch import DecodeBatch
 from runtime.engine import FINISH_MARGIN_MS, Engine, EngineError, FinalDelta, NpcAction, ReplyRequest, ReplyResult
+from runtime.outbox import Outbox
 from runtime.profile_registry import ProfileRegistry
 from runtime.sampler import SamplingParams
 
@@ -31,8 +33,14 @@ log = logging.getLogger(__name__)
 
 LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+TERMINAL, NOT_TERMINAL = b"1", b"0"  # how the worker marks its frames for the outbox
 # A joining reply's prompt is one new turn after a cached prefix: this many tokens besides its text.
 JOIN_PAUSE_TOKENS = 64
+
+
+def emit(push: zmq.Socket, identity: bytes, payload: bytes, terminal: bool = True) -> None:
+    """A frame from the worker to the main thread, which sends it to the client."""
+    push.send_multipart([identity, TERMINAL if terminal else NOT_TERMINAL, payload])
 
 
 def is_local(endpoint: str) -> bool:
@@ -43,9 +51,21 @@ class InsecureBind(ValueError):
     pass
 
 
+# Per client connection: frames ZeroMQ queues to it, and kernel socket buffers both ways (fixed sizes,
+# so that neither a client that never reads nor one that floods makes them grow).
+SEND_HWM_FRAMES = 16
+SOCKET_BUFFER_BYTES = 128 * 1024
+# How often connections are checked for unfinished input (runtime/connection_guard.py).
+GUARD_INTERVAL_S = 0.02
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     bind: str = "tcp://127.0.0.1:5555"
+    max_connections: int = 512  # client connections; more are closed as they open
+    max_backlog_bytes: int = 1 << 20  # unread frames waiting for one client beyond ZeroMQ's queue
+    max_unfinished_bytes: int = 512 * 1024  # input received on one connection that is not yet a message
+    max_unfinished_total: int = 2 << 20  # ... and on all connections together
     max_queue: int = 32  # replies waiting to start; more get `busy`
     max_batch: int = 8  # replies decoded together in one run of the graph
     rate_per_s: float = 20.0  # per client
@@ -120,6 +140,9 @@ class Server:
         self._auth = None
         self.socket = self._bind()
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.outbox = Outbox(self.socket, options.max_backlog_bytes, self._stop_client, self.counters)
+        self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
+                                     options.max_unfinished_total, self.counters)
 
     # ---- setup ------------------------------------------------------------------------------
 
@@ -130,8 +153,10 @@ class Server:
                                "your NPCs. Make keys with `parley keys DIR` and pass --keys DIR, or pass --insecure")
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # frames to vanished clients are dropped, not errors
-        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue is an error the outbox handles, not a silent drop
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM_FRAMES)
+        sock.setsockopt(zmq.SNDBUF, SOCKET_BUFFER_BYTES)
+        sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER_BYTES)
         sock.setsockopt(zmq.LINGER, 1000)
         if o.curve_secret_file is not None:
             from zmq.auth import load_certificate
@@ -157,40 +182,38 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
-        next_profile_check = time.monotonic() + self.opts.profile_poll_s
+        poller.register(self.guard.monitor, zmq.POLLIN)
+        now = time.monotonic()
+        next_profile_check, next_guard_check = now + self.opts.profile_poll_s, now
         log.info("serving %d NPCs on %s%s", len(self.engine.npcs), self.endpoint,
                  " (CurveZMQ)" if self.opts.curve_secret_file else "")
         try:
             while not (self.stopping.is_set() and (self._idle() or not worker.is_alive())):
-                events = dict(poller.poll(100))
+                # wake often while connections need watching or frames wait for a client's queue
+                busy = self.outbox.waiting or len(self.guard)
+                events = dict(poller.poll(GUARD_INTERVAL_S * 1000 if busy else 100))
+                if self.guard.monitor in events:
+                    self._periodically(self.guard.on_monitor, "connection monitor")
                 if pull in events:
-                    while True:
-                        try:
-                            identity, payload = pull.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self.socket.send_multipart([identity, payload])
+                    self._forward(pull)
                 if self.socket in events:
-                    for _ in range(256):  # bounded, so worker frames are forwarded promptly
-                        try:
-                            frames = self.socket.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._on_frames_safely(frames)
-                if time.monotonic() >= next_profile_check:
-                    next_profile_check = time.monotonic() + self.opts.profile_poll_s
-                    self._check_profiles()
+                    self._receive()
+                self.outbox.flush()
+                now = time.monotonic()
+                if now >= next_guard_check:  # after draining the socket: delivered bytes are counted
+                    next_guard_check = now + GUARD_INTERVAL_S
+                    self._periodically(self.guard.check, "connection check")
+                if now >= next_profile_check:
+                    next_profile_check = now + self.opts.profile_poll_s
+                    self._periodically(self._check_profiles, "profile scan")
         finally:
             with self._queue_cv:
                 self._queue_cv.notify_all()
             worker.join(timeout=5)
-            while True:  # flush the last terminal frames
-                try:
-                    identity, payload = pull.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self.socket.send_multipart([identity, payload])
+            self._forward(pull)  # the last terminal frames
+            self.outbox.flush()
             pull.close(0)
+            self.guard.close()
             self.socket.close()
             if self._auth:
                 self._auth.stop()
@@ -216,8 +239,45 @@ class Server:
 
     # ---- requests ---------------------------------------------------------------------------
 
+    def _forward(self, pull: zmq.Socket) -> None:
+        """Frames the worker produced: [identity, terminal flag, payload]."""
+        while True:
+            try:
+                identity, terminal, payload = pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.outbox.send(identity, payload, terminal == TERMINAL)
+
+    def _receive(self) -> None:
+        for _ in range(256):  # bounded, so worker frames are forwarded promptly
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            body = frames[1:]
+            if body:
+                self.guard.delivered(body[-1].get(zmq.SRCFD), sum(len(f) for f in body), len(body))
+            self._on_frames_safely([f.bytes for f in frames])
+
     def _send(self, identity: bytes, payload: bytes) -> None:
-        self.socket.send_multipart([identity, payload])
+        self.outbox.send(identity, payload)
+
+    def _stop_client(self, identity: bytes) -> None:
+        """A client stopped reading: its queued replies end now and the running ones stop at their next
+        step (their terminal frames wait in its backlog)."""
+        with self._jobs_lock:
+            jobs = [job for (who, _), job in self._jobs.items() if who == identity]
+            for job in jobs:
+                with self._queue_cv:
+                    queued = job in self._queue
+                    if queued:
+                        self._queue.remove(job)
+                if queued:
+                    del self._jobs[(identity, job.request.id)]
+                    self._error(identity, job.request.id, p.CANCELLED, "cancelled: the client is not reading "
+                                                                         "its replies")
+                else:
+                    job.cancel.set()
 
     def _error(self, identity: bytes, rid: str | None, code: str, message: str) -> None:
         self.counters[f"error.{code}"] += 1
@@ -235,15 +295,18 @@ class Server:
             except Exception:  # noqa: BLE001 - nothing more to do for this client
                 pass
 
-    def _check_profiles(self) -> None:
-        """The periodic profile scan: a failure (no file descriptors left, a vanished folder) is logged
-        and tried again next time, never fatal."""
+    def _periodically(self, task, name: str) -> None:
+        """A housekeeping task of the main loop: a failure (no file descriptors left, a vanished folder)
+        is logged and the task runs again next time; it never ends the server."""
         try:
-            if self.registry.has_changes():
-                self._reload()
+            task()
         except Exception as exc:  # noqa: BLE001
-            self.counters["error.profile_scan"] += 1
-            log.warning("profile scan failed (%s); retrying in %.1f s", exc, self.opts.profile_poll_s)
+            self.counters[f"error.{name.replace(' ', '_')}"] += 1
+            log.warning("%s failed (%s: %s); trying again", name, type(exc).__name__, exc)
+
+    def _check_profiles(self) -> None:
+        if self.registry.has_changes():
+            self._reload()
 
     def _on_frames(self, frames: list[bytes]) -> None:
         identity = frames[0]
@@ -374,10 +437,9 @@ class Server:
                     batch.fail_all(exc)  # the live replies end with `internal`
                     if job is not None and self._forget(job):  # it failed before reaching the batch
                         self.counters[f"error.{p.INTERNAL}"] += 1
-                        push.send_multipart([job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE)])
+                        emit(push, job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE))
             for job in self._pending_shutdown:
-                push.send_multipart([job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN,
-                                                                 "the server is shutting down")])
+                emit(push, job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN, "the server is shutting down"))
                 self._forget(job)
             self.worker_state = "stopped"
         except BaseException:
@@ -442,7 +504,7 @@ class Server:
 
     def _run_job(self, job: _Job, push: zmq.Socket) -> None:
         """A session operation, run at once between two decode steps."""
-        req, out = job.request, lambda payload: push.send_multipart([job.identity, payload])
+        req, out = job.request, lambda payload: emit(push, job.identity, payload)
         try:
             if req.type == "reset_session":
                 existed = self.engine.reset_session(req.body["npc"], req.body["session"])
@@ -455,7 +517,7 @@ class Server:
                 try:
                     history = session_blob.load(req.body["blob"], req.body["npc"])
                 except session_blob.BlobError as exc:
-                    out(p.error_frame(req.id, p.BAD_MESSAGE, str(exc)))
+                    out(p.error_frame(req.id, exc.code, str(exc)))
                     return
                 self.engine.import_session(req.body["npc"], req.body["session"], history)
                 out(p.frame(req.id, "done", turns=len(history)))
@@ -470,8 +532,8 @@ class Server:
     def _start_reply(self, job: _Job, batch: DecodeBatch, push: zmq.Socket) -> None:
         body, rid = job.request.body, job.request.id
 
-        def out(payload: bytes) -> None:
-            push.send_multipart([job.identity, payload])
+        def out(payload: bytes, terminal: bool = True) -> None:
+            emit(push, job.identity, payload, terminal)
 
         def fail(code: str, message: str) -> None:
             self.counters[f"error.{code}"] += 1
@@ -483,9 +545,9 @@ class Server:
         def sink(event) -> None:
             if isinstance(event, FinalDelta):
                 if stream:
-                    out(p.frame(rid, "delta", text=event.text))
+                    out(p.frame(rid, "delta", text=event.text), terminal=False)
             elif isinstance(event, NpcAction):
-                out(p.frame(rid, "action", name=event.name, args=event.arguments))
+                out(p.frame(rid, "action", name=event.name, args=event.arguments), terminal=False)
             elif isinstance(event, ReplyResult):
                 self._finish_reply(job, event, out)
                 self._forget(job)

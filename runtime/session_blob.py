@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgpack
 
 from runtime.harmony import Turn
-from runtime.protocol import MAX_BLOB_BYTES, shown
+from runtime.protocol import BAD_MESSAGE, MAX_BLOB_BYTES, TOO_LARGE, shown
 
 FORMAT = "parley-session"
 VERSION = 1
@@ -18,7 +18,9 @@ MAX_TURNS = 256
 
 
 class BlobError(ValueError):
-    pass
+    def __init__(self, message: str, code: str = BAD_MESSAGE):
+        super().__init__(message)
+        self.code = code  # the protocol's error code for it
 
 
 def dump(npc: str, session_id: str, history: list[Turn]) -> bytes:
@@ -43,7 +45,8 @@ def load(blob: bytes, npc: str) -> list[Turn]:
         raise BlobError(f"the session blob belongs to NPC {shown(data.get('npc'))}, not {npc!r}")
     history = data.get("history")
     if isinstance(history, list) and len(history) > MAX_TURNS:
-        raise BlobError(f"the session blob holds {len(history)} turns; a session keeps at most {MAX_TURNS}")
+        raise BlobError(f"the session blob holds {len(history)} turns; a session keeps at most {MAX_TURNS}",
+                        TOO_LARGE)
     if not isinstance(history, list) or not all(
             isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history):
         raise BlobError("the session blob's history is malformed")

@@ -57,3 +57,12 @@ def test_inspect_counts_match_openais_published_gpt_oss_sizes(tmp_path, layers, 
     assert counts["total"] == total and counts["active_per_token"] == active
     table = parley("inspect", tmp_path).stdout
     assert f"{total:,}" in table and "active per token" in table
+
+
+def test_a_max_context_too_small_to_verify_is_a_clear_error_up_front(tiny_checkpoint, tmp_path):
+    # the tiny checkpoint's window is 5: verification runs an 11-token prompt and 8 decode steps
+    result = parley("export", tiny_checkpoint, tmp_path / "model", "--max-context", 16)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--max-context 16 is too small to verify" in result.stderr and "at least 20" in result.stderr
+    assert not (tmp_path / "model").exists()
+    assert parley("export", tiny_checkpoint, tmp_path / "model", "--max-context", 20).returncode == 0

@@ -108,3 +108,39 @@ def load_hf(folder: Path):
     return GptOssForCausalLM.from_pretrained(folder, dtype=torch.float32,
                                              attn_implementation="eager",
                                              experts_implementation="eager").eval()
+
+
+def make_scripted_checkpoint(folder: Path, successors: dict[str, str], seed: int = 0) -> Path:
+    """A gpt-oss checkpoint whose greedy next token depends only on the current one, as `successors`
+    (token strings of the tiny tokenizer, specials included) says: attention and experts write nothing
+    to the residual stream, so the logits are the unembedding of the token's own embedding, and each
+    listed successor's unembedding row points along its predecessors' embeddings. A model that does
+    exactly what a test needs, through the real export and runtime."""
+    from tokenizers import Tokenizer
+    from transformers import GptOssForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = train_tokenizer(folder / "tokenizer.json")
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    spec = TinySpec(layers=2, seed=seed)
+    torch.manual_seed(seed)
+    model = GptOssForCausalLM(hf_config(spec, vocab)).eval()
+    randomize(model, seed)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.self_attn.o_proj.bias.zero_()
+            layer.mlp.experts.down_proj.zero_()
+            layer.mlp.experts.down_proj_bias.zero_()
+            layer.input_layernorm.weight.fill_(1.0)
+            layer.post_attention_layernorm.weight.fill_(1.0)
+        model.model.norm.weight.fill_(1.0)
+        embed = model.model.embed_tokens.weight
+        model.lm_head.weight.zero_()
+        for token, successor in successors.items():
+            t, s = tok.token_to_id(token), tok.token_to_id(successor)
+            assert t is not None and s is not None, f"{token!r} and {successor!r} must be single tokens"
+            model.lm_head.weight[s] += 10.0 * embed[t] / embed[t].norm()
+    model.save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 4096}))
+    return folder

@@ -53,3 +53,12 @@ def test_client_allow_list(make_server, keys):
     with ParleyClient(server.endpoint, timeout_s=1.0, retries=0, server_public_key=server_public) as stranger:
         with pytest.raises(ParleyError, match="no answer"):
             stranger.health()
+
+
+def test_a_client_the_server_refuses_gets_timeouts_never_a_hang(make_server, keys):
+    # A refused handshake leaves a DEALER without a connection, and its send would block forever.
+    server = make_server(curve_secret_file=keys / "server.key_secret")
+    with ParleyClient(server.endpoint, timeout_s=0.5, retries=1) as plain:
+        for _ in range(5):
+            with pytest.raises(ParleyError, match="no answer|no connection"):
+                plain.health()

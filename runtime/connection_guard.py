@@ -1,0 +1,216 @@
+"""Limits on client connections that ZeroMQ itself does not offer: how many, and how much unfinished input.
+
+ZeroMQ delivers a multipart message only once its last part has arrived, and bounds the size of each
+part (MAXMSGSIZE) but not their number: a peer that sends one endless message of empty parts makes the
+server hold every part (64 bytes each, for 2 bytes on the wire) where the application cannot see them.
+So the guard watches each TCP connection from outside: the bytes the kernel has received on it
+(TCP_INFO) against the bytes of the messages the server was handed from it (ZMQ_SRCFD). A connection
+whose difference, its unfinished input, grows past a limit is shut down; ZeroMQ then drops the
+unfinished message and frees what it held. The same mechanism closes connections beyond the cap.
+
+Shutting a connection down uses its file descriptor, which the socket monitor reports: shutdown(2)
+ends the TCP connection without closing the descriptor, which stays ZeroMQ's to close.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+log = logging.getLogger(__name__)
+
+# struct tcp_info's tcpi_bytes_received (Linux 4.1+): a u64 at byte 128.
+_TCPI_BYTES_RECEIVED = 128
+HAS_TCP_INFO = sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
+# What the wire carries besides message bytes: the handshake (CurveZMQ's is about 1 KB with metadata),
+# each frame's header (and CurveZMQ's box around it), and ZMTP heartbeats a client may enable.
+HANDSHAKE_ALLOWANCE = 4096
+FRAME_OVERHEAD_ALLOWANCE = 64
+HEARTBEAT_ALLOWANCE_PER_S = 32
+
+
+# File descriptors kept free beyond client connections: profiles, the model's files, ZeroMQ's own.
+FD_RESERVE = 128
+
+
+def open_file_limit(raise_soft: bool = False) -> int | None:
+    """The process's soft limit on open files (None where the platform has none to read), first raised
+    to the hard limit when asked and allowed: each client connection holds one."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to read or raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if raise_soft and hard != soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _libc_trim():
+    """glibc's malloc_trim, to hand a cut connection's freed buffers back to the system (None elsewhere)."""
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _libc_trim()
+
+
+def _borrow(fd: int) -> socket.socket | None:
+    """A socket object over ZeroMQ's descriptor (detach it after use: the descriptor stays ZeroMQ's)."""
+    try:
+        return socket.socket(fileno=fd)
+    except OSError:
+        return None  # closed since the monitor reported it
+
+
+def _addresses(fd: int) -> tuple | None:
+    """Both ends of the connection: who the descriptor belongs to now. A descriptor number is reused
+    once closed, maybe for another connection (or, with the server inside a game, the game's own)."""
+    sock = _borrow(fd)
+    if sock is None:
+        return None
+    try:
+        return sock.getsockname(), sock.getpeername()
+    except OSError:
+        return None
+    finally:
+        sock.detach()
+
+
+def _tcp_bytes_received(fd: int) -> int | None:
+    sock = _borrow(fd)
+    if sock is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None  # not TCP (ipc://), or already gone
+    finally:
+        sock.detach()
+    return struct.unpack_from("<Q", info, _TCPI_BYTES_RECEIVED)[0] if len(info) >= _TCPI_BYTES_RECEIVED + 8 else None
+
+
+def _shutdown(fd: int) -> None:
+    sock = _borrow(fd)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer
+    finally:
+        sock.detach()
+
+
+@dataclass
+class _Connection:
+    addresses: tuple | None
+    accepted_at: float = field(default_factory=time.monotonic)
+    delivered_bytes: int = 0
+    delivered_frames: int = 0
+    cut: bool = False
+
+    def unfinished(self, received: int, now: float) -> int:
+        """Bytes received that no delivered message or protocol overhead accounts for."""
+        return (received - self.delivered_bytes - FRAME_OVERHEAD_ALLOWANCE * self.delivered_frames
+                - HANDSHAKE_ALLOWANCE - int(HEARTBEAT_ALLOWANCE_PER_S * (now - self.accepted_at)))
+
+
+class ConnectionGuard:
+    """Owned by the server's main thread: it polls `monitor`, calls `on_monitor`, `delivered` for each
+    message received and `check` every few milliseconds."""
+
+    def __init__(self, sock: zmq.Socket, max_connections: int, max_unfinished_bytes: int,
+                 max_unfinished_total: int, counters):
+        limit = open_file_limit()
+        if limit is not None and max_connections > limit - FD_RESERVE:
+            log.warning("serving at most %d connections, not %d: the open-file limit is %d (raise it with "
+                        "`ulimit -n`)", max(limit - FD_RESERVE, 1), max_connections, limit)
+            max_connections = max(limit - FD_RESERVE, 1)
+        self.max_connections = max_connections
+        self.max_unfinished_bytes, self.max_unfinished_total = max_unfinished_bytes, max_unfinished_total
+        self.counters = counters
+        self.monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
+        self._sock = sock
+        self._conns: dict[int, _Connection] = {}
+        self._trim_pending = False
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def close(self) -> None:
+        try:
+            self._sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self.monitor.close(0)
+
+    def on_monitor(self) -> None:
+        """Connections opened and closed since the last call."""
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            fd = int(event["value"])
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._conns[fd] = conn = _Connection(_addresses(fd))
+                if len(self._conns) > self.max_connections:
+                    self._cut(fd, conn, "connection_limit",
+                              f"{len(self._conns) - 1} connections are open (the limit)")
+            elif self._conns.pop(fd, None) is not None and self._trim_pending and _malloc_trim is not None:
+                self._trim_pending = False
+                _malloc_trim(0)  # a cut connection's unfinished message was just freed
+
+    def delivered(self, fd: int, nbytes: int, nframes: int) -> None:
+        conn = self._conns.get(fd)
+        if conn is not None:
+            conn.delivered_bytes += nbytes
+            conn.delivered_frames += nframes
+
+    def check(self) -> None:
+        """Shut down connections whose unfinished input is past the limits (TCP on Linux only)."""
+        if not HAS_TCP_INFO or not self._conns:
+            return
+        now, unfinished = time.monotonic(), []
+        for fd, conn in list(self._conns.items()):
+            if conn.cut:
+                continue
+            received = _tcp_bytes_received(fd)
+            if received is None:
+                continue
+            excess = conn.unfinished(received, now)
+            if excess > self.max_unfinished_bytes:
+                self._cut(fd, conn, "unfinished_input", f"{excess} bytes of unfinished input")
+            elif excess > 0:
+                unfinished.append((excess, fd, conn))
+        total = sum(e for e, _, _ in unfinished)
+        for excess, fd, conn in sorted(unfinished, reverse=True, key=lambda x: x[0]):
+            if total <= self.max_unfinished_total:
+                break
+            self._cut(fd, conn, "unfinished_input", f"{excess} bytes of unfinished input "
+                                                    f"({total} on all connections)")
+            total -= excess
+
+    def _cut(self, fd: int, conn: _Connection, reason: str, why: str) -> None:
+        if _addresses(fd) != conn.addresses:  # closed, maybe reused: not the connection we knew
+            self._conns.pop(fd, None)
+            return
+        conn.cut = True
+        self._trim_pending = reason == "unfinished_input"
+        self.counters[f"connections_cut.{reason}"] += 1
+        log.warning("closing a client connection: %s", why)
+        _shutdown(fd)

@@ -1,0 +1,89 @@
+"""Frames to clients, with a bounded backlog for each client that does not read.
+
+ZeroMQ queues up to SNDHWM frames per connection; a client that stops reading while it keeps asking
+(for 48 KiB session blobs, say) would otherwise make the server hold frames without end. Past the
+socket's queue, frames wait here, counted in bytes. Once a client's backlog passes `limit_bytes` its
+work is stopped (`on_overflow`), further deltas and actions for it are dropped, and terminal frames
+still wait while the backlog is under twice the limit, so a client that reads again gets exactly one
+terminal frame per request. Beyond that, everything for it is dropped and counted.
+
+Main thread only: the server's loop calls `flush` whenever it wakes.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+from typing import Callable
+
+import zmq
+
+log = logging.getLogger(__name__)
+
+
+class _Backlog:
+    def __init__(self) -> None:
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.bytes = 0
+        self.overflowed = False
+
+
+class Outbox:
+    def __init__(self, sock: zmq.Socket, limit_bytes: int, on_overflow: Callable[[bytes], None], counters):
+        self.sock, self.limit, self.on_overflow, self.counters = sock, limit_bytes, on_overflow, counters
+        self._backlogs: dict[bytes, _Backlog] = {}
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._backlogs)
+
+    def backlog_bytes(self) -> int:
+        return sum(b.bytes for b in self._backlogs.values())
+
+    def send(self, identity: bytes, payload: bytes, terminal: bool = True) -> None:
+        backlog = self._backlogs.get(identity)
+        if backlog is None:
+            sent = self._try(identity, payload)
+            if sent is not None:
+                return
+            backlog = self._backlogs[identity] = _Backlog()
+        if backlog.bytes + len(payload) > (2 if terminal else 1) * self.limit:
+            self.counters["frames_dropped.not_reading"] += 1
+            if not backlog.overflowed:
+                backlog.overflowed = True
+                log.warning("a client is not reading its replies (%d bytes waiting); stopping its work",
+                            backlog.bytes)
+                self.on_overflow(identity)
+            return
+        backlog.frames.append(payload)
+        backlog.bytes += len(payload)
+
+    def flush(self) -> None:
+        """Send what the clients' queues take now; forget clients that are gone."""
+        for identity in list(self._backlogs):
+            backlog = self._backlogs[identity]
+            while backlog.frames:
+                sent = self._try(identity, backlog.frames[0])
+                if sent is None:
+                    break
+                payload = backlog.frames.popleft()
+                backlog.bytes -= len(payload)
+                if not sent:  # the client is gone: nothing more reaches it
+                    backlog.frames.clear()
+                    backlog.bytes = 0
+            if not backlog.frames:
+                del self._backlogs[identity]
+
+    def _try(self, identity: bytes, payload: bytes) -> bool | None:
+        """True: sent; False: the client is gone (dropped, as ZeroMQ drops frames to vanished peers);
+        None: its queue is full."""
+        try:
+            self.sock.send_multipart([identity, payload], zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return None
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                self.counters["frames_dropped.client_gone"] += 1
+                return False
+            raise

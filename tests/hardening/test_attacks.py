@@ -1,0 +1,243 @@
+"""Attacks that once killed, froze or bloated `parley serve`: each sends the real bytes to a real server
+process, then checks that it still answers `health` and other clients' replies."""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import msgpack
+import pytest
+
+from runtime.client import ParleyClient
+from tests.service.conftest import profiles_copy
+from tests.service.test_cli_live import free_port
+from tools import attacks
+from tools.fuzz_server import rss_mb
+
+
+class Served:
+    def __init__(self, model, profiles, *args: str, nofile: tuple[int, int] | None = None):
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.profiles = profiles
+
+        def limits():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(model),
+                                      "--profiles", str(profiles), "--bind", self.endpoint, "--rate-limit", "0",
+                                      *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=limits)
+        line = self.proc.stdout.readline()
+        assert "ready on" in line, self.proc.stderr.read() if self.proc.poll() is not None else line
+        # a client connected before any attack: the game that must keep being served
+        self.game = ParleyClient(self.endpoint, timeout_s=30.0, retries=0)
+
+    def request(self, **body) -> dict:
+        return attacks.send_raw(self.endpoint, msgpack.packb({"v": 1, "id": "q", **body}, use_bin_type=True), 30)
+
+    def assert_serving(self, client: ParleyClient | None = None) -> None:
+        assert self.proc.poll() is None, f"the server exited with {self.proc.returncode}"
+        client = client or self.game
+        health = client.health()
+        assert health["status"] == "ok" and health["worker"] == "running"
+        frames = list(client.reply("brenna", "Still open?", session="other-player"))
+        assert frames[-1]["type"] == "done" and frames[-1]["text"]
+
+    def stats(self) -> dict:
+        return self.game.stats()
+
+    def stop(self) -> None:
+        self.game.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def serve(tiny_model, tmp_path):
+    started = []
+
+    def start(*args: str, **kw) -> Served:
+        served = Served(tiny_model, profiles_copy(tmp_path / f"p{len(started)}"), *args, **kw)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+def test_values_nested_a_thousand_deep_get_an_error_and_the_server_lives(serve):
+    server = serve()
+    codes = []
+    for payload in attacks.deep_nesting_requests(1000):
+        answer = attacks.send_raw(server.endpoint, payload)
+        assert answer is not None and answer["type"] == "error"
+        codes.append(answer["code"])
+    assert codes == ["unsupported_version", "unknown_type", "bad_message"]
+    server.assert_serving()
+
+
+def test_a_session_blob_of_thousands_of_turns_is_refused_and_a_full_one_answers(serve):
+    server = serve()
+    bomb = server.request(type="import_session", npc="brenna", session="s",
+                          blob=attacks.session_bomb("brenna", "s", 2000))
+    assert bomb["type"] == "error" and bomb["code"] == "too_large" and "256" in bomb["message"]
+    full = server.request(type="import_session", npc="brenna", session="s",
+                          blob=attacks.session_bomb("brenna", "s", 256))
+    assert full["type"] == "done" and full["turns"] == 256
+    with ParleyClient(server.endpoint, timeout_s=30.0, retries=0) as c:
+        done = list(c.reply("brenna", "Do you remember me?", session="s"))[-1]
+    assert done["type"] == "done"
+    server.assert_serving()
+
+
+def test_idle_connections_beyond_the_cap_are_closed_and_the_server_keeps_its_descriptors(serve):
+    # a soft and hard limit of 256 open files: 300 idle connections would exhaust them
+    server = serve("--max-connections", "64", nofile=(256, 256))
+    conns = attacks.idle_connections(server.endpoint, 300)
+    try:
+        time.sleep(1.5)  # past a profile scan, which needs a descriptor of its own
+        server.assert_serving()
+        assert server.stats()["counters"].get("connections_cut.connection_limit", 0) > 0
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_serve_raises_its_open_file_limit_to_the_hard_limit(serve):
+    server = serve(nofile=(256, 4096))
+    limits = open(f"/proc/{server.proc.pid}/limits").read()
+    line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+    assert line.split()[3:5] == ["4096", "4096"]
+
+
+def test_an_endless_multipart_message_is_cut_off_and_memory_stays_bounded(serve):
+    server = serve()
+    before = rss_mb(server.proc.pid)
+    sent = attacks.endless_multipart(server.endpoint, max_bytes=32 << 20, seconds=30)
+    assert sent < 32 << 20, "the server took 32 MiB of one unfinished message without cutting it off"
+    assert rss_mb(server.proc.pid) - before < 200
+    assert server.stats()["counters"].get("connections_cut.unfinished_input", 0) >= 1
+    server.assert_serving()
+
+
+def test_clients_that_never_read_do_not_make_the_server_grow(serve):
+    server = serve()
+    assert server.request(type="import_session", npc="brenna", session="big",
+                          blob=attacks.big_session_blob("brenna", "big"))["type"] == "done"
+    pid = server.proc.pid
+    samples = {}
+
+    def sample(at: float):
+        samples[at] = rss_mb(pid)
+
+    import threading
+    start = time.monotonic()
+    timers = [threading.Timer(t, sample, args=(t,)) for t in (4.0, 10.0)]
+    for t in timers:
+        t.start()
+    sent = attacks.non_readers(server.endpoint, "brenna", "big", sockets=10, seconds=10.5)
+    for t in timers:
+        t.join()
+    assert sent > 1000 and time.monotonic() - start >= 10
+    # each client's unread frames are bounded: memory is flat once the bounds are reached
+    assert samples[10.0] - samples[4.0] < 15, samples
+    assert server.stats()["counters"].get("frames_dropped.not_reading", 0) > 0
+    server.assert_serving()
+
+
+def test_a_failed_graph_run_ends_the_live_replies_and_the_server_keeps_serving(make_server):
+    server = make_server()
+    with server.client() as c:
+        frames = c.reply("talker", "Tell me everything.")
+        assert next(frames)["type"] == "delta"  # streaming: its row is in the decode batch
+        server.engine.session.run_options.terminate = True  # the next graph run fails, as a lost GPU would
+        try:
+            rest = list(frames)
+        except Exception as exc:  # the client raises the error frame
+            rest = [{"type": "error", "code": getattr(exc, "code", None)}]
+        server.engine.session.run_options.terminate = False
+        assert rest[-1]["type"] == "error" and rest[-1]["code"] == "internal"
+        health = c.health()
+        assert health["status"] == "ok" and health["worker"] == "running"
+        assert list(c.reply("brenna", "Are you there?"))[-1]["type"] == "done"
+
+
+HOSTILE_PROFILES = {
+    "deep_knowledge.toml": 'name = "D"\npersona = "p"\nfallback_lines = ["..."]\nknowledge = ' + "[" * 600 + "]" * 600,
+    "deep_header.toml": 'name = "H"\npersona = "p"\nfallback_lines = ["..."]\n[style.description.'
+                        + ".".join(["a"] * 1000) + "]\nx = 1\n",
+    "deep_parameters.toml": 'name = "P"\npersona = "p"\nfallback_lines = ["..."]\n[[actions]]\nname = "go"\n'
+                            'description = "d"\n[actions.parameters.' + ".".join(["a"] * 1000) + "]\nx = 1\n",
+    "many_actions.toml": 'name = "M"\npersona = "p"\nfallback_lines = ["..."]\n'
+                         + "".join(f'[[actions]]\nname = "act{i}"\ndescription = "does thing number {i}"\n'
+                                   for i in range(1000)),
+    "huge_prompt.toml": 'name = "B"\npersona = "' + "word " * 790 + '"\nfallback_lines = ["..."]\nknowledge = ['
+                        + ", ".join(f'"{"fact " * 90}"' for _ in range(60)) + "]\n",
+}
+
+
+def write_hostile_profiles(folder):
+    for name, text in HOSTILE_PROFILES.items():
+        (folder / name).write_text(text)
+    os.mkfifo(folder / "fifo.toml")
+
+
+def test_hostile_profiles_are_refused_on_hot_reload_with_their_reasons(serve):
+    server = serve()
+    write_hostile_profiles(server.profiles)
+    answer = server.request(type="reload_profiles")
+    assert answer["type"] == "done"
+    problems = {os.path.basename(e["file"]): e["message"] for e in answer["errors"]}
+    assert set(problems) == set(HOSTILE_PROFILES) | {"fifo.toml"}, problems
+    assert "nested too deeply" in problems["deep_knowledge.toml"]
+    assert "at most 16" in problems["many_actions.toml"]
+    assert "nested at most" in problems["deep_parameters.toml"]
+    assert "context" in problems["huge_prompt.toml"] and "tokens" in problems["huge_prompt.toml"]
+    assert "not a regular file" in problems["fifo.toml"]
+    time.sleep(1.5)  # the periodic scan sees the same files, FIFO included
+    server.assert_serving()
+
+
+def test_lint_explains_hostile_profiles_without_a_traceback(tiny_model, tmp_path):
+    folder = profiles_copy(tmp_path)
+    write_hostile_profiles(folder)
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(folder), "--model", str(tiny_model)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout
+    for name in [*HOSTILE_PROFILES, "fifo.toml"]:
+        assert f"{name}:" in run.stdout or f"{name}: " in run.stdout, name
+    assert "4 NPC profile(s) OK" in run.stdout  # the demo NPCs and the talker still lint clean
+
+
+def test_a_zmq_client_still_connects_after_an_attacker_is_cut(serve):
+    server = serve()
+    attacks.endless_multipart(server.endpoint, max_bytes=16 << 20, seconds=10)
+    with ParleyClient(server.endpoint, timeout_s=30.0, retries=0) as fresh:
+        server.assert_serving(fresh)
+
+
+def test_clients_churning_in_the_servers_own_process_never_confuse_its_connection_checks(make_server):
+    # The server inside the game's process (the Python API): descriptor numbers of closed connections
+    # are reused at once by the process's own new sockets, which the checks must never take for the old.
+    server = make_server()
+    with server.client() as steady:
+        frames = steady.reply("talker", "Tell me a long story.")
+        assert next(frames)["type"] == "delta"
+        for i in range(100):
+            with server.client() as passer:
+                assert passer.health()["status"] == "ok"
+            attacks.idle_connections(server.endpoint, 1)[0].close()
+        assert list(frames)[-1]["type"] == "done"
+    assert server.thread.is_alive()
+    with server.client() as c:
+        assert c.health()["worker"] == "running"
