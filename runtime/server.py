@@ -517,6 +517,7 @@ class Server:
                 try:
                     history = session_blob.load(req.body["blob"], req.body["npc"])
                 except session_blob.BlobError as exc:
+                    self.counters[f"error.{exc.code}"] += 1
                     out(p.error_frame(req.id, exc.code, str(exc)))
                     return
                 self.engine.import_session(req.body["npc"], req.body["session"], history)
