@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,22 +16,22 @@ import torch
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from export import mxfp4, original_layout
+from export import original_layout
 from export.errors import CheckpointError
+from export.tensor_source import SafetensorsTensors, shape_of
 from runtime.model_config import ConfigError, ModelConfig
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
-EXPERT_TENSORS = ("gate_up_proj", "down_proj")
 
 
 @dataclass
 class Checkpoint:
     folder: Path
     config: ModelConfig
-    tensors: dict[str, torch.Tensor]  # canonical names, float32
+    tensors: Mapping[str, torch.Tensor]  # canonical names -> float32 (read on access when lazy)
     source_files: list[Path]
     quantization: str | None  # "mxfp4" when experts were stored quantized
     layout: str = "huggingface"  # or "original" (OpenAI's original/ folder)
@@ -144,49 +145,42 @@ def read_safetensors(files: list[Path], progress: bool = False) -> dict[str, tor
     return tensors
 
 
-def _dequantize_experts(raw: dict[str, torch.Tensor], files: list[Path]) -> None:
-    for name in [n for n in raw if n.endswith("_blocks")]:
-        base = name[: -len("_blocks")]
-        scales = raw.pop(base + "_scales", None)
-        if scales is None:
-            raise CheckpointError(f"tensor '{base}_scales' is missing (needed with '{name}' for MXFP4); "
-                                  f"searched {', '.join(f.name for f in files)}")
-        try:
-            raw[base] = mxfp4.dequantize(raw.pop(name), scales)
-        except ValueError as exc:
-            raise CheckpointError(f"tensor '{name}': {exc}") from exc
-
-
-def check_tensors(cfg: ModelConfig, tensors: dict[str, torch.Tensor], where: str) -> None:
+def check_tensors(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], where: str) -> None:
     for name, shape in expected_shapes(cfg).items():
         if name not in tensors:
             raise CheckpointError(f"tensor '{name}' is missing from {where}; "
                                   f"a gpt-oss checkpoint with this config.json needs it, shape {list(shape)}")
-        got = tuple(tensors[name].shape)
+        got = shape_of(tensors, name)
         if got != shape:
             raise CheckpointError(f"tensor '{name}' in {where} has shape {list(got)}; "
                                   f"config.json implies {list(shape)}")
 
 
-def load_checkpoint(folder: Path | str, progress: bool = False) -> Checkpoint:
+def load_checkpoint(folder: Path | str, progress: bool = False, lazy: bool = True) -> Checkpoint:
+    """The checkpoint's config and tensors. With `lazy` (the default) a Hugging Face folder's tensors
+    are read one at a time when used (export/tensor_source.py): memory holds about one layer, whatever
+    the model's size. `lazy=False` reads them all now (OpenAI's original layout is always read whole)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder; expected a Hugging Face gpt-oss checkpoint folder")
     cfg, raw_cfg = read_config(folder)
     quant = _quantization(raw_cfg, folder / "config.json")
     files = _weight_files(folder)
-    raw = read_safetensors(files, progress)
-    layout = "original" if original_layout.is_original(raw_cfg) else "huggingface"
-    if layout == "original":
+    where = ", ".join(f.name for f in files)
+    if original_layout.is_original(raw_cfg):
+        raw = read_safetensors(files, progress)
         quant = "mxfp4" if any(n.endswith(".blocks") for n in raw) else None
         raw = original_layout.to_canonical(raw, cfg.q_size, cfg.kv_size)
-    _dequantize_experts(raw, files)
-    if cfg.tie_word_embeddings:
-        raw.pop("lm_head.weight", None)
-    where = ", ".join(f.name for f in files)
-    check_tensors(cfg, raw, where)
-    tensors = {name: raw[name].to(torch.float32) for name in expected_shapes(cfg)}
-    return Checkpoint(folder, cfg, tensors, files, quant, layout)
+        check_tensors(cfg, raw, where)
+        tensors = {name: raw[name].to(torch.float32) for name in expected_shapes(cfg)}
+        return Checkpoint(folder, cfg, tensors, files, quant, "original")
+    source = SafetensorsTensors(files)
+    check_tensors(cfg, source, where)
+    if lazy:
+        return Checkpoint(folder, cfg, source, files, quant)
+    tensors = {name: source[name] for name in tqdm(expected_shapes(cfg), desc="reading tensors", unit="tensor",
+                                                    disable=not progress)}
+    return Checkpoint(folder, cfg, tensors, files, quant)
 
 
 def fingerprint(folder: Path, files: list[Path]) -> str:

@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
 
 from export import graph_contrib, graph_standard
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
@@ -21,8 +20,8 @@ from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
-from export.quantize import EXPERT_PRECISIONS, round_experts_to_int8
-from export.reference import build_reference
+from export.quantize import EXPERT_PRECISIONS, int8_round_trip
+from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
 from runtime.manifest import KvCacheLayout, Manifest
@@ -44,10 +43,14 @@ class ExportOptions:
     lora: Path | None = None
     force: bool = False
     experts: str = "float"  # "int8": experts quantized per row (QMoE), about half their bytes
+    # Read the checkpoint a tensor at a time (the default; memory holds about one layer). False reads it
+    # whole first: the same bytes come out (a test compares them), at the whole model's memory.
+    stream: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["lora"] = str(self.lora) if self.lora else None
+        d.pop("stream")  # how the checkpoint was read changes nothing in the folder
         return d
 
 
@@ -99,7 +102,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
             raise ExportError(f"--max-context {opts.max_context} is too small to verify this model: verification "
                               f"runs a {prompt_length(cfg)}-token prompt (longer than its {cfg.sliding_window}-token "
                               f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
-    ckpt = load_checkpoint(checkpoint_dir, progress)
+    ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
     if opts.lora:
         merge_lora(ckpt, Path(opts.lora))
     if ckpt.tokenizer_file is None:
@@ -127,14 +130,13 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
                   max_context: int, progress: bool) -> tuple[VerificationReport | None, int, dict | None]:
     cfg = ckpt.config
-    float_tensors = None
+    float_tensors, tensors = None, ckpt.tensors
     if opts.experts == "int8":
         # the reference gets the int8 round trip too, so verification stays exact; what quantizing
         # costs is measured separately against the float experts and written to the manifest
-        float_tensors = dict(ckpt.tensors)
-        round_experts_to_int8(ckpt.tensors, cfg.num_hidden_layers)
+        float_tensors, tensors = tensors, Transformed(tensors, int8_round_trip)
     builder = GraphBuilder(stage / WEIGHTS_FILE)
-    weights = GraphWeights(cfg, ckpt.tensors, opts.dtype, max_context, opts.experts)
+    weights = GraphWeights(cfg, tensors, opts.dtype, max_context, opts.experts)
     OP_SETS[opts.op_set].build(builder, weights, progress=progress)
     model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")
@@ -155,8 +157,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 
     report = effect = None
     if opts.verify:
-        reference = build_reference(cfg, ckpt.tensors, dtype=torch.float32)
-        report = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+        report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
         log.info(report.summary())
         if not report.passed:
             raise VerificationError(report.summary() + "; the model folder was not written")
@@ -175,8 +176,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
     """The int8 graph against the checkpoint's own float experts: logit differences and whether the
     greedy tokens agree (information for the studio, not a pass/fail gate)."""
-    reference = build_reference(cfg, float_tensors, dtype=torch.float32)
-    r = verify(stage, reference, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+    r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
     effect = {"max_abs_diff_prompt": r.max_abs_diff_prompt, "max_abs_diff_decode": r.max_abs_diff_decode,
               "greedy_match": r.greedy_match, "decode_steps": r.decode_steps}
     log.info("int8 experts vs float experts: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",

@@ -40,15 +40,15 @@ class GraphBuilder:
         pad = -offset % ALIGN
         self._data.write(b"\0" * pad)
         offset += pad
-        raw = array.tobytes()
-        self._data.write(raw)
+        if array.nbytes:
+            self._data.write(memoryview(array).cast("B"))  # straight from the array: no copy of a GB tensor
         tensor = TensorProto(name=name, data_type=NP_TO_ONNX[array.dtype], dims=array.shape)
         tensor.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", self.data_path.name), ("offset", str(offset)), ("length", str(len(raw)))):
+        for key, value in (("location", self.data_path.name), ("offset", str(offset)), ("length", str(array.nbytes))):
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
         self.initializers.append(tensor)
-        self.weight_bytes += len(raw)
+        self.weight_bytes += array.nbytes
         return name
 
     def const(self, value, dtype=np.int64, hint: str = "const") -> str:

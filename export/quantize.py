@@ -26,15 +26,24 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
+EXPERT_MATRICES = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")
+
+
+def int8_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """An expert matrix through int8 and back (other tensors as they are), so that the torch reference
+    (and the verification against it) computes exactly what the QMoE graph computes. Quantizing the
+    result again gives the same codes and scales. A per-tensor change: see tensor_source.Transformed."""
+    if not name.endswith(EXPERT_MATRICES):
+        return tensor
+    # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
+    rows = tensor.detach().to(torch.float32).numpy().transpose(0, 2, 1)
+    q, scale = quantize_rows(rows)
+    return torch.from_numpy(np.ascontiguousarray(dequantize_rows(q, scale).transpose(0, 2, 1)))
+
+
 def round_experts_to_int8(tensors: dict[str, torch.Tensor], num_layers: int) -> None:
-    """Replace every expert matrix with its int8 round trip, so that the torch reference (and the
-    verification against it) computes exactly what the QMoE graph computes. Quantizing the result
-    again gives the same codes and scales."""
+    """int8_round_trip applied in place to every expert matrix of a dict of tensors."""
     for n in range(num_layers):
-        p = f"model.layers.{n}.mlp.experts."
-        # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
-        for name in ("gate_up_proj", "down_proj"):
-            t = tensors[p + name]
-            rows = t.detach().to(torch.float32).numpy().transpose(0, 2, 1)
-            q, scale = quantize_rows(rows)
-            tensors[p + name] = torch.from_numpy(np.ascontiguousarray(dequantize_rows(q, scale).transpose(0, 2, 1)))
+        for suffix in EXPERT_MATRICES:
+            name = f"model.layers.{n}{suffix}"
+            tensors[name] = int8_round_trip(name, tensors[name])

@@ -1,9 +1,13 @@
-"""Build the torch reference model from canonical (Hugging Face-named) tensors."""
+"""The torch reference from canonical (Hugging Face-named) tensors: a whole model, or layer by layer."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 
-from export.model import GptOss
+from export.model import Block, GptOss, rms_norm
+from export.rope import cos_sin
 from runtime.model_config import ModelConfig
 
 # canonical suffix inside model.layers.N. -> our module path inside blocks.N.
@@ -41,3 +45,31 @@ def build_reference(cfg: ModelConfig, tensors: dict[str, torch.Tensor],
     if cfg.tie_word_embeddings:
         model.unembed.weight = model.embed.weight
     return model.to(dtype).eval()
+
+
+def build_block(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], n: int) -> Block:
+    """Layer n alone, its weights read from `tensors` now."""
+    with torch.device("meta"):
+        block = Block(cfg, n)
+    block.load_state_dict({ours: tensors[f"model.layers.{n}.{hf}"] for hf, ours in LAYER_NAMES.items()},
+                          strict=True, assign=True)
+    return block.to(torch.float32).eval()
+
+
+@torch.no_grad()
+def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
+                   progress=None) -> np.ndarray:
+    """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
+    time over the whole sequence: memory holds one layer's weights (and the activations), never the
+    model. Causal attention makes each position's logits those of a token-by-token decode."""
+    x = torch.nn.functional.embedding(torch.tensor([ids]), tensors["model.embed_tokens.weight"])
+    positions = torch.arange(len(ids))
+    cos, sin = cos_sin(cfg, positions)
+    empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim)
+    for n in range(cfg.num_hidden_layers):
+        x, _, _ = build_block(cfg, tensors, n)(x, cos, sin, empty, empty, positions)
+        if progress is not None:
+            progress.update(1)
+    h = rms_norm(x[0, -last:], tensors["model.norm.weight"], cfg.rms_norm_eps)
+    unembed = tensors["model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"]
+    return (h @ unembed.T).numpy()

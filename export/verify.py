@@ -1,11 +1,13 @@
 """Every export proves itself: the written graph, run by the runtime, against the torch model.
 
-A prompt longer than the sliding window, then decode steps fed the torch model's
-greedy tokens: logits must agree within the tolerance and every greedy choice must match.
+A prompt longer than the sliding window, then decode steps fed the graph's greedy tokens: at every
+position the logits must agree with the torch model's within the tolerance and the greedy choice must
+be the same, so both models write the same continuation.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,12 +15,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from export.reference import layered_logits
+from runtime.model_config import ModelConfig
 from runtime.session import ModelSession, SessionOptions
 
-# float32: absolute, and greedy choices must be identical. float16: relative to the largest
-# |logit| (real models' logits span tens), and a greedy choice may differ only on a near-tie.
+# Relative to the largest |logit| (at least 1): float32 error grows with the size of the activations,
+# and real models' logits span tens (an 8-layer model with hidden 256 and logits up to 7.6 differs by
+# 1.8e-4 in float32). float32's greedy choices must be identical; float16's may differ on a near-tie.
 TOLERANCE = {"float32": 1e-4, "float16": 3e-2}
-RELATIVE = {"float32": False, "float16": True}
+NEAR_TIES = {"float32": False, "float16": True}
 SAMPLE_TEXT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford. Reasoning: low"
                "<|end|><|start|>user<|message|>Hello there! What can you forge for a traveller heading "
                "north past the old watchtower, and how much would a good sword cost me?<|end|>"
@@ -73,44 +78,39 @@ def context_needed(cfg, decode_steps: int = DECODE_STEPS) -> int:
     return prompt_length(cfg) + decode_steps + 1
 
 
-@torch.no_grad()
-def verify(folder: Path, reference: torch.nn.Module, tokenizer_file: Path, dtype: str,
+def verify(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], tokenizer_file: Path, dtype: str,
            decode_steps: int = DECODE_STEPS, progress: bool = False) -> VerificationReport:
+    """The graph first (greedy, token by token through the runtime's session and KV cache), then the
+    torch reference over the same tokens one layer at a time; the graph's session is gone by then, so
+    the two never share memory."""
     start = time.perf_counter()
-    cfg = reference.cfg
     ids = prompt_ids(tokenizer_file, prompt_length(cfg), cfg.vocab_size)
-
     session = ModelSession(folder, SessionOptions(provider="cpu"))
+    provider = session.session.get_providers()[0]
     cache = session.new_cache(batch=1, length=min(session.max_context, len(ids) + decode_steps + 1))
-    keys, values = reference.empty_cache(1)
+    ours = [session.run(np.array([ids]), cache)[0]]
+    greedy: list[int] = []
+    for _ in tqdm(range(decode_steps), desc="verify: graph decode steps", unit="step", disable=not progress):
+        greedy.append(int(ours[-1].argmax()))
+        ours.append(session.run(np.array([[greedy[-1]]]), cache)[0])
+    del session, cache
 
-    ref_logits, keys, values = reference(torch.tensor([ids]), keys, values)
-    ref_last = ref_logits[0, -1].float().numpy()
-    got = session.run(np.array([ids]), cache)[0]
-    diff_prompt = float(np.abs(got - ref_last).max())
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
+              disable=not progress) as bar:
+        ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar)
+    diff_prompt = float(np.abs(ours[0] - ref[0]).max())
+    diff_decode = max((float(np.abs(o - r).max()) for o, r in zip(ours[1:], ref[1:])), default=0.0)
 
-    tol = TOLERANCE[dtype]
-    if RELATIVE[dtype]:
-        tol *= max(1.0, float(np.abs(ref_last).max()))
+    tol = TOLERANCE[dtype] * max(1.0, float(np.abs(ref[0]).max()))
 
-    def same_choice(ours: np.ndarray, ref: np.ndarray) -> bool:
-        if int(ours.argmax()) == int(ref.argmax()):
+    def same_choice(o: np.ndarray, r: np.ndarray) -> bool:
+        if int(o.argmax()) == int(r.argmax()):
             return True
-        return RELATIVE[dtype] and ref.max() - ref[int(ours.argmax())] <= tol
+        return NEAR_TIES[dtype] and r.max() - r[int(o.argmax())] <= tol
 
-    diff_decode, greedy, match = 0.0, [], True
-    for _ in tqdm(range(decode_steps), desc="verifying decode steps", unit="step", disable=not progress):
-        token = int(ref_last.argmax())
-        match &= same_choice(got, ref_last)
-        greedy.append(token)
-        ref_logits, keys, values = reference(torch.tensor([[token]]), keys, values)
-        ref_last = ref_logits[0, -1].float().numpy()
-        got = session.run(np.array([[token]]), cache)[0]
-        diff_decode = max(diff_decode, float(np.abs(got - ref_last).max()))
-    match &= same_choice(got, ref_last)
-
+    match = all(same_choice(o, r) for o, r in zip(ours, ref))
     return VerificationReport(
         passed=bool(match and max(diff_prompt, diff_decode) <= tol), prompt_tokens=len(ids),
         decode_steps=decode_steps, max_abs_diff_prompt=diff_prompt, max_abs_diff_decode=diff_decode,
         tolerance=tol, greedy_match=bool(match), greedy_tokens=greedy,
-        provider=session.session.get_providers()[0], seconds=round(time.perf_counter() - start, 3))
+        provider=provider, seconds=round(time.perf_counter() - start, 3))
