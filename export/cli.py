@@ -33,9 +33,11 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="weights and activations (float32: CPU reference; float16: CUDA)")
     p.add_argument("--ops", dest="op_set", default="contrib", choices=["contrib", "standard"],
                    help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
-    p.add_argument("--experts", default="float", choices=["float", "int8"],
-                   help="int8: experts quantized per row (QMoE, contrib ops, float32): half their bytes; the "
-                        "difference from the float experts is measured and written to the manifest")
+    p.add_argument("--experts", default="float", choices=["float", "int8", "int4"],
+                   help="int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops, float32): "
+                        "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
+                        "quantized experts, and the difference from the checkpoint's experts is measured and "
+                        "written to the manifest")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -81,7 +83,7 @@ def format_summary(s) -> str:
     p = s.params
     lines = [f"Exported {s.out_dir}",
              f"  parameters   {p.total / 1e6:,.2f}M total, {p.active_per_token / 1e6:,.2f}M active per token",
-             f"  graph        {s.op_set} ops, {s.dtype}{', int8 experts' if s.experts == 'int8' else ''}, "
+             f"  graph        {s.op_set} ops, {s.dtype}{'' if s.experts == 'float' else f', {s.experts} experts'}, "
              f"weights {s.graph_bytes / 2**20:,.1f} MiB"]
     if s.verification:
         lines.append(f"  {s.verification.summary()}")
@@ -89,7 +91,7 @@ def format_summary(s) -> str:
         lines.append("  verification SKIPPED (--no-verify)")
     if s.vs_float_experts:
         e = s.vs_float_experts
-        lines.append(f"  int8 experts vs the float ones: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
+        lines.append(f"  {s.experts} experts vs the checkpoint's: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
                      f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
                      f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
     lines.append(f"  time         {s.seconds:.1f} s")

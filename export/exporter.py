@@ -20,7 +20,7 @@ from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
-from export.quantize import EXPERT_PRECISIONS, int8_round_trip
+from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
@@ -42,7 +42,7 @@ class ExportOptions:
     verify: bool = True
     lora: Path | None = None
     force: bool = False
-    experts: str = "float"  # "int8": experts quantized per row (QMoE), about half their bytes
+    experts: str = "float"  # "int8" (per row) or "int4" (per block of 32): QMoE, 1/4 or 1/8 of the float bytes
     # Read the checkpoint a tensor at a time (the default; memory holds about one layer). False reads it
     # whole first: the same bytes come out (a test compares them), at the whole model's memory.
     stream: bool = True
@@ -64,7 +64,7 @@ class ExportSummary:
     op_set: str
     dtype: str
     experts: str = "float"
-    vs_float_experts: dict | None = None  # int8 experts: how far the graph is from the float experts
+    vs_float_experts: dict | None = None  # quantized experts: how far the graph is from the checkpoint's
 
 
 def _check_options(opts: ExportOptions) -> None:
@@ -74,9 +74,9 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
     if opts.experts not in EXPERT_PRECISIONS:
         raise ExportError(f"experts {opts.experts!r} is not supported; choose one of {', '.join(EXPERT_PRECISIONS)}")
-    if opts.experts == "int8" and (opts.op_set != "contrib" or opts.dtype != "float32"):
-        raise ExportError("int8 experts need the contrib op set and float32 (onnxruntime's QMoE on the CPU "
-                          f"provider); got {opts.op_set} ops, {opts.dtype}")
+    if opts.experts in ("int8", "int4") and (opts.op_set != "contrib" or opts.dtype != "float32"):
+        raise ExportError(f"{opts.experts} experts need the contrib op set and float32 (onnxruntime's QMoE on "
+                          f"the CPU provider); got {opts.op_set} ops, {opts.dtype}")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
 
@@ -131,10 +131,10 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                   max_context: int, progress: bool) -> tuple[VerificationReport | None, int, dict | None]:
     cfg = ckpt.config
     float_tensors, tensors = None, ckpt.tensors
-    if opts.experts == "int8":
-        # the reference gets the int8 round trip too, so verification stays exact; what quantizing
-        # costs is measured separately against the float experts and written to the manifest
-        float_tensors, tensors = tensors, Transformed(tensors, int8_round_trip)
+    if opts.experts in ROUND_TRIPS:
+        # the reference gets the same quantization round trip, so verification stays exact; what
+        # quantizing costs is measured separately against the checkpoint's experts, into the manifest
+        float_tensors, tensors = tensors, Transformed(tensors, ROUND_TRIPS[opts.experts])
     builder = GraphBuilder(stage / WEIGHTS_FILE)
     weights = GraphWeights(cfg, tensors, opts.dtype, max_context, opts.experts)
     OP_SETS[opts.op_set].build(builder, weights, progress=progress)
@@ -174,11 +174,11 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 
 
 def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
-    """The int8 graph against the checkpoint's own float experts: logit differences and whether the
+    """The quantized graph against the checkpoint's own experts: logit differences and whether the
     greedy tokens agree (information for the studio, not a pass/fail gate)."""
     r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
     effect = {"max_abs_diff_prompt": r.max_abs_diff_prompt, "max_abs_diff_decode": r.max_abs_diff_decode,
               "greedy_match": r.greedy_match, "decode_steps": r.decode_steps}
-    log.info("int8 experts vs float experts: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
-             r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
+    log.info("%s experts vs the checkpoint's: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
+             opts.experts, r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
     return effect

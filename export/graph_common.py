@@ -38,7 +38,7 @@ class GraphWeights:
     def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int,
                  experts: str = "float"):
         self.cfg = cfg
-        self.experts = experts  # "float", or "int8" (the contrib graph's QMoE)
+        self.experts = experts  # "float", or "int8"/"int4" (the contrib graph's QMoE)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
         self.max_context = max_context
@@ -50,6 +50,10 @@ class GraphWeights:
 
     def _np(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().to(torch.float32).numpy().astype(self.np_dtype, copy=False)
+
+    def ln1(self, n: int) -> np.ndarray:
+        """Layer n's first norm alone (the graph fuses it into the previous layer's last op)."""
+        return self._np(self.tensors[f"model.layers.{n}.input_layernorm.weight"])
 
     def layer(self, n: int) -> LayerWeights:
         t = lambda name: self.tensors[f"model.layers.{n}.{name}"]  # noqa: E731

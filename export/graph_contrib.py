@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
-from export.quantize import quantize_rows
+from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
 
 MS = "com.microsoft"
@@ -28,7 +28,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
 
     x = g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
     residual = x
-    normed = g.op("SimplifiedLayerNormalization", [x, g.weight("layers.0.ln1", w.layer(0).ln1)],
+    normed = g.op("SimplifiedLayerNormalization", [x, g.weight("layers.0.ln1", w.ln1(0))],
                   axis=-1, epsilon=eps, hint="ln1")
     for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
         lw = w.layer(n)
@@ -56,7 +56,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
         if n + 1 < cfg.num_hidden_layers:
             normed, _, _, residual = g.op(
                 "SkipSimplifiedLayerNormalization", [moe, residual, g.weight(f"layers.{n + 1}.ln1",
-                                                                             w.layer(n + 1).ln1)],
+                                                                             w.ln1(n + 1))],
                 outputs=[g.fresh("ln1"), "", "", g.fresh("resid")], domain=MS, epsilon=eps)
         else:
             residual = g.op("Add", [moe, residual], hint="resid")
@@ -71,7 +71,8 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
 
 
 def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str) -> str:
-    """The mixture of experts: MoE with float experts, or QMoE with int8 ones (w.experts)."""
+    """The mixture of experts: MoE with float experts, or QMoE with int8 (per row) or int4 (per block of 32)
+    ones (w.experts)."""
     cfg = w.cfg
     attrs = dict(domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
                  swiglu_limit=cfg.swiglu_limit, activation_alpha=cfg.swiglu_alpha, activation_beta=1.0,
@@ -80,13 +81,17 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
     if w.experts == "float":
         return g.op("MoE", [normed, router, g.weight(p + "fc1.weight", fc1), g.weight(p + "fc1.bias", lw.gate_up_b),
                             g.weight(p + "fc2.weight", fc2), g.weight(p + "fc2.bias", lw.down_b)], hint="moe", **attrs)
-    q1, s1 = quantize_rows(fc1)
-    q2, s2 = quantize_rows(fc2)
+    if w.experts == "int4":
+        (q1, s1), (q2, s2) = quantize_blocks_int4(fc1), quantize_blocks_int4(fc2)
+        attrs.update(expert_weight_bits=4, block_size=INT4_BLOCK)
+    else:
+        (q1, s1), (q2, s2) = quantize_rows(fc1), quantize_rows(fc2)
+        attrs.update(expert_weight_bits=8)
     dt = w.np_dtype
     return g.op("QMoE", [normed, router, g.weight(p + "fc1.qweight", q1), g.weight(p + "fc1.scale", s1.astype(dt)),
                          g.weight(p + "fc1.bias", lw.gate_up_b), g.weight(p + "fc2.qweight", q2),
                          g.weight(p + "fc2.scale", s2.astype(dt)), g.weight(p + "fc2.bias", lw.down_b)],
-                hint="qmoe", expert_weight_bits=8, **attrs)
+                hint="qmoe", **attrs)
 
 
 def fc1_layout(gate_up: np.ndarray) -> np.ndarray:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-EXPERT_PRECISIONS = ("float", "int8")
+EXPERT_PRECISIONS = ("float", "int8", "int4")
 ZERO_POINT = 128
+INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size)
+INT4_ZERO_POINT = 8
 
 
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +28,37 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
+def quantize_blocks_int4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[..., out, in] floats -> (uint8 [..., out, in/2]: two 4-bit codes a byte, low nibble first, zero
+    point 8; float32 scales [..., out, in/32]), symmetric per block of 32 inputs, as QMoE reads them."""
+    w = w.astype(np.float32, copy=False)
+    *lead, inputs = w.shape
+    if inputs % INT4_BLOCK:
+        raise ValueError(f"int4 experts need the input axis ({inputs}) to be a multiple of {INT4_BLOCK}")
+    blocks = w.reshape(*lead, inputs // INT4_BLOCK, INT4_BLOCK)
+    scale = np.abs(blocks).max(axis=-1) / 7.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = (np.clip(np.rint(blocks / scale[..., None]), -8, 7) + INT4_ZERO_POINT).astype(np.uint8)
+    q = q.reshape(*lead, inputs)
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8), scale
+
+
+def dequantize_blocks_int4(packed: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    *lead, half = packed.shape
+    q = np.empty((*lead, 2 * half), dtype=np.int16)
+    q[..., 0::2], q[..., 1::2] = packed & 0x0F, packed >> 4
+    q -= INT4_ZERO_POINT
+    blocks = q.reshape(*lead, -1, INT4_BLOCK).astype(np.float32) * scale[..., None]
+    return blocks.reshape(*lead, 2 * half)
+
+
 EXPERT_MATRICES = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")
+
+
+def _round_trip(tensor: torch.Tensor, quantize, dequantize) -> torch.Tensor:
+    # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
+    rows = tensor.detach().to(torch.float32).numpy().transpose(0, 2, 1)
+    return torch.from_numpy(np.ascontiguousarray(dequantize(*quantize(rows)).transpose(0, 2, 1)))
 
 
 def int8_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -35,10 +67,17 @@ def int8_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
     result again gives the same codes and scales. A per-tensor change: see tensor_source.Transformed."""
     if not name.endswith(EXPERT_MATRICES):
         return tensor
-    # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
-    rows = tensor.detach().to(torch.float32).numpy().transpose(0, 2, 1)
-    q, scale = quantize_rows(rows)
-    return torch.from_numpy(np.ascontiguousarray(dequantize_rows(q, scale).transpose(0, 2, 1)))
+    return _round_trip(tensor, quantize_rows, dequantize_rows)
+
+
+def int4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """int8_round_trip's twin for block-wise int4 experts."""
+    if not name.endswith(EXPERT_MATRICES):
+        return tensor
+    return _round_trip(tensor, quantize_blocks_int4, dequantize_blocks_int4)
+
+
+ROUND_TRIPS = {"int8": int8_round_trip, "int4": int4_round_trip}
 
 
 def round_experts_to_int8(tensors: dict[str, torch.Tensor], num_layers: int) -> None:

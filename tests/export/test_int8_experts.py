@@ -77,4 +77,4 @@ def test_the_cli_flag(tiny_checkpoint, tmp_path):
     result = subprocess.run([sys.executable, "-m", "runtime.cli", "export", str(tiny_checkpoint), str(tmp_path / "m"),
                              "--experts", "int8", "--max-context", "64"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "int8 experts" in result.stdout and "int8 experts vs the float ones" in result.stdout
+    assert "int8 experts" in result.stdout and "int8 experts vs the checkpoint's" in result.stdout
