@@ -94,7 +94,10 @@ def format_summary(s) -> str:
         lines.append(f"  {s.experts} experts vs the checkpoint's: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
                      f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
                      f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
-    lines.append(f"  time         {s.seconds:.1f} s")
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in s.stages.items())
+    lines.append(f"  time         {s.seconds:.1f} s ({stages})" if stages else f"  time         {s.seconds:.1f} s")
+    if s.peak_memory_mb is not None:
+        lines.append(f"  memory       peak {s.peak_memory_mb:,.0f} MB resident")
     return "\n".join(lines)
 
 

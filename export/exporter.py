@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -65,6 +66,18 @@ class ExportSummary:
     dtype: str
     experts: str = "float"
     vs_float_experts: dict | None = None  # quantized experts: how far the graph is from the checkpoint's
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    peak_memory_mb: float | None = None  # the process's peak resident memory
+
+
+def peak_memory_mb() -> float | None:
+    """The process's peak resident set (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def _check_options(opts: ExportOptions) -> None:
@@ -115,8 +128,9 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
+    stages: dict[str, float] = {}
     try:
-        report, graph_bytes, effect = _write_folder(ckpt, stage, opts, specials, max_context, progress)
+        report, graph_bytes, effect = _write_folder(ckpt, stage, opts, specials, max_context, progress, stages)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         stage.rename(out_dir)
@@ -124,12 +138,15 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
-                         time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect)
+                         time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
+                         peak_memory_mb())
 
 
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
-                  max_context: int, progress: bool) -> tuple[VerificationReport | None, int, dict | None]:
+                  max_context: int, progress: bool, stages: dict[str, float]) -> tuple[VerificationReport | None, int,
+                                                                                      dict | None]:
     cfg = ckpt.config
+    clock = time.perf_counter()
     float_tensors, tensors = None, ckpt.tensors
     if opts.experts in ROUND_TRIPS:
         # the reference gets the same quantization round trip, so verification stays exact; what
@@ -141,6 +158,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")
     shutil.copyfile(ckpt.tokenizer_file, stage / TOKENIZER_FILE)
+    stages["read, convert and write"] = time.perf_counter() - clock
 
     manifest = Manifest(
         config=cfg, graph_file=GRAPH_FILE, weights_file=WEIGHTS_FILE, op_set=opts.op_set, dtype=opts.dtype,
@@ -157,14 +175,18 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 
     report = effect = None
     if opts.verify:
+        clock = time.perf_counter()
         report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+        stages["verify"] = time.perf_counter() - clock
         log.info(report.summary())
         if not report.passed:
             raise VerificationError(report.summary() + "; the model folder was not written")
         verification = {"status": "passed", **report.to_dict()}
         if float_tensors is not None:
+            clock = time.perf_counter()
             effect = verification["vs_float_experts"] = _quantization_effect(cfg, float_tensors, stage, opts,
                                                                              progress)
+            stages[f"measure {opts.experts} vs checkpoint"] = time.perf_counter() - clock
     else:
         log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
         verification = {"status": "skipped"}

@@ -44,9 +44,13 @@ class GraphWeights:
         self.max_context = max_context
         cos, sin = cos_sin(cfg, torch.arange(max_context))
         self.cos, self.sin = self._np(cos), self._np(sin)
-        self.embed = self._np(tensors["model.embed_tokens.weight"])
         self.final_norm = self._np(tensors["model.norm.weight"])
         self._lm_head_name: str | None = None
+
+    @property
+    def embed(self) -> np.ndarray:
+        """[V, H], read when asked (a 20B model's is 2.3 GB in float32: not kept for the whole build)."""
+        return self._np(self.tensors["model.embed_tokens.weight"])
 
     def _np(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().to(torch.float32).numpy().astype(self.np_dtype, copy=False)

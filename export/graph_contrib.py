@@ -95,10 +95,11 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
 
 
 def fc1_layout(gate_up: np.ndarray) -> np.ndarray:
-    """[E, H, 2I] (Hugging Face) -> [E, 2I, H] (MoE's fc1); gate/up stay interleaved (swiglu_fusion=1)."""
-    return np.ascontiguousarray(gate_up.transpose(0, 2, 1))
+    """[E, H, 2I] (Hugging Face) -> [E, 2I, H] (MoE's fc1); gate/up stay interleaved (swiglu_fusion=1).
+    A view: the weight writer or the per-expert quantizer copies what it needs, never the whole layer."""
+    return gate_up.transpose(0, 2, 1)
 
 
 def fc2_layout(down: np.ndarray) -> np.ndarray:
-    """[E, I, H] (Hugging Face) -> [E, H, I] (MoE's fc2)."""
-    return np.ascontiguousarray(down.transpose(0, 2, 1))
+    """[E, I, H] (Hugging Face) -> [E, H, I] (MoE's fc2), a view."""
+    return down.transpose(0, 2, 1)

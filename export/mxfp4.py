@@ -17,16 +17,22 @@ def dequantize(blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     The result is transposed like transformers does, so a gate_up tensor stored as
     [E, 2I, H/32, 16] becomes the [E, H, 2I] matrix the model multiplies by.
     """
-    if blocks.shape[:-1] != scales.shape or blocks.shape[-1] != BLOCK // 2:
+    if blocks.shape[:-1] != scales.shape or blocks.shape[-1] != BLOCK // 2 or blocks.dim() != 4:
         raise ValueError(f"MXFP4 blocks {tuple(blocks.shape)} and scales {tuple(scales.shape)} do not "
-                         f"match: expected blocks [..., G, {BLOCK // 2}] and scales [..., G]")
+                         f"match: expected blocks [E, rows, G, {BLOCK // 2}] and scales [E, rows, G]")
+    experts, rows, groups, _ = blocks.shape
+    out = torch.empty(experts, groups * BLOCK, rows, dtype=torch.float32)
+    for e in range(experts):  # one expert at a time: the temporaries stay a thirty-second of the layer
+        out[e] = _dequantize_one(blocks[e].to(torch.uint8), scales[e]).T
+    return out
+
+
+def _dequantize_one(b: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """[rows, G, 16] codes and [rows, G] scales -> [rows, G*32] values."""
     lut = torch.tensor(E2M1_VALUES, dtype=torch.float32)
-    b = blocks.to(torch.uint8)
     values = torch.stack([lut[(b & 0x0F).long()], lut[(b >> 4).long()]], dim=-1)  # low nibble first
-    values = values.reshape(*b.shape[:-1], BLOCK)
-    values = torch.ldexp(values, (scales.to(torch.int32) - 127).unsqueeze(-1))
-    experts, rows = values.shape[0], values.shape[1]
-    return values.reshape(experts, rows, -1).transpose(1, 2).contiguous()
+    values = torch.ldexp(values.reshape(*b.shape[:-1], BLOCK), (scales.to(torch.int32) - 127).unsqueeze(-1))
+    return values.reshape(b.shape[0], -1)
 
 
 def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,19 @@ INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_s
 INT4_ZERO_POINT = 8
 
 
+def per_expert(quantize):
+    """Apply quantize to one expert ([out, in]) at a time: a 20B layer's experts are 3 GB in float32,
+    and quantizing them whole would hold several float copies at once."""
+    def each(w: np.ndarray):
+        if w.ndim < 3:
+            return quantize(w)
+        parts = [quantize(w[e]) for e in range(w.shape[0])]
+        return tuple(np.stack([p[i] for p in parts]) for i in range(len(parts[0])))
+    each.__doc__ = quantize.__doc__
+    return each
+
+
+@per_expert
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[..., out, in] floats -> (uint8 [..., out, in], float32 scales [..., out])."""
     w = w.astype(np.float32, copy=False)
@@ -28,6 +41,7 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
+@per_expert
 def quantize_blocks_int4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[..., out, in] floats -> (uint8 [..., out, in/2]: two 4-bit codes a byte, low nibble first, zero
     point 8; float32 scales [..., out, in/32]), symmetric per block of 32 inputs, as QMoE reads them."""
@@ -57,8 +71,11 @@ EXPERT_MATRICES = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")
 
 def _round_trip(tensor: torch.Tensor, quantize, dequantize) -> torch.Tensor:
     # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
-    rows = tensor.detach().to(torch.float32).numpy().transpose(0, 2, 1)
-    return torch.from_numpy(np.ascontiguousarray(dequantize(*quantize(rows)).transpose(0, 2, 1)))
+    w = tensor.detach().to(torch.float32).numpy()
+    out = np.empty_like(w)
+    for e in range(w.shape[0]):  # one expert at a time, like the quantizers
+        out[e] = dequantize(*quantize(w[e].T)).T
+    return torch.from_numpy(out)
 
 
 def int8_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:

@@ -74,3 +74,60 @@ def make_random_checkpoint(folder: Path, shape: dict, seed: int = 0, dtype: torc
     raw.update(eos_token_id=vocab["<|return|>"], pad_token_id=vocab["<|endoftext|>"])
     (folder / "config.json").write_text(json.dumps(raw, indent=2))
     return folder
+
+
+def make_released_layout_checkpoint(folder: Path, shape: dict, seed: int = 0, progress: bool = False) -> Path:
+    """A random checkpoint laid out as gpt-oss is released: one safetensors shard per layer (plus one for the
+    embedding and unembedding) with an index, experts as MXFP4 `*_blocks`/`*_scales`, everything else bf16.
+    Written a shard at a time, so a full gpt-oss-20b shape (13 GB) needs a layer's worth of memory."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from export.mxfp4 import BLOCK
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = hf_config(shape)
+    raw["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    cfg = ModelConfig.from_hf(raw)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    shapes = expected_shapes(cfg)
+    weight_map: dict[str, str] = {}
+
+    def dense(name: str) -> torch.Tensor:
+        dims = shapes[name]
+        if name.endswith("norm.weight") or "layernorm" in name:
+            t = 1.0 + 0.1 * torch.randn(dims, generator=gen)
+        elif name.endswith("sinks"):
+            t = torch.randn(dims, generator=gen)
+        else:
+            t = (0.02 if name.endswith("bias") else dims[-1] ** -0.5) * torch.randn(dims, generator=gen)
+        return t.to(torch.bfloat16)
+
+    def mxfp4_experts(name: str) -> dict[str, torch.Tensor]:
+        experts, fan_in, rows = shapes[name]  # stored transposed: [E, rows, fan_in/32, 16]
+        groups = fan_in // BLOCK
+        blocks = rng.integers(0, 256, size=(experts, rows, groups, BLOCK // 2), dtype=np.uint8)
+        # E2M1 codes average |2.6|: a scale of 2^-7 (code 120) gives weights of about fan_in^-0.5 at 2880
+        scales = (120 + rng.integers(-1, 2, size=(experts, rows, groups))).astype(np.uint8)
+        return {name + "_blocks": torch.from_numpy(blocks), name + "_scales": torch.from_numpy(scales)}
+
+    def write(shard: str, tensors: dict[str, torch.Tensor]) -> None:
+        save_file(tensors, folder / shard, metadata={"format": "pt"})
+        weight_map.update({name: shard for name in tensors})
+
+    top = [n for n in shapes if not n.startswith("model.layers.")]
+    write("model-embeddings.safetensors", {name: dense(name) for name in top})
+    for n in tqdm(range(cfg.num_hidden_layers), desc="writing layers", unit="layer", disable=not progress):
+        tensors: dict[str, torch.Tensor] = {}
+        for name in [s for s in shapes if s.startswith(f"model.layers.{n}.")]:
+            tensors.update(mxfp4_experts(name) if name.endswith(("gate_up_proj", "down_proj")) else {name: dense(name)})
+        write(f"model-layer-{n:02d}.safetensors", tensors)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    harmony_tokenizer(folder / "tokenizer.json", cfg.vocab_size)
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    raw.update(eos_token_id=vocab["<|return|>"], pad_token_id=vocab["<|endoftext|>"])
+    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    return folder

@@ -30,11 +30,18 @@ log = logging.getLogger(__name__)
 # struct tcp_info's tcpi_bytes_received (Linux 4.1+): a u64 at byte 128.
 _TCPI_BYTES_RECEIVED = 128
 HAS_TCP_INFO = sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
-# What the wire carries besides message bytes: the handshake (CurveZMQ's is about 1 KB with metadata),
-# each frame's header (and CurveZMQ's box around it), and ZMTP heartbeats a client may enable.
-HANDSHAKE_ALLOWANCE = 4096
-FRAME_OVERHEAD_ALLOWANCE = 64
-HEARTBEAT_ALLOWANCE_PER_S = 32
+# What the wire carries besides the frames of delivered messages: the handshake (a ZeroMQ DEALER's NULL
+# handshake is 107 bytes, a CurveZMQ one about 600 with its metadata). Nothing else is allowed for: a
+# client's ZMTP heartbeats (off unless it enables them) count as unfinished input.
+HANDSHAKE_ALLOWANCE = 1024
+# CurveZMQ wraps each frame in a MESSAGE command: its name, an 8-byte nonce, a flags byte and a 16-byte MAC.
+CURVE_FRAME_OVERHEAD = 8 + 8 + 1 + 16
+
+
+def wire_bytes(size: int, curve: bool) -> int:
+    """Bytes a frame of `size` bytes takes on the wire (ZMTP 3: a flags byte and a 1- or 8-byte size)."""
+    body = size + (CURVE_FRAME_OVERHEAD if curve else 0)
+    return body + (2 if body < 256 else 9)
 
 
 # File descriptors kept free beyond client connections: profiles, the model's files, ZeroMQ's own.
@@ -121,15 +128,13 @@ def _shutdown(fd: int) -> None:
 @dataclass
 class _Connection:
     addresses: tuple | None
-    accepted_at: float = field(default_factory=time.monotonic)
-    delivered_bytes: int = 0
-    delivered_frames: int = 0
+    last_active: float = field(default_factory=time.monotonic)  # accepted, or its last message
+    delivered: int = 0  # wire bytes of the messages delivered from it
     cut: bool = False
 
-    def unfinished(self, received: int, now: float) -> int:
-        """Bytes received that no delivered message or protocol overhead accounts for."""
-        return (received - self.delivered_bytes - FRAME_OVERHEAD_ALLOWANCE * self.delivered_frames
-                - HANDSHAKE_ALLOWANCE - int(HEARTBEAT_ALLOWANCE_PER_S * (now - self.accepted_at)))
+    def unfinished(self, received: int) -> int:
+        """Bytes received that neither the handshake nor a delivered message accounts for."""
+        return received - self.delivered - HANDSHAKE_ALLOWANCE
 
 
 class ConnectionGuard:
@@ -137,7 +142,7 @@ class ConnectionGuard:
     message received and `check` every few milliseconds."""
 
     def __init__(self, sock: zmq.Socket, max_connections: int, max_unfinished_bytes: int,
-                 max_unfinished_total: int, counters):
+                 max_unfinished_total: int, counters, curve: bool = False):
         limit = open_file_limit()
         if limit is not None and max_connections > limit - FD_RESERVE:
             log.warning("serving at most %d connections, not %d: the open-file limit is %d (raise it with "
@@ -145,7 +150,7 @@ class ConnectionGuard:
             max_connections = max(limit - FD_RESERVE, 1)
         self.max_connections = max_connections
         self.max_unfinished_bytes, self.max_unfinished_total = max_unfinished_bytes, max_unfinished_total
-        self.counters = counters
+        self.counters, self.curve = counters, curve
         self.monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
         self._sock = sock
         self._conns: dict[int, _Connection] = {}
@@ -167,32 +172,43 @@ class ConnectionGuard:
             event = recv_monitor_message(self.monitor)
             fd = int(event["value"])
             if event["event"] == zmq.EVENT_ACCEPTED:
-                self._conns[fd] = conn = _Connection(_addresses(fd))
-                if len(self._conns) > self.max_connections:
-                    self._cut(fd, conn, "connection_limit",
-                              f"{len(self._conns) - 1} connections are open (the limit)")
+                self._conns[fd] = _Connection(_addresses(fd))
+                if sum(not c.cut for c in self._conns.values()) > self.max_connections:
+                    # make room by closing the connection that has been quiet longest: idle connections
+                    # held open cannot lock out a game that keeps talking
+                    quiet_fd, quiet = min(((f, c) for f, c in self._conns.items() if not c.cut),
+                                          key=lambda fc: fc[1].last_active)
+                    self._cut(quiet_fd, quiet, "connection_limit",
+                              f"{self.max_connections} connections are open (the limit); closing the quietest")
             elif self._conns.pop(fd, None) is not None and self._trim_pending and _malloc_trim is not None:
                 self._trim_pending = False
                 _malloc_trim(0)  # a cut connection's unfinished message was just freed
 
-    def delivered(self, fd: int, nbytes: int, nframes: int) -> None:
+    def delivered(self, fd: int, frame_sizes: list[int]) -> None:
+        """A message arrived from the connection on fd: its frames' bytes are accounted for."""
         conn = self._conns.get(fd)
         if conn is not None:
-            conn.delivered_bytes += nbytes
-            conn.delivered_frames += nframes
+            conn.delivered += sum(wire_bytes(size, self.curve) for size in frame_sizes)
+            conn.last_active = time.monotonic()
+
+    def cut(self, fd: int, why: str) -> None:
+        """Close the connection on fd now (a client that broke the protocol in a way that costs memory)."""
+        conn = self._conns.get(fd)
+        if conn is not None and not conn.cut:
+            self._cut(fd, conn, "protocol", why)
 
     def check(self) -> None:
         """Shut down connections whose unfinished input is past the limits (TCP on Linux only)."""
         if not HAS_TCP_INFO or not self._conns:
             return
-        now, unfinished = time.monotonic(), []
+        unfinished = []
         for fd, conn in list(self._conns.items()):
             if conn.cut:
                 continue
             received = _tcp_bytes_received(fd)
             if received is None:
                 continue
-            excess = conn.unfinished(received, now)
+            excess = conn.unfinished(received)
             if excess > self.max_unfinished_bytes:
                 self._cut(fd, conn, "unfinished_input", f"{excess} bytes of unfinished input")
             elif excess > 0:
@@ -210,7 +226,7 @@ class ConnectionGuard:
             self._conns.pop(fd, None)
             return
         conn.cut = True
-        self._trim_pending = reason == "unfinished_input"
+        self._trim_pending = reason != "connection_limit"
         self.counters[f"connections_cut.{reason}"] += 1
         log.warning("closing a client connection: %s", why)
         _shutdown(fd)

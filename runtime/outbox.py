@@ -2,10 +2,11 @@
 
 ZeroMQ queues up to SNDHWM frames per connection; a client that stops reading while it keeps asking
 (for 48 KiB session blobs, say) would otherwise make the server hold frames without end. Past the
-socket's queue, frames wait here, counted in bytes. Once a client's backlog passes `limit_bytes` its
-work is stopped (`on_overflow`), further deltas and actions for it are dropped, and terminal frames
-still wait while the backlog is under twice the limit, so a client that reads again gets exactly one
-terminal frame per request. Beyond that, everything for it is dropped and counted.
+socket's queue, frames wait here, counted in bytes. Once a client's backlog passes `limit_bytes`, or
+all backlogs together pass `total_limit_bytes`, its work is stopped (`on_overflow`) and its new
+requests are dropped (`not_reading`), further deltas and actions for it are dropped, and terminal
+frames still wait while its backlog is under twice the limit, so a client that reads again gets
+exactly one terminal frame per request. Beyond that, everything for it is dropped and counted.
 
 Main thread only: the server's loop calls `flush` whenever it wakes.
 """
@@ -29,16 +30,24 @@ class _Backlog:
 
 
 class Outbox:
-    def __init__(self, sock: zmq.Socket, limit_bytes: int, on_overflow: Callable[[bytes], None], counters):
-        self.sock, self.limit, self.on_overflow, self.counters = sock, limit_bytes, on_overflow, counters
+    def __init__(self, sock: zmq.Socket, limit_bytes: int, total_limit_bytes: int,
+                 on_overflow: Callable[[bytes], None], counters):
+        self.sock, self.limit, self.total_limit = sock, limit_bytes, total_limit_bytes
+        self.on_overflow, self.counters = on_overflow, counters
         self._backlogs: dict[bytes, _Backlog] = {}
+        self._total = 0
 
     @property
     def waiting(self) -> bool:
         return bool(self._backlogs)
 
     def backlog_bytes(self) -> int:
-        return sum(b.bytes for b in self._backlogs.values())
+        return self._total
+
+    def not_reading(self, identity: bytes) -> bool:
+        """True while the client's backlog is over its limit: new work for it would be wasted."""
+        backlog = self._backlogs.get(identity)
+        return backlog is not None and backlog.overflowed
 
     def send(self, identity: bytes, payload: bytes, terminal: bool = True) -> None:
         backlog = self._backlogs.get(identity)
@@ -47,16 +56,18 @@ class Outbox:
             if sent is not None:
                 return
             backlog = self._backlogs[identity] = _Backlog()
-        if backlog.bytes + len(payload) > (2 if terminal else 1) * self.limit:
+        over_own = backlog.bytes + len(payload) > (2 if terminal else 1) * self.limit
+        if over_own or self._total + len(payload) > self.total_limit:
             self.counters["frames_dropped.not_reading"] += 1
             if not backlog.overflowed:
                 backlog.overflowed = True
-                log.warning("a client is not reading its replies (%d bytes waiting); stopping its work",
-                            backlog.bytes)
+                log.warning("a client is not reading its replies (%d bytes waiting for it, %d for all); "
+                            "stopping its work", backlog.bytes, self._total)
                 self.on_overflow(identity)
             return
         backlog.frames.append(payload)
         backlog.bytes += len(payload)
+        self._total += len(payload)
 
     def flush(self) -> None:
         """Send what the clients' queues take now; forget clients that are gone."""
@@ -68,7 +79,9 @@ class Outbox:
                     break
                 payload = backlog.frames.popleft()
                 backlog.bytes -= len(payload)
+                self._total -= len(payload)
                 if not sent:  # the client is gone: nothing more reaches it
+                    self._total -= backlog.bytes
                     backlog.frames.clear()
                     backlog.bytes = 0
             if not backlog.frames:
@@ -85,5 +98,7 @@ class Outbox:
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
                 self.counters["frames_dropped.client_gone"] += 1
-                return False
-            raise
+            else:  # whatever else ZeroMQ says, this frame is lost, and the server goes on
+                self.counters["frames_dropped.send_error"] += 1
+                log.warning("could not send a frame to a client: %s", exc)
+            return False

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runtime.context_fit import ContextFit
 from runtime.npc import Npc
-from runtime.profiles import ProfileError, ProfileProblem, line_of, parse_profile
+from runtime.profiles import ProfileError, ProfileProblem, line_index, parse_profile, read_profile_text
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,10 @@ class ProfileRegistry:
                 continue
             owner = next((p for p, i in self._id_of.items() if i == npc.id and p != path), None)
             if owner is not None:
-                line = line_of(path.read_text("utf-8"), "", "id")
+                try:
+                    line = line_index(read_profile_text(path)).get(("", "id"))
+                except ProfileError:  # replaced since it was parsed: the next scan reads it again
+                    line = None
                 self._problems[path] = [ProfileProblem(str(path), line, "id", f"NPC id {npc.id!r} is already "
                                                        f"used by {owner}; ids must be unique")]
                 continue

@@ -47,20 +47,28 @@ class ProfileError(ValueError):
         super().__init__("\n".join(map(str, problems)))
 
 
-def line_of(text: str, table: str, key: str) -> int | None:
-    """The line where `key` is set inside `[table]` ('' for the top level); None if not found."""
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def line_index(text: str) -> dict[tuple[str, str], int]:
+    """(table, key) -> the first line setting key inside [table] ('' for the top level), and
+    (table, '') -> the table's header line: one pass, for every problem a file has."""
+    index: dict[tuple[str, str], int] = {}
     current = ""
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
     for number, line in enumerate(text.splitlines(), start=1):
-        header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        header = _HEADER.match(line)
         if header:
             current = header.group(1)
-            if current == table and not key:
-                return number
+            index.setdefault((current, ""), number)
             continue
-        if current == table and pattern.match(line):
-            return number
-    return None
+        key = _KEY.match(line)
+        if key:
+            index.setdefault((current, key.group(1)), number)
+    return index
+
+
+MAX_PROBLEMS = 50  # per file: a designer fixes the first ones; thousands would only slow the server
 
 
 # key -> (type, required, check, allowed-values text)
@@ -131,10 +139,11 @@ TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
 class _Checker:
     def __init__(self, path: Path, text: str):
         self.file, self.text = str(path), text
+        self.lines = line_index(text)
         self.problems: list[ProfileProblem] = []
 
     def problem(self, table: str, key: str, message: str) -> None:
-        line = line_of(self.text, table, key.split(".")[-1]) if key else None
+        line = self.lines.get((table, key.split(".")[-1])) if key else None
         shown = f"{table}.{key}" if table and key else (key or table)
         self.problems.append(ProfileProblem(self.file, line, shown, message))
 
@@ -146,7 +155,7 @@ class _Checker:
         for key, (kind, required, check, allowed) in schema.items():
             if key not in data:
                 if required:
-                    self.problems.append(ProfileProblem(self.file, line_of(self.text, table, "") if table else None,
+                    self.problems.append(ProfileProblem(self.file, self.lines.get((table, "")) if table else None,
                                                         f"{table}.{key}" if table else key,
                                                         f"missing; expected {allowed}"))
                 continue
@@ -189,6 +198,14 @@ def _read_profile_bytes(path: Path) -> bytes:
     if len(data) > MAX_PROFILE_BYTES:
         raise problem(f"file is over {MAX_PROFILE_BYTES} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
     return data
+
+
+def read_profile_text(path: Path) -> str:
+    """A profile's text, with the same guards as parsing (regular file, size, UTF-8)."""
+    try:
+        return _read_profile_bytes(Path(path)).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason})")]) from exc
 
 
 def parse_profile(path: Path) -> Npc:
@@ -242,7 +259,11 @@ def parse_profile(path: Path) -> Npc:
     if budget.get("expected_final_tokens", 32) > budget.get("max_final_tokens", 80):
         c.problem("budget", "expected_final_tokens", "must not exceed max_final_tokens")
     if c.problems:
-        raise ProfileError(c.problems)
+        shown = c.problems[:MAX_PROBLEMS]
+        if len(c.problems) > MAX_PROBLEMS:
+            shown.append(ProfileProblem(str(path), None, "", f"... and {len(c.problems) - MAX_PROBLEMS} more "
+                                                             "problems; fix these first"))
+        raise ProfileError(shown)
     return Npc(
         id=npc_id, name=top["name"], persona=top["persona"], knowledge=tuple(top.get("knowledge", ())),
         style=style.get("description", ""), sample_lines=tuple(style.get("sample_lines", ())),

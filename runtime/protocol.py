@@ -116,7 +116,7 @@ def decode(payload: bytes) -> Request:
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
         raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters",
                             rid if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS else None)
-    if body.get("v") != VERSION:
+    if type(body.get("v")) is not int or body.get("v") != VERSION:  # not true, not 1.0: the integer 1
         raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {shown(body.get('v'))} is not supported; "
                                                  f"this server speaks v={VERSION}", rid)
     kind = body.get("type")

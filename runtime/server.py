@@ -54,6 +54,9 @@ class InsecureBind(ValueError):
 # Per client connection: frames ZeroMQ queues to it, and kernel socket buffers both ways (fixed sizes,
 # so that neither a client that never reads nor one that floods makes them grow).
 SEND_HWM_FRAMES = 16
+RECEIVE_HWM_MESSAGES = 8  # per connection; past it ZeroMQ stops reading that connection until we catch up
+MAX_REQUEST_FRAMES = 2  # a request frame, after a REQ socket's empty delimiter
+MAX_FRAMES_BEFORE_CUT = 64  # a longer message is an attack on memory: its connection is closed
 SOCKET_BUFFER_BYTES = 128 * 1024
 # How often connections are checked for unfinished input (runtime/connection_guard.py).
 GUARD_INTERVAL_S = 0.02
@@ -63,9 +66,10 @@ GUARD_INTERVAL_S = 0.02
 class ServerOptions:
     bind: str = "tcp://127.0.0.1:5555"
     max_connections: int = 512  # client connections; more are closed as they open
-    max_backlog_bytes: int = 1 << 20  # unread frames waiting for one client beyond ZeroMQ's queue
-    max_unfinished_bytes: int = 512 * 1024  # input received on one connection that is not yet a message
-    max_unfinished_total: int = 2 << 20  # ... and on all connections together
+    max_backlog_bytes: int = 512 * 1024  # unread frames waiting for one client beyond ZeroMQ's queue
+    max_backlog_total: int = 32 << 20  # ... for all clients together
+    max_unfinished_bytes: int = 512 * 1024  # input received on one connection and not yet read by the server
+    max_unfinished_total: int = 4 << 20  # ... on all connections together
     max_queue: int = 32  # replies waiting to start; more get `busy`
     max_batch: int = 8  # replies decoded together in one run of the graph
     rate_per_s: float = 20.0  # per client
@@ -140,9 +144,11 @@ class Server:
         self._auth = None
         self.socket = self._bind()
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.outbox = Outbox(self.socket, options.max_backlog_bytes, self._stop_client, self.counters)
+        self.outbox = Outbox(self.socket, options.max_backlog_bytes, options.max_backlog_total, self._stop_client,
+                             self.counters)
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
-                                     options.max_unfinished_total, self.counters)
+                                     options.max_unfinished_total, self.counters,
+                                     curve=options.curve_secret_file is not None)
 
     # ---- setup ------------------------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class Server:
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue is an error the outbox handles, not a silent drop
         sock.setsockopt(zmq.SNDHWM, SEND_HWM_FRAMES)
+        sock.setsockopt(zmq.RCVHWM, RECEIVE_HWM_MESSAGES)
         sock.setsockopt(zmq.SNDBUF, SOCKET_BUFFER_BYTES)
         sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER_BYTES)
         sock.setsockopt(zmq.LINGER, 1000)
@@ -251,13 +258,24 @@ class Server:
     def _receive(self) -> None:
         for _ in range(256):  # bounded, so worker frames are forwarded promptly
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                identity = self.socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            body = frames[1:]
-            if body:
-                self.guard.delivered(body[-1].get(zmq.SRCFD), sum(len(f) for f in body), len(body))
-            self._on_frames_safely([f.bytes for f in frames])
+            # Frame by frame: a request has one (two after a REQ socket's delimiter); the rest of a longer
+            # message is read and dropped without being kept, however many parts it has.
+            kept, sizes, fd = [], [], None
+            more = identity.more
+            while more:
+                frame = self.socket.recv(copy=False)
+                more, fd = frame.more, frame.get(zmq.SRCFD)
+                sizes.append(len(frame))
+                if len(kept) < MAX_REQUEST_FRAMES:
+                    kept.append(frame.bytes)
+            if fd is not None:
+                self.guard.delivered(fd, sizes)
+                if len(sizes) > MAX_FRAMES_BEFORE_CUT:
+                    self.guard.cut(fd, f"a message of {len(sizes)} frames (a request has one)")
+            self._on_frames_safely(identity.bytes, kept, len(sizes))
 
     def _send(self, identity: bytes, payload: bytes) -> None:
         self.outbox.send(identity, payload)
@@ -283,15 +301,15 @@ class Server:
         self.counters[f"error.{code}"] += 1
         self._send(identity, p.error_frame(rid, code, message))
 
-    def _on_frames_safely(self, frames: list[bytes]) -> None:
+    def _on_frames_safely(self, identity: bytes, frames: list[bytes], parts: int) -> None:
         """Whatever a frame does to the handler (a bug, a resource running out), the loop goes on."""
         try:
-            self._on_frames(frames)
+            self._on_frames(identity, frames, parts)
         except Exception:  # noqa: BLE001
             log.error("a request could not be handled:\n%s", traceback.format_exc())
             self.counters[f"error.{p.INTERNAL}"] += 1
             try:
-                self._send(frames[0], p.error_frame(None, p.INTERNAL, INTERNAL_MESSAGE))
+                self._send(identity, p.error_frame(None, p.INTERNAL, INTERNAL_MESSAGE))
             except Exception:  # noqa: BLE001 - nothing more to do for this client
                 pass
 
@@ -308,12 +326,16 @@ class Server:
         if self.registry.has_changes():
             self._reload()
 
-    def _on_frames(self, frames: list[bytes]) -> None:
-        identity = frames[0]
-        body = [f for f in frames[1:] if f]  # tolerate REQ-style empty delimiter frames
+    def _on_frames(self, identity: bytes, frames: list[bytes], parts: int) -> None:
+        """One message: its first frames (at most MAX_REQUEST_FRAMES) and how many it had."""
+        body = [f for f in frames if f]  # tolerate REQ-style empty delimiter frames
         self.counters["frames"] += 1
-        if len(body) != 1:
-            self._error(identity, None, p.BAD_MESSAGE, f"expected one msgpack frame per request, got {len(body)}")
+        if len(body) != 1 or parts > MAX_REQUEST_FRAMES:
+            self._error(identity, None, p.BAD_MESSAGE, "expected one msgpack frame per request (after a REQ "
+                                                       f"socket's empty delimiter), got {parts} frames")
+            return
+        if self.outbox.not_reading(identity):
+            self.counters["requests_dropped.not_reading"] += 1  # its answer could not reach it anyway
             return
         if not self._limiter.allow(identity):
             self._error(identity, None, p.RATE_LIMITED, f"more than {self.opts.rate_per_s:g} requests/s; slow down")
@@ -377,9 +399,11 @@ class Server:
 
     def _handle_stats(self, identity: bytes, req: p.Request) -> None:
         e = self.engine
+        with e.lock:  # the worker changes the store between steps
+            sessions, cache_bytes = len(e.store), e.store.bytes_used()
         self._send(identity, p.frame(
             req.id, "done", uptime_s=round(time.monotonic() - self.started_at, 1), queue=len(self._queue),
-            counters=dict(self.counters), batch=self._batch_stats(), sessions=len(e.store), cache_bytes=e.store.bytes_used(),
+            counters=dict(self.counters), batch=self._batch_stats(), sessions=sessions, cache_bytes=cache_bytes,
             cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
                         "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
             model={"folder": e.session.folder.name, "provider": e.session.session.get_providers()[0],
@@ -435,6 +459,7 @@ class Server:
                     self._work(job, batch, push)
                 except Exception as exc:  # noqa: BLE001 - one failure must not stop every NPC
                     batch.fail_all(exc)  # the live replies end with `internal`
+                    time.sleep(0.01)  # a failure that repeats must not spin a core
                     if job is not None and self._forget(job):  # it failed before reaching the batch
                         self.counters[f"error.{p.INTERNAL}"] += 1
                         emit(push, job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE))

@@ -74,6 +74,37 @@ def endless_multipart(endpoint: str, max_bytes: int, seconds: float = 30.0) -> i
     return max_bytes
 
 
+def many_frame_messages(endpoint: str, frames: int, messages: int, seconds: float = 30.0) -> int:
+    """Complete messages of `frames` empty frames each, back to back: what ZeroMQ holds whole until the
+    server reads them. Returns how many were sent before the server closed the connection."""
+    sock = zmtp_connect(endpoint)
+    message = b"\x01\x00" * (frames - 1) + b"\x00\x00"  # the last frame has no MORE flag
+    stop, sent = time.monotonic() + seconds, 0
+    try:
+        while sent < messages and time.monotonic() < stop:
+            sock.sendall(message)
+            sent += 1
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return sent
+
+
+def trickle(endpoint: str, connections: int, bytes_each: int) -> list[socket.socket]:
+    """Many connections, each holding a small unfinished message (well under any one connection's
+    limit); together they add up. The caller closes them."""
+    conns = []
+    for _ in range(connections):
+        try:
+            c = zmtp_connect(endpoint)
+            c.sendall(b"\x01\x00" * (bytes_each // 2))
+            conns.append(c)
+        except OSError:
+            break
+    return conns
+
+
 def nested(depth: int):
     value: list = []
     for _ in range(depth - 1):

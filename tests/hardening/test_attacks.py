@@ -241,3 +241,59 @@ def test_clients_churning_in_the_servers_own_process_never_confuse_its_connectio
     assert server.thread.is_alive()
     with server.client() as c:
         assert c.health()["worker"] == "running"
+
+
+def test_messages_of_a_quarter_million_frames_close_the_connection_and_sigterm_still_works(serve):
+    server = serve()
+    before = rss_mb(server.proc.pid)
+    sent = attacks.many_frame_messages(server.endpoint, frames=250_000, messages=200, seconds=20)
+    assert sent < 200, "the server kept taking messages of 250,000 frames"
+    assert rss_mb(server.proc.pid) - before < 300
+    assert server.stats()["counters"].get("connections_cut.protocol", 0) >= 1
+    server.assert_serving()
+    server.proc.terminate()
+    assert server.proc.wait(30) == 0
+
+
+def test_many_small_unfinished_messages_are_cut_when_they_add_up(serve):
+    server = serve()
+    conns = attacks.trickle(server.endpoint, connections=100, bytes_each=60_000)  # 6 MB, 60 KB each
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not server.stats()["counters"].get("connections_cut.unfinished_input"):
+            time.sleep(0.1)
+        assert server.stats()["counters"].get("connections_cut.unfinished_input", 0) >= 1
+        server.assert_serving()
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_idle_connections_at_the_cap_make_room_for_a_new_client(serve):
+    server = serve("--max-connections", "32")
+    idle = [attacks.zmtp_connect(server.endpoint) for _ in range(40)]
+    try:
+        with ParleyClient(server.endpoint, timeout_s=30.0, retries=3) as newcomer:
+            server.assert_serving(newcomer)
+        assert server.stats()["counters"].get("connections_cut.connection_limit", 0) >= 8
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_a_profile_with_thousands_of_problems_is_answered_at_once_with_the_first_fifty(serve):
+    server = serve()
+    keys = "".join(f"k{i}=1\n" for i in range(20_000))  # under the 256 KiB a profile may have
+    (server.profiles / "noisy.toml").write_text('name = "N"\npersona = "p"\nfallback_lines = ["..."]\n' + keys)
+    answer = server.request(type="reload_profiles")
+    problems = [e for e in answer["errors"] if e["file"].endswith("noisy.toml")]
+    assert len(problems) == 51 and "19950 more" in problems[-1]["message"]
+    assert problems[0]["line"] == 4  # still pointing at the line
+    server.assert_serving()
+
+
+def test_a_version_that_is_not_the_integer_1_is_refused(serve):
+    server = serve()
+    for v in (True, 1.0, "1"):
+        answer = attacks.send_raw(server.endpoint, msgpack.packb({"v": v, "id": "x", "type": "health"}))
+        assert answer["type"] == "error" and answer["code"] == "unsupported_version", v
