@@ -146,6 +146,7 @@ class Server:
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.outbox = Outbox(self.socket, options.max_backlog_bytes, options.max_backlog_total, self._stop_client,
                              self.counters)
+        self._next_guard_check = 0.0
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
                                      options.max_unfinished_total, self.counters,
                                      curve=options.curve_secret_file is not None)
@@ -190,8 +191,7 @@ class Server:
         poller.register(self.socket, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         poller.register(self.guard.monitor, zmq.POLLIN)
-        now = time.monotonic()
-        next_profile_check, next_guard_check = now + self.opts.profile_poll_s, now
+        next_profile_check = time.monotonic() + self.opts.profile_poll_s
         log.info("serving %d NPCs on %s%s", len(self.engine.npcs), self.endpoint,
                  " (CurveZMQ)" if self.opts.curve_secret_file else "")
         try:
@@ -206,10 +206,8 @@ class Server:
                 if self.socket in events:
                     self._receive()
                 self.outbox.flush()
+                self._guard_tick()  # after reading the socket: the bytes of what was read are counted
                 now = time.monotonic()
-                if now >= next_guard_check:  # after draining the socket: delivered bytes are counted
-                    next_guard_check = now + GUARD_INTERVAL_S
-                    self._periodically(self.guard.check, "connection check")
                 if now >= next_profile_check:
                     next_profile_check = now + self.opts.profile_poll_s
                     self._periodically(self._check_profiles, "profile scan")
@@ -256,7 +254,11 @@ class Server:
             self.outbox.send(identity, payload, terminal == TERMINAL)
 
     def _receive(self) -> None:
-        for _ in range(256):  # bounded, so worker frames are forwarded promptly
+        # bounded in messages and time, so worker frames are forwarded and connections checked promptly
+        stop = time.monotonic() + GUARD_INTERVAL_S
+        for _ in range(256):
+            if time.monotonic() > stop:
+                return
             try:
                 identity = self.socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -271,6 +273,8 @@ class Server:
                 sizes.append(len(frame))
                 if len(kept) < MAX_REQUEST_FRAMES:
                     kept.append(frame.bytes)
+                elif len(sizes) % 4096 == 0:  # a message of a million parts takes a while to drop:
+                    self._guard_tick()          # meanwhile the other connections are still watched
             if fd is not None:
                 self.guard.delivered(fd, sizes)
                 if len(sizes) > MAX_FRAMES_BEFORE_CUT:
@@ -312,6 +316,13 @@ class Server:
                 self._send(identity, p.error_frame(None, p.INTERNAL, INTERNAL_MESSAGE))
             except Exception:  # noqa: BLE001 - nothing more to do for this client
                 pass
+
+    def _guard_tick(self) -> None:
+        """Check the connections if GUARD_INTERVAL_S has passed since the last check."""
+        now = time.monotonic()
+        if now >= self._next_guard_check:
+            self._next_guard_check = now + GUARD_INTERVAL_S
+            self._periodically(self.guard.check, "connection check")
 
     def _periodically(self, task, name: str) -> None:
         """A housekeeping task of the main loop: a failure (no file descriptors left, a vanished folder)

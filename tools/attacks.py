@@ -185,8 +185,8 @@ def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "bren
 
     report: dict = {"rss_mb": []}
     stop = threading.Event()
-    counts = {"endless_multipart": 0, "deep_nesting": 0, "session_bombs": 0, "idle_connection_bursts": 0,
-              "non_reader_requests": 0}
+    counts = {"endless_multipart": 0, "many_frame_messages": 0, "trickle_bursts": 0, "deep_nesting": 0,
+              "session_bombs": 0, "idle_connection_bursts": 0, "non_reader_requests": 0}
 
     def loop(name, action):
         while not stop.is_set():
@@ -206,12 +206,20 @@ def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "bren
         for c in conns:
             c.close()
 
+    def trickles():
+        conns = trickle(endpoint, 100, 60_000)
+        time.sleep(1)
+        for c in conns:
+            c.close()
+
     def deep():
         for payload in deep_nesting_requests():
             send_raw(endpoint, payload)
 
     threads = [threading.Thread(target=loop, args=args, daemon=True) for args in (
         ("endless_multipart", lambda: endless_multipart(endpoint, 64 << 20, 5)),
+        ("many_frame_messages", lambda: many_frame_messages(endpoint, 250_000, 50, 5)),
+        ("trickle_bursts", trickles),
         ("deep_nesting", deep), ("session_bombs", bomb), ("idle_connection_bursts", fds))]
     send_raw(endpoint, msgpack.packb({"v": 1, "id": "big", "type": "import_session", "npc": npc, "session": "big",
                                       "blob": big_session_blob(npc, "big")}))
@@ -248,7 +256,7 @@ def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "bren
     report["health_after"] = health and health.get("status")
     stats = send_raw(endpoint, msgpack.packb({"v": 1, "id": "s", "type": "stats"}))
     report["counters"] = {k: v for k, v in (stats or {}).get("counters", {}).items()
-                          if k.startswith(("connections_cut", "frames_dropped", "error."))}
+                          if k.startswith(("connections_cut", "frames_dropped", "requests_dropped", "error."))}
     return report
 
 

@@ -101,8 +101,9 @@ def test_a_session_blob_of_thousands_of_turns_is_refused_and_a_full_one_answers(
 
 
 def test_idle_connections_beyond_the_cap_are_closed_and_the_server_keeps_its_descriptors(serve):
-    # a soft and hard limit of 256 open files: 300 idle connections would exhaust them
-    server = serve("--max-connections", "64", nofile=(256, 256))
+    # a soft and hard limit of 256 open files: 300 idle connections would exhaust them; the default cap
+    # of 512 connections comes down to what the limit allows (256 less 128 kept for the server)
+    server = serve(nofile=(256, 256))
     conns = attacks.idle_connections(server.endpoint, 300)
     try:
         time.sleep(1.5)  # past a profile scan, which needs a descriptor of its own
@@ -249,7 +250,8 @@ def test_messages_of_a_quarter_million_frames_close_the_connection_and_sigterm_s
     sent = attacks.many_frame_messages(server.endpoint, frames=250_000, messages=200, seconds=20)
     assert sent < 200, "the server kept taking messages of 250,000 frames"
     assert rss_mb(server.proc.pid) - before < 300
-    assert server.stats()["counters"].get("connections_cut.protocol", 0) >= 1
+    counters = server.stats()["counters"]  # cut for its frame count, or for the input it sent unread
+    assert counters.get("connections_cut.protocol", 0) + counters.get("connections_cut.unfinished_input", 0) >= 1
     server.assert_serving()
     server.proc.terminate()
     assert server.proc.wait(30) == 0
