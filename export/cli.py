@@ -120,10 +120,19 @@ def run_inspect(args: argparse.Namespace) -> int:
     from export.param_count import count_params
 
     counts = count_params(cfg)
+    plan = None
+    if (folder / MANIFEST_FILE).is_file():
+        from runtime.memory_plan import MemoryPlan
+        plan = MemoryPlan.for_folder(folder, manifest=manifest)
     if args.json:
-        print(json.dumps({"kind": kind, "config": cfg.to_dict(), "parameters": counts.to_dict()}, indent=2))
+        print(json.dumps({"kind": kind, "config": cfg.to_dict(), "parameters": counts.to_dict(),
+                          "memory": None if plan is None else {**plan.__dict__, "batch_kv_bytes": plan.batch_kv_bytes,
+                                                               "total_bytes": plan.total_bytes}}, indent=2))
     else:
         print(format_inspect(folder, kind, cfg, counts))
+        if plan is not None:
+            print("\n  memory to serve it (parley serve's defaults: a decode batch of 8)")
+            print("\n".join(f"    {line}" for line in plan.lines()))
     return 0
 
 

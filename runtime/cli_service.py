@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from pathlib import Path
 
 from runtime.cli import CommandFailed
+
+log = logging.getLogger(__name__)
 
 SERVE_EXAMPLES = """examples:
   parley serve --model models/demo --profiles npc_profiles
@@ -124,6 +127,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    from runtime.memory_plan import MemoryPlan
+
+    plan = MemoryPlan.for_folder(args.model, args.max_batch, engine.options.max_cache_bytes, engine.session.manifest)
+    log.info("memory: %s", "; ".join(plan.lines()))
     print(f"parley serve: ready on {server.endpoint} with {len(registry.npcs)} NPCs "
           f"({', '.join(sorted(registry.npcs))})", flush=True)
     server.serve_forever()

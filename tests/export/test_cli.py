@@ -66,3 +66,12 @@ def test_a_max_context_too_small_to_verify_is_a_clear_error_up_front(tiny_checkp
     assert "--max-context 16 is too small to verify" in result.stderr and "at least 20" in result.stderr
     assert not (tmp_path / "model").exists()
     assert parley("export", tiny_checkpoint, tmp_path / "model", "--max-context", 20).returncode == 0
+
+
+def test_inspect_states_the_memory_to_serve_a_model_folder(tiny_model):
+    result = parley("inspect", tiny_model)
+    assert result.returncode == 0, result.stderr
+    assert "memory to serve it" in result.stdout and "KiB per token" in result.stdout
+    data = json.loads(parley("inspect", tiny_model, "--json").stdout)
+    assert data["memory"]["total_bytes"] == (data["memory"]["weights_bytes"] + data["memory"]["batch_kv_bytes"]
+                                             + data["memory"]["conversation_cache_cap"])

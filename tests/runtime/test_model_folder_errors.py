@@ -54,3 +54,14 @@ def test_cuda_requested_where_it_is_not_usable(folder):
         pytest.skip("this machine has a usable CUDA provider")
     with pytest.raises(ModelLoadError, match="CUDA provider was requested but is not usable"):
         ModelSession(folder, SessionOptions(provider="cuda"))
+
+
+def test_the_memory_plan_states_what_the_runtime_allocates(tiny_model):
+    from runtime.memory_plan import MemoryPlan
+    from runtime.session import ModelSession, SessionOptions
+
+    session = ModelSession(tiny_model, SessionOptions(provider="cpu"))
+    plan = MemoryPlan.for_folder(tiny_model, max_batch=3)
+    assert plan.batch_kv_bytes == session.new_cache(batch=3).nbytes
+    assert plan.kv_bytes_per_token * 100 == session.new_cache(batch=1, length=100).nbytes
+    assert plan.weights_bytes == (tiny_model / session.manifest.weights_file).stat().st_size

@@ -1,0 +1,55 @@
+"""How much memory serving a model folder takes: said before it is loaded (`parley inspect`) and when
+`parley serve` starts, so a studio knows whether it fits beside the game.
+
+Weights: the graph's weights file as exported (onnxruntime maps or copies it onto the device whole).
+KV cache: every layer keeps keys and values for every position of a row (the graph's in-place buffer
+spans the whole context, sliding-window layers included; the standard op set keeps two copies). The
+decode batch holds `max_batch` rows of `max_context`; conversations keep their own caches on top, up to
+the engine's cap. Activations and onnxruntime's own arenas come on top of this and are not estimated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.manifest import Manifest
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    weights_bytes: int
+    kv_bytes_per_token: int  # per row, all layers, keys and values (and both copies where there are two)
+    max_context: int
+    max_batch: int
+    conversation_cache_cap: int  # the engine's cap on the conversations' own caches
+
+    @classmethod
+    def for_folder(cls, folder: Path | str, max_batch: int = 8, conversation_cache_cap: int = 1 << 30,
+                   manifest: Manifest | None = None) -> "MemoryPlan":
+        folder = Path(folder)
+        manifest = manifest or Manifest.read(folder)
+        cfg, kv = manifest.config, manifest.kv_cache
+        copies = 1 if kv.in_place else 2
+        per_token = 2 * copies * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * DTYPE_BYTES[kv.dtype]
+        weights = folder / manifest.weights_file
+        return cls(weights.stat().st_size if weights.is_file() else 0, per_token, kv.max_context, max_batch,
+                   conversation_cache_cap)
+
+    @property
+    def batch_kv_bytes(self) -> int:
+        return self.kv_bytes_per_token * self.max_context * self.max_batch
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.batch_kv_bytes + self.conversation_cache_cap
+
+    def lines(self) -> list[str]:
+        mib = lambda n: f"{n / 2**20:,.1f} MiB"  # noqa: E731
+        return [f"weights            {mib(self.weights_bytes)}",
+                f"KV cache           {self.kv_bytes_per_token / 1024:,.1f} KiB per token; "
+                f"{mib(self.batch_kv_bytes)} for the decode batch ({self.max_batch} x {self.max_context} tokens)",
+                f"conversations      up to {mib(self.conversation_cache_cap)} of their own KV caches",
+                f"total              {mib(self.total_bytes)} at most, before activations (on the GPU with "
+                "CUDA, in RAM on the CPU)"]
