@@ -33,8 +33,10 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="weights and activations (float32: CPU reference; float16: CUDA)")
     p.add_argument("--ops", dest="op_set", default="contrib", choices=["contrib", "standard"],
                    help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
-    p.add_argument("--experts", default="float", choices=["float", "int8", "int4"],
-                   help="int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops, float32): "
+    p.add_argument("--experts", default="auto", choices=["auto", "float", "int8", "int4"],
+                   help="auto (default): int4 for a checkpoint with MXFP4 experts (as gpt-oss is released) when "
+                        "exporting contrib ops in float32, float otherwise. "
+                        "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops, float32): "
                         "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
                         "quantized experts, and the difference from the checkpoint's experts is measured and "
                         "written to the manifest")
@@ -85,6 +87,8 @@ def format_summary(s) -> str:
              f"  parameters   {p.total / 1e6:,.2f}M total, {p.active_per_token / 1e6:,.2f}M active per token",
              f"  graph        {s.op_set} ops, {s.dtype}{'' if s.experts == 'float' else f', {s.experts} experts'}, "
              f"weights {s.graph_bytes / 2**20:,.1f} MiB"]
+    if s.experts_choice:
+        lines.append(f"  experts      {s.experts}: {s.experts_choice}")
     if s.verification:
         lines.append(f"  {s.verification.summary()}")
     else:

@@ -43,7 +43,9 @@ class ExportOptions:
     verify: bool = True
     lora: Path | None = None
     force: bool = False
-    experts: str = "float"  # "int8" (per row) or "int4" (per block of 32): QMoE, 1/4 or 1/8 of the float bytes
+    # "int8" (per row) or "int4" (per block of 32): QMoE, 1/4 or 1/8 of the float bytes. "auto": 4-bit for a
+    # checkpoint whose experts are MXFP4 (as gpt-oss is released) where the target allows it, else float
+    experts: str = "auto"
     # Read the checkpoint a tensor at a time (the default; memory holds about one layer). False reads it
     # whole first: the same bytes come out (a test compares them), at the whole model's memory.
     stream: bool = True
@@ -68,6 +70,7 @@ class ExportSummary:
     vs_float_experts: dict | None = None  # quantized experts: how far the graph is from the checkpoint's
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     peak_memory_mb: float | None = None  # the process's peak resident memory
+    experts_choice: str = ""  # why these experts, when --experts auto chose them
 
 
 def peak_memory_mb() -> float | None:
@@ -85,13 +88,28 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"dtype {opts.dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
     if opts.op_set not in OP_SETS:
         raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
-    if opts.experts not in EXPERT_PRECISIONS:
+    if opts.experts not in (*EXPERT_PRECISIONS, "auto"):
         raise ExportError(f"experts {opts.experts!r} is not supported; choose one of {', '.join(EXPERT_PRECISIONS)}")
     if opts.experts in ("int8", "int4") and (opts.op_set != "contrib" or opts.dtype != "float32"):
         raise ExportError(f"{opts.experts} experts need the contrib op set and float32 (onnxruntime's QMoE on "
                           f"the CPU provider); got {opts.op_set} ops, {opts.dtype}")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
+
+
+def resolve_experts(opts: ExportOptions, quantization: str | None) -> tuple[ExportOptions, str]:
+    """`--experts auto` made concrete, and why: an MXFP4 checkpoint never silently becomes a float model
+    eight times its size."""
+    if opts.experts != "auto":
+        return opts, ""
+    if quantization != "mxfp4":
+        return replace(opts, experts="float"), "the checkpoint's experts are not quantized"
+    if opts.op_set == "contrib" and opts.dtype == "float32":
+        return replace(opts, experts="int4"), ("the checkpoint's experts are MXFP4: kept at 4 bits; "
+                                               "--experts float for the float experts")
+    log.warning("the checkpoint's experts are MXFP4, but 4-bit experts need the contrib op set and float32; "
+                "they become %s, about %dx their size", opts.dtype, 8 if opts.dtype == "float32" else 4)
+    return replace(opts, experts="float"), f"4-bit experts need contrib ops and float32, not {opts.op_set}/{opts.dtype}"
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -116,6 +134,9 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
                               f"runs a {prompt_length(cfg)}-token prompt (longer than its {cfg.sliding_window}-token "
                               f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
     ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
+    opts, why = resolve_experts(opts, ckpt.quantization)
+    if why:
+        log.info("experts: %s (%s)", opts.experts, why)
     if opts.lora:
         merge_lora(ckpt, Path(opts.lora))
     if ckpt.tokenizer_file is None:
@@ -139,7 +160,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         raise
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
                          time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
-                         peak_memory_mb())
+                         peak_memory_mb(), why)
 
 
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],

@@ -63,3 +63,12 @@ def test_an_mxfp4_checkpoint_exports_to_int4_experts(tmp_path):
     summary = export_model(quantized, tmp_path / "int4", ExportOptions(max_context=32, experts="int4"))
     assert summary.verification.passed and summary.vs_float_experts is not None
     assert Manifest.read(tmp_path / "int4").source["quantization"] == "mxfp4"
+
+
+def test_an_mxfp4_checkpoint_stays_4_bit_unless_asked_and_the_summary_says_why(tmp_path):
+    quantized, _ = make_mxfp4_twins(tmp_path)
+    summary = export_model(quantized, tmp_path / "auto", ExportOptions(max_context=32))
+    assert summary.experts == "int4" and "MXFP4" in summary.experts_choice
+    assert Manifest.read(tmp_path / "auto").export_options["experts"] == "int4"
+    float16 = export_model(quantized, tmp_path / "f16", ExportOptions(max_context=32, dtype="float16"))
+    assert float16.experts == "float" and "float32" in float16.experts_choice
