@@ -38,6 +38,10 @@ HANDSHAKE_ALLOWANCE = 1024
 CURVE_FRAME_OVERHEAD = 8 + 8 + 1 + 16
 
 
+# Hand freed memory back to the system after a connection that held this much unfinished input closes.
+TRIM_AFTER_BYTES = 16 * 1024
+
+
 def wire_bytes(size: int, curve: bool) -> int:
     """Bytes a frame of `size` bytes takes on the wire (ZMTP 3: a flags byte and a 1- or 8-byte size)."""
     body = size + (CURVE_FRAME_OVERHEAD if curve else 0)
@@ -131,6 +135,7 @@ class _Connection:
     last_active: float = field(default_factory=time.monotonic)  # accepted, or its last message
     delivered: int = 0  # wire bytes of the messages delivered from it
     cut: bool = False
+    held: int = 0  # its unfinished input at the last check
 
     def unfinished(self, received: int) -> int:
         """Bytes received that neither the handshake nor a delivered message accounts for."""
@@ -180,9 +185,11 @@ class ConnectionGuard:
                                           key=lambda fc: fc[1].last_active)
                     self._cut(quiet_fd, quiet, "connection_limit",
                               f"{self.max_connections} connections are open (the limit); closing the quietest")
-            elif self._conns.pop(fd, None) is not None and self._trim_pending and _malloc_trim is not None:
-                self._trim_pending = False
-                _malloc_trim(0)  # a cut connection's unfinished message was just freed
+            else:
+                conn = self._conns.pop(fd, None)
+                if conn is not None and (self._trim_pending or conn.held > TRIM_AFTER_BYTES) and _malloc_trim:
+                    self._trim_pending = False
+                    _malloc_trim(0)  # what a closed connection's unfinished message held was just freed
 
     def delivered(self, fd: int, frame_sizes: list[int]) -> None:
         """A message arrived from the connection on fd: its frames' bytes are accounted for."""
@@ -208,7 +215,7 @@ class ConnectionGuard:
             received = _tcp_bytes_received(fd)
             if received is None:
                 continue
-            excess = conn.unfinished(received)
+            excess = conn.held = conn.unfinished(received)
             if excess > self.max_unfinished_bytes:
                 self._cut(fd, conn, "unfinished_input", f"{excess} bytes of unfinished input")
             elif excess > 0:

@@ -47,8 +47,17 @@ class ProfileError(ValueError):
         super().__init__("\n".join(map(str, problems)))
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _table_header(line: str) -> str | None:
+    """'[a.b]' or '[[a]]' -> 'a.b' / 'a'; None for other lines. String methods, not a regex: a line of
+    '[' and thousands of spaces (valid inside a multi-line string) must not cost seconds."""
+    stripped = line.strip()
+    if not stripped.startswith("["):
+        return None
+    end = stripped.find("]")
+    return stripped[1:end].strip("[ \t") if end > 0 else None
 
 
 def line_index(text: str) -> dict[tuple[str, str], int]:
@@ -57,9 +66,9 @@ def line_index(text: str) -> dict[tuple[str, str], int]:
     index: dict[tuple[str, str], int] = {}
     current = ""
     for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
-        if header:
-            current = header.group(1)
+        header = _table_header(line)
+        if header is not None:
+            current = header
             index.setdefault((current, ""), number)
             continue
         key = _KEY.match(line)

@@ -54,7 +54,7 @@ class InsecureBind(ValueError):
 # Per client connection: frames ZeroMQ queues to it, and kernel socket buffers both ways (fixed sizes,
 # so that neither a client that never reads nor one that floods makes them grow).
 SEND_HWM_FRAMES = 16
-RECEIVE_HWM_MESSAGES = 8  # per connection; past it ZeroMQ stops reading that connection until we catch up
+RECEIVE_HWM_MESSAGES = 2  # per connection; past it ZeroMQ stops reading that connection until we catch up
 MAX_REQUEST_FRAMES = 2  # a request frame, after a REQ socket's empty delimiter
 MAX_FRAMES_BEFORE_CUT = 64  # a longer message is an attack on memory: its connection is closed
 SOCKET_BUFFER_BYTES = 128 * 1024
@@ -68,8 +68,11 @@ class ServerOptions:
     max_connections: int = 512  # client connections; more are closed as they open
     max_backlog_bytes: int = 512 * 1024  # unread frames waiting for one client beyond ZeroMQ's queue
     max_backlog_total: int = 32 << 20  # ... for all clients together
-    max_unfinished_bytes: int = 512 * 1024  # input received on one connection and not yet read by the server
-    max_unfinished_total: int = 4 << 20  # ... on all connections together
+    # Input received on one connection and not yet read by the server, and on all of them together. Small,
+    # because ZeroMQ may keep a part of 33 bytes or more by reference into its 8 KiB read buffer: in
+    # memory, unfinished input can cost up to ~250 times its bytes on the wire.
+    max_unfinished_bytes: int = 160 * 1024
+    max_unfinished_total: int = 1 << 20
     max_queue: int = 32  # replies waiting to start; more get `busy`
     max_batch: int = 8  # replies decoded together in one run of the graph
     rate_per_s: float = 20.0  # per client

@@ -299,3 +299,37 @@ def test_a_version_that_is_not_the_integer_1_is_refused(serve):
     for v in (True, 1.0, "1"):
         answer = attacks.send_raw(server.endpoint, msgpack.packb({"v": v, "id": "x", "type": "health"}))
         assert answer["type"] == "error" and answer["code"] == "unsupported_version", v
+
+
+def test_a_profile_line_of_one_bracket_and_many_spaces_does_not_freeze_the_server(serve):
+    server = serve()
+    persona = "[" + " " * 30_000  # valid inside a multi-line string; once cubic work for the line lookup
+    (server.profiles / "spaces.toml").write_text(f'name = "S"\npersona = """\n{persona}\n"""\n'
+                                                  'fallback_lines = ["..."]\nunknown = 1\n')
+    answer = server.request(type="reload_profiles")
+    problems = [e for e in answer["errors"] if e["file"].endswith("spaces.toml")]
+    assert problems and problems[0]["key"] == "unknown" and problems[0]["line"] == 6
+    server.assert_serving()
+
+
+def test_small_parts_on_several_connections_are_cut_before_they_add_up(serve):
+    # parts of 34 bytes: ZeroMQ may keep each by reference into an 8 KiB buffer, so they are the
+    # costliest input per byte; eight connections of 150 KB each pass the 1 MiB over all connections
+    server = serve()
+    before = rss_mb(server.proc.pid)
+    conns = []
+    for _ in range(8):
+        c = attacks.zmtp_connect(server.endpoint)
+        for _ in range(150_000 // 36):
+            c.sendall(b"\x01\x22" + b"x" * 34)
+        conns.append(c)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not server.stats()["counters"].get("connections_cut.unfinished_input"):
+            time.sleep(0.1)
+        assert server.stats()["counters"].get("connections_cut.unfinished_input", 0) >= 1
+        assert rss_mb(server.proc.pid) - before < 400
+        server.assert_serving()
+    finally:
+        for c in conns:
+            c.close()
