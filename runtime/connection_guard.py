@@ -136,6 +136,7 @@ class _Connection:
     delivered: int = 0  # wire bytes of the messages delivered from it
     cut: bool = False
     held: int = 0  # its unfinished input at the last check
+    trim: bool = False  # hand memory back to the system once it has closed
 
     def unfinished(self, received: int) -> int:
         """Bytes received that neither the handshake nor a delivered message accounts for."""
@@ -159,7 +160,6 @@ class ConnectionGuard:
         self.monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
         self._sock = sock
         self._conns: dict[int, _Connection] = {}
-        self._trim_pending = False
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -187,8 +187,7 @@ class ConnectionGuard:
                               f"{self.max_connections} connections are open (the limit); closing the quietest")
             else:
                 conn = self._conns.pop(fd, None)
-                if conn is not None and (self._trim_pending or conn.held > TRIM_AFTER_BYTES) and _malloc_trim:
-                    self._trim_pending = False
+                if conn is not None and (conn.trim or conn.held > TRIM_AFTER_BYTES) and _malloc_trim:
                     _malloc_trim(0)  # what a closed connection's unfinished message held was just freed
 
     def delivered(self, fd: int, frame_sizes: list[int]) -> None:
@@ -233,7 +232,7 @@ class ConnectionGuard:
             self._conns.pop(fd, None)
             return
         conn.cut = True
-        self._trim_pending = reason != "connection_limit"
+        conn.trim = reason != "connection_limit"
         self.counters[f"connections_cut.{reason}"] += 1
         log.warning("closing a client connection: %s", why)
         _shutdown(fd)

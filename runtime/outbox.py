@@ -41,9 +41,6 @@ class Outbox:
     def waiting(self) -> bool:
         return bool(self._backlogs)
 
-    def backlog_bytes(self) -> int:
-        return self._total
-
     def not_reading(self, identity: bytes) -> bool:
         """True while the client's backlog is over its limit: new work for it would be wasted."""
         backlog = self._backlogs.get(identity)

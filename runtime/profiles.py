@@ -153,8 +153,8 @@ class _Checker:
 
     def problem(self, table: str, key: str, message: str) -> None:
         line = self.lines.get((table, key.split(".")[-1])) if key else None
-        shown = f"{table}.{key}" if table and key else (key or table)
-        self.problems.append(ProfileProblem(self.file, line, shown, message))
+        label = f"{table}.{key}" if table and key else (key or table)
+        self.problems.append(ProfileProblem(self.file, line, label, message))
 
     def section(self, data: dict, schema: dict, table: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -170,16 +170,12 @@ class _Checker:
                 continue
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, kind):
-                self.problem(table, key, f"{_short(value)} has the wrong type; expected {allowed}")
+                self.problem(table, key, f"{shown(value)} has the wrong type; expected {allowed}")
             elif not check(value):
-                self.problem(table, key, f"{_short(value)} is not allowed; expected {allowed}")
+                self.problem(table, key, f"{shown(value)} is not allowed; expected {allowed}")
             else:
                 out[key] = value
         return out
-
-
-def _short(value: Any) -> str:
-    return shown(value)  # safe for values nested a thousand deep
 
 
 def _read_profile_bytes(path: Path) -> bytes:

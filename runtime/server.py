@@ -473,10 +473,10 @@ class Server:
                     self._work(job, batch, push)
                 except Exception as exc:  # noqa: BLE001 - one failure must not stop every NPC
                     batch.fail_all(exc)  # the live replies end with `internal`
-                    time.sleep(0.01)  # a failure that repeats must not spin a core
                     if job is not None and self._forget(job):  # it failed before reaching the batch
                         self.counters[f"error.{p.INTERNAL}"] += 1
                         emit(push, job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE))
+                    time.sleep(0.01)  # a failure that repeats must not spin a core
             for job in self._pending_shutdown:
                 emit(push, job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN, "the server is shutting down"))
                 self._forget(job)
@@ -553,15 +553,10 @@ class Server:
                 out(p.frame(req.id, "done", blob=session_blob.dump(req.body["npc"], req.body["session"], history),
                             turns=len(history)))
             elif req.type == "import_session":
-                try:
-                    history = session_blob.load(req.body["blob"], req.body["npc"])
-                except session_blob.BlobError as exc:
-                    self.counters[f"error.{exc.code}"] += 1
-                    out(p.error_frame(req.id, exc.code, str(exc)))
-                    return
+                history = session_blob.load(req.body["blob"], req.body["npc"])
                 self.engine.import_session(req.body["npc"], req.body["session"], history)
                 out(p.frame(req.id, "done", turns=len(history)))
-        except EngineError as exc:
+        except (EngineError, session_blob.BlobError) as exc:  # both carry their protocol error code
             self.counters[f"error.{exc.code}"] += 1
             out(p.error_frame(req.id, exc.code, str(exc)))
         except Exception:  # noqa: BLE001
