@@ -1,6 +1,8 @@
 """The server decodes concurrent replies together: same answers as one at a time, deadline order, session order."""
 from __future__ import annotations
 
+import time
+
 GREEDY = {"temperature": 0.0}
 LINES = ["How much for a sword?", "Hello there", "Any rumours from the north road?", "Goodbye", "Open the gate!",
          "What is for dinner tonight, and how much is a room?"]
@@ -44,16 +46,29 @@ def test_concurrent_replies_run_in_one_batch_and_equal_replies_run_one_at_a_time
     assert batch["mean_size"] > 1.0 and batch["live"] == 0 and batch["max"] == 8
 
 
+def wait_until(condition) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError("the server never got there")
+
+
 def test_queued_replies_start_earliest_deadline_first(make_server):
     server = make_server(max_batch=1)
+    queued = lambda: [job.request.id for job in server.server._queue]  # noqa: E731
     with server.client() as c:
-        # one batch row: the talker takes it (or waits too); the other two queue, sent in deadline order reversed
-        first = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
-        late = c.send("reply", npc="brenna", text="Hello", deadline_ms=50000, sampling=GREEDY)
-        urgent = c.send("reply", npc="marta", text="Hello", deadline_ms=40000, sampling=GREEDY)
+        # The worker takes the first reply and then waits on the engine's lock, so the other two are both
+        # queued (sent in deadline order reversed) before the single batch row frees up.
+        with server.engine.lock:
+            first = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
+            wait_until(lambda: server.server._jobs and not queued())  # taken by the worker
+            late = c.send("reply", npc="brenna", text="Hello", deadline_ms=50000, sampling=GREEDY)
+            urgent = c.send("reply", npc="marta", text="Hello", deadline_ms=40000, sampling=GREEDY)
+            wait_until(lambda: queued() == [late, urgent])
         done = {rid: finish(c, rid) for rid in (first, late, urgent)}
     assert all(d["type"] == "done" for d in done.values())
-    # both arrived together and ran one after the other: the one that ran second waited for the first
+    # both waited behind the first, and the urgent one ran before the late one
     assert done[urgent]["stats"]["total_ms"] < done[late]["stats"]["total_ms"]
 
 
