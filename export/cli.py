@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 EXPORT_EXAMPLE = """examples:
   parley export ./my-finetune ./models/blacksmith
-  parley export ./gpt-oss-20b ./models/gpt-oss-20b-fp16 --dtype float16
+  parley export ./gpt-oss-20b ./models/gpt-oss-20b-cpu --dense int8          # CPU: int4 experts, int8 dense
+  parley export ./gpt-oss-20b ./models/gpt-oss-20b-gpu --dtype float16 --dense int8   # CUDA
   parley export ./gpt-oss-20b ./models/tavern --lora ./tavern-adapter
 """
 
@@ -35,11 +36,16 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
     p.add_argument("--experts", default="auto", choices=["auto", "float", "int8", "int4"],
                    help="auto (default): int4 for a checkpoint with MXFP4 experts (as gpt-oss is released) when "
-                        "exporting contrib ops in float32, float otherwise. "
-                        "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops, float32): "
+                        "exporting contrib ops, float otherwise. "
+                        "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops): "
                         "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
                         "quantized experts, and the difference from the checkpoint's experts is measured and "
                         "written to the manifest")
+    p.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
+                   help="float (default): the attention projections and the unembedding as the checkpoint has "
+                        "them. int8 or int4: block-quantized (32) MatMulNBits (contrib ops), 1/4 or 1/8 "
+                        "of their float bytes, which on a CPU are most of the bytes read per token; verified "
+                        "exactly like quantized experts, and the difference from the checkpoint is measured")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -72,7 +78,8 @@ def run_export(args: argparse.Namespace) -> int:
     from export.exporter import ExportOptions, export_model
 
     opts = ExportOptions(dtype=args.dtype, op_set=args.op_set, max_context=args.max_context,
-                         verify=not args.no_verify, lora=args.lora, force=args.force, experts=args.experts)
+                         verify=not args.no_verify, lora=args.lora, force=args.force, experts=args.experts,
+                         dense=args.dense)
     try:
         summary = export_model(args.checkpoint, args.out_dir, opts, progress=True)
     except ExportError as exc:
@@ -83,9 +90,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 def format_summary(s) -> str:
     p = s.params
+    from export.exporter import quantized_parts
+
+    quantized = quantized_parts(s.experts, s.dense)
     lines = [f"Exported {s.out_dir}",
              f"  parameters   {p.total / 1e6:,.2f}M total, {p.active_per_token / 1e6:,.2f}M active per token",
-             f"  graph        {s.op_set} ops, {s.dtype}{'' if s.experts == 'float' else f', {s.experts} experts'}, "
+             f"  graph        {s.op_set} ops, {s.dtype}{f', {quantized}' if quantized else ''}, "
              f"weights {s.graph_bytes / 2**20:,.1f} MiB"]
     if s.experts_choice:
         lines.append(f"  experts      {s.experts}: {s.experts_choice}")
@@ -93,9 +103,9 @@ def format_summary(s) -> str:
         lines.append(f"  {s.verification.summary()}")
     else:
         lines.append("  verification SKIPPED (--no-verify)")
-    if s.vs_float_experts:
-        e = s.vs_float_experts
-        lines.append(f"  {s.experts} experts vs the checkpoint's: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
+    if s.vs_checkpoint:
+        e = s.vs_checkpoint
+        lines.append(f"  {quantized} vs the checkpoint's weights: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
                      f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
                      f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in s.stages.items())

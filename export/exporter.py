@@ -17,6 +17,7 @@ from pathlib import Path
 from export import graph_contrib, graph_standard
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
 from export.errors import CheckpointError, ExportError, VerificationError
+from export.dense_quantize import DENSE_PRECISIONS, dense_round_trip
 from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
@@ -46,6 +47,8 @@ class ExportOptions:
     # "int8" (per row) or "int4" (per block of 32): QMoE, 1/4 or 1/8 of the float bytes. "auto": 4-bit for a
     # checkpoint whose experts are MXFP4 (as gpt-oss is released) where the target allows it, else float
     experts: str = "auto"
+    # "int8"/"int4": the attention projections and the unembedding as block-quantized (32) MatMulNBits
+    dense: str = "float"
     # Read the checkpoint a tensor at a time (the default; memory holds about one layer). False reads it
     # whole first: the same bytes come out (a test compares them), at the whole model's memory.
     stream: bool = True
@@ -67,10 +70,11 @@ class ExportSummary:
     op_set: str
     dtype: str
     experts: str = "float"
-    vs_float_experts: dict | None = None  # quantized experts: how far the graph is from the checkpoint's
+    vs_checkpoint: dict | None = None  # quantized weights: how far the graph is from the checkpoint's
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     peak_memory_mb: float | None = None  # the process's peak resident memory
     experts_choice: str = ""  # why these experts, when --experts auto chose them
+    dense: str = "float"
 
 
 def peak_memory_mb() -> float | None:
@@ -90,9 +94,14 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
     if opts.experts not in (*EXPERT_PRECISIONS, "auto"):
         raise ExportError(f"experts {opts.experts!r} is not supported; choose one of {', '.join(EXPERT_PRECISIONS)}")
-    if opts.experts in ("int8", "int4") and (opts.op_set != "contrib" or opts.dtype != "float32"):
-        raise ExportError(f"{opts.experts} experts need the contrib op set and float32 (onnxruntime's QMoE on "
-                          f"the CPU provider); got {opts.op_set} ops, {opts.dtype}")
+    if opts.experts in ("int8", "int4") and opts.op_set != "contrib":
+        raise ExportError(f"{opts.experts} experts need the contrib op set (onnxruntime's QMoE); got "
+                          f"{opts.op_set} ops")
+    if opts.dense not in DENSE_PRECISIONS:
+        raise ExportError(f"dense {opts.dense!r} is not supported; choose one of {', '.join(DENSE_PRECISIONS)}")
+    if opts.dense != "float" and opts.op_set != "contrib":
+        raise ExportError(f"{opts.dense} dense weights need the contrib op set (onnxruntime's MatMulNBits); "
+                          f"got {opts.op_set} ops")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
 
@@ -104,12 +113,12 @@ def resolve_experts(opts: ExportOptions, quantization: str | None) -> tuple[Expo
         return opts, ""
     if quantization != "mxfp4":
         return replace(opts, experts="float"), "the checkpoint's experts are not quantized"
-    if opts.op_set == "contrib" and opts.dtype == "float32":
+    if opts.op_set == "contrib":
         return replace(opts, experts="int4"), ("the checkpoint's experts are MXFP4: kept at 4 bits; "
                                                "--experts float for the float experts")
-    log.warning("the checkpoint's experts are MXFP4, but 4-bit experts need the contrib op set and float32; "
+    log.warning("the checkpoint's experts are MXFP4, but 4-bit experts need the contrib op set; "
                 "they become %s, about %dx their size", opts.dtype, 8 if opts.dtype == "float32" else 4)
-    return replace(opts, experts="float"), f"4-bit experts need contrib ops and float32, not {opts.op_set}/{opts.dtype}"
+    return replace(opts, experts="float"), f"4-bit experts need contrib ops, not {opts.op_set} ops"
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -160,7 +169,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         raise
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
                          time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
-                         peak_memory_mb(), why)
+                         peak_memory_mb(), why, opts.dense)
 
 
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
@@ -169,12 +178,13 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     cfg = ckpt.config
     clock = time.perf_counter()
     float_tensors, tensors = None, ckpt.tensors
-    if opts.experts in ROUND_TRIPS:
+    change = _round_trips(opts, cfg)
+    if change is not None:
         # the reference gets the same quantization round trip, so verification stays exact; what
-        # quantizing costs is measured separately against the checkpoint's experts, into the manifest
-        float_tensors, tensors = tensors, Transformed(tensors, ROUND_TRIPS[opts.experts])
+        # quantizing costs is measured separately against the checkpoint's weights, into the manifest
+        float_tensors, tensors = tensors, Transformed(tensors, change)
     builder = GraphBuilder(stage / WEIGHTS_FILE)
-    weights = GraphWeights(cfg, tensors, opts.dtype, max_context, opts.experts)
+    weights = GraphWeights(cfg, tensors, opts.dtype, max_context, opts.experts, opts.dense)
     OP_SETS[opts.op_set].build(builder, weights, progress=progress)
     model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")
@@ -205,9 +215,9 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         verification = {"status": "passed", **report.to_dict()}
         if float_tensors is not None:
             clock = time.perf_counter()
-            effect = verification["vs_float_experts"] = _quantization_effect(cfg, float_tensors, stage, opts,
-                                                                             progress)
-            stages[f"measure {opts.experts} vs checkpoint"] = time.perf_counter() - clock
+            effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, stage, opts,
+                                                                          progress)
+            stages["measure vs checkpoint"] = time.perf_counter() - clock
     else:
         log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
         verification = {"status": "skipped"}
@@ -216,12 +226,29 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     return report, builder.weight_bytes, effect
 
 
+def _round_trips(opts: ExportOptions, cfg):
+    """The quantized weights' round trip (experts, dense weights or both) as one per-tensor change, or
+    None when nothing is quantized."""
+    experts = ROUND_TRIPS.get(opts.experts)
+    dense = dense_round_trip(opts.dense, cfg) if opts.dense != "float" else None
+    if experts and dense:
+        return lambda name, tensor: dense(name, experts(name, tensor))
+    return experts or dense
+
+
+def quantized_parts(experts: str, dense: str) -> str:
+    """'int4 experts, int8 dense weights' and the like, for summaries and logs."""
+    parts = [f"{experts} experts" if experts != "float" else "", f"{dense} dense weights" if dense != "float" else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
-    """The quantized graph against the checkpoint's own experts: logit differences and whether the
+    """The quantized graph against the checkpoint's own weights: logit differences and whether the
     greedy tokens agree (information for the studio, not a pass/fail gate)."""
     r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
-    effect = {"max_abs_diff_prompt": r.max_abs_diff_prompt, "max_abs_diff_decode": r.max_abs_diff_decode,
-              "greedy_match": r.greedy_match, "decode_steps": r.decode_steps}
-    log.info("%s experts vs the checkpoint's: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
-             opts.experts, r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
+    effect = {"quantized": quantized_parts(opts.experts, opts.dense), "max_abs_diff_prompt": r.max_abs_diff_prompt,
+              "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
+              "decode_steps": r.decode_steps}
+    log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
+             effect["quantized"], r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
     return effect

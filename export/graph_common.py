@@ -36,9 +36,10 @@ class GraphWeights:
     """Canonical tensors converted to numpy in the graph's dtype, one layer at a time."""
 
     def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int,
-                 experts: str = "float"):
+                 experts: str = "float", dense: str = "float"):
         self.cfg = cfg
         self.experts = experts  # "float", or "int8"/"int4" (the contrib graph's QMoE)
+        self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
         self.max_context = max_context
@@ -74,13 +75,18 @@ class GraphWeights:
             gate_up=a("mlp.experts.gate_up_proj"), gate_up_b=a("mlp.experts.gate_up_proj_bias"),
             down=a("mlp.experts.down_proj"), down_b=a("mlp.experts.down_proj_bias"))
 
+    def unembed_matrix(self) -> np.ndarray:
+        """[V, H], the unembedding (the embedding itself in a tied model)."""
+        name = "model.embed_tokens.weight" if self.cfg.tie_word_embeddings else "lm_head.weight"
+        return self._np(self.tensors[name])
+
     def lm_head_name(self, g: GraphBuilder) -> str:
         """[V, H] matrix for Gemm(transB=1); tied models reuse the embedding initializer."""
         if self._lm_head_name is None:
             if self.cfg.tie_word_embeddings:
                 self._lm_head_name = "embed.weight"
             else:
-                self._lm_head_name = g.weight("lm_head.weight", self._np(self.tensors["lm_head.weight"]))
+                self._lm_head_name = g.weight("lm_head.weight", self.unembed_matrix())
         return self._lm_head_name
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from onnx import TensorProto
 from tqdm import tqdm
 
+from export.dense_quantize import BITS, BLOCK, quantize_matrix
 from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
 from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
@@ -33,8 +34,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
         lw = w.layer(n)
         p = f"layers.{n}."
-        qkv = g.op("Add", [g.op("MatMul", [normed, g.weight(p + "qkv.weight", lw.qkv_w)]),
-                           g.weight(p + "qkv.bias", lw.qkv_b)], hint="qkv")
+        qkv = linear(g, w, p + "qkv", normed, lw.qkv_w, lw.qkv_b)
         # Measured: ORT's local_window_size N sees the same keys as HF's sliding_window N (i - N < j <= i).
         window = cfg.sliding_window if cfg.is_sliding(n) else -1
         attn = g.op("GroupQueryAttention",
@@ -44,8 +44,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
                     num_heads=cfg.num_attention_heads, kv_num_heads=cfg.num_key_value_heads,
                     do_rotary=1, rotary_interleaved=0, local_window_size=window,
                     scale=float(cfg.head_dim ** -0.5), hint="gqa")[0]
-        o = g.op("Add", [g.op("MatMul", [attn, g.weight(p + "o.weight", lw.o_w)]),
-                         g.weight(p + "o.bias", lw.o_b)], hint="o_proj")
+        o = linear(g, w, p + "o", attn, lw.o_w, lw.o_b)
         normed, _, _, residual = g.op(
             "SkipSimplifiedLayerNormalization", [o, residual, g.weight(p + "ln2", lw.ln2)],
             outputs=[g.fresh("ln2"), "", "", g.fresh("resid")], domain=MS, epsilon=eps)
@@ -64,10 +63,37 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     last = last_position(g, residual)
     final = g.op("SimplifiedLayerNormalization", [last, g.weight("norm.weight", w.final_norm)],
                  axis=-1, epsilon=eps, hint="final_norm")
-    logits = g.op("Gemm", [final, w.lm_head_name(g)], transB=1, hint="lm_head")
+    if w.dense == "float":
+        logits = g.op("Gemm", [final, w.lm_head_name(g)], transB=1, hint="lm_head")
+    else:
+        logits = quantized_matmul(g, w, "lm_head", final, w.unembed_matrix())
     if elem != TensorProto.FLOAT:
         logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
     logits_outputs(g, cfg, logits)
+
+
+def linear(g: GraphBuilder, w: GraphWeights, name: str, x: str, weight: np.ndarray, bias: np.ndarray) -> str:
+    """x @ weight + bias ([K, N] weight): MatMul and Add, or MatMulNBits when the dense weights are
+    quantized (w.dense)."""
+    hint = name.rsplit(".", 1)[-1]
+    if w.dense == "float":
+        return g.op("Add", [g.op("MatMul", [x, g.weight(name + ".weight", weight)]), g.weight(name + ".bias", bias)],
+                    hint=hint)
+    return quantized_matmul(g, w, name, x, weight.T, bias)
+
+
+def quantized_matmul(g: GraphBuilder, w: GraphWeights, name: str, x: str, weight_nk: np.ndarray,
+                     bias: np.ndarray | None = None) -> str:
+    """x @ weight_nk.T (+ bias) as MatMulNBits: blocks of 32 along K, float activations (accuracy_level 0,
+    exact against float math on the dequantized weights)."""
+    bits = BITS[w.dense]
+    n, k = weight_nk.shape
+    codes, scales = quantize_matrix(weight_nk, bits)
+    inputs = [x, g.weight(name + ".qweight", codes), g.weight(name + ".scales", scales.reshape(-1).astype(w.np_dtype))]
+    if bias is not None:
+        inputs += ["", "", g.weight(name + ".bias", bias)]
+    return g.op("MatMulNBits", inputs, domain=MS, K=k, N=n, bits=bits, block_size=BLOCK, accuracy_level=0,
+                hint=name.rsplit(".", 1)[-1])
 
 
 def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str) -> str:

@@ -12,7 +12,6 @@ import torch
 EXPERT_PRECISIONS = ("float", "int8", "int4")
 ZERO_POINT = 128
 INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size)
-INT4_ZERO_POINT = 8
 
 
 def per_expert(quantize):
@@ -41,29 +40,45 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
+def quantize_blocks(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """[..., out, in] floats -> (uint8 codes [..., out, in * bits / 8], float32 scales [..., out, in/32]):
+    symmetric per block of 32 inputs, zero point 2^(bits-1); int4 packs two codes a byte, low nibble
+    first. The layout onnxruntime's QMoE (block_size 32) and MatMulNBits read."""
+    w = w.astype(np.float32, copy=False)
+    *lead, inputs = w.shape
+    if inputs % INT4_BLOCK:
+        raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {INT4_BLOCK}")
+    top, zero = 2 ** (bits - 1) - 1, 2 ** (bits - 1)
+    blocks = w.reshape(*lead, inputs // INT4_BLOCK, INT4_BLOCK)
+    scale = np.abs(blocks).max(axis=-1) / top
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # an all-zero block stays zero
+    q = (np.clip(np.rint(blocks / scale[..., None]), -zero, top) + zero).astype(np.uint8).reshape(*lead, inputs)
+    if bits == 4:
+        q = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+    return q, scale
+
+
+def dequantize_blocks(codes: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarray:
+    *lead, width = codes.shape
+    if bits == 4:
+        q = np.empty((*lead, 2 * width), dtype=np.int16)
+        q[..., 0::2], q[..., 1::2] = codes & 0x0F, codes >> 4
+    else:
+        q = codes.astype(np.int16)
+    q -= 2 ** (bits - 1)
+    blocks = q.reshape(*lead, -1, INT4_BLOCK).astype(np.float32) * scale[..., None]
+    return blocks.reshape(*lead, q.shape[-1])
+
+
 @per_expert
 def quantize_blocks_int4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[..., out, in] floats -> (uint8 [..., out, in/2]: two 4-bit codes a byte, low nibble first, zero
     point 8; float32 scales [..., out, in/32]), symmetric per block of 32 inputs, as QMoE reads them."""
-    w = w.astype(np.float32, copy=False)
-    *lead, inputs = w.shape
-    if inputs % INT4_BLOCK:
-        raise ValueError(f"int4 experts need the input axis ({inputs}) to be a multiple of {INT4_BLOCK}")
-    blocks = w.reshape(*lead, inputs // INT4_BLOCK, INT4_BLOCK)
-    scale = np.abs(blocks).max(axis=-1) / 7.0
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = (np.clip(np.rint(blocks / scale[..., None]), -8, 7) + INT4_ZERO_POINT).astype(np.uint8)
-    q = q.reshape(*lead, inputs)
-    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8), scale
+    return quantize_blocks(w, 4)
 
 
 def dequantize_blocks_int4(packed: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    *lead, half = packed.shape
-    q = np.empty((*lead, 2 * half), dtype=np.int16)
-    q[..., 0::2], q[..., 1::2] = packed & 0x0F, packed >> 4
-    q -= INT4_ZERO_POINT
-    blocks = q.reshape(*lead, -1, INT4_BLOCK).astype(np.float32) * scale[..., None]
-    return blocks.reshape(*lead, 2 * half)
+    return dequantize_blocks(packed, scale, 4)
 
 
 EXPERT_MATRICES = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")

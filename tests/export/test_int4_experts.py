@@ -54,14 +54,14 @@ def test_the_export_records_how_far_int4_is_from_the_checkpoints_experts(int4_ex
     _, folder, summary = int4_export
     manifest = Manifest.read(folder)
     assert manifest.export_options["experts"] == "int4" and manifest.verification["status"] == "passed"
-    assert manifest.verification["vs_float_experts"] == summary.vs_float_experts
-    assert summary.vs_float_experts["max_abs_diff_prompt"] > 0
+    assert manifest.verification["vs_checkpoint"] == summary.vs_checkpoint
+    assert summary.vs_checkpoint["max_abs_diff_prompt"] > 0
 
 
 def test_an_mxfp4_checkpoint_exports_to_int4_experts(tmp_path):
     quantized, twin = make_mxfp4_twins(tmp_path)
     summary = export_model(quantized, tmp_path / "int4", ExportOptions(max_context=32, experts="int4"))
-    assert summary.verification.passed and summary.vs_float_experts is not None
+    assert summary.verification.passed and summary.vs_checkpoint is not None
     assert Manifest.read(tmp_path / "int4").source["quantization"] == "mxfp4"
 
 
@@ -70,5 +70,15 @@ def test_an_mxfp4_checkpoint_stays_4_bit_unless_asked_and_the_summary_says_why(t
     summary = export_model(quantized, tmp_path / "auto", ExportOptions(max_context=32))
     assert summary.experts == "int4" and "MXFP4" in summary.experts_choice
     assert Manifest.read(tmp_path / "auto").export_options["experts"] == "int4"
-    float16 = export_model(quantized, tmp_path / "f16", ExportOptions(max_context=32, dtype="float16"))
-    assert float16.experts == "float" and "float32" in float16.experts_choice
+    standard = export_model(quantized, tmp_path / "std", ExportOptions(max_context=32, op_set="standard"))
+    assert standard.experts == "float" and "contrib" in standard.experts_choice
+
+
+def test_a_float16_export_for_the_gpu_keeps_4_bit_experts_and_8_bit_dense_weights(tmp_path):
+    """The GPU target (float16, QMoE and MatMulNBits), verified on the CPU provider at float16's tolerance."""
+    quantized, _ = make_mxfp4_twins(tmp_path)
+    summary = export_model(quantized, tmp_path / "gpu", ExportOptions(max_context=32, dtype="float16", dense="int8"))
+    assert summary.experts == "int4" and summary.verification.passed
+    assert summary.vs_checkpoint["quantized"] == "int4 experts, int8 dense weights"
+    session = ModelSession(tmp_path / "gpu", SessionOptions(provider="cpu"))
+    assert session.session.get_inputs()[3].type == "tensor(float16)"  # the KV cache is float16
