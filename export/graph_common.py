@@ -53,6 +53,18 @@ class GraphWeights:
         """[V, H], read when asked (a 20B model's is 2.3 GB in float32: not kept for the whole build)."""
         return self._np(self.tensors["model.embed_tokens.weight"])
 
+    def embed_bfloat16_bits(self) -> np.ndarray | None:
+        """[V, H] as bfloat16 bits, when bfloat16 holds the embedding exactly (a bfloat16 checkpoint, as
+        gpt-oss is released) and no float matmul shares it (a tied, unquantized unembedding): a lookup
+        copies rows, so the graph keeps them at half float32's bytes and casts what it gathered."""
+        if self.cfg.tie_word_embeddings and self.dense == "float":
+            return None
+        table = self.tensors["model.embed_tokens.weight"].to(torch.float32)
+        narrow = table.to(torch.bfloat16)
+        if not torch.equal(narrow.to(torch.float32), table):
+            return None
+        return narrow.view(torch.int16).numpy().view(np.uint16)
+
     def _np(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().to(torch.float32).numpy().astype(self.np_dtype, copy=False)
 
@@ -106,6 +118,15 @@ def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, max_context: int) -> tu
         g.output(m.present_key(n), elem, cache_shape)
         g.output(m.present_value(n), elem, cache_shape)
     return ids, seqlens_k, total
+
+
+def embedding(g: GraphBuilder, w: GraphWeights, ids: str) -> str:
+    """The token lookup: [B, T] ids -> [B, T, H] in the graph's dtype."""
+    bits = w.embed_bfloat16_bits()
+    if bits is None:
+        return g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
+    rows = g.op("Gather", [g.weight("embed.weight", bits, TensorProto.BFLOAT16), ids], hint="embed")
+    return g.op("Cast", [rows], to=w.elem_type, hint="embed_cast")
 
 
 def last_position(g: GraphBuilder, x: str) -> str:

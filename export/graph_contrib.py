@@ -11,7 +11,7 @@ from onnx import TensorProto
 from tqdm import tqdm
 
 from export.dense_quantize import BITS, BLOCK, quantize_matrix
-from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
+from export.graph_common import GraphWeights, add_io, embedding, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
 from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
@@ -27,7 +27,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     sin = g.weight("rope.sin", w.sin)
     eps = cfg.rms_norm_eps
 
-    x = g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
+    x = embedding(g, w, ids)
     residual = x
     normed = g.op("SimplifiedLayerNormalization", [x, g.weight("layers.0.ln1", w.ln1(0))],
                   axis=-1, epsilon=eps, hint="ln1")

@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto
 from tqdm import tqdm
 
-from export.graph_common import GraphWeights, add_io, last_position, logits_outputs
+from export.graph_common import GraphWeights, add_io, embedding, last_position, logits_outputs
 from export.onnx_builder import GraphBuilder
 from runtime import manifest as m
 
@@ -20,7 +20,7 @@ def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     cfg = w.cfg
     ids, seqlens_k, total_len = add_io(g, cfg, w.elem_type, w.max_context)
     ctx = _Context(g, w, ids, seqlens_k, total_len)
-    x = g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
+    x = embedding(g, w, ids)
     for n in tqdm(range(cfg.num_hidden_layers), desc="graph (standard ops)", unit="layer", disable=not progress):
         lw = w.layer(n)
         x = g.op("Add", [x, ctx.attention(n, rms_norm(g, x, g.weight(f"layers.{n}.ln1", lw.ln1), cfg.rms_norm_eps),

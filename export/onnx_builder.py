@@ -33,8 +33,9 @@ class GraphBuilder:
         self._counter += 1
         return f"{hint}_{self._counter}"
 
-    def weight(self, name: str, array: np.ndarray) -> str:
-        """A large initializer, written to the external-data file now."""
+    def weight(self, name: str, array: np.ndarray, elem_type: int | None = None) -> str:
+        """A large initializer, written to the external-data file now. elem_type overrides the type the
+        array's dtype implies (bfloat16, which numpy lacks, travels as its uint16 bits)."""
         array = np.ascontiguousarray(array)
         offset = self._data.tell()
         pad = -offset % ALIGN
@@ -42,7 +43,7 @@ class GraphBuilder:
         offset += pad
         if array.nbytes:
             self._data.write(memoryview(array).cast("B"))  # straight from the array: no copy of a GB tensor
-        tensor = TensorProto(name=name, data_type=NP_TO_ONNX[array.dtype], dims=array.shape)
+        tensor = TensorProto(name=name, data_type=elem_type or NP_TO_ONNX[array.dtype], dims=array.shape)
         tensor.data_location = TensorProto.EXTERNAL
         for key, value in (("location", self.data_path.name), ("offset", str(offset)), ("length", str(array.nbytes))):
             entry = tensor.external_data.add()
