@@ -138,16 +138,37 @@ def run_inspect(args: argparse.Namespace) -> int:
     if (folder / MANIFEST_FILE).is_file():
         from runtime.memory_plan import MemoryPlan
         plan = MemoryPlan.for_folder(folder, manifest=manifest)
+    exports = None
+    if plan is None:
+        from export.weight_bytes import serving_estimates
+        exports = serving_estimates(cfg, _embedding_is_bfloat16(folder))
     if args.json:
         print(json.dumps({"kind": kind, "config": cfg.to_dict(), "parameters": counts.to_dict(),
                           "memory": None if plan is None else {**plan.__dict__, "batch_kv_bytes": plan.batch_kv_bytes,
-                                                               "total_bytes": plan.total_bytes}}, indent=2))
+                                                               "total_bytes": plan.total_bytes},
+                          "exports": exports}, indent=2))
     else:
         print(format_inspect(folder, kind, cfg, counts))
         if plan is not None:
             print("\n  memory to serve it (parley serve's defaults: a decode batch of 8)")
             print("\n".join(f"    {line}" for line in plan.lines()))
+        if exports is not None:
+            print("\n  memory to serve an export of it (4096-token context, a decode batch of 8; before "
+                  "activations)")
+            from export.weight_bytes import serving_table
+            print("\n".join(serving_table(exports)))
     return 0
+
+
+def _embedding_is_bfloat16(folder: Path) -> bool:
+    """Whether the checkpoint stores its embedding in bfloat16 (read from the safetensors headers only)."""
+    from export.tensor_source import SafetensorsTensors
+
+    try:
+        tensors = SafetensorsTensors(sorted(folder.glob("*.safetensors")))
+        return tensors.dtype("model.embed_tokens.weight") == "BF16"
+    except Exception:  # an unreadable checkpoint only loses this detail here; export says what is wrong
+        return False
 
 
 def format_inspect(folder: Path, kind: str, cfg, c) -> str:

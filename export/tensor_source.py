@@ -111,6 +111,10 @@ class SafetensorsTensors(Mapping):
         """A tensor exactly as stored (for MXFP4 experts: name + '_blocks' or '_scales')."""
         return self._where[name].read(name)
 
+    def dtype(self, name: str) -> str:
+        """The stored dtype's safetensors name ('BF16', 'F32', ...)."""
+        return self._where[name].entries[name]["dtype"]
+
     def shape(self, name: str) -> tuple[int, ...]:
         if self.is_mxfp4(name):
             blocks = self._where[name + BLOCKS].shape(name + BLOCKS)  # [E, rows, G, 16] -> [E, G*32, rows]

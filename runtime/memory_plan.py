@@ -17,6 +17,12 @@ from runtime.manifest import Manifest
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
+def kv_bytes_per_token(cfg, dtype: str, in_place: bool = True) -> int:
+    """Keys and values of one position in every layer (twice where the graph keeps two copies)."""
+    copies = 1 if in_place else 2
+    return 2 * copies * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * DTYPE_BYTES[dtype]
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     weights_bytes: int
@@ -31,8 +37,7 @@ class MemoryPlan:
         folder = Path(folder)
         manifest = manifest or Manifest.read(folder)
         cfg, kv = manifest.config, manifest.kv_cache
-        copies = 1 if kv.in_place else 2
-        per_token = 2 * copies * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * DTYPE_BYTES[kv.dtype]
+        per_token = kv_bytes_per_token(cfg, kv.dtype, kv.in_place)
         weights = folder / manifest.weights_file
         return cls(weights.stat().st_size if weights.is_file() else 0, per_token, kv.max_context, max_batch,
                    conversation_cache_cap)

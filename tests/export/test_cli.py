@@ -75,3 +75,22 @@ def test_inspect_states_the_memory_to_serve_a_model_folder(tiny_model):
     data = json.loads(parley("inspect", tiny_model, "--json").stdout)
     assert data["memory"]["total_bytes"] == (data["memory"]["weights_bytes"] + data["memory"]["batch_kv_bytes"]
                                              + data["memory"]["conversation_cache_cap"])
+
+
+def test_inspect_a_checkpoint_shows_the_memory_each_export_choice_would_take(tmp_path):
+    from export.synthetic import make_released_layout_checkpoint
+    from export.weight_bytes import CHOICES
+
+    shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                 num_local_experts=4, num_experts_per_tok=2, intermediate_size=64, vocab_size=512, sliding_window=8)
+    make_released_layout_checkpoint(tmp_path, shape)
+    table = parley("inspect", tmp_path).stdout
+    assert "memory to serve an export of it" in table and "--dtype float16 --dense int8" in table
+    rows = json.loads(parley("inspect", tmp_path, "--json").stdout)["exports"]
+    assert [r["flags"] for r in rows] == [flags for _, _, flags in CHOICES]
+    assert all(r["total_bytes"] == r["weights_bytes"] + r["kv_cache_bytes"] for r in rows)
+    by_target = {r["target"]: r for r in rows}
+    # float16 halves the KV cache; 4-bit experts and 8-bit dense weights shrink the weights
+    assert by_target["GPU"]["kv_cache_bytes"] * 2 == by_target["CPU"]["kv_cache_bytes"]
+    assert by_target["GPU, smallest"]["weights_bytes"] < by_target["GPU"]["weights_bytes"] < \
+        by_target["GPU, exact dense"]["weights_bytes"] < by_target["CPU, exact"]["weights_bytes"]

@@ -1,0 +1,95 @@
+"""How many bytes an export's weights take, from the shapes alone: before exporting, a studio can see
+which choice (dtype, 4-bit experts, 8-bit dense weights) fits its players' GPUs.
+
+Mirrors what the graph builders write, tensor by tensor (tests compare it with real exports): quantized
+matrices hold their codes plus one scale (in the graph's dtype) per row (int8 experts) or per block of
+32 (int4 experts, int8/int4 dense weights); a bfloat16 checkpoint's embedding stays bfloat16.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.model_config import ModelConfig
+
+DTYPE_BYTES = {"float32": 4, "float16": 2}
+BLOCK = 32
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    dtype: str = "float32"
+    experts: str = "float"  # float, int8, int4
+    dense: str = "float"  # float, int8, int4
+    embed_bfloat16: bool = True  # the checkpoint's embedding is bfloat16 (gpt-oss as released)
+
+    def label(self) -> str:
+        parts = [self.dtype, f"{self.experts} experts", f"{self.dense} dense"]
+        return ", ".join(parts)
+
+
+def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
+    """A [rows, cols] weight (cols = inputs) as the graph stores it, scales included."""
+    scale = DTYPE_BYTES[dtype]
+    if precision == "float":
+        return rows * cols * scale
+    if precision == "int8-rows":
+        return rows * cols + rows * scale
+    bits = {"int8": 8, "int4": 4}[precision]
+    return rows * cols * bits // 8 + rows * (cols // BLOCK) * scale
+
+
+def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> int:
+    d = DTYPE_BYTES[choice.dtype]
+    h, v, e, i = cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts, cfg.intermediate_size
+    qkv = cfg.q_size + 2 * cfg.kv_size
+    embed_shared = cfg.tie_word_embeddings and choice.dense == "float"
+    total = v * h * (2 if choice.embed_bfloat16 and not embed_shared else d)
+    if not embed_shared:
+        total += matrix_bytes(v, h, choice.dense, choice.dtype)  # the unembedding
+    total += 2 * max_context * (cfg.head_dim // 2) * d  # rotary cos and sin tables
+    total += h * d  # the final norm
+    experts = "int8-rows" if choice.experts == "int8" else choice.experts
+    per_layer = (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
+                 + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
+                 + cfg.num_attention_heads * d + 2 * h * d  # sinks, two norms
+                 + (h * e + e) * d  # router
+                 + e * (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype))
+                 + e * (2 * i + h) * d)  # expert biases
+    return total + cfg.num_hidden_layers * per_layer
+
+
+# What `parley inspect CHECKPOINT` offers a studio: the exports worth choosing between, by target.
+CHOICES = (
+    ("CPU, exact", ExportChoice("float32", "float", "float"), "--experts float"),
+    ("CPU", ExportChoice("float32", "int4", "int8"), "--dense int8"),
+    ("GPU, exact dense", ExportChoice("float16", "int4", "float"), "--dtype float16"),
+    ("GPU", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
+    ("GPU, smallest", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
+)
+
+
+def serving_estimates(cfg: ModelConfig, embed_bfloat16: bool, max_context: int = 4096,
+                      max_batch: int = 8) -> list[dict]:
+    """Memory to serve each export choice: weights plus the decode batch's KV cache (max_batch rows of
+    max_context), before activations and the conversations' own caches."""
+    from dataclasses import replace
+
+    from runtime.memory_plan import kv_bytes_per_token
+
+    rows = []
+    for target, choice, flags in CHOICES:
+        choice = replace(choice, embed_bfloat16=embed_bfloat16)
+        weights = weights_bytes(cfg, choice, max_context)
+        kv = kv_bytes_per_token(cfg, choice.dtype) * max_context * max_batch
+        rows.append({"target": target, "flags": flags, "weights_bytes": weights, "kv_cache_bytes": kv,
+                     "total_bytes": weights + kv, "max_context": max_context, "max_batch": max_batch})
+    return rows
+
+
+def serving_table(rows: list[dict]) -> list[str]:
+    gib = lambda n: f"{n / 2**30:,.2f} GiB"  # noqa: E731
+    out = [f"  {'target':<18}{'weights':>12}{'KV cache':>12}{'total':>12}   parley export flags"]
+    for r in rows:
+        out.append(f"  {r['target']:<18}{gib(r['weights_bytes']):>12}{gib(r['kv_cache_bytes']):>12}"
+                   f"{gib(r['total_bytes']):>12}   {r['flags']}")
+    return out
