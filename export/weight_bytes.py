@@ -93,3 +93,24 @@ def serving_table(rows: list[dict]) -> list[str]:
         out.append(f"  {r['target']:<18}{gib(r['weights_bytes']):>12}{gib(r['kv_cache_bytes']):>12}"
                    f"{gib(r['total_bytes']):>12}   {r['flags']}")
     return out
+
+
+def active_bytes_per_token(cfg: ModelConfig, choice: ExportChoice, rows: int = 1) -> int:
+    """The weight bytes one decode step of `rows` rows must read: every layer's attention, router and
+    norms, the experts its rows chose (for one row the top k; for several, the expected union of their
+    choices, 1 - (1 - k/E)^rows of the experts, choices taken as independent), the unembedding and one
+    embedding row per row. What the bandwidth floor divides into the measured read bandwidth."""
+    d = DTYPE_BYTES[choice.dtype]
+    h, v, e, i = cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts, cfg.intermediate_size
+    qkv = cfg.q_size + 2 * cfg.kv_size
+    experts = "int8-rows" if choice.experts == "int8" else choice.experts
+    one_expert = (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype)
+                  + (2 * i + h) * d)
+    chosen = e * (1 - (1 - cfg.num_experts_per_tok / e) ** rows)
+    per_layer = (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
+                 + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
+                 + cfg.num_attention_heads * d + 2 * h * d + (h * e + e) * d)
+    embed_row = h * (2 if choice.embed_bfloat16 else d)
+    total = (cfg.num_hidden_layers * (per_layer + chosen * one_expert) + rows * embed_row
+             + matrix_bytes(v, h, choice.dense, choice.dtype) + h * d)
+    return round(total)

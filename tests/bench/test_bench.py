@@ -84,9 +84,33 @@ def test_bench_with_int8_experts_exports_them_and_says_so(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["parley"]["experts"] == "int8" and results["parley"]["decode_tok_s"] > 0
-    assert "parley with int8 experts is not required to agree" in done.stderr
+    assert "(parley quantized, not required to agree)" in done.stderr
     assert "parley runs int8 experts" in done.stdout
     cfg = json.loads((checkpoint / "config.json").read_text())
     assert math.isclose(results["floor"]["active_weight_mb"], active_weight_bytes(cfg, experts="int8") / 1e6)
     manifests = list((tmp_path / "work").glob("*/parley-int8-experts/manifest.json"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["export_options"]["experts"] == "int8"
+
+
+def test_bench_with_4_bit_experts_and_8_bit_dense_weights_from_an_mxfp4_checkpoint(tmp_path):
+    from export.synthetic import make_released_layout_checkpoint
+
+    shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                 num_local_experts=4, num_experts_per_tok=2, intermediate_size=64, vocab_size=512, sliding_window=8)
+    checkpoint = make_released_layout_checkpoint(tmp_path / "ckpt", shape)
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "bench", str(checkpoint), "--experts", "int4", "--dense", "int8",
+         "--systems", "parley", "--repeats", "1", "--levels", "1", "--per-client", "1", "--work",
+         str(tmp_path / "work"), "--json", str(out), "--png", str(tmp_path / "bench.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert (results["parley"]["experts"], results["parley"]["dense"]) == ("int4", "int8")
+    assert "parley runs int4 experts, int8 dense weights" in done.stdout
+    cfg = json.loads((checkpoint / "config.json").read_text())
+    assert math.isclose(results["floor"]["active_weight_mb"],
+                        active_weight_bytes(cfg, experts="int4", dense="int8") / 1e6)
+    manifests = list((tmp_path / "work").glob("*/parley-int4-experts-int8-dense/manifest.json"))
+    options = json.loads(manifests[0].read_text())["export_options"]
+    assert len(manifests) == 1 and (options["experts"], options["dense"]) == ("int4", "int8")

@@ -36,31 +36,34 @@ def _free_port() -> int:
 class BenchServer:
     """`parley serve` in a child process with the benchmark NPC; stopped with SIGTERM."""
 
-    def __init__(self, model: Path, work: Path, max_batch: int):
+    def __init__(self, model: Path, work: Path, max_batch: int, npc: str = BENCH_NPC, start_timeout_s: float = 120):
         profiles = work / "bench-profiles"
         profiles.mkdir(parents=True, exist_ok=True)
-        (profiles / "bench.toml").write_text(BENCH_NPC)
+        (profiles / "bench.toml").write_text(npc)
         self.endpoint = f"tcp://127.0.0.1:{_free_port()}"
         self.log = (work / "bench-server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
              "--bind", self.endpoint, "--max-batch", str(max_batch), "--max-queue", "64", "--rate-limit", "1000"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
-        deadline = time.monotonic() + 120
+        started = time.monotonic()
+        deadline = started + start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"parley serve exited with {self.proc.returncode}; see {self.log.name}")
             try:
                 with ParleyClient(self.endpoint, timeout_s=1.0, retries=0) as c:
                     c.health()
+                self.start_seconds = time.monotonic() - started  # to its first answer: the model's load time
                 return
             except ServerUnavailable:
                 continue
-        raise RuntimeError(f"parley serve did not answer health within 120 s; see {self.log.name}")
+        raise RuntimeError(f"parley serve did not answer health within {start_timeout_s:.0f} s; see {self.log.name}")
 
-    def peak_rss_mb(self) -> float:
+    def peak_rss_mb(self, field: str = "VmHWM") -> float:
+        """The server's peak resident memory (VmRSS: its resident memory now)."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 

@@ -13,20 +13,23 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 
-def active_weight_bytes(cfg: dict, bytes_per_weight: int = 4, experts: str = "float") -> int:
-    """int8 experts read one byte per weight (plus a float scale per row) instead of four."""
-    h, heads, kv, d = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-    inter, n_experts, top_k = cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
-    q, k = heads * d, kv * d
-    attention = h * q + q + 2 * (h * k + k) + q * h + h + heads  # q, k, v, o with biases; sinks
-    router = n_experts * h + n_experts
-    expert = h * 2 * inter + 2 * inter + inter * h + h  # gate_up and down, with biases
-    expert_bytes = expert * bytes_per_weight
-    if experts == "int8":  # the matrices at a byte each; biases and the per-row scales stay float
-        expert_bytes = h * 2 * inter + inter * h + (2 * inter + h) * 2 * bytes_per_weight
-    layer = (attention + router + 2 * h) * bytes_per_weight + top_k * expert_bytes  # two RMSNorms
-    dense = h + cfg["vocab_size"] * h + h  # final norm, lm_head, embedding row
-    return cfg["num_hidden_layers"] * layer + dense * bytes_per_weight
+def active_weight_bytes(cfg: dict, bytes_per_weight: int = 4, experts: str = "float", dense: str = "float",
+                        rows: int = 1) -> int:
+    """Weight bytes a decode step of `rows` rows reads (export.weight_bytes counts them as the graph
+    builders lay them out: int8 experts at a byte per weight plus a float scale per row, int4 ones and
+    quantized dense weights at half a byte or a byte plus a scale per block of 32)."""
+    from types import SimpleNamespace
+
+    from export.weight_bytes import ExportChoice, active_bytes_per_token
+
+    shape = SimpleNamespace(**{k: cfg[k] for k in KEYS}, q_size=cfg["num_attention_heads"] * cfg["head_dim"],
+                            kv_size=cfg["num_key_value_heads"] * cfg["head_dim"])
+    dtype = {4: "float32", 2: "float16"}[bytes_per_weight]
+    return active_bytes_per_token(shape, ExportChoice(dtype, experts, dense, embed_bfloat16=False), rows)
+
+
+KEYS = ("hidden_size", "vocab_size", "num_local_experts", "intermediate_size", "num_experts_per_tok",
+        "num_hidden_layers", "num_attention_heads")
 
 
 def read_bandwidth(threads: int, mib: int = 512, repeats: int = 7) -> float:
@@ -43,8 +46,8 @@ def read_bandwidth(threads: int, mib: int = 512, repeats: int = 7) -> float:
     return data.nbytes / statistics.median(times)
 
 
-def floor(cfg: dict, threads: int, experts: str = "float") -> dict:
-    active = active_weight_bytes(cfg, experts=experts)
+def floor(cfg: dict, threads: int, experts: str = "float", dense: str = "float") -> dict:
+    active = active_weight_bytes(cfg, experts=experts, dense=dense)
     bandwidth = read_bandwidth(threads)
     return {"decode_tok_s": bandwidth / active, "memory_bandwidth_gb_s": bandwidth / 1e9,
             "active_weight_mb": active / 1e6}

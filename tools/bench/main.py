@@ -52,46 +52,59 @@ def checkpoint_key(checkpoint: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def standard_checkpoint(work: Path) -> Path:
-    from export.synthetic import BENCH_SHAPE, make_random_checkpoint
+def standard_checkpoint(work: Path, mxfp4: bool = False) -> Path:
+    """The standard checkpoint: float32, or (mxfp4) laid out as gpt-oss is released, MXFP4 experts and
+    bfloat16 the rest, the start of every 4-bit comparison."""
+    from export.synthetic import BENCH_SHAPE, make_random_checkpoint, make_released_layout_checkpoint
 
-    folder = work / "standard-checkpoint"
+    folder = work / ("standard-checkpoint-mxfp4" if mxfp4 else "standard-checkpoint")
     if not (folder / "config.json").is_file():
-        log("generating the standard benchmark checkpoint (random weights, seed 0) ...")
-        make_random_checkpoint(folder, BENCH_SHAPE, seed=0)
+        log(f"generating the standard benchmark checkpoint ({'MXFP4 experts, ' if mxfp4 else ''}random weights, "
+            "seed 0) ...")
+        (make_released_layout_checkpoint if mxfp4 else make_random_checkpoint)(folder, BENCH_SHAPE, seed=0)
     return folder
 
 
-def parley_model(checkpoint: Path, out: Path, experts: str = "float") -> Path:
+def parley_model(checkpoint: Path, out: Path, experts: str = "float", dense: str = "float") -> Path:
     from export.exporter import ExportOptions, export_model
 
     if not (out / "manifest.json").is_file():
-        log(f"exporting the checkpoint with parley export ({experts} experts, verified against torch) to {out} ...")
-        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True, experts=experts))
+        log(f"exporting the checkpoint with parley export ({experts} experts, {dense} dense weights, verified "
+            f"against torch) to {out} ...")
+        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True, experts=experts, dense=dense))
     return out
 
 
-def parley_folder(work: Path, experts: str) -> Path:
-    return work / ("parley" if experts == "float" else f"parley-{experts}-experts")
+def parley_folder(work: Path, experts: str, dense: str = "float") -> Path:
+    parts = [f"{experts}-experts" if experts != "float" else "", f"{dense}-dense" if dense != "float" else ""]
+    return work / "-".join(["parley", *[p for p in parts if p]])
+
+
+def genai_precision(experts: str) -> str:
+    """genai's builder precision to compare with: int4 against Parley's 4-bit experts, else fp32."""
+    return "int4" if experts == "int4" else "fp32"
 
 
 def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Path,
-                  experts: str = "float") -> tuple[dict, dict]:
+                  experts: str = "float", dense: str = "float") -> tuple[dict, dict]:
     """The systems that could start, and for the others the reason they could not."""
     started, missing = {}, {}
     for name in names:
         try:
             if name == PARLEY:
                 started[name] = SystemProcess(name, peers.this_python(), "system_parley.py",
-                                              parley_model(checkpoint, parley_folder(work, experts), experts),
-                                              work)
+                                              parley_model(checkpoint, parley_folder(work, experts, dense),
+                                                           experts, dense), work)
             elif name == TRANSFORMERS:
                 if not peers.transformers_available():
                     raise peers.PeerUnavailable("transformers with GptOssForCausalLM is not installed here")
                 started[name] = SystemProcess(name, peers.this_python(), "system_transformers.py", checkpoint, work)
             elif name == GENAI:
                 python = peers.peer_python(peer_venv, log)
-                model = peers.build_genai_model(python, checkpoint, work / "genai", log)
+                precision = genai_precision(experts)
+                model = peers.build_genai_model(python, checkpoint,
+                                                work / ("genai" if precision == "fp32" else f"genai-{precision}"),
+                                                log, precision)
                 started[name] = SystemProcess(name, python, "system_genai.py", model, work)
         except (peers.PeerUnavailable, SystemFailed) as exc:
             log(f"{name} is left out: {exc}")
@@ -101,23 +114,28 @@ def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Pat
     return started, missing
 
 
-def check_same_model(systems: dict[str, SystemProcess], experts: str = "float") -> None:
+def check_same_model(systems: dict[str, SystemProcess], experts: str = "float", dense: str = "float") -> None:
     """Timings only compare when every system computes the same thing: same greedy tokens, same prompt.
-    With int8 experts Parley computes a slightly different model (its export measured how far from the
-    float one), so it is left out of the check and its continuation is shown beside the others."""
+    A quantized system computes a slightly different model (Parley's export measured how far from the
+    checkpoint), so it is left out of the check and its continuation is shown beside the others."""
     continuations = {name: proc.ask("greedy", n=64, steps=8, seed=0) for name, proc in systems.items()}
-    checked = {n: c for n, c in continuations.items() if experts == "float" or n != PARLEY}
+    quantized = {PARLEY} if (experts, dense) != ("float", "float") else set()
+    if genai_precision(experts) != "fp32":
+        quantized.add(GENAI)
+    checked = {n: c for n, c in continuations.items() if n not in quantized}
     if len({tuple(c) for c in checked.values()}) > 1:
         raise SystemExit("parley bench: the systems disagree on the greedy continuation of the same prompt, so "
                          f"they are not running the same model: {continuations}")
-    if experts == "float":
+    if not quantized:
         log(f"all {len(systems)} systems give the same greedy continuation {continuations[PARLEY]}")
     else:
-        log(f"greedy continuations (parley with {experts} experts is not required to agree): {continuations}")
+        log(f"greedy continuations ({', '.join(sorted(quantized))} quantized, not required to agree): "
+            f"{continuations}")
 
 
-def single_stream(systems: dict[str, SystemProcess], repeats: int, experts: str = "float") -> dict[str, dict[str, float]]:
-    check_same_model(systems, experts)
+def single_stream(systems: dict[str, SystemProcess], repeats: int, experts: str = "float",
+                  dense: str = "float") -> dict[str, dict[str, float]]:
+    check_same_model(systems, experts, dense)
     log("warming up every system on every measurement ...")
     for proc in systems.values():
         for op, args in SINGLE_STREAM.values():
@@ -153,8 +171,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS), help=f"comma list of {', '.join(ALL_SYSTEMS)}")
     ap.add_argument("--levels", default="1,4,8", help="concurrent NPC requests to measure through the server")
     ap.add_argument("--per-client", type=int, default=3, help="replies each concurrent client sends in a round")
-    ap.add_argument("--experts", default="float", choices=["float", "int8"],
-                    help="Parley's expert weights (int8: `parley export --experts int8`; the peers stay float32)")
+    ap.add_argument("--experts", default="float", choices=["float", "int8", "int4"],
+                    help="Parley's expert weights (`parley export --experts`). int4 starts both Parley and "
+                         "onnxruntime-genai (its builder, -p int4) from an MXFP4 checkpoint, as gpt-oss is "
+                         "released; otherwise the peers stay float32")
+    ap.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
+                    help="Parley's attention projections and unembedding (`parley export --dense`)")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench", help="exports, peer builds and logs")
     ap.add_argument("--peer-venv", type=Path, default=ROOT / ".cache" / "bench" / "peer-venv",
                     help="virtual environment for onnxruntime-genai (made on first use)")
@@ -167,27 +189,30 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"parley bench: --systems takes {', '.join(ALL_SYSTEMS)} and must include parley")
     levels = tuple(int(n) for n in args.levels.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint.resolve() if args.checkpoint else standard_checkpoint(args.work)
+    checkpoint = (args.checkpoint.resolve() if args.checkpoint
+                  else standard_checkpoint(args.work, mxfp4=args.experts == "int4"))
     if not (checkpoint / "config.json").is_file():
         raise SystemExit(f"parley bench: {checkpoint} has no config.json (expected a Hugging Face gpt-oss folder)")
     work = args.work / checkpoint_key(checkpoint)
     work.mkdir(parents=True, exist_ok=True)
 
-    systems, missing = start_systems(names, checkpoint, work, args.peer_venv, args.experts)
+    systems, missing = start_systems(names, checkpoint, work, args.peer_venv, args.experts, args.dense)
     try:
-        results = single_stream(systems, args.repeats, args.experts)
+        results = single_stream(systems, args.repeats, args.experts, args.dense)
     except SystemFailed as exc:
         raise SystemExit(f"parley bench: {exc}") from None
     finally:
         for proc in systems.values():
             proc.close()
     log(f"concurrent NPCs through parley serve: levels {levels}, {args.per_client} replies per client ...")
-    results[PARLEY].update(concurrency.measure(parley_folder(work, args.experts), work, levels, args.repeats,
-                                               args.per_client, log))
-    results[PARLEY]["experts"] = args.experts
+    results[PARLEY].update(concurrency.measure(parley_folder(work, args.experts, args.dense), work, levels,
+                                               args.repeats, args.per_client, log))
+    results[PARLEY]["experts"], results[PARLEY]["dense"] = args.experts, args.dense
+    if GENAI in results:
+        results[GENAI]["precision"] = genai_precision(args.experts)
     log("measuring memory read bandwidth for the floor ...")
     cfg = json.loads((checkpoint / "config.json").read_text())
-    results["floor"] = floor.floor(cfg, threads=os.cpu_count() or 1, experts=args.experts)
+    results["floor"] = floor.floor(cfg, threads=os.cpu_count() or 1, experts=args.experts, dense=args.dense)
     for name, why in missing.items():
         results[name] = {"error": why}
     ordered = {k: results[k] for k in (PARLEY, GENAI, TRANSFORMERS, "floor") if k in results}

@@ -44,13 +44,13 @@ def peer_python(venv_dir: Path, log) -> Path:
     return python
 
 
-def build_genai_model(python: Path, checkpoint: Path, out: Path, log) -> Path:
-    """onnxruntime-genai's model builder on the same checkpoint: fp32, CPU, as the issue prescribes."""
+def build_genai_model(python: Path, checkpoint: Path, out: Path, log, precision: str = "fp32") -> Path:
+    """onnxruntime-genai's model builder on the same checkpoint, for the CPU: fp32, or its own int4 build."""
     if (out / "genai_config.json").is_file():
         return out
-    log(f"building the onnxruntime-genai model (its builder, -p fp32 -e cpu) in {out} ...")
+    log(f"building the onnxruntime-genai model (its builder, -p {precision} -e cpu) in {out} ...")
     cmd = [str(python), "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint), "-o", str(out),
-           "-p", "fp32", "-e", "cpu", "-c", str(out.parent / "genai-build-cache")]
+           "-p", precision, "-e", "cpu", "-c", str(out.parent / f"genai-build-cache-{precision}")]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 or not (out / "genai_config.json").is_file():
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])

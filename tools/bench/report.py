@@ -64,11 +64,14 @@ def targets(r: dict) -> list[tuple[str, float | None, str]]:
 
 def table(r: dict, checkpoint: Path, repeats: int) -> str:
     systems = [s for s in ("parley", GENAI, "transformers") if s in r]
-    experts = r["parley"].get("experts", "float")
+    experts, dense = r["parley"].get("experts", "float"), r["parley"].get("dense", "float")
+    genai = r.get(GENAI, {}).get("precision", "fp32")
+    quantized = ", ".join(q for q in (f"{experts} experts" if experts != "float" else "",
+                                      f"{dense} dense weights" if dense != "float" else "") if q)
     lines = [f"\nparley bench: {checkpoint}", f"{platform.machine()}, {platform.system()}, medians of {repeats} "
              f"interleaved rounds after warm-up"
-             + (f"; parley runs {experts} experts (so does the floor), the peers float32" if experts != "float"
-                else "") + "\n"]
+             + (f"; parley runs {quantized} (so does the floor), onnxruntime-genai its {genai} build, "
+                "transformers float32" if quantized else "") + "\n"]
     head = "| metric | " + " | ".join(systems) + " | parley / genai |"
     lines += [head, "| --- |" + " ---: |" * (len(systems) + 1)]
     for key, (label, _) in metric_keys(r).items():
