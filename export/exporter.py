@@ -184,7 +184,10 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         # quantizing costs is measured separately against the checkpoint's weights, into the manifest
         float_tensors, tensors = tensors, Transformed(tensors, change)
     builder = GraphBuilder(stage / WEIGHTS_FILE)
-    weights = GraphWeights(cfg, tensors, opts.dtype, max_context, opts.experts, opts.dense)
+    # The graph quantizes the checkpoint's own values (rounding them twice would give the same codes at
+    # twice the cost); only a lookup of a rounded, tied embedding must read the rounded table.
+    weights = GraphWeights(cfg, float_tensors if float_tensors is not None else tensors, opts.dtype, max_context,
+                           opts.experts, opts.dense, lookup_tensors=tensors)
     OP_SETS[opts.op_set].build(builder, weights, progress=progress)
     model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")

@@ -1,6 +1,7 @@
 """What both op sets share: the graph's inputs and outputs, and the weights in graph-ready layout."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +36,10 @@ class LayerWeights:
 class GraphWeights:
     """Canonical tensors converted to numpy in the graph's dtype, one layer at a time."""
 
-    def __init__(self, cfg: ModelConfig, tensors: dict[str, torch.Tensor], dtype: str, max_context: int,
-                 experts: str = "float", dense: str = "float"):
+    def __init__(self, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], dtype: str, max_context: int,
+                 experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None):
         self.cfg = cfg
+        self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors  # what the embedding reads
         self.experts = experts  # "float", or "int8"/"int4" (the contrib graph's QMoE)
         self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors
@@ -51,7 +53,7 @@ class GraphWeights:
     @property
     def embed(self) -> np.ndarray:
         """[V, H], read when asked (a 20B model's is 2.3 GB in float32: not kept for the whole build)."""
-        return self._np(self.tensors["model.embed_tokens.weight"])
+        return self._np(self.lookup_tensors["model.embed_tokens.weight"])
 
     def embed_bfloat16_bits(self) -> np.ndarray | None:
         """[V, H] as bfloat16 bits, when bfloat16 holds the embedding exactly (a bfloat16 checkpoint, as
@@ -59,7 +61,7 @@ class GraphWeights:
         copies rows, so the graph keeps them at half float32's bytes and casts what it gathered."""
         if self.cfg.tie_word_embeddings and self.dense == "float":
             return None
-        table = self.tensors["model.embed_tokens.weight"].to(torch.float32)
+        table = self.lookup_tensors["model.embed_tokens.weight"].to(torch.float32)
         narrow = table.to(torch.bfloat16)
         if not torch.equal(narrow.to(torch.float32), table):
             return None

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 GENAI_VERSION = "0.18.0"
+PEER_SET = 2  # bumped when the packages below change, so existing peer environments are refilled
 
 
 class PeerUnavailable(Exception):
@@ -29,13 +30,14 @@ def _same_as_here(package: str) -> str:
 def peer_python(venv_dir: Path, log) -> Path:
     """The peer venv's interpreter, creating and filling the venv on first use."""
     python = venv_dir / "bin" / "python"
-    stamp = venv_dir / f".genai-{GENAI_VERSION}"
+    stamp = venv_dir / f".genai-{GENAI_VERSION}-{PEER_SET}"
     if stamp.is_file():
         return python
     log(f"setting up the onnxruntime-genai {GENAI_VERSION} peer environment in {venv_dir} (first run only) ...")
     venv.create(venv_dir, with_pip=True, clear=True)
     wanted = [f"onnxruntime-genai=={GENAI_VERSION}", _same_as_here("torch"), _same_as_here("transformers"),
-              _same_as_here("onnx"), "onnx-ir", "tqdm", "safetensors", "numpy"]
+              _same_as_here("onnx"), "onnx-ir", "tqdm", "safetensors", "numpy",
+              "accelerate"]  # transformers loads an MXFP4 checkpoint (the int4 build's input) only with it
     done = subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], capture_output=True, text=True)
     if done.returncode != 0:
         raise PeerUnavailable(f"pip could not install {' '.join(wanted)} into {venv_dir}: "
