@@ -61,7 +61,7 @@ def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> i
 # What `parley inspect CHECKPOINT` offers a studio: the exports worth choosing between, by target.
 CHOICES = (
     ("CPU, exact", ExportChoice("float32", "float", "float"), "--experts float"),
-    ("CPU", ExportChoice("float32", "int4", "int8"), "--dense int8"),
+    ("CPU", ExportChoice("float32", "int4", "int4"), "--dense int4"),
     ("GPU, exact dense", ExportChoice("float16", "int4", "float"), "--dtype float16"),
     ("GPU", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
     ("GPU, smallest", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
