@@ -113,9 +113,10 @@ def decode(payload: bytes) -> Request:
         raise ProtocolError(BAD_MESSAGE, f"a request must be a msgpack map, got {type(body).__name__}")
     body = {k: v for k, v in body.items() if v is not None}  # nil means absent, for every key
     rid = body.get("id")
-    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
-        raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters",
-                            rid if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS else None)
+    if not isinstance(rid, str) or not rid:
+        raise ProtocolError(BAD_MESSAGE, f"'id' must be a string of 1 to {MAX_ID_CHARS} characters")
+    if len(rid) > MAX_ID_CHARS:  # like npc and session over their limit; echoed, so its sender can match it
+        raise ProtocolError(TOO_LARGE, f"'id' has {len(rid)} characters; the limit is {MAX_ID_CHARS}", rid)
     if type(body.get("v")) is not int or body.get("v") != VERSION:  # not true, not 1.0: the integer 1
         raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {shown(body.get('v'))} is not supported; "
                                                  f"this server speaks v={VERSION}", rid)

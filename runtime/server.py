@@ -38,9 +38,10 @@ TERMINAL, NOT_TERMINAL = b"1", b"0"  # how the worker marks its frames for the o
 JOIN_PAUSE_TOKENS = 64
 
 
-def emit(push: zmq.Socket, identity: bytes, payload: bytes, terminal: bool = True) -> None:
-    """A frame from the worker to the main thread, which sends it to the client."""
-    push.send_multipart([identity, TERMINAL if terminal else NOT_TERMINAL, payload])
+def emit(push: zmq.Socket, identity: bytes, request_id: str, payload: bytes, terminal: bool = True) -> None:
+    """A frame from the worker to the main thread, which sends it to the client (and, for a terminal
+    frame, first forgets the request: a cancel read after the client saw `done` finds nothing)."""
+    push.send_multipart([identity, TERMINAL if terminal else NOT_TERMINAL, request_id.encode(), payload])
 
 
 def is_local(endpoint: str) -> bool:
@@ -248,12 +249,15 @@ class Server:
     # ---- requests ---------------------------------------------------------------------------
 
     def _forward(self, pull: zmq.Socket) -> None:
-        """Frames the worker produced: [identity, terminal flag, payload]."""
+        """Frames the worker produced: [identity, terminal flag, request id, payload]."""
         while True:
             try:
-                identity, terminal, payload = pull.recv_multipart(zmq.NOBLOCK)
+                identity, terminal, request_id, payload = pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            if terminal == TERMINAL:
+                with self._jobs_lock:
+                    self._jobs.pop((identity, request_id.decode()), None)
             self.outbox.send(identity, payload, terminal == TERMINAL)
 
     def _receive(self) -> None:
@@ -351,13 +355,15 @@ class Server:
         if self.outbox.not_reading(identity):
             self.counters["requests_dropped.not_reading"] += 1  # its answer could not reach it anyway
             return
-        if not self._limiter.allow(identity):
-            self._error(identity, None, p.RATE_LIMITED, f"more than {self.opts.rate_per_s:g} requests/s; slow down")
-            return
+        allowed = self._limiter.allow(identity)
+        limited = f"more than {self.opts.rate_per_s:g} requests/s; slow down"
         try:
-            req = p.decode(body[0])
+            req = p.decode(body[0])  # first, so that even a rate_limited answer carries the id it waits on
         except p.ProtocolError as exc:
-            self._error(identity, exc.request_id, exc.code, exc.message)
+            self._error(identity, exc.request_id, *((exc.code, exc.message) if allowed else (p.RATE_LIMITED, limited)))
+            return
+        if not allowed:
+            self._error(identity, req.id, p.RATE_LIMITED, limited)
             return
         self.counters[f"request.{req.type}"] += 1
         if self.stopping.is_set():
@@ -475,10 +481,11 @@ class Server:
                     batch.fail_all(exc)  # the live replies end with `internal`
                     if job is not None and self._forget(job):  # it failed before reaching the batch
                         self.counters[f"error.{p.INTERNAL}"] += 1
-                        emit(push, job.identity, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE))
+                        emit(push, job.identity, job.request.id, p.error_frame(job.request.id, p.INTERNAL, INTERNAL_MESSAGE))
                     time.sleep(0.01)  # a failure that repeats must not spin a core
             for job in self._pending_shutdown:
-                emit(push, job.identity, p.error_frame(job.request.id, p.SHUTTING_DOWN, "the server is shutting down"))
+                emit(push, job.identity, job.request.id, p.error_frame(job.request.id, p.SHUTTING_DOWN,
+                                                                      "the server is shutting down"))
                 self._forget(job)
             self.worker_state = "stopped"
         except BaseException:
@@ -538,12 +545,16 @@ class Server:
 
     def _forget(self, job: _Job) -> bool:
         """Drop the job's record; False if it was already gone (its terminal frame went out)."""
+        key = (job.identity, job.request.id)
         with self._jobs_lock:
-            return self._jobs.pop((job.identity, job.request.id), None) is not None
+            if self._jobs.get(key) is not job:  # gone, or a later request that reuses the id
+                return False
+            del self._jobs[key]
+            return True
 
     def _run_job(self, job: _Job, push: zmq.Socket) -> None:
         """A session operation, run at once between two decode steps."""
-        req, out = job.request, lambda payload: emit(push, job.identity, payload)
+        req, out = job.request, lambda payload: emit(push, job.identity, job.request.id, payload)
         try:
             if req.type == "reset_session":
                 existed = self.engine.reset_session(req.body["npc"], req.body["session"])
@@ -568,7 +579,7 @@ class Server:
         body, rid = job.request.body, job.request.id
 
         def out(payload: bytes, terminal: bool = True) -> None:
-            emit(push, job.identity, payload, terminal)
+            emit(push, job.identity, rid, payload, terminal)
 
         def fail(code: str, message: str) -> None:
             self.counters[f"error.{code}"] += 1

@@ -1,6 +1,7 @@
 """The server through real ZeroMQ sockets: streaming, concurrency, cancel, bad input, sessions."""
 from __future__ import annotations
 
+import logging
 import threading
 
 import msgpack
@@ -140,6 +141,8 @@ BAD_INPUTS = {
                                         "text": "a" * (p.MAX_REQUEST_BYTES + 10)})], p.TOO_LARGE),
     "text over the hard cap": ([msgpack.packb({"v": 1, "id": "x", "type": "reply", "npc": "brenna",
                                                "text": "a" * (p.MAX_TEXT_CHARS + 1)})], p.TOO_LARGE),
+    "id over 64 characters": ([msgpack.packb({"v": 1, "id": "i" * (p.MAX_ID_CHARS + 1), "type": "health"})],
+                              p.TOO_LARGE),
     "two frames": ([msgpack.packb({"v": 1, "id": "x", "type": "health"}), b"extra"], p.BAD_MESSAGE),
     "unknown session export": ([msgpack.packb({"v": 1, "id": "x", "type": "export_session", "npc": "brenna",
                                                "session": "never"})], p.UNKNOWN_SESSION),
@@ -148,12 +151,23 @@ BAD_INPUTS = {
 }
 
 
+def sent_id(frames: list[bytes]) -> str | None:
+    """The id of a one-frame request the server can read, if it has one."""
+    try:
+        sent = msgpack.unpackb(frames[0], raw=False) if len(frames) == 1 and len(frames[0]) <= p.MAX_REQUEST_BYTES else None
+    except Exception:
+        return None
+    return sent.get("id") if isinstance(sent, dict) and isinstance(sent.get("id"), str) else None
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gets_its_error_code_and_the_server_keeps_serving(live, case):
     frames, code = BAD_INPUTS[case]
     answer = raw_roundtrip(live.endpoint, frames)
     assert answer["type"] == "error" and answer["code"] == code, answer
     assert answer["message"]
+    if sent_id(frames) is not None:
+        assert answer["id"] == sent_id(frames)  # a readable id is always echoed: its sender waits on it
     with live.client() as c:
         assert c.health()["status"] == "ok"
 
@@ -209,3 +223,59 @@ def test_nil_optional_fields_mean_absent(live):
                                                           "state": None, "sampling": None, "stream": False})])
     assert answer["type"] == "done", answer
     assert answer["stats"]["deadline_ms"] == live.engine.npcs["brenna"].deadline_ms
+
+
+def test_rate_limited_answers_echo_the_request_id(make_server):
+    server = make_server(rate_per_s=1.0, burst=2)
+    with server.client() as c:
+        ids = [c.send("health") for _ in range(6)]
+        answers = {}
+        for _ in ids:
+            assert c.socket.poll(10_000), "every request gets an answer"
+            frame = msgpack.unpackb(c.socket.recv(), raw=False)
+            answers[frame["id"]] = frame
+    assert set(answers) == set(ids)  # every answer names its request: none comes back with id nil
+    limited = [a for a in answers.values() if a.get("code") == p.RATE_LIMITED]
+    assert len(limited) >= 3 and all(a["type"] == "error" for a in limited)
+
+
+class HoldTheWorkerAfterDone(logging.Handler):
+    """Holds the server's worker thread where it logs a finished reply: after the `done` frame went out,
+    before the worker's own bookkeeping goes on (the window a cancel raced into)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.go = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("reply id="):
+            self.go.wait(10)
+
+
+def test_cancel_after_done_finds_nothing_and_the_id_can_be_used_again(live):
+    hold, server_log = HoldTheWorkerAfterDone(), logging.getLogger("runtime.server")
+    level = server_log.level
+    server_log.addHandler(hold)
+    server_log.setLevel(logging.INFO)
+    try:
+        with live.client() as c:
+            rid = c.send("reply", npc="talker", text="hello")
+            while True:
+                frame = msgpack.unpackb(c.socket.recv(), raw=False)
+                if frame["id"] == rid and frame["type"] in ("done", "error"):
+                    break
+            cancel = c.send("cancel", target=rid)
+            assert c.socket.poll(10_000)
+            answer = msgpack.unpackb(c.socket.recv(), raw=False)
+            hold.go.set()
+            assert answer["id"] == cancel and answer["found"] is False, answer
+            again = c.send("reply", rid, npc="talker", text="once more")  # the id is free again
+            while True:
+                frame = msgpack.unpackb(c.socket.recv(), raw=False)
+                if frame["type"] in ("done", "error"):
+                    break
+            assert frame["id"] == again == rid and frame["type"] == "done", frame
+    finally:
+        hold.go.set()
+        server_log.removeHandler(hold)
+        server_log.setLevel(level)
