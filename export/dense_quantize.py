@@ -8,7 +8,7 @@ on the same round-tripped weights verifies the graph exactly; accuracy_level 4 (
 differs by 0.5% and is not used. The embedding stays float: a lookup reads one row, not the matrix.
 
 Speed on the CPU (tools/bench_dense_ops.py, onnxruntime 1.31): at accuracy_level 0, int4 blocks run
-about 3x faster than float32 MatMul for one row, but int8 blocks take a slow path, about 20x slower
+3.5 to 6.5x faster than float32 MatMul for one row, but int8 blocks take a slow path, 5 to 36x slower
 than float32; so int4 is the CPU choice and int8 is for CUDA (an export warns).
 """
 from __future__ import annotations

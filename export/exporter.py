@@ -144,7 +144,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
                               f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
     if opts.dense == "int8" and opts.dtype == "float32":
         log.warning("int8 dense weights with float activations take a slow path in onnxruntime's CPU kernel "
-                    "(measured ~20x slower than float32 MatMul, tools/bench_dense_ops.py): for a CPU export "
+                    "(measured 5 to 36x slower than float32 MatMul, tools/bench_dense_ops.py): for a CPU export "
                     "--dense int4; int8 is meant for CUDA (--dtype float16)")
     ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
     opts, why = resolve_experts(opts, ckpt.quantization)
