@@ -48,6 +48,11 @@ def is_local(endpoint: str) -> bool:
     return endpoint.startswith(LOCAL_PREFIXES)
 
 
+CLIENT_KEYS_WITHOUT_KEYS = ("--client-keys needs --keys: an allow-list of client keys means nothing without "
+                            "CurveZMQ, and every plaintext client would get in. Pass --keys DIR (from `parley keys "
+                            "DIR`) as well")
+
+
 class InsecureBind(ValueError):
     pass
 
@@ -159,6 +164,8 @@ class Server:
 
     def _bind(self) -> zmq.Socket:
         o = self.opts
+        if o.client_keys_dir is not None and o.curve_secret_file is None:
+            raise ValueError(CLIENT_KEYS_WITHOUT_KEYS)
         if not is_local(o.bind) and o.curve_secret_file is None and not o.insecure:
             raise InsecureBind(f"refusing to bind {o.bind} without CurveZMQ keys: anyone on the network could drive "
                                "your NPCs. Make keys with `parley keys DIR` and pass --keys DIR, or pass --insecure")

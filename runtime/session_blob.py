@@ -39,7 +39,7 @@ def load(blob: bytes, npc: str) -> list[Turn]:
         raise BlobError("the session blob is not one export_session produced (cannot decode it)") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BlobError("the session blob is not one export_session produced")
-    if data.get("v") != VERSION:
+    if type(data.get("v")) is not int or data.get("v") != VERSION:  # not true, not 1.0: the integer
         raise BlobError(f"session blob version {shown(data.get('v'))} is not supported (this server reads {VERSION})")
     if data.get("npc") != npc:
         raise BlobError(f"the session blob belongs to NPC {shown(data.get('npc'))}, not {npc!r}")

@@ -62,3 +62,17 @@ def test_a_client_the_server_refuses_gets_timeouts_never_a_hang(make_server, key
         for _ in range(5):
             with pytest.raises(ParleyError, match="no answer|no connection"):
                 plain.health()
+
+
+def test_an_allow_list_without_server_keys_is_refused_not_ignored(make_server, keys, tiny_model, tmp_path):
+    allowed = keys / "allowed-only"
+    allowed.mkdir(exist_ok=True)
+    with pytest.raises(ValueError, match="--client-keys needs --keys"):
+        make_server(client_keys_dir=allowed)
+    # the command refuses before it loads the model, with the same reason and no traceback
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model), "--profiles",
+                             str(profiles), "--client-keys", str(allowed)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "--client-keys needs --keys" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -279,3 +279,14 @@ def test_cancel_after_done_finds_nothing_and_the_id_can_be_used_again(live):
         hold.go.set()
         server_log.removeHandler(hold)
         server_log.setLevel(level)
+
+
+def test_a_session_blob_claiming_version_true_is_refused(live):
+    from runtime import session_blob
+
+    forged = msgpack.packb({"format": session_blob.FORMAT, "v": True, "npc": "brenna", "history": [["hi", "hello"]]})
+    with live.client() as c:
+        rid = c.send("import_session", npc="brenna", session="forged", blob=forged)
+        answer = msgpack.unpackb(c.socket.recv(), raw=False)
+    assert answer["id"] == rid and answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE
+    assert "version" in answer["message"]
