@@ -322,7 +322,7 @@ class _Reply:
                            self.force_len, npc.expected_final_tokens, npc.max_reasoning_tokens, self.batched,
                            self.finish_margin_ms())
         if plan.fallback:
-            log.info("request %s: fallback (%s)", self.req.request_id, plan.reason)
+            log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)
             text = random.choice(npc.fallback_lines)
             yield FinalDelta(text)
             yield self._result(conv, history, text, True, "fallback", len(prompt), reuse, dropped, plan)
@@ -488,7 +488,7 @@ class _Reply:
         name = (ev.recipient or "").removeprefix("functions.")
         allowed = {a.name for a in self.npc.actions}
         if name not in allowed or len(self.actions) >= MAX_ACTIONS_PER_REPLY:
-            log.info("request %s: ignored call to %r (allowed: %s)", self.req.request_id, ev.recipient, allowed)
+            log.info("request %s: ignored call to %r (allowed: %s)", protocol.loggable(self.req.request_id), ev.recipient, allowed)
             return None
         try:
             args = json.loads(ev.text) if ev.text.strip() else {}

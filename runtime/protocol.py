@@ -40,6 +40,15 @@ def shown(value: Any) -> str:
     return _shown.repr(value)
 
 
+def loggable(value: Any) -> str:
+    """A client-chosen string (an id, a session name) as it may appear in a log line: control characters
+    escaped, so a newline or a terminal escape in an id cannot forge or hide log lines."""
+    return str(value).translate(_ESCAPED_IN_LOGS)
+
+
+_ESCAPED_IN_LOGS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 def speakable(text: str) -> str:
     """Reply text as it goes to the game: without control characters other than tab and newline."""
     return text.translate(_UNSPEAKABLE)

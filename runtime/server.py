@@ -382,7 +382,7 @@ class Server:
         except EngineError as exc:
             self._error(identity, req.id, exc.code, str(exc))
         except Exception:  # noqa: BLE001 - one bad request must not take the server down
-            log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
+            log.error("request %s (%s) failed:\n%s", p.loggable(req.id), req.type, traceback.format_exc())
             self._error(identity, req.id, p.INTERNAL, INTERNAL_MESSAGE)
 
     def _handle_reply(self, identity: bytes, req: p.Request) -> None:
@@ -578,7 +578,7 @@ class Server:
             self.counters[f"error.{exc.code}"] += 1
             out(p.error_frame(req.id, exc.code, str(exc)))
         except Exception:  # noqa: BLE001
-            log.error("request %s (%s) failed:\n%s", req.id, req.type, traceback.format_exc())
+            log.error("request %s (%s) failed:\n%s", p.loggable(req.id), req.type, traceback.format_exc())
             self.counters[f"error.{p.INTERNAL}"] += 1
             out(p.error_frame(req.id, p.INTERNAL, INTERNAL_MESSAGE))
 
@@ -607,7 +607,7 @@ class Server:
             elif isinstance(event, EngineError):
                 fail(event.code, str(event))
             elif isinstance(event, BaseException):
-                log.error("request %s (reply) failed:\n%s", rid,
+                log.error("request %s (reply) failed:\n%s", p.loggable(rid),
                           "".join(traceback.format_exception(type(event), event, event.__traceback__)))
                 fail(p.INTERNAL, INTERNAL_MESSAGE)
 
@@ -645,8 +645,9 @@ class Server:
             out(p.frame(rid, "done", text=result.text, stats=st.to_dict(),
                         actions=[{"name": a.name, "args": a.arguments} for a in result.actions]))
         log.info("reply id=%s npc=%s session=%s ttft=%s total=%.0fms prompt=%d reused=%d reasoning=%d final=%d "
-                 "cut=%s fallback=%s finish=%s deadline=%s", rid, st.npc, job.request.body.get("session"),
+                 "cut=%s fallback=%s finish=%s deadline=%s", p.loggable(rid), st.npc,
+                 p.loggable(job.request.body.get("session")),
                  "-" if st.ttft_ms is None else f"{st.ttft_ms:.0f}ms", st.total_ms, st.prompt_tokens, st.reused_tokens, st.reasoning_tokens, st.final_tokens,
                  st.reasoning_cut, st.fallback_used, st.finish_reason, "met" if st.deadline_met else "MISSED")
         if self.opts.debug_reasoning and result.reasoning:
-            log.info("reasoning id=%s npc=%s: %s", rid, st.npc, result.reasoning)
+            log.info("reasoning id=%s npc=%s: %s", p.loggable(rid), st.npc, result.reasoning)

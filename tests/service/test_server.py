@@ -290,3 +290,18 @@ def test_a_session_blob_claiming_version_true_is_refused(live):
         answer = msgpack.unpackb(c.socket.recv(), raw=False)
     assert answer["id"] == rid and answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE
     assert "version" in answer["message"]
+
+
+def test_ids_and_session_names_cannot_forge_log_lines(live, caplog):
+    forged = "x\n2026-01-01 INFO runtime.server: reply id=admin\x1b[2K"
+    with caplog.at_level(logging.INFO, logger="runtime.server"):
+        with live.client() as c:
+            rid = c.send("reply", forged[:60], npc="talker", text="hello", session="s\r\nforged")
+            while True:
+                frame = msgpack.unpackb(c.socket.recv(), raw=False)
+                if frame["type"] in ("done", "error"):
+                    break
+    assert frame["id"] == rid  # the client gets its id back as sent
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reply id=")]
+    assert lines and all("\n" not in line and "\r" not in line and "\x1b" not in line for line in lines)
+    assert any("x\\x0a2026-01-01" in line and "s\\x0d\\x0aforged" in line for line in lines)
