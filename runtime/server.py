@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 import traceback
@@ -458,7 +459,19 @@ class Server:
     def _handle_reload_profiles(self, identity: bytes, req: p.Request) -> None:
         result = self._reload()
         self._send(identity, p.frame(req.id, "done", loaded=result.loaded, kept=result.kept, removed=result.removed,
-                                     npcs=sorted(self.engine.npcs), errors=[x.to_dict() for x in result.problems]))
+                                     npcs=sorted(self.engine.npcs),
+                                     errors=[self._without_server_paths(x.to_dict()) for x in result.problems]))
+
+    def _without_server_paths(self, problem: dict) -> dict:
+        """A profile problem as a client sees it: files named relative to the profiles folder, so the
+        answer does not reveal where the server keeps its files."""
+        folders = sorted({str(self.registry.folder.resolve()), str(self.registry.folder)}, key=len, reverse=True)
+
+        def shown(text: str) -> str:
+            for folder in folders:
+                text = text.replace(folder + os.sep, "").replace(folder, "the profiles folder")
+            return text
+        return {**problem, "file": shown(str(Path(problem["file"]).resolve())), "message": shown(problem["message"])}
 
     # session operations run on the worker, in order with the replies of the same sessions
     _handle_reset_session = _handle_export_session = _handle_import_session = _handle_reply
