@@ -16,7 +16,7 @@ from runtime.session import KvCache
 @dataclass
 class Conversation:
     npc: str
-    session_id: str
+    session_id: str | None  # None: a one-off reply's, never stored
     cache: KvCache | None = None
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)

@@ -32,7 +32,6 @@ from runtime.tokenizer import HarmonyTokenizer
 
 log = logging.getLogger(__name__)
 
-STATELESS = "\0stateless"  # conversation slot for requests without a session id
 MAX_ACTIONS_PER_REPLY = 4
 FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step (see _generate)
 
@@ -293,11 +292,15 @@ class _Reply:
 
     def run(self) -> Iterator[Any]:
         e, npc, tok = self.e, self.npc, self.e.tok
-        sid = self.req.session_id or STATELESS
-        conv = e.store.get(npc.id, sid)
-        if conv is None and (npc.id, sid) in e.store.evicted:
-            raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
-                                 "limit; import it from the game's save (import_session) or reset_session to start over")
+        sid = self.req.session_id
+        if sid is None:  # a one-off reply shares nothing and is stored nowhere: it starts from the NPC's prefix
+            conv = None
+        else:
+            conv = e.store.get(npc.id, sid)
+            if conv is None and (npc.id, sid) in e.store.evicted:
+                raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
+                                     "limit; import it from the game's save (import_session) or reset_session to "
+                                     "start over")
         conv = self.conv = conv or Conversation(npc.id, sid)
         prefix = npc_prefix(tok, npc)
         reserve = self.reserve
@@ -355,9 +358,10 @@ class _Reply:
                 prompt_len: int, reused: int, dropped: int, plan: budget.Plan, prefill_ms: float = 0.0,
                 decode_s: float = 0.0, cut: bool = False) -> ReplyResult:
         """Remember the turn (unless cancelled) and report what happened."""
-        if self.req.session_id and finish != "cancelled":
-            conv.history = (history + [Turn(self.user_text, text)])[-MAX_TURNS:]
-        self.e.store.put(conv)
+        if self.req.session_id:
+            if finish != "cancelled":
+                conv.history = (history + [Turn(self.user_text, text)])[-MAX_TURNS:]
+            self.e.store.put(conv)
         total = self.elapsed_ms()
         generated = self.n_reasoning + self.n_final
         stats = ReplyStats(

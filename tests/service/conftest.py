@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.client import ParleyClient
-from runtime.engine import Engine
+from runtime.engine import Engine, EngineOptions
 from runtime.profile_registry import ProfileRegistry
 from runtime.server import Server, ServerOptions
 
@@ -31,11 +31,11 @@ temperature = 0.0
 
 
 class LiveServer:
-    def __init__(self, model: Path, profiles: Path, **opts):
+    def __init__(self, model: Path, profiles: Path, engine_options: EngineOptions | None = None, **opts):
         self.profiles = profiles
         self.registry = ProfileRegistry(profiles)
         self.registry.reload()
-        self.engine = Engine(model, self.registry.npcs)
+        self.engine = Engine(model, self.registry.npcs, engine_options or EngineOptions())
         self.server = Server(self.engine, self.registry, ServerOptions(**{"bind": "tcp://127.0.0.1:0",
                                                                           "profile_poll_s": 0.2, **opts}))
         self.endpoint = self.server.endpoint

@@ -305,3 +305,23 @@ def test_ids_and_session_names_cannot_forge_log_lines(live, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reply id=")]
     assert lines and all("\n" not in line and "\r" not in line and "\x1b" not in line for line in lines)
     assert any("x\\x0a2026-01-01" in line and "s\\x0d\\x0aforged" in line for line in lines)
+
+
+def test_one_off_replies_share_nothing_and_survive_a_full_session_store(make_server):
+    from runtime.engine import EngineOptions
+
+    server = make_server(engine_options=EngineOptions(max_sessions=2))
+    line = "The secret word is aardvark, and the gate code is 4471."
+    with server.client() as c:
+        first = list(c.reply("talker", line))[-1]
+        for i in range(4):  # more sessions than the store keeps: the oldest are evicted
+            assert list(c.reply("talker", "hello", session=f"s{i}"))[-1]["type"] == "done"
+        again = list(c.reply("talker", line))[-1]
+        assert first["type"] == again["type"] == "done", again  # never session_evicted
+        # the second one-off reuses only the NPC's own prompt, as the first did: nothing of the last
+        # player's line, so its stats cannot tell another client what was said
+        assert again["stats"]["reused_tokens"] == first["stats"]["reused_tokens"]
+        assert again["stats"]["reused_tokens"] < again["stats"]["prompt_tokens"] - 10
+        # the internal name of the old shared slot is just a session name like any other
+        named = list(c.reply("talker", line, session="\0stateless"))[-1]
+        assert named["type"] == "done" and named["stats"]["reused_tokens"] == first["stats"]["reused_tokens"]
