@@ -48,6 +48,10 @@ class BadRequest(EngineError):
     code = "bad_message"
 
 
+class PromptTooLong(EngineError):
+    code = protocol.PROMPT_TOO_LONG
+
+
 class SessionEvicted(EngineError):
     code = "session_evicted"
 
@@ -242,6 +246,18 @@ class Engine:
         return self.session.new_cache(length=min(length, self.session.max_context))
 
 
+def fit_tokens(tok: HarmonyTokenizer, text: str, limit: int) -> tuple[str, bool]:
+    """The longest start of `text` whose tokens stay within `limit`, and whether it was cut. Characters
+    are a poor measure of tokens (an emoji can be four or five), so the player's line is held to both."""
+    if len(text.encode()) <= limit or len(tok.text(text)) <= limit:  # a token covers at least a byte
+        return text, False
+    low, high = 0, len(text)  # the longest prefix that fits: low fits, high does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if len(tok.text(text[:middle])) <= limit else (low, middle)
+    return text[:low], True
+
+
 def user_content(req: ReplyRequest, text: str) -> str:
     lines = [f"{req.speaker}: {text}"]
     if req.game_state:
@@ -262,8 +278,10 @@ class _Reply:
         self.npc = npc
         self.deadline = float(req.deadline_ms if req.deadline_ms is not None else npc.deadline_ms)
         self.sampling = req.sampling or npc.sampling
-        self.truncated = len(req.text) > npc.max_input_chars
-        self.user_text = user_content(req, req.text[:npc.max_input_chars])
+        text = req.text[:npc.max_input_chars]
+        text, cut = fit_tokens(engine.tok, text, npc.max_input_tokens)
+        self.truncated = cut or len(req.text) > npc.max_input_chars
+        self.user_text = user_content(req, text)
         self.reasoning: list[str] = []
         self.final: list[str] = []
         self.actions: list[NpcAction] = []
@@ -316,8 +334,10 @@ class _Reply:
         history = history[dropped:]
         prompt = prefix + [i for ids in turns[dropped:] for i in ids] + new_turn
         if len(prompt) + reserve > e.session.max_context:
-            raise BadRequest(f"the prompt ({len(prompt)} tokens) plus this NPC's budgets ({reserve}) exceed the "
-                             f"model's context ({e.session.max_context}); shorten the persona or the budgets")
+            raise PromptTooLong(f"the prompt ({len(prompt)} tokens: the NPC's {len(prefix)}, this turn's "
+                                f"{len(new_turn)} with the speaker and game state) plus this NPC's budgets "
+                                f"({reserve}) exceed the model's context ({e.session.max_context}); send less game "
+                                "state or lower the NPC's budgets")
 
         reuse = common_prefix(conv.tokens, prompt) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt) - 1)  # at least one token must run to produce logits

@@ -32,6 +32,7 @@ class Npc:
     max_final_tokens: int = 80
     expected_final_tokens: int = 32
     max_input_chars: int = 400
+    max_input_tokens: int = 256
     sampling: SamplingParams = SamplingParams()
     fallback_lines: tuple[str, ...] = ("Hm. Give me a moment.",)
     actions: tuple[ActionSpec, ...] = ()

@@ -108,6 +108,7 @@ BUDGET = {
     "max_final_tokens": (int, False, lambda v: 1 <= v <= 1024, "an integer, 1 to 1024"),
     "expected_final_tokens": (int, False, lambda v: 1 <= v <= 1024, "an integer, 1 to 1024"),
     "max_input_chars": (int, False, lambda v: 1 <= v <= 4000, "an integer, 1 to 4000"),
+    "max_input_tokens": (int, False, lambda v: 1 <= v <= 2000, "an integer, 1 to 2000"),
 }
 SAMPLING = {
     "temperature": ((int, float), False, lambda v: 0 <= v <= 2, "a number, 0 (greedy) to 2"),
@@ -275,7 +276,7 @@ def parse_profile(path: Path) -> Npc:
         reasoning_effort=top.get("reasoning_effort", "low"), deadline_ms=float(budget.get("deadline_ms", 3000)),
         max_reasoning_tokens=budget.get("max_reasoning_tokens", 96), max_final_tokens=budget.get("max_final_tokens", 80),
         expected_final_tokens=budget.get("expected_final_tokens", 32),
-        max_input_chars=budget.get("max_input_chars", 400),
+        max_input_chars=budget.get("max_input_chars", 400), max_input_tokens=budget.get("max_input_tokens", 256),
         sampling=SamplingParams(temperature=float(sampling.get("temperature", 0.7)), top_k=sampling.get("top_k", 40),
                                 top_p=float(sampling.get("top_p", 0.95)), seed=sampling.get("seed")),
         fallback_lines=tuple(top["fallback_lines"]), actions=tuple(actions), world=top.get("world", ""))

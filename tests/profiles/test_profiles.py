@@ -90,3 +90,10 @@ def test_lint_command_exit_codes_and_output(tmp_path):
     write(tmp_path, GOOD + 'reasoning_effort = "max"\n', "bad.toml")
     bad = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 1 and "bad.toml:4: reasoning_effort:" in bad.stdout
+
+
+def test_max_input_tokens_is_read_and_checked(tmp_path):
+    assert parse_profile(write(tmp_path, GOOD)).max_input_tokens == 256
+    assert parse_profile(write(tmp_path, GOOD + "[budget]\nmax_input_tokens = 64\n")).max_input_tokens == 64
+    (bad,) = problems(write(tmp_path, GOOD + "[budget]\nmax_input_tokens = 0\n"))
+    assert bad.key == "budget.max_input_tokens" and bad.line == 5 and "1 to 2000" in bad.message

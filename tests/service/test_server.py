@@ -325,3 +325,27 @@ def test_one_off_replies_share_nothing_and_survive_a_full_session_store(make_ser
         # the internal name of the old shared slot is just a session name like any other
         named = list(c.reply("talker", line, session="\0stateless"))[-1]
         assert named["type"] == "done" and named["stats"]["reused_tokens"] == first["stats"]["reused_tokens"]
+
+
+def test_a_player_line_within_its_characters_but_many_tokens_is_cut_not_refused(live):
+    emoji = "🐉" * 400  # 400 characters (the limit), each several byte-level tokens
+    with live.client() as c:
+        done = list(c.reply("talker", emoji))[-1]
+    assert done["type"] == "done" and done["stats"]["input_truncated"] is True, done
+    npc = live.engine.npcs["talker"]
+    # the line was held to the NPC's token limit: the prompt is its prefix, the template and at most that
+    assert done["stats"]["prompt_tokens"] < npc.max_input_tokens + 200
+
+
+def test_a_prompt_too_long_for_the_model_has_its_own_error_code(live):
+    state = {"weather": "🌧" * (p.MAX_STATE_CHARS - 20)}  # within the state's characters, thousands of tokens
+    assert 4 * len(state["weather"]) > live.engine.session.max_context
+    with live.client() as c:
+        rid = c.send("reply", npc="talker", text="hi", state=state)
+        while True:
+            frame = msgpack.unpackb(c.socket.recv(), raw=False)
+            if frame["type"] in ("done", "error"):
+                break
+        assert frame["id"] == rid and frame["type"] == "error" and frame["code"] == p.PROMPT_TOO_LONG, frame
+        assert "game state" in frame["message"]
+        assert list(c.reply("talker", "still there?"))[-1]["type"] == "done"
