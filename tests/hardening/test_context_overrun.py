@@ -13,7 +13,7 @@ import pytest
 from runtime import harmony
 from runtime.context_fit import npc_prefix, reply_reserve
 from runtime.decode_batch import DecodeBatch
-from runtime.engine import BadRequest, Engine, ReplyRequest, ReplyResult, user_content
+from runtime.engine import Engine, PromptTooLong, ReplyRequest, ReplyResult, user_content
 from runtime.npc import Npc
 from runtime.sampler import GREEDY
 from tests.helpers.checkpoints import make_scripted_checkpoint
@@ -50,7 +50,7 @@ def test_budgets_that_could_overrun_the_context_are_refused_at_admission(runaway
     npc = npc_with_room(engine, spare=-40)  # within what admission used to reserve, past what decode can use
     engine.set_npcs({"n": npc})
     assert engine.fit.problem(npc) is not None  # lint and reload refuse such a profile too
-    with pytest.raises(BadRequest, match="exceed the model's context"):
+    with pytest.raises(PromptTooLong, match="exceed the model's context"):
         list(engine.reply(ReplyRequest("n", "hi")))
 
 
