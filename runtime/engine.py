@@ -259,10 +259,19 @@ def fit_tokens(tok: HarmonyTokenizer, text: str, limit: int) -> tuple[str, bool]
 
 
 def user_content(req: ReplyRequest, text: str) -> str:
-    lines = [f"{req.speaker}: {text}"]
+    """The user message: the speaker's line, then the game's state on a line of its own. What a player
+    controls (the line, the name) is kept to one line, so nothing typed can render as the game's state
+    line (a test compares the token ids)."""
+    lines = [f"{one_line(req.speaker)}: {one_line(text)}"]
     if req.game_state:
-        lines.append("Game state: " + "; ".join(f"{k}={v}" for k, v in req.game_state.items()))
+        lines.append("Game state: " + "; ".join(f"{one_line(str(k))}={one_line(str(v))}"
+                                                for k, v in req.game_state.items()))
     return "\n".join(lines)
+
+
+def one_line(text: str) -> str:
+    """Line breaks of every kind (newline, carriage return, Unicode separators) as spaces."""
+    return " ".join(text.splitlines()) if text else text
 
 
 class _Reply:
