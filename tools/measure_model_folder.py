@@ -29,20 +29,6 @@ sys.path.insert(0, str(ROOT))
 from export.weight_bytes import ExportChoice, active_bytes_per_token  # noqa: E402
 from runtime.manifest import Manifest  # noqa: E402
 
-# A short reply, decoded greedily at once: the levels compare decoding, not reasoning budgets.
-MEASURE_NPC = """
-name = "Bench"
-persona = "A traveller who tells long stories about the road."
-fallback_lines = ["..."]
-[budget]
-deadline_ms = 60000
-max_reasoning_tokens = 0
-max_final_tokens = {tokens}
-expected_final_tokens = {tokens}
-[sampling]
-temperature = 0.0
-"""
-
 SINGLE = """
 import json, statistics, sys, time
 sys.path.insert(0, {root!r})
@@ -83,10 +69,10 @@ def single_stream(folder: Path, prompt: int, steps: int, repeats: int) -> dict:
 
 
 def concurrent(folder: Path, levels: list[int], tokens: int) -> dict:
-    from tools.bench.concurrency import BenchServer, aggregate_tok_s
+    from tools.bench.concurrency import BenchServer, aggregate_tok_s, bench_npc
 
     work = Path(tempfile.mkdtemp(prefix="parley-measure-"))
-    server = BenchServer(folder, work, max_batch=max(levels), npc=MEASURE_NPC.format(tokens=tokens),
+    server = BenchServer(folder, work, max_batch=max(levels), npc=bench_npc(tokens, tokens),
                          start_timeout_s=1800)
     try:
         result = {"serve_load_s": server.start_seconds, "serve_rss_after_load_mb": server.peak_rss_mb("VmRSS")}

@@ -114,3 +114,22 @@ def test_bench_with_4_bit_experts_and_8_bit_dense_weights_from_an_mxfp4_checkpoi
     manifests = list((tmp_path / "work").glob("*/parley-int4-experts-int8-dense/manifest.json"))
     options = json.loads(manifests[0].read_text())["export_options"]
     assert len(manifests) == 1 and (options["experts"], options["dense"]) == ("int4", "int8")
+
+
+def test_measure_model_folder_reports_against_the_floor_and_the_ceilings(tiny_model, tmp_path):
+    from export.weight_bytes import ExportChoice, active_bytes_per_token
+    from runtime.manifest import Manifest
+
+    out = tmp_path / "measure.json"
+    done = subprocess.run([sys.executable, "tools/measure_model_folder.py", str(tiny_model), "--steps", "2",
+                           "--repeats", "1", "--prompt", "8", "--concurrent", "1,2", "--tokens", "2", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(out.read_text())
+    cfg = Manifest.read(tiny_model).config
+    choice = ExportChoice("float32", "float", "float", embed_bfloat16=False)
+    assert r["active_bytes_per_token"] == active_bytes_per_token(cfg, choice)
+    assert math.isclose(r["floor_tok_s"], r["bandwidth_gb_s"] * 1e9 / r["active_bytes_per_token"])
+    assert math.isclose(r["ceiling_tok_s_2"], 2 * r["bandwidth_gb_s"] * 1e9 / active_bytes_per_token(cfg, choice, 2))
+    assert r["decode_tok_s"] > 0 and r["concurrent_tok_s_2"] > 0 and r["rss_after_load_mb"] > 0
+    assert "of the floor" in done.stdout and "2-row ceiling" in done.stdout

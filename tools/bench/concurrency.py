@@ -13,18 +13,23 @@ from runtime.client import ParleyClient, ServerUnavailable
 
 # The benchmark NPC answers at once (no reasoning budget) and greedily, up to 128 tokens: every
 # request asks for the same amount of decoding, so the levels compare batching, not reply lengths.
-BENCH_NPC = """
+def bench_npc(final_tokens: int = 128, expected_tokens: int = 64) -> str:
+    """The benchmark NPC's profile, answering in up to `final_tokens` tokens."""
+    return f"""
 name = "Bench"
 persona = "A traveller who tells long stories about the road."
 fallback_lines = ["..."]
 [budget]
 deadline_ms = 60000
 max_reasoning_tokens = 0
-max_final_tokens = 128
-expected_final_tokens = 64
+max_final_tokens = {final_tokens}
+expected_final_tokens = {expected_tokens}
 [sampling]
 temperature = 0.0
 """
+
+
+BENCH_NPC = bench_npc()
 
 
 def _free_port() -> int:
