@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: loopback only)")
     s.add_argument("--keys", type=Path, help="server secret certificate from `parley keys` (enables CurveZMQ)")
     s.add_argument("--client-keys", type=Path, help="folder of allowed client public certificates")
+    s.add_argument("--blob-key", type=Path, help="file with the key that signs session blobs (made on first use; "
+                                                 "default: blob.key beside --keys, else ~/.config/parley/blob.key). "
+                                                 "Keep it: saves signed with it load only with it")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
     s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
     s.add_argument("--device-id", type=int, default=0, help="GPU index")
@@ -101,6 +104,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)
+    from runtime.blob_key import BlobKeyError, default_path, load_or_create
+    try:
+        blob_key = load_or_create(args.blob_key or default_path(args.keys))
+    except (BlobKeyError, OSError) as exc:
+        raise CommandFailed(str(exc)) from exc
     registry = ProfileRegistry(args.profiles, _context_fit(args.model))
     result = registry.reload()
     for problem in result.problems:
@@ -118,7 +126,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = Server(engine, registry, ServerOptions(
             bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
             burst=int(2 * args.rate_limit) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
-            insecure=args.insecure, debug_reasoning=args.debug_reasoning))
+            insecure=args.insecure, debug_reasoning=args.debug_reasoning, blob_key=blob_key))
     except (InsecureBind, ValueError) as exc:
         raise CommandFailed(str(exc)) from exc
     except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
 import threading
 import time
 import traceback
@@ -88,6 +89,9 @@ class ServerOptions:
     client_keys_dir: Path | None = None  # only these client public keys may connect
     insecure: bool = False  # explicit opt-out for non-loopback binds without keys
     debug_reasoning: bool = False  # log the hidden reasoning (designers only)
+    # signs session blobs (runtime/blob_key.py; `parley serve` keeps it in a file). None: a random key
+    # for this server's lifetime, so its blobs load only into it
+    blob_key: bytes | None = None
     profile_poll_s: float = 1.0
 
 
@@ -146,6 +150,7 @@ class Server:
         self._jobs: dict[tuple[bytes, str], _Job] = {}
         self._jobs_lock = threading.Lock()
         self._limiter = _RateLimiter(options.rate_per_s, options.burst)
+        self._blob_key = options.blob_key or secrets.token_bytes(32)
         self.counters: collections.Counter[str] = collections.Counter()
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._pending_shutdown: list[_Job] = []
@@ -581,10 +586,11 @@ class Server:
                 out(p.frame(req.id, "done", existed=existed))
             elif req.type == "export_session":
                 history = self.engine.export_session(req.body["npc"], req.body["session"])
-                out(p.frame(req.id, "done", blob=session_blob.dump(req.body["npc"], req.body["session"], history),
+                out(p.frame(req.id, "done", blob=session_blob.dump(req.body["npc"], req.body["session"], history,
+                                                               self._blob_key),
                             turns=len(history)))
             elif req.type == "import_session":
-                history = session_blob.load(req.body["blob"], req.body["npc"])
+                history = session_blob.load(req.body["blob"], req.body["npc"], self._blob_key)
                 self.engine.import_session(req.body["npc"], req.body["session"], history)
                 out(p.frame(req.id, "done", turns=len(history)))
         except (EngineError, session_blob.BlobError) as exc:  # both carry their protocol error code

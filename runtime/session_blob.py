@@ -5,13 +5,16 @@ caches: those are rebuilt on the next reply, so a blob survives model and driver
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import msgpack
 
 from runtime.harmony import Turn
 from runtime.protocol import BAD_MESSAGE, MAX_BLOB_BYTES, TOO_LARGE, shown
 
 FORMAT = "parley-session"
-VERSION = 1
+VERSION = 2  # 2: signed with the server's blob key (runtime/blob_key.py); 1 was unsigned
 # A conversation keeps at most this many turns (the oldest go first); a blob with more is refused, so
 # a forged save cannot make the engine render thousands of turns.
 MAX_TURNS = 256
@@ -23,24 +26,43 @@ class BlobError(ValueError):
         self.code = code  # the protocol's error code for it
 
 
-def dump(npc: str, session_id: str, history: list[Turn]) -> bytes:
-    blob = msgpack.packb({"format": FORMAT, "v": VERSION, "npc": npc, "session": session_id,
-                          "history": [[t.user, t.reply] for t in history]}, use_bin_type=True)
+def dump(npc: str, session_id: str, history: list[Turn], key: bytes) -> bytes:
+    """The blob: the conversation, signed (HMAC-SHA256) with the server's key."""
+    body = msgpack.packb({"npc": npc, "session": session_id, "history": [[t.user, t.reply] for t in history]},
+                         use_bin_type=True)
+    blob = msgpack.packb({"format": FORMAT, "v": VERSION, "body": body, "mac": _mac(key, body)}, use_bin_type=True)
     while len(blob) > MAX_BLOB_BYTES and history:  # oldest turns go first, as in the context rule
         history = history[1:]
-        blob = dump(npc, session_id, history)
+        blob = dump(npc, session_id, history, key)
     return blob
 
 
-def load(blob: bytes, npc: str) -> list[Turn]:
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, f"{FORMAT}/{VERSION}\0".encode() + body, hashlib.sha256).digest()
+
+
+def load(blob: bytes, npc: str, key: bytes) -> list[Turn]:
+    """The conversation a blob holds, if this server's key signed it; BlobError (with its protocol code)
+    for anything else: a changed byte, a forged history, another server's save, an unsigned old one."""
     try:
-        data = msgpack.unpackb(blob, raw=False)
+        outer = msgpack.unpackb(blob, raw=False)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the same answer
         raise BlobError("the session blob is not one export_session produced (cannot decode it)") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(outer, dict) or outer.get("format") != FORMAT:
         raise BlobError("the session blob is not one export_session produced")
-    if type(data.get("v")) is not int or data.get("v") != VERSION:  # not true, not 1.0: the integer
-        raise BlobError(f"session blob version {shown(data.get('v'))} is not supported (this server reads {VERSION})")
+    version = outer.get("v")
+    if type(version) is not int or version != VERSION:  # not true, not 1.0: the integer
+        if type(version) is int and version == 1:
+            raise BlobError("the session blob is unsigned (from a Parley before 2026-11): this server loads only "
+                            "blobs it signed; start the conversation afresh (reset_session)")
+        raise BlobError(f"session blob version {shown(version)} is not supported (this server reads {VERSION})")
+    body, mac = outer.get("body"), outer.get("mac")
+    if not isinstance(body, bytes) or not isinstance(mac, bytes) or not hmac.compare_digest(mac, _mac(key, body)):
+        raise BlobError("the session blob's signature does not match: the save was changed, or another server "
+                        "(with another blob key) wrote it")
+    data = msgpack.unpackb(body, raw=False)  # signed by this server's key: written by dump()
+    if not isinstance(data, dict):
+        raise BlobError("the session blob is not one export_session produced")
     if data.get("npc") != npc:
         raise BlobError(f"the session blob belongs to NPC {shown(data.get('npc'))}, not {npc!r}")
     history = data.get("history")

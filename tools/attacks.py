@@ -10,8 +10,10 @@ server's memory must stay flat. Without --endpoint it starts its own server on t
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import struct
+import tempfile
 import sys
 import threading
 import time
@@ -119,10 +121,13 @@ def deep_nesting_requests(depth: int = 1000) -> list[bytes]:
             msgpack.packb({"v": 1, "id": nested(depth), "type": "health"})]
 
 
-def session_bomb(npc: str, session: str, turns: int) -> bytes:
-    """A well-formed session blob holding `turns` empty turns."""
-    return msgpack.packb({"format": "parley-session", "v": 1, "npc": npc, "session": session,
-                          "history": [["", ""]] * turns}, use_bin_type=True)
+def session_bomb(npc: str, session: str, turns: int, key: bytes | None = None) -> bytes:
+    """A session blob holding `turns` empty turns: signed with `key` (the server's, as a studio's own
+    tool could), or forged (a random key) without one."""
+    from runtime.harmony import Turn
+    from runtime.session_blob import dump
+
+    return dump(npc, session, [Turn("", "")] * turns, key or os.urandom(32))
 
 
 def idle_connections(endpoint: str, count: int) -> list[socket.socket]:
@@ -136,10 +141,13 @@ def idle_connections(endpoint: str, count: int) -> list[socket.socket]:
     return conns
 
 
-def big_session_blob(npc: str, session: str) -> bytes:
-    """A legitimate session whose export is about 44 KiB: what a non-reading client asks for again."""
-    return msgpack.packb({"format": "parley-session", "v": 1, "npc": npc, "session": session,
-                          "history": [["x" * 180, "y" * 180]] * 120}, use_bin_type=True)
+def big_session_blob(npc: str, session: str, key: bytes) -> bytes:
+    """A legitimate session (signed with the server's key) whose export is about 44 KiB: what a
+    non-reading client asks for again."""
+    from runtime.harmony import Turn
+    from runtime.session_blob import dump
+
+    return dump(npc, session, [Turn("x" * 180, "y" * 180)] * 120, key)
 
 
 def non_readers(endpoint: str, npc: str, session: str, sockets: int, seconds: float, rate_per_s: float = 18.0) -> int:
@@ -179,7 +187,8 @@ def send_raw(endpoint: str, payload: bytes, timeout_s: float = 10.0) -> dict | N
         sock.close()
 
 
-def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "brenna") -> dict:
+def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "brenna",
+         blob_key: bytes | None = None) -> dict:
     """Every attack at once, repeatedly, while tools/stress.py's clients talk to the server."""
     from tools.stress import stress
 
@@ -221,8 +230,9 @@ def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "bren
         ("many_frame_messages", lambda: many_frame_messages(endpoint, 250_000, 50, 5)),
         ("trickle_bursts", trickles),
         ("deep_nesting", deep), ("session_bombs", bomb), ("idle_connection_bursts", fds))]
-    send_raw(endpoint, msgpack.packb({"v": 1, "id": "big", "type": "import_session", "npc": npc, "session": "big",
-                                      "blob": big_session_blob(npc, "big")}))
+    if blob_key is not None:  # a big session for the non-readers to ask for (signed with the server's key)
+        send_raw(endpoint, msgpack.packb({"v": 1, "id": "big", "type": "import_session", "npc": npc,
+                                          "session": "big", "blob": big_session_blob(npc, "big", blob_key)}))
     threads.append(threading.Thread(target=lambda: counts.__setitem__(
         "non_reader_requests", non_readers(endpoint, npc, "big", 10, seconds)), daemon=True))
 
@@ -264,13 +274,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--endpoint")
+    ap.add_argument("--blob-key", type=Path, help="the server's session-blob key file (with --endpoint), so the "
+                                                  "non-reading clients can ask for a big session")
     args = ap.parse_args()
+    from runtime.blob_key import load_or_create
+
     if args.endpoint:
-        report = soak(args.endpoint, args.seconds, None)
+        report = soak(args.endpoint, args.seconds, None, blob_key=load_or_create(args.blob_key) if args.blob_key else None)
     else:
         from tools.local_server import demo_server
-        with demo_server("--max-queue", "64") as (endpoint, pid):
-            report = soak(endpoint, args.seconds, pid)
+        with tempfile.TemporaryDirectory() as keys:
+            key_file = Path(keys) / "blob.key"
+            with demo_server("--max-queue", "64", "--blob-key", str(key_file)) as (endpoint, pid):
+                report = soak(endpoint, args.seconds, pid, blob_key=load_or_create(key_file))
     for key, value in report.items():
         print(f"{key:>22}: {value}")
     ok = report["missing_terminal"] == 0 and report["duplicate_terminal"] == 0 and report["health_after"] == "ok"

@@ -11,6 +11,7 @@ import time
 import msgpack
 import pytest
 
+from runtime.blob_key import load_or_create
 from runtime.client import ParleyClient
 from tests.service.conftest import profiles_copy
 from tests.service.test_cli_live import free_port
@@ -22,6 +23,8 @@ class Served:
     def __init__(self, model, profiles, *args: str, nofile: tuple[int, int] | None = None):
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.profiles = profiles
+        key_file = profiles.parent / "blob.key"
+        self.blob_key = load_or_create(key_file)  # the server reads the same file: tests can sign blobs
 
         def limits():
             if nofile:
@@ -29,7 +32,7 @@ class Served:
 
         self.proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(model),
                                       "--profiles", str(profiles), "--bind", self.endpoint, "--rate-limit", "0",
-                                      *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      "--blob-key", str(key_file), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      preexec_fn=limits)
         line = self.proc.stdout.readline()
         assert "ready on" in line, self.proc.stderr.read() if self.proc.poll() is not None else line
@@ -88,11 +91,15 @@ def test_values_nested_a_thousand_deep_get_an_error_and_the_server_lives(serve):
 
 def test_a_session_blob_of_thousands_of_turns_is_refused_and_a_full_one_answers(serve):
     server = serve()
+    forged = server.request(type="import_session", npc="brenna", session="s",
+                            blob=attacks.session_bomb("brenna", "s", 2000))
+    assert forged["type"] == "error" and forged["code"] == "bad_message" and "signature" in forged["message"]
+    # even one signed with the server's own key (a studio's tool could) is held to the turn limit
     bomb = server.request(type="import_session", npc="brenna", session="s",
-                          blob=attacks.session_bomb("brenna", "s", 2000))
+                          blob=attacks.session_bomb("brenna", "s", 2000, server.blob_key))
     assert bomb["type"] == "error" and bomb["code"] == "too_large" and "256" in bomb["message"]
     full = server.request(type="import_session", npc="brenna", session="s",
-                          blob=attacks.session_bomb("brenna", "s", 256))
+                          blob=attacks.session_bomb("brenna", "s", 256, server.blob_key))
     assert full["type"] == "done" and full["turns"] == 256
     with ParleyClient(server.endpoint, timeout_s=30.0, retries=0) as c:
         done = list(c.reply("brenna", "Do you remember me?", session="s"))[-1]
@@ -134,7 +141,7 @@ def test_an_endless_multipart_message_is_cut_off_and_memory_stays_bounded(serve)
 def test_clients_that_never_read_do_not_make_the_server_grow(serve):
     server = serve()
     assert server.request(type="import_session", npc="brenna", session="big",
-                          blob=attacks.big_session_blob("brenna", "big"))["type"] == "done"
+                          blob=attacks.big_session_blob("brenna", "big", server.blob_key))["type"] == "done"
     pid = server.proc.pid
     samples = {}
 

@@ -1,0 +1,51 @@
+"""The server's secret for signing session blobs: a save's conversation comes back only as this server
+(or one given the same key) wrote it.
+
+The key is 32 random bytes kept as hex in a file the server creates on first use (owner-only
+permissions) and reads ever after: next to the CurveZMQ keys when the server has them, else in the
+user's config folder. A studio that moves servers or reinstalls keeps this file, or its players' saves
+no longer load (their NPCs start fresh, with a clear error to the game).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+KEY_BYTES = 32
+FILE_NAME = "blob.key"
+
+
+class BlobKeyError(ValueError):
+    pass
+
+
+def default_path(curve_secret_file: Path | None) -> Path:
+    if curve_secret_file is not None:
+        return Path(curve_secret_file).parent / FILE_NAME
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "parley" / FILE_NAME
+
+
+def load_or_create(path: Path) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(KEY_BYTES)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another server made it a moment ago: use that one
+            return load_or_create(path)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex() + "\n")
+        return key
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BlobKeyError(f"{path}: not a session-blob key ({exc}); it holds {KEY_BYTES} bytes as hex. Restore "
+                           "it from a backup (saves signed with it need it), or move it away to start a new one "
+                           "(older saves will not load)") from exc
+    if len(key) < KEY_BYTES:
+        raise BlobKeyError(f"{path}: the session-blob key is {len(key)} bytes; at least {KEY_BYTES} are needed")
+    return key
