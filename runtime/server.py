@@ -50,6 +50,9 @@ def is_local(endpoint: str) -> bool:
     return endpoint.startswith(LOCAL_PREFIXES)
 
 
+# While the server stops, questions about it are still answered (health says `stopping`); new work is
+# refused with `shutting_down`.
+ANSWERED_WHILE_STOPPING = frozenset({"health", "stats", "list_npcs", "cancel"})
 CLIENT_KEYS_WITHOUT_KEYS = ("--client-keys needs --keys: an allow-list of client keys means nothing without "
                             "CurveZMQ, and every plaintext client would get in. Pass --keys DIR (from `parley keys "
                             "DIR`) as well")
@@ -379,7 +382,7 @@ class Server:
             self._error(identity, req.id, p.RATE_LIMITED, limited)
             return
         self.counters[f"request.{req.type}"] += 1
-        if self.stopping.is_set():
+        if self.stopping.is_set() and req.type not in ANSWERED_WHILE_STOPPING:
             self._error(identity, req.id, p.SHUTTING_DOWN, "the server is shutting down")
             return
         handler = getattr(self, f"_handle_{req.type}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import msgpack
 import pytest
@@ -349,3 +350,24 @@ def test_a_prompt_too_long_for_the_model_has_its_own_error_code(live):
         assert frame["id"] == rid and frame["type"] == "error" and frame["code"] == p.PROMPT_TOO_LONG, frame
         assert "game state" in frame["message"]
         assert list(c.reply("talker", "still there?"))[-1]["type"] == "done"
+
+
+def test_while_the_server_stops_health_says_stopping_and_new_work_is_refused(make_server):
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:  # the worker cannot finish the running reply: the server stays up, stopping
+            running = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
+            deadline = time.monotonic() + 10
+            while not server.server._jobs and time.monotonic() < deadline:
+                time.sleep(0.01)
+            server.server.stop(wait=False)
+            health = c.health()
+            assert health["status"] == "stopping"
+            rid = c.send("reply", npc="brenna", text="Hello")
+            answer = msgpack.unpackb(c.socket.recv(), raw=False)
+            assert answer["id"] == rid and answer["code"] == p.SHUTTING_DOWN
+        while True:
+            frame = msgpack.unpackb(c.socket.recv(), raw=False)
+            if frame["id"] == running and frame["type"] in ("done", "error"):
+                break
+        assert frame["type"] == "error" and frame["code"] == p.SHUTTING_DOWN
