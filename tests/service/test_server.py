@@ -293,18 +293,32 @@ def test_a_session_blob_claiming_version_true_is_refused(live):
     assert "version" in answer["message"]
 
 
-def test_ids_and_session_names_cannot_forge_log_lines(live, caplog):
+def test_ids_and_session_names_cannot_forge_log_lines(make_server):
+    server = make_server()
     forged = "x\n2026-01-01 INFO runtime.server: reply id=admin\x1b[2K"
-    with caplog.at_level(logging.INFO, logger="runtime.server"):
-        with live.client() as c:
+    records: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: records.append(record.getMessage())
+    server_log = logging.getLogger("runtime.server")
+    level = server_log.level
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+    try:
+        with server.client() as c:
             rid = c.send("reply", forged[:60], npc="talker", text="hello", session="s\r\nforged")
             while True:
                 frame = msgpack.unpackb(c.socket.recv(), raw=False)
                 if frame["type"] in ("done", "error"):
                     break
-    assert frame["id"] == rid  # the client gets its id back as sent
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reply id=")]
-    assert lines and all("\n" not in line and "\r" not in line and "\x1b" not in line for line in lines)
+        deadline = time.monotonic() + 10  # the worker logs the reply just after sending its last frame
+        while not any(r.startswith("reply id=") for r in records) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        server_log.removeHandler(handler)
+        server_log.setLevel(level)
+    assert frame["id"] == rid and frame["type"] == "done", frame  # the client gets its id back as sent
+    lines = [line for line in records if line.startswith("reply id=")]
+    assert lines and all("\n" not in line and "\r" not in line and "\x1b" not in line for line in lines), records
     assert any("x\\x0a2026-01-01" in line and "s\\x0d\\x0aforged" in line for line in lines)
 
 
