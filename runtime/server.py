@@ -118,9 +118,14 @@ class _Job:
 
 
 class _RateLimiter:
+    """A token bucket per client. Buckets are kept in the order their clients were last seen, and only
+    the least recently seen are forgotten: a client that keeps sending is never reset to a full burst."""
+
+    MAX_CLIENTS = 10_000
+
     def __init__(self, rate: float, burst: int):
         self.rate, self.burst = rate, burst
-        self.buckets: dict[bytes, tuple[float, float]] = {}
+        self.buckets: collections.OrderedDict[bytes, tuple[float, float]] = collections.OrderedDict()
 
     def allow(self, who: bytes) -> bool:
         if self.rate == float("inf"):
@@ -128,13 +133,12 @@ class _RateLimiter:
         now = time.monotonic()
         tokens, last = self.buckets.get(who, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.buckets[who] = (tokens, now)
-            return False
-        self.buckets[who] = (tokens - 1, now)
-        if len(self.buckets) > 10_000:  # forget idle clients
-            self.buckets = dict(list(self.buckets.items())[-5_000:])
-        return True
+        allowed = tokens >= 1
+        self.buckets[who] = (tokens - 1 if allowed else tokens, now)
+        self.buckets.move_to_end(who)
+        while len(self.buckets) > self.MAX_CLIENTS:
+            self.buckets.popitem(last=False)  # the client seen longest ago
+        return allowed
 
 
 class Server:
