@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 EXPORT_EXAMPLE = """examples:
   parley export ./my-finetune ./models/blacksmith
   parley export ./gpt-oss-20b ./models/gpt-oss-20b-cpu --dense int4          # CPU: int4 experts and dense
-  parley export ./gpt-oss-20b ./models/gpt-oss-20b-gpu --dtype float16 --dense int8   # CUDA
+  parley export ./gpt-oss-20b ./models/gpt-oss-20b-gpu --dtype float16 --dense int4   # CUDA
   parley export ./gpt-oss-20b ./models/tavern --lora ./tavern-adapter
 """
 
@@ -46,7 +46,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                         "them. int8 or int4: block-quantized (32) MatMulNBits (contrib ops), 1/4 or 1/8 "
                         "of their float bytes, which on a CPU are most of the bytes read per token; verified "
                         "exactly like quantized experts, and the difference from the checkpoint is measured. "
-                        "On a CPU choose int4 (onnxruntime's exact int8 kernel is slow there); int8 suits CUDA")
+                        "Choose int4: onnxruntime's CPU kernel for int8 is slow in float32 and imprecise in float16")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")

@@ -142,10 +142,10 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
             raise ExportError(f"--max-context {opts.max_context} is too small to verify this model: verification "
                               f"runs a {prompt_length(cfg)}-token prompt (longer than its {cfg.sliding_window}-token "
                               f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
-    if opts.dense == "int8" and opts.dtype == "float32":
-        log.warning("int8 dense weights with float activations take a slow path in onnxruntime's CPU kernel "
-                    "(measured 5 to 36x slower than float32 MatMul, tools/bench_dense_ops.py): for a CPU export "
-                    "--dense int4; int8 is meant for CUDA (--dtype float16)")
+    if opts.dense == "int8":
+        log.warning("int8 dense weights: onnxruntime's CPU kernel for them is slow in float32 (5 to 36x float32 "
+                    "MatMul, tools/bench_dense_ops.py) and loses precision in float16 (gpt-oss-20b's full size fails "
+                    "verification); --dense int4 verifies and runs fast on both")
     ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
     opts, why = resolve_experts(opts, ckpt.quantization)
     if why:

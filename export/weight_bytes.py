@@ -63,8 +63,9 @@ CHOICES = (
     ("CPU, exact", ExportChoice("float32", "float", "float"), "--experts float"),
     ("CPU", ExportChoice("float32", "int4", "int4"), "--dense int4"),
     ("GPU, exact dense", ExportChoice("float16", "int4", "float"), "--dtype float16"),
-    ("GPU", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
-    ("GPU, smallest", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
+    ("GPU", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
+    # closer to the checkpoint, but onnxruntime's CPU kernel cannot verify it at full size (performance.md)
+    ("GPU, 8-bit dense", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
 )
 
 

@@ -112,11 +112,11 @@ def test_dense_quantization_outside_the_contrib_graph_is_refused_before_reading(
     assert not (tmp_path / "out").exists()
 
 
-def test_int8_dense_weights_for_a_cpu_export_warn_about_onnxruntimes_slow_path(tiny_checkpoint, tmp_path, caplog):
+def test_int8_dense_weights_warn_about_onnxruntimes_cpu_kernel(tiny_checkpoint, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         export_model(tiny_checkpoint, tmp_path / "int8", ExportOptions(max_context=32, experts="float", dense="int8"))
     assert "--dense int4" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):
         export_model(tiny_checkpoint, tmp_path / "int4", ExportOptions(max_context=32, experts="float", dense="int4"))
-    assert "slow path" not in caplog.text
+    assert "int8 dense weights" not in caplog.text
