@@ -16,7 +16,7 @@ from export.exporter import ExportOptions, export_model
 from export.quantize import ROUND_TRIPS
 from runtime.manifest import Manifest
 from runtime.session import ModelSession, SessionOptions
-from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
+from tests.helpers.checkpoints import TinySpec, graph_vs_transformers, load_hf, make_checkpoint
 
 
 @pytest.mark.parametrize("precision", ["int8", "int4"])
@@ -74,12 +74,7 @@ def test_int8_dense_and_int4_experts_equal_transformers_with_the_same_rounded_we
     assert sum(not torch.equal(state[n], t) for n, t in hf.state_dict().items()) == len(dense_names(hf.config)) + 2 * 4
     hf.load_state_dict(state)
     session = ModelSession(root / "int8", SessionOptions(provider="cpu"))
-    ids = np.random.default_rng(0).integers(0, session.config.vocab_size, size=(1, 2 * session.config.sliding_window + 4))
-    with torch.no_grad():
-        expected = hf(torch.from_numpy(ids)).logits[0].numpy()
-    cache = session.new_cache(length=32)
-    got = [session.run(ids[:, :6], cache)[0]] + [session.run(ids[:, t:t + 1], cache)[0] for t in range(6, ids.shape[1])]
-    assert np.abs(np.stack(got) - expected[5:]).max() <= 1e-4
+    assert graph_vs_transformers(session, hf) <= 1e-4
 
 
 def test_the_graph_reads_quantized_dense_weights_and_says_how_far_they_are_from_the_checkpoint(dense_exports):

@@ -7,14 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from export.errors import ExportError
 from export.exporter import ExportOptions, export_model
 from export.quantize import ZERO_POINT, dequantize_rows, quantize_rows, round_experts_to_int8
 from runtime.manifest import Manifest
 from runtime.session import ModelSession, SessionOptions
-from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
+from tests.helpers.checkpoints import TinySpec, graph_vs_transformers, load_hf, make_checkpoint
 
 
 def test_rows_round_trip_within_half_a_step_and_requantize_to_the_same_codes():
@@ -46,13 +45,7 @@ def test_int8_graph_equals_transformers_with_the_same_int8_experts(int8_export):
     round_experts_to_int8(state, hf.config.num_hidden_layers)
     hf.load_state_dict(state)
     session = ModelSession(folder, SessionOptions(provider="cpu"))
-    cfg = session.config
-    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, size=(1, 2 * cfg.sliding_window + 4))
-    with torch.no_grad():
-        expected = hf(torch.from_numpy(ids)).logits[0].numpy()
-    cache = session.new_cache(length=32)
-    got = [session.run(ids[:, :6], cache)[0]] + [session.run(ids[:, t:t + 1], cache)[0] for t in range(6, ids.shape[1])]
-    assert np.abs(np.stack(got) - expected[5:]).max() <= 1e-4
+    assert graph_vs_transformers(session, hf) <= 1e-4
 
 
 def test_the_export_says_how_far_int8_is_from_the_float_experts(int8_export):

@@ -144,3 +144,19 @@ def make_scripted_checkpoint(folder: Path, successors: dict[str, str], seed: int
     model.save_pretrained(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 4096}))
     return folder
+
+
+def graph_vs_transformers(session, hf, prompt: int = 6) -> float:
+    """Max |logit diff| between a model folder's session and a transformers model on the same random
+    ids (longer than twice the sliding window): a `prompt`-token prefill, then one token at a time
+    through the KV cache, against transformers' logits at every one of those positions."""
+    import numpy as np
+
+    cfg = session.config
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, size=(1, 2 * cfg.sliding_window + 4))
+    with torch.no_grad():
+        expected = hf(torch.from_numpy(ids)).logits[0].numpy()
+    cache = session.new_cache(length=32)
+    got = [session.run(ids[:, :prompt], cache)[0]]
+    got += [session.run(ids[:, t:t + 1], cache)[0] for t in range(prompt, ids.shape[1])]
+    return float(np.abs(np.stack(got) - expected[prompt - 1:]).max())
