@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 EXPORT_EXAMPLE = """examples:
   parley export ./my-finetune ./models/blacksmith
   parley export ./gpt-oss-20b ./models/gpt-oss-20b-cpu --dense int4          # CPU: int4 experts and dense
-  parley export ./gpt-oss-20b ./models/gpt-oss-20b-gpu --dtype float16 --dense int4   # CUDA
+  parley export ./my-finetune ./models/my-npcs-gpu --dtype float16 --dense int4      # CUDA (see docs: 20b)
   parley export ./gpt-oss-20b ./models/tavern --lora ./tavern-adapter
 """
 
