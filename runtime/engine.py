@@ -320,7 +320,7 @@ class _Reply:
     def run(self) -> Iterator[Any]:
         e, npc, tok = self.e, self.npc, self.e.tok
         sid = self.req.session_id
-        if sid is None:  # a one-off reply shares nothing and is stored nowhere: it starts from the NPC's prefix
+        if not sid:  # a one-off reply shares nothing and is stored nowhere: it starts from the NPC's prefix
             conv = None
         else:
             conv = e.store.get(npc.id, sid)
