@@ -39,23 +39,32 @@ def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
 
 
 def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> int:
-    d = DTYPE_BYTES[choice.dtype]
-    h, v, e, i = cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts, cfg.intermediate_size
-    qkv = cfg.q_size + 2 * cfg.kv_size
+    d, h, v = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.vocab_size
     embed_shared = cfg.tie_word_embeddings and choice.dense == "float"
     total = v * h * (2 if choice.embed_bfloat16 and not embed_shared else d)
     if not embed_shared:
         total += matrix_bytes(v, h, choice.dense, choice.dtype)  # the unembedding
     total += 2 * max_context * (cfg.head_dim // 2) * d  # rotary cos and sin tables
     total += h * d  # the final norm
-    experts = "int8-rows" if choice.experts == "int8" else choice.experts
-    per_layer = (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
-                 + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
-                 + cfg.num_attention_heads * d + 2 * h * d  # sinks, two norms
-                 + (h * e + e) * d  # router
-                 + e * (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype))
-                 + e * (2 * i + h) * d)  # expert biases
+    per_layer = layer_bytes_besides_experts(cfg, choice) + cfg.num_local_experts * expert_bytes(cfg, choice)
     return total + cfg.num_hidden_layers * per_layer
+
+
+def layer_bytes_besides_experts(cfg: ModelConfig, choice: ExportChoice) -> int:
+    """A layer's attention (q/k/v and o with biases, sinks), two norms and router."""
+    d, h, e = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.num_local_experts
+    qkv = cfg.q_size + 2 * cfg.kv_size
+    return (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
+            + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
+            + cfg.num_attention_heads * d + 2 * h * d + (h * e + e) * d)
+
+
+def expert_bytes(cfg: ModelConfig, choice: ExportChoice) -> int:
+    """One expert: gate_up and down as exported, with their biases."""
+    d, h, i = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.intermediate_size
+    experts = "int8-rows" if choice.experts == "int8" else choice.experts
+    return (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype)
+            + (2 * i + h) * d)
 
 
 # What `parley inspect CHECKPOINT` offers a studio: the exports worth choosing between, by target.
@@ -102,17 +111,10 @@ def active_bytes_per_token(cfg: ModelConfig, choice: ExportChoice, rows: int = 1
     norms, the experts its rows chose (for one row the top k; for several, the expected union of their
     choices, 1 - (1 - k/E)^rows of the experts, choices taken as independent), the unembedding and one
     embedding row per row. What the bandwidth floor divides into the measured read bandwidth."""
-    d = DTYPE_BYTES[choice.dtype]
-    h, v, e, i = cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts, cfg.intermediate_size
-    qkv = cfg.q_size + 2 * cfg.kv_size
-    experts = "int8-rows" if choice.experts == "int8" else choice.experts
-    one_expert = (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype)
-                  + (2 * i + h) * d)
+    d, h, v, e = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts
     chosen = e * (1 - (1 - cfg.num_experts_per_tok / e) ** rows)
-    per_layer = (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
-                 + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
-                 + cfg.num_attention_heads * d + 2 * h * d + (h * e + e) * d)
+    per_layer = layer_bytes_besides_experts(cfg, choice) + chosen * expert_bytes(cfg, choice)
     embed_row = h * (2 if choice.embed_bfloat16 else d)
-    total = (cfg.num_hidden_layers * (per_layer + chosen * one_expert) + rows * embed_row
+    total = (cfg.num_hidden_layers * per_layer + rows * embed_row
              + matrix_bytes(v, h, choice.dense, choice.dtype) + h * d)
     return round(total)
