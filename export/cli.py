@@ -9,7 +9,7 @@ import json
 import logging
 from pathlib import Path
 
-from runtime.cli import CommandFailed
+from runtime.cli_errors import CommandFailed
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,10 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from runtime import cli_client, cli_service
+from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
 
-
-class CommandFailed(Exception):
-    """A subcommand failed for a reason the user can act on; the message says which."""
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
                "  parley inspect ./models/my-npc-model")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from runtime import cli_client, cli_service
-
     cli_service.register(sub)
     cli_client.register(sub)
     for ep in sorted(entry_points(group="parley.commands"), key=lambda e: e.name):
@@ -53,8 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the importable module's main, not this __main__ copy, so the exception
-    # classes that subcommands raise are the ones caught above.
-    from runtime.cli import main as module_main
-
-    sys.exit(module_main())
+    sys.exit(main())

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime.cli import CommandFailed
+from runtime.cli_errors import CommandFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from runtime.cli import CommandFailed
+from runtime.cli_errors import CommandFailed
 
 log = logging.getLogger(__name__)
 
