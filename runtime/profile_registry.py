@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runtime.context_fit import ContextFit
 from runtime.npc import Npc
-from runtime.profiles import ProfileError, ProfileProblem, line_index, parse_profile, read_profile_text
+from runtime.profile_parser import ProfileError, ProfileProblem, line_index, parse_profile, read_profile_text
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,279 @@
+"""One NPC profile file (TOML that designers edit) validated into an Npc.
+
+Validation reports every problem at once, each with the file, the line, the key,
+what was wrong and what is allowed, so a designer fixes a file in one pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.npc import EFFORTS, ActionSpec, Npc
+from runtime.protocol import shown
+from runtime.sampler import SamplingParams
+
+MAX_PROFILE_BYTES = 256 * 1024
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ProfileProblem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "key": self.key, "message": self.message}
+
+
+class ProfileError(ValueError):
+    def __init__(self, problems: list[ProfileProblem]):
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _table_header(line: str) -> str | None:
+    """'[a.b]' or '[[a]]' -> 'a.b' / 'a'; None for other lines. String methods, not a regex: a line of
+    '[' and thousands of spaces (valid inside a multi-line string) must not cost seconds."""
+    stripped = line.strip()
+    if not stripped.startswith("["):
+        return None
+    end = stripped.find("]")
+    return stripped[1:end].strip("[ \t") if end > 0 else None
+
+
+def line_index(text: str) -> dict[tuple[str, str], int]:
+    """(table, key) -> the first line setting key inside [table] ('' for the top level), and
+    (table, '') -> the table's header line: one pass, for every problem a file has."""
+    index: dict[tuple[str, str], int] = {}
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _table_header(line)
+        if header is not None:
+            current = header
+            index.setdefault((current, ""), number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            index.setdefault((current, key.group(1)), number)
+    return index
+
+
+MAX_PROBLEMS = 50  # per file: a designer fixes the first ones; thousands would only slow the server
+
+
+# key -> (type, required, check, allowed-values text)
+def _positive(v) -> bool:
+    return v > 0
+
+
+TOP = {
+    "id": (str, False, lambda v: bool(ID_PATTERN.match(v)), "lowercase letters, digits, '-' and '_' (max 64)"),
+    "name": (str, True, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
+    "persona": (str, True, lambda v: 0 < len(v) <= 4000, "1 to 4000 characters"),
+    "knowledge": (list, False, lambda v: len(v) <= 64 and all(isinstance(x, str) and 0 < len(x) <= 500 for x in v),
+                  "a list of up to 64 strings of 1 to 500 characters"),
+    "reasoning_effort": (str, False, lambda v: v in EFFORTS, " | ".join(EFFORTS)),
+    "fallback_lines": (list, True, lambda v: 0 < len(v) <= 32 and all(isinstance(x, str) and 0 < len(x) <= 300
+                                                                    for x in v),
+                       "a list of 1 to 32 strings of 1 to 300 characters"),
+    "world": (str, False, lambda v: len(v) <= 2000, "up to 2000 characters"),
+}
+STYLE = {
+    "description": (str, False, lambda v: len(v) <= 2000, "up to 2000 characters"),
+    "sample_lines": (list, False, lambda v: len(v) <= 16 and all(isinstance(x, str) and 0 < len(x) <= 300 for x in v),
+                     "a list of up to 16 strings of 1 to 300 characters"),
+}
+BUDGET = {
+    "deadline_ms": ((int, float), False, lambda v: 50 <= v <= 60000, "a number of milliseconds, 50 to 60000"),
+    "max_reasoning_tokens": (int, False, lambda v: 0 <= v <= 2048, "an integer, 0 to 2048"),
+    "max_final_tokens": (int, False, lambda v: 1 <= v <= 1024, "an integer, 1 to 1024"),
+    "expected_final_tokens": (int, False, lambda v: 1 <= v <= 1024, "an integer, 1 to 1024"),
+    "max_input_chars": (int, False, lambda v: 1 <= v <= 4000, "an integer, 1 to 4000"),
+    "max_input_tokens": (int, False, lambda v: 1 <= v <= 2000, "an integer, 1 to 2000"),
+}
+SAMPLING = {
+    "temperature": ((int, float), False, lambda v: 0 <= v <= 2, "a number, 0 (greedy) to 2"),
+    "top_k": (int, False, lambda v: 0 <= v <= 1000, "an integer, 0 (no limit) to 1000"),
+    "top_p": ((int, float), False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "seed": (int, False, lambda v: 0 <= v < 2**63, "a non-negative integer"),
+}
+MAX_ACTIONS = 16
+MAX_PARAMETER_DEPTH = 6
+MAX_PARAMETER_CHARS = 2000
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply tables and lists nest in value, counting no further than limit + 1 (no recursion)."""
+    deepest, level = 0, [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [x for v in level for x in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
+                 if isinstance(x, (dict, list))]
+    return deepest
+
+
+def _parameters_ok(value: dict) -> bool:
+    return (_depth(value, MAX_PARAMETER_DEPTH) <= MAX_PARAMETER_DEPTH
+            and len(json.dumps(value, sort_keys=True, default=str)) <= MAX_PARAMETER_CHARS)
+
+
+ACTION = {
+    "name": (str, True, lambda v: bool(NAME_PATTERN.match(v)), "an identifier: letters, digits and '_'"),
+    "description": (str, True, lambda v: 0 < len(v) <= 500, "1 to 500 characters"),
+    "parameters": (dict, False, _parameters_ok,
+                   f"a table describing the arguments (JSON-schema-like), nested at most {MAX_PARAMETER_DEPTH} "
+                   f"deep and at most {MAX_PARAMETER_CHARS} characters as JSON"),
+}
+TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
+
+
+class _Checker:
+    def __init__(self, path: Path, text: str):
+        self.file, self.text = str(path), text
+        self.lines = line_index(text)
+        self.problems: list[ProfileProblem] = []
+
+    def problem(self, table: str, key: str, message: str) -> None:
+        line = self.lines.get((table, key.split(".")[-1])) if key else None
+        label = f"{table}.{key}" if table and key else (key or table)
+        self.problems.append(ProfileProblem(self.file, line, label, message))
+
+    def section(self, data: dict, schema: dict, table: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in data:
+            if key not in schema:
+                self.problem(table, key, f"unknown key; allowed here: {', '.join(schema)}")
+        for key, (kind, required, check, allowed) in schema.items():
+            if key not in data:
+                if required:
+                    self.problems.append(ProfileProblem(self.file, self.lines.get((table, "")) if table else None,
+                                                        f"{table}.{key}" if table else key,
+                                                        f"missing; expected {allowed}"))
+                continue
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                self.problem(table, key, f"{shown(value)} has the wrong type; expected {allowed}")
+            elif not check(value):
+                self.problem(table, key, f"{shown(value)} is not allowed; expected {allowed}")
+            else:
+                out[key] = value
+        return out
+
+
+def _read_profile_bytes(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_PROFILE_BYTES. Opened without blocking
+    and checked after opening: a FIFO or device named *.toml must not hang the server that reads it."""
+    def problem(message: str) -> ProfileError:
+        return ProfileError([ProfileProblem(str(path), None, "", message)])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise problem(f"cannot read the file ({exc.strerror})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise problem("not a regular file (a pipe, device or socket); a profile must be a plain text file")
+        if st.st_size > MAX_PROFILE_BYTES:
+            raise problem(f"file is {st.st_size} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise problem(f"cannot read the file ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PROFILE_BYTES:
+        raise problem(f"file is over {MAX_PROFILE_BYTES} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
+    return data
+
+
+def read_profile_text(path: Path) -> str:
+    """A profile's text, with the same guards as parsing (regular file, size, UTF-8)."""
+    try:
+        return _read_profile_bytes(Path(path)).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason})")]) from exc
+
+
+def parse_profile(path: Path) -> Npc:
+    """One profile file -> Npc, or ProfileError listing every problem."""
+    path = Path(path)
+    raw_bytes = _read_profile_bytes(path)
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                                                 "save the file as UTF-8")]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ProfileError([ProfileProblem(str(path), int(match.group(1)) if match else None, "",
+                                           f"TOML syntax error: {exc}")]) from exc
+    except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
+        raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
+                                                                "use plain strings, lists and tables")]) from exc
+    c = _Checker(path, text)
+    top = c.section({k: v for k, v in data.items() if k not in TABLES and k != "actions"}, TOP, "")
+    tables: dict[str, dict] = {}
+    for name, schema in TABLES.items():
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            c.problem("", name, f"must be a table ([{name}])")
+            value = {}
+        tables[name] = c.section(value, schema, name)
+    actions = []
+    raw_actions = data.get("actions", [])
+    if not isinstance(raw_actions, list):
+        c.problem("", "actions", "must be an array of tables ([[actions]])")
+        raw_actions = []
+    if len(raw_actions) > MAX_ACTIONS:
+        c.problem("", "actions", f"{len(raw_actions)} actions; an NPC may have at most {MAX_ACTIONS} (each one is "
+                                 "described in every prompt)")
+        raw_actions = []
+    for action in raw_actions:
+        if not isinstance(action, dict):
+            c.problem("", "actions", "each entry must be a table ([[actions]])")
+            continue
+        a = c.section(action, ACTION, "actions")
+        if "name" in a and "description" in a:
+            actions.append(ActionSpec(a["name"], a["description"], a.get("parameters", {})))
+    npc_id = top.get("id", path.stem)
+    if "id" not in data and not ID_PATTERN.match(npc_id):
+        c.problem("", "id", f"the file name {path.stem!r} is not a valid NPC id; rename the file or set id "
+                            f"(lowercase letters, digits, '-' and '_')")
+    budget, style, sampling = tables["budget"], tables["style"], tables["sampling"]
+    if budget.get("expected_final_tokens", 32) > budget.get("max_final_tokens", 80):
+        c.problem("budget", "expected_final_tokens", "must not exceed max_final_tokens")
+    if c.problems:
+        shown = c.problems[:MAX_PROBLEMS]
+        if len(c.problems) > MAX_PROBLEMS:
+            shown.append(ProfileProblem(str(path), None, "", f"... and {len(c.problems) - MAX_PROBLEMS} more "
+                                                             "problems; fix these first"))
+        raise ProfileError(shown)
+    return Npc(
+        id=npc_id, name=top["name"], persona=top["persona"], knowledge=tuple(top.get("knowledge", ())),
+        style=style.get("description", ""), sample_lines=tuple(style.get("sample_lines", ())),
+        reasoning_effort=top.get("reasoning_effort", "low"), deadline_ms=float(budget.get("deadline_ms", 3000)),
+        max_reasoning_tokens=budget.get("max_reasoning_tokens", 96), max_final_tokens=budget.get("max_final_tokens", 80),
+        expected_final_tokens=budget.get("expected_final_tokens", 32),
+        max_input_chars=budget.get("max_input_chars", 400), max_input_tokens=budget.get("max_input_tokens", 256),
+        sampling=SamplingParams(temperature=float(sampling.get("temperature", 0.7)), top_k=sampling.get("top_k", 40),
+                                top_p=float(sampling.get("top_p", 0.95)), seed=sampling.get("seed")),
+        fallback_lines=tuple(top["fallback_lines"]), actions=tuple(actions), world=top.get("world", ""))
