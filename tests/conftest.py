@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random gpt-oss checkpoints built with transformers, and their exported model."""
+"""Shared fixtures: tiny random gpt-oss checkpoints built with transformers, their exported model, and live
+servers on it. Helpers that are not fixtures live in tests/helpers/; test modules never import each other."""
 from __future__ import annotations
 
 import pytest
@@ -20,3 +21,40 @@ def tiny_model(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-model") / "model"
     export_model(tiny_checkpoint, out, ExportOptions(max_context=4096))
     return out
+
+
+@pytest.fixture(scope="module")
+def base_and_adapter(tmp_path_factory):
+    """(base checkpoint, PEFT LoRA adapter folder, PEFT's merged model): see make_lora_adapter."""
+    from tests.helpers.checkpoints import make_lora_adapter
+
+    return make_lora_adapter(tmp_path_factory.mktemp("lora"))
+
+
+# Live servers on loopback, always stopped. (tests/helpers/live_server.py is imported in the fixtures,
+# not above, so the export and profile tests collect without loading the server.)
+@pytest.fixture(scope="module")
+def live(tiny_model, tmp_path_factory):
+    """One server per test module, on the shipped profiles plus the Talker."""
+    from tests.helpers.live_server import LiveServer, profiles_copy
+
+    server = LiveServer(tiny_model, profiles_copy(tmp_path_factory.mktemp("live")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server(tiny_model, tmp_path):
+    """make(**server_options) starts a server of the test's own; every one started is stopped after it."""
+    from tests.helpers.live_server import LiveServer, profiles_copy
+
+    started = []
+
+    def make(**opts):
+        server = LiveServer(tiny_model, profiles_copy(tmp_path / f"s{len(started)}"), **opts)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

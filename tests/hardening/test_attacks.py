@@ -13,8 +13,7 @@ import pytest
 
 from runtime.blob_key import load_or_create
 from runtime.client import ParleyClient
-from tests.service.conftest import profiles_copy
-from tests.service.test_cli_live import free_port
+from tests.helpers.live_server import free_port, profiles_copy
 from tools import attacks
 from tools.fuzz_server import rss_mb
 

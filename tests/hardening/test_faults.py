@@ -11,8 +11,7 @@ import msgpack
 import zmq
 
 from runtime.client import ParleyClient
-from tests.service.conftest import profiles_copy
-from tests.service.test_cli_live import free_port
+from tests.helpers.live_server import free_port, profiles_copy
 
 
 def start(model, profiles, endpoint):

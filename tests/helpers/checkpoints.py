@@ -160,3 +160,55 @@ def graph_vs_transformers(session, hf, prompt: int = 6) -> float:
     got = [session.run(ids[:, :prompt], cache)[0]]
     got += [session.run(ids[:, t:t + 1], cache)[0] for t in range(prompt, ids.shape[1])]
     return float(np.abs(np.stack(got) - expected[prompt - 1:]).max())
+
+
+def make_mxfp4_twins(root: Path) -> tuple[Path, Path]:
+    """An MXFP4 checkpoint (root/mxfp4), and a float32 twin (root/twin) holding exactly its dequantized
+    experts."""
+    from safetensors.torch import load_file, save_file
+
+    from export import mxfp4
+
+    plain = make_checkpoint(root / "plain", TinySpec(seed=7))
+    tensors = load_file(plain / "model.safetensors")
+    quantized = dict(tensors)
+    for name in [n for n in tensors if n.endswith(("gate_up_proj", "down_proj"))]:
+        blocks, scales = mxfp4.quantize(tensors[name])
+        quantized.pop(name)
+        quantized[name + "_blocks"] = blocks.reshape(*scales.shape, 16)
+        quantized[name + "_scales"] = scales
+        tensors[name] = mxfp4.dequantize(quantized[name + "_blocks"], scales)
+    twin = root / "twin"
+    twin.mkdir()
+    for f in ("config.json", "tokenizer.json"):
+        (twin / f).write_bytes((plain / f).read_bytes())
+    save_file(tensors, twin / "model.safetensors", metadata={"format": "pt"})
+    q = root / "mxfp4"
+    q.mkdir()
+    cfg = json.loads((plain / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}
+    (q / "config.json").write_text(json.dumps(cfg))
+    (q / "tokenizer.json").write_bytes((plain / "tokenizer.json").read_bytes())
+    save_file(quantized, q / "model.safetensors", metadata={"format": "pt"})
+    return q, twin
+
+
+def make_lora_adapter(root: Path):
+    """A tiny base checkpoint (root/base), a PEFT LoRA adapter for it on the attention projections and the
+    experts (root/adapter, large enough to change the answer), and PEFT's own merged model, the oracle:
+    (base, adapter, merged)."""
+    from peft import LoraConfig, get_peft_model
+
+    base = make_checkpoint(root / "base", TinySpec(seed=11))
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"],
+                        init_lora_weights=False)
+    peft_model = get_peft_model(load_hf(base), config)
+    with torch.no_grad():  # make the adapter large enough to change the answer
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.mul_(3.0)
+    peft_model.save_pretrained(root / "adapter")
+    merged = peft_model.merge_and_unload().eval()
+    return base, root / "adapter", merged
