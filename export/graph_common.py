@@ -8,11 +8,13 @@ import numpy as np
 import torch
 from onnx import TensorProto
 
+from export.dense_quantize import BITS, BLOCK, quantize_matrix
 from export.onnx_builder import GraphBuilder
 from export.rope import cos_sin
 from runtime import manifest as m
 from runtime.model_config import ModelConfig
 
+MS = "com.microsoft"  # onnxruntime's contrib ops
 DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float16": (np.float16, TensorProto.FLOAT16)}
 
 
@@ -44,7 +46,6 @@ class GraphWeights:
         self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
-        self.max_context = max_context
         cos, sin = cos_sin(cfg, torch.arange(max_context))
         self.cos, self.sin = self._np(cos), self._np(sin)
         self.final_norm = self._np(tensors["model.norm.weight"])
@@ -104,7 +105,7 @@ class GraphWeights:
         return self._lm_head_name
 
 
-def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, max_context: int) -> tuple[str, str, str]:
+def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int) -> tuple[str, str, str]:
     ids = g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"])
     seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
     total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
@@ -125,16 +126,48 @@ def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, max_context: int) -> tu
 def embedding(g: GraphBuilder, w: GraphWeights, ids: str) -> str:
     """The token lookup: [B, T] ids -> [B, T, H] in the graph's dtype."""
     bits = w.embed_bfloat16_bits()
-    if bits is None:
-        return g.op("Gather", [g.weight("embed.weight", w.embed), ids], hint="embed")
-    rows = g.op("Gather", [g.weight("embed.weight", bits, TensorProto.BFLOAT16), ids], hint="embed")
-    return g.op("Cast", [rows], to=w.elem_type, hint="embed_cast")
+    with g.scope("embed"):
+        if bits is None:
+            return g.op("Gather", [g.weight("embed.weight", w.embed), ids])
+        rows = g.op("Gather", [g.weight("embed.weight", bits, TensorProto.BFLOAT16), ids])
+        return g.op("Cast", [rows], to=w.elem_type)
+
+
+def linear(g: GraphBuilder, w: GraphWeights, name: str, x: str, weight: np.ndarray, bias: np.ndarray | None = None,
+           dense: str = "float") -> str:
+    """x @ weight (+ bias) for a [K, N] weight, its initializers named `name`.weight/.bias: MatMul (and Add),
+    or one MatMulNBits for dense "int8"/"int4" (blocks of 32 along K, float activations: accuracy_level 0,
+    exact against float math on the dequantized weights). The caller's scope names the nodes."""
+    if dense == "float":
+        y = g.op("MatMul", [x, g.weight(name + ".weight", weight)])
+        return y if bias is None else g.op("Add", [y, g.weight(name + ".bias", bias)])
+    bits = BITS[dense]
+    k, n = weight.shape
+    codes, scales = quantize_matrix(weight.T, bits)
+    inputs = [x, g.weight(name + ".qweight", codes), g.weight(name + ".scales", scales.reshape(-1).astype(w.np_dtype))]
+    if bias is not None:
+        inputs += ["", "", g.weight(name + ".bias", bias)]
+    return g.op("MatMulNBits", inputs, domain=MS, K=k, N=n, bits=bits, block_size=BLOCK, accuracy_level=0)
 
 
 def last_position(g: GraphBuilder, x: str) -> str:
     """[B, T, H] -> [B, H]: only the last position's logits are ever needed."""
-    sliced = g.op("Slice", [x, g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([1])])
-    return g.op("Squeeze", [sliced, g.const([1])], hint="last")
+    with g.scope("last_position"):
+        sliced = g.op("Slice", [x, g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([1])])
+        return g.op("Squeeze", [sliced, g.const([1])])
+
+
+def unembedding(g: GraphBuilder, w: GraphWeights, x: str) -> str:
+    """[B, H] -> float32 logits [B, V]: Gemm on the [V, H] matrix (a tied model's embedding itself), or
+    MatMulNBits when the dense weights are quantized."""
+    with g.scope("lm_head"):
+        if w.dense == "float":
+            logits = g.op("Gemm", [x, w.lm_head_name(g)], transB=1)
+        else:
+            logits = linear(g, w, "lm_head", x, w.unembed_matrix().T, dense=w.dense)
+        if w.elem_type != TensorProto.FLOAT:
+            logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
+        return logits
 
 
 MAX_CANDIDATES = 64
@@ -146,6 +179,7 @@ def candidates(cfg: ModelConfig) -> int:
 
 def logits_outputs(g: GraphBuilder, cfg: ModelConfig, logits: str) -> None:
     """logits plus their top-K: a GPU runtime copies K candidates per step, not the vocabulary."""
-    g.op("Identity", [logits], outputs=[m.LOGITS])
-    g.op("TopK", [logits, g.const([candidates(cfg)])], outputs=[m.TOP_VALUES, m.TOP_IDS], axis=-1,
-         largest=1, sorted=1)
+    with g.scope("logits"):
+        g.op("Identity", [logits], outputs=[m.LOGITS])
+        g.op("TopK", [logits, g.const([candidates(cfg)])], outputs=[m.TOP_VALUES, m.TOP_IDS], axis=-1,
+             largest=1, sorted=1)

@@ -2,9 +2,15 @@
 
 Weights go to disk as they are added, so exporting a 20B model never holds a
 second in-memory copy inside a ModelProto.
+
+Nodes are named for where they sit in the model, `layers.3/attn/GroupQueryAttention`, from the scopes
+open when they are added (`with g.scope("layers.3"), g.scope("attn"): ...`), so that a graph reads
+like the model in Netron; a name that is already taken gets a counter (`.../MatMul_1`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +33,35 @@ class GraphBuilder:
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self._counter = 0
+        self._scopes: list[str] = []
+        self._node_names: set[str] = set()  # across the subgraphs too: value names are made from them
         self.weight_bytes = 0
 
+    @contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        """Name the nodes added inside after this part of the model ("layers.3", then "attn")."""
+        self._scopes.append(name)
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    def _path(self, leaf: str) -> str:
+        return "/".join([*self._scopes, leaf])
+
     def fresh(self, hint: str) -> str:
+        """A new value or constant name, in the current scope."""
         self._counter += 1
-        return f"{hint}_{self._counter}"
+        return self._path(f"{hint}_{self._counter}")
+
+    def _node_name(self, op_type: str) -> str:
+        name = base = self._path(op_type)
+        count = 0
+        while name in self._node_names:
+            count += 1
+            name = f"{base}_{count}"
+        self._node_names.add(name)
+        return name
 
     def weight(self, name: str, array: np.ndarray, elem_type: int | None = None) -> str:
         """A large initializer, written to the external-data file now. elem_type overrides the type the
@@ -59,11 +89,12 @@ class GraphBuilder:
         return name
 
     def op(self, op_type: str, inputs: list[str], outputs: int | list[str] = 1, domain: str = "",
-           hint: str | None = None, **attrs) -> str | list[str]:
-        hint = hint or op_type.lower()
-        names = outputs if isinstance(outputs, list) else [self.fresh(hint) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.fresh(f"n_{hint}"),
-                                           domain=domain or None, **attrs))
+           **attrs) -> str | list[str]:
+        """One node, named for the current scope and its op type; `outputs` is a count (their names are
+        made from the node's) or the names themselves ("" for an optional output left out)."""
+        node_name = self._node_name(op_type)
+        names = outputs if isinstance(outputs, list) else [f"{node_name}_output_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=node_name, domain=domain or None, **attrs))
         return names[0] if len(names) == 1 else names
 
     def subgraph(self, build, outputs: list[tuple[str, int]], name: str) -> onnx.GraphProto:
