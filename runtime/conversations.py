@@ -5,7 +5,7 @@ longest common prefix and prefills only the rest. Memory is bounded (LRU by coun
 """
 from __future__ import annotations
 
-import time
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -20,7 +20,6 @@ class Conversation:
     cache: KvCache | None = None
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)
-    last_used: float = field(default_factory=time.monotonic)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -60,7 +59,11 @@ class RecentKeys:
 
 
 class ConversationStore:
+    """Changed by the thread that runs replies; read by others too (the server's stats): a lock keeps
+    a reader from seeing it mid-change."""
+
     def __init__(self, max_sessions: int = 256, max_bytes: int = 1 << 30):
+        self._lock = threading.RLock()
         self.max_sessions = max_sessions
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, str], Conversation] = OrderedDict()
@@ -69,27 +72,30 @@ class ConversationStore:
 
     def get(self, npc: str, session_id: str) -> Conversation | None:
         key = (npc, session_id)
-        conv = self._items.get(key)
-        if conv is not None:
-            self._items.move_to_end(key)
-            conv.last_used = time.monotonic()
-        return conv
+        with self._lock:
+            conv = self._items.get(key)
+            if conv is not None:
+                self._items.move_to_end(key)
+            return conv
 
     def put(self, conv: Conversation) -> None:
         key = (conv.npc, conv.session_id)
-        self._items[key] = conv
-        self._items.move_to_end(key)
-        self.evicted.discard(key)
-        self._evict(keep=key)
+        with self._lock:
+            self._items[key] = conv
+            self._items.move_to_end(key)
+            self.evicted.discard(key)
+            self._evict(keep=key)
 
     def drop(self, npc: str, session_id: str) -> bool:
-        return self._items.pop((npc, session_id), None) is not None
+        with self._lock:
+            return self._items.pop((npc, session_id), None) is not None
 
     def __len__(self) -> int:
         return len(self._items)
 
     def bytes_used(self) -> int:
-        return sum(c.cache.nbytes for c in self._items.values() if c.cache is not None)
+        with self._lock:
+            return sum(c.cache.nbytes for c in self._items.values() if c.cache is not None)
 
     def _evict(self, keep: tuple[str, str]) -> None:
         while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):

@@ -109,9 +109,19 @@ class HarmonyParser:
         """The channel of the message being written, if any."""
         return self.msg.channel if self.state == "body" and self.msg else None
 
+    @property
+    def in_message(self) -> bool:
+        """Inside a message's header or body (force_final must close it first)."""
+        return self.state in ("header", "body")
+
     def open_final(self) -> None:
         """The engine injected force_final(): the model now writes the final channel."""
         self.state, self.header, self.msg = "body", [], _Message(FINAL, None)
+
+    def reopen_assistant(self) -> None:
+        """The engine answered an action call and opened a new assistant message (`<|start|>assistant`):
+        the model now writes that message's header."""
+        self.state, self.header, self.msg = "header", [], None
 
     def feed(self, token: int) -> list:
         if self.done:

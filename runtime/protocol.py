@@ -1,15 +1,16 @@
 """Parley's wire protocol (docs/protocol.md is the spec): msgpack maps over ZeroMQ ROUTER/DEALER.
 
-This module owns the constants and checks every incoming map strictly, so the server
-core only ever sees well-formed requests.
+This module owns the constants and checks every incoming map strictly; `decode` turns a map into
+a typed request (runtime/requests.py), so nothing past it sees a raw dict.
 """
 from __future__ import annotations
 
 import reprlib
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+
+from runtime.requests import CancelRequest, QueryRequest, ReplyRequest, Request, SessionRequest
 
 VERSION = 1
 MAX_REQUEST_BYTES = 64 * 1024  # larger requests get `too_large`
@@ -91,13 +92,6 @@ def error_frame(request_id: str | None, code: str, message: str) -> bytes:
     return frame(request_id, "error", code=code, message=message)
 
 
-@dataclass(frozen=True)
-class Request:
-    id: str
-    type: str
-    body: dict[str, Any]
-
-
 def _str(body: dict, key: str, required: bool, max_chars: int, rid: str | None) -> str | None:
     value = body.get(key)
     if value is None:
@@ -112,7 +106,7 @@ def _str(body: dict, key: str, required: bool, max_chars: int, rid: str | None) 
 
 
 def decode(payload: bytes) -> Request:
-    """bytes from the wire -> Request, or ProtocolError with the code to answer."""
+    """bytes from the wire -> a typed request, or ProtocolError with the code to answer."""
     if len(payload) > MAX_REQUEST_BYTES:
         raise ProtocolError(TOO_LARGE, f"request is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES}")
     try:
@@ -137,7 +131,21 @@ def decode(payload: bytes) -> Request:
               "export_session": _check_session, "import_session": _check_import}
     if kind in checks:
         checks[kind](body, rid)
-    return Request(rid, kind, body)
+    return _typed(kind, rid, body)
+
+
+def _typed(kind: str, rid: str, body: dict) -> Request:
+    """A checked map as the request it stands for; absent optional values take their defaults."""
+    if kind == "reply":
+        return ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session") or None,
+                            speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
+                            deadline_ms=body.get("deadline_ms"), request_id=rid, stream=body.get("stream", True),
+                            sampling_overrides=body.get("sampling") or {})
+    if kind == "cancel":
+        return CancelRequest(target=body["target"], request_id=rid)
+    if kind in ("reset_session", "export_session", "import_session"):
+        return SessionRequest(kind, body["npc"], body["session"], rid, body.get("blob"))
+    return QueryRequest(kind, rid)
 
 
 def _check_reply(body: dict, rid: str) -> None:

@@ -56,13 +56,13 @@ def wait_until(condition) -> None:
 
 def test_queued_replies_start_earliest_deadline_first(make_server):
     server = make_server(max_batch=1)
-    queued = lambda: [job.request.id for job in server.server._queue]  # noqa: E731
+    queued = lambda: [job.id for job in server.server.scheduler.queued()]  # noqa: E731
     with server.client() as c:
         # The worker takes the first reply and then waits on the engine's lock, so the other two are both
         # queued (sent in deadline order reversed) before the single batch row frees up.
         with server.engine.lock:
             first = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
-            wait_until(lambda: server.server._jobs and not queued())  # taken by the worker
+            wait_until(lambda: not server.server.scheduler.idle() and not queued())  # taken by the worker
             late = c.send("reply", npc="brenna", text="Hello", deadline_ms=50000, sampling=GREEDY)
             urgent = c.send("reply", npc="marta", text="Hello", deadline_ms=40000, sampling=GREEDY)
             wait_until(lambda: queued() == [late, urgent])

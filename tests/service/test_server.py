@@ -254,7 +254,7 @@ class HoldTheWorkerAfterDone(logging.Handler):
 
 
 def test_cancel_after_done_finds_nothing_and_the_id_can_be_used_again(live):
-    hold, server_log = HoldTheWorkerAfterDone(), logging.getLogger("runtime.server")
+    hold, server_log = HoldTheWorkerAfterDone(), logging.getLogger("runtime")
     level = server_log.level
     server_log.addHandler(hold)
     server_log.setLevel(logging.INFO)
@@ -299,7 +299,7 @@ def test_ids_and_session_names_cannot_forge_log_lines(make_server):
     records: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: records.append(record.getMessage())
-    server_log = logging.getLogger("runtime.server")
+    server_log = logging.getLogger("runtime")  # the server, its answers and the engine
     level = server_log.level
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
@@ -372,7 +372,7 @@ def test_while_the_server_stops_health_says_stopping_and_new_work_is_refused(mak
         with server.engine.lock:  # the worker cannot finish the running reply: the server stays up, stopping
             running = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
             deadline = time.monotonic() + 10
-            while not server.server._jobs and time.monotonic() < deadline:
+            while server.server.scheduler.idle() and time.monotonic() < deadline:
                 time.sleep(0.01)
             server.server.stop(wait=False)
             health = c.health()

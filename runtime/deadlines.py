@@ -1,0 +1,114 @@
+"""Every decision a deadline drives, in one place: how much a reply may reason, when it must answer,
+when it gives up for its fallback line, whether a queued reply may still start, and whether starting
+one now would make a live reply late.
+
+The arithmetic of a reply (see docs/design.md):
+
+    deadline = prefill(new prompt tokens) + reasoning + forcing the final channel + the answer + margin
+
+Every step of a reply, whether it runs alone or beside others, is one row of a decode-batch step, so
+the tokens that force the final channel cost one step each.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from runtime.cost_model import CostModel
+
+MIN_FINAL_TOKENS = 4  # an answer shorter than this is not worth starting
+FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step: leaving the batch, the socket
+# A joining reply's prompt is one new turn after a cached prefix: this many tokens besides its text.
+JOIN_PAUSE_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Plan:
+    reasoning_tokens: int
+    fallback: bool
+    reason: str
+
+
+def finish_margin_ms(cost: CostModel) -> float:
+    """Time kept in hand before the deadline: a step can run longer than the average (other rows, the
+    machine), and ending a reply takes a moment."""
+    return FINISH_MARGIN_MS + max(0.5 * cost.decode_ms_per_token, cost.decode_overrun_ms)
+
+
+def answer_cost_ms(cost: CostModel, force_tokens: int, final_tokens: int) -> float:
+    """Forcing the final channel (one step per token), then the answer."""
+    return cost.decode_ms(force_tokens + final_tokens)
+
+
+def plan(cost: CostModel, remaining_ms: float, new_tokens: int, force_tokens: int,
+         expected_final_tokens: int, max_reasoning_tokens: int) -> Plan:
+    """How many reasoning tokens fit in `remaining_ms`, or the fallback when not even a minimal answer does."""
+    prefill = cost.prefill_ms(new_tokens)
+    left = remaining_ms - prefill - finish_margin_ms(cost)
+    if left < answer_cost_ms(cost, force_tokens, MIN_FINAL_TOKENS):
+        return Plan(0, True, f"{remaining_ms:.0f} ms left cannot cover the prompt ({prefill:.0f} ms) and a "
+                             "minimal answer")
+    spare = left - answer_cost_ms(cost, force_tokens, expected_final_tokens)
+    reasoning = min(int(max(spare, 0.0) // max(cost.decode_ms_per_token, 1e-6)), max_reasoning_tokens)
+    return Plan(reasoning, False, f"{reasoning} reasoning tokens fit")
+
+
+class ReplyClock:
+    """One reply's deadline as its decode loop consults it before every step."""
+
+    def __init__(self, cost: CostModel, deadline_ms: float, started_at: float, force_tokens: int,
+                 expected_final_tokens: int):
+        self.cost, self.deadline_ms, self.started_at = cost, deadline_ms, started_at
+        self.force_tokens, self.expected_final_tokens = force_tokens, expected_final_tokens
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started_at) * 1000
+
+    def slack_ms(self) -> float:
+        return self.deadline_ms - self.elapsed_ms()
+
+    def _would_end_by(self, ms: float) -> bool:
+        return self.elapsed_ms() + ms + finish_margin_ms(self.cost) <= self.deadline_ms
+
+    def another_final_step_fits(self) -> bool:
+        """In the final channel: one more token still ends in time."""
+        return self._would_end_by(self.cost.decode_ms_per_token)
+
+    def minimal_answer_fits(self) -> bool:
+        """Still reasoning: forcing the final channel and a minimal answer would end in time. When not
+        (the steps ran slower than planned), stop now and send the fallback line in time, rather than
+        force an answer that cannot finish."""
+        return self._would_end_by(answer_cost_ms(self.cost, self.force_tokens, MIN_FINAL_TOKENS))
+
+    def must_answer_now(self) -> bool:
+        """Still reasoning: one more reasoning step would leave too little for the expected answer."""
+        cost = self.cost
+        return not self._would_end_by(answer_cost_ms(cost, self.force_tokens, self.expected_final_tokens)
+                                      + cost.decode_ms_per_token)
+
+
+def expired_in_queue(received_at: float, deadline_ms: float, now: float | None = None) -> float | None:
+    """How long a queued reply waited, if its deadline ran out meanwhile (not even the fallback line
+    would make it now); None if it may still start."""
+    waited = ((time.monotonic() if now is None else now) - received_at) * 1000
+    return waited if waited + FINISH_MARGIN_MS >= deadline_ms else None
+
+
+def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
+    """The least time any live reply could give up before its deadline (inf when none), from each row's
+    (slack, tokens it must still be fed): a reply can stop at any step, except while it is fed tokens
+    it must take (the final channel it was forced into), which cost a step each."""
+    return min((slack - feed * step_ms for slack, feed in rows), default=float("inf"))
+
+
+def join_would_be_late(cost: CostModel, live_rows: int, min_slack_ms: float, text_chars: int) -> bool:
+    """A reply's prompt runs between two decode steps and holds every live row meanwhile: don't start
+    one when a live reply's deadline is closer than that pause and two more steps (the live reply ends
+    by its deadline, so the new one waits at most that long)."""
+    if not live_rows:
+        return False
+    # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as 2,
+    # so the pause errs long)
+    pause = cost.prefill_ms(JOIN_PAUSE_TOKENS + text_chars // 2)
+    return min_slack_ms < pause + 2 * cost.decode_ms_per_token

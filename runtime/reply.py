@@ -1,0 +1,306 @@
+"""One reply, from the request to its result: the only reply state machine.
+
+Its driver is a DecodeBatch (runtime/decode_batch.py), which runs the model for many replies at once;
+a reply on its own is a batch of one. The contract, in the order the driver calls it:
+
+    ids = reply.begin()            # render the prompt, plan the budget, set up reply.cache;
+                                   # None: it ended without the model (the fallback line, sent)
+    out = model(ids, reply.cache)  # the prefill, on the conversation's own cache (row 0)
+    feed = reply.next_ids(out, 0)  # the tokens to append next, one decode step each; [] when done
+    ...                            # the driver runs `feed` (in a pool row) and asks again, until []
+    reply.finish()                 # the driver put reply.kv_tokens rows of KV back into reply.cache
+
+Everything the reply says goes to its sink as it happens: FinalDelta (stream to the game), NpcAction,
+and last one ReplyResult; or the exception that ended it (`abandon`, or raised by `begin`).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from runtime import deadlines, harmony, prompt as prompts, protocol
+from runtime.actions import ActionCalls, NpcAction
+from runtime.context_fit import REPLY_HEADROOM_TOKENS, reply_reserve
+from runtime.conversations import Conversation, common_prefix
+from runtime.errors import BadRequest, SessionEvicted
+from runtime.harmony import FINAL, Turn
+from runtime.requests import ReplyRequest
+from runtime.sampler import Sampler
+from runtime.session import KvCache
+from runtime.session_blob import MAX_TURNS
+
+if TYPE_CHECKING:
+    from runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+# What a reply reports: FinalDelta, NpcAction, ReplyResult, or the exception that ended it.
+Sink = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class FinalDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    request_id: str
+    npc: str
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens whose KV came from a cache
+    reasoning_tokens: int
+    final_tokens: int
+    ttft_ms: float | None  # time to the first final-channel text
+    total_ms: float
+    prefill_ms: float
+    decode_tok_s: float
+    reasoning_budget: int
+    reasoning_cut: bool
+    fallback_used: bool
+    deadline_ms: float
+    deadline_met: bool
+    finish_reason: str  # return, end, length, deadline, cancelled, fallback
+    input_truncated: bool
+    dropped_turns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    text: str
+    stats: ReplyStats
+    reasoning: str  # hidden chain of thought: for designers' debug logs, never for players
+    actions: tuple[NpcAction, ...] = ()
+    tokens: tuple[int, ...] = ()  # every id after the prompt, sampled or injected, stop token included
+
+
+class Reply:
+    def __init__(self, engine: "Engine", req: ReplyRequest, cancel: threading.Event, sink: Sink):
+        if not req.resolved:
+            raise ValueError("resolve the request's NPC defaults first (ReplyRequest.with_npc_defaults)")
+        if not isinstance(req.text, str) or not req.text.strip():
+            raise BadRequest("'text' must be a non-empty string")
+        self.e, self.req, self.cancel, self.sink = engine, req, cancel, sink
+        self.npc = engine.npc(req.npc)
+        self.tok = engine.tok
+        self.force_len = engine.fit.force_len  # tokens that close the reasoning and open the final channel
+        self.reserve = reply_reserve(self.npc, self.force_len)
+        self.clock = deadlines.ReplyClock(engine.cost, req.deadline_ms, req.received_at, self.force_len,
+                                          self.npc.expected_final_tokens)
+        self.conv: Conversation | None = None
+        self.prompt: prompts.Prompt | None = None
+        self.plan: deadlines.Plan | None = None
+        self.reused = 0
+        self.tokens: list[int] = []  # what this reply's KV holds: the prompt, then every token run
+        self.generated: list[int] = []  # every id after the prompt, sampled or injected
+        self._fed: list[int] = []  # ids handed to the driver, not yet confirmed run
+        self.parser = harmony.HarmonyParser(self.tok, in_header=True)
+        self.sampler = Sampler(req.sampling)
+        self.calls = ActionCalls(self.npc, req.request_id)
+        self.reasoning: list[str] = []
+        self.final: list[str] = []
+        self.n_reasoning = self.n_final = 0
+        self.ttft: float | None = None
+        self.forced = self.cut = False
+        self.finish_reason = ""
+        self.prefill_ms = 0.0
+        self._prefill_started = self._decode_started = 0.0
+        self._decode_s = 0.0
+        on_device = engine.options.sample_from_candidates
+        self.sample_from_candidates = engine.session.device != "cpu" if on_device is None else on_device
+
+    # ---- what the driver reads -----------------------------------------------------------------
+
+    @property
+    def cache(self) -> KvCache:
+        """The conversation's own cache: the prompt's KV (row 0) before the reply joins a batch, and its
+        whole KV after it leaves."""
+        return self.conv.cache
+
+    @property
+    def kv_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def conversation(self) -> tuple[str, str | None]:
+        return self.req.conversation
+
+    def slack_ms(self) -> float:
+        return self.clock.slack_ms()
+
+    # ---- the contract ---------------------------------------------------------------------------
+
+    def begin(self) -> list[int] | None:
+        e, npc, sid = self.e, self.npc, self.req.session_id
+        conv = e.store.get(npc.id, sid) if sid else None  # a one-off reply shares nothing, is stored nowhere
+        if sid and conv is None and (npc.id, sid) in e.store.evicted:
+            raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
+                                 "limit; import it from the game's save (import_session) or reset_session to "
+                                 "start over")
+        conv = self.conv = conv or Conversation(npc.id, sid or None)
+        prompt = self.prompt = prompts.build(self.tok, npc, self.req, list(conv.history), e.session.max_context,
+                                             self.reserve)
+        reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
+        reuse = min(reuse, len(prompt.ids) - 1)  # at least one token must run to produce logits
+        plan = self.plan = deadlines.plan(e.cost, self.clock.slack_ms(),
+                                          len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
+                                          npc.expected_final_tokens, npc.max_reasoning_tokens)
+        if plan.fallback:
+            log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)
+            self.reused = reuse
+            self.finish_reason = "fallback"
+            self._end_with_fallback()
+            return None
+        self.reused = e.prepare_cache(conv, prompt.ids, prompt.prefix_len, self.reserve, reuse)
+        self.tokens = list(prompt.ids[:self.reused])
+        self._fed = list(prompt.ids[self.reused:])
+        self._prefill_started = time.monotonic()
+        return list(self._fed)
+
+    def next_ids(self, out, row: int) -> list[int]:
+        """`out` holds the logits after the last id handed out (at `row`): the ids to run next, one
+        decode step each, or [] when the reply is done with the model."""
+        self.tokens.extend(self._fed)
+        self._fed = []
+        if not self._decode_started:
+            self._decode_started = time.monotonic()
+            self.prefill_ms = (self._decode_started - self._prefill_started) * 1000
+            self.conv.tokens = list(self.prompt.ids)
+        ids = self._decide(out, row)
+        self._fed = list(ids)
+        if not ids:
+            self._decode_s = time.monotonic() - self._decode_started
+        return ids
+
+    def finish(self) -> None:
+        """The reply left the model: keep its KV for the next turn, and report the result."""
+        self.conv.tokens = list(self.tokens)
+        text = "".join(self.final).strip(protocol.REPLY_WHITESPACE)
+        if not text and self.finish_reason != "cancelled":  # also after whitespace-only deltas
+            self._end_with_fallback()
+            return
+        self._report(text, fallback=False)
+
+    def abandon(self, exc: BaseException) -> None:
+        """The model run failed: the KV may hold garbage, so the conversation keeps none of it."""
+        if self.conv is not None:
+            self.conv.cache, self.conv.tokens = None, []
+        self.sink(exc)
+
+    # ---- the decode loop, one decision per call ----------------------------------------------
+
+    def _fits(self, n: int) -> bool:
+        """Whether n more tokens stay within the rows this reply was admitted with."""
+        return len(self.tokens) + n <= len(self.prompt.ids) + self.reserve
+
+    def _stop(self, reason: str) -> list[int]:
+        self.finish_reason = reason
+        return []
+
+    def _decide(self, out, row: int) -> list[int]:
+        npc, clock, parser = self.npc, self.clock, self.parser
+        if self.cancel.is_set():
+            return self._stop("cancelled")
+        hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2
+        if parser.channel == FINAL:
+            if self.n_final >= npc.max_final_tokens:
+                return self._stop("length")
+            if not clock.another_final_step_fits():
+                return self._stop("deadline")
+        elif not self.forced:
+            if not clock.minimal_answer_fits():
+                return self._stop("deadline")  # the fallback line goes out in time instead
+            if (self.n_reasoning >= self.plan.reasoning_tokens or clock.must_answer_now()
+                    or self.n_reasoning + self.n_final >= hard_cap):
+                ids = harmony.force_final(self.tok, in_message=parser.in_message)
+                if not self._fits(len(ids)):
+                    return self._stop("length")
+                self.generated.extend(ids)
+                parser.open_final()
+                self.forced = self.cut = True
+                return ids
+        elif self.n_reasoning + self.n_final >= hard_cap:
+            return self._stop("length")
+
+        token = self.sampler.from_step(out, row, prefer_candidates=self.sample_from_candidates)
+        self.generated.append(token)
+        if parser.channel == FINAL:
+            self.n_final += 1
+        else:
+            self.n_reasoning += 1
+        done = self._parse(token)
+        if done and (self.final or parser.done):
+            return self._stop(done)
+        if parser.done:
+            return self._stop(done or "return")
+        if not self._fits(1):
+            return self._stop("length")
+        if parser.state == "idle" and token == self.tok.ids.get("<|call|>"):
+            ack = self.calls.acknowledgement(self.tok)
+            if not self._fits(1 + len(ack)):
+                return self._stop("length")
+            self.generated.extend(ack)
+            parser.reopen_assistant()
+            return [token, *ack]
+        return [token]
+
+    def _parse(self, token: int) -> str | None:
+        """Feed the parser; stream final text and actions to the sink. The finish reason when the final
+        message or the whole reply ended."""
+        done = None
+        for ev in self.parser.feed(token):
+            if isinstance(ev, harmony.TextDelta):
+                if ev.channel != FINAL:
+                    self.reasoning.append(ev.text)
+                    continue
+                text = protocol.speakable(ev.text)
+                if text:
+                    if self.ttft is None:
+                        self.ttft = round(self.clock.elapsed_ms(), 2)
+                    self.final.append(text)
+                    self.sink(FinalDelta(text))
+            elif isinstance(ev, harmony.MessageEnd):
+                if ev.channel == FINAL:
+                    done = "return" if ev.how == "return" else "end"
+                elif ev.how == "call":
+                    action = self.calls.on_call(ev)
+                    if action is not None:
+                        self.sink(action)
+            elif isinstance(ev, harmony.Done):
+                done = done or ev.reason
+        return done
+
+    # ---- the end ----------------------------------------------------------------------------------
+
+    def _end_with_fallback(self) -> None:
+        text = random.choice(self.npc.fallback_lines)
+        self.sink(FinalDelta(text))
+        self._report(text, fallback=True)
+
+    def _report(self, text: str, fallback: bool) -> None:
+        """Remember the turn (unless cancelled) and report what happened."""
+        conv, prompt, finish = self.conv, self.prompt, self.finish_reason
+        if self.req.session_id:
+            if finish != "cancelled":
+                conv.history = (prompt.history + [Turn(prompt.user_text, text)])[-MAX_TURNS:]
+            self.e.store.put(conv)
+        total = self.clock.elapsed_ms()
+        generated = self.n_reasoning + self.n_final
+        stats = ReplyStats(
+            request_id=self.req.request_id, npc=self.npc.id, prompt_tokens=len(prompt.ids),
+            reused_tokens=self.reused, reasoning_tokens=self.n_reasoning, final_tokens=self.n_final,
+            ttft_ms=round(total, 2) if finish == "fallback" else self.ttft, total_ms=round(total, 2),
+            prefill_ms=round(self.prefill_ms, 2),
+            decode_tok_s=round(generated / self._decode_s, 1) if self._decode_s > 0 and generated else 0.0,
+            reasoning_budget=self.plan.reasoning_tokens, reasoning_cut=self.cut, fallback_used=fallback,
+            deadline_ms=self.req.deadline_ms, deadline_met=total <= self.req.deadline_ms, finish_reason=finish,
+            input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns)
+        self.sink(ReplyResult(text, stats, "".join(self.reasoning), tuple(self.calls.actions),
+                              tuple(self.generated)))

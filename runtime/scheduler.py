@@ -1,0 +1,269 @@
+"""The scheduler: which request runs next, and the worker loop that runs it.
+
+The server's main thread submits jobs and cancels them; one worker thread calls `step()` until it
+returns False. One step, in the manner of vLLM's EngineCore.step:
+
+  1. schedule: pick what may start before the next decode step, under the lock:
+       - a session operation whose conversation has nothing running or queued before it, at once;
+       - else a reply, if the batch has room: per client its earliest-deadline reply whose
+         conversation is free; among clients, the one with the fewest replies in the batch first
+         (fairness), then the earliest deadline; and not if its prompt's pause would make a live
+         reply miss its deadline (deadlines.join_would_be_late);
+  2. run: start it (a session operation runs to its end; a reply is prefilled and joins the batch),
+     or, with nothing to start, run one decode step of the batch;
+  3. update: the batch reports each reply's events to its job's sink; the last event of a job
+     (its result, a refusal, an error) marks it finished.
+
+Replies and session operations of one conversation keep their arrival order. A client may hold at
+most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all.
+Jobs are forgotten when the server has sent their last frame (`forget`), not before: a cancel that
+arrives after the client saw `done` finds nothing, and one that arrives before finds the job.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from runtime import deadlines, protocol
+from runtime.cost_model import CostModel
+from runtime.reply import ReplyResult
+from runtime.requests import ReplyRequest, SessionRequest
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.5  # how long the worker sleeps when there is nothing to do (a submit wakes it)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The scheduler ended a job itself, before the engine had it: a protocol error code and why."""
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SessionDone:
+    """A session operation's answer: the fields of its `done` frame."""
+    fields: dict[str, Any]
+
+
+def is_terminal(event: Any) -> bool:
+    """Whether an event is a job's last."""
+    return isinstance(event, (ReplyResult, SessionDone, Refusal, BaseException))
+
+
+@dataclass(eq=False)
+class Job:
+    client: bytes  # who asked: fairness, the per-client cap and cancels are by client
+    request: ReplyRequest | SessionRequest  # a reply's NPC defaults already resolved
+    sink: Callable[[Any], None]  # gets the job's events, on the worker thread
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: bool = False
+    finished: bool = False  # its last event went to the sink
+
+    @property
+    def id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def conversation(self) -> tuple[str, str | None]:
+        return self.request.conversation
+
+    @property
+    def is_reply(self) -> bool:
+        return isinstance(self.request, ReplyRequest)
+
+    @property
+    def due(self) -> float:
+        """When its deadline passes (monotonic seconds); a session operation's never does."""
+        if not self.is_reply:
+            return float("-inf")
+        return self.request.received_at + self.request.deadline_ms / 1000
+
+
+class Batch(Protocol):
+    """What the scheduler needs of a decode batch (runtime/decode_batch.py, or a fake in tests)."""
+
+    def __len__(self) -> int: ...
+    def has_room(self) -> bool: ...
+    def min_slack_ms(self) -> float: ...
+    def start(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None]) -> None: ...
+    def step(self) -> None: ...
+    def fail_all(self, exc: BaseException) -> None: ...
+
+
+class Scheduler:
+    def __init__(self, batch: Batch, cost: CostModel, run_session_op: Callable[[SessionRequest], dict],
+                 max_queue: int = 32, max_queued_per_client: int = 16):
+        self.batch, self.cost, self.run_session_op = batch, cost, run_session_op
+        self.max_queue, self.max_queued_per_client = max_queue, max_queued_per_client
+        self._cv = threading.Condition()
+        self._queue: list[Job] = []  # arrival order
+        self._jobs: dict[tuple[bytes, str], Job] = {}  # queued and started, until forgotten
+        self._stopping = False
+
+    # ---- the server's side ------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Refusal | None:
+        """Queue a job; a Refusal (answer it, nothing was queued) when it cannot be."""
+        with self._cv:
+            if self._stopping:
+                return Refusal(protocol.SHUTTING_DOWN, "the server is shutting down")
+            if (job.client, job.id) in self._jobs:
+                return Refusal(protocol.BAD_MESSAGE, f"request id {job.id!r} is already in flight")
+            if len(self._queue) >= self.max_queue:
+                return Refusal(protocol.BUSY, f"{len(self._queue)} requests are queued (the limit); retry shortly "
+                                              "or use the NPC's fallback line")
+            mine = sum(1 for queued in self._queue if queued.client == job.client)
+            if mine >= self.max_queued_per_client:
+                return Refusal(protocol.BUSY, f"this client has {mine} requests queued (the most one client may "
+                                              "have); wait for their answers or cancel some")
+            self._jobs[(job.client, job.id)] = job
+            self._queue.append(job)
+            self._cv.notify()
+        return None
+
+    def cancel(self, client: bytes, request_id: str) -> tuple[bool, Job | None]:
+        """Whether the job was found, and the job if it was still queued: it is gone now, and the
+        caller answers it `cancelled`. A running one stops at its next step and answers itself."""
+        with self._cv:
+            job = self._jobs.get((client, request_id))
+            if job is None or job.finished:
+                return False, None
+            if not job.started:
+                self._queue.remove(job)
+                del self._jobs[(client, request_id)]
+                return True, job
+            job.cancel.set()
+            return True, None
+
+    def drop_client(self, client: bytes) -> list[Job]:
+        """A client stopped reading: its queued jobs are removed and returned (answer them); its
+        running replies stop at their next step."""
+        with self._cv:
+            removed = [job for job in self._queue if job.client == client]
+            for job in removed:
+                self._queue.remove(job)
+                del self._jobs[(client, job.id)]
+            for (who, _), job in self._jobs.items():
+                if who == client:
+                    job.cancel.set()
+            return removed
+
+    def forget(self, client: bytes, request_id: str) -> None:
+        """The job's last frame went out: a later cancel of its id finds nothing, and the id may be reused."""
+        with self._cv:
+            job = self._jobs.get((client, request_id))
+            if job is not None and job.finished:
+                del self._jobs[(client, request_id)]
+
+    def stop(self) -> None:
+        """Take no more jobs: queued ones are refused `shutting_down` by the worker, running ones cancelled."""
+        with self._cv:
+            self._stopping = True
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._cv.notify_all()
+
+    def queued(self) -> list[Job]:
+        with self._cv:
+            return list(self._queue)
+
+    def idle(self) -> bool:
+        """Nothing queued, running, or waiting for its last frame to go out."""
+        with self._cv:
+            return not self._jobs
+
+    # ---- the worker's side ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        while self.step():
+            pass
+
+    def step(self) -> bool:
+        """Schedule, run one thing, report; False once stopped and nothing is left to run."""
+        job, refused = self._schedule()
+        for queued in refused:
+            self._deliver(queued, Refusal(protocol.SHUTTING_DOWN, "the server is shutting down"))
+        if job is None and not len(self.batch):
+            return not self._stopping
+        try:
+            self._run(job)
+        except Exception as exc:  # noqa: BLE001 - one failure must not stop every NPC
+            self.batch.fail_all(exc)  # the live replies end with it
+            if job is not None:
+                self._deliver(job, exc)
+            time.sleep(0.01)  # a failure that repeats must not spin a core
+        return True
+
+    def _schedule(self) -> tuple[Job | None, list[Job]]:
+        with self._cv:
+            if not self._queue and not len(self.batch) and not self._stopping:
+                self._cv.wait(IDLE_WAIT_S)
+            if self._stopping:
+                refused, self._queue = self._queue, []
+                return None, refused
+            job = self._pick()
+            if job is not None:
+                self._queue.remove(job)
+                job.started = True
+            return job, []
+
+    def _pick(self) -> Job | None:
+        """What to start before the next decode step (under the lock); None when nothing can."""
+        running = [job for job in self._jobs.values() if job.started and not job.finished]
+        busy = {job.conversation for job in running}
+        in_batch = collections.Counter(job.client for job in running if job.is_reply)
+        blocked: set[tuple[str, str | None]] = set()
+        earliest: dict[bytes, Job] = {}  # per client, its earliest-deadline reply that may start
+        for job in self._queue:
+            conv = job.conversation
+            one_off = conv[1] is None
+            if not one_off and (conv in blocked or conv in busy):
+                blocked.add(conv)  # a later job of this conversation waits for the earlier
+                continue
+            if not job.is_reply:
+                return job
+            if not one_off:
+                blocked.add(conv)
+            best = earliest.get(job.client)
+            if best is None or job.due < best.due:
+                earliest[job.client] = job
+        if not earliest or not self.batch.has_room():
+            return None
+        job = min(earliest.values(), key=lambda j: (in_batch[j.client], j.due))
+        if deadlines.join_would_be_late(self.cost, len(self.batch), self.batch.min_slack_ms(), len(job.request.text)):
+            return None
+        return job
+
+    def _run(self, job: Job | None) -> None:
+        if job is None:
+            self.batch.step()
+        elif not job.is_reply:
+            try:
+                answer: Any = SessionDone(self.run_session_op(job.request))
+            except Exception as exc:  # noqa: BLE001 - its sink answers it (with its code, or `internal`)
+                answer = exc
+            self._deliver(job, answer)
+        else:
+            req = job.request
+            waited = deadlines.expired_in_queue(req.received_at, req.deadline_ms)
+            if waited is not None:
+                self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran "
+                                                                         f"out while the request waited {waited:.0f} ms "
+                                                                         "in the queue"))
+                return
+            self.batch.start(req, job.cancel, lambda event: self._deliver(job, event))
+
+    def _deliver(self, job: Job, event: Any) -> None:
+        """Pass an event to the job's sink; after its last, nothing more."""
+        if job.finished:
+            return
+        if is_terminal(event):
+            with self._cv:
+                job.finished = True
+        job.sink(event)

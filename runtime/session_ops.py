@@ -1,0 +1,31 @@
+"""The session operations a game sends (reset, export, import), run by the scheduler in order with
+the replies of the same session. Exported sessions are signed blobs (runtime/session_blob.py)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runtime import session_blob
+from runtime.requests import SessionRequest
+
+if TYPE_CHECKING:
+    from runtime.engine import Engine
+
+
+class SessionOps:
+    def __init__(self, engine: "Engine", blob_key: bytes):
+        self.engine, self.blob_key = engine, blob_key
+
+    def __call__(self, req: SessionRequest) -> dict[str, Any]:
+        """The fields of the operation's `done` frame; EngineError or BlobError (each with its protocol
+        error code) when it cannot be done."""
+        if req.type == "reset_session":
+            return {"existed": self.engine.reset_session(req.npc, req.session_id)}
+        if req.type == "export_session":
+            history = self.engine.export_session(req.npc, req.session_id)
+            return {"blob": session_blob.dump(req.npc, req.session_id, history, self.blob_key),
+                    "turns": len(history)}
+        if req.type == "import_session":
+            history = session_blob.load(req.blob, req.npc, self.blob_key)
+            self.engine.import_session(req.npc, req.session_id, history)
+            return {"turns": len(history)}
+        raise ValueError(f"not a session operation: {req.type}")
