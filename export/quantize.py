@@ -110,11 +110,3 @@ def int4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
 
 
 ROUND_TRIPS = {"int8": int8_round_trip, "int4": int4_round_trip}
-
-
-def round_experts_to_int8(tensors: dict[str, torch.Tensor], num_layers: int) -> None:
-    """int8_round_trip applied in place to every expert matrix of a dict of tensors."""
-    for n in range(num_layers):
-        for suffix in EXPERT_MATRICES:
-            name = f"model.layers.{n}{suffix}"
-            tensors[name] = int8_round_trip(name, tensors[name])

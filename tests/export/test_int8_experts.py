@@ -10,7 +10,7 @@ import pytest
 
 from export.errors import ExportError
 from export.exporter import ExportOptions, export_model
-from export.quantize import ZERO_POINT, dequantize_rows, quantize_rows, round_experts_to_int8
+from export.quantize import ZERO_POINT, dequantize_rows, int8_round_trip, quantize_rows
 from runtime.manifest import Manifest
 from runtime.session import ModelSession, SessionOptions
 from tests.helpers.checkpoints import TinySpec, graph_vs_transformers, load_hf, make_checkpoint
@@ -41,8 +41,7 @@ def int8_export(tmp_path_factory):
 def test_int8_graph_equals_transformers_with_the_same_int8_experts(int8_export):
     ckpt, folder, _, _ = int8_export
     hf = load_hf(ckpt)
-    state = dict(hf.state_dict())
-    round_experts_to_int8(state, hf.config.num_hidden_layers)
+    state = {name: int8_round_trip(name, t) for name, t in hf.state_dict().items()}
     hf.load_state_dict(state)
     session = ModelSession(folder, SessionOptions(provider="cpu"))
     assert graph_vs_transformers(session, hf) <= 1e-4
