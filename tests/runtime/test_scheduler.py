@@ -1,0 +1,252 @@
+"""The scheduler on its own, with a fake batch and no model: order, fairness, the per-client cap,
+session order, join pauses, failures, deadlines in the queue, cancels and shutdown."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runtime import protocol as p
+from runtime.cost_model import CostModel
+from runtime.reply import ReplyResult, ReplyStats
+from runtime.requests import ReplyRequest, SessionRequest
+from runtime.sampler import GREEDY
+from runtime.scheduler import Job, Refusal, Scheduler, SessionDone
+
+FREE = CostModel(prefill_ms_per_token=0.0, decode_ms_per_token=0.0, frozen=True)
+
+
+def result(req: ReplyRequest) -> ReplyResult:
+    stats = ReplyStats(req.request_id, req.npc, 1, 0, 0, 1, 1.0, 1.0, 0.0, 0.0, 0, False, False,
+                       req.deadline_ms, True, "return", False, 0)
+    return ReplyResult("ok", stats, "")
+
+
+class FakeBatch:
+    """Rows that finish after a set number of steps; records what started, in order."""
+
+    def __init__(self, max_batch: int = 2, steps: int = 2):
+        self.max_batch, self.steps = max_batch, steps
+        self.rows: list[list] = []  # [request, sink, steps left]
+        self.started: list[str] = []
+        self.slack_ms = float("inf")
+        self.fail_next_step: Exception | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def has_room(self) -> bool:
+        return len(self.rows) < self.max_batch
+
+    def min_slack_ms(self) -> float:
+        return self.slack_ms if self.rows else float("inf")
+
+    def start(self, req, cancel, sink) -> None:
+        self.started.append(req.request_id)
+        self.rows.append([req, sink, self.steps, cancel])
+
+    def step(self) -> None:
+        if self.fail_next_step is not None:
+            exc, self.fail_next_step = self.fail_next_step, None
+            raise exc
+        for row in list(self.rows):
+            row[2] -= 1
+            if row[2] == 0 or row[3].is_set():
+                self.rows.remove(row)
+                row[1](result(row[0]))
+
+    def fail_all(self, exc: BaseException) -> None:
+        rows, self.rows = self.rows, []
+        for row in rows:
+            row[1](exc)
+
+
+class Client:
+    """Submits jobs under one client name and keeps every event its jobs get."""
+
+    def __init__(self, scheduler: Scheduler, name: bytes):
+        self.scheduler, self.name, self.events = scheduler, name, {}
+
+    def reply(self, rid: str, deadline_ms: float = 60_000, session: str | None = None, waited_ms: float = 0.0):
+        req = ReplyRequest(npc="brenna", text="hi", session_id=session, request_id=rid, deadline_ms=deadline_ms,
+                           sampling=GREEDY, received_at=time.monotonic() - waited_ms / 1000)
+        return self._submit(req)
+
+    def session_op(self, rid: str, kind: str, session: str):
+        return self._submit(SessionRequest(kind, "brenna", session, rid))
+
+    def _submit(self, req):
+        self.events[req.request_id] = []
+        job = Job(self.name, req, sink=self.events[req.request_id].append)
+        return self.scheduler.submit(job)
+
+    def last(self, rid: str):
+        return self.events[rid][-1] if self.events[rid] else None
+
+
+def scheduler(batch: FakeBatch, **kw) -> Scheduler:
+    ops = []
+
+    def run_op(req: SessionRequest) -> dict:
+        ops.append(req.request_id)
+        return {"existed": True}
+    s = Scheduler(batch, FREE, run_op, **kw)
+    s.ops_run = ops
+    return s
+
+
+def run_until_idle(s: Scheduler, limit: int = 200) -> None:
+    for _ in range(limit):
+        if not s.queued() and not len(s.batch):
+            return
+        s.step()
+    raise AssertionError("the scheduler never got through its queue")
+
+
+def test_replies_start_earliest_deadline_first():
+    batch = FakeBatch(max_batch=1)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    for rid, deadline in (("late", 50_000), ("urgent", 40_000), ("latest", 60_000)):
+        assert c.reply(rid, deadline) is None
+    run_until_idle(s)
+    assert batch.started == ["urgent", "late", "latest"]
+    assert all(isinstance(c.last(rid), ReplyResult) for rid in c.events)
+
+
+def test_a_flooding_client_does_not_keep_the_batch_from_another():
+    """Client A queued many replies with earlier deadlines; B's one reply gets the next free row, because
+    A already has one in the batch and B none."""
+    batch = FakeBatch(max_batch=2, steps=50)
+    s = scheduler(batch)
+    a, b = Client(s, b"a"), Client(s, b"b")
+    for i in range(6):
+        a.reply(f"a{i}", deadline_ms=10_000 + i)
+    b.reply("b0", deadline_ms=60_000)
+    s.step()
+    s.step()
+    assert batch.started == ["a0", "b0"]
+
+
+def test_a_client_may_hold_only_its_share_of_the_queue():
+    s = scheduler(FakeBatch(), max_queue=8, max_queued_per_client=3)
+    a, b = Client(s, b"a"), Client(s, b"b")
+    assert [a.reply(f"a{i}") for i in range(3)] == [None] * 3
+    refusal = a.reply("a3")
+    assert isinstance(refusal, Refusal) and refusal.code == p.BUSY and "this client" in refusal.message
+    assert b.reply("b0") is None  # another client still gets in
+    assert [j.id for j in s.queued()] == ["a0", "a1", "a2", "b0"]
+
+
+def test_the_whole_queue_has_a_limit_too_and_ids_in_flight_are_refused():
+    s = scheduler(FakeBatch(), max_queue=2, max_queued_per_client=2)
+    a, b = Client(s, b"a"), Client(s, b"b")
+    assert a.reply("x") is None
+    assert a.reply("x").code == p.BAD_MESSAGE  # the same id, still in flight
+    assert b.reply("x") is None  # another client's ids are its own
+    assert b.reply("y").code == p.BUSY
+
+
+def test_jobs_of_one_session_keep_their_order_and_one_offs_never_wait():
+    batch = FakeBatch(max_batch=4, steps=3)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("first", session="s1", deadline_ms=40_000)
+    c.session_op("reset", "reset_session", "s1")
+    c.reply("second", session="s1", deadline_ms=1_000)  # earlier deadline, but after the reset
+    c.reply("one-off", deadline_ms=50_000)
+    s.step()  # "first" starts
+    s.step()  # the reset must wait for it; the one-off does not
+    assert batch.started == ["first", "one-off"] and s.ops_run == []
+    run_until_idle(s)
+    assert batch.started == ["first", "one-off", "second"]
+    assert s.ops_run == ["reset"] and isinstance(c.last("reset"), SessionDone)
+    assert c.events["reset"][-1].fields == {"existed": True}
+
+
+def test_no_reply_joins_while_its_prompt_would_make_a_live_reply_late():
+    batch = FakeBatch(max_batch=4, steps=3)
+    slow = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=10.0, frozen=True)
+    s = Scheduler(batch, slow, lambda req: {})
+    c = Client(s, b"game")
+    c.reply("live")
+    s.step()
+    batch.slack_ms = 50.0  # the live reply has 50 ms left; a join would pause it ~65 ms + 2 steps
+    c.reply("waiting")
+    s.step()
+    assert batch.started == ["live"]  # a decode step ran instead
+    run_until_idle(s)
+    assert batch.started == ["live", "waiting"]  # it joined once the live reply was done
+
+
+def test_a_failed_step_ends_the_live_replies_and_the_next_job_still_runs():
+    batch = FakeBatch(max_batch=2, steps=5)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("r0")
+    c.reply("r1")
+    s.step()
+    s.step()
+    batch.fail_next_step = RuntimeError("device lost")
+    c.reply("r2")
+    s.step()  # the batch is full: a decode step runs, and fails
+    assert [type(c.last(r)) for r in ("r0", "r1")] == [RuntimeError, RuntimeError]
+    run_until_idle(s)
+    assert isinstance(c.last("r2"), ReplyResult)
+
+
+def test_a_reply_whose_deadline_ran_out_in_the_queue_is_refused_not_started():
+    batch = FakeBatch()
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("stale", deadline_ms=100, waited_ms=150)
+    s.step()
+    assert batch.started == []
+    refusal = c.last("stale")
+    assert isinstance(refusal, Refusal) and refusal.code == p.DEADLINE_IMPOSSIBLE and "waited" in refusal.message
+
+
+def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_after_the_end_finds_nothing():
+    batch = FakeBatch(max_batch=1, steps=100)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("running")
+    c.reply("queued")
+    s.step()
+    found, job = s.cancel(b"game", "queued")
+    assert found and job.id == "queued" and [j.id for j in s.queued()] == []
+    assert s.cancel(b"other", "running") == (False, None)  # another client cannot touch it
+    assert s.cancel(b"game", "running") == (True, None)
+    s.step()
+    assert isinstance(c.last("running"), ReplyResult)  # stopped at its next step
+    assert s.cancel(b"game", "running") == (False, None)  # finished: nothing to cancel
+    assert not s.idle()  # its record waits until the server sent its last frame
+    s.forget(b"game", "running")
+    assert s.idle()
+
+
+def test_stop_refuses_queued_jobs_lets_running_ones_end_and_then_the_worker_ends():
+    batch = FakeBatch(max_batch=1, steps=100)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("running")
+    c.reply("queued")
+    s.step()
+    s.stop()
+    assert c.reply("late").code == p.SHUTTING_DOWN
+    assert s.step()  # refuses the queued one, runs the running one's step (it was cancelled)
+    assert c.last("queued").code == p.SHUTTING_DOWN
+    assert isinstance(c.last("running"), ReplyResult)
+    assert s.step() is False
+
+
+@pytest.mark.parametrize("event", [Refusal(p.BUSY, "x"), RuntimeError("boom")])
+def test_nothing_reaches_a_job_after_its_last_event(event):
+    batch = FakeBatch(max_batch=1, steps=1)
+    s = scheduler(batch)
+    c = Client(s, b"game")
+    c.reply("r")
+    job = s.queued()[0]
+    s._deliver(job, event)
+    s._deliver(job, result(job.request))
+    assert c.events["r"] == [event]
