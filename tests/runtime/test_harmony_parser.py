@@ -61,21 +61,22 @@ def test_any_token_sequence_is_parsed_without_error_into_well_formed_messages(to
     ids = data.draw(st.lists(token, max_size=80))
     in_header = data.draw(st.booleans())
     parser = HarmonyParser(tok, in_header=in_header)
-    open_text: dict[int, str] = {}
     streamed: list[tuple[str, str]] = []
     seen_done = False
     for i in ids:
         for ev in parser.feed(i):
             assert not seen_done, "no events after Done"
             if isinstance(ev, TextDelta):
-                assert ev.channel == parser.msg.channel if parser.msg else True
+                assert ev.text, "no empty deltas"
                 streamed.append((ev.channel, ev.text))
             elif isinstance(ev, MessageEnd):
-                # a message's text is exactly what was streamed for it
-                text = "".join(t for _, t in streamed)
-                assert ev.text == text
+                # a message's text is exactly what was streamed for it, all of it in the message's channel
+                assert ev.text == "".join(t for _, t in streamed)
+                assert all(channel == ev.channel for channel, _ in streamed)
                 streamed.clear()
                 assert ev.channel in ("analysis", "commentary", "final")
             elif isinstance(ev, Done):
                 seen_done = True
-    assert parser.state in ("header", "body", "idle", "done")
+    # text still streaming belongs to the open message, in its channel
+    assert all(channel == parser.channel for channel, _ in streamed)
+    assert parser.done == seen_done and (not seen_done or parser.feed(tok.special("<|start|>")) == [])
