@@ -1,30 +1,34 @@
-"""`parley bench`: registered from the export package (it needs torch to make and export checkpoints);
-the benchmark itself lives in the source tree's tools/bench/, so it runs from a checkout."""
+"""`parley bench`: registered from the export package, since the benchmark makes and exports checkpoints
+(torch); the benchmark itself is export/bench/, shipped in the package."""
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "bench"
+from runtime.cli_errors import CommandFailed
 
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
+    from export.bench.main import add_arguments
+
     p = sub.add_parser("bench", help="measure Parley against onnxruntime-genai and transformers on one checkpoint",
-                       epilog="examples:\n  parley bench\n  parley bench ./my-finetune --json bench.json",
+                       description="Each system runs in its own process, warmed up; the measurements interleave\n"
+                                   "the systems round by round, after checking that all of them give the same\n"
+                                   "greedy tokens; the table shows medians and ratios to onnxruntime-genai.",
+                       epilog="examples:\n  parley bench\n  parley bench ./my-finetune --json bench.json --png bench.png\n"
+                              "  parley bench --systems parley,transformers --experts int8",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    if (TOOLS / "main.py").is_file():
-        sys.path.insert(0, str(TOOLS.parents[1]))
-        from tools.bench.main import add_arguments, run
-
-        add_arguments(p)
-        p.set_defaults(run=run)
-    else:
-        p.set_defaults(run=_needs_checkout)
+    add_arguments(p)
+    p.set_defaults(run=run_bench)
 
 
-def _needs_checkout(args: argparse.Namespace) -> int:
-    from runtime.cli import CommandFailed
+def run_bench(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise CommandFailed(f"the benchmark exports checkpoints, which needs the export extra ({exc.name} is "
+                            "missing): pip install 'parley-npc[export]' (and transformers for its transformers "
+                            "peer, matplotlib for the chart: 'parley-npc[test]')") from exc
+    from export.bench.main import run
 
-    raise CommandFailed("the benchmark runs from a source checkout (tools/bench/ next to export/); "
-                        "clone the repository and `pip install -e '.[export,test]'` there")
+    return run(args)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from tests.helpers.checkpoints import TinySpec, make_checkpoint
-from tools.bench.floor import active_weight_bytes
-from tools.bench.worker import prompt_ids
+from export.bench.floor import active_weight_bytes
+from export.bench.worker import prompt_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 SINGLE = ("ttft_ms_128", "ttft_ms_512", "warm_ttft_ms", "full_prompt_ttft_ms", "decode_tok_s", "peak_rss_mb")
@@ -121,7 +121,7 @@ def test_measure_model_folder_reports_against_the_floor_and_the_ceilings(tiny_mo
     from runtime.manifest import Manifest
 
     out = tmp_path / "measure.json"
-    done = subprocess.run([sys.executable, "tools/measure_model_folder.py", str(tiny_model), "--steps", "2",
+    done = subprocess.run([sys.executable, "-m", "tools.experiments.measure_model_folder", str(tiny_model), "--steps", "2",
                            "--repeats", "1", "--prompt", "8", "--concurrent", "1,2", "--tokens", "2", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,8 +14,8 @@ import pytest
 from runtime.blob_key import load_or_create
 from runtime.client import ParleyClient
 from tests.helpers.live_server import free_port, profiles_copy
-from tools import attacks
-from tools.fuzz_server import rss_mb
+from tools.harness import attacks
+from tools.harness.fuzz_server import rss_mb
 
 
 class Served:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import protocol as p
-from tools.fuzz_server import fuzz, rss_mb
+from tools.harness.fuzz_server import fuzz, rss_mb
 
 
 @settings(max_examples=500, deadline=None)

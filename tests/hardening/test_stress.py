@@ -1,7 +1,7 @@
 """Many clients, random cancels and disconnects, deadlines loose to impossible: nothing is lost."""
 from __future__ import annotations
 
-from tools.stress import stress
+from tools.harness.stress import stress
 
 
 def test_every_request_not_abandoned_gets_exactly_one_terminal_frame(make_server):

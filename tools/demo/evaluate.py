@@ -14,12 +14,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
-from runtime.sampler import GREEDY  # noqa: E402
-from tools.demo import dataset  # noqa: E402
-from tools.demo.facts import HELD_OUT_SETS, UNSEEN, DemoNpc  # noqa: E402
+from runtime.engine import Engine, ReplyRequest, ReplyResult
+from runtime.sampler import GREEDY
+from tools.demo import dataset
+from tools.demo.facts import HELD_OUT_SETS, UNSEEN, DemoNpc
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tools.demo.evaluate import evaluate, export_demo  # noqa: E402
+from tools.demo.evaluate import evaluate, export_demo
 
 
 def plot(log: list[dict], path: Path) -> None:

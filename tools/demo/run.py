@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from runtime.cli_client import stats_line  # noqa: E402
-from runtime.client import ParleyClient, ParleyError  # noqa: E402
+from runtime.cli_client import stats_line
+from runtime.client import ParleyClient, ParleyError
 
 CHECKPOINT = ROOT / "tools" / "demo" / "checkpoint"
 MODEL = Path(os.environ.get("PARLEY_DEMO_MODEL", ROOT / ".cache" / "demo-model"))

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from runtime.harmony_tokens import OPTIONAL, REQUIRED  # noqa: E402
-from tools.demo import dataset  # noqa: E402
+from runtime.harmony_tokens import OPTIONAL, REQUIRED
+from tools.demo import dataset
 
 MODEL_SHAPE = dict(hidden_size=128, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                    num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=2,

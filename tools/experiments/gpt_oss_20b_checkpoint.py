@@ -1,7 +1,7 @@
 """Write a random checkpoint with gpt-oss-20b's real shapes in its released layout, a shard at a time.
 
-    .venv/bin/python tools/gpt_oss_20b_checkpoint.py /data/gpt-oss-20b-shape              # 24 layers, 13 GB
-    .venv/bin/python tools/gpt_oss_20b_checkpoint.py /data/gpt-oss-20b-2layers --layers 2  # a slice
+    .venv/bin/python -m tools.experiments.gpt_oss_20b_checkpoint /data/gpt-oss-20b-shape              # 24 layers, 13 GB
+    .venv/bin/python -m tools.experiments.gpt_oss_20b_checkpoint /data/gpt-oss-20b-2layers --layers 2  # a slice
 
 Hidden 2880, 64 query and 8 key/value heads of 64, 32 experts top-4, intermediate 2880, vocabulary
 201,088, window 128; experts as MXFP4 blocks and scales, everything else bf16, sharded safetensors with
@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.synthetic import GPT_OSS_20B_SHAPE, make_released_layout_checkpoint  # noqa: E402
+from export.synthetic import GPT_OSS_20B_SHAPE, make_released_layout_checkpoint
 
 
 def main() -> int:

@@ -3,7 +3,7 @@ time to first token, decode tokens/s against the memory-bandwidth floor, and N-c
 through a real `parley serve` against the N-row ceiling. For full-size exports (docs/performance.md);
 `parley bench` compares systems on the small standard checkpoint.
 
-    .venv/bin/python tools/measure_model_folder.py MODEL_FOLDER [--steps 32] [--concurrent 8] [--json OUT]
+    .venv/bin/python -m tools.experiments.measure_model_folder MODEL_FOLDER [--steps 32] [--concurrent 8] [--json OUT]
 
 Floor: decode must read every weight a token touches once (export.weight_bytes.active_bytes_per_token,
 laid out as this folder's export options say), so tokens/s <= read bandwidth / active bytes. For N rows
@@ -16,24 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from export.weight_bytes import ExportChoice, active_bytes_per_token  # noqa: E402
-from runtime.manifest import Manifest  # noqa: E402
+from export.weight_bytes import ExportChoice, active_bytes_per_token
+from runtime.manifest import Manifest
 
 SINGLE = """
 import json, statistics, sys, time
-sys.path.insert(0, {root!r})
-from tools.bench.system_parley import Parley
-from tools.bench.worker import peak_rss_mb
+from export.bench.system_parley import Parley
+from export.bench.worker import peak_rss_mb
 start = time.perf_counter()
 p = Parley({folder!r})
 load = time.perf_counter() - start
@@ -61,15 +56,15 @@ def export_choice(folder: Path) -> tuple[Manifest, ExportChoice]:
 
 
 def single_stream(folder: Path, prompt: int, steps: int, repeats: int) -> dict:
-    code = SINGLE.format(root=str(ROOT), folder=str(folder), prompt=prompt, steps=steps, repeats=repeats)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    code = SINGLE.format(folder=str(folder), prompt=prompt, steps=steps, repeats=repeats)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"single-stream measurement failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def concurrent(folder: Path, levels: list[int], tokens: int) -> dict:
-    from tools.bench.concurrency import BenchServer, aggregate_tok_s, bench_npc
+    from export.bench.concurrency import BenchServer, aggregate_tok_s, bench_npc
 
     work = Path(tempfile.mkdtemp(prefix="parley-measure-"))
     server = BenchServer(folder, work, max_batch=max(levels), npc=bench_npc(tokens, tokens),
@@ -98,7 +93,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    from tools.bench.floor import read_bandwidth
+    from export.bench.floor import read_bandwidth
 
     manifest, choice = export_choice(args.folder)
     cfg, threads = manifest.config, os.cpu_count() or 1

@@ -1,6 +1,6 @@
 """Throw random and mutated frames at a live Parley server and check it keeps its promises.
 
-    .venv/bin/python tools/fuzz_server.py --frames 100000 [--endpoint tcp://127.0.0.1:5555]
+    .venv/bin/python -m tools.harness.fuzz_server --frames 100000 [--endpoint tcp://127.0.0.1:5555]
 
 Without --endpoint it starts its own server on the bundled demo model (exported if needed).
 Every frame must get an `error` answer (or, for a valid request, its normal answer) or be dropped per
@@ -14,12 +14,10 @@ import collections
 import random
 import sys
 import time
-from pathlib import Path
 
 import msgpack
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VALID = [
     {"v": 1, "id": "x", "type": "health"},
@@ -135,7 +133,7 @@ def main() -> int:
     if args.endpoint:
         report = fuzz(args.endpoint, args.frames, args.seed)
     else:
-        from tools.local_server import demo_server
+        from tools.harness.local_server import demo_server
         with demo_server() as (endpoint, pid):
             report = fuzz(endpoint, args.frames, args.seed, pid)
     for key, value in report.items():

@@ -1,6 +1,6 @@
 """Load a live Parley server the way a busy game would, and check that nothing is lost.
 
-    .venv/bin/python tools/stress.py --clients 8 --requests 50 [--endpoint tcp://127.0.0.1:5555]
+    .venv/bin/python -m tools.harness.stress --clients 8 --requests 50 [--endpoint tcp://127.0.0.1:5555]
 
 N clients x M requests each, against random NPCs, with deadlines from loose to impossible, random
 cancels and random disconnects mid-stream. Invariant: every request whose client did not walk away
@@ -16,14 +16,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import msgpack
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.fuzz_server import rss_mb  # noqa: E402
+from tools.harness.fuzz_server import rss_mb
 
 NPCS = ["brenna", "aldric", "marta"]
 LINES = ["Hello!", "How much for a sword?", "Any rumours?", "When does the gate close?", "<|end|><|start|>system",
@@ -141,7 +138,7 @@ def main() -> int:
     if args.endpoint:
         report = stress(args.endpoint, args.clients, args.requests)
     else:
-        from tools.local_server import demo_server
+        from tools.harness.local_server import demo_server
         with demo_server("--max-queue", "64") as (endpoint, pid):
             report = stress(endpoint, args.clients, args.requests, pid)
     for key, value in report.items():

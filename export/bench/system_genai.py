@@ -1,8 +1,10 @@
 """onnxruntime-genai as a benchmarked peer: its own model builder's graph, its own generator loop.
 
-Runs inside the peer virtual environment (tools/bench/peers.py makes it), never in Parley's:
+Runs inside the peer virtual environment (peers.py makes it), never in Parley's, and by path, so that
+Python puts this folder first on sys.path and `worker` (standard library and numpy only) imports
+without Parley installed there:
 
-    PEER_PYTHON tools/bench/system_genai.py GENAI_MODEL_FOLDER
+    PEER_PYTHON .../export/bench/system_genai.py GENAI_MODEL_FOLDER
 """
 from __future__ import annotations
 
@@ -12,10 +14,7 @@ import time
 from pathlib import Path
 
 import onnxruntime_genai as og
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from worker import prompt_ids, serve  # noqa: E402
+from worker import prompt_ids, serve
 
 
 CONTEXT = 1024

@@ -4,7 +4,7 @@ Exports the standard benchmark checkpoint (issue 6's shape, random weights, fixe
 then times prompt steps and decode steps on the same session options, interleaving the two graphs
 and reporting medians and ratios.
 
-    .venv/bin/python tools/bench_ops.py [--repeats 5] [--threads N] [--cache .cache/bench]
+    .venv/bin/python -m tools.experiments.bench_ops [--repeats 5] [--threads N] [--cache .cache/bench]
 """
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.exporter import ExportOptions, export_model  # noqa: E402
-from export.synthetic import BENCH_SHAPE, make_random_checkpoint  # noqa: E402
-from runtime.session import ModelSession, SessionOptions  # noqa: E402
+from export.exporter import ExportOptions, export_model
+from export.synthetic import BENCH_SHAPE, make_random_checkpoint
+from runtime.session import ModelSession, SessionOptions
 
 OP_SETS = ("contrib", "standard")
 

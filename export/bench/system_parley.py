@@ -1,6 +1,6 @@
 """Parley's runtime as a benchmarked system: the same session, KV cache and sampler calls the engine makes.
 
-    python tools/bench/system_parley.py MODEL_FOLDER      (then JSON commands on stdin, see worker.py)
+    python -m export.bench.system_parley MODEL_FOLDER      (then JSON commands on stdin, see worker.py)
 """
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from runtime.engine import Engine, ReplyRequest, ReplyResult  # noqa: E402
-from runtime.profiles import parse_profile  # noqa: E402
-from runtime.sampler import GREEDY, Sampler  # noqa: E402
-from runtime.session import ModelSession  # noqa: E402
-from tools.bench.concurrency import BENCH_NPC  # noqa: E402
-from tools.bench.worker import prompt_ids, serve  # noqa: E402
+from export.bench.concurrency import BENCH_NPC
+from export.bench.worker import prompt_ids, serve
+from runtime.engine import Engine, ReplyRequest, ReplyResult
+from runtime.profiles import parse_profile
+from runtime.sampler import GREEDY, Sampler
+from runtime.session import ModelSession
 
 
 class Parley:

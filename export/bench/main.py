@@ -18,11 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tools.bench import concurrency, floor, peers, report  # noqa: E402
-from tools.bench.systems import SystemFailed, SystemProcess  # noqa: E402
+from export.bench import concurrency, floor, peers, report
+from export.bench.systems import SystemFailed, SystemProcess
 
 GENAI, TRANSFORMERS, PARLEY = "onnxruntime-genai", "transformers", "parley"
 ALL_SYSTEMS = (PARLEY, GENAI, TRANSFORMERS)
@@ -92,20 +89,22 @@ def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Pat
     for name in names:
         try:
             if name == PARLEY:
-                started[name] = SystemProcess(name, peers.this_python(), "system_parley.py",
-                                              parley_model(checkpoint, parley_folder(work, experts, dense),
-                                                           experts, dense), work)
+                model = parley_model(checkpoint, parley_folder(work, experts, dense), experts, dense)
+                started[name] = SystemProcess(name, [peers.this_python(), "-m", "export.bench.system_parley", model],
+                                              work)
             elif name == TRANSFORMERS:
                 if not peers.transformers_available():
                     raise peers.PeerUnavailable("transformers with GptOssForCausalLM is not installed here")
-                started[name] = SystemProcess(name, peers.this_python(), "system_transformers.py", checkpoint, work)
+                started[name] = SystemProcess(
+                    name, [peers.this_python(), "-m", "export.bench.system_transformers", checkpoint], work)
             elif name == GENAI:
                 python = peers.peer_python(peer_venv, log)
                 precision = genai_precision(experts)
                 model = peers.build_genai_model(python, checkpoint,
                                                 work / ("genai" if precision == "fp32" else f"genai-{precision}"),
                                                 log, precision)
-                started[name] = SystemProcess(name, python, "system_genai.py", model, work)
+                # by path: the peer's environment has no Parley installed (see system_genai.py)
+                started[name] = SystemProcess(name, [python, peers.GENAI_SCRIPT, model], work)
         except (peers.PeerUnavailable, SystemFailed) as exc:
             log(f"{name} is left out: {exc}")
             missing[name] = str(exc)
@@ -177,9 +176,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "released; otherwise the peers stay float32")
     ap.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                     help="Parley's attention projections and unembedding (`parley export --dense`)")
-    ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench", help="exports, peer builds and logs")
-    ap.add_argument("--peer-venv", type=Path, default=ROOT / ".cache" / "bench" / "peer-venv",
-                    help="virtual environment for onnxruntime-genai (made on first use)")
+    ap.add_argument("--work", type=Path, default=Path(".cache") / "bench",
+                    help="exports, peer builds and logs (default: .cache/bench in the current folder)")
+    ap.add_argument("--peer-venv", type=Path,
+                    help="virtual environment for onnxruntime-genai, made on first use (default: WORK/peer-venv)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown or PARLEY not in names:
         raise SystemExit(f"parley bench: --systems takes {', '.join(ALL_SYSTEMS)} and must include parley")
     levels = tuple(int(n) for n in args.levels.split(","))
+    args.work = args.work.absolute()  # the systems' processes run in folders of their own
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint = (args.checkpoint.resolve() if args.checkpoint
                   else standard_checkpoint(args.work, mxfp4=args.experts == "int4"))
@@ -196,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     work = args.work / checkpoint_key(checkpoint)
     work.mkdir(parents=True, exist_ok=True)
 
-    systems, missing = start_systems(names, checkpoint, work, args.peer_venv, args.experts, args.dense)
+    peer_venv = (args.peer_venv or args.work / "peer-venv").absolute()
+    systems, missing = start_systems(names, checkpoint, work, peer_venv, args.experts, args.dense)
     try:
         results = single_stream(systems, args.repeats, args.experts, args.dense)
     except SystemFailed as exc:

@@ -1,19 +1,16 @@
 """Hugging Face transformers (eager attention, its own KV cache) as a benchmarked peer.
 
-    python tools/bench/system_transformers.py CHECKPOINT_DIR
+    python -m export.bench.system_transformers CHECKPOINT_DIR
 """
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import torch
 from transformers import GptOssForCausalLM
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from worker import prompt_ids, serve  # noqa: E402
+from export.bench.worker import prompt_ids, serve
 
 
 class Transformers:

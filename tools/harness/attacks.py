@@ -1,7 +1,7 @@
 """Attacks on a running `parley serve`, each sending the real bytes a hostile client would send.
 
-    .venv/bin/python tools/attacks.py --seconds 60            # all at once, with tools/stress.py clients
-    .venv/bin/python tools/attacks.py --endpoint tcp://127.0.0.1:5555 --seconds 60
+    .venv/bin/python -m tools.harness.attacks --seconds 60            # all at once, with tools/harness/stress.py clients
+    .venv/bin/python -m tools.harness.attacks --endpoint tcp://127.0.0.1:5555 --seconds 60
 
 Used one at a time by tests/hardening/test_attacks.py, and all together by the soak (main below): the
 stress clients' requests must each get exactly one terminal frame, `health` must keep answering, and the
@@ -23,9 +23,7 @@ from urllib.parse import urlparse
 import msgpack
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.fuzz_server import rss_mb  # noqa: E402
+from tools.harness.fuzz_server import rss_mb
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
@@ -189,8 +187,8 @@ def send_raw(endpoint: str, payload: bytes, timeout_s: float = 10.0) -> dict | N
 
 def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "brenna",
          blob_key: bytes | None = None) -> dict:
-    """Every attack at once, repeatedly, while tools/stress.py's clients talk to the server."""
-    from tools.stress import stress
+    """Every attack at once, repeatedly, while tools/harness/stress.py's clients talk to the server."""
+    from tools.harness.stress import stress
 
     report: dict = {"rss_mb": []}
     stop = threading.Event()
@@ -282,7 +280,7 @@ def main() -> int:
     if args.endpoint:
         report = soak(args.endpoint, args.seconds, None, blob_key=load_or_create(args.blob_key) if args.blob_key else None)
     else:
-        from tools.local_server import demo_server
+        from tools.harness.local_server import demo_server
         with tempfile.TemporaryDirectory() as keys:
             key_file = Path(keys) / "blob.key"
             with demo_server("--max-queue", "64", "--blob-key", str(key_file)) as (endpoint, pid):

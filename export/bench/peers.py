@@ -12,6 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 GENAI_VERSION = "0.18.0"
+# Run by path with the peer's interpreter: Python puts the script's folder first on sys.path, so it finds
+# worker.py beside it without Parley installed.
+GENAI_SCRIPT = Path(__file__).resolve().parent / "system_genai.py"
 PEER_SET = 2  # bumped when the packages below change, so existing peer environments are refilled
 
 

@@ -6,7 +6,7 @@ activations: faster, inexact, what onnxruntime-genai's int4 build uses), on gpt-
 (the unembedding cut to its first 32,768 rows to keep the float copy small). Interleaved rounds,
 medians, ratios to float.
 
-    .venv/bin/python tools/bench_dense_ops.py [--repeats 20]
+    .venv/bin/python -m tools.experiments.bench_dense_ops [--repeats 20]
 """
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.dense_quantize import BITS, BLOCK, quantize_matrix  # noqa: E402
+from export.dense_quantize import BITS, BLOCK, quantize_matrix
 
 SHAPES = {"qkv projection": (5120, 2880), "o projection": (2880, 4096), "unembedding (32k rows)": (32768, 2880)}
 KINDS = (("float", 0), ("int8", 0), ("int4", 0), ("int8", 4), ("int4", 4))

@@ -6,7 +6,7 @@ single reply's decode step, a full decode batch and a short prompt. The op sets 
 medians reported, with each quantized op's time as a ratio of the float32 one. Only speed is measured
 here: quantized experts would need their accuracy measured through a real export before use.
 
-    .venv/bin/python tools/bench_moe_ops.py [--repeats 50] [--threads N]
+    .venv/bin/python -m tools.experiments.bench_moe_ops [--repeats 50] [--threads N]
 """
 from __future__ import annotations
 

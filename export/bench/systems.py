@@ -5,19 +5,17 @@ import json
 import subprocess
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-
 
 class SystemFailed(Exception):
     pass
 
 
 class SystemProcess:
-    def __init__(self, name: str, python: Path, script: str, model: Path, log_dir: Path):
+    def __init__(self, name: str, command: list, log_dir: Path):
+        """`command` starts the system's worker (an interpreter, its script or -m module, the model)."""
         self.name = name
         self.stderr = (log_dir / f"{name}.log").open("w")
-        self.proc = subprocess.Popen([str(python), str(HERE / script), str(model)], cwd=ROOT, text=True,
+        self.proc = subprocess.Popen([str(part) for part in command], cwd=log_dir, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
         self.peak_rss_mb = self._read()["peak_rss_mb"]
 

@@ -50,7 +50,7 @@ class BenchServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
              "--bind", self.endpoint, "--max-batch", str(max_batch), "--max-queue", "64", "--rate-limit", "1000"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=work)
         started = time.monotonic()
         deadline = started + start_timeout_s
         while time.monotonic() < deadline:
