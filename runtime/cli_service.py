@@ -11,6 +11,7 @@ from runtime.cli_errors import CommandFailed
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PROFILES = Path("npc_profiles")
 SERVE_EXAMPLES = """examples:
   parley serve --model models/demo --profiles npc_profiles
   parley serve --model models/demo --bind tcp://0.0.0.0:5555 --keys keys/server.key_secret
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve NPCs over ZeroMQ", epilog=SERVE_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--model", type=Path, required=True, help="model folder made by `parley export`")
-    s.add_argument("--profiles", type=Path, default=Path("npc_profiles"), help="folder of NPC profiles (*.toml)")
+    s.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES,
+                   help="folder of NPC profiles (*.toml; default: npc_profiles in the current folder)")
     s.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: loopback only)")
     s.add_argument("--keys", type=Path, help="server secret certificate from `parley keys` (enables CurveZMQ)")
     s.add_argument("--client-keys", type=Path, help="folder of allowed client public certificates")
@@ -54,14 +56,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                           epilog="examples:\n  parley lint npc_profiles\n"
                                  "  parley lint npc_profiles --model models/demo   # also: does each NPC fit the model's context?",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    lint.add_argument("folder", type=Path, nargs="?", default=Path("npc_profiles"))
+    lint.add_argument("folder", type=Path, nargs="?", default=DEFAULT_PROFILES,
+                      help="folder of NPC profiles (*.toml; default: npc_profiles in the current folder)")
     lint.add_argument("--model", type=Path, help="model folder: also check each NPC's prompt against its context")
     lint.set_defaults(run=run_lint)
+
+
+def _default_profiles_exist(folder: Path, usage: str) -> None:
+    """When the profiles folder was left to its default and there is none here, say what to pass (an
+    installed Parley ships no profiles; a checkout has npc_profiles/ at its root)."""
+    if folder == DEFAULT_PROFILES and not folder.is_dir():
+        raise CommandFailed(f"no npc_profiles folder in {Path.cwd()}; {usage}, a folder of NPC profiles (*.toml, "
+                            "written as docs/profiles.md says; the source repository's npc_profiles/ has three "
+                            "to copy)")
 
 
 def run_lint(args: argparse.Namespace) -> int:
     from runtime.profiles import load_profiles
 
+    _default_profiles_exist(args.folder, "name one: parley lint FOLDER")
     report = load_profiles(args.folder, _context_fit(args.model) if args.model else None)
     for problem in report.problems:
         print(problem)
@@ -104,6 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)
+    _default_profiles_exist(args.profiles, "pass --profiles FOLDER")
     from runtime.blob_key import BlobKeyError, default_path, load_or_create
     try:
         blob_key = load_or_create(args.blob_key or default_path(args.keys))
