@@ -6,9 +6,10 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
   1. schedule: pick what may start before the next decode step, under the lock:
        - a session operation whose conversation has nothing running or queued before it, at once;
        - else a reply, if the batch has room: per client its earliest-deadline reply whose
-         conversation is free; among clients, the one with the fewest replies in the batch first
-         (fairness), then the earliest deadline; and not if its prompt's pause would make a live
-         reply miss its deadline (deadlines.join_would_be_late);
+         conversation is free; among clients, the one with the fewest replies in the batch, then the
+         one whose last reply started longest ago (round robin: fairness between clients comes
+         before deadlines between them); and not if its prompt's pause would make a live reply miss
+         its deadline (deadlines.join_would_be_late);
   2. run: start it (a session operation runs to its end; a reply is prefilled and joins the batch),
      or, with nothing to start, run one decode step of the batch;
   3. update: the batch reports each reply's events to its job's sink; the last event of a job
@@ -35,6 +36,7 @@ from runtime.requests import ReplyRequest, SessionRequest
 
 log = logging.getLogger(__name__)
 
+MAX_CLIENTS_REMEMBERED = 10_000  # for the round robin
 IDLE_WAIT_S = 0.5  # how long the worker sleeps when there is nothing to do (a submit wakes it)
 
 
@@ -58,12 +60,16 @@ def is_terminal(event: Any) -> bool:
 
 @dataclass(eq=False)
 class Job:
-    client: bytes  # who asked: fairness, the per-client cap and cancels are by client
+    identity: bytes  # the connection it came on: its answers go there; request ids are unique per connection
     request: ReplyRequest | SessionRequest  # a reply's NPC defaults already resolved
     sink: Callable[[Any], None]  # gets the job's events, on the worker thread
+    client: bytes = b""  # who asked, for fairness and the per-client cap (default: the connection)
     cancel: threading.Event = field(default_factory=threading.Event)
     started: bool = False
     finished: bool = False  # its last event went to the sink
+
+    def __post_init__(self) -> None:
+        self.client = self.client or self.identity
 
     @property
     def id(self) -> str:
@@ -105,6 +111,8 @@ class Scheduler:
         self._queue: list[Job] = []  # arrival order
         self._jobs: dict[tuple[bytes, str], Job] = {}  # queued and started, until forgotten
         self._stopping = False
+        self._starts = 0  # replies started so far; a client's last start orders the round robin
+        self._last_start: collections.OrderedDict[bytes, int] = collections.OrderedDict()
 
     # ---- the server's side ------------------------------------------------------------------------
 
@@ -113,7 +121,7 @@ class Scheduler:
         with self._cv:
             if self._stopping:
                 return Refusal(protocol.SHUTTING_DOWN, "the server is shutting down")
-            if (job.client, job.id) in self._jobs:
+            if (job.identity, job.id) in self._jobs:
                 return Refusal(protocol.BAD_MESSAGE, f"request id {job.id!r} is already in flight")
             if len(self._queue) >= self.max_queue:
                 return Refusal(protocol.BUSY, f"{len(self._queue)} requests are queued (the limit); retry shortly "
@@ -122,44 +130,44 @@ class Scheduler:
             if mine >= self.max_queued_per_client:
                 return Refusal(protocol.BUSY, f"this client has {mine} requests queued (the most one client may "
                                               "have); wait for their answers or cancel some")
-            self._jobs[(job.client, job.id)] = job
+            self._jobs[(job.identity, job.id)] = job
             self._queue.append(job)
             self._cv.notify()
         return None
 
-    def cancel(self, client: bytes, request_id: str) -> tuple[bool, Job | None]:
-        """Whether the job was found, and the job if it was still queued: it is gone now, and the
-        caller answers it `cancelled`. A running one stops at its next step and answers itself."""
+    def cancel(self, identity: bytes, request_id: str) -> tuple[bool, Job | None]:
+        """Whether the connection's job was found, and the job if it was still queued: it is gone now,
+        and the caller answers it `cancelled`. A running one stops at its next step and answers itself."""
         with self._cv:
-            job = self._jobs.get((client, request_id))
+            job = self._jobs.get((identity, request_id))
             if job is None or job.finished:
                 return False, None
             if not job.started:
                 self._queue.remove(job)
-                del self._jobs[(client, request_id)]
+                del self._jobs[(identity, request_id)]
                 return True, job
             job.cancel.set()
             return True, None
 
-    def drop_client(self, client: bytes) -> list[Job]:
-        """A client stopped reading: its queued jobs are removed and returned (answer them); its
+    def drop_connection(self, identity: bytes) -> list[Job]:
+        """A connection stopped reading: its queued jobs are removed and returned (answer them); its
         running replies stop at their next step."""
         with self._cv:
-            removed = [job for job in self._queue if job.client == client]
+            removed = [job for job in self._queue if job.identity == identity]
             for job in removed:
                 self._queue.remove(job)
-                del self._jobs[(client, job.id)]
+                del self._jobs[(identity, job.id)]
             for (who, _), job in self._jobs.items():
-                if who == client:
+                if who == identity:
                     job.cancel.set()
             return removed
 
-    def forget(self, client: bytes, request_id: str) -> None:
+    def forget(self, identity: bytes, request_id: str) -> None:
         """The job's last frame went out: a later cancel of its id finds nothing, and the id may be reused."""
         with self._cv:
-            job = self._jobs.get((client, request_id))
+            job = self._jobs.get((identity, request_id))
             if job is not None and job.finished:
-                del self._jobs[(client, request_id)]
+                del self._jobs[(identity, request_id)]
 
     def stop(self) -> None:
         """Take no more jobs: queued ones are refused `shutting_down` by the worker, running ones cancelled."""
@@ -211,6 +219,12 @@ class Scheduler:
             if job is not None:
                 self._queue.remove(job)
                 job.started = True
+                if job.is_reply:
+                    self._starts += 1
+                    self._last_start[job.client] = self._starts
+                    self._last_start.move_to_end(job.client)
+                    if len(self._last_start) > MAX_CLIENTS_REMEMBERED:
+                        self._last_start.popitem(last=False)  # served longest ago: first in line anyway
             return job, []
 
     def _pick(self) -> Job | None:
@@ -235,7 +249,7 @@ class Scheduler:
                 earliest[job.client] = job
         if not earliest or not self.batch.has_room():
             return None
-        job = min(earliest.values(), key=lambda j: (in_batch[j.client], j.due))
+        job = min(earliest.values(), key=lambda j: (in_batch[j.client], self._last_start.get(j.client, -1), j.due))
         if deadlines.join_would_be_late(self.cost, len(self.batch), self.batch.min_slack_ms(), len(job.request.text)):
             return None
         return job

@@ -173,7 +173,7 @@ class Server:
         payload = self.answers.for_event(job, event, self.stopping.is_set())
         if payload is not None:
             terminal = is_terminal(event)
-            self._push.send_multipart([job.client, TERMINAL if terminal else NOT_TERMINAL, job.id.encode(), payload])
+            self._push.send_multipart([job.identity, TERMINAL if terminal else NOT_TERMINAL, job.id.encode(), payload])
         if isinstance(event, ReplyResult):
             self.answers.log_result(job, event)
 
@@ -203,7 +203,7 @@ class Server:
                 return
             # Frame by frame: a request has one (two after a REQ socket's delimiter); the rest of a longer
             # message is read and dropped without being kept, however many parts it has.
-            kept, sizes, fd = [], [], None
+            kept, sizes, fd, frame = [], [], None, None
             more = identity.more
             while more:
                 frame = self.socket.recv(copy=False)
@@ -217,12 +217,31 @@ class Server:
                 self.guard.delivered(fd, sizes)
                 if len(sizes) > MAX_FRAMES_BEFORE_CUT:
                     self.guard.cut(fd, f"a message of {len(sizes)} frames (a request has one)")
-            self._on_frames_safely(identity.bytes, kept, len(sizes))
+            who = self._client_of(frame, identity.bytes) if frame is not None else identity.bytes
+            self._on_frames_safely(identity.bytes, who, kept, len(sizes))
 
-    def _on_frames_safely(self, client: bytes, frames: list[bytes], parts: int) -> None:
+    def _client_of(self, frame: zmq.Frame, identity: bytes) -> bytes:
+        """Who sent a message, for rate limits, fairness and the per-client queue share: the client's
+        public key where --client-keys checks it (however many connections it opens), else the peer's
+        address for a remote plaintext connection, else the connection itself (on loopback, each
+        connection counts as a client: processes on the game's machine are trusted as far as the
+        machine is; docs/reliability.md)."""
+        for prop, prefix, usable in (("User-Id", b"key:", self._auth is not None),
+                                     ("Peer-Address", b"ip:", not is_local(self.opts.bind))):
+            if not usable:
+                continue
+            try:
+                value = frame.get(prop)
+            except zmq.ZMQError:  # not known for this transport
+                continue
+            if value and not (prefix == b"ip:" and value.startswith(("127.", "::1"))):
+                return prefix + value.encode()
+        return identity
+
+    def _on_frames_safely(self, client: bytes, who: bytes, frames: list[bytes], parts: int) -> None:
         """Whatever a frame does to the handler (a bug, a resource running out), the loop goes on."""
         try:
-            self._on_frames(client, frames, parts)
+            self._on_frames(client, who, frames, parts)
         except Exception:  # noqa: BLE001
             log.error("a request could not be handled:\n%s", traceback.format_exc())
             try:
@@ -230,8 +249,9 @@ class Server:
             except Exception:  # noqa: BLE001 - nothing more to do for this client
                 pass
 
-    def _on_frames(self, client: bytes, frames: list[bytes], parts: int) -> None:
-        """One message: its first frames (at most MAX_REQUEST_FRAMES) and how many it had."""
+    def _on_frames(self, client: bytes, who: bytes, frames: list[bytes], parts: int) -> None:
+        """One message from connection `client` sent by `who` (_client_of): its first frames (at most
+        MAX_REQUEST_FRAMES) and how many it had."""
         body = [f for f in frames if f]  # tolerate REQ-style empty delimiter frames
         self.counters["frames"] += 1
         if len(body) != 1 or parts > MAX_REQUEST_FRAMES:
@@ -241,7 +261,7 @@ class Server:
         if self.outbox.not_reading(client):
             self.counters["requests_dropped.not_reading"] += 1  # its answer could not reach it anyway
             return
-        allowed = self._limiter.allow(client)
+        allowed = self._limiter.allow(who)
         limited = (p.RATE_LIMITED, f"more than {self.opts.rate_per_s:g} requests/s; slow down")
         try:
             req = p.decode(body[0])  # first, so that even a rate_limited answer carries the id it waits on
@@ -256,19 +276,19 @@ class Server:
             self._fail(client, req.request_id, p.SHUTTING_DOWN, "the server is shutting down")
             return
         try:
-            self._handle(client, req)
+            self._handle(client, who, req)
         except EngineError as exc:
             self._fail(client, req.request_id, exc.code, str(exc))
         except Exception:  # noqa: BLE001 - one bad request must not take the server down
             log.error("request %s (%s) failed:\n%s", p.loggable(req.request_id), req.type, traceback.format_exc())
             self._fail(client, req.request_id, p.INTERNAL, INTERNAL_MESSAGE)
 
-    def _handle(self, client: bytes, req: Request) -> None:
+    def _handle(self, client: bytes, who: bytes, req: Request) -> None:
         if isinstance(req, ReplyRequest):
             # the NPC's defaults are resolved once, here; UnknownNpc is answered by _on_frames
-            self._queue(client, req.with_npc_defaults(self.engine.npc(req.npc)))
+            self._queue(client, who, req.with_npc_defaults(self.engine.npc(req.npc)))
         elif isinstance(req, SessionRequest):
-            self._queue(client, req)
+            self._queue(client, who, req)
         elif isinstance(req, CancelRequest):
             found, queued = self.scheduler.cancel(client, req.target)
             if queued is not None:
@@ -277,11 +297,11 @@ class Server:
         else:
             self._query(client, req)
 
-    def _queue(self, client: bytes, request: ReplyRequest | SessionRequest) -> None:
-        job = Job(client, request, sink=lambda event: self._job_event(job, event))
+    def _queue(self, client: bytes, who: bytes, request: ReplyRequest | SessionRequest) -> None:
+        job = Job(client, request, sink=lambda event: self._job_event(job, event), client=who)
         refusal = self.scheduler.submit(job)
         if refusal is not None:
-            self._fail(job.client, job.id, refusal.code, refusal.message)
+            self._fail(client, job.id, refusal.code, refusal.message)
 
     # ---- answering ----------------------------------------------------------------------------
 
@@ -295,7 +315,7 @@ class Server:
     def _stop_client(self, client: bytes) -> None:
         """A client stopped reading: its queued requests end now and its running replies stop at their
         next step (their terminal frames wait in its backlog)."""
-        for job in self.scheduler.drop_client(client):
+        for job in self.scheduler.drop_connection(client):
             self._fail(client, job.id, p.CANCELLED, "cancelled: the client is not reading its replies")
 
     # ---- questions answered at once ----------------------------------------------------------

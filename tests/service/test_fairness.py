@@ -1,0 +1,76 @@
+"""Clients share the server fairly: a flooding client holds at most its share of the queue and does not
+keep another's replies out of the batch; connections of one allow-listed key count as one client."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import msgpack
+import zmq
+import zmq.auth
+
+from runtime import protocol as p
+
+
+def terminal_frames_in_order(clients: dict, expected: int) -> list[tuple[str, dict]]:
+    """(client name, frame) for every terminal frame, in the order they arrive across the sockets."""
+    poller = zmq.Poller()
+    for client in clients.values():
+        poller.register(client.socket, zmq.POLLIN)
+    names = {client.socket: name for name, client in clients.items()}
+    order: list[tuple[str, dict]] = []
+    while len(order) < expected:
+        events = dict(poller.poll(60_000))
+        assert events, "every request gets its last frame"
+        for sock in events:
+            frame = msgpack.unpackb(sock.recv(), raw=False)
+            if frame["type"] in ("done", "error"):
+                order.append((names[sock], frame))
+    return order
+
+
+def test_a_flooding_client_gets_busy_for_its_excess_and_another_client_takes_turns_with_it(make_server):
+    server = make_server(max_batch=1, max_queue=32, max_queued_per_client=8, rate_per_s=float("inf"))
+    with server.client() as flood, server.client() as player:
+        for _ in range(20):
+            flood.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=120_000)
+        busy = []
+        while len(busy) < 20 - 8 - 1:  # past one running and its 8 queued, `busy` comes at once
+            assert flood.socket.poll(10_000)
+            frame = msgpack.unpackb(flood.socket.recv(), raw=False)
+            if frame.get("code") == p.BUSY:
+                busy.append(frame)
+        assert all("this client" in a["message"] for a in busy)
+        for _ in range(3):
+            player.send("reply", npc="brenna", text="Hello", deadline_ms=120_000)
+        order = terminal_frames_in_order({"flood": flood, "player": player}, expected=9 + 3)
+    assert [f["type"] for _, f in order] == ["done"] * 12  # none of the player's was refused
+    # round robin: the player's replies took turns with the flood's queue instead of waiting behind it
+    last_player = max(i for i, (who, _) in enumerate(order) if who == "player")
+    assert sum(who == "flood" for who, _ in order[last_player:]) >= 4
+
+
+def test_connections_with_one_allow_listed_key_share_one_rate_limit(make_server, tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(keys)], check=True, capture_output=True)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
+    other = zmq.auth.create_certificates(str(allowed), "other")  # a second allowed client
+    server = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed, rate_per_s=1e-6,
+                         burst=3)
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    same_key = zmq.auth.load_certificate(str(keys / "client.key_secret"))
+    other_key = zmq.auth.load_certificate(other[1])
+
+    def connect(keypair):
+        return server.client(server_public_key=server_public, client_keys=keypair)
+
+    with connect(same_key) as first:
+        assert all(first.health()["status"] == "ok" for _ in range(3))  # the key's burst, spent
+    with connect(same_key) as second:  # a new connection, the same key: no fresh burst
+        rid = second.send("health")
+        answer = msgpack.unpackb(second.socket.recv(), raw=False)
+        assert answer["id"] == rid and answer["code"] == p.RATE_LIMITED
+    with connect(other_key) as stranger:  # another key has its own
+        assert stranger.health()["status"] == "ok"
