@@ -27,8 +27,8 @@ def run_bench(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError as exc:
         raise CommandFailed(f"the benchmark exports checkpoints, which needs the export extra ({exc.name} is "
-                            "missing): pip install 'parley-npc[export]' (and transformers for its transformers "
-                            "peer, matplotlib for the chart: 'parley-npc[test]')") from exc
+                            "missing): pip install 'parley-npc[export]', or 'parley-npc[bench]' for the "
+                            "transformers peer and the chart too") from exc
     from export.bench.main import run
 
     return run(args)

@@ -47,9 +47,13 @@ fi
 
 step "building the wheel from the checkout's files (in $work/src, leaving the tree clean)"
 mkdir "$work/src" "$work/dist"
-git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
-    | xargs -0 cp --parents -t "$work/src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then  # tracked files and new ones git does not ignore
+    git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
+        | xargs -0 cp --parents -t "$work/src"
+else  # an unpacked source archive
+    tar --exclude=./.venv --exclude=./.cache --exclude=./build --exclude=./dist -cf - . | tar -xf - -C "$work/src"
+fi
 .venv/bin/python -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$work/src" >/dev/null 2>&1 \
     || .venv/bin/python -m pip wheel --no-deps --no-build-isolation -w "$work/dist" "$work/src"
 wheel=$(ls "$work"/dist/parley_npc-*.whl)
