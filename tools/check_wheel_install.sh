@@ -59,15 +59,18 @@ fi
 wheel=$(ls "$work"/dist/parley_npc-*.whl)
 
 step "installing $(basename "$wheel") and its dependencies into a fresh venv"
+# nothing from outside the fresh venv: a PYTHONPATH (or user site) holding a checkout would make pip
+# take the package as installed already, and the checks below import it from there
+unset PYTHONPATH
+export PYTHONNOUSERSITE=1
 base_python=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
 "$base_python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "$wheel" 2>&1 | grep -v "^WARNING: Location" || true
-"$work/venv/bin/python" -m pip show -q parley-npc >/dev/null || fail "pip did not install $wheel"
+"$work/venv/bin/python" -m pip install -q "$wheel" >"$work/pip.log" 2>&1 \
+    || { grep -v "^WARNING: Location" "$work/pip.log" >&2; fail "pip could not install $wheel"; }
 
 # From here on: outside the checkout, with only the fresh venv's packages.
 mkdir "$work/run"
 cd "$work/run"
-unset PYTHONPATH
 export PATH="$work/venv/bin:$PATH"
 cp -r "$ROOT/npc_profiles" profiles
 
