@@ -31,7 +31,7 @@ def test_decoder_handles_any_map_of_the_protocols_keys(body):
         request = p.decode(msgpack.packb(body, use_bin_type=True))
     except p.ProtocolError:
         return
-    assert request.type in p.REQUEST_TYPES and isinstance(request.id, str)
+    assert request.type in p.REQUEST_TYPES and isinstance(request.request_id, str)
 
 
 def test_a_fuzzed_server_answers_every_frame_and_keeps_serving(make_server):
