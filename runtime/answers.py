@@ -64,8 +64,9 @@ class Answers:
             return self.error(rid, p.CANCELLED, "cancelled by the client")
         self.counters["replies"] += 1
         self.counters["deadline_met"] += st.deadline_met
+        token = {"session_token": result.session_token} if result.session_token else {}
         return p.frame(rid, "done", text=result.text, stats=st.to_dict(),
-                       actions=[{"name": a.name, "args": a.arguments} for a in result.actions])
+                       actions=[{"name": a.name, "args": a.arguments} for a in result.actions], **token)
 
     def log_result(self, job: Job, result: ReplyResult) -> None:
         """One line per finished reply (after its frame went out), and the hidden reasoning if asked."""

@@ -3,12 +3,18 @@
     client = ParleyClient("tcp://127.0.0.1:5555")
     for frame in client.reply("brenna", "How much for a sword?", session="player-1"):
         if frame["type"] == "delta": print(frame["text"], end="")
+
+A session belongs to whoever holds its token (docs/protocol.md, "Sessions"). The client makes one up
+for each session it names and sends it with every request on that session; keep
+`session_token(npc, session)` in the save beside the exported blob, and give it back with
+`set_session_token` after loading.
 """
 from __future__ import annotations
 
 import collections
 import itertools
 import os
+import secrets
 import time
 from typing import Any, Iterator
 
@@ -16,6 +22,9 @@ import msgpack
 import zmq
 
 from runtime import protocol as p
+
+
+SESSION_REQUESTS = ("reply", "reset_session", "export_session", "import_session")
 
 
 class ParleyError(Exception):
@@ -46,6 +55,7 @@ class ParleyClient:
         # frames that arrived for another request than the one being read (e.g. a reply's frames
         # while waiting for its cancel's answer), kept until that request is read
         self._inbox: dict[str, collections.deque] = {}
+        self._tokens: dict[tuple[str, str], str] = {}  # (npc, session) -> the session's token
         self._connect()
 
     def _connect(self) -> None:
@@ -78,9 +88,21 @@ class ParleyClient:
 
     # ---- low level ----------------------------------------------------------------------------
 
+    def session_token(self, npc: str, session: str) -> str:
+        """The token this client sends for the session (made up on first use): keep it in the save."""
+        return self._tokens.setdefault((npc, session), secrets.token_hex(16))
+
+    def set_session_token(self, npc: str, session: str, token: str) -> None:
+        """Use a saved token for the session (after loading a save, for a server that still has it)."""
+        self._tokens[(npc, session)] = token
+
     def send(self, kind: str, request_id: str | None = None, **fields: Any) -> str:
-        """Send one request; ServerUnavailable if no connection took it within the timeout."""
+        """Send one request; ServerUnavailable if no connection took it within the timeout. A request
+        naming a session carries the session's token unless `session_token` is given."""
         rid = request_id or self.new_id()
+        if (kind in SESSION_REQUESTS and isinstance(fields.get("session"), str) and fields["session"]
+                and isinstance(fields.get("npc"), str) and "session_token" not in fields):
+            fields["session_token"] = self.session_token(fields["npc"], fields["session"])
         try:
             self.socket.send(p.pack({"id": rid, "type": kind, **{k: v for k, v in fields.items() if v is not None}}))
         except zmq.Again as exc:

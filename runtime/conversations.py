@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from runtime.harmony import Turn
 from runtime.session import KvCache
+from runtime.session_access import Owner
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Conversation:
     cache: KvCache | None = None
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)
+    owner: Owner | None = None  # who may touch it (runtime/session_access.py); None for a one-off
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -36,20 +38,24 @@ EVICTED_RECORD_PER_SESSION = 16
 
 
 class RecentKeys:
-    """A set that keeps only its `limit` most recently added keys."""
+    """A map that keeps only its `limit` most recently added keys: an evicted session and its owner,
+    so that only its owner may import it back or reset it."""
 
     def __init__(self, limit: int):
         self.limit = max(1, limit)
-        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._keys: OrderedDict[tuple[str, str], Owner | None] = OrderedDict()
 
-    def add(self, key: tuple[str, str]) -> None:
-        self._keys[key] = None
+    def add(self, key: tuple[str, str], owner: Owner | None = None) -> None:
+        self._keys[key] = owner
         self._keys.move_to_end(key)
         while len(self._keys) > self.limit:
             self._keys.popitem(last=False)
 
     def discard(self, key: tuple[str, str]) -> None:
         self._keys.pop(key, None)
+
+    def owner(self, key: tuple[str, str]) -> Owner | None:
+        return self._keys.get(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -86,6 +92,12 @@ class ConversationStore:
             self.evicted.discard(key)
             self._evict(keep=key)
 
+    def owner(self, npc: str, session_id: str) -> Owner | None:
+        """Who holds the session, live or recently evicted (None: nobody, anyone may make it)."""
+        with self._lock:
+            conv = self._items.get((npc, session_id))
+            return conv.owner if conv is not None else self.evicted.owner((npc, session_id))
+
     def drop(self, npc: str, session_id: str) -> bool:
         with self._lock:
             return self._items.pop((npc, session_id), None) is not None
@@ -100,5 +112,4 @@ class ConversationStore:
     def _evict(self, keep: tuple[str, str]) -> None:
         while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):
             oldest = next(k for k in self._items if k != keep)
-            del self._items[oldest]
-            self.evicted.add(oldest)
+            self.evicted.add(oldest, self._items.pop(oldest).owner)

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from runtime import session_access
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.context_fit import ContextFit
 from runtime.conversations import Conversation, ConversationStore
@@ -162,11 +163,17 @@ class Engine:
 
     # ---- sessions -------------------------------------------------------------------------------
 
-    def reset_session(self, npc: str, session_id: str) -> bool:
+    # Session operations: `token` and `client_key` are a client's (session_access.py); the default is
+    # the game's own process, which may touch any session.
+    def reset_session(self, npc: str, session_id: str, token=session_access.TRUSTED,
+                      client_key: str | None = None) -> bool:
+        session_access.check(self.store.owner(npc, session_id), npc, session_id, token, client_key)
         self.store.evicted.discard((npc, session_id))
         return self.store.drop(npc, session_id)
 
-    def export_session(self, npc: str, session_id: str) -> list[Turn]:
+    def export_session(self, npc: str, session_id: str, token=session_access.TRUSTED,
+                       client_key: str | None = None) -> list[Turn]:
+        session_access.check(self.store.owner(npc, session_id), npc, session_id, token, client_key)
         conv = self.store.get(npc, session_id)
         if conv is None:
             if (npc, session_id) in self.store.evicted:
@@ -175,9 +182,15 @@ class Engine:
             raise UnknownSession(f"no session {session_id!r} with NPC {npc!r}")
         return list(conv.history)
 
-    def import_session(self, npc: str, session_id: str, history: list[Turn]) -> None:
+    def import_session(self, npc: str, session_id: str, history: list[Turn], token=session_access.TRUSTED,
+                       client_key: str | None = None) -> str:
+        """Replace the session with `history`; returns its token (the one it had, for its holder)."""
         self.npc(npc)
         if len(history) > MAX_TURNS:
             raise BadRequest(f"a session keeps at most {MAX_TURNS} turns; got {len(history)}")
+        owner = self.store.owner(npc, session_id)
+        session_access.check(owner, npc, session_id, token, client_key)
+        owner = owner or session_access.Owner.new(client_key, token if isinstance(token, str) else None)
         self.store.drop(npc, session_id)
-        self.store.put(Conversation(npc, session_id, history=list(history)))
+        self.store.put(Conversation(npc, session_id, history=list(history), owner=owner))
+        return owner.token

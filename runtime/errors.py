@@ -27,3 +27,7 @@ class SessionEvicted(EngineError):
 
 class UnknownSession(EngineError):
     code = protocol.UNKNOWN_SESSION
+
+
+class Forbidden(EngineError):
+    code = protocol.FORBIDDEN

@@ -20,6 +20,7 @@ MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually
 MAX_STATE_ENTRIES = 32
 MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
 MAX_BLOB_BYTES = 48 * 1024
+MIN_TOKEN_CHARS = 16  # a session token a client makes up: long enough not to be guessed
 # Below this not even a fallback line gets through the queue, the engine and the socket in time, so
 # such a deadline is refused as impossible at once instead of answered late.
 MIN_DEADLINE_MS = 5
@@ -64,6 +65,7 @@ UNKNOWN_TYPE = "unknown_type"
 UNKNOWN_NPC = "unknown_npc"
 UNKNOWN_SESSION = "unknown_session"
 SESSION_EVICTED = "session_evicted"
+FORBIDDEN = "forbidden"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 TOO_LARGE = "too_large"
@@ -140,11 +142,13 @@ def _typed(kind: str, rid: str, body: dict) -> Request:
         return ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session") or None,
                             speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
                             deadline_ms=body.get("deadline_ms"), request_id=rid, stream=body.get("stream", True),
-                            sampling_overrides=body.get("sampling") or {})
+                            sampling_overrides=body.get("sampling") or {}, session_token=body.get("session_token"),
+                            from_wire=True)
     if kind == "cancel":
         return CancelRequest(target=body["target"], request_id=rid)
     if kind in ("reset_session", "export_session", "import_session"):
-        return SessionRequest(kind, body["npc"], body["session"], rid, body.get("blob"))
+        return SessionRequest(kind, body["npc"], body["session"], rid, body.get("blob"), body.get("session_token"),
+                              from_wire=True)
     return QueryRequest(kind, rid)
 
 
@@ -152,6 +156,7 @@ def _check_reply(body: dict, rid: str) -> None:
     _str(body, "npc", True, MAX_ID_CHARS, rid)
     _str(body, "text", True, MAX_TEXT_CHARS, rid)
     _str(body, "session", False, MAX_ID_CHARS, rid)
+    _check_token(body, rid)
     _str(body, "speaker", False, 80, rid)
     state = body.get("state", {})
     if not isinstance(state, dict):
@@ -188,6 +193,13 @@ def _check_reply(body: dict, rid: str) -> None:
             raise ProtocolError(BAD_MESSAGE, f"'sampling.{key}' must be a number in [{low}, {high}]", rid)
 
 
+def _check_token(body: dict, rid: str) -> None:
+    token = _str(body, "session_token", False, MAX_ID_CHARS, rid)
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ProtocolError(BAD_MESSAGE, f"'session_token' must have at least {MIN_TOKEN_CHARS} characters (a new "
+                                         "session's token must not be guessable)", rid)
+
+
 def _check_cancel(body: dict, rid: str) -> None:
     _str(body, "target", True, MAX_ID_CHARS, rid)
 
@@ -195,6 +207,7 @@ def _check_cancel(body: dict, rid: str) -> None:
 def _check_session(body: dict, rid: str) -> None:
     _str(body, "npc", True, MAX_ID_CHARS, rid)
     _str(body, "session", True, MAX_ID_CHARS, rid)
+    _check_token(body, rid)
 
 
 def _check_import(body: dict, rid: str) -> None:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from runtime import deadlines, harmony, prompt as prompts, protocol
+from runtime import deadlines, harmony, prompt as prompts, protocol, session_access
 from runtime.actions import ActionCalls, NpcAction
 from runtime.context_fit import REPLY_HEADROOM_TOKENS, reply_reserve
 from runtime.conversations import Conversation, common_prefix
@@ -79,6 +79,7 @@ class ReplyResult:
     reasoning: str  # hidden chain of thought: for designers' debug logs, never for players
     actions: tuple[NpcAction, ...] = ()
     tokens: tuple[int, ...] = ()  # every id after the prompt, sampled or injected, stop token included
+    session_token: str | None = None  # the session's (runtime/session_access.py); None for a one-off
 
 
 class Reply:
@@ -110,6 +111,7 @@ class Reply:
         self.ttft: float | None = None
         self.forced = self.cut = False
         self.finish_reason = ""
+        self.new_session = False  # this reply makes its session
         self.prefill_ms = 0.0
         self._prefill_started = self._decode_started = 0.0
         self._decode_s = 0.0
@@ -139,12 +141,18 @@ class Reply:
 
     def begin(self) -> list[int] | None:
         e, npc, sid = self.e, self.npc, self.req.session_id
+        if sid:
+            token = self.req.session_token if self.req.from_wire else session_access.TRUSTED
+            session_access.check(e.store.owner(npc.id, sid), npc.id, sid, token, self.req.client_key)
         conv = e.store.get(npc.id, sid) if sid else None  # a one-off reply shares nothing, is stored nowhere
         if sid and conv is None and (npc.id, sid) in e.store.evicted:
             raise SessionEvicted(f"session {sid!r} of {npc.id!r} was evicted to stay within the server's session "
                                  "limit; import it from the game's save (import_session) or reset_session to "
                                  "start over")
-        conv = self.conv = conv or Conversation(npc.id, sid or None)
+        self.new_session = bool(sid) and conv is None
+        conv = self.conv = conv or Conversation(npc.id, sid or None,
+                                                owner=session_access.Owner.new(self.req.client_key, self.req.session_token)
+                                                if sid else None)
         prompt = self.prompt = prompts.build(self.tok, npc, self.req, list(conv.history), e.session.max_context,
                                              self.reserve)
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
@@ -290,7 +298,8 @@ class Reply:
         if self.req.session_id:
             if finish != "cancelled":
                 conv.history = (prompt.history + [Turn(prompt.user_text, text)])[-MAX_TURNS:]
-            self.e.store.put(conv)
+            if finish != "cancelled" or not self.new_session:  # a session's maker learns its token, or it is not made
+                self.e.store.put(conv)
         total = self.clock.elapsed_ms()
         generated = self.n_reasoning + self.n_final
         stats = ReplyStats(
@@ -303,4 +312,4 @@ class Reply:
             deadline_ms=self.req.deadline_ms, deadline_met=total <= self.req.deadline_ms, finish_reason=finish,
             input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns)
         self.sink(ReplyResult(text, stats, "".join(self.reasoning), tuple(self.calls.actions),
-                              tuple(self.generated)))
+                              tuple(self.generated), conv.owner.token if conv.owner else None))

@@ -27,6 +27,9 @@ class ReplyRequest:
     received_at: float | None = None  # time.monotonic() at arrival; the deadline counts from here
     stream: bool = True  # send the final channel as deltas (else only the done frame's text)
     sampling_overrides: Mapping[str, float | int] = field(default_factory=dict)  # from the wire
+    session_token: str | None = None  # proves the right to an existing session (runtime/session_access.py)
+    client_key: str | None = None  # the caller's allow-listed CurveZMQ key, set by the server
+    from_wire: bool = False  # a client's (checked for session ownership); the engine's Python API is the game's own
     type: ClassVar[str] = "reply"
 
     @property
@@ -56,6 +59,9 @@ class SessionRequest:
     session_id: str
     request_id: str = ""
     blob: bytes | None = None  # import_session's
+    session_token: str | None = None
+    client_key: str | None = None
+    from_wire: bool = False
 
     @property
     def conversation(self) -> tuple[str, str | None]:

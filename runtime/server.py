@@ -9,6 +9,7 @@ threads), so a slow reply never blocks the socket. docs/design.md follows one re
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import secrets
@@ -284,6 +285,8 @@ class Server:
             self._fail(client, req.request_id, p.INTERNAL, INTERNAL_MESSAGE)
 
     def _handle(self, client: bytes, who: bytes, req: Request) -> None:
+        if isinstance(req, (ReplyRequest, SessionRequest)) and who.startswith(b"key:"):
+            req = dataclasses.replace(req, client_key=who.decode())  # its sessions are this key's
         if isinstance(req, ReplyRequest):
             # the NPC's defaults are resolved once, here; UnknownNpc is answered by _on_frames
             self._queue(client, who, req.with_npc_defaults(self.engine.npc(req.npc)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime import session_blob
+from runtime import session_access, session_blob
 from runtime.requests import SessionRequest
 
 if TYPE_CHECKING:
@@ -18,14 +18,15 @@ class SessionOps:
     def __call__(self, req: SessionRequest) -> dict[str, Any]:
         """The fields of the operation's `done` frame; EngineError or BlobError (each with its protocol
         error code) when it cannot be done."""
+        who = dict(token=req.session_token if req.from_wire else session_access.TRUSTED, client_key=req.client_key)
         if req.type == "reset_session":
-            return {"existed": self.engine.reset_session(req.npc, req.session_id)}
+            return {"existed": self.engine.reset_session(req.npc, req.session_id, **who)}
         if req.type == "export_session":
-            history = self.engine.export_session(req.npc, req.session_id)
+            history = self.engine.export_session(req.npc, req.session_id, **who)
             return {"blob": session_blob.dump(req.npc, req.session_id, history, self.blob_key),
                     "turns": len(history)}
         if req.type == "import_session":
             history = session_blob.load(req.blob, req.npc, self.blob_key)
-            self.engine.import_session(req.npc, req.session_id, history)
-            return {"turns": len(history)}
+            token = self.engine.import_session(req.npc, req.session_id, history, **who)
+            return {"turns": len(history), "session_token": token}
         raise ValueError(f"not a session operation: {req.type}")

@@ -26,8 +26,8 @@ def binaries(tmp_path_factory):
     return build
 
 
-def check(binaries, endpoint, *args, timeout_ms=20000):
-    env = {**os.environ, "PARLEY_TIMEOUT_MS": str(timeout_ms)}
+def check(binaries, endpoint, *args, timeout_ms=20000, token=None):
+    env = {**os.environ, "PARLEY_TIMEOUT_MS": str(timeout_ms), **({"PARLEY_SESSION_TOKEN": token} if token else {})}
     result = subprocess.run([str(binaries / "parley_check"), endpoint, *args], capture_output=True, text=True,
                             timeout=120, env=env)
     # parley_check escapes control bytes, so "\n" is the only line break (str.splitlines would also split on
@@ -61,6 +61,16 @@ def test_health_and_session_export_reset_import(binaries, live):
     assert check(binaries, live.endpoint, "health") == (0, ["HEALTH ok"])
     rc, lines = check(binaries, live.endpoint, "session", "marta")
     assert rc == 0 and lines[-3].startswith("EXPORTED ") and lines[-2:] == ["RESET", "IMPORTED"]
+
+
+def test_a_session_answers_only_the_client_holding_its_token(binaries, live):
+    rc, lines = check(binaries, live.endpoint, "session", "aldric")
+    token = next(line[len("TOKEN "):] for line in lines if line.startswith("TOKEN "))
+    assert rc == 0 and len(token) == 32
+    rc, lines = check(binaries, live.endpoint, "say", "aldric", "I am the same player, honest.")
+    assert rc == 2 and lines[-1].startswith("ERROR forbidden"), lines  # another process, its own token
+    rc, lines = check(binaries, live.endpoint, "say", "aldric", "Back from my save.", token=token)
+    assert rc == 0 and lines[-1].startswith("STATS"), lines  # the saved token, given back
 
 
 def test_a_missing_server_is_a_timeout_not_a_hang(binaries):

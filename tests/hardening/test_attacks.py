@@ -101,6 +101,7 @@ def test_a_session_blob_of_thousands_of_turns_is_refused_and_a_full_one_answers(
                           blob=attacks.session_bomb("brenna", "s", 256, server.blob_key))
     assert full["type"] == "done" and full["turns"] == 256
     with ParleyClient(server.endpoint, timeout_s=30.0, retries=0) as c:
+        c.set_session_token("brenna", "s", full["session_token"])  # the import made the session: its token
         done = list(c.reply("brenna", "Do you remember me?", session="s"))[-1]
     assert done["type"] == "done"
     server.assert_serving()
@@ -139,8 +140,9 @@ def test_an_endless_multipart_message_is_cut_off_and_memory_stays_bounded(serve)
 
 def test_clients_that_never_read_do_not_make_the_server_grow(serve):
     server = serve()
-    assert server.request(type="import_session", npc="brenna", session="big",
-                          blob=attacks.big_session_blob("brenna", "big", server.blob_key))["type"] == "done"
+    imported = server.request(type="import_session", npc="brenna", session="big",
+                              blob=attacks.big_session_blob("brenna", "big", server.blob_key))
+    assert imported["type"] == "done"
     pid = server.proc.pid
     samples = {}
 
@@ -152,7 +154,8 @@ def test_clients_that_never_read_do_not_make_the_server_grow(serve):
     timers = [threading.Timer(t, sample, args=(t,)) for t in (4.0, 10.0)]
     for t in timers:
         t.start()
-    sent = attacks.non_readers(server.endpoint, "brenna", "big", sockets=10, seconds=10.5)
+    sent = attacks.non_readers(server.endpoint, "brenna", "big", sockets=10, seconds=10.5,
+                               token=imported["session_token"])
     for t in timers:
         t.join()
     assert sent > 1000 and time.monotonic() - start >= 10

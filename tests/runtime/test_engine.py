@@ -142,7 +142,7 @@ def test_cancel_ends_the_reply_with_cancelled(tiny_model):
         cancel.set()  # the first event (the forced final's first delta, or any) triggers the cancel
     result = events[-1]
     assert isinstance(result, ReplyResult) and result.stats.finish_reason == "cancelled"
-    assert eng.store.get("brenna", "c").history == []  # a cancelled turn is not remembered
+    assert eng.store.get("brenna", "c") is None  # a cancelled turn is not remembered: its session is not even made
 
 
 def test_unknown_npc_is_a_clear_error(engine):

@@ -148,9 +148,11 @@ def big_session_blob(npc: str, session: str, key: bytes) -> bytes:
     return dump(npc, session, [Turn("x" * 180, "y" * 180)] * 120, key)
 
 
-def non_readers(endpoint: str, npc: str, session: str, sockets: int, seconds: float, rate_per_s: float = 18.0) -> int:
-    """Clients that ask for a session export again and again and never read an answer. Returns the
-    number of requests sent."""
+def non_readers(endpoint: str, npc: str, session: str, sockets: int, seconds: float, rate_per_s: float = 18.0,
+                token: str | None = None) -> int:
+    """Clients that ask for a session export again and again and never read an answer (with the
+    session's token, so each answer is the big blob). Returns the number of requests sent."""
+    held = {"session_token": token} if token else {}
     ctx = zmq.Context.instance()
     socks = []
     for _ in range(sockets):
@@ -162,7 +164,8 @@ def non_readers(endpoint: str, npc: str, session: str, sockets: int, seconds: fl
     sent, stop, n = 0, time.monotonic() + seconds, 0
     while time.monotonic() < stop:
         for s in socks:
-            s.send(msgpack.packb({"v": 1, "id": f"x{n}", "type": "export_session", "npc": npc, "session": session}))
+            s.send(msgpack.packb({"v": 1, "id": f"x{n}", "type": "export_session", "npc": npc, "session": session,
+                                  **held}))
             n += 1
             sent += 1
         time.sleep(1 / rate_per_s)
@@ -228,11 +231,13 @@ def soak(endpoint: str, seconds: float, server_pid: int | None, npc: str = "bren
         ("many_frame_messages", lambda: many_frame_messages(endpoint, 250_000, 50, 5)),
         ("trickle_bursts", trickles),
         ("deep_nesting", deep), ("session_bombs", bomb), ("idle_connection_bursts", fds))]
+    token = None
     if blob_key is not None:  # a big session for the non-readers to ask for (signed with the server's key)
-        send_raw(endpoint, msgpack.packb({"v": 1, "id": "big", "type": "import_session", "npc": npc,
-                                          "session": "big", "blob": big_session_blob(npc, "big", blob_key)}))
+        imported = send_raw(endpoint, msgpack.packb({"v": 1, "id": "big", "type": "import_session", "npc": npc,
+                                                     "session": "big", "blob": big_session_blob(npc, "big", blob_key)}))
+        token = (imported or {}).get("session_token")
     threads.append(threading.Thread(target=lambda: counts.__setitem__(
-        "non_reader_requests", non_readers(endpoint, npc, "big", 10, seconds)), daemon=True))
+        "non_reader_requests", non_readers(endpoint, npc, "big", 10, seconds, token=token)), daemon=True))
 
     def sample():
         while not stop.is_set() and server_pid:

@@ -14,6 +14,13 @@
 
 #define MAX_IN_FLIGHT 64
 #define MAX_QUEUED 1024
+#define TOKEN_MAX 65 /* a session token: 16 to 64 characters and the terminator */
+
+/* The token this client sends for one session (docs/protocol.md, "Sessions"). */
+typedef struct {
+    char *npc, *session;
+    char token[TOKEN_MAX];
+} session_token;
 
 typedef struct {
     char id[PARLEY_ID_MAX];
@@ -41,6 +48,8 @@ struct parley_client {
     int has_unpacked;
     char *strings[4];
     char timeout_text[1];
+    session_token *tokens;
+    size_t token_count, token_cap;
 };
 
 static double now_ms(void) {
@@ -116,6 +125,11 @@ void parley_close(parley_client *c) {
         zmq_msg_close(&q->msg);
         free(q);
     }
+    for (size_t i = 0; i < c->token_count; i++) {
+        free(c->tokens[i].npc);
+        free(c->tokens[i].session);
+    }
+    free(c->tokens);
     zmq_close(c->sock);
     zmq_ctx_term(c->ctx);
     free(c);
@@ -176,15 +190,93 @@ static parley_status send_buffer(parley_client *c, msgpack_sbuffer *buf, const c
 
 static void new_id(parley_client *c, char *out) { snprintf(out, PARLEY_ID_MAX, "%s-%lu", c->prefix, ++c->counter); }
 
+/* ---- session tokens ------------------------------------------------------------------------- */
+
+/* 32 random hex characters: from the system's random source, else from libzmq's key generator. */
+static int random_token(char out[TOKEN_MAX]) {
+    unsigned char bytes[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof bytes) {
+        char pub[41], sec[41];
+        if (zmq_curve_keypair(pub, sec) != 0) return -1;
+        for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (unsigned char)(sec[i] * 31 + sec[i + 16]);
+    }
+    for (size_t i = 0; i < sizeof bytes; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return 0;
+}
+
+static session_token *find_token(parley_client *c, const char *npc, const char *session) {
+    for (size_t i = 0; i < c->token_count; i++)
+        if (strcmp(c->tokens[i].npc, npc) == 0 && strcmp(c->tokens[i].session, session) == 0) return &c->tokens[i];
+    return NULL;
+}
+
+static session_token *add_token(parley_client *c, const char *npc, const char *session) {
+    if (c->token_count == c->token_cap) {
+        size_t cap = c->token_cap ? 2 * c->token_cap : 8;
+        session_token *grown = realloc(c->tokens, cap * sizeof *grown);
+        if (!grown) return NULL;
+        c->tokens = grown;
+        c->token_cap = cap;
+    }
+    session_token *t = &c->tokens[c->token_count];
+    t->npc = strdup(npc);
+    t->session = strdup(session);
+    if (!t->npc || !t->session) {
+        free(t->npc);
+        free(t->session);
+        return NULL;
+    }
+    t->token[0] = '\0';
+    c->token_count++;
+    return t;
+}
+
+const char *parley_session_token(parley_client *c, const char *npc, const char *session) {
+    if (!c || !npc || !session || !*session) return NULL;
+    session_token *t = find_token(c, npc, session);
+    if (!t) {
+        t = add_token(c, npc, session);
+        if (!t || random_token(t->token) != 0) {
+            if (t) {
+                c->token_count--;
+                free(t->npc);
+                free(t->session);
+            }
+            set_error(c, "could not make a session token");
+            return NULL;
+        }
+    }
+    return t->token;
+}
+
+parley_status parley_set_session_token(parley_client *c, const char *npc, const char *session, const char *token) {
+    if (!c || !npc || !session || !*session || !token || strlen(token) < 16 || strlen(token) >= TOKEN_MAX) {
+        if (c) set_error(c, "npc, session and a token of 16 to 64 characters are required");
+        return PARLEY_ERR_ARGUMENT;
+    }
+    session_token *t = find_token(c, npc, session);
+    if (!t && !(t = add_token(c, npc, session))) return PARLEY_ERR_MEMORY;
+    snprintf(t->token, TOKEN_MAX, "%s", token);
+    return PARLEY_OK;
+}
+
 parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, char *id_out, size_t id_cap) {
     if (!c || !a || !a->npc || !a->text || !id_out || id_cap < PARLEY_ID_MAX) {
         if (c) set_error(c, "npc, text and an id buffer of PARLEY_ID_MAX bytes are required");
         return PARLEY_ERR_ARGUMENT;
     }
+    const char *token = NULL;
+    if (a->session && *a->session) {
+        token = a->session_token ? a->session_token : parley_session_token(c, a->npc, a->session);
+        if (!token) return PARLEY_ERR_MEMORY;
+    }
     char id[PARLEY_ID_MAX];
     new_id(c, id);
-    size_t entries = 2 + (a->session != NULL) + (a->speaker != NULL) + (a->state_len > 0) + (a->deadline_ms > 0) +
-                     (a->no_stream != 0);
+    size_t entries = 2 + (a->session != NULL) + (token != NULL) + (a->speaker != NULL) + (a->state_len > 0) +
+                     (a->deadline_ms > 0) + (a->no_stream != 0);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     msgpack_packer pk;
@@ -197,6 +289,10 @@ parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, c
     if (a->session) {
         pack_str(&pk, "session");
         pack_str(&pk, a->session);
+    }
+    if (token) {
+        pack_str(&pk, "session_token");
+        pack_str(&pk, token);
     }
     if (a->speaker) {
         pack_str(&pk, "speaker");
@@ -225,8 +321,10 @@ parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, c
 
 static parley_status simple_request(parley_client *c, const char *type, const char *npc, const char *session,
                                     const char *target, const unsigned char *blob, size_t blob_len, char *id_out) {
+    const char *token = NULL;
+    if (npc && session && *session && !(token = parley_session_token(c, npc, session))) return PARLEY_ERR_MEMORY;
     new_id(c, id_out);
-    size_t entries = (npc != NULL) + (session != NULL) + (target != NULL) + (blob != NULL);
+    size_t entries = (npc != NULL) + (session != NULL) + (token != NULL) + (target != NULL) + (blob != NULL);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     msgpack_packer pk;
@@ -239,6 +337,10 @@ static parley_status simple_request(parley_client *c, const char *type, const ch
     if (session) {
         pack_str(&pk, "session");
         pack_str(&pk, session);
+    }
+    if (token) {
+        pack_str(&pk, "session_token");
+        pack_str(&pk, token);
     }
     if (target) {
         pack_str(&pk, "target");

@@ -75,6 +75,7 @@ typedef struct {
     size_t state_len;
     double deadline_ms;   /* <= 0: the NPC's default */
     int no_stream;        /* 1: only the DONE event, no DELTA events */
+    const char *session_token; /* optional: this session's token; NULL: the client's own (parley_session_token) */
 } parley_reply_args;
 
 /* Connect (lazily: the server may start later). timeout_ms: how long a request may go without an
@@ -110,6 +111,13 @@ parley_status parley_export_session(parley_client *c, const char *npc, const cha
 parley_status parley_import_session(parley_client *c, const char *npc, const char *session,
                                     const unsigned char *blob, size_t len, int timeout_ms);
 void parley_free(void *p);
+
+/* Sessions belong to whoever holds their token (docs/protocol.md, "Sessions"). The client makes one up
+ * for each session it names and sends it with every request on that session. Keep it in the save
+ * beside the exported blob, and give it back after loading (for a server that still has the session).
+ * The returned string lives as long as the client. */
+const char *parley_session_token(parley_client *c, const char *npc, const char *session);
+parley_status parley_set_session_token(parley_client *c, const char *npc, const char *session, const char *token);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,13 @@ int main(int argc, char **argv) {
     }
     int rc = 0;
     const char *mode = argv[2];
+    /* a saved token for the NPC's "check" session, as a game gives it back after loading */
+    if (getenv("PARLEY_SESSION_TOKEN") && argc >= 4 &&
+        parley_set_session_token(c, argv[3], "check", getenv("PARLEY_SESSION_TOKEN")) != PARLEY_OK) {
+        printf("TOKEN_FAILED %s\n", parley_last_error(c));
+        parley_close(c);
+        return 1;
+    }
     if (strcmp(mode, "say") == 0 && argc == 5) {
         rc = say(c, argv[3], argv[4], 0);
     } else if (strcmp(mode, "cancel") == 0 && argc == 5) {
@@ -81,6 +88,7 @@ int main(int argc, char **argv) {
         rc = st == PARLEY_OK ? 0 : 3;
     } else if (strcmp(mode, "session") == 0 && argc == 4) {
         rc = say(c, argv[3], "Remember me.", 0);
+        if (!rc) printf("TOKEN %s\n", parley_session_token(c, argv[3], "check"));
         unsigned char *blob = NULL;
         size_t len = 0;
         if (!rc && parley_export_session(c, argv[3], "check", timeout, &blob, &len) == PARLEY_OK) {
