@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import statistics
 import sys
 import threading
@@ -49,11 +50,12 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
         return s
 
     sock = connect()
+    token = secrets.token_hex(16)  # this client's sessions are its own (docs/protocol.md, "Session tokens")
     for i in range(requests):
         rid = f"{seed}-{i}"
         deadline = rng.choice(DEADLINES)
         msg = {"v": 1, "id": rid, "type": "reply", "npc": rng.choice(NPCS), "text": rng.choice(LINES),
-               "session": f"s{seed}-{rng.randrange(3)}"}
+               "session": f"s{seed}-{rng.randrange(3)}", "session_token": token}
         if deadline:
             msg["deadline_ms"] = deadline
         start = time.monotonic()
