@@ -7,7 +7,7 @@ activations) equals float math on the dequantized weights to 2e-6 relative, so t
 on the same round-tripped weights verifies the graph exactly; accuracy_level 4 (int8 activations)
 differs by 0.5% and is not used. The embedding stays float: a lookup reads one row, not the matrix.
 
-Speed on the CPU (tools/bench_dense_ops.py, onnxruntime 1.31): at accuracy_level 0, int4 blocks run
+Speed on the CPU (tools/experiments/bench_dense_ops.py, onnxruntime 1.31): at accuracy_level 0, int4 blocks run
 3.5 to 6.5x faster than float32 MatMul for one row, but int8 blocks take a slow path, 5 to 36x slower
 than float32, and in float16 it loses precision (six times the error of int4 after two of gpt-oss-20b's
 layers). So int4 is the choice; an int8 export warns. (In float16, gpt-oss-20b's full size does not verify

@@ -144,7 +144,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
                               f"sliding window) and {DECODE_STEPS} decode steps, so it needs at least {needed}")
     if opts.dense == "int8":
         log.warning("int8 dense weights: onnxruntime's CPU kernel for them is slow in float32 (5 to 36x float32 "
-                    "MatMul, tools/bench_dense_ops.py) and loses precision in float16 (gpt-oss-20b's full size fails "
+                    "MatMul, tools/experiments/bench_dense_ops.py) and loses precision in float16 (gpt-oss-20b's full size fails "
                     "verification); --dense int4 is faster and closer on both")
     ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
     opts, why = resolve_experts(opts, ckpt.quantization)

@@ -10,7 +10,7 @@ from export.exporter import ExportOptions, export_model
 from export.quantize import INT4_BLOCK, dequantize_blocks_int4, int4_round_trip, quantize_blocks_int4
 from runtime.manifest import Manifest
 from runtime.session import ModelSession, SessionOptions
-from tests.export.test_mxfp4 import make_mxfp4_twins
+from tests.helpers.checkpoints import make_mxfp4_twins
 from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
 
 

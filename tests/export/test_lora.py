@@ -8,27 +8,7 @@ import torch
 from export.errors import CheckpointError
 from export.exporter import ExportOptions, export_model
 from runtime.session import ModelSession, SessionOptions
-from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
-
-
-@pytest.fixture(scope="module")
-def base_and_adapter(tmp_path_factory):
-    from peft import LoraConfig, get_peft_model
-
-    root = tmp_path_factory.mktemp("lora")
-    base = make_checkpoint(root / "base", TinySpec(seed=11))
-    torch.manual_seed(0)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"],
-                        init_lora_weights=False)
-    peft_model = get_peft_model(load_hf(base), config)
-    with torch.no_grad():  # make the adapter large enough to change the answer
-        for name, p in peft_model.named_parameters():
-            if "lora_" in name:
-                p.mul_(3.0)
-    peft_model.save_pretrained(root / "adapter")
-    merged = peft_model.merge_and_unload().eval()
-    return base, root / "adapter", merged
+from tests.helpers.checkpoints import load_hf
 
 
 def test_merged_export_equals_peft_merge(base_and_adapter, tmp_path):

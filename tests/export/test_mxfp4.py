@@ -1,17 +1,15 @@
 """MXFP4 experts: the byte layout by hand, and a quantized checkpoint exported against its dequantized twin."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from export import mxfp4
 from export.checkpoint import load_checkpoint
 from export.exporter import ExportOptions, export_model
 from runtime.session import ModelSession, SessionOptions
-from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
+from tests.helpers.checkpoints import load_hf, make_mxfp4_twins
 
 
 def test_dequantize_reads_low_nibble_first_and_scales_by_power_of_two():
@@ -28,32 +26,6 @@ def test_quantize_then_dequantize_is_exact_on_representable_values():
     values = torch.tensor(mxfp4.E2M1_VALUES[:8] * 4).reshape(1, 32, 1) * 4.0
     blocks, scales = mxfp4.quantize(values)
     assert torch.equal(mxfp4.dequantize(blocks, scales), values)
-
-
-def make_mxfp4_twins(root):
-    """An MXFP4 checkpoint, and a float32 twin holding exactly its dequantized experts."""
-    plain = make_checkpoint(root / "plain", TinySpec(seed=7))
-    tensors = load_file(plain / "model.safetensors")
-    quantized = dict(tensors)
-    for name in [n for n in tensors if n.endswith(("gate_up_proj", "down_proj"))]:
-        blocks, scales = mxfp4.quantize(tensors[name])
-        quantized.pop(name)
-        quantized[name + "_blocks"] = blocks.reshape(*scales.shape, 16)
-        quantized[name + "_scales"] = scales
-        tensors[name] = mxfp4.dequantize(quantized[name + "_blocks"], scales)
-    twin = root / "twin"
-    twin.mkdir()
-    for f in ("config.json", "tokenizer.json"):
-        (twin / f).write_bytes((plain / f).read_bytes())
-    save_file(tensors, twin / "model.safetensors", metadata={"format": "pt"})
-    q = root / "mxfp4"
-    q.mkdir()
-    cfg = json.loads((plain / "config.json").read_text())
-    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}
-    (q / "config.json").write_text(json.dumps(cfg))
-    (q / "tokenizer.json").write_bytes((plain / "tokenizer.json").read_bytes())
-    save_file(quantized, q / "model.safetensors", metadata={"format": "pt"})
-    return q, twin
 
 
 def test_mxfp4_checkpoint_exports_equal_to_its_dequantized_reference(tmp_path):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from export import mxfp4
 from export.exporter import ExportOptions, export_model
 from runtime.session import ModelSession, SessionOptions
-from tests.export.test_mxfp4 import make_mxfp4_twins
+from tests.helpers.checkpoints import make_mxfp4_twins
 from tests.helpers.checkpoints import load_hf
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from export.exporter import ExportOptions, export_model
-from tests.export.test_lora import base_and_adapter  # noqa: F401 (fixture)
-from tests.export.test_mxfp4 import make_mxfp4_twins
+from tests.helpers.checkpoints import make_mxfp4_twins
 from tests.helpers.checkpoints import TinySpec, make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import zmq
 
 from runtime import protocol as p
 from runtime.client import ParleyClient, ParleyError
-from tests.service.conftest import LiveServer, profiles_copy
+from tests.helpers.live_server import LiveServer, profiles_copy
 from runtime.protocol import REPLY_WHITESPACE
 
 
@@ -218,7 +218,7 @@ def test_client_times_out_when_no_server_is_there():
 
 
 def test_nil_optional_fields_mean_absent(live):
-    """Found by tools/fuzz_server.py: a nil deadline_ms once reached the server as None (an internal error)."""
+    """Found by tools/harness/fuzz_server.py: a nil deadline_ms once reached the server as None (an internal error)."""
     answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "n", "type": "reply", "npc": "brenna",
                                                           "text": "hi", "deadline_ms": None, "session": None,
                                                           "state": None, "sampling": None, "stream": False})])
