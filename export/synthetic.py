@@ -11,7 +11,8 @@ from export.checkpoint import expected_shapes
 from runtime.harmony_tokens import OPTIONAL, REQUIRED
 from runtime.model_config import FULL, SLIDING, ModelConfig
 
-# The benchmark checkpoint of issue 6: small enough for a laptop CPU, shaped like gpt-oss.
+# The standard benchmark checkpoint (`parley bench` with no checkpoint): small enough for a laptop
+# CPU, shaped like gpt-oss.
 BENCH_SHAPE = dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
                    head_dim=64, num_local_experts=16, num_experts_per_tok=4, intermediate_size=512,
                    vocab_size=32000, sliding_window=128)

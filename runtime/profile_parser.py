@@ -189,7 +189,7 @@ def _read_profile_bytes(path: Path) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise problem("not a regular file (a pipe, device or socket); a profile must be a plain text file")
+            raise problem("not a regular file (a folder, pipe, device or socket); a profile must be a plain text file")
         if st.st_size > MAX_PROFILE_BYTES:
             raise problem(f"file is {st.st_size} bytes; a profile may be at most {MAX_PROFILE_BYTES} bytes")
         with os.fdopen(fd, "rb", closefd=False) as f:

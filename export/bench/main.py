@@ -2,7 +2,7 @@
 
     parley bench [CHECKPOINT_DIR] [--json PATH] [--png PATH] [--repeats 5]
 
-With no checkpoint it generates the standard one (issue 6's shape, random weights, seed 0). Each
+With no checkpoint it generates the standard one (export/synthetic.py's BENCH_SHAPE, random weights, seed 0). Each
 system runs in its own process (its peak memory is its own), all are warmed up, and the measurements
 interleave the systems round by round so drift hits all of them; the table shows medians and ratios
 to onnxruntime-genai. Nothing here asserts a timing: targets are reported, met or not.

@@ -38,7 +38,8 @@ def _num(value) -> str:
 
 
 def targets(r: dict) -> list[tuple[str, float | None, str]]:
-    """(target, measured ratio or None, verdict) for the targets of issue 6."""
+    """(target, measured ratio or None, verdict) for Parley's speed targets (docs/performance.md): decode
+    speed against onnxruntime-genai and the bandwidth floor, warm-prefix time to first token."""
     p, g, f = r.get("parley", {}), r.get(GENAI, {}), r.get("floor", {})
 
     def ratio(a, b):

@@ -51,7 +51,7 @@ def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     assert dataset.prompt_ids(engine.tok, example) == served
 
 
-# Issue 5's target: the shipped NPCs state the right fact on >= 90% of held-out phrasings. The shipped
+# The demo model's promise: the shipped NPCs state the right fact on >= 90% of held-out phrasings. The shipped
 # checkpoint measures 91.4% (117/128) on the two test sets (MODEL_CARD.md), with greedy decoding, which
 # is deterministic on the CPU provider.
 TARGET = 0.9

@@ -35,5 +35,6 @@ def test_last_good_npc_survives_a_file_turning_into_garbage_or_a_folder(tmp_path
     path.unlink()
     path.mkdir()  # replaced by something that cannot be read as a file
     result = registry.reload()
-    assert "ada" in registry.npcs or result.removed == ["ada"]
-    assert all(p.message for p in result.problems)
+    assert result.kept == ["ada"] and "ada" in registry.npcs and not result.removed  # the last good one serves
+    assert [p.file for p in result.problems] == [str(path)]
+    assert "not a regular file (a folder" in result.problems[0].message

@@ -1,6 +1,6 @@
 """How fast is onnxruntime's CPU mixture-of-experts op with float32 experts (MoE) or quantized ones (QMoE)?
 
-One layer of the benchmark checkpoint's experts (issue 6's shape: hidden 512, intermediate 512,
+One layer of the benchmark checkpoint's experts (BENCH_SHAPE in export/synthetic.py: hidden 512, intermediate 512,
 16 experts, top-4, SwiGLU with gpt-oss's clamp), random routing, for 1, 8 and 32 tokens: the sizes of a
 single reply's decode step, a full decode batch and a short prompt. The op sets are interleaved and
 medians reported, with each quantized op's time as a ratio of the float32 one. Only speed is measured

@@ -1,6 +1,6 @@
 """Which ONNX op set runs gpt-oss faster? contrib (GQA + MoE fused ops) vs standard opset-21 ops.
 
-Exports the standard benchmark checkpoint (issue 6's shape, random weights, fixed seed) both ways,
+Exports the standard benchmark checkpoint (export/synthetic.py's BENCH_SHAPE, random weights, fixed seed) both ways,
 then times prompt steps and decode steps on the same session options, interleaving the two graphs
 and reporting medians and ratios.
 
