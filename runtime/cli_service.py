@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device-id", type=int, default=0, help="GPU index")
     s.add_argument("--gpu-mem-mb", type=int, help="cap on the GPU memory onnxruntime may use")
     s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
-    s.add_argument("--max-queue", type=int, default=32, help="replies waiting to start before `busy`")
+    s.add_argument("--max-queue", type=int, default=32, help="requests waiting to start before `busy`")
+    s.add_argument("--max-queue-per-client", type=int,
+                   help="of them, the most one client may have waiting (default: half of --max-queue)")
     s.add_argument("--max-connections", type=int, default=512,
                    help="client connections; more are closed as they open (default 512, and never more than "
                         "the open-file limit allows)")
@@ -138,7 +140,8 @@ def run_serve(args: argparse.Namespace) -> int:
     open_file_limit(raise_soft=True)  # each client connection holds a file descriptor
     try:
         server = Server(engine, registry, ServerOptions(
-            bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
+            bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue,
+            max_queued_per_client=args.max_queue_per_client, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
             burst=int(2 * args.rate_limit) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
             insecure=args.insecure, debug_reasoning=args.debug_reasoning, blob_key=blob_key))
     except (InsecureBind, ValueError) as exc:

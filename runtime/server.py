@@ -58,7 +58,7 @@ class ServerOptions:
     max_unfinished_bytes: int = 160 * 1024
     max_unfinished_total: int = 1 << 20
     max_queue: int = 32  # requests waiting to start; more get `busy`
-    max_queued_per_client: int = 16  # ... of them from one client
+    max_queued_per_client: int | None = None  # ... of them from one client (None: half of max_queue)
     max_batch: int = 8  # replies decoded together in one run of the graph
     rate_per_s: float = 20.0  # per client
     burst: int = 40
@@ -88,7 +88,8 @@ class Server:
         self._limiter = RateLimiter(options.rate_per_s, options.burst)
         self.batch = DecodeBatch(engine, options.max_batch)
         self.scheduler = Scheduler(self.batch, engine.cost, SessionOps(engine, options.blob_key or secrets.token_bytes(32)),
-                                   options.max_queue, options.max_queued_per_client)
+                                   options.max_queue, options.max_queued_per_client
+                                   if options.max_queued_per_client is not None else max(1, options.max_queue // 2))
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._push: zmq.Socket | None = None  # the worker's end of the inproc socket
         self.worker_state = "starting"  # running, stopped, or failed (health reports it)
