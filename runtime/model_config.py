@@ -5,7 +5,7 @@ it back from the manifest, and the runtime must never need torch.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 SLIDING = "sliding_attention"
@@ -46,7 +46,6 @@ class ModelConfig:
     max_position_embeddings: int
     tie_word_embeddings: bool = False
     yarn: YarnScaling | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def q_size(self) -> int:
@@ -62,7 +61,6 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["layer_types"] = list(self.layer_types)
-        d.pop("extra")
         return d
 
     @classmethod
