@@ -157,11 +157,13 @@ class ParleyClient:
 
     def reply(self, npc: str, text: str, session: str | None = None, speaker: str | None = None,
               state: dict[str, Any] | None = None, deadline_ms: float | None = None, stream: bool = True,
-              sampling: dict[str, Any] | None = None, request_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Frames of one reply: `delta` and `action` frames, then the `done` frame. Error frames raise ParleyError."""
+              sampling: dict[str, Any] | None = None, request_id: str | None = None,
+              stream_unit: str | None = None) -> Iterator[dict[str, Any]]:
+        """Frames of one reply: `delta` and `action` frames, then the `done` frame. Error frames raise
+        ParleyError. Deltas are whole sentences, or tokens as decoded with stream_unit="token"."""
         rid = request_id or self.new_id()
         fields = dict(npc=npc, text=text, session=session, speaker=speaker, state=state, deadline_ms=deadline_ms,
-                      stream=stream, sampling=sampling)
+                      stream=stream, sampling=sampling, stream_unit=stream_unit)
         got_any = False
         for attempt in range(self.retries + 1):
             if not self._try_send("reply", rid, **fields):

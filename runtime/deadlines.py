@@ -18,7 +18,10 @@ from typing import Iterable
 from runtime.cost_model import CostModel
 
 MIN_FINAL_TOKENS = 4  # an answer shorter than this is not worth starting
-FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step: leaving the batch, the socket
+FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step: leaving the batch, the result
+# The last frame's way to the game: the worker hands it to the main thread, which sends it. Measured
+# 1-5 ms late on the game's clock with 8 players at once before this margin existed.
+TRANSPORT_MARGIN_MS = 6.0
 # A joining reply's prompt is one new turn after a cached prefix: this many tokens besides its text.
 JOIN_PAUSE_TOKENS = 64
 
@@ -32,8 +35,8 @@ class Plan:
 
 def finish_margin_ms(cost: CostModel) -> float:
     """Time kept in hand before the deadline: a step can run longer than the average (other rows, the
-    machine), and ending a reply takes a moment."""
-    return FINISH_MARGIN_MS + max(0.5 * cost.decode_ms_per_token, cost.decode_overrun_ms)
+    machine), ending a reply takes a moment, and its last frame must still reach the game."""
+    return FINISH_MARGIN_MS + TRANSPORT_MARGIN_MS + max(0.5 * cost.decode_ms_per_token, cost.decode_overrun_ms)
 
 
 def answer_cost_ms(cost: CostModel, force_tokens: int, final_tokens: int) -> float:

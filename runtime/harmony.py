@@ -173,6 +173,8 @@ class HarmonyParser:
         for word in (head + " " + chan).split():
             if word.startswith("to="):
                 recipient = word[3:]
+        if recipient is not None and channel == FINAL:
+            channel = COMMENTARY  # a message to a tool is a call, never speech: its arguments are not a line
         return channel, recipient
 
     def _body(self, token: int, events: list) -> None:

@@ -20,6 +20,7 @@ MAX_TEXT_CHARS = 4000  # hard cap; each NPC profile's max_input_chars is usually
 MAX_STATE_ENTRIES = 32
 MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
 MAX_BLOB_BYTES = 48 * 1024
+STREAM_UNITS = ("sentence", "token")  # runtime/speech.py
 MIN_TOKEN_CHARS = 16  # a session token a client makes up: long enough not to be guessed
 # Below this not even a fallback line gets through the queue, the engine and the socket in time, so
 # such a deadline is refused as impossible at once instead of answered late.
@@ -142,6 +143,7 @@ def _typed(kind: str, rid: str, body: dict) -> Request:
         return ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session") or None,
                             speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
                             deadline_ms=body.get("deadline_ms"), request_id=rid, stream=body.get("stream", True),
+                            stream_unit=body.get("stream_unit", "sentence"),
                             sampling_overrides=body.get("sampling") or {}, session_token=body.get("session_token"),
                             from_wire=True)
     if kind == "cancel":
@@ -182,6 +184,8 @@ def _check_reply(body: dict, rid: str) -> None:
                                                  f"line can be answered in under {MIN_DEADLINE_MS} ms", rid)
     if not isinstance(body.get("stream", True), bool):
         raise ProtocolError(BAD_MESSAGE, "'stream' must be a boolean", rid)
+    if body.get("stream_unit", "sentence") not in STREAM_UNITS:
+        raise ProtocolError(BAD_MESSAGE, f"'stream_unit' must be one of {', '.join(STREAM_UNITS)}", rid)
     sampling = body.get("sampling", {})
     if not isinstance(sampling, dict) or set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
         raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)

@@ -32,6 +32,10 @@ from runtime.requests import ReplyRequest
 from runtime.sampler import Sampler
 from runtime.session import KvCache
 from runtime.session_blob import MAX_TURNS
+from runtime.speech import Speech
+
+# How a reply ends when the model ends its answer itself; any other end stops it early.
+NATURAL_ENDS = ("return", "end", "endoftext")
 
 if TYPE_CHECKING:
     from runtime.engine import Engine
@@ -67,6 +71,7 @@ class ReplyStats:
     finish_reason: str  # return, end, length, deadline, cancelled, fallback
     input_truncated: bool
     dropped_turns: int
+    unspoken_chars: int = 0  # of an unfinished sentence left unsaid when the reply stopped early
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -106,7 +111,9 @@ class Reply:
         self.sampler = Sampler(req.sampling)
         self.calls = ActionCalls(self.npc, req.request_id)
         self.reasoning: list[str] = []
-        self.final: list[str] = []
+        self.speech = Speech(req.stream_unit)
+        self.final: list[str] = []  # what was said (sent as deltas)
+        self.unspoken_chars = 0
         self.n_reasoning = self.n_final = 0
         self.ttft: float | None = None
         self.forced = self.cut = False
@@ -188,8 +195,15 @@ class Reply:
         return ids
 
     def finish(self) -> None:
-        """The reply left the model: keep its KV for the next turn, and report the result."""
+        """The reply left the model: keep its KV for the next turn, and report the result. What is
+        still unsaid is said if the model ended its answer, or if it ends a sentence; an unfinished
+        sentence of a reply stopped early is left out."""
         self.conv.tokens = list(self.tokens)
+        if self.finish_reason in NATURAL_ENDS:
+            self._say(self.speech.finished())
+        elif self.finish_reason != "cancelled":
+            said, self.unspoken_chars = self.speech.cut()
+            self._say(said)
         text = "".join(self.final).strip(protocol.REPLY_WHITESPACE)
         if not text and self.finish_reason != "cancelled":  # also after whitespace-only deltas
             self._end_with_fallback()
@@ -244,7 +258,7 @@ class Reply:
         else:
             self.n_reasoning += 1
         done = self._parse(token)
-        if done and (self.final or parser.done):
+        if done and (self.final or self.speech.pending or parser.done):
             return self._stop(done)
         if parser.done:
             return self._stop(done or "return")
@@ -268,12 +282,8 @@ class Reply:
                 if ev.channel != FINAL:
                     self.reasoning.append(ev.text)
                     continue
-                text = protocol.speakable(ev.text)
-                if text:
-                    if self.ttft is None:
-                        self.ttft = round(self.clock.elapsed_ms(), 2)
-                    self.final.append(text)
-                    self.sink(FinalDelta(text))
+                for unit in self.speech.add(protocol.speakable(ev.text)):
+                    self._say(unit)
             elif isinstance(ev, harmony.MessageEnd):
                 if ev.channel == FINAL:
                     done = "return" if ev.how == "return" else "end"
@@ -284,6 +294,15 @@ class Reply:
             elif isinstance(ev, harmony.Done):
                 done = done or ev.reason
         return done
+
+    def _say(self, text: str) -> None:
+        """Send a unit of the answer to the game."""
+        if not text:
+            return
+        if self.ttft is None:
+            self.ttft = round(self.clock.elapsed_ms(), 2)
+        self.final.append(text)
+        self.sink(FinalDelta(text))
 
     # ---- the end ----------------------------------------------------------------------------------
 
@@ -310,6 +329,7 @@ class Reply:
             decode_tok_s=round(generated / self._decode_s, 1) if self._decode_s > 0 and generated else 0.0,
             reasoning_budget=self.plan.reasoning_tokens, reasoning_cut=self.cut, fallback_used=fallback,
             deadline_ms=self.req.deadline_ms, deadline_met=total <= self.req.deadline_ms, finish_reason=finish,
-            input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns)
+            input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns,
+            unspoken_chars=self.unspoken_chars)
         self.sink(ReplyResult(text, stats, "".join(self.reasoning), tuple(self.calls.actions),
                               tuple(self.generated), conv.owner.token if conv.owner else None))

@@ -26,6 +26,7 @@ class ReplyRequest:
     request_id: str = ""
     received_at: float | None = None  # time.monotonic() at arrival; the deadline counts from here
     stream: bool = True  # send the final channel as deltas (else only the done frame's text)
+    stream_unit: str = "sentence"  # deltas of whole sentences, or "token" (runtime/speech.py)
     sampling_overrides: Mapping[str, float | int] = field(default_factory=dict)  # from the wire
     session_token: str | None = None  # proves the right to an existing session (runtime/session_access.py)
     client_key: str | None = None  # the caller's allow-listed CurveZMQ key, set by the server

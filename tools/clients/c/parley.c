@@ -276,7 +276,7 @@ parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, c
     char id[PARLEY_ID_MAX];
     new_id(c, id);
     size_t entries = 2 + (a->session != NULL) + (token != NULL) + (a->speaker != NULL) + (a->state_len > 0) +
-                     (a->deadline_ms > 0) + (a->no_stream != 0);
+                     (a->deadline_ms > 0) + (a->no_stream != 0) + (a->token_deltas != 0);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     msgpack_packer pk;
@@ -313,6 +313,10 @@ parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, c
     if (a->no_stream) {
         pack_str(&pk, "stream");
         msgpack_pack_false(&pk);
+    }
+    if (a->token_deltas) {
+        pack_str(&pk, "stream_unit");
+        pack_str(&pk, "token");
     }
     parley_status st = send_buffer(c, &buf, id);
     if (st == PARLEY_OK) snprintf(id_out, id_cap, "%s", id);

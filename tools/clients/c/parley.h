@@ -76,6 +76,8 @@ typedef struct {
     double deadline_ms;   /* <= 0: the NPC's default */
     int no_stream;        /* 1: only the DONE event, no DELTA events */
     const char *session_token; /* optional: this session's token; NULL: the client's own (parley_session_token) */
+    int token_deltas;     /* 1: DELTA events token by token as decoded; 0: one whole sentence each (a reply cut
+                           * short then ends at a sentence's end) */
 } parley_reply_args;
 
 /* Connect (lazily: the server may start later). timeout_ms: how long a request may go without an
