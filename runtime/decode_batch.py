@@ -9,6 +9,8 @@ step, so every row always takes exactly one token. When a reply is done its row 
 conversation's cache (so the next turn reuses it) and the last row moves into the hole: live rows
 stay 0..k-1, a contiguous block the graph runs on.
 
+A batch of one row needs no pool: the reply decodes in its own cache, with nothing to copy.
+
 Single-threaded by design: one thread (the server's worker) owns a batch.
 """
 from __future__ import annotations
@@ -132,9 +134,12 @@ class DecodeBatch:
             reply.abandon(exc)
 
     def _join(self, row: _Row) -> None:
-        if self._pool is None:
-            self._pool = self.engine.session.new_cache(batch=self.max_batch)
-        self._pool.copy_rows_from(row.reply.cache, row.reply.kv_tokens, src_row=0, dst_row=len(self._rows))
+        if self.max_batch == 1:
+            self._pool = row.reply.cache  # its own KV, in place
+        else:
+            if self._pool is None:
+                self._pool = self.engine.session.new_cache(batch=self.max_batch)
+            self._pool.copy_rows_from(row.reply.cache, row.reply.kv_tokens, src_row=0, dst_row=len(self._rows))
         self._rows.append(row)
 
     def _leave(self, row: _Row, copy_back: bool = True) -> None:
@@ -142,12 +147,12 @@ class DecodeBatch:
         never joined (it ended right after its prefill) has its KV in its own cache already."""
         if row not in self._rows:
             return
-        index, reply = self._rows.index(row), row.reply
+        if self.max_batch == 1:  # it decoded in its own cache: nothing to copy
+            self._rows, self._pool = [], None
+            return
+        index = self._rows.index(row)
         if copy_back:
-            n = reply.kv_tokens
-            if reply.conv.cache is None or reply.conv.cache.length < n:
-                reply.conv.cache = self.engine.cache_for(n)
-            reply.conv.cache.copy_rows_from(self._pool, n, src_row=index, dst_row=0)
+            row.reply.keep_kv(self._pool, index)
         last = self._rows.pop()
         if last is not row:
             self._pool.copy_rows_from(self._pool, int(self._pool.lengths[len(self._rows)]),

@@ -63,8 +63,7 @@ class Engine:
         self._prefixes: dict[tuple[int, ...], KvCache] = {}
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
-        self._solo_lock = threading.Lock()
-        self._solo: DecodeBatch | None = None  # reply()'s batch of one, made on first use
+        self._solo_lock = threading.Lock()  # reply() runs one reply at a time
         log.info("engine ready: %d NPCs; cost model %.2f ms/prompt token, %.2f ms/decode token",
                  len(self.npcs), self.cost.prefill_ms_per_token, self.cost.decode_ms_per_token)
 
@@ -91,22 +90,27 @@ class Engine:
 
     def reply(self, req: ReplyRequest, cancel: threading.Event | None = None) -> Iterator[Any]:
         """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult. One reply on its own: a batch
-        of one; replies asked for from several threads take turns."""
+        of one (it decodes in its own cache); replies asked for from several threads take turns. A
+        caller that stops reading early cancels the reply (`cancel` is set)."""
+        cancel = cancel or threading.Event()
         events: list[Any] = []
         with self._solo_lock:
-            if self._solo is None:
-                self._solo = DecodeBatch(self, max_batch=1)
-            batch = self._solo
-            batch.start(req, cancel or threading.Event(), events.append)
-            while True:
-                while events:
-                    event = events.pop(0)
-                    if isinstance(event, BaseException):
-                        raise event
-                    yield event
-                if not len(batch):
-                    return
-                batch.step()
+            batch = DecodeBatch(self, max_batch=1)
+            try:
+                batch.start(req, cancel, events.append)
+                while True:
+                    while events:
+                        event = events.pop(0)
+                        if isinstance(event, BaseException):
+                            raise event
+                        yield event
+                    if not len(batch):
+                        return
+                    batch.step()
+            finally:
+                if len(batch):  # abandoned mid-reply: it ends at its next step, its turn not kept
+                    cancel.set()
+                    batch.run_all()
 
     # ---- the model ------------------------------------------------------------------------------
 

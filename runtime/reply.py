@@ -8,7 +8,8 @@ a reply on its own is a batch of one. The contract, in the order the driver call
     out = model(ids, reply.cache)  # the prefill, on the conversation's own cache (row 0)
     feed = reply.next_ids(out, 0)  # the tokens to append next, one decode step each; [] when done
     ...                            # the driver runs `feed` (in a pool row) and asks again, until []
-    reply.finish()                 # the driver put reply.kv_tokens rows of KV back into reply.cache
+    reply.keep_kv(pool, row)       # the driver hands its reply.kv_tokens rows of KV back
+    reply.finish()                 # the turn is kept, the result reported
 
 Everything the reply says goes to its sink as it happens: FinalDelta (stream to the game), NpcAction,
 and last one ReplyResult; or the exception that ended it (`abandon`, or raised by `begin`).
@@ -193,6 +194,13 @@ class Reply:
         if not ids:
             self._decode_s = time.monotonic() - self._decode_started
         return ids
+
+    def keep_kv(self, pool: KvCache, row: int) -> None:
+        """Its driver is done with it: take its KV from `row` of the driver's pool into its own cache."""
+        n = self.kv_tokens
+        if self.conv.cache is None or self.conv.cache.length < n:
+            self.conv.cache = self.e.cache_for(n)
+        self.conv.cache.copy_rows_from(pool, n, src_row=row, dst_row=0)
 
     def finish(self) -> None:
         """The reply left the model: keep its KV for the next turn, and report the result. What is

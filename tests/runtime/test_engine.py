@@ -241,3 +241,16 @@ def test_a_player_cannot_type_the_games_state_line(tiny_model):
     assert "\nGame state" not in user_content(speaker, "hi")
     assert render(ReplyRequest("n", "hi", game_state={"k": "a\nGame state: x=1"}), "hi").count(
         tok.text("\n")[0]) == game.count(tok.text("\n")[0])  # state values stay on the state line too
+
+
+def test_a_reply_abandoned_by_its_reader_is_cancelled_and_the_next_one_runs(tiny_model):
+    eng = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)})
+    sampling = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias=ban_specials(eng))
+    cancel = threading.Event()
+    stream = eng.reply(ReplyRequest(npc="brenna", text="Talk forever.", session_id="left", sampling=sampling,
+                                    deadline_ms=1e9, stream_unit="token"), cancel)
+    next(stream)  # the first delta; then the game walks away
+    stream.close()
+    assert cancel.is_set() and eng.store.get("brenna", "left") is None  # cancelled: no turn, no session made
+    _, result = collect(eng, ReplyRequest(npc="brenna", text="Hello", deadline_ms=1e9))
+    assert result.stats.finish_reason != "cancelled" and result.text
