@@ -136,12 +136,15 @@ class Scheduler:
         return None
 
     def cancel(self, identity: bytes, request_id: str) -> tuple[bool, Job | None]:
-        """Whether the connection's job was found, and the job if it was still queued: it is gone now,
-        and the caller answers it `cancelled`. A running one stops at its next step and answers itself."""
+        """Whether the connection's job was found (until its last frame went out), and the job if it was
+        still queued: it is gone now, and the caller answers it `cancelled`. A running one stops at its
+        next step and answers itself; a finished one's answer is on its way already."""
         with self._cv:
             job = self._jobs.get((identity, request_id))
-            if job is None or job.finished:
+            if job is None:
                 return False, None
+            if job.finished:
+                return True, None
             if not job.started:
                 self._queue.remove(job)
                 del self._jobs[(identity, request_id)]
@@ -274,10 +277,17 @@ class Scheduler:
             self.batch.start(req, job.cancel, lambda event: self._deliver(job, event))
 
     def _deliver(self, job: Job, event: Any) -> None:
-        """Pass an event to the job's sink; after its last, nothing more."""
+        """Pass an event to the job's sink; after its last, nothing more. If the sink fails on the last
+        one, the job is forgotten here (its frame will never be sent, so nobody else would)."""
         if job.finished:
             return
-        if is_terminal(event):
+        terminal = is_terminal(event)
+        if terminal:
             with self._cv:
                 job.finished = True
-        job.sink(event)
+        try:
+            job.sink(event)
+        except Exception:  # noqa: BLE001 - the worker goes on; the job must not stay in flight for ever
+            log.exception("request %s: its answer could not be passed on", protocol.loggable(job.id))
+            if terminal:
+                self.forget(job.identity, job.id)

@@ -219,10 +219,10 @@ def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_after_the_end_f
     assert s.cancel(b"game", "running") == (True, None)
     s.step()
     assert isinstance(c.last("running"), ReplyResult)  # stopped at its next step
-    assert s.cancel(b"game", "running") == (False, None)  # finished: nothing to cancel
+    assert s.cancel(b"game", "running") == (True, None)  # finished, its last frame not sent yet: found
     assert not s.idle()  # its record waits until the server sent its last frame
     s.forget(b"game", "running")
-    assert s.idle()
+    assert s.idle() and s.cancel(b"game", "running") == (False, None)  # sent: nothing to find
 
 
 def test_stop_refuses_queued_jobs_lets_running_ones_end_and_then_the_worker_ends():
@@ -240,13 +240,93 @@ def test_stop_refuses_queued_jobs_lets_running_ones_end_and_then_the_worker_ends
     assert s.step() is False
 
 
-@pytest.mark.parametrize("event", [Refusal(p.BUSY, "x"), RuntimeError("boom")])
-def test_nothing_reaches_a_job_after_its_last_event(event):
-    batch = FakeBatch(max_batch=1, steps=1)
-    s = scheduler(batch)
+class ChattyBatch(FakeBatch):
+    """A batch with a bug: it reports more after a reply's result."""
+
+    def step(self) -> None:
+        for row in list(self.rows):
+            self.rows.remove(row)
+            row[1](result(row[0]))
+            row[1](RuntimeError("late"))
+
+
+def test_nothing_reaches_a_job_after_its_last_event():
+    s = scheduler(ChattyBatch(max_batch=1))
     c = Client(s, b"game")
     c.reply("r")
-    job = s.queued()[0]
-    s._deliver(job, event)
-    s._deliver(job, result(job.request))
-    assert c.events["r"] == [event]
+    s.step()
+    s.step()
+    assert len(c.events["r"]) == 1 and isinstance(c.last("r"), ReplyResult)
+
+
+def test_clients_with_equal_places_in_the_batch_take_turns_by_their_last_start():
+    batch = FakeBatch(max_batch=1, steps=1)
+    s = scheduler(batch)
+    a, b = Client(s, b"a"), Client(s, b"b")
+    for i in range(3):
+        a.reply(f"a{i}", deadline_ms=10_000 + i)  # a's are all more urgent than b's
+        b.reply(f"b{i}", deadline_ms=50_000 + i)
+    run_until_idle(s)
+    assert batch.started == ["a0", "b0", "a1", "b1", "a2", "b2"]
+
+
+def test_a_failing_session_operation_answers_its_error_and_the_next_job_runs():
+    batch = FakeBatch()
+
+    def run_op(req):
+        raise KeyError("no such thing")
+    s = Scheduler(batch, FREE, run_op)
+    c = Client(s, b"game")
+    c.session_op("export", "export_session", "s1")
+    c.reply("after", session="s1")
+    run_until_idle(s)
+    assert isinstance(c.last("export"), KeyError) and isinstance(c.last("after"), ReplyResult)
+
+
+def test_a_connection_that_stopped_reading_loses_its_queued_jobs_and_its_running_ones_stop():
+    batch = FakeBatch(max_batch=1, steps=100)
+    s = scheduler(batch)
+    gone, other = Client(s, b"gone"), Client(s, b"other")
+    gone.reply("running")
+    gone.reply("queued")
+    other.reply("theirs")
+    s.step()
+    removed = s.drop_connection(b"gone")
+    assert [j.id for j in removed] == ["queued"] and [j.id for j in s.queued()] == ["theirs"]
+    s.step()
+    assert isinstance(gone.last("running"), ReplyResult)  # cancelled: it ended at its next step
+    run_until_idle(s)
+    assert isinstance(other.last("theirs"), ReplyResult)
+
+
+def test_a_job_submitted_from_another_thread_wakes_an_idle_worker():
+    import threading
+
+    batch = FakeBatch(max_batch=1, steps=1)
+    s = scheduler(batch)
+    worker = threading.Thread(target=s.run, daemon=True)
+    worker.start()
+    time.sleep(0.05)  # the worker waits for work
+    c = Client(s, b"game")
+    c.reply("r")
+    for _ in range(400):
+        if c.events["r"]:
+            break
+        time.sleep(0.005)
+    s.stop()
+    worker.join(5)
+    assert isinstance(c.last("r"), ReplyResult) and not worker.is_alive()
+
+
+def test_a_sink_that_fails_on_the_last_event_does_not_leave_the_job_in_flight():
+    batch = FakeBatch(max_batch=1, steps=1)
+    s = scheduler(batch)
+
+    def broken(event):
+        raise OSError("the socket is gone")
+    req = ReplyRequest(npc="brenna", text="hi", request_id="r", deadline_ms=60_000, sampling=GREEDY,
+                       received_at=time.monotonic())
+    assert s.submit(Job(b"game", req, sink=broken)) is None
+    s.step()
+    s.step()
+    assert s.idle()  # forgotten: the id is free, nothing waits for a frame that will never come
