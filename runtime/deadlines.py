@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from runtime.cost_model import CostModel
+if TYPE_CHECKING:  # the wire edge reads this module's limits without the engine's modules
+    from runtime.cost_model import CostModel
 
+# Below this not even a fallback line gets through the queue, the engine and the socket in time, so
+# such a deadline is refused as impossible at once (protocol.py) instead of answered late.
+MIN_DEADLINE_MS = 5
 MIN_FINAL_TOKENS = 4  # an answer shorter than this is not worth starting
 FINISH_MARGIN_MS = 2.0  # time to wrap a reply up after its last step: leaving the batch, the result
 # The last frame's way to the game: the worker hands it to the main thread, which sends it. Measured
@@ -33,18 +37,27 @@ class Plan:
     reason: str
 
 
-def finish_margin_ms(cost: CostModel) -> float:
+def due_at(received_at: float, deadline_ms: float) -> float:
+    """When a request's deadline passes, in time.monotonic() seconds."""
+    return received_at + deadline_ms / 1000
+
+
+def met(elapsed_ms: float, deadline_ms: float) -> bool:
+    return elapsed_ms <= deadline_ms
+
+
+def finish_margin_ms(cost: "CostModel") -> float:
     """Time kept in hand before the deadline: a step can run longer than the average (other rows, the
     machine), ending a reply takes a moment, and its last frame must still reach the game."""
     return FINISH_MARGIN_MS + TRANSPORT_MARGIN_MS + max(0.5 * cost.decode_ms_per_token, cost.decode_overrun_ms)
 
 
-def answer_cost_ms(cost: CostModel, force_tokens: int, final_tokens: int) -> float:
+def answer_cost_ms(cost: "CostModel", force_tokens: int, final_tokens: int) -> float:
     """Forcing the final channel (one step per token), then the answer."""
     return cost.decode_ms(force_tokens + final_tokens)
 
 
-def plan(cost: CostModel, remaining_ms: float, new_tokens: int, force_tokens: int,
+def plan(cost: "CostModel", remaining_ms: float, new_tokens: int, force_tokens: int,
          expected_final_tokens: int, max_reasoning_tokens: int) -> Plan:
     """How many reasoning tokens fit in `remaining_ms`, or the fallback when not even a minimal answer does."""
     prefill = cost.prefill_ms(new_tokens)
@@ -60,7 +73,7 @@ def plan(cost: CostModel, remaining_ms: float, new_tokens: int, force_tokens: in
 class ReplyClock:
     """One reply's deadline as its decode loop consults it before every step."""
 
-    def __init__(self, cost: CostModel, deadline_ms: float, started_at: float, force_tokens: int,
+    def __init__(self, cost: "CostModel", deadline_ms: float, started_at: float, force_tokens: int,
                  expected_final_tokens: int):
         self.cost, self.deadline_ms, self.started_at = cost, deadline_ms, started_at
         self.force_tokens, self.expected_final_tokens = force_tokens, expected_final_tokens
@@ -93,7 +106,8 @@ class ReplyClock:
 
 def expired_in_queue(received_at: float, deadline_ms: float, now: float | None = None) -> float | None:
     """How long a queued reply waited, if its deadline ran out meanwhile (not even the fallback line
-    would make it now); None if it may still start."""
+    would make it now); None if it may still start. Only the wrap-up margin counts here: a reply that
+    starts late ends with its fallback line at once, with no decode step to keep time for."""
     waited = ((time.monotonic() if now is None else now) - received_at) * 1000
     return waited if waited + FINISH_MARGIN_MS >= deadline_ms else None
 
@@ -105,7 +119,7 @@ def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
     return min((slack - feed * step_ms for slack, feed in rows), default=float("inf"))
 
 
-def join_would_be_late(cost: CostModel, live_rows: int, min_slack_ms: float, text_chars: int) -> bool:
+def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, text_chars: int) -> bool:
     """A reply's prompt runs between two decode steps and holds every live row meanwhile: don't start
     one when a live reply's deadline is closer than that pause and two more steps (the live reply ends
     by its deadline, so the new one waits at most that long)."""

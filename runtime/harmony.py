@@ -110,6 +110,11 @@ class HarmonyParser:
         return self.msg.channel if self.state == "body" and self.msg else None
 
     @property
+    def between_messages(self) -> bool:
+        """A message just ended (<|end|> or <|call|>) and no new one has started."""
+        return self.state == "idle"
+
+    @property
     def in_message(self) -> bool:
         """Inside a message's header or body (force_final must close it first)."""
         return self.state in ("header", "body")

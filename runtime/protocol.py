@@ -10,6 +10,7 @@ from typing import Any
 
 import msgpack
 
+from runtime.deadlines import MIN_DEADLINE_MS
 from runtime.requests import CancelRequest, QueryRequest, ReplyRequest, Request, SessionRequest
 
 VERSION = 1
@@ -22,9 +23,6 @@ MAX_STATE_CHARS = 2000  # of all game-state keys and values, rendered
 MAX_BLOB_BYTES = 48 * 1024
 STREAM_UNITS = ("sentence", "token")  # runtime/speech.py
 MIN_TOKEN_CHARS = 16  # a session token a client makes up: long enough not to be guessed
-# Below this not even a fallback line gets through the queue, the engine and the socket in time, so
-# such a deadline is refused as impossible at once instead of answered late.
-MIN_DEADLINE_MS = 5
 # What `done.text` is stripped of at both ends: ASCII only, so every client language agrees on it.
 REPLY_WHITESPACE = " \t\n\r\f\v"
 # Control characters a model may emit (a byte-level tokenizer can spell any byte) that no game wants in
@@ -156,7 +154,8 @@ def _typed(kind: str, rid: str, body: dict) -> Request:
 
 def _check_reply(body: dict, rid: str) -> None:
     _str(body, "npc", True, MAX_ID_CHARS, rid)
-    _str(body, "text", True, MAX_TEXT_CHARS, rid)
+    if not _str(body, "text", True, MAX_TEXT_CHARS, rid).strip():
+        raise ProtocolError(BAD_MESSAGE, "'text' must say something (it is empty or only whitespace)", rid)
     _str(body, "session", False, MAX_ID_CHARS, rid)
     _check_token(body, rid)
     _str(body, "speaker", False, 80, rid)

@@ -272,7 +272,7 @@ class Reply:
             return self._stop(done or "return")
         if not self._fits(1):
             return self._stop("length")
-        if parser.state == "idle" and token == self.tok.ids.get("<|call|>"):
+        if parser.between_messages and token == self.tok.ids.get("<|call|>"):
             ack = self.calls.acknowledgement(self.tok)
             if not self._fits(1 + len(ack)):
                 return self._stop("length")
@@ -336,7 +336,7 @@ class Reply:
             prefill_ms=round(self.prefill_ms, 2),
             decode_tok_s=round(generated / self._decode_s, 1) if self._decode_s > 0 and generated else 0.0,
             reasoning_budget=self.plan.reasoning_tokens, reasoning_cut=self.cut, fallback_used=fallback,
-            deadline_ms=self.req.deadline_ms, deadline_met=total <= self.req.deadline_ms, finish_reason=finish,
+            deadline_ms=self.req.deadline_ms, deadline_met=deadlines.met(total, self.req.deadline_ms), finish_reason=finish,
             input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns,
             unspoken_chars=self.unspoken_chars)
         self.sink(ReplyResult(text, stats, "".join(self.reasoning), tuple(self.calls.actions),

@@ -8,10 +8,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from runtime.npc import Npc
-from runtime.sampler import SamplingParams
+from runtime import deadlines
+
+if TYPE_CHECKING:  # the wire edge (and the Python client through it) needs neither
+    from runtime.npc import Npc
+    from runtime.sampler import SamplingParams
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class ReplyRequest:
     speaker: str = "Player"
     game_state: Mapping[str, Any] = field(default_factory=dict)
     deadline_ms: float | None = None  # None: the NPC's default
-    sampling: SamplingParams | None = None  # None: the NPC's, with `sampling_overrides` applied
+    sampling: "SamplingParams | None" = None  # None: the NPC's, with `sampling_overrides` applied
     request_id: str = ""
     received_at: float | None = None  # time.monotonic() at arrival; the deadline counts from here
     stream: bool = True  # send the final channel as deltas (else only the done frame's text)
@@ -38,14 +41,20 @@ class ReplyRequest:
         """Which conversation it continues; a one-off reply belongs to none (None)."""
         return self.npc, self.session_id or None
 
-    def with_npc_defaults(self, npc: Npc) -> "ReplyRequest":
+    def with_npc_defaults(self, npc: "Npc") -> "ReplyRequest":
         """The request with everything it left to its NPC filled in, and its arrival time set: the one
-        place an NPC's defaults are resolved, so the queue, the budget and the reply agree."""
+        place an NPC's defaults are resolved, so the queue, the budget and the reply agree. (A request
+        that brings its own `sampling` keeps it whole: overrides apply to the NPC's.)"""
         sampling = self.sampling or dataclasses.replace(npc.sampling, **self.sampling_overrides)
         return dataclasses.replace(
             self, deadline_ms=float(self.deadline_ms if self.deadline_ms is not None else npc.deadline_ms),
             sampling=sampling, sampling_overrides={},
             received_at=self.received_at if self.received_at is not None else time.monotonic())
+
+    @property
+    def due(self) -> float:
+        """When its deadline passes, in time.monotonic() seconds (resolved requests only)."""
+        return deadlines.due_at(self.received_at, self.deadline_ms)
 
     @property
     def resolved(self) -> bool:

@@ -86,9 +86,7 @@ class Job:
     @property
     def due(self) -> float:
         """When its deadline passes (monotonic seconds); a session operation's never does."""
-        if not self.is_reply:
-            return float("-inf")
-        return self.request.received_at + self.request.deadline_ms / 1000
+        return self.request.due if self.is_reply else float("-inf")
 
 
 class Batch(Protocol):
