@@ -28,7 +28,7 @@ class Answers:
 
     def error(self, request_id: str | None, code: str, message: str) -> bytes:
         """The one way an error frame is made: counted under `error.<code>`."""
-        self.counters[f"error.{code}"] += 1
+        self.counters.add(f"error.{code}")
         return p.error_frame(request_id, code, message)
 
     def failure(self, request_id: str | None, what: str, exc: BaseException) -> bytes:
@@ -62,8 +62,8 @@ class Answers:
             if stopping:
                 return self.error(rid, p.SHUTTING_DOWN, "the server is shutting down")
             return self.error(rid, p.CANCELLED, "cancelled by the client")
-        self.counters["replies"] += 1
-        self.counters["deadline_met"] += st.deadline_met
+        self.counters.add("replies")
+        self.counters.add("deadline_met", st.deadline_met)
         token = {"session_token": result.session_token} if result.session_token else {}
         return p.frame(rid, "done", text=result.text, stats=st.to_dict(),
                        actions=[{"name": a.name, "args": a.arguments} for a in result.actions], **token)

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "say":
             c.add_argument("text")
         c.add_argument("--endpoint", default="tcp://127.0.0.1:5555")
-        c.add_argument("--session", default="cli" if name == "chat" else None, help="conversation id")
+        c.add_argument("--session", help="conversation id (chat: a new one per run)" if name == "chat" else
+                       "conversation id (none: a one-off line)")
+        c.add_argument("--session-token", help="the session's token, to continue a session an earlier run "
+                                               "made (it printed the token)")
         c.add_argument("--speaker", default="Player")
         c.add_argument("--deadline-ms", type=float)
         c.add_argument("--timeout", type=float, default=30.0, help="seconds without an answer before giving up")
@@ -34,7 +37,17 @@ def _client(args):
     if args.server_key:
         import zmq.auth
         key, _ = zmq.auth.load_certificate(str(args.server_key))
-    return ParleyClient(args.endpoint, timeout_s=args.timeout, retries=1, server_public_key=key)
+    client = ParleyClient(args.endpoint, timeout_s=args.timeout, retries=1, server_public_key=key)
+    if args.session and args.session_token:
+        client.set_session_token(args.npc, args.session, args.session_token)
+    return client
+
+
+def _token_hint(client, args) -> None:
+    """Sessions belong to whoever holds their token: say it, so a later run can continue this one."""
+    if args.session and not args.session_token:
+        print(f"(session {args.session!r}: continue it with --session {args.session} --session-token "
+              f"{client.session_token(args.npc, args.session)})", file=sys.stderr)
 
 
 def stats_line(stats: dict) -> str:
@@ -65,11 +78,16 @@ def _one(client, args, text: str) -> None:
 def run_say(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _one(client, args, args.text)
+        _token_hint(client, args)
     return 0
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    if not args.session:
+        import secrets
+        args.session = f"cli-{secrets.token_hex(4)}"
     with _client(args) as client:
+        _token_hint(client, args)
         print(f"Talking to {args.npc} (session {args.session!r}); an empty line or Ctrl-D ends.")
         while True:
             try:

@@ -114,7 +114,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.engine import Engine, EngineOptions
     from runtime.manifest import ManifestError
     from runtime.profile_registry import ProfileRegistry
-    from runtime.server import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind, Server, ServerOptions
+    from runtime.server import Server, ServerOptions
+    from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind
     from runtime.session import ModelLoadError, SessionOptions
 
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once

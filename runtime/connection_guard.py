@@ -233,6 +233,6 @@ class ConnectionGuard:
             return
         conn.cut = True
         conn.trim = reason != "connection_limit"
-        self.counters[f"connections_cut.{reason}"] += 1
+        self.counters.add(f"connections_cut.{reason}")
         log.warning("closing a client connection: %s", why)
         _shutdown(fd)

@@ -55,7 +55,7 @@ class Outbox:
             backlog = self._backlogs[identity] = _Backlog()
         over_own = backlog.bytes + len(payload) > (2 if terminal else 1) * self.limit
         if over_own or self._total + len(payload) > self.total_limit:
-            self.counters["frames_dropped.not_reading"] += 1
+            self.counters.add("frames_dropped.not_reading")
             if not backlog.overflowed:
                 backlog.overflowed = True
                 log.warning("a client is not reading its replies (%d bytes waiting for it, %d for all); "
@@ -94,8 +94,8 @@ class Outbox:
             return None
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
-                self.counters["frames_dropped.client_gone"] += 1
+                self.counters.add("frames_dropped.client_gone")
             else:  # whatever else ZeroMQ says, this frame is lost, and the server goes on
-                self.counters["frames_dropped.send_error"] += 1
+                self.counters.add("frames_dropped.send_error")
                 log.warning("could not send a frame to a client: %s", exc)
             return False

@@ -8,10 +8,8 @@ threads), so a slow reply never blocks the socket. docs/design.md follows one re
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
-import os
 import secrets
 import threading
 import time
@@ -23,16 +21,18 @@ from typing import Any
 import zmq
 
 from runtime import protocol as p
+from runtime import queries
 from runtime.answers import INTERNAL_MESSAGE, Answers
 from runtime.connection_guard import ConnectionGuard
+from runtime.counters import Counters
 from runtime.decode_batch import DecodeBatch
 from runtime.engine import Engine, EngineError, ReplyResult
 from runtime.outbox import Outbox
 from runtime.profile_registry import ProfileRegistry
 from runtime.rate_limit import RateLimiter
-from runtime.requests import CancelRequest, QueryRequest, ReplyRequest, Request, SessionRequest
+from runtime.requests import CancelRequest, ReplyRequest, Request, SessionRequest
 from runtime.scheduler import Job, Scheduler, is_terminal
-from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind, bind_router, is_local  # noqa: F401
+from runtime.server_socket import bind_router, is_local
 from runtime.session_ops import SessionOps
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Server:
         self.started_at = time.monotonic()
         self.stopping = threading.Event()
         self._stopped = threading.Event()
-        self.counters: collections.Counter[str] = collections.Counter()
+        self.counters = Counters()
         self.answers = Answers(self.counters, options.debug_reasoning)
         self._limiter = RateLimiter(options.rate_per_s, options.burst)
         self.batch = DecodeBatch(engine, options.max_batch)
@@ -255,13 +255,13 @@ class Server:
         """One message from connection `client` sent by `who` (_client_of): its first frames (at most
         MAX_REQUEST_FRAMES) and how many it had."""
         body = [f for f in frames if f]  # tolerate REQ-style empty delimiter frames
-        self.counters["frames"] += 1
+        self.counters.add("frames")
         if len(body) != 1 or parts > MAX_REQUEST_FRAMES:
             self._fail(client, None, p.BAD_MESSAGE, "expected one msgpack frame per request (after a REQ "
                                                     f"socket's empty delimiter), got {parts} frames")
             return
         if self.outbox.not_reading(client):
-            self.counters["requests_dropped.not_reading"] += 1  # its answer could not reach it anyway
+            self.counters.add("requests_dropped.not_reading")  # its answer could not reach it anyway
             return
         allowed = self._limiter.allow(who)
         limited = (p.RATE_LIMITED, f"more than {self.opts.rate_per_s:g} requests/s; slow down")
@@ -273,7 +273,7 @@ class Server:
         if not allowed:
             self._fail(client, req.request_id, *limited)
             return
-        self.counters[f"request.{req.type}"] += 1
+        self.counters.add(f"request.{req.type}")
         if self.stopping.is_set() and req.type not in ANSWERED_WHILE_STOPPING:
             self._fail(client, req.request_id, p.SHUTTING_DOWN, "the server is shutting down")
             return
@@ -299,7 +299,7 @@ class Server:
                 self._fail(client, queued.id, p.CANCELLED, "cancelled by the client before it started")
             self._send(client, p.frame(req.request_id, "done", found=found))
         else:
-            self._query(client, req)
+            self._send(client, p.frame(req.request_id, "done", **queries.answer(self, req.type)))
 
     def _queue(self, client: bytes, who: bytes, request: ReplyRequest | SessionRequest) -> None:
         job = Job(client, request, sink=lambda event: self._job_event(job, event), client=who)
@@ -322,60 +322,9 @@ class Server:
         for job in self.scheduler.drop_connection(client):
             self._fail(client, job.id, p.CANCELLED, "cancelled: the client is not reading its replies")
 
-    # ---- questions answered at once ----------------------------------------------------------
-
-    def _query(self, client: bytes, req: QueryRequest) -> None:
-        rid, e = req.request_id, self.engine
-        uptime = round(time.monotonic() - self.started_at, 1)
-        if req.type == "health":
-            status = "stopping" if self.stopping.is_set() else "failed" if self.worker_state == "failed" else "ok"
-            answer = dict(status=status, worker=self.worker_state, uptime_s=uptime,
-                          queue=len(self.scheduler.queued()), npcs=len(e.npcs))
-        elif req.type == "stats":
-            answer = dict(uptime_s=uptime, queue=len(self.scheduler.queued()), counters=dict(self.counters),
-                          batch=self._batch_stats(), sessions=len(e.store), cache_bytes=e.store.bytes_used(),
-                          cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
-                                      "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
-                          model={"folder": e.session.folder.name, "provider": e.session.session.get_providers()[0],
-                                 "op_set": e.session.manifest.op_set, "dtype": e.session.manifest.dtype})
-        elif req.type == "list_npcs":
-            answer = dict(npcs=[{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort,
-                                 "deadline_ms": n.deadline_ms, "actions": [a.name for a in n.actions]}
-                                for n in sorted(e.npcs.values(), key=lambda n: n.id)])
-        elif req.type == "reload_profiles":
-            result = self._reload()
-            answer = dict(loaded=result.loaded, kept=result.kept, removed=result.removed, npcs=sorted(e.npcs),
-                          errors=[self._without_server_paths(x.to_dict()) for x in result.problems])
-        else:
-            raise ValueError(f"not a query: {req.type}")
-        self._send(client, p.frame(rid, "done", **answer))
-
-    def _batch_stats(self) -> dict:
-        b = self.batch
-        return {"live": len(b), "max": b.max_batch, "steps": b.steps_run,
-                "mean_size": round(b.rows_stepped / b.steps_run, 2) if b.steps_run else 0.0}
-
-    def _reload(self):
-        result = self.registry.reload()
-        if result.changed:
-            self.engine.set_npcs(self.registry.npcs)
-            log.info("profiles reloaded: loaded %s, removed %s", result.loaded or "-", result.removed or "-")
-        return result
-
     def _check_profiles(self) -> None:
         if self.registry.has_changes():
-            self._reload()
-
-    def _without_server_paths(self, problem: dict) -> dict:
-        """A profile problem as a client sees it: files named relative to the profiles folder, so the
-        answer does not reveal where the server keeps its files."""
-        folders = sorted({str(self.registry.folder.resolve()), str(self.registry.folder)}, key=len, reverse=True)
-
-        def shown(text: str) -> str:
-            for folder in folders:
-                text = text.replace(folder + os.sep, "").replace(folder, "the profiles folder")
-            return text
-        return {**problem, "file": shown(str(Path(problem["file"]).resolve())), "message": shown(problem["message"])}
+            queries.reload_profiles(self)
 
     # ---- housekeeping -------------------------------------------------------------------------
 
@@ -392,5 +341,5 @@ class Server:
         try:
             task()
         except Exception as exc:  # noqa: BLE001
-            self.counters[f"error.{name.replace(' ', '_')}"] += 1
+            self.counters.add(f"error.{name.replace(' ', '_')}", 1)
             log.warning("%s failed (%s: %s); trying again", name, type(exc).__name__, exc)

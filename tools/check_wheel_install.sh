@@ -2,11 +2,13 @@
 # Prove that the package installs: build the wheel from this checkout, install it (not editable) with its
 # declared dependencies into a fresh virtual environment outside the checkout, and run the installed
 # `parley` from a folder outside the checkout, so nothing of the source tree can be imported: help, lint,
-# keys, inspect, what export/bench/demo say without the export extra, and a `parley serve` that a
-# `parley say` talks to. tests/packaging/ runs it in the suite (so CI does).
-# Usage: bash tools/check_wheel_install.sh [MODEL_FOLDER]
+# keys, inspect, what export/bench/demo say without the export extra, a `parley serve` that `parley say`
+# and `parley chat` talk to; then, given a checkpoint, the export extra installed on top and a
+# `parley export` of it. tests/packaging/ runs it in the suite (so CI does).
+# Usage: bash tools/check_wheel_install.sh [MODEL_FOLDER [CHECKPOINT]]
 #   MODEL_FOLDER: a model folder made by `parley export` to serve (default: the demo model, exported
 #   with .venv into .cache/demo-model on first use)
+#   CHECKPOINT: a (small) Hugging Face gpt-oss checkpoint for `parley export` with the export extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -105,6 +107,9 @@ case "$ready" in
 esac
 endpoint=$(echo "$ready" | grep -oE 'tcp://[0-9.]+:[0-9]+')
 expect 0 "[first token" parley say brenna "Good morning!" --endpoint "$endpoint" --timeout 60
+printf 'Hello there.\nAnd goodbye.\n' >chat.in
+expect 0 "Talking to brenna" parley chat brenna --endpoint "$endpoint" --timeout 60 <chat.in
+[ "$(grep -c 'first token' "$work/out" || true)" -ge 2 ] || { cat "$work/out" >&2; fail "parley chat did not answer both lines"; }
 kill -INT "$server_pid"
 rc=0
 wait "$server_pid" || rc=$?
@@ -112,5 +117,14 @@ server_pid=""
 [ "$rc" = 0 ] || { cat serve.err >&2; fail "parley serve exited $rc after SIGINT"; }
 step "ok: parley serve stopped cleanly"
 exec 3<&-
+
+if [ $# -ge 2 ]; then
+    checkpoint=$(cd "$2" && pwd)
+    step "installing the export extra on top (torch pinned to the CPU build this project tests with)"
+    "$work/venv/bin/python" -m pip install -q "$wheel[export]" "torch==2.13.0" >"$work/pip.log" 2>&1 \
+        || { grep -v "^WARNING: Location" "$work/pip.log" >&2; fail "pip could not install the export extra"; }
+    expect 0 "verification PASSED" parley export "$checkpoint" exported
+    expect 0 "Parley model folder" parley inspect exported
+fi
 
 echo "wheel install check passed: $(basename "$wheel") in a fresh venv, run outside the checkout"

@@ -8,7 +8,7 @@ import pytest
 import zmq.auth
 
 from runtime.client import ParleyClient, ParleyError
-from runtime.server import InsecureBind
+from runtime.server_socket import InsecureBind
 
 
 @pytest.fixture(scope="module")

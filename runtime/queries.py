@@ -1,0 +1,64 @@
+"""The questions a server answers at once, from the main thread: health, stats, list_npcs, and
+reload_profiles (the profile reload the server also runs when files change)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.server import Server
+
+log = logging.getLogger(__name__)
+
+
+def answer(server: "Server", kind: str) -> dict[str, Any]:
+    """The `done` fields for a query of this kind."""
+    e = server.engine
+    uptime = round(time.monotonic() - server.started_at, 1)
+    if kind == "health":
+        status = "stopping" if server.stopping.is_set() else "failed" if server.worker_state == "failed" else "ok"
+        return dict(status=status, worker=server.worker_state, uptime_s=uptime,
+                    queue=len(server.scheduler.queued()), npcs=len(e.npcs))
+    if kind == "stats":
+        b = server.batch
+        return dict(uptime_s=uptime, queue=len(server.scheduler.queued()), counters=server.counters.snapshot(),
+                    batch={"live": len(b), "max": b.max_batch, "steps": b.steps_run,
+                           "mean_size": round(b.rows_stepped / b.steps_run, 2) if b.steps_run else 0.0},
+                    sessions=len(e.store), cache_bytes=e.store.bytes_used(),
+                    cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
+                                "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
+                    model={"folder": e.session.folder.name, "provider": e.session.session.get_providers()[0],
+                           "op_set": e.session.manifest.op_set, "dtype": e.session.manifest.dtype})
+    if kind == "list_npcs":
+        return dict(npcs=[{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort,
+                           "deadline_ms": n.deadline_ms, "actions": [a.name for a in n.actions]}
+                          for n in sorted(e.npcs.values(), key=lambda n: n.id)])
+    if kind == "reload_profiles":
+        result = reload_profiles(server)
+        return dict(loaded=result.loaded, kept=result.kept, removed=result.removed, npcs=sorted(e.npcs),
+                    errors=[without_server_paths(server.registry.folder, x.to_dict()) for x in result.problems])
+    raise ValueError(f"not a query: {kind}")
+
+
+def reload_profiles(server: "Server"):
+    """Read changed profile files; the engine gets the NPCs that load (a broken edit keeps the last good)."""
+    result = server.registry.reload()
+    if result.changed:
+        server.engine.set_npcs(server.registry.npcs)
+        log.info("profiles reloaded: loaded %s, removed %s", result.loaded or "-", result.removed or "-")
+    return result
+
+
+def without_server_paths(folder: Path, problem: dict) -> dict:
+    """A profile problem as a client sees it: files named relative to the profiles folder, so the answer
+    does not reveal where the server keeps its files."""
+    folders = sorted({str(folder.resolve()), str(folder)}, key=len, reverse=True)
+
+    def shown(text: str) -> str:
+        for name in folders:
+            text = text.replace(name + os.sep, "").replace(name, "the profiles folder")
+        return text
+    return {**problem, "file": shown(str(Path(problem["file"]).resolve())), "message": shown(problem["message"])}
