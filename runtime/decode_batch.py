@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,8 +27,18 @@ from runtime.requests import ReplyRequest
 from runtime.session import KvCache
 
 if TYPE_CHECKING:
-    from runtime.engine import Engine
+    from runtime.cost_model import CostModel
     from runtime.reply import Reply, Sink
+    from runtime.session import StepOutput
+
+
+class Model(Protocol):
+    """What a batch asks of the engine that hands itself in (runtime/engine.py)."""
+    cost: "CostModel"
+
+    def new_reply(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> "Reply": ...
+    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False) -> "StepOutput": ...
+    def new_pool(self, rows: int) -> KvCache: ...
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +50,7 @@ class _Row:
 
 
 class DecodeBatch:
-    def __init__(self, engine: "Engine", max_batch: int = 8):
+    def __init__(self, engine: Model, max_batch: int = 8):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.engine, self.max_batch = engine, max_batch
@@ -138,7 +148,7 @@ class DecodeBatch:
             self._pool = row.reply.cache  # its own KV, in place
         else:
             if self._pool is None:
-                self._pool = self.engine.session.new_cache(batch=self.max_batch)
+                self._pool = self.engine.new_pool(self.max_batch)
             self._pool.copy_rows_from(row.reply.cache, row.reply.kv_tokens, src_row=0, dst_row=len(self._rows))
         self._rows.append(row)
 

@@ -159,6 +159,10 @@ class Engine:
             self._prefixes[key] = cache
         return cache
 
+    def new_pool(self, rows: int) -> KvCache:
+        """A decode batch's pool: `rows` rows of the full context."""
+        return self.session.new_cache(batch=rows)
+
     def cache_for(self, need: int) -> KvCache:
         length = self.options.min_cache_length
         while length < need:
