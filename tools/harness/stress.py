@@ -2,15 +2,18 @@
 
     .venv/bin/python -m tools.harness.stress --clients 8 --requests 50 [--endpoint tcp://127.0.0.1:5555]
 
-N clients x M requests each, against random NPCs, with deadlines from loose to impossible, random
-cancels and random disconnects mid-stream. Invariant: every request whose client did not walk away
-gets exactly one terminal frame (`done` or `error`). Prints requests, terminal frames, errors by code,
-deadline-met rate, p50/p99 latency and the server's RSS before and after.
+N clients x M requests each, against random NPCs, with deadlines from loose to impossible (or all at
+--deadline-ms), random cancels and random disconnects mid-stream. Invariant: every request whose client
+did not walk away gets exactly one terminal frame (`done` or `error`). Prints requests, terminal frames,
+errors by code, deadline-met rate, p50/p99 latency, the replies whose last frame reached this client
+after their deadline (on the game's clock), the replies that stopped mid-sentence, and the server's RSS
+before and after.
 """
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import secrets
 import statistics
 import sys
@@ -37,9 +40,15 @@ class Tally:
         self.latency_ms: list[float] = []
         self.deadline_met = self.done = 0
         self.misses: list[dict] = []  # done replies that were late: by how much, and how they ended
+        self.late_on_client: list[float] = []  # ms past the deadline, measured by the client
+        self.mid_sentence: list[str] = []  # texts of replies stopped early that do not end a sentence
 
 
-def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: float) -> None:
+SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*\s*$""")
+
+
+def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: float,
+           deadlines: list | None = None) -> None:
     rng = random.Random(seed)
     ctx = zmq.Context.instance()
 
@@ -53,7 +62,7 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
     token = secrets.token_hex(16)  # this client's sessions are its own (docs/protocol.md, "Session tokens")
     for i in range(requests):
         rid = f"{seed}-{i}"
-        deadline = rng.choice(DEADLINES)
+        deadline = rng.choice(deadlines or DEADLINES)
         msg = {"v": 1, "id": rid, "type": "reply", "npc": rng.choice(NPCS), "text": rng.choice(LINES),
                "session": f"s{seed}-{rng.randrange(3)}", "session_token": token}
         if deadline:
@@ -89,10 +98,16 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
             terminals += 1
             with tally.lock:
                 tally.terminal += 1
-                tally.latency_ms.append((time.monotonic() - start) * 1000)
+                waited_ms = (time.monotonic() - start) * 1000
+                tally.latency_ms.append(waited_ms)
                 if frame["type"] == "done":
                     tally.done += 1
                     st = frame["stats"]
+                    if waited_ms > st["deadline_ms"]:
+                        tally.late_on_client.append(round(waited_ms - st["deadline_ms"], 1))
+                    if (st["finish_reason"] in ("deadline", "length") and not st["fallback_used"]
+                            and not SENTENCE_END.search(frame["text"])):
+                        tally.mid_sentence.append(frame["text"])
                     tally.deadline_met += bool(st["deadline_met"])
                     if not st["deadline_met"]:
                         tally.misses.append({"deadline_ms": st["deadline_ms"], "late_ms": round(
@@ -110,10 +125,11 @@ def client(endpoint: str, requests: int, seed: int, tally: Tally, timeout_s: flo
     sock.close()
 
 
-def stress(endpoint: str, clients: int, requests: int, server_pid: int | None = None, timeout_s: float = 60) -> dict:
+def stress(endpoint: str, clients: int, requests: int, server_pid: int | None = None, timeout_s: float = 60,
+           deadlines: list | None = None) -> dict:
     tally = Tally()
     rss_before = rss_mb(server_pid) if server_pid else None
-    threads = [threading.Thread(target=client, args=(endpoint, requests, seed, tally, timeout_s))
+    threads = [threading.Thread(target=client, args=(endpoint, requests, seed, tally, timeout_s, deadlines))
                for seed in range(clients)]
     start = time.monotonic()
     for t in threads:
@@ -126,6 +142,7 @@ def stress(endpoint: str, clients: int, requests: int, server_pid: int | None = 
             "errors_by_code": dict(tally.codes), "done": tally.done,
             "deadline_met_rate": round(tally.deadline_met / tally.done, 3) if tally.done else None,
             "deadline_misses": tally.misses,
+            "late_on_client_ms": sorted(tally.late_on_client), "mid_sentence": tally.mid_sentence,
             "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
             "seconds": round(time.monotonic() - start, 1), "server_rss_mb_before": rss_before,
             "server_rss_mb_after": rss_mb(server_pid) if server_pid else None}
@@ -136,13 +153,15 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--endpoint")
+    ap.add_argument("--deadline-ms", type=float, help="every request with this deadline (default: a mix)")
     args = ap.parse_args()
+    deadlines = [args.deadline_ms] if args.deadline_ms else None
     if args.endpoint:
-        report = stress(args.endpoint, args.clients, args.requests)
+        report = stress(args.endpoint, args.clients, args.requests, deadlines=deadlines)
     else:
         from tools.harness.local_server import demo_server
         with demo_server("--max-queue", "64") as (endpoint, pid):
-            report = stress(endpoint, args.clients, args.requests, pid)
+            report = stress(endpoint, args.clients, args.requests, pid, deadlines=deadlines)
     for key, value in report.items():
         print(f"{key:>22}: {value}")
     ok = report["missing_terminal"] == 0 and report["duplicate_terminal"] == 0
