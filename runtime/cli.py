@@ -10,7 +10,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-from runtime import cli_client, cli_service
+from runtime import cli_client, cli_service, cli_test
 from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "build_parser", "main"]
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_service.register(sub)
     cli_client.register(sub)
+    cli_test.register(sub)
     for ep in sorted(entry_points(group="parley.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser

@@ -19,6 +19,23 @@ class ActionSpec:
 
 
 @dataclass(frozen=True)
+class BehaviourTest:
+    """A test case a profile holds (`[[tests]]`): a player line, and what every reply to it must (or must
+    not) hold; run `runs` times with the NPC's sampling, it passes if `pass_rate` of the runs do
+    (runtime/behaviour_tests.py, `parley test`)."""
+    say: str
+    expect: tuple[str, ...] = ()  # the reply contains at least one of these (case and accents aside)
+    reject: tuple[str, ...] = ()  # ... and none of these
+    action: str = ""  # the NPC takes this action
+    allow_fallback: bool = False  # a fallback line passes (else it fails the run)
+    speaker: str = "Player"
+    state: tuple[tuple[str, Any], ...] = ()  # game state, as (key, value) pairs
+    runs: int = 5
+    pass_rate: float = 0.8
+    line: int | None = None  # where it starts in its file
+
+
+@dataclass(frozen=True)
 class Npc:
     id: str
     name: str
@@ -37,6 +54,7 @@ class Npc:
     fallback_lines: tuple[str, ...] = ("Hm. Give me a moment.",)
     actions: tuple[ActionSpec, ...] = ()
     world: str = ""
+    tests: tuple[BehaviourTest, ...] = field(default=(), compare=False)
 
     def developer_text(self) -> str:
         """The developer message: who the NPC is, what it knows, how it talks, what it can do."""

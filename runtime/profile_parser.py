@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.npc import EFFORTS, ActionSpec, Npc
+from runtime.npc import EFFORTS, ActionSpec, BehaviourTest, Npc
 from runtime.protocol import shown
 from runtime.sampler import SamplingParams
 
@@ -140,6 +140,27 @@ ACTION = {
                    f"a table describing the arguments (JSON-schema-like), nested at most {MAX_PARAMETER_DEPTH} "
                    f"deep and at most {MAX_PARAMETER_CHARS} characters as JSON"),
 }
+def _strings(limit: int, chars: int):
+    return lambda v: len(v) <= limit and all(isinstance(x, str) and 0 < len(x) <= chars for x in v)
+
+
+def _state_ok(value: dict) -> bool:
+    return len(value) <= 32 and all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                                    for k, v in value.items())
+
+
+TEST = {
+    "say": (str, True, lambda v: 0 < len(v.strip()) and len(v) <= 1000, "the player's line, 1 to 1000 characters"),
+    "expect": (list, False, _strings(16, 200), "a list of up to 16 strings: the reply contains at least one"),
+    "reject": (list, False, _strings(16, 200), "a list of up to 16 strings: the reply contains none"),
+    "action": (str, False, lambda v: bool(NAME_PATTERN.match(v)), "the name of one of the NPC's actions"),
+    "allow_fallback": (bool, False, lambda v: True, "true or false (default false: a fallback line fails)"),
+    "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
+    "state": (dict, False, _state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
+    "runs": (int, False, lambda v: 1 <= v <= 100, "an integer, 1 to 100"),
+    "pass_rate": ((int, float), False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+}
+MAX_TESTS = 64
 TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
 
 
@@ -167,7 +188,7 @@ class _Checker:
                                                         f"missing; expected {allowed}"))
                 continue
             value = data[key]
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):  # True is no number
                 self.problem(table, key, f"{shown(value)} has the wrong type; expected {allowed}")
             elif not check(value):
                 self.problem(table, key, f"{shown(value)} is not allowed; expected {allowed}")
@@ -230,7 +251,7 @@ def parse_profile(path: Path) -> Npc:
         raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
                                                                 "use plain strings, lists and tables")]) from exc
     c = _Checker(path, text)
-    top = c.section({k: v for k, v in data.items() if k not in TABLES and k != "actions"}, TOP, "")
+    top = c.section({k: v for k, v in data.items() if k not in TABLES and k not in ("actions", "tests")}, TOP, "")
     tables: dict[str, dict] = {}
     for name, schema in TABLES.items():
         value = data.get(name, {})
@@ -254,6 +275,7 @@ def parse_profile(path: Path) -> Npc:
         a = c.section(action, ACTION, "actions")
         if "name" in a and "description" in a:
             actions.append(ActionSpec(a["name"], a["description"], a.get("parameters", {})))
+    tests = _tests(c, data.get("tests", []), {a.name for a in actions})
     npc_id = top.get("id", path.stem)
     if "id" not in data and not ID_PATTERN.match(npc_id):
         c.problem("", "id", f"the file name {path.stem!r} is not a valid NPC id; rename the file or set id "
@@ -276,4 +298,39 @@ def parse_profile(path: Path) -> Npc:
         max_input_chars=budget.get("max_input_chars", 400), max_input_tokens=budget.get("max_input_tokens", 256),
         sampling=SamplingParams(temperature=float(sampling.get("temperature", 0.7)), top_k=sampling.get("top_k", 40),
                                 top_p=float(sampling.get("top_p", 0.95)), seed=sampling.get("seed")),
-        fallback_lines=tuple(top["fallback_lines"]), actions=tuple(actions), world=top.get("world", ""))
+        fallback_lines=tuple(top["fallback_lines"]), actions=tuple(actions), world=top.get("world", ""),
+        tests=tests)
+
+
+def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, ...]:
+    """The profile's [[tests]]: each checked like any table; an action must be one the NPC has."""
+    if not isinstance(raw, list):
+        c.problem("", "tests", "must be an array of tables ([[tests]])")
+        return ()
+    if len(raw) > MAX_TESTS:
+        c.problem("", "tests", f"{len(raw)} test cases; a profile may hold at most {MAX_TESTS}")
+        return ()
+    starts = [i + 1 for i, line in enumerate(c.text.splitlines()) if _table_header(line) == "tests"]
+    out = []
+    for index, case in enumerate(raw):
+        if not isinstance(case, dict):
+            c.problem("", "tests", "each entry must be a table ([[tests]])")
+            continue
+        before = len(c.problems)
+        t = c.section(case, TEST, "tests")
+        line = starts[index] if index < len(starts) else None
+        for problem in c.problems[before:]:  # a key of the n-th case: name its own line, not the first case's
+            if problem.line is not None and line is not None and problem.line < line:
+                c.problems[c.problems.index(problem)] = ProfileProblem(problem.file, line, problem.key, problem.message)
+        if t.get("action") and t["action"] not in actions:
+            c.problems.append(ProfileProblem(c.file, line, "tests.action", f"{t['action']!r} is not one of this "
+                                             f"NPC's actions ({', '.join(sorted(actions)) or 'none'})"))
+            continue
+        if "say" not in t or len(c.problems) > before:
+            continue
+        out.append(BehaviourTest(
+            say=t["say"], expect=tuple(t.get("expect", ())), reject=tuple(t.get("reject", ())),
+            action=t.get("action", ""), allow_fallback=t.get("allow_fallback", False),
+            speaker=t.get("speaker", "Player"), state=tuple(sorted(t.get("state", {}).items())),
+            runs=t.get("runs", 5), pass_rate=float(t.get("pass_rate", 0.8)), line=line))
+    return tuple(out)

@@ -79,10 +79,15 @@ cp -r "$ROOT/npc_profiles" profiles
 expect 0 "$work/venv/" python -c 'import runtime, export; print(runtime.__file__, export.__file__)'
 expect 0 "no torch" python -c 'import importlib.util as u; assert u.find_spec("torch") is None; print("no torch")'
 expect 0 "inspect" parley --help
-for command in serve say chat lint keys export inspect bench demo; do
+for command in serve say chat test lint keys export inspect bench demo; do
     grep -qE "^    $command " "$work/out" || fail "parley --help does not list $command"
 done
 expect 0 "3 NPC profile(s) OK" parley lint profiles
+rc=0  # the demo NPCs' behaviour tests: they pass on the demo model, not on a random test model
+parley test profiles --model "$model" --runs 1 >"$work/out" 2>&1 || rc=$?
+{ [ "$rc" = 0 ] || [ "$rc" = 1 ]; } && grep -q "of 9 case(s) passed" "$work/out" \
+    || { cat "$work/out" >&2; fail "parley test did not run the profiles' cases (exit $rc)"; }
+step "ok: parley test profiles -> $rc"
 expect 1 "pass --profiles FOLDER" parley serve --model "$model"     # no npc_profiles/ here: it says what to pass
 expect 0 "wrote keys/server.key_secret" parley keys keys
 [ -f keys/server.key ] && [ -f keys/client.key_secret ] || fail "parley keys wrote no key files"

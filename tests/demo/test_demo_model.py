@@ -75,3 +75,16 @@ def test_the_demo_command_holds_conversations_and_stops_the_server(tmp_path):
     assert out.count("[first token") == 8 and "server stopped cleanly" in out
     assert "Brenna Ironhand" in out and "Captain Aldric" in out and "Marta Fairweather" in out
     assert "They ask about" not in out and "I know:" not in out  # the reasoning stays hidden
+
+
+def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
+    """The demo NPCs' own behaviour tests ([[tests]] in npc_profiles/) pass on the shipped model: the
+    gate a studio runs in its CI, here run the same way."""
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "test", str(ROOT / "npc_profiles"), "--model",
+                          str(demo_model), "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    import json
+    results = json.loads(out.read_text())
+    assert len(results) >= 9 and all(r["ok"] and r["runs"] == 5 for r in results)
+    assert {r["npc"] for r in results} == {"aldric", "brenna", "marta"}

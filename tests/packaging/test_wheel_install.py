@@ -15,7 +15,7 @@ def test_the_installed_wheel_serves_answers_and_exports_outside_the_checkout(tin
                           capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "wheel install check passed" in done.stdout
-    for command in ("parley lint profiles", "parley keys keys", "parley inspect", "parley export --help",
+    for command in ("parley lint profiles", "parley test profiles", "parley keys keys", "parley inspect", "parley export --help",
                     "parley bench --help", "parley demo", "parley say brenna", "parley chat brenna",
                     "parley export", "parley inspect exported"):
         assert f"ok: {command}" in done.stdout, command
