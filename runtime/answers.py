@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import traceback
 from typing import Any
 
@@ -23,8 +24,18 @@ INTERNAL_MESSAGE = "internal error; the server log has the details"
 
 
 class Answers:
-    def __init__(self, counters: collections.Counter, debug_reasoning: bool = False):
+    def __init__(self, counters: collections.Counter, debug_reasoning: bool = False, keep_reasoning: int = 0):
         self.counters, self.debug_reasoning = counters, debug_reasoning
+        # the hidden reasoning of the last `keep_reasoning` replies, for a designers' tool in this process
+        # (Parley Studio); never sent to clients
+        self.keep_reasoning = keep_reasoning
+        self._reasoning: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def reasoning(self, request_id: str) -> str | None:
+        """A kept reply's hidden reasoning (by its request id), or None."""
+        with self._lock:
+            return self._reasoning.get(request_id)
 
     def error(self, request_id: str | None, code: str, message: str) -> bytes:
         """The one way an error frame is made: counted under `error.<code>`."""
@@ -78,3 +89,8 @@ class Answers:
                  st.reasoning_cut, st.fallback_used, st.finish_reason, "met" if st.deadline_met else "MISSED")
         if self.debug_reasoning and result.reasoning:
             log.info("reasoning id=%s npc=%s: %s", p.loggable(rid), st.npc, result.reasoning)
+        if self.keep_reasoning:
+            with self._lock:
+                self._reasoning[rid] = result.reasoning
+                while len(self._reasoning) > self.keep_reasoning:
+                    self._reasoning.popitem(last=False)

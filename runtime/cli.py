@@ -11,6 +11,7 @@ import sys
 from importlib.metadata import entry_points
 
 from runtime import cli_client, cli_service, cli_test
+from runtime.studio import cli as studio_cli
 from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "build_parser", "main"]
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_service.register(sub)
     cli_client.register(sub)
     cli_test.register(sub)
+    studio_cli.register(sub)
     for ep in sorted(entry_points(group="parley.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser

@@ -66,6 +66,7 @@ class ServerOptions:
     client_keys_dir: Path | None = None  # only these client public keys may connect
     insecure: bool = False  # explicit opt-out for non-loopback binds without keys
     debug_reasoning: bool = False  # log the hidden reasoning (designers only)
+    keep_reasoning: int = 0  # keep the last N replies' reasoning for a tool in this process (Parley Studio)
     # signs session blobs (runtime/blob_key.py; `parley serve` keeps it in a file). None: a random key
     # for this server's lifetime, so its blobs load only into it
     blob_key: bytes | None = None
@@ -84,7 +85,7 @@ class Server:
         self.stopping = threading.Event()
         self._stopped = threading.Event()
         self.counters = Counters()
-        self.answers = Answers(self.counters, options.debug_reasoning)
+        self.answers = Answers(self.counters, options.debug_reasoning, options.keep_reasoning)
         self._limiter = RateLimiter(options.rate_per_s, options.burst)
         self.batch = DecodeBatch(engine, options.max_batch)
         self.scheduler = Scheduler(self.batch, engine.cost, SessionOps(engine, options.blob_key or secrets.token_bytes(32)),

@@ -23,6 +23,17 @@ def tiny_model(tiny_checkpoint, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory):
+    """The shipped demo checkpoint (tools/demo/checkpoint) exported as a model folder."""
+    from pathlib import Path
+
+    from tools.demo.evaluate import export_demo
+
+    checkpoint = Path(__file__).resolve().parents[1] / "tools" / "demo" / "checkpoint"
+    return export_demo(checkpoint, tmp_path_factory.mktemp("demo") / "model")
+
+
 @pytest.fixture(scope="module")
 def base_and_adapter(tmp_path_factory):
     """(base checkpoint, PEFT LoRA adapter folder, PEFT's merged model): see make_lora_adapter."""

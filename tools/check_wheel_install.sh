@@ -79,7 +79,7 @@ cp -r "$ROOT/npc_profiles" profiles
 expect 0 "$work/venv/" python -c 'import runtime, export; print(runtime.__file__, export.__file__)'
 expect 0 "no torch" python -c 'import importlib.util as u; assert u.find_spec("torch") is None; print("no torch")'
 expect 0 "inspect" parley --help
-for command in serve say chat test lint keys export inspect bench demo; do
+for command in serve say chat test studio lint keys export inspect bench demo; do
     grep -qE "^    $command " "$work/out" || fail "parley --help does not list $command"
 done
 expect 0 "3 NPC profile(s) OK" parley lint profiles
@@ -122,6 +122,17 @@ server_pid=""
 [ "$rc" = 0 ] || { cat serve.err >&2; fail "parley serve exited $rc after SIGINT"; }
 step "ok: parley serve stopped cleanly"
 exec 3<&-
+
+step "parley studio: the page and its script come from the installed package"
+parley studio --model "$model" --profiles profiles --port 0 >studio.out 2>studio.err &
+studio_pid=$!
+for _ in $(seq 1 600); do grep -q "Parley Studio on" studio.out 2>/dev/null && break; sleep 0.1; done
+page=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/' studio.out || true)
+[ -n "$page" ] || { kill "$studio_pid" 2>/dev/null; cat studio.err >&2; fail "parley studio did not start"; }
+expect 0 "Parley Studio" python -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" "$page"
+expect 0 "refreshNpcs" python -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" "${page}studio.js"
+kill -TERM "$studio_pid"
+wait "$studio_pid" || fail "parley studio did not stop cleanly on SIGTERM"
 
 if [ $# -ge 2 ]; then
     checkpoint=$(cd "$2" && pwd)

@@ -6,23 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from runtime.engine import Engine, ReplyRequest
 from runtime.harmony import Turn
 from runtime.profiles import parse_profile
 from runtime.sampler import GREEDY
 from tools.demo import dataset
-from tools.demo.evaluate import evaluate, export_demo
+from tools.demo.evaluate import evaluate
 from tools.demo.facts import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "tools" / "demo" / "checkpoint"
-
-
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory):
-    return export_demo(CHECKPOINT, tmp_path_factory.mktemp("demo") / "model")
 
 
 def test_training_facts_are_the_shipped_profiles_knowledge():

@@ -17,5 +17,5 @@ def test_the_installed_wheel_serves_answers_and_exports_outside_the_checkout(tin
     assert "wheel install check passed" in done.stdout
     for command in ("parley lint profiles", "parley test profiles", "parley keys keys", "parley inspect", "parley export --help",
                     "parley bench --help", "parley demo", "parley say brenna", "parley chat brenna",
-                    "parley export", "parley inspect exported"):
+                    "parley export", "parley inspect exported", "python -c import sys, urllib"):
         assert f"ok: {command}" in done.stdout, command
