@@ -1,6 +1,7 @@
 """A designer's session on the studio page, in a real browser: open an NPC, break its profile and see the
 problem at its line, fix it and see the NPC reload, see an edit made on disk, talk and see the streamed
-reply with its stats and the hidden reasoning, and run the NPC's behaviour tests."""
+reply with its stats and the hidden reasoning, and run the NPC's behaviour tests. The README's picture of
+the page is this test's screenshot: PARLEY_STUDIO_SCREENSHOT=docs/studio.png .venv/bin/pytest tests/studio"""
 from __future__ import annotations
 
 import os
