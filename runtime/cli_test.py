@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--model", type=Path, help="model folder made by `parley export` (served in this process)")
     t.add_argument("--endpoint", help="test against a running `parley serve` instead (its profiles are used "
                                       "for the replies; the test cases come from PROFILES)")
+    t.add_argument("--server-key", type=Path, help="with --endpoint: server.key from `parley keys` (CurveZMQ)")
     t.add_argument("--npc", action="append", help="only this NPC (repeat for several)")
-    t.add_argument("--runs", type=int, help="runs per case (default: each case's own `runs`)")
+    t.add_argument("--runs", type=int, help="runs per case, 1 to 100 (default: each case's own `runs`)")
     t.add_argument("--deadline-ms", type=float, help="deadline for every reply (default: each NPC's own)")
     t.add_argument("--json", type=Path, help="also write the results to this file")
     t.set_defaults(run=run_test)
@@ -37,6 +38,8 @@ def run_test(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.endpoint is None):
         raise CommandFailed("pass --model MODEL_FOLDER (served in this process) or --endpoint ENDPOINT")
+    if args.runs is not None and not 1 <= args.runs <= 100:
+        raise CommandFailed(f"--runs must be 1 to 100, got {args.runs}")
     if not args.profiles.is_dir():
         raise CommandFailed(f"{args.profiles}: not a folder of NPC profiles")
     registry = ProfileRegistry(args.profiles, _fit(args.model) if args.model else None)
@@ -104,7 +107,11 @@ class _server:
             self.thread = threading.Thread(target=self.server.serve_forever, name="parley-test-server", daemon=True)
             self.thread.start()
             endpoint = self.server.endpoint
-        self.client = ParleyClient(endpoint, timeout_s=60.0, retries=0)
+        key = None
+        if self.args.server_key:
+            import zmq.auth
+            key, _ = zmq.auth.load_certificate(str(self.args.server_key))
+        self.client = ParleyClient(endpoint, timeout_s=60.0, retries=0, server_public_key=key)
         return self.client
 
     def __exit__(self, *exc) -> None:

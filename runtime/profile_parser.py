@@ -310,7 +310,18 @@ def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, .
     if len(raw) > MAX_TESTS:
         c.problem("", "tests", f"{len(raw)} test cases; a profile may hold at most {MAX_TESTS}")
         return ()
-    starts = [i + 1 for i, line in enumerate(c.text.splitlines()) if _table_header(line) == "tests"]
+    lines = c.text.splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if _table_header(line) == "tests"]
+    headers = [i + 1 for i, line in enumerate(lines) if _table_header(line) is not None] + [len(lines) + 1]
+
+    def key_line(case_start: int | None, key: str) -> int | None:
+        """The line of `key` inside the case that starts at case_start (its header, if not found)."""
+        if case_start is None:
+            return None
+        end = next(h for h in headers if h > case_start)
+        found = next((n for n in range(case_start + 1, end) if _KEY.match(lines[n - 1])
+                      and _KEY.match(lines[n - 1]).group(1) == key), None)
+        return found or case_start
     out = []
     for index, case in enumerate(raw):
         if not isinstance(case, dict):
@@ -319,11 +330,12 @@ def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, .
         before = len(c.problems)
         t = c.section(case, TEST, "tests")
         line = starts[index] if index < len(starts) else None
-        for problem in c.problems[before:]:  # a key of the n-th case: name its own line, not the first case's
-            if problem.line is not None and line is not None and problem.line < line:
-                c.problems[c.problems.index(problem)] = ProfileProblem(problem.file, line, problem.key, problem.message)
+        for at in range(before, len(c.problems)):  # a key of the n-th case: its own line, not the first case's
+            problem = c.problems[at]
+            c.problems[at] = ProfileProblem(problem.file, key_line(line, problem.key.split(".")[-1]), problem.key,
+                                            problem.message)
         if t.get("action") and t["action"] not in actions:
-            c.problems.append(ProfileProblem(c.file, line, "tests.action", f"{t['action']!r} is not one of this "
+            c.problems.append(ProfileProblem(c.file, key_line(line, "action"), "tests.action", f"{t['action']!r} is not one of this "
                                              f"NPC's actions ({', '.join(sorted(actions)) or 'none'})"))
             continue
         if "say" not in t or len(c.problems) > before:

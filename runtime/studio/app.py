@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -14,11 +15,15 @@ from urllib.parse import parse_qs, urlparse
 
 from runtime.behaviour_tests import run_case
 from runtime.client import ParleyClient, ParleyError
-from runtime.studio.profiles_api import BadFile, Profiles
+from runtime.studio.profiles_api import MAX_TEXT, BadFile, Conflict, Profiles
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 256 * 1024
+MAX_BODY = 2 * MAX_TEXT + 4096  # a profile's text, JSON-escaped
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+                    "Referrer-Policy": "no-referrer"}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/studio.js": ("studio.js", "text/javascript"),
           "/studio.css": ("studio.css", "text/css")}
 
@@ -33,26 +38,43 @@ class Studio:
     def client(self, timeout_s: float = 60.0) -> ParleyClient:
         return ParleyClient(self.endpoint, timeout_s=timeout_s, retries=0)
 
-    def npcs(self) -> dict[str, Any]:
-        """Every profile file with its live status, from the server's own reload (what it serves now)."""
+    def npcs(self, reload: bool = False) -> dict[str, Any]:
+        """Every profile file with its live status: what the server serves (after making it reload, when
+        asked: a save), and the file's own problems (the same checks, read from disk)."""
         with self.client() as c:
-            live = c.reload_profiles()
-        problems: dict[str, list] = {}
-        for p in live["errors"]:
-            problems.setdefault(p["file"], []).append(p)
+            if reload:
+                c.reload_profiles()
+            live = {n["id"]: n for n in c.list_npcs()}
         rows = []
         for name in self.profiles.files():
-            npc = name[:-len(".toml")]
-            serving = npc in live["npcs"]
-            status = ("broken, last good version serving" if problems.get(name) else "loaded") if serving \
-                else "broken, not serving" if problems.get(name) else "not loaded"
-            rows.append({"file": name, "npc": npc, "serving": serving, "status": status,
-                         "problems": problems.get(name, [])})
-        return {"files": rows, "serving": live["npcs"]}
+            npc = self.profiles.npc_id(name)
+            try:
+                problems = self.profiles.lint(name, self.profiles.read(name)["text"])
+            except BadFile as exc:
+                problems = [{"file": name, "line": None, "key": "", "message": str(exc)}]
+            serving = npc in live
+            status = ("broken, last good version serving" if problems else "loaded") if serving \
+                else "broken, not serving" if problems else "not loaded yet"
+            rows.append({"file": name, "npc": npc, "serving": serving, "status": status, "problems": problems,
+                         "deadline_ms": live[npc]["deadline_ms"] if serving else None})
+        return {"files": rows, "serving": sorted(live)}
+
+    @staticmethod
+    def talk_request(body: dict) -> dict:
+        """The fields of a talk request, checked before the stream starts (BadFile says what is wrong)."""
+        npc, text, state = body.get("npc"), body.get("text"), body.get("state") or {}
+        if not isinstance(npc, str) or not npc or not isinstance(text, str) or not text.strip():
+            raise BadFile("'npc' and 'text' must be non-empty strings")
+        if not isinstance(state, dict):
+            raise BadFile("'state' must be an object of game-state keys to values")
+        deadline = body.get("deadline_ms")
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))):
+            raise BadFile("'deadline_ms' must be a number")
+        return body
 
     def talk(self, body: dict, emit) -> None:
         """One reply through the real protocol; each frame to `emit` as it arrives, and the reasoning last."""
-        npc, text = body.get("npc"), body.get("text")
+        npc, text = body["npc"], body["text"]
         state = {k: v for k, v in (body.get("state") or {}).items() if isinstance(k, str) and k}
         with self.client() as c:
             rid = c.new_id()
@@ -74,22 +96,29 @@ class Studio:
                 time.sleep(0.005)
             emit({"type": "reasoning", "text": found or ""})
 
-    def run_tests(self, npc_id: str) -> list[dict[str, Any]]:
+    def run_tests(self, file: str) -> list[dict[str, Any]]:
+        """The saved file's behaviour tests against the NPC it defines, as the server serves it."""
         from runtime.profile_parser import parse_profile
 
-        npc = parse_profile(self.profiles.path(f"{npc_id}.toml"))
+        npc = parse_profile(self.profiles.path(file))
         with self.client() as c:
             return [run_case(c, npc.id, case).to_dict() for case in npc.tests]
 
 
 class Handler(BaseHTTPRequestHandler):
     studio: Studio  # set on the subclass made by make_server
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (a --insecure address)
     server_version = "ParleyStudio"
 
     def log_message(self, fmt: str, *args) -> None:  # quiet: the terminal is the designer's
         log.debug("%s %s", self.address_string(), fmt % args)
 
     # ---- plumbing --------------------------------------------------------------------------------
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def _json(self, status: int, value: Any) -> None:
         data = json.dumps(value).encode()
@@ -102,8 +131,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise BadFile(f"request body over {MAX_BODY} bytes")
+        if not 0 <= length <= MAX_BODY:
+            raise BadFile(f"a request body of {length} bytes: 0 to {MAX_BODY} are allowed")
         value = json.loads(self.rfile.read(length) or b"{}")
         if not isinstance(value, dict):
             raise BadFile("expected a JSON object")
@@ -113,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
         """A bad request gets a 400 with why, a failure a 500; the studio itself keeps running."""
         try:
             work()
+        except Conflict as exc:
+            self._json(409, {"error": str(exc)})
         except (BadFile, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             self._json(400, {"error": str(exc)})
         except ParleyError as exc:
@@ -123,14 +154,24 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("studio request failed")
             self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
 
-    def _same_origin(self) -> bool:
-        """Refuse writes from other sites' pages in the designer's browser (a cross-site POST)."""
+    def _for_us(self) -> bool:
+        """Only the studio's own address, by a name that means this machine: a web page whose DNS name
+        was pointed at 127.0.0.1 (DNS rebinding) sends its own name as Host, and is refused; so is a
+        cross-site request, by its Origin."""
+        header = self.headers.get("Host") or ""
+        host = header[:header.find("]") + 1] if header.startswith("[") else header.split(":")[0]  # the port aside
+        allowed = LOOPBACK_NAMES + tuple(self.allowed_hosts)
         origin = self.headers.get("Origin")
-        return origin is None or urlparse(origin).netloc == self.headers.get("Host")
+        ok = host in allowed and (origin is None or urlparse(origin).netloc == self.headers.get("Host"))
+        if not ok:
+            self._json(403, {"error": "this studio answers only its own page, at a loopback address"})
+        return ok
 
     # ---- routes ------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if not self._for_us():
+            return
         url = urlparse(self.path)
         if url.path in STATIC:
             name, kind = STATIC[url.path]
@@ -149,8 +190,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": f"no such page: {url.path}"})
 
     def do_POST(self) -> None:
-        if not self._same_origin():
-            self._json(403, {"error": "cross-origin requests are refused"})
+        if not self._for_us():
+            return
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            self._json(415, {"error": "send JSON (Content-Type: application/json)"})  # no form posts
             return
         path = urlparse(self.path).path
         if path == "/api/lint":
@@ -158,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/api/save":
             self._guarded(lambda: self._json(200, self._save(self._body())))
         elif path == "/api/tests":
-            self._guarded(lambda: self._json(200, {"results": self.studio.run_tests(self._body()["npc"])}))
+            self._guarded(lambda: self._json(200, {"results": self.studio.run_tests(self._body()["file"])}))
         elif path == "/api/talk":
             self._guarded(self._talk)
         else:
@@ -168,12 +211,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.studio.profiles.lint(body["file"], str(body["text"]))
 
     def _save(self, body: dict) -> dict:
-        saved = self.studio.profiles.save(body["file"], str(body["text"]))
-        return {**saved, **self.studio.npcs()}  # the server reloads at once: its status comes back
+        base = body.get("mtime_ns")
+        saved = self.studio.profiles.save(body["file"], str(body["text"]), base if isinstance(base, str) else None)
+        return {**saved, **self.studio.npcs(reload=True)}  # the server reloads at once: its status comes back
 
     def _talk(self) -> None:
-        """Server-sent events: one `data:` line per frame, as the reply streams."""
-        body = self._body()
+        """Server-sent events: one `data:` line per frame, as the reply streams. The request is checked
+        before the stream starts; a failure after that is an `error` event, never a broken stream."""
+        body = self.studio.talk_request(self._body())
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -182,12 +227,23 @@ class Handler(BaseHTTPRequestHandler):
         def emit(frame: dict) -> None:
             self.wfile.write(b"data: " + json.dumps(frame).encode() + b"\n\n")
             self.wfile.flush()
-        self.studio.talk(body, emit)
+        try:
+            self.studio.talk(body, emit)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the stream is open: say it there
+            log.exception("studio talk failed")
+            emit({"type": "error", "code": "studio", "message": f"{type(exc).__name__}: {exc}"})
 
 
 def make_server(studio: Studio, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    handler = type("StudioHandler", (Handler,), {"studio": studio})
-    httpd = ThreadingHTTPServer((host, port), handler)
+    """The HTTP server; a non-loopback `host` (the caller checked --insecure) is also accepted as Host."""
+    extra = () if host in ("127.0.0.1", "::1", "localhost") else (host, f"[{host}]")
+    handler = type("StudioHandler", (Handler,), {"studio": studio, "allowed_hosts": extra})
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address
+        server_class = type("StudioHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    httpd = server_class((host.strip("[]"), port), handler)
     httpd.daemon_threads = True
     return httpd
 

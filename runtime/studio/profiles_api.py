@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from runtime.context_fit import ContextFit
-from runtime.profile_parser import ProfileError, ProfileProblem, parse_profile
+from runtime.profile_parser import MAX_PROFILE_BYTES, ProfileError, ProfileProblem, parse_profile, read_profile_text
 
-FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.toml$")
-MAX_TEXT = 64 * 1024  # a profile may be at most this large (the parser's own limit)
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.toml$")
+MAX_TEXT = MAX_PROFILE_BYTES  # a profile may be at most this large (the parser's own limit)
 
 
 class BadFile(ValueError):
     pass
+
+
+class Conflict(ValueError):
+    """The file changed on disk since the editor read it."""
 
 
 class Profiles:
@@ -36,13 +41,24 @@ class Profiles:
         return sorted(p.name for p in self.folder.glob("*.toml") if FILE_NAME.match(p.name))
 
     def read(self, name: str) -> dict[str, Any]:
+        """The file's text and modification time. The parser's reader: a regular file only (a pipe named
+        like a profile cannot hang the page), at most MAX_TEXT bytes (never cut: a save would truncate it)."""
         path = self.path(name)
         try:
             st = path.stat()
-            text = path.read_bytes()[:MAX_TEXT].decode("utf-8", errors="replace")
+            text = read_profile_text(path)
         except FileNotFoundError:
             raise BadFile(f"no file {name} in the profiles folder") from None
-        return {"file": name, "text": text, "mtime_ns": st.st_mtime_ns}
+        except ProfileError as exc:
+            raise BadFile(f"{name}: {exc.problems[0].message}") from None
+        return {"file": name, "text": text, "mtime_ns": str(st.st_mtime_ns)}  # a string: JavaScript numbers lose it
+
+    def npc_id(self, name: str) -> str:
+        """The NPC a file defines: its `id` if it parses, else the file name's (what the server will use)."""
+        try:
+            return parse_profile(self.path(name)).id
+        except (ProfileError, OSError):
+            return name[:-len(".toml")]
 
     def lint(self, name: str, text: str) -> list[dict[str, Any]]:
         """Problems of `text` as the file `name` (it is not written): the parser's, and whether the NPC
@@ -61,17 +77,39 @@ class Profiles:
                 problems = exc.problems
         return [{**p.to_dict(), "file": name, "message": p.message.replace(str(draft), name)} for p in problems]
 
-    def save(self, name: str, text: str) -> dict[str, Any]:
-        """Write the file atomically (a reader sees the old text or the new, never half); its problems."""
+    def save(self, name: str, text: str, base_mtime_ns: str | None = None) -> dict[str, Any]:
+        """Write the file atomically (a reader sees the old text or the new, never half), keeping its
+        permissions; Conflict if it changed on disk since `base_mtime_ns` (what the editor read)."""
         path = self.path(name)
         if len(text.encode()) > MAX_TEXT:
             raise BadFile(f"a profile may be at most {MAX_TEXT} bytes")
+        try:
+            old = path.stat()
+        except FileNotFoundError:
+            old = None
+        if base_mtime_ns is not None and old is not None and str(old.st_mtime_ns) != str(base_mtime_ns):
+            raise Conflict(f"{name} changed on disk since it was opened; reload it (or copy your edit) first")
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            raise BadFile(f"{name} is not a regular file")
+        mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666 & ~_UMASK
         fd, tmp = tempfile.mkstemp(prefix=".studio-", suffix=".tmp", dir=self.folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return {"file": name, "mtime_ns": path.stat().st_mtime_ns, "problems": self.lint(name, text)}
+        return {"file": name, "mtime_ns": str(path.stat().st_mtime_ns), "problems": self.lint(name, text)}
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_UMASK = _umask()  # read once, at import: setting it later would race with the server's other threads

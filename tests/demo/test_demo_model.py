@@ -80,5 +80,5 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     import json
     results = json.loads(out.read_text())
-    assert len(results) >= 9 and all(r["ok"] and r["runs"] == 5 for r in results)
+    assert len(results) >= 10 and all(r["ok"] and r["runs"] == 5 for r in results)
     assert {r["npc"] for r in results} == {"aldric", "brenna", "marta"}

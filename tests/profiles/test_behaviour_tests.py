@@ -34,14 +34,14 @@ def test_cases_parse_with_their_defaults_and_lines(tmp_path):
 
 def test_a_broken_case_names_its_line_and_what_is_allowed(tmp_path):
     path = tmp_path / "ada.toml"
-    path.write_text(HEAD + '\n[[tests]]\nsay = "Fine."\n\n[[tests]]\nsay = "Dance!"\naction = "dance"\n\n'
-                           '[[tests]]\nsay = "Hi"\nruns = 0\nspeling = 1\n')
+    path.write_text(HEAD + '\n[[tests]]\nsay = "Fine."\nruns = 2\n\n[[tests]]\nsay = "Dance!"\naction = "dance"\n\n'
+                           '[[tests]]\nsay = "Hi"\nruns = 0\nspeling = 1\n')  # runs: fine in the first case, not the third
     with pytest.raises(ProfileError) as caught:
         parse_profile(path)
     found = {(p.key, p.line): p.message for p in caught.value.problems}
-    assert "not one of this NPC's actions (open_shop)" in found[("tests.action", 12)]
-    assert "1 to 100" in found[("tests.runs", 18)]
-    assert "unknown key" in found[("tests.speling", 19)]
+    assert "not one of this NPC's actions (open_shop)" in found[("tests.action", 15)]
+    assert "1 to 100" in found[("tests.runs", 19)]
+    assert "unknown key" in found[("tests.speling", 20)]
 
 
 def test_a_reply_is_judged_by_what_it_says_and_does():

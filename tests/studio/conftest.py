@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -17,15 +18,19 @@ def studio(demo_model, tmp_path):
     """(page address, profiles folder): the studio in a process of its own, on a copy of npc_profiles."""
     folder = tmp_path / "profiles"
     shutil.copytree(ROOT / "npc_profiles", folder)
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "studio", "--model", str(demo_model), "--profiles",
-                             str(folder), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
-    line = proc.stdout.readline()
-    assert "Parley Studio on http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
-    url = line.split()[3]
-    yield url, folder
+    log = tmp_path / "studio.log"  # a file, not a pipe nobody reads: a chatty studio must never block on it
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "studio", "--model", str(demo_model),
+                                 "--profiles", str(folder), "--port", "0"], stdout=subprocess.PIPE, stderr=err,
+                                text=True, cwd=tmp_path)
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    line = proc.stdout.readline() if ready else ""
+    if "Parley Studio on http://127.0.0.1:" not in line:
+        proc.kill()
+        pytest.fail(f"the studio did not start: {line!r}\n{log.read_text()}")
+    yield line.split()[3], folder
     proc.terminate()
-    assert proc.wait(20) == 0, proc.stderr.read()
+    assert proc.wait(20) == 0, log.read_text()
 
 
 def _chromium() -> tuple[str, str] | None:

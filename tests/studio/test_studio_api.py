@@ -25,7 +25,7 @@ def call(url: str, path: str, body: dict | None = None, headers: dict | None = N
 def test_files_outside_the_profiles_folder_are_out_of_reach(studio):
     url, folder = studio
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    for name in ("../brenna.toml", "/etc/passwd", "sub/x.toml", "brenna.txt", ".hidden.toml", "BRENNA.toml"):
+    for name in ("../brenna.toml", "/etc/passwd", "sub/x.toml", "brenna.txt", ".hidden.toml", "-x.toml"):
         status, answer = call(url, "/api/save", {"file": name, "text": 'name = "x"'})
         assert status == 400 and "profile file name" in answer["error"], (name, answer)
         status, answer = call(url, f"/api/profile?file={urllib.request.quote(name)}")
@@ -34,12 +34,80 @@ def test_files_outside_the_profiles_folder_are_out_of_reach(studio):
     assert not (folder.parent / "brenna.toml").exists()
 
 
-def test_a_page_from_another_site_cannot_write(studio):
+def raw(url: str, request: bytes) -> bytes:
+    """Bytes to the studio's port, its answer back: for requests urllib will not make."""
+    import socket
+
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_other_sites_cannot_read_or_write_not_even_by_pointing_their_name_at_loopback(studio):
     url, folder = studio
     before = (folder / "brenna.toml").read_text()
     status, answer = call(url, "/api/save", {"file": "brenna.toml", "text": "name = 1"},
                           headers={"Origin": "http://evil.example"})
     assert status == 403 and (folder / "brenna.toml").read_text() == before
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}  # DNS rebinding
+    assert call(url, "/api/profile?file=brenna.toml", headers=rebound)[0] == 403
+    assert call(url, "/api/save", {"file": "pwn.toml", "text": "x"}, headers=rebound)[0] == 403
+    form = raw(url, b"POST /api/save HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 40\r\n\r\n" + b'{"file": "pwn.toml", "text": "name=1"}  ')
+    assert form.startswith(b"HTTP/1.0 415")  # a form post (no CORS preflight) is not JSON: refused
+    assert not (folder / "pwn.toml").exists()
+    page = raw(url, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert b"X-Frame-Options: DENY" in page and b"frame-ancestors 'none'" in page
+
+
+def test_a_negative_length_or_a_bad_talk_request_is_refused_at_once(studio):
+    url, _ = studio
+    answer = raw(url, b"POST /api/lint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: -1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 400")
+    status, answer = call(url, "/api/talk", {"npc": "brenna", "text": "Hi", "state": [1]})
+    assert status == 400 and "'state'" in answer["error"]  # before any stream starts
+
+
+def test_a_save_keeps_the_files_permissions_and_refuses_to_overwrite_an_edit_made_on_disk(studio):
+    url, folder = studio
+    path = folder / "marta.toml"
+    path.chmod(0o640)
+    opened = call(url, "/api/profile?file=marta.toml")[1]
+    status, saved = call(url, "/api/save", {"file": "marta.toml", "text": opened["text"] + "\n",
+                                            "mtime_ns": opened["mtime_ns"]})
+    assert status == 200 and (path.stat().st_mode & 0o777) == 0o640
+    path.write_text(path.read_text() + "# edited in another editor\n")
+    status, answer = call(url, "/api/save", {"file": "marta.toml", "text": opened["text"],
+                                             "mtime_ns": saved["mtime_ns"]})
+    assert status == 409 and "changed on disk" in answer["error"]
+    assert path.read_text().endswith("# edited in another editor\n")
+
+
+def test_a_pipe_named_like_a_profile_cannot_hang_the_page(studio):
+    import os
+
+    url, folder = studio
+    os.mkfifo(folder / "pipe.toml")
+    status, answer = call(url, "/api/profile?file=pipe.toml")
+    assert status == 400 and "regular file" in answer["error"]
+    status, npcs = call(url, "/api/npcs")
+    row = next(r for r in npcs["files"] if r["file"] == "pipe.toml")
+    assert status == 200 and row["problems"] and not row["serving"]
+
+
+def test_an_npc_whose_id_is_not_its_file_name_is_listed_by_its_id(studio):
+    url, folder = studio
+    text = (folder / "brenna.toml").read_text()
+    status, _ = call(url, "/api/save", {"file": "smith.toml", "text": 'id = "smith"\n' + text})
+    status, npcs = call(url, "/api/npcs")
+    row = next(r for r in npcs["files"] if r["file"] == "smith.toml")
+    assert row["npc"] == "smith" and row["serving"] and row["status"] == "loaded"
 
 
 def test_a_hostile_profile_is_reported_and_the_studio_and_server_keep_going(studio):

@@ -79,15 +79,23 @@ def test_a_designer_edits_talks_and_tests_an_npc(studio, browser):
     browser.find_element(By.ID, "send").click()
     wait_for(browser, lambda d: texts(d, "#log .turn .reasoning"), "a reply with its reasoning")
     assert "40" in texts(browser, "#log .turn .npc")[0]
+    deltas = browser.execute_script("return Number(document.querySelector('#log .turn .npc').dataset.deltas)")
+    assert deltas >= 1  # it streamed in (whole sentences), before the done frame
     stats = texts(browser, "#log .turn .stats")[0]
     assert "first words" in stats and "deadline met" in stats and "reasoning" in stats
     assert "never sent to games" in texts(browser, "#log .turn .reasoning")[0]
 
+    # an action the NPC takes shows as the game would get it
+    browser.find_element(By.ID, "line").send_keys("Can I see your wares?")
+    browser.find_element(By.ID, "send").click()
+    wait_for(browser, lambda d: len(texts(d, "#log .turn .stats")) == 2, "the second reply")
+    assert texts(browser, "#log .turn .action") == ["action: open_shop {}"]
+
     # behaviour tests: the NPC's own cases, with pass rates
     browser.find_element(By.ID, "run-tests").click()
     wait_for(browser, lambda d: "passed" in texts(d, "#tests-status")[0], "the test results")
-    assert texts(browser, "#tests-status") == ["3 of 3 passed"]
-    assert texts(browser, "#tests tbody td.pass") == ["PASS"] * 3
+    assert texts(browser, "#tests-status") == ["4 of 4 passed (the saved file's cases)"]
+    assert texts(browser, "#tests tbody td.pass") == ["PASS"] * 4
 
     shot = Path(os.environ.get("PARLEY_STUDIO_SCREENSHOT") or folder.parent / "studio.png")
     browser.save_screenshot(str(shot))

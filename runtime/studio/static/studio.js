@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, mtime: null, dirty: false, lintTimer: null };
+const state = { file: null, npc: null, mtime: null, dirty: false, lintTimer: null, rows: [] };
 
 async function api(path, body) {
   const options = body === undefined ? {} : {
@@ -17,6 +17,7 @@ async function api(path, body) {
 // ---- NPCs ------------------------------------------------------------------------------------------
 
 function renderNpcs(live) {
+  state.rows = live.files;
   $("serving").textContent = `serving: ${live.serving.join(", ") || "none"}`;
   const list = $("npcs");
   list.replaceChildren(...live.files.map((row) => {
@@ -24,7 +25,7 @@ function renderNpcs(live) {
     item.dataset.file = row.file;
     item.className = (row.problems.length ? "broken" : "") + (row.file === state.file ? " selected" : "");
     item.innerHTML = "<span class='name'></span><span class='status'></span>";
-    item.querySelector(".name").textContent = row.npc;
+    item.querySelector(".name").textContent = row.npc + (row.npc === row.file.replace(/\.toml$/, "") ? "" : ` (${row.file})`);
     item.querySelector(".status").textContent = row.status;
     item.addEventListener("click", () => select(row.file));
     return item;
@@ -36,8 +37,18 @@ async function refreshNpcs() {
 }
 
 async function select(file) {
-  const profile = await api(`/api/profile?file=${encodeURIComponent(file)}`);
-  Object.assign(state, { file, mtime: profile.mtime_ns, dirty: false });
+  if (state.dirty && file !== state.file && !confirm("Leave this profile? Its unsaved edits are lost.")) return;
+  let profile;
+  try { profile = await api(`/api/profile?file=${encodeURIComponent(file)}`); } catch (e) {
+    $("save-status").textContent = `cannot open ${file}: ${e.message}`;
+    return;
+  }
+  const row = state.rows.find((r) => r.file === file) || {};
+  Object.assign(state, { file, npc: row.npc || file.replace(/\.toml$/, ""), mtime: profile.mtime_ns, dirty: false });
+  if (row.deadline_ms) {  // the NPC's own deadline until the designer moves the slider
+    $("deadline").value = row.deadline_ms;
+    $("deadline-label").textContent = `${$("deadline").value} ms`;
+  }
   $("file-name").textContent = file;
   $("source").value = profile.text;
   for (const id of ["source", "save", "send", "run-tests"]) $(id).disabled = false;
@@ -52,13 +63,17 @@ async function select(file) {
 // ---- editing -----------------------------------------------------------------------------------------
 
 function renderGutter(problems) {
-  const bad = new Set(problems.map((p) => p.line).filter(Boolean));
+  const bad = new Map();
+  for (const p of problems) if (p.line) bad.set(p.line, [...(bad.get(p.line) || []), `${p.key}: ${p.message}`]);
   const lines = $("source").value.split("\n").length;
   const gutter = $("gutter");
   gutter.replaceChildren(...Array.from({ length: lines }, (_, i) => {
     const span = document.createElement("span");
     span.textContent = `${i + 1}\n`;
-    if (bad.has(i + 1)) span.className = "bad";
+    if (bad.has(i + 1)) {
+      span.className = "bad";
+      span.title = bad.get(i + 1).join("\n");
+    }
     return span;
   }));
   gutter.scrollTop = $("source").scrollTop;
@@ -105,7 +120,7 @@ async function lint() {
 async function save() {
   $("save-status").textContent = "saving…";
   try {
-    const saved = await api("/api/save", { file: state.file, text: $("source").value });
+    const saved = await api("/api/save", { file: state.file, text: $("source").value, mtime_ns: state.mtime });
     Object.assign(state, { mtime: saved.mtime_ns, dirty: false });
     renderProblems(saved.problems);
     renderNpcs(saved);
@@ -153,16 +168,29 @@ function line(parent, className, text) {
 async function talk(event) {
   event.preventDefault();
   const text = $("line").value.trim();
-  if (!text || !state.file) return;
+  if (!text || !state.file || $("send").disabled) return;
   $("line").value = "";
+  $("send").disabled = true;  // one reply at a time: the next line waits for this one
   const turn = line($("log"), "turn", "");
   line(turn, "you", `${$("speaker").value || "Player"}: ${text}`);
   const npc = line(turn, "npc", "");
-  const body = { npc: state.file.replace(/\.toml$/, ""), text, speaker: $("speaker").value,
+  npc.dataset.deltas = "0";
+  const body = { npc: state.npc, text, speaker: $("speaker").value,
                  session: $("session").value, state: parseState($("state").value),
                  deadline_ms: Number($("deadline").value), reasoning: $("show-reasoning").checked };
+  try {
+    await stream(turn, npc, body);
+  } catch (e) {
+    line(turn, "error", `could not talk: ${e.message}`);
+  } finally {
+    $("send").disabled = false;
+  }
+}
+
+async function stream(turn, npc, body) {
   const response = await fetch("/api/talk", { method: "POST", headers: { "Content-Type": "application/json" },
                                               body: JSON.stringify(body) });
+  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -183,6 +211,7 @@ async function talk(event) {
 function show(turn, npc, frame) {
   if (frame.type === "delta") {
     npc.textContent += frame.text;
+    npc.dataset.deltas = String(Number(npc.dataset.deltas) + 1);
   } else if (frame.type === "action") {
     line(turn, "action", `action: ${frame.name} ${JSON.stringify(frame.args)}`);
   } else if (frame.type === "done") {
@@ -203,26 +232,25 @@ function show(turn, npc, frame) {
 // ---- behaviour tests --------------------------------------------------------------------------------------
 
 async function runTests() {
-  const npc = state.file.replace(/\.toml$/, "");
-  $("tests-status").textContent = "running…";
+  $("tests-status").textContent = "running… (each case several times: this can take a while)";
   $("run-tests").disabled = true;
   try {
-    const { results } = await api("/api/tests", { npc });
+    const { results } = await api("/api/tests", { file: state.file });
     $("tests").tBodies[0].replaceChildren(...results.map((r) => {
       const row = document.createElement("tr");
-      for (const [text, cls] of [[r.line ?? "", ""], [r.say, ""], [`${r.passed}/${r.runs}`, ""],
-                                 [r.ok ? "PASS" : "FAIL", r.ok ? "pass" : "fail"]]) {
+      for (const [text, cls] of [[r.line ?? "", ""], [r.say, ""],
+                                 [`${r.passed}/${r.runs} (need ${Math.round(r.pass_rate * 100)}%)`, ""],
+                                 [r.ok ? "PASS" : "FAIL", r.ok ? "pass" : "fail"], [r.failures.join("; "), "why"]]) {
         const cell = document.createElement("td");
         cell.textContent = text;
         if (cls) cell.className = cls;
         row.appendChild(cell);
       }
-      if (!r.ok) row.title = r.failures.join("\n");
       return row;
     }));
     const passed = results.filter((r) => r.ok).length;
-    $("tests-status").textContent = results.length ? `${passed} of ${results.length} passed`
-                                                   : "no test cases in this profile ([[tests]])";
+    $("tests-status").textContent = results.length ? `${passed} of ${results.length} passed (the saved file's cases)`
+                                                   : "no test cases in the saved file ([[tests]])";
   } catch (e) { $("tests-status").textContent = `could not run: ${e.message}`; }
   $("run-tests").disabled = false;
 }
@@ -240,6 +268,7 @@ $("save").addEventListener("click", save);
 $("say").addEventListener("submit", talk);
 $("run-tests").addEventListener("click", runTests);
 $("deadline").addEventListener("input", () => { $("deadline-label").textContent = `${$("deadline").value} ms`; });
+window.addEventListener("beforeunload", (event) => { if (state.dirty) event.preventDefault(); });
 setInterval(watchDisk, 1500);
 setInterval(() => { if (!state.dirty) refreshNpcs(); }, 3000);
 refreshNpcs();
