@@ -2,6 +2,8 @@
 servers on it. Helpers that are not fixtures live in tests/helpers/; test modules never import each other."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers.checkpoints import TinySpec, make_checkpoint
@@ -26,12 +28,27 @@ def tiny_model(tiny_checkpoint, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_model(tmp_path_factory):
     """The shipped demo checkpoint (tools/demo/checkpoint) exported as a model folder."""
-    from pathlib import Path
-
     from tools.demo.evaluate import export_demo
 
     checkpoint = Path(__file__).resolve().parents[1] / "tools" / "demo" / "checkpoint"
     return export_demo(checkpoint, tmp_path_factory.mktemp("demo") / "model")
+
+
+@pytest.fixture
+def allow_listed_keys(tmp_path):
+    """CurveZMQ keys from `parley keys` and an allow-list folder holding two clients' public keys:
+    (keys folder, allow-list folder, the second client's secret-key file)."""
+    import subprocess
+    import sys
+
+    import zmq.auth
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(keys)], check=True, capture_output=True)
+    allowed.mkdir()
+    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
+    _, other_secret = zmq.auth.create_certificates(str(allowed), "other")
+    return keys, allowed, Path(other_secret)
 
 
 @pytest.fixture(scope="module")

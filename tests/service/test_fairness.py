@@ -2,9 +2,6 @@
 keep another's replies out of the batch; connections of one allow-listed key count as one client."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import msgpack
 import zmq
 import zmq.auth
@@ -54,18 +51,13 @@ def test_a_flooding_client_gets_busy_for_its_excess_and_another_client_takes_tur
     assert sum(who == "flood" for who, _ in order[last_player:]) >= 4
 
 
-def test_connections_with_one_allow_listed_key_share_one_rate_limit(make_server, tmp_path):
-    keys = tmp_path / "keys"
-    subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(keys)], check=True, capture_output=True)
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
-    other = zmq.auth.create_certificates(str(allowed), "other")  # a second allowed client
+def test_connections_with_one_allow_listed_key_share_one_rate_limit(make_server, allow_listed_keys):
+    keys, allowed, other_secret = allow_listed_keys
     server = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed, rate_per_s=1e-6,
                          burst=3)
     server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
     same_key = zmq.auth.load_certificate(str(keys / "client.key_secret"))
-    other_key = zmq.auth.load_certificate(other[1])
+    other_key = zmq.auth.load_certificate(str(other_secret))
 
     def connect(keypair):
         return server.client(server_public_key=server_public, client_keys=keypair)

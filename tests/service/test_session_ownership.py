@@ -2,9 +2,6 @@
 client can continue, read, overwrite or reset it, and a refused request changes nothing."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import msgpack
 import pytest
 import zmq.auth
@@ -82,13 +79,8 @@ def test_an_evicted_session_still_belongs_to_its_owner(tiny_model, tmp_path):
         server.stop()
 
 
-def test_connections_of_the_allow_listed_key_that_made_a_session_need_no_token(make_server, tmp_path):
-    keys = tmp_path / "keys"
-    subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(keys)], check=True, capture_output=True)
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
-    other = zmq.auth.create_certificates(str(allowed), "other")
+def test_connections_of_the_allow_listed_key_that_made_a_session_need_no_token(make_server, allow_listed_keys):
+    keys, allowed, other_secret = allow_listed_keys
     server = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed)
     server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
 
@@ -99,7 +91,7 @@ def test_connections_of_the_allow_listed_key_that_made_a_session_need_no_token(m
         assert raw(first, type="reply", npc="brenna", session="keyed", text="Hello")["type"] == "done"
     with connect(keys / "client.key_secret") as again:  # a new connection of the same key, no token
         assert raw(again, type="reply", npc="brenna", session="keyed", text="Still me.")["type"] == "done"
-    with connect(other[1]) as stranger:
+    with connect(other_secret) as stranger:
         assert raw(stranger, type="export_session", npc="brenna", session="keyed")["code"] == p.FORBIDDEN
 
 
