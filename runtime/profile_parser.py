@@ -74,6 +74,25 @@ def line_index(text: str) -> dict[tuple[str, str], int]:
     return index
 
 
+def entry_lines(text: str, table: str) -> list[tuple[int, dict[str, int]]]:
+    """For each `[[table]]` entry, in order: its header line and the line of each key it sets (problems
+    in the n-th entry name their own lines, not the first entry's)."""
+    entries: list[tuple[int, dict[str, int]]] = []
+    current: dict[str, int] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _table_header(line)
+        if header is not None:
+            current = None
+            if header == table and line.strip().startswith("[["):
+                current = {}
+                entries.append((number, current))
+            continue
+        key = _KEY.match(line)
+        if key and current is not None:
+            current.setdefault(key.group(1), number)
+    return entries
+
+
 MAX_PROBLEMS = 50  # per file: a designer fixes the first ones; thousands would only slow the server
 
 
@@ -140,6 +159,8 @@ ACTION = {
                    f"a table describing the arguments (JSON-schema-like), nested at most {MAX_PARAMETER_DEPTH} "
                    f"deep and at most {MAX_PARAMETER_CHARS} characters as JSON"),
 }
+
+
 def _strings(limit: int, chars: int):
     return lambda v: len(v) <= limit and all(isinstance(x, str) and 0 < len(x) <= chars for x in v)
 
@@ -310,18 +331,14 @@ def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, .
     if len(raw) > MAX_TESTS:
         c.problem("", "tests", f"{len(raw)} test cases; a profile may hold at most {MAX_TESTS}")
         return ()
-    lines = c.text.splitlines()
-    starts = [i + 1 for i, line in enumerate(lines) if _table_header(line) == "tests"]
-    headers = [i + 1 for i, line in enumerate(lines) if _table_header(line) is not None] + [len(lines) + 1]
+    places = entry_lines(c.text, "tests")
 
-    def key_line(case_start: int | None, key: str) -> int | None:
-        """The line of `key` inside the case that starts at case_start (its header, if not found)."""
-        if case_start is None:
+    def key_line(index: int, key: str) -> int | None:
+        """The line of `key` in the index-th case (its header line if the key is not written there)."""
+        if index >= len(places):
             return None
-        end = next(h for h in headers if h > case_start)
-        found = next((n for n in range(case_start + 1, end) if _KEY.match(lines[n - 1])
-                      and _KEY.match(lines[n - 1]).group(1) == key), None)
-        return found or case_start
+        start, keys = places[index]
+        return keys.get(key, start)
     out = []
     for index, case in enumerate(raw):
         if not isinstance(case, dict):
@@ -329,13 +346,13 @@ def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, .
             continue
         before = len(c.problems)
         t = c.section(case, TEST, "tests")
-        line = starts[index] if index < len(starts) else None
+        line = places[index][0] if index < len(places) else None
         for at in range(before, len(c.problems)):  # a key of the n-th case: its own line, not the first case's
             problem = c.problems[at]
-            c.problems[at] = ProfileProblem(problem.file, key_line(line, problem.key.split(".")[-1]), problem.key,
+            c.problems[at] = ProfileProblem(problem.file, key_line(index, problem.key.split(".")[-1]), problem.key,
                                             problem.message)
         if t.get("action") and t["action"] not in actions:
-            c.problems.append(ProfileProblem(c.file, key_line(line, "action"), "tests.action", f"{t['action']!r} is not one of this "
+            c.problems.append(ProfileProblem(c.file, key_line(index, "action"), "tests.action", f"{t['action']!r} is not one of this "
                                              f"NPC's actions ({', '.join(sorted(actions)) or 'none'})"))
             continue
         if "say" not in t or len(c.problems) > before:
