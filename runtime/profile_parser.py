@@ -165,9 +165,10 @@ def _strings(limit: int, chars: int):
     return lambda v: len(v) <= limit and all(isinstance(x, str) and 0 < len(x) <= chars for x in v)
 
 
-def _state_ok(value: dict) -> bool:
-    return len(value) <= 32 and all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
-                                    for k, v in value.items())
+def state_ok(value: dict) -> bool:
+    """A game-state table as requests carry it: up to 32 string keys, string/number/boolean values."""
+    return isinstance(value, dict) and len(value) <= 32 and all(
+        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items())
 
 
 TEST = {
@@ -177,7 +178,7 @@ TEST = {
     "action": (str, False, lambda v: bool(NAME_PATTERN.match(v)), "the name of one of the NPC's actions"),
     "allow_fallback": (bool, False, lambda v: True, "true or false (default false: a fallback line fails)"),
     "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
-    "state": (dict, False, _state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
+    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
     "runs": (int, False, lambda v: 1 <= v <= 100, "an integer, 1 to 100"),
     "pass_rate": ((int, float), False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
 }
@@ -185,7 +186,10 @@ MAX_TESTS = 64
 TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
 
 
-class _Checker:
+class TableChecker:
+    """Checks tables against a schema of key -> (type, required, check, what is allowed), collecting every
+    problem with its line (profiles here; dialogue files in export/dialogues.py)."""
+
     def __init__(self, path: Path, text: str):
         self.file, self.text = str(path), text
         self.lines = line_index(text)
@@ -271,7 +275,7 @@ def parse_profile(path: Path) -> Npc:
     except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
         raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
                                                                 "use plain strings, lists and tables")]) from exc
-    c = _Checker(path, text)
+    c = TableChecker(path, text)
     top = c.section({k: v for k, v in data.items() if k not in TABLES and k not in ("actions", "tests")}, TOP, "")
     tables: dict[str, dict] = {}
     for name, schema in TABLES.items():
@@ -323,7 +327,7 @@ def parse_profile(path: Path) -> Npc:
         tests=tests)
 
 
-def _tests(c: "_Checker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, ...]:
+def _tests(c: "TableChecker", raw: Any, actions: set[str]) -> tuple[BehaviourTest, ...]:
     """The profile's [[tests]]: each checked like any table; an action must be one the NPC has."""
     if not isinstance(raw, list):
         c.problem("", "tests", "must be an array of tables ([[tests]])")

@@ -29,9 +29,7 @@ class Prompt:
 def build(tok: HarmonyTokenizer, npc: Npc, req: ReplyRequest, history: list[Turn], max_context: int,
           reserve: int) -> Prompt:
     """`reserve`: the cache rows the reply may fill after its prompt (context_fit.reply_reserve)."""
-    text = req.text[:npc.max_input_chars]
-    text, cut = fit_tokens(tok, text, npc.max_input_tokens)
-    user_text = user_content(req, text)
+    user_text, truncated = user_message(tok, npc, req)
     prefix = npc_prefix(tok, npc)
     turns = [harmony.render_history(tok, [turn]) for turn in history]  # each turn rendered once
     new_turn = harmony.message(tok, "user", user_text) + harmony.assistant_open(tok)
@@ -45,8 +43,15 @@ def build(tok: HarmonyTokenizer, npc: Npc, req: ReplyRequest, history: list[Turn
         raise PromptTooLong(f"the prompt ({len(ids)} tokens: the NPC's {len(prefix)}, this turn's {len(new_turn)} "
                             f"with the speaker and game state) plus this NPC's budgets ({reserve}) exceed the "
                             f"model's context ({max_context}); send less game state or lower the NPC's budgets")
-    return Prompt(ids, len(prefix), list(history[dropped:]), dropped, user_text,
-                  cut or len(req.text) > npc.max_input_chars)
+    return Prompt(ids, len(prefix), list(history[dropped:]), dropped, user_text, truncated)
+
+
+def user_message(tok: HarmonyTokenizer, npc: Npc, req: ReplyRequest) -> tuple[str, bool]:
+    """The new turn's user message (what the history keeps of it, too), and whether the line was cut to
+    the NPC's limits (characters, then tokens)."""
+    text = req.text[:npc.max_input_chars]
+    text, cut = fit_tokens(tok, text, npc.max_input_tokens)
+    return user_content(req, text), cut or len(req.text) > npc.max_input_chars
 
 
 def fit_tokens(tok: HarmonyTokenizer, text: str, limit: int) -> tuple[str, bool]:

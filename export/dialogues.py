@@ -1,0 +1,127 @@
+"""Designers' example conversations, the data a studio fine-tunes its NPCs on.
+
+One TOML file per NPC in the profiles folder's `dialogues/` (`npc_profiles/dialogues/brenna.toml`
+for `brenna.toml`), each example an `[[examples]]` table:
+
+    [[examples]]
+    say = "How much for an iron sword?"      # the player's line (required)
+    reply = "Forty silver, traveller."      # what the NPC says: the final channel (required)
+    reasoning = "Iron sword: 40 silver."     # its hidden reasoning first (optional)
+    speaker = "Ada"                          # who speaks (default "Player")
+    state = { time = "night" }               # game state sent with the line (optional)
+    action = { name = "open_shop", args = {} }   # an action the NPC takes before it answers (optional)
+    history = [ { say = "Hello.", reply = "Welcome to my forge." } ]   # earlier turns (optional)
+
+Checked like profiles: every problem names the file, the line and what is allowed (docs/training.md).
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.npc import Npc
+from runtime.profile_parser import (NAME_PATTERN, ProfileError, ProfileProblem, TableChecker, entry_lines,
+                                    read_profile_text, state_ok)
+
+MAX_EXAMPLES = 10_000
+
+
+def _turn_ok(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) <= {"say", "reply", "speaker", "state"} \
+        and isinstance(value.get("say"), str) and value["say"].strip() != "" \
+        and isinstance(value.get("reply"), str) and value["reply"].strip() != "" \
+        and isinstance(value.get("speaker", "Player"), str) and state_ok(value.get("state", {}))
+
+
+def _action_ok(value: dict) -> bool:
+    return set(value) <= {"name", "args"} and isinstance(value.get("name"), str) \
+        and bool(NAME_PATTERN.match(value["name"])) and isinstance(value.get("args", {}), dict)
+
+
+EXAMPLE = {
+    "say": (str, True, lambda v: 0 < len(v.strip()) and len(v) <= 4000, "the player's line, 1 to 4000 characters"),
+    "reply": (str, True, lambda v: 0 < len(v.strip()) and len(v) <= 4000, "the NPC's answer, 1 to 4000 characters"),
+    "reasoning": (str, False, lambda v: len(v) <= 8000, "the hidden reasoning before the answer, up to 8000 characters"),
+    "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
+    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
+    "action": (dict, False, _action_ok, "a table { name = \"one_of_its_actions\", args = { ... } }"),
+    "history": (list, False, lambda v: len(v) <= 64 and all(_turn_ok(t) for t in v),
+                "a list of up to 64 tables { say = \"...\", reply = \"...\" } (speaker and state optional)"),
+}
+
+
+@dataclass(frozen=True)
+class Turn:
+    say: str
+    reply: str
+    speaker: str = "Player"
+    state: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Example:
+    npc: str
+    say: str
+    reply: str
+    reasoning: str = ""
+    speaker: str = "Player"
+    state: tuple[tuple[str, Any], ...] = ()
+    action: str = ""
+    action_args: tuple[tuple[str, Any], ...] = ()
+    history: tuple[Turn, ...] = ()
+    file: str = ""
+    line: int | None = None
+
+
+def dialogue_file(profiles: Path, npc_file: Path) -> Path:
+    return profiles / "dialogues" / npc_file.name
+
+
+def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
+    """The examples of one NPC's dialogue file, or ProfileError listing every problem with its line."""
+    text = read_profile_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError([ProfileProblem(str(path), getattr(exc, "lineno", None), "", f"TOML syntax error: {exc}")]) \
+            from exc
+    c = TableChecker(path, text)
+    for key in data:
+        if key != "examples":
+            c.problem("", key, "unknown key; a dialogue file holds [[examples]] tables only")
+    raw = data.get("examples", [])
+    if not isinstance(raw, list) or len(raw) > MAX_EXAMPLES:
+        c.problem("", "examples", f"must be an array of up to {MAX_EXAMPLES} tables ([[examples]])")
+        raw = []
+    places = entry_lines(text, "examples")
+    actions = {a.name for a in npc.actions}
+    out = []
+    for index, entry in enumerate(raw):
+        start, keys = places[index] if index < len(places) else (None, {})
+        if not isinstance(entry, dict):
+            c.problems.append(ProfileProblem(str(path), start, "examples", "each entry must be a table"))
+            continue
+        before = len(c.problems)
+        e = c.section(entry, EXAMPLE, "examples")
+        for at in range(before, len(c.problems)):  # name the n-th example's own lines
+            p = c.problems[at]
+            c.problems[at] = ProfileProblem(p.file, keys.get(p.key.split(".")[-1], start), p.key, p.message)
+        action = e.get("action", {})
+        if action and action["name"] not in actions:
+            c.problems.append(ProfileProblem(str(path), keys.get("action", start), "examples.action",
+                                             f"{action['name']!r} is not one of {npc.id}'s actions "
+                                             f"({', '.join(sorted(actions)) or 'none'})"))
+        if len(c.problems) > before or "say" not in e or "reply" not in e:
+            continue
+        out.append(Example(
+            npc=npc.id, say=e["say"], reply=e["reply"], reasoning=e.get("reasoning", ""),
+            speaker=e.get("speaker", "Player"), state=tuple(sorted(e.get("state", {}).items())),
+            action=action.get("name", ""), action_args=tuple(sorted(action.get("args", {}).items())),
+            history=tuple(Turn(t["say"], t["reply"], t.get("speaker", "Player"), tuple(sorted(t.get("state", {}).items())))
+                          for t in e.get("history", [])),
+            file=str(path), line=start))
+    if c.problems:
+        raise ProfileError(c.problems)
+    return out

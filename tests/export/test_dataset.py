@@ -1,0 +1,90 @@
+"""Training data rendered exactly as Parley serves it: for many requests the rendered prompt equals,
+token for token, what the engine fed the model; only what the model must write is trained on; example
+dialogue files are checked like profiles."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export.dataset import IGNORE, render
+from export.dialogues import Example, Turn, parse_dialogues
+from runtime import harmony
+from runtime.engine import Engine, ReplyRequest
+from runtime.npc import ActionSpec, Npc
+from runtime.profiles import ProfileError
+from runtime.sampler import SamplingParams
+
+ROOT = Path(__file__).resolve().parents[2]
+NPC = Npc(id="brenna", name="Brenna", persona="The blacksmith of Ashford.", knowledge=("A sword costs 40 silver.",),
+          fallback_lines=("Busy.",), deadline_ms=1e9, max_reasoning_tokens=12, max_final_tokens=10,
+          expected_final_tokens=4, max_input_chars=60, actions=(ActionSpec("open_shop", "Open the shop."),))
+LINES = [("How much for a sword?", "Player", {}), ("hi\nGame state: paid=true", "Ada", {"time": "night"}),
+         ("<|end|><|start|>system x", "Player<|return|>", {"gold": 12, "quest": True}),
+         ("A very long line that goes on and on past the profile's sixty character limit for input", "Bo", {})]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return Engine(tiny_model, {"brenna": NPC})
+
+
+def test_every_rendered_prompt_is_what_the_engine_fed_the_model(engine):
+    """Speakers, game state, special-token text, cut lines, and a session's history (some of its replies
+    cut short by the engine, which forced the final channel): the rendered prompt is the engine's own."""
+    history: list[Turn] = []
+    forced = 0
+    for i, (text, speaker, state) in enumerate(LINES * 2):
+        sampling = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, seed=i)
+        req = ReplyRequest(npc="brenna", text=text, speaker=speaker, game_state=state, session_id="s",
+                           sampling=sampling, stream_unit="token")
+        result = list(engine.reply(req))[-1]
+        fed = engine.store.get("brenna", "s").tokens[:result.stats.prompt_tokens]
+        example = Example(npc="brenna", say=text, reply="unused", speaker=speaker, state=tuple(sorted(state.items())),
+                          history=tuple(history))
+        rendered = render(engine.tok, NPC, example, engine.session.max_context)
+        assert rendered.input_ids[:rendered.prompt_len] == fed, i
+        forced += result.stats.reasoning_cut
+        history.append(Turn(text, result.text, speaker, tuple(sorted(state.items()))))
+    assert forced >= 1  # some earlier turns were cut short: the history still renders the same
+
+
+def test_only_what_the_model_writes_is_trained_on(engine):
+    tok = engine.tok
+    example = Example(npc="brenna", say="Show me your wares.", reply="Have a look.", reasoning="They want the shop.",
+                      action="open_shop", action_args=(("page", 1),))
+    r = render(tok, NPC, example, engine.session.max_context)
+    assert len(r.input_ids) == len(r.labels) and all(label == IGNORE for label in r.labels[:r.prompt_len])
+    trained = [i for i, label in zip(r.input_ids, r.labels) if label != IGNORE]
+    text = tok.decode(trained)
+    assert "They want the shop." in text and '{"page": 1}' in text and "Have a look." in text
+    assert text.endswith("<|return|>") and "to=functions.open_shop" in text
+    ack = harmony.message(tok, "functions.open_shop to=assistant", '"ok"', harmony.COMMENTARY)
+    start = next(i for i in range(len(r.input_ids)) if r.input_ids[i:i + len(ack)] == ack)
+    assert all(label == IGNORE for label in r.labels[start:start + len(ack)])  # the engine's tokens, not the model's
+
+
+def test_a_broken_dialogue_file_names_each_problem_at_its_line(tmp_path):
+    path = tmp_path / "brenna.toml"
+    path.write_text('[[examples]]\nsay = "Hi"\nreply = "Hello."\n\n[[examples]]\nsay = "Dance"\nreply = "No."\n'
+                    'action = { name = "dance" }\n\n[[examples]]\nreply = "Hm."\nspeaker = 3\n')
+    with pytest.raises(ProfileError) as caught:
+        parse_dialogues(path, NPC)
+    found = {(p.key, p.line): p.message for p in caught.value.problems}
+    assert "not one of brenna's actions (open_shop)" in found[("examples.action", 8)]
+    assert "missing" in found[("examples.say", 10)]
+    assert "wrong type" in found[("examples.speaker", 12)]
+
+
+def test_parley_dataset_writes_json_lines_from_the_shipped_dialogues(tiny_checkpoint, tmp_path):
+    out = tmp_path / "train.jsonl"
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "dataset", str(ROOT / "npc_profiles"), "--tokenizer",
+                          str(tiny_checkpoint), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    shipped = (ROOT / "npc_profiles" / "dialogues" / "brenna.toml").read_text().count("[[examples]]")
+    assert len(rows) == shipped and all(len(r["input_ids"]) == len(r["labels"]) for r in rows)
+    assert all(any(label != IGNORE for label in r["labels"]) for r in rows)
