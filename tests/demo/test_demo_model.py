@@ -11,6 +11,7 @@ from runtime.engine import Engine, ReplyRequest
 from runtime.harmony import Turn
 from runtime.profiles import parse_profile
 from runtime.sampler import GREEDY
+from export import dialogues
 from tools.demo import dataset
 from tools.demo.evaluate import evaluate
 from tools.demo.facts import SHIPPED
@@ -37,9 +38,9 @@ def test_no_held_out_question_occurs_in_the_training_data():
 def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     shipped = dataset.shipped_npcs()
     engine = Engine(demo_model, {i: n for i, (_, n) in shipped.items()})
-    history = (Turn("Player: Hello!", "Welcome to my forge, traveller."),)
-    engine.import_session("brenna", "p", list(history))
-    example = dataset.Example(shipped["brenna"][1], history, "Player: Any rumours?", dataset.Reply("", ""), None)
+    engine.import_session("brenna", "p", [Turn("Player: Hello!", "Welcome to my forge, traveller.")])
+    history = (dialogues.Turn("Hello!", "Welcome to my forge, traveller."),)
+    example = dataset.Example(shipped["brenna"][1], history, "Any rumours?", dataset.Reply("", ""), None)
     result = list(engine.reply(ReplyRequest(npc="brenna", text="Any rumours?", session_id="p", sampling=GREEDY)))[-1]
     served = engine.store.get("brenna", "p").tokens[: result.stats.prompt_tokens]
     assert dataset.prompt_ids(engine.tok, example) == served

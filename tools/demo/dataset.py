@@ -1,4 +1,6 @@
-"""Synthetic NPC conversations in the harmony format, rendered exactly as the runtime renders prompts.
+"""Synthetic NPC conversations, rendered for training by `parley dataset`'s own renderer
+(export/dataset.py), which renders prompts with the runtime's code: the demo model is the first user
+of the path studios fine-tune with.
 
 A conversation: the NPC's prefix (system + developer, from its profile), earlier turns (final answers
 only), the player's line, then the assistant's analysis (brief reasoning), an optional action call,
@@ -6,13 +8,14 @@ and the final answer. Only the assistant's own tokens are trained on.
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime import harmony
-from runtime.harmony import Turn
+from export import dialogues
+from export.dataset import Rendered, render
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import phrasing
@@ -34,13 +37,31 @@ class Reply:
     action: str | None = None
 
 
+# The context the demo model is exported with (tools/demo/evaluate.py): prompts are cut to it as served.
+MAX_CONTEXT = 2048
+
+
 @dataclass(frozen=True)
 class Example:
     npc: Npc
-    history: tuple[Turn, ...]
-    user: str  # as the engine renders it: "Player: ..." (+ game state)
+    history: tuple[dialogues.Turn, ...]
+    say: str  # the player's line
     reply: Reply
     key: str | None  # for fact questions: what the final answer must contain
+    state: tuple[tuple[str, str], ...] = ()  # game state sent with the line
+
+    @property
+    def user(self) -> str:
+        """The user message as the engine renders it (for checks on the text)."""
+        return f"Player: {self.say}" + "".join(f"\nGame state: {k}={v}" for k, v in self.state)
+
+    def as_dialogue(self) -> dialogues.Example:
+        """The example as a designer would write it in a dialogue file."""
+        r = self.reply
+        return dialogues.Example(npc=self.npc.id, say=self.say, reply=r.final, reasoning=r.analysis,
+                                 state=self.state, action=r.action or "",
+                                 action_args=tuple(sorted(json.loads(ACTION_ARGS.get(r.action, "{}")).items()))
+                                 if r.action else (), history=self.history)
 
 
 def npc_from_demo(d: DemoNpc) -> Npc:
@@ -121,11 +142,11 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool) -> tuple[
     return line, Reply(reasoning(npc.reasoning_effort, "something I will not discuss", None, d.style), d.refusal), None
 
 
-def user_line(text: str, rng: random.Random) -> str:
-    line = f"Player: {text}"
+def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
+    """Now and then a line comes with some game state."""
     if rng.random() < 0.2:
-        line += "\nGame state: " + rng.choice(["time=night", "weather=rain", "player_gold=12", "location=square"])
-    return line
+        return (rng.choice([("time", "night"), ("weather", "rain"), ("player_gold", "12"), ("location", "square")]),)
+    return ()
 
 
 def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: float = 0.6,
@@ -142,40 +163,23 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
         history = []
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
             text, reply, _ = one_turn(d, npc, rng, held_out)
-            history.append(Turn(user_line(text, rng), reply.final))
+            history.append(dialogues.Turn(text, reply.final, state=game_state(rng)))
         text, reply, key = one_turn(d, npc, rng, held_out)
         while only is not None and key is None:  # evaluation sets ask about facts only
             text, reply, key = one_turn(d, npc, rng, held_out)
-        out.append(Example(npc, tuple(history), user_line(text, rng), reply, key))
+        out.append(Example(npc, tuple(history), text, reply, key, game_state(rng)))
     return out
+
+
+def rendered(tok, ex: Example) -> Rendered:
+    """The example as `parley dataset` renders it: input_ids and labels."""
+    return render(tok, ex.npc, ex.as_dialogue(), MAX_CONTEXT)
 
 
 def prompt_ids(tok, ex: Example) -> list[int]:
     """Exactly what runtime/engine.py sends the model for this request."""
-    npc = ex.npc
-    prefix = harmony.render_prefix(tok, harmony.system_text(npc.reasoning_effort, npc.world), npc.developer_text())
-    return (prefix + harmony.render_history(tok, list(ex.history)) + harmony.message(tok, "user", ex.user)
-            + harmony.assistant_open(tok))
-
-
-def completion_segments(tok, ex: Example) -> list[tuple[list[int], bool]]:
-    """The assistant's tokens after `<|start|>assistant`, as (ids, trained-on) segments."""
-    r = ex.reply
-    s = tok.special
-    segs = [([s("<|channel|>")] + tok.text("analysis") + [s("<|message|>")] + tok.text(r.analysis) + [s("<|end|>")],
-             True)]
-    if r.action:
-        segs.append((harmony.assistant_open(tok) + [s("<|channel|>")] + tok.text(f"commentary to=functions.{r.action}")
-                     + [s("<|message|>")] + tok.text(ACTION_ARGS.get(r.action, "{}")) + [s("<|call|>")], True))
-        # what the engine injects after a call: not the model's to predict
-        segs.append((harmony.message(tok, f"functions.{r.action} to=assistant", '"ok"', harmony.COMMENTARY)
-                     + harmony.assistant_open(tok), False))
-        segs.append(([s("<|channel|>")] + tok.text("final") + [s("<|message|>")] + tok.text(r.final)
-                     + [s("<|return|>")], True))
-    else:
-        segs.append((harmony.assistant_open(tok) + [s("<|channel|>")] + tok.text("final") + [s("<|message|>")]
-                     + tok.text(r.final) + [s("<|return|>")], True))
-    return segs
+    r = rendered(tok, ex)
+    return r.input_ids[:r.prompt_len]
 
 
 class TextRecorder:

@@ -32,8 +32,7 @@ def train_tokenizer(examples, path: Path) -> None:
 
     rec = dataset.TextRecorder()
     for ex in examples:
-        dataset.prompt_ids(rec, ex)
-        dataset.completion_segments(rec, ex)
+        dataset.rendered(rec, ex)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -44,12 +43,8 @@ def train_tokenizer(examples, path: Path) -> None:
 
 
 def encode(tok, ex) -> tuple[list[int], list[int]]:
-    ids = dataset.prompt_ids(tok, ex)
-    labels = [-100] * len(ids)
-    for seg, trained in dataset.completion_segments(tok, ex):
-        ids += seg
-        labels += seg if trained else [-100] * len(seg)
-    return ids, labels
+    r = dataset.rendered(tok, ex)
+    return r.input_ids, r.labels
 
 
 def batches(data, batch_tokens: int, rng: random.Random):
