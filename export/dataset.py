@@ -21,7 +21,7 @@ from runtime.context_fit import reply_reserve
 from runtime.harmony import Turn
 from runtime.npc import Npc
 from runtime.requests import ReplyRequest
-from export.dialogues import Example
+from runtime.dialogues import Example
 
 IGNORE = -100  # the label of a token not trained on (what PyTorch's cross entropy skips)
 

@@ -27,7 +27,7 @@ def register_dataset(sub: argparse._SubParsersAction) -> None:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from export.dataset import load_tokenizer, render
-    from export.dialogues import dialogue_file, parse_dialogues
+    from runtime.dialogues import dialogue_file, parse_dialogues
     from runtime.errors import EngineError
     from runtime.profiles import ProfileError, parse_profile
 

@@ -74,15 +74,38 @@ def _default_profiles_exist(folder: Path, usage: str) -> None:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from runtime.profiles import load_profiles
+    from runtime.dialogues import dialogue_file, parse_dialogues
+    from runtime.profiles import ProfileError, load_profiles
 
     _default_profiles_exist(args.folder, "name one: parley lint FOLDER")
     report = load_profiles(args.folder, _context_fit(args.model) if args.model else None)
-    for problem in report.problems:
+    problems, examples = list(report.problems), 0
+    for npc_file, npc in _profile_files(args.folder, report.npcs):  # and their example dialogues
+        path = dialogue_file(args.folder, npc_file)
+        if path.is_file():
+            try:
+                examples += len(parse_dialogues(path, npc))
+            except ProfileError as exc:
+                problems += exc.problems
+    for problem in problems:
         print(problem)
     ok = ", ".join(sorted(report.npcs)) or "none"
-    print(f"{len(report.npcs)} NPC profile(s) OK ({ok}); {len(report.problems)} problem(s)")
-    return 1 if report.problems or not report.npcs else 0
+    print(f"{len(report.npcs)} NPC profile(s) OK ({ok})" + (f", {examples} example dialogue(s)" if examples else "")
+          + f"; {len(problems)} problem(s)")
+    return 1 if problems or not report.npcs else 0
+
+
+def _profile_files(folder: Path, npcs: dict):
+    """(profile file, its NPC) for every profile that loaded."""
+    from runtime.profiles import parse_profile
+
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            npc = parse_profile(path)
+        except Exception:  # noqa: BLE001 - reported by load_profiles already
+            continue
+        if npc.id in npcs:
+            yield path, npc
 
 
 def _context_fit(model: Path):

@@ -188,7 +188,7 @@ TABLES = {"style": STYLE, "budget": BUDGET, "sampling": SAMPLING}
 
 class TableChecker:
     """Checks tables against a schema of key -> (type, required, check, what is allowed), collecting every
-    problem with its line (profiles here; dialogue files in export/dialogues.py)."""
+    problem with its line (profiles here; dialogue files in runtime/dialogues.py)."""
 
     def __init__(self, path: Path, text: str):
         self.file, self.text = str(path), text

@@ -11,7 +11,7 @@ from runtime.engine import Engine, ReplyRequest
 from runtime.harmony import Turn
 from runtime.profiles import parse_profile
 from runtime.sampler import GREEDY
-from export import dialogues
+from runtime import dialogues
 from tools.demo import dataset
 from tools.demo.evaluate import evaluate
 from tools.demo.facts import SHIPPED

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from export.dataset import IGNORE, render
-from export.dialogues import Example, Turn, parse_dialogues
+from runtime.dialogues import Example, Turn, parse_dialogues
 from runtime import harmony
 from runtime.engine import Engine, ReplyRequest
 from runtime.npc import ActionSpec, Npc
@@ -88,3 +88,17 @@ def test_parley_dataset_writes_json_lines_from_the_shipped_dialogues(tiny_checkp
     shipped = (ROOT / "npc_profiles" / "dialogues" / "brenna.toml").read_text().count("[[examples]]")
     assert len(rows) == shipped and all(len(r["input_ids"]) == len(r["labels"]) for r in rows)
     assert all(any(label != IGNORE for label in r["labels"]) for r in rows)
+
+
+def test_parley_lint_checks_the_example_dialogues_with_the_profiles(tmp_path):
+    import shutil
+
+    folder = tmp_path / "profiles"
+    shutil.copytree(ROOT / "npc_profiles", folder)
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(folder)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "example dialogue(s); 0 problem(s)" in run.stdout, run.stdout
+    (folder / "dialogues" / "marta.toml").write_text('[[examples]]\nsay = "A room?"\nreply = 8\n')
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(folder)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1 and "dialogues/marta.toml:3: examples.reply: 8 has the wrong type" in run.stdout

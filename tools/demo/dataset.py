@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from export import dialogues
+from runtime import dialogues
 from export.dataset import Rendered, render
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
