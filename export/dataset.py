@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime import harmony
+from runtime import harmony, protocol
 from runtime import prompt as prompts
 from runtime.actions import ActionCalls
 from runtime.context_fit import reply_reserve
@@ -49,7 +49,8 @@ def history_turns(tok, npc: Npc, example: Example) -> list[Turn]:
     turns = []
     for t in example.history:
         req = ReplyRequest(npc=example.npc, text=t.say, speaker=t.speaker, game_state=dict(t.state))
-        turns.append(Turn(prompts.user_message(tok, npc, req)[0], t.reply))
+        said = protocol.speakable(t.reply).strip(protocol.REPLY_WHITESPACE)  # as the engine keeps a reply
+        turns.append(Turn(prompts.user_message(tok, npc, req)[0], said))
     return turns
 
 

@@ -16,6 +16,7 @@ Checked like profiles: every problem names the file, the line and what is allowe
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,22 @@ def _turn_ok(value: Any) -> bool:
     return isinstance(value, dict) and set(value) <= {"say", "reply", "speaker", "state"} \
         and isinstance(value.get("say"), str) and value["say"].strip() != "" \
         and isinstance(value.get("reply"), str) and value["reply"].strip() != "" \
-        and isinstance(value.get("speaker", "Player"), str) and state_ok(value.get("state", {}))
+        and isinstance(value.get("speaker", "Player"), str) and 0 < len(value.get("speaker", "Player")) <= 80 \
+        and state_ok(value.get("state", {}))
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):  # a TOML date or time has no JSON form
+        return False
 
 
 def _action_ok(value: dict) -> bool:
     return set(value) <= {"name", "args"} and isinstance(value.get("name"), str) \
-        and bool(NAME_PATTERN.match(value["name"])) and isinstance(value.get("args", {}), dict)
+        and bool(NAME_PATTERN.match(value["name"])) and isinstance(value.get("args", {}), dict) \
+        and _json_ok(value.get("args", {}))
 
 
 EXAMPLE = {
@@ -46,7 +57,8 @@ EXAMPLE = {
     "reasoning": (str, False, lambda v: len(v) <= 8000, "the hidden reasoning before the answer, up to 8000 characters"),
     "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
     "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
-    "action": (dict, False, _action_ok, "a table { name = \"one_of_its_actions\", args = { ... } }"),
+    "action": (dict, False, _action_ok, "a table { name = \"one_of_its_actions\", args = { ... } } (one action "
+                                        "per example; args as JSON has them: no dates or times)"),
     "history": (list, False, lambda v: len(v) <= 64 and all(_turn_ok(t) for t in v),
                 "a list of up to 64 tables { say = \"...\", reply = \"...\" } (speaker and state optional)"),
 }
@@ -117,9 +129,9 @@ def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
             continue
         out.append(Example(
             npc=npc.id, say=e["say"], reply=e["reply"], reasoning=e.get("reasoning", ""),
-            speaker=e.get("speaker", "Player"), state=tuple(sorted(e.get("state", {}).items())),
+            speaker=e.get("speaker", "Player"), state=tuple(e.get("state", {}).items()),  # in the file's order
             action=action.get("name", ""), action_args=tuple(sorted(action.get("args", {}).items())),
-            history=tuple(Turn(t["say"], t["reply"], t.get("speaker", "Player"), tuple(sorted(t.get("state", {}).items())))
+            history=tuple(Turn(t["say"], t["reply"], t.get("speaker", "Player"), tuple(t.get("state", {}).items()))
                           for t in e.get("history", [])),
             file=str(path), line=start))
     if c.problems:

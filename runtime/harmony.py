@@ -51,10 +51,15 @@ def assistant_open(tok: HarmonyTokenizer) -> list[int]:
     return [tok.special("<|start|>")] + tok.text("assistant")
 
 
-def force_final(tok: HarmonyTokenizer, in_message: bool) -> list[int]:
-    """Tokens that close whatever the model was writing and open the final channel."""
+def force_final(tok: HarmonyTokenizer, in_message: bool, at_message_start: bool = False) -> list[int]:
+    """Tokens that close whatever the model was writing and open the final channel. Right after
+    `<|start|>assistant` (nothing of the header written yet) only the channel is needed: the same tokens
+    a model trained to answer at once writes itself (export/dataset.py)."""
+    channel = [tok.special("<|channel|>")] + tok.text(FINAL) + [tok.special("<|message|>")]
+    if at_message_start:
+        return channel
     close = [tok.special("<|end|>")] if in_message else []
-    return close + assistant_open(tok) + [tok.special("<|channel|>")] + tok.text(FINAL) + [tok.special("<|message|>")]
+    return close + assistant_open(tok) + channel
 
 
 # ---- streaming parser -------------------------------------------------------------------------
@@ -113,6 +118,11 @@ class HarmonyParser:
     def between_messages(self) -> bool:
         """A message just ended (<|end|> or <|call|>) and no new one has started."""
         return self.state == "idle"
+
+    @property
+    def at_message_start(self) -> bool:
+        """Right after `<|start|>assistant`: the header has not begun."""
+        return self.state == "header" and not self.header
 
     @property
     def in_message(self) -> bool:

@@ -364,6 +364,6 @@ def _tests(c: "TableChecker", raw: Any, actions: set[str]) -> tuple[BehaviourTes
         out.append(BehaviourTest(
             say=t["say"], expect=tuple(t.get("expect", ())), reject=tuple(t.get("reject", ())),
             action=t.get("action", ""), allow_fallback=t.get("allow_fallback", False),
-            speaker=t.get("speaker", "Player"), state=tuple(sorted(t.get("state", {}).items())),
+            speaker=t.get("speaker", "Player"), state=tuple(t.get("state", {}).items()),
             runs=t.get("runs", 5), pass_rate=float(t.get("pass_rate", 0.8)), line=line))
     return tuple(out)

@@ -249,7 +249,8 @@ class Reply:
                 return self._stop("deadline")  # the fallback line goes out in time instead
             if (self.n_reasoning >= self.plan.reasoning_tokens or clock.must_answer_now()
                     or self.n_reasoning + self.n_final >= hard_cap):
-                ids = harmony.force_final(self.tok, in_message=parser.in_message)
+                ids = harmony.force_final(self.tok, in_message=parser.in_message,
+                                          at_message_start=parser.at_message_start)
                 if not self._fits(len(ids)):
                     return self._stop("length")
                 self.generated.extend(ids)
