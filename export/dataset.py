@@ -33,8 +33,11 @@ class Rendered:
     prompt_len: int
 
     def to_json(self, example: Example) -> str:
+        """One JSON line: `labels` for trainers that take them (transformers' Trainer, `parley finetune`),
+        `completion_mask` (1 where trained) for those that build labels themselves (TRL's SFTTrainer)."""
         return json.dumps({"npc": example.npc, "file": example.file, "line": example.line,
-                           "input_ids": self.input_ids, "labels": self.labels})
+                           "input_ids": self.input_ids, "labels": self.labels,
+                           "completion_mask": [int(label != IGNORE) for label in self.labels]})
 
 
 def request_for(example: Example, session: bool) -> ReplyRequest:
@@ -108,11 +111,27 @@ class CheckpointTokenizer:
         return self._tok.encode(s, add_special_tokens=False).ids
 
 
+DEFAULT_MAX_CONTEXT = 4096  # `parley export`'s default (ExportOptions.max_context; a test keeps them equal)
+
+
+def budget_warnings(tok, npc: Npc, example: Example) -> list[str]:
+    """Where an example would be cut when served: its reasoning over the NPC's max_reasoning_tokens, or its
+    answer over max_final_tokens (trained in full, it would never be said in full)."""
+    warnings = []
+    reasoning = len(tok.text(example.reasoning)) + 4 if example.reasoning else 0  # with its message header
+    if reasoning > npc.max_reasoning_tokens:
+        warnings.append(f"the reasoning is about {reasoning} tokens; {npc.id}'s max_reasoning_tokens is "
+                        f"{npc.max_reasoning_tokens}, so served replies would be cut short of it")
+    final = len(tok.text(example.reply)) + 1
+    if final > npc.max_final_tokens:
+        warnings.append(f"the reply is {final} tokens; {npc.id}'s max_final_tokens is {npc.max_final_tokens}, "
+                        "so it would be cut when served")
+    return warnings
+
+
 def load_tokenizer(path: Path) -> tuple[Any, int]:
     """(tokenizer, max context) from a model folder (manifest.json) or a Hugging Face checkpoint (then the
     context `parley export` gives by default, or the model's own if smaller)."""
-    from export.exporter import ExportOptions
-
     if (path / "manifest.json").is_file():
         from runtime.manifest import Manifest
         from runtime.tokenizer import HarmonyTokenizer
@@ -121,6 +140,6 @@ def load_tokenizer(path: Path) -> tuple[Any, int]:
         return HarmonyTokenizer(path, manifest), manifest.kv_cache.max_context
     if (path / "tokenizer.json").is_file() and (path / "config.json").is_file():
         config = json.loads((path / "config.json").read_text())
-        return CheckpointTokenizer(path), min(ExportOptions().max_context,
-                                              int(config.get("max_position_embeddings", ExportOptions().max_context)))
+        return CheckpointTokenizer(path), min(DEFAULT_MAX_CONTEXT,
+                                              int(config.get("max_position_embeddings", DEFAULT_MAX_CONTEXT)))
     raise FileNotFoundError(f"{path}: neither a model folder (manifest.json) nor a checkpoint (tokenizer.json)")

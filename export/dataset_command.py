@@ -26,8 +26,8 @@ def register_dataset(sub: argparse._SubParsersAction) -> None:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from export.dataset import load_tokenizer, render
-    from runtime.dialogues import dialogue_file, parse_dialogues
+    from export.dataset import budget_warnings, load_tokenizer, render
+    from runtime.dialogues import dialogue_file, orphan_dialogues, parse_dialogues
     from runtime.errors import EngineError
     from runtime.profiles import ProfileError, parse_profile
 
@@ -38,7 +38,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise CommandFailed(str(exc)) from exc
     max_context = args.max_context or max_context
-    problems, rendered = [], []
+    problems, rendered, warnings = list(orphan_dialogues(args.profiles)), [], []
     for profile in sorted(args.profiles.glob("*.toml")):
         path = dialogue_file(args.profiles, profile)
         if not path.is_file():
@@ -50,12 +50,13 @@ def run_dataset(args: argparse.Namespace) -> int:
             problems += exc.problems
             continue
         for example in examples:
+            warnings += [f"{path}:{example.line}: warning: {w}" for w in budget_warnings(tok, npc, example)]
             try:
                 rendered.append((example, render(tok, npc, example, max_context)))
             except EngineError as exc:  # prompt_too_long: the example cannot fit the context
                 problems.append(f"{path}:{example.line}: {exc}")
-    for problem in problems:
-        print(f"{problem}", file=sys.stderr)
+    for line in [*problems, *warnings]:
+        print(f"{line}", file=sys.stderr)
     trained = sum(sum(1 for label in r.labels if label != -100) for _, r in rendered)
     print(f"{len(rendered)} example(s) of {len({e.npc for e, _ in rendered})} NPC(s): "
           f"{sum(len(r.input_ids) for _, r in rendered)} tokens, {trained} of them trained on"

@@ -27,13 +27,17 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--epochs", type=float, default=3.0)
     f.add_argument("--steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
     f.add_argument("--batch-size", type=int, default=4)
+    f.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    f.add_argument("--gradient-checkpointing", action="store_true", help="less memory, more time")
+    f.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                   help="weights while training (auto: bfloat16 on a GPU, float32 on the CPU)")
     f.add_argument("--attention-only", action="store_true", help="leave the experts' weights alone")
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(run=run_finetune)
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("torch", "transformers", "peft", "accelerate") if importlib.util.find_spec(m) is None]
     if missing:
         raise CommandFailed(f"parley finetune needs {', '.join(missing)}: pip install 'parley-npc[finetune]'")
     from export.finetune import FinetuneOptions, finetune
@@ -41,8 +45,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     if not (args.checkpoint / "config.json").is_file():
         raise CommandFailed(f"{args.checkpoint}: not a Hugging Face checkpoint folder (no config.json)")
     opts = FinetuneOptions(rank=args.rank, alpha=args.alpha, learning_rate=args.lr, epochs=args.epochs,
-                           max_steps=args.steps, batch_size=args.batch_size, experts=not args.attention_only,
-                           seed=args.seed)
+                           max_steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                           gradient_checkpointing=args.gradient_checkpointing, dtype=args.dtype,
+                           experts=not args.attention_only, seed=args.seed)
     try:
         finetune(args.checkpoint, args.data, args.out, opts)
     except (ValueError, OSError) as exc:

@@ -74,12 +74,12 @@ def _default_profiles_exist(folder: Path, usage: str) -> None:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from runtime.dialogues import dialogue_file, parse_dialogues
+    from runtime.dialogues import dialogue_file, orphan_dialogues, parse_dialogues
     from runtime.profiles import ProfileError, load_profiles
 
     _default_profiles_exist(args.folder, "name one: parley lint FOLDER")
     report = load_profiles(args.folder, _context_fit(args.model) if args.model else None)
-    problems, examples = list(report.problems), 0
+    problems, examples = list(report.problems) + orphan_dialogues(args.folder), 0
     for npc_file, npc in _profile_files(args.folder, report.npcs):  # and their example dialogues
         path = dialogue_file(args.folder, npc_file)
         if path.is_file():

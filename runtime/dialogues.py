@@ -91,6 +91,15 @@ def dialogue_file(profiles: Path, npc_file: Path) -> Path:
     return profiles / "dialogues" / npc_file.name
 
 
+def orphan_dialogues(profiles: Path) -> list[ProfileProblem]:
+    """Dialogue files with no profile of their name (a typo, a renamed NPC): their examples would be lost."""
+    folder = profiles / "dialogues"
+    return [ProfileProblem(str(path), None, "", f"no profile {path.name} in {profiles} for these examples; name the "
+                                                "file after its NPC's profile")
+            for path in sorted(folder.glob("*.toml")) if not (profiles / path.name).is_file()] \
+        if folder.is_dir() else []
+
+
 def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
     """The examples of one NPC's dialogue file, or ProfileError listing every problem with its line."""
     text = read_profile_text(path)

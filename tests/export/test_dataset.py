@@ -134,3 +134,45 @@ def test_a_dialogue_files_game_state_keeps_its_order_as_a_game_sends_it(tmp_path
     (example,) = parse_dialogues(path, NPC)
     assert example.state == (("time", "night"), ("area", "forge"))
     assert example.history[0].state == (("z", 1), ("a", 2))
+
+
+def test_the_default_context_is_parley_exports():
+    from export.dataset import DEFAULT_MAX_CONTEXT
+    from export.exporter import ExportOptions
+
+    assert DEFAULT_MAX_CONTEXT == ExportOptions().max_context
+
+
+def test_orphan_dialogues_and_over_budget_examples_are_reported(tiny_checkpoint, tmp_path):
+    import shutil
+
+    folder = tmp_path / "profiles"
+    shutil.copytree(ROOT / "npc_profiles", folder)
+    (folder / "dialogues" / "brena.toml").write_text('[[examples]]\nsay = "Hi"\nreply = "Hello."\n')  # a typo
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(folder)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1 and "dialogues/brena.toml: no profile brena.toml" in run.stdout
+    (folder / "dialogues" / "brena.toml").unlink()
+    with (folder / "dialogues" / "brenna.toml").open("a") as f:
+        f.write('\n[[examples]]\nsay = "Tell me everything."\nreply = "' + "Iron and steel. " * 60 + '"\n')
+    out = tmp_path / "train.jsonl"
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "dataset", str(folder), "--tokenizer",
+                          str(tiny_checkpoint), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "warning: the reply is" in run.stderr and "max_final_tokens is 80" in run.stderr
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["completion_mask"] == [int(label != IGNORE) for label in row["labels"]]
+
+
+def test_finetune_data_that_is_not_this_models_is_refused_with_its_line(tmp_path):
+    from export.finetune import load_examples
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"input_ids": [1, 2], "labels": [-100, 2]}\n{"input_ids": [1, 999], "labels": [-100, 999]}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl:2: .*vocabulary of 400"):
+        load_examples(path, vocab_size=400)
+    path.write_text('{"input_ids": [1, 2], "labels": [-100, 2]}\nnot json\n')
+    with pytest.raises(ValueError, match=r"train.jsonl:2: not JSON"):
+        load_examples(path, vocab_size=400)
+    path.write_text('[1, 2]\n')
+    with pytest.raises(ValueError, match=r"train.jsonl:1: not a `parley dataset` example"):
+        load_examples(path, vocab_size=400)

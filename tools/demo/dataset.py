@@ -16,6 +16,8 @@ from pathlib import Path
 
 from runtime import dialogues
 from export.dataset import Rendered, render
+from runtime.prompt import user_content as prompt_user_content
+from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import phrasing
@@ -53,7 +55,7 @@ class Example:
     @property
     def user(self) -> str:
         """The user message as the engine renders it (for checks on the text)."""
-        return f"Player: {self.say}" + "".join(f"\nGame state: {k}={v}" for k, v in self.state)
+        return prompt_user_content(ReplyRequest(npc=self.npc.id, text=self.say, game_state=dict(self.state)), self.say)
 
     def as_dialogue(self) -> dialogues.Example:
         """The example as a designer would write it in a dialogue file."""
