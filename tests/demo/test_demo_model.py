@@ -83,3 +83,31 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
     results = json.loads(out.read_text())
     assert len(results) >= 10 and all(r["ok"] and r["runs"] == 5 for r in results)
     assert {r["npc"] for r in results} == {"aldric", "brenna", "marta"}
+
+
+def test_no_free_form_line_occurs_in_the_training_data():
+    """The free-form yardstick (tools/demo/freeform.py) stays apart from every generator: none of its lines,
+    normalized, is a line the training data holds."""
+    from tools.demo import freeform
+
+    def norm(text: str) -> str:
+        return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+    examples = dataset.make_examples(12000, seed=0)  # what tools/demo/train.py trains on by default
+    training = {norm(ex.say) for ex in examples} | \
+        {norm(t.say) for ex in examples for t in ex.history}
+    lines = {norm(line.say) for line in freeform.LINES} | {norm(line.before) for line in freeform.LINES if line.before}
+    assert len(freeform.LINES) >= 100 and len(training) > 500
+    assert lines.isdisjoint(training), sorted(lines & training)
+
+
+def test_the_free_form_scorer_counts_a_wrong_fact_worse_than_a_deflection():
+    from tools.demo.freeform import Line, score
+
+    iron = Line("brenna", "Iron sword price?", "iron")
+    assert score(iron, "Forty silver, traveller.") == "right"
+    assert score(iron, "90 silver for a steel sword.") == "wrong"  # a fact, but the wrong one
+    assert score(iron, "Welcome to my forge.") == "deflection"
+    assert score(iron, "That'll be 140 silver.") == "deflection"  # 40 only as a whole number
+    unknown = Line("brenna", "Who rules these lands?", None)
+    assert score(unknown, "I couldn't say, traveller.") == "right"
+    assert score(unknown, "Wolves have been seen on the north road.") == "wrong"
