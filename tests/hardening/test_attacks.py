@@ -168,7 +168,7 @@ def test_clients_that_never_read_do_not_make_the_server_grow(serve):
 def test_a_failed_graph_run_ends_the_live_replies_and_the_server_keeps_serving(make_server):
     server = make_server()
     with server.client() as c:
-        frames = c.reply("talker", "Tell me everything.")
+        frames = c.reply("talker", "Tell me everything.", stream_unit="token")  # a delta per step while it runs
         assert next(frames)["type"] == "delta"  # streaming: its row is in the decode batch
         server.engine.session.run_options.terminate = True  # the next graph run fails, as a lost GPU would
         try:
@@ -241,7 +241,7 @@ def test_clients_churning_in_the_servers_own_process_never_confuse_its_connectio
     # are reused at once by the process's own new sockets, which the checks must never take for the old.
     server = make_server()
     with server.client() as steady:
-        frames = steady.reply("talker", "Tell me a long story.")
+        frames = steady.reply("talker", "Tell me a long story.", stream_unit="token")
         assert next(frames)["type"] == "delta"
         for i in range(100):
             with server.client() as passer:

@@ -81,7 +81,7 @@ def test_cancel_mid_stream_ends_that_request_and_others_finish(live):
     t.start()
     with live.client() as c:
         rid = c.new_id()
-        stream = c.reply("talker", "hello", request_id=rid)
+        stream = c.reply("talker", "hello", request_id=rid, stream_unit="token")  # deltas while it runs
         first = next(stream)
         assert first["type"] == "delta"
         assert c.cancel(rid)["found"] is True

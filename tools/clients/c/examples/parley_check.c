@@ -18,7 +18,8 @@ static void print_escaped(const char *tag, const char *text) {
 }
 
 static int say(parley_client *c, const char *npc, const char *text, int cancel_after_first) {
-    parley_reply_args a = {.npc = npc, .text = text, .session = "check"};
+    /* cancelling after the first delta needs deltas while the reply runs: token by token */
+    parley_reply_args a = {.npc = npc, .text = text, .session = "check", .token_deltas = cancel_after_first};
     char id[PARLEY_ID_MAX];
     if (parley_reply_start(c, &a, id, sizeof id) != PARLEY_OK) {
         printf("SEND_FAILED %s\n", parley_last_error(c));
