@@ -376,7 +376,8 @@ def test_while_the_server_stops_health_says_stopping_and_new_work_is_refused(mak
         with server.engine.lock:  # the worker cannot finish the running reply: the server stays up, stopping
             running = c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
             deadline = time.monotonic() + 10
-            while server.server.scheduler.idle() and time.monotonic() < deadline:
+            started = lambda: not server.server.scheduler.idle() and not server.server.scheduler.queued()  # noqa: E731
+            while not started() and time.monotonic() < deadline:  # taken by the worker (a queued one is refused)
                 time.sleep(0.01)
             server.server.stop(wait=False)
             health = c.health()
