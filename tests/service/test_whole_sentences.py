@@ -6,6 +6,9 @@ import re
 
 import pytest
 
+from runtime import protocol as p
+from runtime.client import ParleyError
+
 SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*\s*$""")
 DEADLINES_MS = [5, 10, 20, 50, 100, 200, 400, 800, 1600]
 
@@ -16,7 +19,11 @@ def test_at_every_deadline_a_reply_is_whole_sentences_or_the_fallback_line(make_
     fallbacks = {n.id: set(n.fallback_lines) for n in server.engine.npcs.values()}
     with server.client(timeout_s=60.0) as c:
         for deadline in DEADLINES_MS:
-            frames = list(c.reply(npc, "Tell me about the road north.", deadline_ms=deadline))
+            try:
+                frames = list(c.reply(npc, "Tell me about the road north.", deadline_ms=deadline))
+            except ParleyError as exc:  # a few ms spent in the queue can leave too little even for a fallback
+                assert deadline <= 20 and exc.code == p.DEADLINE_IMPOSSIBLE, (deadline, exc)
+                continue
             done, deltas = frames[-1], [f["text"] for f in frames if f["type"] == "delta"]
             st = done["stats"]
             assert done["type"] == "done" and "".join(deltas).strip() == done["text"], (deadline, frames)
