@@ -27,9 +27,8 @@ def register_dataset(sub: argparse._SubParsersAction) -> None:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from export.dataset import budget_warnings, load_tokenizer, render
-    from runtime.dialogues import dialogue_file, orphan_dialogues, parse_dialogues
+    from runtime.dialogues import read_folder
     from runtime.errors import EngineError
-    from runtime.profiles import ProfileError, parse_profile
 
     if not args.profiles.is_dir():
         raise CommandFailed(f"{args.profiles}: not a folder of NPC profiles")
@@ -38,17 +37,9 @@ def run_dataset(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise CommandFailed(str(exc)) from exc
     max_context = args.max_context or max_context
-    problems, rendered, warnings = list(orphan_dialogues(args.profiles)), [], []
-    for profile in sorted(args.profiles.glob("*.toml")):
-        path = dialogue_file(args.profiles, profile)
-        if not path.is_file():
-            continue
-        try:
-            npc = parse_profile(profile)
-            examples = parse_dialogues(path, npc)
-        except ProfileError as exc:
-            problems += exc.problems
-            continue
+    dialogues, problems = read_folder(args.profiles)
+    rendered, warnings = [], []
+    for npc, path, examples in dialogues:
         for example in examples:
             warnings += [f"{path}:{example.line}: warning: {w}" for w in budget_warnings(tok, npc, example)]
             try:

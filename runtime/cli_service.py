@@ -74,19 +74,15 @@ def _default_profiles_exist(folder: Path, usage: str) -> None:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from runtime.dialogues import dialogue_file, orphan_dialogues, parse_dialogues
-    from runtime.profiles import ProfileError, load_profiles
+    from runtime.dialogues import read_folder
+    from runtime.profiles import load_profiles
 
     _default_profiles_exist(args.folder, "name one: parley lint FOLDER")
-    report = load_profiles(args.folder, _context_fit(args.model) if args.model else None)
-    problems, examples = list(report.problems) + orphan_dialogues(args.folder), 0
-    for npc_file, npc in _profile_files(args.folder, report.npcs):  # and their example dialogues
-        path = dialogue_file(args.folder, npc_file)
-        if path.is_file():
-            try:
-                examples += len(parse_dialogues(path, npc))
-            except ProfileError as exc:
-                problems += exc.problems
+    report = load_profiles(args.folder, context_fit(args.model) if args.model else None)
+    dialogues, dialogue_problems = read_folder(args.folder)  # and the NPCs' example dialogues
+    examples = sum(len(found) for _, _, found in dialogues)
+    # a broken profile that has a dialogue file is reported by both: once is enough
+    problems = list(report.problems) + [p for p in dialogue_problems if p not in report.problems]
     for problem in problems:
         print(problem)
     ok = ", ".join(sorted(report.npcs)) or "none"
@@ -95,20 +91,8 @@ def run_lint(args: argparse.Namespace) -> int:
     return 1 if problems or not report.npcs else 0
 
 
-def _profile_files(folder: Path, npcs: dict):
-    """(profile file, its NPC) for every profile that loaded."""
-    from runtime.profiles import parse_profile
-
-    for path in sorted(folder.glob("*.toml")):
-        try:
-            npc = parse_profile(path)
-        except Exception:  # noqa: BLE001 - reported by load_profiles already
-            continue
-        if npc.id in npcs:
-            yield path, npc
-
-
-def _context_fit(model: Path):
+def context_fit(model: Path):
+    """A model folder's ContextFit for the CLI: a clear error when the folder is not usable."""
     from runtime.context_fit import ContextFit
     from runtime.manifest import ManifestError
 
@@ -149,7 +133,7 @@ def run_serve(args: argparse.Namespace) -> int:
         blob_key = load_or_create(args.blob_key or default_path(args.keys))
     except (BlobKeyError, OSError) as exc:
         raise CommandFailed(str(exc)) from exc
-    registry = ProfileRegistry(args.profiles, _context_fit(args.model))
+    registry = ProfileRegistry(args.profiles, context_fit(args.model))
     result = registry.reload()
     for problem in result.problems:
         print(f"profile problem: {problem}", file=sys.stderr)

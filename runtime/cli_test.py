@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, CommandFailed
+from runtime.cli_service import context_fit
 
 EXAMPLES = """examples:
   parley test npc_profiles --model models/demo
@@ -42,7 +43,7 @@ def run_test(args: argparse.Namespace) -> int:
         raise CommandFailed(f"--runs must be 1 to 100, got {args.runs}")
     if not args.profiles.is_dir():
         raise CommandFailed(f"{args.profiles}: not a folder of NPC profiles")
-    registry = ProfileRegistry(args.profiles, _fit(args.model) if args.model else None)
+    registry = ProfileRegistry(args.profiles, context_fit(args.model) if args.model else None)
     result = registry.reload()
     for problem in result.problems:
         print(f"profile problem: {problem}", file=sys.stderr)
@@ -71,16 +72,6 @@ def _print(r) -> None:
           f"{r.case.say[:60]!r}")
     for why in ([] if r.ok else r.failures):
         print(f"        {why[:160]}")
-
-
-def _fit(model: Path):
-    from runtime.context_fit import ContextFit
-    from runtime.manifest import ManifestError
-
-    try:
-        return ContextFit.for_model_folder(model)
-    except (ManifestError, OSError, ValueError) as exc:
-        raise CommandFailed(f"{model}: not a usable model folder ({exc})") from exc
 
 
 class _server:

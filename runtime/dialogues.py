@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.npc import Npc
 from runtime.profile_parser import (NAME_PATTERN, ProfileError, ProfileProblem, TableChecker, entry_lines,
-                                    read_profile_text, state_ok)
+                                    parse_profile, read_profile_text, state_ok)
 
 MAX_EXAMPLES = 10_000
 
@@ -98,6 +98,22 @@ def orphan_dialogues(profiles: Path) -> list[ProfileProblem]:
                                                 "file after its NPC's profile")
             for path in sorted(folder.glob("*.toml")) if not (profiles / path.name).is_file()] \
         if folder.is_dir() else []
+
+
+def read_folder(profiles: Path) -> tuple[list[tuple[Npc, Path, list[Example]]], list[ProfileProblem]]:
+    """Every NPC that has a dialogue file, with its examples; and the problems: orphan files, the
+    profiles of those NPCs that do not parse, the dialogue files' own (`parley lint`, `parley dataset`)."""
+    found, problems = [], orphan_dialogues(profiles)
+    for profile in sorted(profiles.glob("*.toml")):
+        path = dialogue_file(profiles, profile)
+        if not path.is_file():
+            continue
+        try:
+            npc = parse_profile(profile)
+            found.append((npc, path, parse_dialogues(path, npc)))
+        except ProfileError as exc:
+            problems += exc.problems
+    return found, problems
 
 
 def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
