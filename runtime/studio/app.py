@@ -47,11 +47,7 @@ class Studio:
             live = {n["id"]: n for n in c.list_npcs()}
         rows = []
         for name in self.profiles.files():
-            npc = self.profiles.npc_id(name)
-            try:
-                problems = self.profiles.lint(name, self.profiles.read(name)["text"])
-            except BadFile as exc:
-                problems = [{"file": name, "line": None, "key": "", "message": str(exc)}]
+            npc, problems = self.profiles.status(name)
             serving = npc in live
             status = ("broken, last good version serving" if problems else "loaded") if serving \
                 else "broken, not serving" if problems else "not loaded yet"

@@ -53,29 +53,36 @@ class Profiles:
             raise BadFile(f"{name}: {exc.problems[0].message}") from None
         return {"file": name, "text": text, "mtime_ns": str(st.st_mtime_ns)}  # a string: JavaScript numbers lose it
 
-    def npc_id(self, name: str) -> str:
-        """The NPC a file defines: its `id` if it parses, else the file name's (what the server will use)."""
+    def status(self, name: str) -> tuple[str, list[dict[str, Any]]]:
+        """The NPC the file on disk defines (its `id` if it parses, else the file name's: what the server
+        uses) and the file's problems, from one read and one parse."""
         try:
-            return parse_profile(self.path(name)).id
-        except (ProfileError, OSError):
-            return name[:-len(".toml")]
+            return self._check(name, self.read(name)["text"])
+        except BadFile as exc:
+            return name[:-len(".toml")], [{"file": name, "line": None, "key": "", "message": str(exc)}]
 
     def lint(self, name: str, text: str) -> list[dict[str, Any]]:
         """Problems of `text` as the file `name` (it is not written): the parser's, and whether the NPC
         fits the model's context, as `parley lint --model` reports them."""
+        return self._check(name, text)[1]
+
+    def _check(self, name: str, text: str) -> tuple[str, list[dict[str, Any]]]:
         self.path(name)
+        npc_id = name[:-len(".toml")]
         if len(text.encode()) > MAX_TEXT:
-            return [{"file": name, "line": None, "key": "", "message": f"more than {MAX_TEXT} bytes"}]
+            return npc_id, [{"file": name, "line": None, "key": "", "message": f"more than {MAX_TEXT} bytes"}]
         with tempfile.TemporaryDirectory() as tmp:
             draft = Path(tmp) / name
             draft.write_text(text, encoding="utf-8")
             try:
                 npc = parse_profile(draft)
+                npc_id = npc.id
                 misfit = self.fit.problem(npc) if self.fit is not None else None
                 problems = [ProfileProblem(str(draft), None, "", misfit)] if misfit else []
             except ProfileError as exc:
                 problems = exc.problems
-        return [{**p.to_dict(), "file": name, "message": p.message.replace(str(draft), name)} for p in problems]
+        return npc_id, [{**p.to_dict(), "file": name, "message": p.message.replace(str(draft), name)}
+                        for p in problems]
 
     def save(self, name: str, text: str, base_mtime_ns: str | None = None) -> dict[str, Any]:
         """Write the file atomically (a reader sees the old text or the new, never half), keeping its
