@@ -20,8 +20,8 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
-from tools.demo import phrasing
-from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, DemoNpc, Fact, random_npc
+from tools.demo import freeform, lexicon, phrasing, player_talk
+from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
 ACTION_REQUESTS = {"open_shop": ["Show me your wares.", "What do you have for sale?", "Let me see what you sell."],
@@ -102,12 +102,15 @@ def _topic_words(fact: Fact) -> str:
     return {"rumour": "rumours", "food": "the food", "job": "work"}.get(fact.topic, fact.topic)
 
 
-def answer(d: DemoNpc, fact: Fact, rng: random.Random) -> str:
+def answer(d: DemoNpc, fact: Fact, rng: random.Random, address: bool = True) -> str:
+    if not address:
+        sentence = answer(d, fact, rng)
+        return re.sub(rf", {re.escape(d.address)}\.$", ".", sentence)
     if fact.topic == "price":
         item = fact.slots["item"]
         return articles(rng.choice([f"A {item} is {fact.key}, {d.address}.", f"That'll be {fact.key} for a {item}, {d.address}.",
                            f"{fact.key[0].upper() + fact.key[1:]} for a {item}, {d.address}."]))
-    sentence = fact.sentence.replace("Her apprentice", "My apprentice")
+    sentence = re.sub(r"^(Her|Their) ", "My ", fact.sentence)  # the NPC speaks of its own people
     return rng.choice([f"{sentence}", f"{sentence[:-1]}, {d.address}."])
 
 
@@ -122,18 +125,104 @@ def reasoning(effort: str, what: str, known: str | None, style: str) -> str:
     return " ".join(parts)
 
 
-def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool) -> tuple[str, Reply, str | None]:
-    kind = rng.choices(["fact", "greet", "bye", "insult", "offtopic", "action"], [14, 2, 1, 1, 1, 2])[0]
+def words_for(d: DemoNpc, fact: Fact) -> lexicon.Words:
+    """What players call a fact's thing and ask about it: the lexicon's words for a shipped fact, generic ones
+    for a training-only NPC's."""
+    if (d.id, fact.label) in lexicon.SHIPPED_WORDS:
+        return lexicon.SHIPPED_WORDS[d.id, fact.label]
+    if fact.topic == "rumour":
+        return lexicon.Words(cues=next((c for s, _, c in lexicon.RUMOURS if s == fact.sentence), ()))
+    if fact.topic == "person":
+        return lexicon.Words(names=(fact.slots["person"], f"your {fact.sentence.split()[1]}"))
+    return lexicon.Words()
+
+
+def ask_about(d: DemoNpc, fact: Fact, rng: random.Random, held_out: bool) -> str:
+    """A question about one fact: the template grammar's, or one composed the way players type."""
+    if held_out:
+        return question(fact, rng, held_out)
+    if rng.random() < 0.35:
+        return _unheld(lambda: question(fact, rng, False))
+    return _unheld(lambda: player_talk.question(fact.topic, fact.slots, words_for(d, fact), rng, d.address))
+
+
+def _normal(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+# The free-form yardstick's lines (tools/demo/freeform.py) never occur in the training data, whatever the
+# generator happens to compose.
+FREE_FORM = {_normal(line.say) for line in freeform.LINES} | {_normal(line.before) for line in freeform.LINES
+                                                               if line.before}
+_BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
+
+
+def _unheld(make) -> str:
+    """A generated line that contains no held-out phrasing (in any case or punctuation) and is no free-form line."""
+    while True:
+        text = make()
+        if not any(held in text.lower() for held in _BANNED) and _normal(text) not in FREE_FORM:
+            return text
+
+
+def fact_reply(d: DemoNpc, npc: Npc, fact: Fact, rng: random.Random, after: str | None = None) -> Reply:
+    what = _topic_words(fact) + (f", after asking about {after}" if after else "")
+    return Reply(reasoning(npc.reasoning_effort, what, fact.sentence, d.style), answer(d, fact, rng))
+
+
+def dont_know(d: DemoNpc, npc: Npc, what: str, rng: random.Random, goods: str | None = None) -> Reply:
+    """An honest answer to what the NPC does not know or sell, in its own voice, never the nearest fact."""
+    if goods:
+        thing = goods.removeprefix("some ") if goods.startswith("some ") else player_talk.plural(goods.split(" ", 1)[1])
+        final = rng.choice([f"I don't sell {thing}, {d.address}.", f"No {thing} here, {d.address}.",
+                            f"You'll not find {thing} with me, {d.address}."])
+        known = "I don't sell that."
+    else:
+        final = rng.choice([f"I couldn't say, {d.address}.", f"That I don't know, {d.address}.",
+                            f"Can't help you there, {d.address}.", f"No idea, {d.address}. Ask someone else."])
+        known = "I don't know that."
+    parts = [f"They ask about {what}.", known]
+    if npc.reasoning_effort in ("medium", "high"):
+        parts.append("Say so, in my own voice.")
+    return Reply(" ".join(parts), final)
+
+
+def other_goods(d: DemoNpc) -> list[str]:
+    """Goods this NPC does not sell: the lexicon's list and other trades' wares."""
+    sold = {f.slots.get("item", "") for f in d.facts}
+    wares = [f"a {item}" for _, items in TRADES for item in items if item not in sold]
+    return lexicon.OTHER_GOODS + wares
+
+
+def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
+             kinds=("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action"),
+             weights=(30, 3, 5, 2, 1, 1, 1, 2)) -> tuple[str, Reply, str | None]:
+    kind = rng.choices(kinds, weights)[0]
+    if held_out:
+        kind = "fact"
     if kind == "action" and npc.actions:
         name = npc.actions[0].name
         return (rng.choice(ACTION_REQUESTS.get(name, ["Help me."])),
                 Reply(reasoning(npc.reasoning_effort, f"using {name}", None, d.style),
                       ACTION_FINAL.get(name, "Done, {address}.").format(address=d.address), name), None)
-    if kind == "fact" or kind == "action":
+    if kind == "two" and len(d.facts) > 1:
+        first, second = rng.sample(d.facts, 2)
+        text = _unheld(lambda: player_talk.two_part(*(player_talk.core(f.topic, f.slots, words_for(d, f), rng)
+                                                      for f in (first, second)), rng))
+        reply = Reply(reasoning(npc.reasoning_effort, f"{_topic_words(first)} and {_topic_words(second)}",
+                                f"{first.sentence} {second.sentence}", d.style),
+                      f"{answer(d, first, rng, address=False)} {answer(d, second, rng)}")
+        return text, reply, first.key
+    if kind == "unknown":
+        if rng.random() < 0.5:
+            goods = rng.choice(other_goods(d))
+            return (_unheld(lambda: player_talk.wrong_item(goods, rng)),
+                    dont_know(d, npc, goods.removeprefix("a ").removeprefix("an "), rng, goods), None)
+        q = rng.choice(lexicon.UNKNOWABLE)
+        return _unheld(lambda: player_talk.unknowable(q, rng)), dont_know(d, npc, "something I don't know", rng), None
+    if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
-        return (question(fact, rng, held_out),
-                Reply(reasoning(npc.reasoning_effort, _topic_words(fact), fact.sentence, d.style), answer(d, fact, rng)),
-                fact.key)
+        return ask_about(d, fact, rng, held_out), fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
         return phrasing.chitchat(phrasing.GREETINGS, rng), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
                                             d.greeting), None
@@ -144,6 +233,22 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool) -> tuple[
     return line, Reply(reasoning(npc.reasoning_effort, "something I will not discuss", None, d.style), d.refusal), None
 
 
+def follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogues.Turn, str, Reply, Fact]:
+    """An earlier turn about one fact, then a line that only makes sense after it ('And a steel one?'):
+    another thing of the same kind, or the same fact asked again without naming it."""
+    first = rng.choice(d.facts)
+    earlier = dialogues.Turn(ask_about(d, first, rng, False), answer(d, first, rng))
+    same_kind = [f for f in d.facts if f.topic == first.topic and f is not first and f.slots]
+    if same_kind and rng.random() < 0.6:
+        fact = rng.choice(same_kind)
+        text = _unheld(lambda: player_talk.follow_other(rng.choice(player_talk.names_of(
+            fact.topic, fact.slots, words_for(d, fact))), rng))
+    else:
+        fact = first
+        text = _unheld(lambda: player_talk.follow_same(fact.topic, rng))
+    return earlier, text, fact_reply(d, npc, fact, rng, after=_topic_words(first)), fact
+
+
 def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
     """Now and then a line comes with some game state."""
     if rng.random() < 0.2:
@@ -152,7 +257,7 @@ def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
 
 
 def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: float = 0.6,
-                  only: list[tuple[DemoNpc, Npc]] | None = None) -> list[Example]:
+                  only: list[tuple[DemoNpc, Npc]] | None = None, follow_share: float = 0.1) -> list[Example]:
     rng = random.Random(seed)
     shipped = list(shipped_npcs().values()) if only is None else only
     out = []
@@ -166,7 +271,12 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
             text, reply, _ = one_turn(d, npc, rng, held_out)
             history.append(dialogues.Turn(text, reply.final, state=game_state(rng)))
-        text, reply, key = one_turn(d, npc, rng, held_out)
+        if only is None and rng.random() < follow_share:
+            earlier, text, reply, fact = follow_up(d, npc, rng)
+            history.append(earlier)
+            key = fact.key
+        else:
+            text, reply, key = one_turn(d, npc, rng, held_out)
         while only is not None and key is None:  # evaluation sets ask about facts only
             text, reply, key = one_turn(d, npc, rng, held_out)
         out.append(Example(npc, tuple(history), text, reply, key, game_state(rng)))

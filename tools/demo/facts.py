@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from tools.demo import lexicon
+
 
 @dataclass(frozen=True)
 class Fact:
@@ -16,6 +18,7 @@ class Fact:
     slots: dict[str, str]  # e.g. {"item": "iron sword"}
     sentence: str  # as written in the profile's knowledge
     key: str  # what a correct final answer must contain, e.g. "40 silver"
+    label: str = ""  # a shipped fact's name in tools/demo/lexicon.py and tools/demo/freeform.py
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class DemoNpc:
     actions: tuple[tuple[str, str], ...] = field(default=())
 
 
-def price(item: str, amount: int, sentence: str | None = None) -> Fact:
-    return Fact("price", {"item": item}, sentence or f"A {item} costs {amount} silver.", f"{amount} silver")
+def price(item: str, amount: int, sentence: str | None = None, label: str = "") -> Fact:
+    return Fact("price", {"item": item}, sentence or f"A {item} costs {amount} silver.", f"{amount} silver", label)
 
 
 SHIPPED = (
@@ -45,15 +48,15 @@ SHIPPED = (
         style="Short, plain sentences. Calls strangers 'traveller'.",
         greeting="Welcome to my forge, traveller.", farewell="Safe roads, traveller.",
         refusal="I make swords, traveller, not conversation.",
-        facts=(price("iron sword", 40, "An iron sword costs 40 silver; a steel sword costs 90 silver."),
-               price("steel sword", 90, "An iron sword costs 40 silver; a steel sword costs 90 silver."),
-               Fact("price", {"item": "shield"}, "A shield costs 25 silver; repairs cost 5 silver.", "25 silver"),
-               Fact("price", {"item": "repair"}, "A shield costs 25 silver; repairs cost 5 silver.", "5 silver"),
+        facts=(price("iron sword", 40, "An iron sword costs 40 silver; a steel sword costs 90 silver.", "iron"),
+               price("steel sword", 90, "An iron sword costs 40 silver; a steel sword costs 90 silver.", "steel"),
+               Fact("price", {"item": "shield"}, "A shield costs 25 silver; repairs cost 5 silver.", "25 silver", "shield"),
+               Fact("price", {"item": "repair"}, "A shield costs 25 silver; repairs cost 5 silver.", "5 silver", "repair"),
                Fact("hours", {"place": "forge"}, "The forge is open from dawn until the evening bell.",
-                    "evening bell"),
-               Fact("rumour", {}, "Wolves have been seen on the north road after dark.", "wolves"),
+                    "evening bell", "hours"),
+               Fact("rumour", {}, "Wolves have been seen on the north road after dark.", "wolves", "wolves"),
                Fact("person", {"person": "Tomas"}, "Her apprentice Tomas is away buying ore in Millbrook.",
-                    "Millbrook")),
+                    "Millbrook", "apprentice")),
     ),
     DemoNpc(
         id="aldric", name="Captain Aldric", address="citizen", effort="medium",
@@ -61,13 +64,14 @@ SHIPPED = (
         style="Formal and clipped, like a soldier giving a report. Addresses people as 'citizen'.",
         greeting="State your business, citizen.", farewell="Keep the peace, citizen.",
         refusal="Mind your tongue, citizen. I have a gate to watch.",
-        facts=(Fact("hours", {"place": "gate"}, "The north gate closes at sunset and opens at dawn.", "sunset"),
+        facts=(Fact("hours", {"place": "gate"}, "The north gate closes at sunset and opens at dawn.", "sunset", "gate"),
                Fact("rule", {"thing": "passing the gate after dark"},
-                    "Travellers need a writ from the reeve to pass after dark.", "writ"),
+                    "Travellers need a writ from the reeve to pass after dark.", "writ", "writ"),
                Fact("reward", {"thing": "wolf pelt"},
-                    "A reward of 50 silver is offered for every wolf pelt from the Greywood.", "50 silver"),
+                    "A reward of 50 silver is offered for every wolf pelt from the Greywood.", "50 silver",
+                    "bounty"),
                Fact("rumour", {}, "The old watchtower on the north road was abandoned last winter.",
-                    "watchtower")),
+                    "watchtower", "tower")),
     ),
     DemoNpc(
         id="marta", name="Marta Fairweather", address="love", effort="low",
@@ -76,13 +80,14 @@ SHIPPED = (
         greeting="Come in out of the cold, love!", farewell="Mind how you go, love.",
         refusal="Now now, dear, none of that in my inn.",
         facts=(Fact("price", {"item": "room"}, "A room for the night costs 8 silver; a hot meal costs 2 silver.",
-                    "8 silver"),
+                    "8 silver", "room"),
                Fact("price", {"item": "meal"}, "A room for the night costs 8 silver; a hot meal costs 2 silver.",
-                    "2 silver"),
-               Fact("food", {}, "The stew today is mutton and barley.", "mutton"),
+                    "2 silver", "meal"),
+               Fact("food", {}, "The stew today is mutton and barley.", "mutton", "stew"),
                Fact("rumour", {}, "Rumour says lights were seen in the abandoned watchtower on the north road.",
-                    "lights"),
-               Fact("job", {}, "A merchant from Millbrook is looking for guards for his caravan.", "caravan")),
+                    "lights", "lights"),
+               Fact("job", {}, "A merchant from Millbrook is looking for guards for his caravan.", "caravan",
+                    "caravan")),
     ),
 )
 
@@ -194,9 +199,13 @@ TRADES = [("baker", ["loaf of bread", "honey cake", "meat pie"]), ("fletcher", [
           ("herbalist", ["bundle of sage", "sleeping draught", "poultice"])]
 PLACES = ["shop", "stall", "workshop", "market"]
 TIMES = ["noon", "midnight", "the second bell", "dusk", "the harvest moon"]
-RUMOURS = [("A bear was seen near the old mill.", "bear"), ("The bridge at Fenwick has washed away.", "bridge"),
-           ("A stranger in black has been asking questions.", "stranger"),
-           ("The miller found silver in the river.", "miller"), ("Ghost lights dance on the marsh.", "marsh")]
+JOBS = [("A farmer at Oakfield needs hands for the harvest.", "harvest"),
+        ("The miller pays a silver a day for hauling sacks.", "sacks"),
+        ("The temple wants someone to clear the rats from its cellar.", "rats"),
+        ("A trapper is looking for a partner for the winter.", "trapper")]
+KIN = ["sister", "son", "daughter", "brother", "partner"]
+AWAY = [("gone to the fair at Dunmere", "Dunmere"), ("away hunting in the hills", "hunting"),
+        ("visiting family in Oakfield", "Oakfield"), ("sick in bed with a fever", "fever")]
 STYLES = [("Speaks slowly and kindly.", "friend", "Hello, friend.", "Take care, friend."),
           ("Brisk and businesslike.", "customer", "What'll it be, customer?", "Next customer!"),
           ("Cheerful and loud.", "pal", "Ho there, pal!", "See you, pal!")]
@@ -210,8 +219,15 @@ def random_npc(rng: random.Random, index: int) -> DemoNpc:
     facts = [price(item, rng.randint(2, 99)) for item in rng.sample(items, 2)]
     close = rng.choice(TIMES)
     facts.append(Fact("hours", {"place": place}, f"The {place} is open until {close}.", close))
-    rumour, key = rng.choice(RUMOURS)
+    rumour, key, _ = rng.choice(lexicon.RUMOURS)
     facts.append(Fact("rumour", {}, rumour, key))
+    if rng.random() < 0.4:
+        job, key = rng.choice(JOBS)
+        facts.append(Fact("job", {}, job, key))
+    if rng.random() < 0.4:
+        kin, name = rng.choice(KIN), rng.choice(FIRST)
+        where, key = rng.choice(AWAY)
+        facts.append(Fact("person", {"person": name}, f"Their {kin} {name} is {where}.", key))
     rng.shuffle(facts)
     return DemoNpc(id=f"train-{index}", name=f"{first} the {trade.title()}",
                    persona=f"The {trade} of a small village.", style=style, address=address, greeting=greeting,

@@ -165,7 +165,7 @@ def score(line: Line, answer: str) -> str:
     return "wrong" if stated else "deflection"
 
 
-def evaluate(model: Path) -> dict:
+def evaluate(model: Path, lines: list[Line] | None = None) -> dict:
     from runtime.engine import Engine, ReplyRequest
     from runtime.sampler import GREEDY
     from tools.demo import dataset
@@ -173,11 +173,13 @@ def evaluate(model: Path) -> dict:
     npcs = {i: n for i, (_, n) in dataset.shipped_npcs().items()}
     engine = Engine(model, npcs)
     rows = []
-    for i, line in enumerate(LINES):
+    for i, line in enumerate(LINES if lines is None else lines):
         session = f"freeform-{i}" if line.before else None
         if line.before:
-            list(engine.reply(ReplyRequest(npc=line.npc, text=line.before, session_id=session, sampling=GREEDY)))
-        result = list(engine.reply(ReplyRequest(npc=line.npc, text=line.say, session_id=session, sampling=GREEDY)))[-1]
+            list(engine.reply(ReplyRequest(npc=line.npc, text=line.before, session_id=session, sampling=GREEDY,
+                                            deadline_ms=60_000)))
+        result = list(engine.reply(ReplyRequest(npc=line.npc, text=line.say, session_id=session, sampling=GREEDY,
+                                                  deadline_ms=60_000)))[-1]
         rows.append({"npc": line.npc, "say": line.say, "fact": line.fact, "follow_up": bool(line.before),
                      "answer": result.text, "score": score(line, result.text)})
 

@@ -21,9 +21,12 @@ import torch
 from runtime.harmony_tokens import OPTIONAL, REQUIRED
 from tools.demo import dataset
 
-MODEL_SHAPE = dict(hidden_size=128, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                   num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=2,
-                   sliding_window=128)
+def model_shape(hidden: int, layers: int, experts: int) -> dict:
+    """A small gpt-oss: heads of 32, two query heads per kv head, experts as wide as the model, top-2."""
+    heads = hidden // 32
+    return dict(hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=max(1, heads // 2), head_dim=32, num_local_experts=experts,
+                num_experts_per_tok=2, sliding_window=128)
 VOCAB = 2048
 
 
@@ -82,6 +85,11 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--experts", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=30, help="steps of linear learning-rate warm-up")
+    ap.add_argument("--min-lr", type=float, default=0.1, help="the cosine schedule's floor, as a share of --lr")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,10 +107,11 @@ def main() -> int:
     print(f"{len(data)} conversations, tokens per conversation: median {lengths[len(lengths) // 2]}, "
           f"max {lengths[-1]}", flush=True)
 
+    shape = model_shape(args.hidden, args.layers, args.experts)
     vocab = Tokenizer.from_file(str(args.out / "tokenizer.json")).get_vocab_size()
-    config = GptOssConfig(vocab_size=vocab, max_position_embeddings=4096, **MODEL_SHAPE,
+    config = GptOssConfig(vocab_size=vocab, max_position_embeddings=4096, **shape,
                           layer_types=["sliding_attention" if i % 2 == 0 else "full_attention"
-                                       for i in range(MODEL_SHAPE["num_hidden_layers"])],
+                                       for i in range(args.layers)],
                           rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
                                            "truncate": False, "original_max_position_embeddings": 4096,
                                            "rope_theta": 150000.0},
@@ -116,7 +125,7 @@ def main() -> int:
     budget_s = args.minutes * 60
     start = time.monotonic()
     log, step, epoch = [], 0, 0
-    warmup = 30
+    warmup = args.warmup
     while time.monotonic() - start < budget_s:
         epoch += 1
         for idx in batches(data, args.batch_tokens, rng):
@@ -124,7 +133,7 @@ def main() -> int:
             if elapsed >= budget_s:
                 break
             progress = elapsed / budget_s
-            lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            lr = args.lr * min(1.0, (step + 1) / warmup) * (args.min_lr + (1 - args.min_lr) * 0.5 * (1 + math.cos(math.pi * progress)))
             for group in opt.param_groups:
                 group["lr"] = lr
             ids, labels, mask = collate(data, idx, pad)
@@ -144,7 +153,7 @@ def main() -> int:
     model.save_pretrained(args.out)
     (args.out / "training_log.json").write_text(json.dumps(
         {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
-         "minutes": round((time.monotonic() - start) / 60, 1), "shape": MODEL_SHAPE, "vocab": vocab,
+         "minutes": round((time.monotonic() - start) / 60, 1), "shape": shape, "vocab": vocab,
          "command": reproduce_command(args), "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
@@ -153,7 +162,9 @@ def main() -> int:
 def reproduce_command(args: argparse.Namespace) -> str:
     """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
     return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint --examples {args.examples} "
-            f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed}")
+            f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
+            f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
+            f"--min-lr {args.min_lr:g}")
 
 
 if __name__ == "__main__":

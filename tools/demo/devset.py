@@ -1,0 +1,38 @@
+"""A development set for choosing the demo model's size and learning rate: player lines for the shipped NPCs
+from the training generator with another seed, minus every line the training data holds.
+
+It measures how well a model learned the generator's language (in distribution); tools/demo/freeform.py
+measures what it is for, players' own lines. Sweeps choose on this set so the free-form sets stay unused.
+"""
+from __future__ import annotations
+
+import random
+
+from tools.demo import dataset, lexicon, player_talk
+from tools.demo.freeform import Line
+
+
+def norm(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def dev_lines(n: int = 150, seed: int = 12345, training_examples: int = 12000) -> list[Line]:
+    rng = random.Random(seed)
+    shipped = list(dataset.shipped_npcs().values())
+    training = {norm(ex.say) for ex in dataset.make_examples(training_examples, seed=0)}
+    lines: list[Line] = []
+    while len(lines) < n:
+        d, npc = rng.choice(shipped)
+        roll = rng.random()
+        if roll < 0.12:
+            earlier, text, _, fact = dataset.follow_up(d, npc, rng)
+            line = Line(d.id, text, fact.label, before=earlier.say)
+        elif roll < 0.24:
+            line = Line(d.id, player_talk.unknowable(rng.choice(lexicon.UNKNOWABLE_DEV), rng), None)
+        else:
+            fact = rng.choice(d.facts)
+            line = Line(d.id, player_talk.question(fact.topic, fact.slots, dataset.words_for(d, fact), rng, d.address),
+                        fact.label)
+        if norm(line.say) not in training and norm(line.say) not in dataset.FREE_FORM and (line.before or "") not in {l.say for l in lines}:
+            lines.append(line)
+    return lines
