@@ -34,13 +34,15 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="weights and activations (float32: CPU reference; float16: CUDA)")
     p.add_argument("--ops", dest="op_set", default="contrib", choices=["contrib", "standard"],
                    help="contrib: onnxruntime's fused ops (fastest); standard: plain ONNX ops (portable)")
-    p.add_argument("--experts", default="auto", choices=["auto", "float", "int8", "int4"],
+    p.add_argument("--experts", default="auto", choices=["auto", "float", "int8", "int4", "mxfp4"],
                    help="auto (default): int4 for a checkpoint with MXFP4 experts (as gpt-oss is released) when "
                         "exporting contrib ops, float otherwise. "
                         "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops): "
                         "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
                         "quantized experts, and the difference from the checkpoint's experts is measured and "
-                        "written to the manifest")
+                        "written to the manifest. mxfp4: the checkpoint's own MXFP4 bytes in QMoE fp4 "
+                        "(onnxruntime runs it on an NVIDIA GPU only), verified through a CPU twin with the same "
+                        "values in float experts")
     p.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                    help="float (default): the attention projections and the unembedding as the checkpoint has "
                         "them. int8 or int4: block-quantized (32) MatMulNBits (contrib ops), 1/4 or 1/8 "

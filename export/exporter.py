@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
-from export import graph_contrib, graph_standard
+from export import graph_contrib, graph_standard, mxfp4
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
 from export.errors import CheckpointError, ExportError, VerificationError
 from export.dense_quantize import DENSE_PRECISIONS, dense_round_trip
@@ -26,6 +26,7 @@ from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
+from export.mxfp4_twin import TWIN_FOLDER, check_twin_fits, same_experts, twin_description
 from runtime.manifest import KvCacheLayout, Manifest
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"op set {opts.op_set!r} is not supported; choose one of {', '.join(OP_SETS)}")
     if opts.experts not in (*EXPERT_PRECISIONS, "auto"):
         raise ExportError(f"experts {opts.experts!r} is not supported; choose one of {', '.join(EXPERT_PRECISIONS)}")
-    if opts.experts in ("int8", "int4") and opts.op_set != "contrib":
+    if opts.experts in ("int8", "int4", "mxfp4") and opts.op_set != "contrib":
         raise ExportError(f"{opts.experts} experts need the contrib op set (onnxruntime's QMoE); got "
                           f"{opts.op_set} ops")
     if opts.dense not in DENSE_PRECISIONS:
@@ -180,24 +181,69 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                   max_context: int, progress: bool, stages: dict[str, float]) -> tuple[VerificationReport | None, int,
                                                                                       dict | None]:
     cfg = ckpt.config
-    clock = time.perf_counter()
     float_tensors, tensors = None, ckpt.tensors
-    change = _round_trips(opts, cfg)
+    change = _round_trips(opts, cfg, ckpt.quantization, lora=opts.lora is not None)
     if change is not None:
         # the reference gets the same quantization round trip, so verification stays exact; what
         # quantizing costs is measured separately against the checkpoint's weights, into the manifest
         float_tensors, tensors = tensors, Transformed(tensors, change)
-    builder = GraphBuilder(stage / WEIGHTS_FILE)
     # The graph quantizes the checkpoint's own values (rounding them twice would give the same codes at
     # twice the cost); only a lookup of a rounded, tied embedding must read the rounded table.
-    weights = GraphWeights(cfg, float_tensors if float_tensors is not None else tensors, opts.dtype, max_context,
-                           opts.experts, opts.dense, lookup_tensors=tensors)
-    OP_SETS[opts.op_set].build(builder, weights, progress=progress)
-    model = builder.finish(stage / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
-                           doc="Exported by parley-export; see manifest.json")
-    shutil.copyfile(ckpt.tokenizer_file, stage / TOKENIZER_FILE)
-    stages["read, convert and write"] = time.perf_counter() - clock
+    source = float_tensors if float_tensors is not None else tensors
+    twin = None
+    if opts.experts == "mxfp4":
+        # onnxruntime runs fp4 QMoE on CUDA only: verification runs a twin whose experts are float and
+        # hold exactly the values the fp4 bytes decode to (MXFP4 values are exact in float32)
+        check_twin_fits(cfg)
+        twin = stage / TWIN_FOLDER
+        twin.mkdir()
+        exact = Transformed(source, mxfp4.round_trip) if change is not None else source
+        _write_graph(ckpt, twin, opts, GraphWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense,
+                                                     lookup_tensors=tensors), specials, max_context, progress, stages)
+    weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors)
+    manifest, weight_bytes = _write_graph(ckpt, stage, opts, weights, specials, max_context, progress, stages)
 
+    report = effect = None
+    if opts.verify:
+        clock = time.perf_counter()
+        checked = twin or stage
+        report = verify(checked, cfg, tensors, checked / TOKENIZER_FILE, opts.dtype, progress=progress)
+        stages["verify"] = time.perf_counter() - clock
+        log.info(report.summary())
+        if not report.passed:
+            raise VerificationError(report.summary() + "; the model folder was not written")
+        verification = {"status": "passed", **report.to_dict()}
+        if twin is not None:
+            clock = time.perf_counter()
+            verification.update(method="cpu twin", twin=twin_description(same_experts(stage, twin, cfg)))
+            stages["check fp4 bytes against the twin"] = time.perf_counter() - clock
+        if float_tensors is not None:
+            clock = time.perf_counter()
+            effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, checked, opts,
+                                                                          progress)
+            stages["measure vs checkpoint"] = time.perf_counter() - clock
+    else:
+        log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
+        verification = {"status": "skipped"}
+    if twin is not None:
+        shutil.rmtree(twin)
+    manifest = replace(manifest, verification=verification)
+    manifest.write(stage)
+    return report, weight_bytes, effect
+
+
+def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: GraphWeights, specials: dict[str, int],
+                 max_context: int, progress: bool, stages: dict[str, float]) -> tuple[Manifest, int]:
+    """The graph, its weights, the tokenizer and a manifest whose verification is still pending."""
+    clock = time.perf_counter()
+    cfg = ckpt.config
+    builder = GraphBuilder(folder / WEIGHTS_FILE)
+    OP_SETS[opts.op_set].build(builder, weights, progress=progress)
+    model = builder.finish(folder / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
+                           doc="Exported by parley-export; see manifest.json")
+    shutil.copyfile(ckpt.tokenizer_file, folder / TOKENIZER_FILE)
+    label = "read, convert and write" + (" the cpu twin" if folder.name == TWIN_FOLDER else "")
+    stages[label] = time.perf_counter() - clock
     manifest = Manifest(
         config=cfg, graph_file=GRAPH_FILE, weights_file=WEIGHTS_FILE, op_set=opts.op_set, dtype=opts.dtype,
         kv_cache=KvCacheLayout(layout="batch,kv_heads,position,head_dim", max_context=max_context,
@@ -206,37 +252,18 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
                 "quantization": ckpt.quantization, "layout": ckpt.layout,
                 "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
-        export_options=opts.to_dict(), verification={"status": "pending"},
+        export_options=dict(opts.to_dict(), experts=weights.experts), verification={"status": "pending"},
         inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output],
         candidates=candidates(cfg))
-    manifest.write(stage)
-
-    report = effect = None
-    if opts.verify:
-        clock = time.perf_counter()
-        report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
-        stages["verify"] = time.perf_counter() - clock
-        log.info(report.summary())
-        if not report.passed:
-            raise VerificationError(report.summary() + "; the model folder was not written")
-        verification = {"status": "passed", **report.to_dict()}
-        if float_tensors is not None:
-            clock = time.perf_counter()
-            effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, stage, opts,
-                                                                          progress)
-            stages["measure vs checkpoint"] = time.perf_counter() - clock
-    else:
-        log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
-        verification = {"status": "skipped"}
-    manifest = replace(manifest, verification=verification)
-    manifest.write(stage)
-    return report, builder.weight_bytes, effect
+    manifest.write(folder)
+    return manifest, builder.weight_bytes
 
 
-def _round_trips(opts: ExportOptions, cfg):
+def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora: bool = False):
     """The quantized weights' round trip (experts, dense weights or both) as one per-tensor change, or
-    None when nothing is quantized."""
-    experts = ROUND_TRIPS.get(opts.experts)
+    None when nothing is quantized. MXFP4 experts from an MXFP4 checkpoint are its own values: no change."""
+    kept = opts.experts == "mxfp4" and quantization == "mxfp4" and not lora
+    experts = None if kept else ROUND_TRIPS.get(opts.experts)
     dense = dense_round_trip(opts.dense, cfg) if opts.dense != "float" else None
     if experts and dense:
         return lambda name, tensor: dense(name, experts(name, tensor))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from onnx import TensorProto
 
+from export import mxfp4
 from export.dense_quantize import BITS, BLOCK, quantize_matrix
 from export.onnx_builder import GraphBuilder
 from export.rope import cos_sin
@@ -33,6 +34,10 @@ class LayerWeights:
     gate_up_b: np.ndarray  # [E, 2I]
     down: np.ndarray  # [E, I, H]
     down_b: np.ndarray  # [E, H]
+    # MXFP4 experts (experts "mxfp4"): (codes, e8m0 scales) of fc1 [E, 2I, H] and fc2 [E, H, I] in QMoE's
+    # layout, and no float copies of them above
+    fc1_fp4: tuple[np.ndarray, np.ndarray] | None = None
+    fc2_fp4: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class GraphWeights:
@@ -42,7 +47,7 @@ class GraphWeights:
                  experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None):
         self.cfg = cfg
         self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors  # what the embedding reads
-        self.experts = experts  # "float", or "int8"/"int4" (the contrib graph's QMoE)
+        self.experts = experts  # "float", or "int8"/"int4"/"mxfp4" (the contrib graph's QMoE)
         self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
@@ -81,14 +86,19 @@ class GraphWeights:
         qkv_w = torch.cat([t("self_attn.q_proj.weight"), t("self_attn.k_proj.weight"),
                            t("self_attn.v_proj.weight")], dim=0).T
         qkv_b = torch.cat([t("self_attn.q_proj.bias"), t("self_attn.k_proj.bias"), t("self_attn.v_proj.bias")])
+        fp4 = self.experts == "mxfp4"
+        experts = lambda name: None if fp4 else a(name)  # noqa: E731  (4-bit experts never exist in float)
+        prefix = f"model.layers.{n}.mlp.experts."
         return LayerWeights(
             ln1=a("input_layernorm.weight"), ln2=a("post_attention_layernorm.weight"),
             qkv_w=self._np(qkv_w), qkv_b=self._np(qkv_b),
             o_w=self._np(t("self_attn.o_proj.weight").T), o_b=a("self_attn.o_proj.bias"),
             sinks=a("self_attn.sinks"),
             router_w=self._np(t("mlp.router.weight").T), router_b=a("mlp.router.bias"),
-            gate_up=a("mlp.experts.gate_up_proj"), gate_up_b=a("mlp.experts.gate_up_proj_bias"),
-            down=a("mlp.experts.down_proj"), down_b=a("mlp.experts.down_proj_bias"))
+            gate_up=experts("mlp.experts.gate_up_proj"), gate_up_b=a("mlp.experts.gate_up_proj_bias"),
+            down=experts("mlp.experts.down_proj"), down_b=a("mlp.experts.down_proj_bias"),
+            fc1_fp4=mxfp4.codes_of(self.tensors, prefix + "gate_up_proj") if fp4 else None,
+            fc2_fp4=mxfp4.codes_of(self.tensors, prefix + "down_proj") if fp4 else None)
 
     def unembed_matrix(self) -> np.ndarray:
         """[V, H], the unembedding (the embedding itself in a tied model)."""

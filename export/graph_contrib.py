@@ -7,13 +7,18 @@ This is the fast path on onnxruntime's CPU and CUDA providers.
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 from tqdm import tqdm
+
+from export import mxfp4
 
 from export.graph_common import (MS, GraphWeights, add_io, embedding, last_position, linear, logits_outputs,
                                  unembedding)
 from export.onnx_builder import GraphBuilder
 from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
+
+E8M0 = TensorProto.FLOAT8E8M0
 
 
 def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
@@ -80,12 +85,14 @@ def attention(g: GraphBuilder, w: GraphWeights, n: int, lw, x: str, seqlens_k: s
 
 
 def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str) -> str:
-    """The mixture of experts: MoE with float experts, or QMoE with int8 (per row) or int4 (per block of 32)
-    ones (w.experts)."""
+    """The mixture of experts: MoE with float experts, or QMoE with int8 (per row), int4 (per block of 32) or
+    MXFP4 ones (w.experts)."""
     cfg = w.cfg
     attrs = dict(domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
                  swiglu_limit=cfg.swiglu_limit, activation_alpha=cfg.swiglu_alpha, activation_beta=1.0,
                  normalize_routing_weights=1)
+    if w.experts == "mxfp4":
+        return mxfp4_experts(g, w, p, lw, normed, router, attrs)
     fc1, fc2 = fc1_layout(lw.gate_up), fc2_layout(lw.down)
     if w.experts == "float":
         return g.op("MoE", [normed, router, g.weight(p + "fc1.weight", fc1), g.weight(p + "fc1.bias", lw.gate_up_b),
@@ -100,6 +107,20 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
     return g.op("QMoE", [normed, router, g.weight(p + "fc1.qweight", q1), g.weight(p + "fc1.scale", s1.astype(dt)),
                          g.weight(p + "fc1.bias", lw.gate_up_b), g.weight(p + "fc2.qweight", q2),
                          g.weight(p + "fc2.scale", s2.astype(dt)), g.weight(p + "fc2.bias", lw.down_b)], **attrs)
+
+
+def mxfp4_experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str, attrs: dict) -> str:
+    """QMoE with the checkpoint's MXFP4 bytes as they are: E2M1 codes (low nibble first, as gpt-oss stores
+    them), e8m0 scales per 32 inputs, and a global scale of 1 per expert. onnxruntime 1.31 runs this on
+    CUDA only; the exporter verifies it through a CPU twin (exporter.py)."""
+    (c1, s1), (c2, s2) = lw.fc1_fp4, lw.fc2_fp4
+    ones = np.ones(w.cfg.num_local_experts, dtype=np.float32)
+    attrs = dict(attrs, quant_type="fp4", expert_weight_bits=4, block_size=mxfp4.BLOCK)
+    return g.op("QMoE", [normed, router, g.weight(p + "fc1.fp4", c1), g.weight(p + "fc1.e8m0", s1, E8M0),
+                         g.weight(p + "fc1.bias", lw.gate_up_b), g.weight(p + "fc2.fp4", c2),
+                         g.weight(p + "fc2.e8m0", s2, E8M0), g.weight(p + "fc2.bias", lw.down_b),
+                         "", "", "", "", "", "", "",  # no fc3 (SwiGLU is fused), zero points or router weights
+                         g.weight(p + "fc1.global_scale", ones), g.weight(p + "fc2.global_scale", ones)], **attrs)
 
 
 def fc1_layout(gate_up: np.ndarray) -> np.ndarray:

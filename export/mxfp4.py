@@ -1,10 +1,11 @@
 """MXFP4 expert weights: two E2M1 values per byte (low nibble first), 32 values share one 2^(e-127) scale.
 
-Released gpt-oss checkpoints store experts this way; we dequantize on load.
-quantize() exists so tests (and future 4-bit exports) can make such tensors.
+Released gpt-oss checkpoints store experts this way. Float exports dequantize them on load; `--experts mxfp4`
+hands the same bytes to onnxruntime's QMoE (quant_type fp4). quantize() makes such tensors from float ones.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
@@ -51,3 +52,32 @@ def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     codes |= (scaled < 0).to(torch.uint8) << 3
     packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
     return packed.contiguous(), (exponent + 127).to(torch.uint8)
+
+
+def codes_of(tensors, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Expert matrix `name` as QMoE's fp4 inputs: codes [E, rows, K/2] uint8 and e8m0 scales [E, rows, K/32]
+    uint8, rows being the output features. The checkpoint's own bytes where it stores them (bit for bit,
+    never dequantized and requantized); a float tensor is rounded to MXFP4 here."""
+    is_mxfp4 = getattr(tensors, "is_mxfp4", None)
+    if is_mxfp4 is not None and is_mxfp4(name):
+        blocks, scales = tensors.raw(name + "_blocks"), tensors.raw(name + "_scales")
+    else:
+        blocks, scales = quantize(tensors[name])
+    experts, rows = scales.shape[:2]
+    return blocks.to(torch.uint8).reshape(experts, rows, -1).numpy(), scales.to(torch.uint8).numpy()
+
+
+def decode_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """codes_of()'s inverse: [E, rows, K/2] codes and [E, rows, K/32] scales -> float32 [E, rows, K]."""
+    lut = np.array(E2M1_VALUES, dtype=np.float32)
+    values = np.stack([lut[codes & 0x0F], lut[codes >> 4]], axis=-1).reshape(*scales.shape, BLOCK)
+    return np.ldexp(values, scales.astype(np.int32)[..., None] - 127).reshape(*scales.shape[:2], -1)
+
+
+def round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """An expert matrix as MXFP4 holds it (the values of an MXFP4 checkpoint come back unchanged)."""
+    from export.quantize import EXPERT_MATRICES
+
+    if not name.endswith(EXPERT_MATRICES):
+        return tensor
+    return dequantize(*quantize(tensor))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-EXPERT_PRECISIONS = ("float", "int8", "int4")
+EXPERT_PRECISIONS = ("float", "int8", "int4", "mxfp4")
 ZERO_POINT = 128
 INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size)
 
@@ -109,4 +109,10 @@ def int4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return _round_trip(tensor, quantize_blocks_int4, dequantize_blocks_int4)
 
 
-ROUND_TRIPS = {"int8": int8_round_trip, "int4": int4_round_trip}
+def mxfp4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    from export import mxfp4  # mxfp4 reads EXPERT_MATRICES from here
+
+    return mxfp4.round_trip(name, tensor)
+
+
+ROUND_TRIPS = {"int8": int8_round_trip, "int4": int4_round_trip, "mxfp4": mxfp4_round_trip}

@@ -3,7 +3,8 @@ which choice (dtype, 4-bit experts, 8-bit dense weights) fits its players' GPUs.
 
 Mirrors what the graph builders write, tensor by tensor (tests compare it with real exports): quantized
 matrices hold their codes plus one scale (in the graph's dtype) per row (int8 experts) or per block of
-32 (int4 experts, int8/int4 dense weights); a bfloat16 checkpoint's embedding stays bfloat16.
+32 (int4 experts, int8/int4 dense weights); MXFP4 experts hold an e8m0 byte per 32 values; a bfloat16
+checkpoint's embedding stays bfloat16.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ BLOCK = 32
 @dataclass(frozen=True)
 class ExportChoice:
     dtype: str = "float32"
-    experts: str = "float"  # float, int8, int4
+    experts: str = "float"  # float, int8, int4, mxfp4
     dense: str = "float"  # float, int8, int4
     embed_bfloat16: bool = True  # the checkpoint's embedding is bfloat16 (gpt-oss as released)
 
@@ -34,6 +35,8 @@ def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
         return rows * cols * scale
     if precision == "int8-rows":
         return rows * cols + rows * scale
+    if precision == "mxfp4":  # two E2M1 codes a byte, one e8m0 byte per 32 inputs
+        return rows * cols // 2 + rows * (cols // BLOCK)
     bits = {"int8": 8, "int4": 4}[precision]
     return rows * cols * bits // 8 + rows * (cols // BLOCK) * scale
 
@@ -63,8 +66,9 @@ def expert_bytes(cfg: ModelConfig, choice: ExportChoice) -> int:
     """One expert: gate_up and down as exported, with their biases."""
     d, h, i = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.intermediate_size
     experts = "int8-rows" if choice.experts == "int8" else choice.experts
+    global_scales = 2 * 4 if choice.experts == "mxfp4" else 0  # QMoE fp4's float32 scale per expert and matrix
     return (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype)
-            + (2 * i + h) * d)
+            + (2 * i + h) * d + global_scales)
 
 
 # What `parley inspect CHECKPOINT` offers a studio: the exports worth choosing between, by target.
@@ -76,6 +80,8 @@ CHOICES = (
     ("GPU", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
     # closer to the checkpoint, but onnxruntime's CPU kernel cannot verify it at full size (performance.md)
     ("GPU, 8-bit dense", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
+    # the checkpoint's own MXFP4 bytes (QMoE fp4, CUDA only); verified through a CPU twin up to its size limit
+    ("GPU, MXFP4 experts", ExportChoice("float16", "mxfp4", "int4"), "--dtype float16 --experts mxfp4 --dense int4"),
 )
 
 

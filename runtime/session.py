@@ -147,6 +147,10 @@ class ModelSession:
         self.manifest = Manifest.read(self.folder)
         self.config = self.manifest.config
         providers = _providers(self.options)
+        if self.manifest.export_options.get("experts") == "mxfp4" and providers[0] == "CPUExecutionProvider":
+            raise ModelLoadError(f"{self.folder}: this model's experts are MXFP4 (onnxruntime's QMoE fp4), which "
+                                 "onnxruntime runs on an NVIDIA GPU only, and none is usable here; serve it on a "
+                                 "GPU, or export the checkpoint again with --experts int4 for the CPU")
         so = ort.SessionOptions()
         so.log_severity_level = 3  # our own log line says what matters
         if self.options.cpu_threads:

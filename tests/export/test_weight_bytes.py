@@ -27,7 +27,8 @@ def bf16_checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("choice", [ExportChoice("float32", "float", "float"), ExportChoice("float32", "int8", "int4"),
                                     ExportChoice("float32", "int4", "int8"), ExportChoice("float16", "int4", "int8"),
-                                    ExportChoice("float16", "float", "float")], ids=ExportChoice.label)
+                                    ExportChoice("float16", "float", "float"), ExportChoice("float32", "mxfp4", "float"),
+                                    ExportChoice("float16", "mxfp4", "int4")], ids=ExportChoice.label)
 def test_the_estimate_equals_the_exported_weights(bf16_checkpoint, tmp_path, choice):
     out = tmp_path / "out"
     export_model(bf16_checkpoint, out, ExportOptions(max_context=64, dtype=choice.dtype, experts=choice.experts,

@@ -1,0 +1,116 @@
+"""`parley export --experts mxfp4`: the checkpoint's own MXFP4 bytes in onnxruntime's QMoE (quant_type fp4),
+verified through a CPU twin (the fp4 kernel is CUDA-only in onnxruntime 1.31)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from export import mxfp4
+from export.errors import ExportError
+from export.exporter import ExportOptions, export_model
+from export.mxfp4_twin import check_twin_fits, initializers
+from runtime.manifest import Manifest
+from runtime.session import ModelLoadError, ModelSession, SessionOptions
+from tests.helpers.checkpoints import make_mxfp4_twins
+
+
+@pytest.fixture(scope="module")
+def fp4_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fp4")
+    quantized, twin = make_mxfp4_twins(root)
+    # Blocks whose scale is not the one requantizing would choose (all values 1.0 or -0.5 times their
+    # scale: a smaller exponent holds them too), as a real checkpoint may have: only the checkpoint's own
+    # bytes pass the bit-for-bit test below.
+    tensors = load_file(quantized / "model.safetensors")
+    tensors["model.layers.0.mlp.experts.gate_up_proj_blocks"][:, :, 0, :] = 0x92
+    save_file(tensors, quantized / "model.safetensors", metadata={"format": "pt"})
+    assert not np.array_equal(mxfp4.quantize(mxfp4.dequantize(
+        tensors["model.layers.0.mlp.experts.gate_up_proj_blocks"],
+        tensors["model.layers.0.mlp.experts.gate_up_proj_scales"]))[0],
+        tensors["model.layers.0.mlp.experts.gate_up_proj_blocks"])
+    summary = export_model(quantized, root / "fp4", ExportOptions(max_context=32, experts="mxfp4"))
+    return quantized, twin, root / "fp4", summary
+
+
+def test_the_graph_holds_the_checkpoints_mxfp4_bytes_bit_for_bit(fp4_export):
+    quantized, _, folder, _ = fp4_export
+    stored = load_file(quantized / "model.safetensors")
+    written = initializers(folder)
+    for n in range(Manifest.read(folder).config.num_hidden_layers):
+        for fc, name in (("fc1", "gate_up_proj"), ("fc2", "down_proj")):
+            blocks = stored[f"model.layers.{n}.mlp.experts.{name}_blocks"].numpy()
+            scales = stored[f"model.layers.{n}.mlp.experts.{name}_scales"].numpy()
+            assert np.array_equal(written[f"layers.{n}.{fc}.fp4"], blocks.reshape(*scales.shape[:2], -1))
+            assert np.array_equal(written[f"layers.{n}.{fc}.e8m0"], scales)
+
+
+def test_the_qmoe_node_reads_fp4_with_e8m0_scales_and_no_float_experts_are_written(fp4_export):
+    _, _, folder, _ = fp4_export
+    graph = onnx.load(folder / "model.onnx", load_external_data=False).graph
+    nodes = [n for n in graph.node if n.op_type == "QMoE"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}
+    assert len(nodes) == Manifest.read(folder).config.num_hidden_layers
+    assert attrs["quant_type"] == b"fp4" and attrs["block_size"] == 32 and attrs["swiglu_fusion"] == 1
+    types = {t.name: t.data_type for t in graph.initializer}
+    assert types["layers.0.fc1.e8m0"] == onnx.TensorProto.FLOAT8E8M0
+    assert not [name for name in types if name.endswith("fc1.weight")]
+
+
+def test_the_manifest_says_it_was_verified_through_the_cpu_twin(fp4_export):
+    _, _, folder, summary = fp4_export
+    manifest = Manifest.read(folder)
+    assert summary.verification.passed and summary.vs_checkpoint is None  # the checkpoint's own values
+    assert manifest.export_options["experts"] == "mxfp4"
+    assert manifest.verification["status"] == "passed" and manifest.verification["method"] == "cpu twin"
+    assert "bit for bit" in manifest.verification["twin"]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx", "model.onnx.data",
+                                                       "tokenizer.json"]  # the twin is gone
+
+
+def test_onnxruntime_accepts_the_graph_and_lacks_only_the_cpu_kernel(fp4_export):
+    """On the CPU provider the graph passes onnxruntime's schema checks (types, shapes) and stops at the
+    missing fp4 kernel; where onnxruntime gains one, the graph must equal the verified twin."""
+    _, twin, folder, _ = fp4_export
+    try:
+        session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        assert "NOT_IMPLEMENTED" in str(exc) and "QMoE" in str(exc), exc
+        return
+    assert session is not None
+    pytest.fail("onnxruntime now runs QMoE fp4 on the CPU: compare it with the twin here")
+
+
+def test_serving_it_without_a_gpu_says_why_and_what_to_do(fp4_export):
+    _, _, folder, _ = fp4_export
+    with pytest.raises(ModelLoadError, match="NVIDIA GPU only.*--experts int4"):
+        ModelSession(folder, SessionOptions(provider="cpu"))
+
+
+def test_a_float_checkpoint_is_rounded_to_mxfp4_and_the_distance_recorded(tmp_path):
+    _, twin = make_mxfp4_twins(tmp_path)
+    plain = tmp_path / "plain"  # the float checkpoint the twins were made from
+    summary = export_model(plain, tmp_path / "fp4", ExportOptions(max_context=32, experts="mxfp4"))
+    assert summary.verification.passed and summary.vs_checkpoint["quantized"] == "mxfp4 experts"
+    assert summary.vs_checkpoint["max_abs_diff_prompt"] > 0
+    codes, scales = mxfp4.codes_of(load_file(plain / "model.safetensors"), "model.layers.0.mlp.experts.down_proj")
+    assert np.array_equal(initializers(tmp_path / "fp4")["layers.0.fc2.fp4"], codes)
+
+
+def test_codes_decode_to_the_values_the_checkpoint_loads_as():
+    w = torch.randn(2, 64, 96)  # [E, K, rows] as transformers holds an expert matrix
+    blocks, scales = mxfp4.quantize(w)
+    codes = blocks.reshape(*scales.shape[:2], -1).numpy()
+    assert np.array_equal(mxfp4.decode_rows(codes, scales.numpy()),
+                          mxfp4.dequantize(blocks, scales).transpose(1, 2).numpy())
+
+
+def test_a_twin_too_large_for_this_machine_is_refused_before_anything_is_written():
+    twenty_b = SimpleNamespace(hidden_size=2880, intermediate_size=2880, num_hidden_layers=24, num_local_experts=32)
+    with pytest.raises(ExportError, match="--experts int4"):
+        check_twin_fits(twenty_b)
