@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from tqdm import tqdm
 
 from export import graph_contrib, graph_standard, mxfp4
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
@@ -25,8 +26,9 @@ from export.param_count import ParamCounts, count_params
 from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
-from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
-from export.mxfp4_twin import TWIN_FOLDER, check_twin_fits, same_experts, twin_description
+from export.verify import DECODE_STEPS, VerificationReport, compare, context_needed, prompt_length, verify
+from export.mxfp4_twin import PROVIDER as TWIN_PROVIDER, TwinWeights, run_twin
+from export.reference import layered_logits
 from runtime.manifest import KvCacheLayout, Manifest
 
 log = logging.getLogger(__name__)
@@ -190,46 +192,69 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     # The graph quantizes the checkpoint's own values (rounding them twice would give the same codes at
     # twice the cost); only a lookup of a rounded, tied embedding must read the rounded table.
     source = float_tensors if float_tensors is not None else tensors
-    twin = None
-    if opts.experts == "mxfp4":
-        # onnxruntime runs fp4 QMoE on CUDA only: verification runs a twin whose experts are float and
-        # hold exactly the values the fp4 bytes decode to (MXFP4 values are exact in float32)
-        check_twin_fits(cfg)
-        twin = stage / TWIN_FOLDER
-        twin.mkdir()
-        exact = Transformed(source, mxfp4.round_trip) if change is not None else source
-        _write_graph(ckpt, twin, opts, GraphWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense,
-                                                     lookup_tensors=tensors), specials, max_context, progress, stages)
     weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors)
     manifest, weight_bytes = _write_graph(ckpt, stage, opts, weights, specials, max_context, progress, stages)
 
     report = effect = None
-    if opts.verify:
+    if opts.verify and opts.experts == "mxfp4":
+        report, effect, verification = _verify_fp4(stage, cfg, opts, source, tensors, float_tensors, max_context,
+                                                   progress, stages)
+    elif opts.verify:
         clock = time.perf_counter()
-        checked = twin or stage
-        report = verify(checked, cfg, tensors, checked / TOKENIZER_FILE, opts.dtype, progress=progress)
+        report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
         stages["verify"] = time.perf_counter() - clock
         log.info(report.summary())
         if not report.passed:
             raise VerificationError(report.summary() + "; the model folder was not written")
         verification = {"status": "passed", **report.to_dict()}
-        if twin is not None:
-            clock = time.perf_counter()
-            verification.update(method="cpu twin", twin=twin_description(same_experts(stage, twin, cfg)))
-            stages["check fp4 bytes against the twin"] = time.perf_counter() - clock
         if float_tensors is not None:
             clock = time.perf_counter()
-            effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, checked, opts,
+            effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, stage, opts,
                                                                           progress)
             stages["measure vs checkpoint"] = time.perf_counter() - clock
     else:
         log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
         verification = {"status": "skipped"}
-    if twin is not None:
-        shutil.rmtree(twin)
     manifest = replace(manifest, verification=verification)
     manifest.write(stage)
     return report, weight_bytes, effect
+
+
+def _verify_fp4(stage: Path, cfg, opts: ExportOptions, source, tensors, float_tensors, max_context: int,
+                progress: bool, stages: dict[str, float]) -> tuple[VerificationReport, dict | None, dict]:
+    """MXFP4 experts: onnxruntime has no CPU kernel for them, so a float twin of the graph is verified a
+    layer at a time (export/mxfp4_twin.py), and the written fp4 bytes are checked against its weights."""
+    clock = time.perf_counter()
+    exact = Transformed(source, mxfp4.round_trip) if float_tensors is not None else source
+    twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
+        run = run_twin(stage, twin, stage / TOKENIZER_FILE, bar)
+    stages["verify: cpu twin"] = time.perf_counter() - clock
+
+    def against(reference) -> VerificationReport:
+        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
+                  disable=not progress) as bar:
+            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar)
+        return compare(run.logits, ref, opts.dtype, run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
+                       TWIN_PROVIDER, clock)
+
+    clock = time.perf_counter()
+    report = against(tensors)
+    stages["verify: torch reference"] = time.perf_counter() - clock
+    log.info(report.summary())
+    if not report.passed:
+        raise VerificationError(report.summary() + "; the model folder was not written")
+    verification = {"status": "passed", "method": "cpu twin", "twin": run.description(), **report.to_dict()}
+    effect = None
+    if float_tensors is not None:
+        clock = time.perf_counter()
+        r = against(float_tensors)
+        effect = verification["vs_checkpoint"] = {
+            "quantized": quantized_parts(opts.experts, opts.dense), "max_abs_diff_prompt": r.max_abs_diff_prompt,
+            "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
+            "decode_steps": r.decode_steps}
+        stages["measure vs checkpoint"] = time.perf_counter() - clock
+    return report, effect, verification
 
 
 def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: GraphWeights, specials: dict[str, int],
@@ -242,8 +267,7 @@ def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: G
     model = builder.finish(folder / GRAPH_FILE, graph_name=f"gpt-oss-{opts.op_set}",
                            doc="Exported by parley-export; see manifest.json")
     shutil.copyfile(ckpt.tokenizer_file, folder / TOKENIZER_FILE)
-    label = "read, convert and write" + (" the cpu twin" if folder.name == TWIN_FOLDER else "")
-    stages[label] = time.perf_counter() - clock
+    stages["read, convert and write"] = time.perf_counter() - clock
     manifest = Manifest(
         config=cfg, graph_file=GRAPH_FILE, weights_file=WEIGHTS_FILE, op_set=opts.op_set, dtype=opts.dtype,
         kv_cache=KvCacheLayout(layout="batch,kv_heads,position,head_dim", max_context=max_context,

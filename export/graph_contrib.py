@@ -24,44 +24,67 @@ E8M0 = TensorProto.FLOAT8E8M0
 def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     cfg = w.cfg
     ids, seqlens_k, total_len = add_io(g, cfg, w.elem_type)
-    cos = g.weight("rope.cos", w.cos)
-    sin = g.weight("rope.sin", w.sin)
-    eps = cfg.rms_norm_eps
+    rope = rope_tables(g, w)
+    normed, residual = embed_part(g, w, ids)
+    for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
+        normed, residual = layer_part(g, w, n, normed, residual, seqlens_k, total_len, rope)
+    logits_outputs(g, cfg, head_part(g, w, residual))
 
+
+# The graph is the composition of these parts (export/layer_pieces.py also builds them one at a time):
+# embed_part, then layer_part for every layer, then head_part. A layer part ends with the next layer's
+# first norm, fused with its residual add, as onnxruntime's SkipSimplifiedLayerNormalization does it.
+
+def rope_tables(g: GraphBuilder, w: GraphWeights) -> tuple[str, str]:
+    return g.weight("rope.cos", w.cos), g.weight("rope.sin", w.sin)
+
+
+def embed_part(g: GraphBuilder, w: GraphWeights, ids: str) -> tuple[str, str]:
+    """Token ids -> (layer 0's normed input, the residual stream)."""
     residual = embedding(g, w, ids)
     with g.scope("layers.0"), g.scope("ln1"):
         normed = g.op("SimplifiedLayerNormalization", [residual, g.weight("layers.0.ln1", w.ln1(0))],
-                      axis=-1, epsilon=eps)
-    for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
-        lw = w.layer(n)
-        p = f"layers.{n}."
-        with g.scope(f"layers.{n}"):
-            with g.scope("attn"):
-                attn = attention(g, w, n, lw, normed, seqlens_k, total_len, cos, sin)
-            with g.scope("ln2"):  # the attention's residual add, then the norm before the experts
-                normed, _, _, residual = g.op(
-                    "SkipSimplifiedLayerNormalization", [attn, residual, g.weight(p + "ln2", lw.ln2)],
-                    outputs=[g.fresh("normed"), "", "", g.fresh("residual")], domain=MS, epsilon=eps)
-            with g.scope("moe"):
-                with g.scope("router"):
-                    router = linear(g, w, p + "router", normed, lw.router_w, lw.router_b)
-                    router = g.op("Reshape", [router, g.const([-1, cfg.num_local_experts])])
-                moe = experts(g, w, p, lw, normed, router)
-                if n + 1 == cfg.num_hidden_layers:
-                    with g.scope("residual"):
-                        residual = g.op("Add", [moe, residual])
-        if n + 1 < cfg.num_hidden_layers:
-            with g.scope(f"layers.{n + 1}"), g.scope("ln1"):  # this layer's residual add, the next one's norm
-                normed, _, _, residual = g.op(
-                    "SkipSimplifiedLayerNormalization", [moe, residual, g.weight(f"layers.{n + 1}.ln1",
-                                                                                 w.ln1(n + 1))],
-                    outputs=[g.fresh("normed"), "", "", g.fresh("residual")], domain=MS, epsilon=eps)
+                      axis=-1, epsilon=w.cfg.rms_norm_eps)
+    return normed, residual
 
+
+def layer_part(g: GraphBuilder, w: GraphWeights, n: int, normed: str, residual: str, seqlens_k: str, total_len: str,
+               rope: tuple[str, str]) -> tuple[str, str]:
+    """Layer n: attention, the norm before the experts, the experts; then the next layer's normed input and
+    the residual stream (the last layer: the residual stream twice, there is no next norm)."""
+    cfg, eps = w.cfg, w.cfg.rms_norm_eps
+    lw = w.layer(n)
+    p = f"layers.{n}."
+    with g.scope(f"layers.{n}"):
+        with g.scope("attn"):
+            attn = attention(g, w, n, lw, normed, seqlens_k, total_len, *rope)
+        with g.scope("ln2"):  # the attention's residual add, then the norm before the experts
+            normed, _, _, residual = g.op(
+                "SkipSimplifiedLayerNormalization", [attn, residual, g.weight(p + "ln2", lw.ln2)],
+                outputs=[g.fresh("normed"), "", "", g.fresh("residual")], domain=MS, epsilon=eps)
+        with g.scope("moe"):
+            with g.scope("router"):
+                router = linear(g, w, p + "router", normed, lw.router_w, lw.router_b)
+                router = g.op("Reshape", [router, g.const([-1, cfg.num_local_experts])])
+            moe = experts(g, w, p, lw, normed, router)
+            if n + 1 == cfg.num_hidden_layers:
+                with g.scope("residual"):
+                    residual = g.op("Add", [moe, residual])
+                    return residual, residual
+    with g.scope(f"layers.{n + 1}"), g.scope("ln1"):  # this layer's residual add, the next one's norm
+        normed, _, _, residual = g.op(
+            "SkipSimplifiedLayerNormalization", [moe, residual, g.weight(f"layers.{n + 1}.ln1", w.ln1(n + 1))],
+            outputs=[g.fresh("normed"), "", "", g.fresh("residual")], domain=MS, epsilon=eps)
+    return normed, residual
+
+
+def head_part(g: GraphBuilder, w: GraphWeights, residual: str) -> str:
+    """The residual stream -> the last position's float32 logits."""
     last = last_position(g, residual)
     with g.scope("final_norm"):
         final = g.op("SimplifiedLayerNormalization", [last, g.weight("norm.weight", w.final_norm)],
-                     axis=-1, epsilon=eps)
-    logits_outputs(g, cfg, unembedding(g, w, final))
+                     axis=-1, epsilon=w.cfg.rms_norm_eps)
+    return unembedding(g, w, final)
 
 
 def attention(g: GraphBuilder, w: GraphWeights, n: int, lw, x: str, seqlens_k: str, total_len: str, cos: str,

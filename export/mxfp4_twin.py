@@ -1,39 +1,41 @@
-"""The CPU twin that verifies an MXFP4 export (`--experts mxfp4`).
+"""The CPU twin that verifies an MXFP4 export (`--experts mxfp4`), a layer at a time.
 
-onnxruntime 1.31 runs QMoE with quant_type fp4 on CUDA only. The exporter therefore also writes a twin:
-the same graph, but with float MoE experts holding exactly the values the fp4 bytes decode to (every
-MXFP4 value is exact in float32). The twin is verified against the torch model as every export is, and
-then each layer's fp4 codes and e8m0 scales, read back from the written file, must decode to the twin's
-expert weights bit for bit. The twin is deleted afterwards; the manifest says what was checked how.
+onnxruntime 1.31 runs QMoE with quant_type fp4 on CUDA only. So verification runs a twin: the same graph,
+built by the same functions, but with float MoE experts holding exactly the values the fp4 bytes decode
+to (every MXFP4 value is exact in float32), one piece at a time (export/layer_pieces.py), so memory holds
+one layer even for gpt-oss-20b, whose float experts would take 76 GiB. Its logits are checked against
+the torch reference like any export's, and each layer's fp4 codes and e8m0 scales, read back from the
+written graph, must decode to the twin's expert weights bit for bit. The manifest says what was checked
+how.
 """
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from export import mxfp4
-from export.errors import ExportError, VerificationError
+from export.errors import VerificationError
+from export.graph_common import GraphWeights, LayerWeights
+from export.graph_contrib import fc1_layout, fc2_layout
+from export.layer_pieces import layered_logits
+from export.verify import DECODE_STEPS, prompt_ids, prompt_length
 
 TWIN_FOLDER = "cpu-twin"
-# The twin's float32 experts must fit on disk and in the verifier's memory map; beyond this a layer-at-a-time
-# twin is needed (not built yet), and the export says so instead of filling the disk.
-MAX_TWIN_EXPERT_BYTES = 8 * 2**30
+PROVIDER = "CPUExecutionProvider (cpu twin, a layer at a time)"
 
 
-def twin_expert_bytes(cfg) -> int:
-    per_expert = 3 * cfg.hidden_size * cfg.intermediate_size  # gate and up (fused), then down
-    return cfg.num_hidden_layers * cfg.num_local_experts * per_expert * 4
+class TwinWeights(GraphWeights):
+    """Float experts; remembers the layer last read, so its experts are compared without reading it twice."""
 
+    last: LayerWeights | None = None
 
-def check_twin_fits(cfg) -> None:
-    need = twin_expert_bytes(cfg)
-    if need > MAX_TWIN_EXPERT_BYTES:
-        raise ExportError(f"--experts mxfp4 is verified through a CPU twin with float32 experts, which for this "
-                          f"model would take {need / 2**30:.1f} GiB (at most {MAX_TWIN_EXPERT_BYTES / 2**30:.0f} GiB "
-                          f"is allowed); a layer-at-a-time twin is not built yet. Export with --experts int4 (verified "
-                          f"on the CPU), or with --experts mxfp4 --no-verify and check it on the GPU")
+    def layer(self, n: int) -> LayerWeights:
+        self.last = super().layer(n)
+        return self.last
 
 
 def initializers(folder: Path) -> dict[str, np.ndarray]:
@@ -52,24 +54,43 @@ def initializers(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def same_experts(folder: Path, twin: Path, cfg) -> int:
-    """Check every layer's fp4 experts in `folder` against the twin's float experts; returns the number of
-    expert matrices checked."""
-    ours, theirs = initializers(folder), initializers(twin)
+@dataclass
+class TwinRun:
+    logits: list[np.ndarray]  # at the prompt's last position and each later one
+    ids: list[int]
+    prompt: int
+    checked: int  # expert matrices whose fp4 bytes decode to the twin's weights
+
+    def description(self) -> str:
+        return (f"QMoE fp4 runs on CUDA only (onnxruntime 1.31): verified on the CPU through the same graph with "
+                f"float experts holding the MXFP4 values exactly, run a layer at a time and teacher-forced on "
+                f"{len(self.ids) - self.prompt} tokens after the prompt; the fp4 codes and e8m0 scales of all "
+                f"{self.checked} expert matrices in the written graph decode to the twin's weights bit for bit")
+
+
+def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None) -> TwinRun:
+    """The twin's logits over the verification prompt and DECODE_STEPS more tokens, checking each layer's
+    fp4 experts in `folder` (the written graph) against the float experts the twin ran with."""
+    cfg = twin.cfg
+    prompt = prompt_length(cfg)
+    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size)
+    written = initializers(folder)
     checked = 0
-    for n in range(cfg.num_hidden_layers):
-        for fc in ("fc1", "fc2"):
+
+    def check(n: int) -> None:
+        nonlocal checked
+        for fc, weights in (("fc1", fc1_layout(twin.last.gate_up)), ("fc2", fc2_layout(twin.last.down))):
             p = f"layers.{n}.{fc}"
-            decoded = mxfp4.decode_rows(np.asarray(ours[p + ".fp4"]), np.asarray(ours[p + ".e8m0"]))
-            float_weights = np.asarray(theirs[p + ".weight"], dtype=np.float32)
-            if decoded.shape != float_weights.shape or not np.array_equal(decoded, float_weights):
-                raise VerificationError(f"layer {n} {fc}: the fp4 experts written do not decode to the verified "
-                                        f"twin's weights; the model folder was not written")
+            decoded = mxfp4.decode_rows(np.asarray(written[p + ".fp4"]), np.asarray(written[p + ".e8m0"]))
+            if decoded.shape != weights.shape or not np.array_equal(decoded, weights.astype(np.float32)):
+                raise VerificationError(f"layer {n} {fc}: the fp4 experts written do not decode to the weights the "
+                                        f"twin was verified with; the model folder was not written")
             checked += 1
-    return checked
 
-
-def twin_description(checked: int) -> str:
-    return (f"QMoE fp4 runs on CUDA only (onnxruntime 1.31): verified the same graph with float experts holding "
-            f"the MXFP4 values exactly, on the CPU; the fp4 codes and e8m0 scales of all {checked} expert "
-            f"matrices decode to the twin's weights bit for bit")
+    work = folder / TWIN_FOLDER
+    try:
+        logits = layered_logits(twin, ids, prompt, work, cache_length=len(ids) + 1, on_layer=check,
+                                progress=progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return TwinRun(logits, ids, prompt, checked)

@@ -98,6 +98,12 @@ def verify(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], 
     with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
               disable=not progress) as bar:
         ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar)
+    return compare(ours, ref, dtype, len(ids), greedy, provider, start)
+
+
+def compare(ours: list[np.ndarray], ref: np.ndarray, dtype: str, prompt_tokens: int, greedy: list[int],
+            provider: str, start: float) -> VerificationReport:
+    """The graph's logits at the prompt's last position and each decode step against the reference's."""
     diff_prompt = float(np.abs(ours[0] - ref[0]).max())
     diff_decode = max((float(np.abs(o - r).max()) for o, r in zip(ours[1:], ref[1:])), default=0.0)
 
@@ -110,7 +116,7 @@ def verify(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], 
 
     match = all(same_choice(o, r) for o, r in zip(ours, ref))
     return VerificationReport(
-        passed=bool(match and max(diff_prompt, diff_decode) <= tol), prompt_tokens=len(ids),
-        decode_steps=decode_steps, max_abs_diff_prompt=diff_prompt, max_abs_diff_decode=diff_decode,
+        passed=bool(match and max(diff_prompt, diff_decode) <= tol), prompt_tokens=prompt_tokens,
+        decode_steps=len(ours) - 1, max_abs_diff_prompt=diff_prompt, max_abs_diff_decode=diff_decode,
         tolerance=tol, greedy_match=bool(match), greedy_tokens=greedy,
         provider=provider, seconds=round(time.perf_counter() - start, 3))

@@ -2,8 +2,6 @@
 verified through a CPU twin (the fp4 kernel is CUDA-only in onnxruntime 1.31)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,9 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from export import mxfp4
-from export.errors import ExportError
 from export.exporter import ExportOptions, export_model
-from export.mxfp4_twin import check_twin_fits, initializers
+from export.mxfp4_twin import initializers
 from runtime.manifest import Manifest
 from runtime.session import ModelLoadError, ModelSession, SessionOptions
 from tests.helpers.checkpoints import make_mxfp4_twins
@@ -69,8 +66,10 @@ def test_the_manifest_says_it_was_verified_through_the_cpu_twin(fp4_export):
     assert manifest.export_options["experts"] == "mxfp4"
     assert manifest.verification["status"] == "passed" and manifest.verification["method"] == "cpu twin"
     assert "bit for bit" in manifest.verification["twin"]
+    assert "a layer at a time" in manifest.verification["twin"]
+    assert manifest.verification["provider"].startswith("CPUExecutionProvider (cpu twin")
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx", "model.onnx.data",
-                                                       "tokenizer.json"]  # the twin is gone
+                                                       "tokenizer.json"]  # the twin's pieces are gone
 
 
 def test_onnxruntime_accepts_the_graph_and_lacks_only_the_cpu_kernel(fp4_export):
@@ -110,7 +109,38 @@ def test_codes_decode_to_the_values_the_checkpoint_loads_as():
                           mxfp4.dequantize(blocks, scales).transpose(1, 2).numpy())
 
 
-def test_a_twin_too_large_for_this_machine_is_refused_before_anything_is_written():
-    twenty_b = SimpleNamespace(hidden_size=2880, intermediate_size=2880, num_hidden_layers=24, num_local_experts=32)
-    with pytest.raises(ExportError, match="--experts int4"):
-        check_twin_fits(twenty_b)
+def test_the_pieces_the_twin_runs_compute_exactly_what_the_whole_graph_computes(tmp_path):
+    """The twin runs the graph a layer at a time (export/layer_pieces.py); in float32 the pieces in a row
+    give the whole graph's logits bit for bit, prefill and decode steps alike."""
+    from export.checkpoint import load_checkpoint
+    from export.graph_common import GraphWeights
+    from export.layer_pieces import layered_logits
+
+    _, twin = make_mxfp4_twins(tmp_path)
+    export_model(twin, tmp_path / "whole", ExportOptions(max_context=32, experts="float"))
+    ckpt = load_checkpoint(twin, False, lazy=True)
+    ids = [int(i) for i in np.random.default_rng(3).integers(0, ckpt.config.vocab_size, 20)]
+    pieces = layered_logits(GraphWeights(ckpt.config, ckpt.tensors, "float32", 32), ids, 12, tmp_path / "work",
+                            cache_length=32)
+    session = ModelSession(tmp_path / "whole", SessionOptions(provider="cpu"))
+    cache = session.new_cache(length=32)
+    whole = [session.run(np.array([ids[:12]]), cache)[0]] + [session.run(np.array([[t]]), cache)[0] for t in ids[12:]]
+    assert len(pieces) == len(whole) == 9
+    assert all(np.array_equal(p, w) for p, w in zip(pieces, whole))
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # each piece deleted
+
+
+def test_an_export_whose_fp4_bytes_differ_from_the_twins_weights_is_not_written(tmp_path, monkeypatch):
+    """The bit-for-bit check can fail: fp4 codes that decode to other values than the twin ran with."""
+    from export.errors import VerificationError
+
+    quantized, _ = make_mxfp4_twins(tmp_path)
+    real = mxfp4.codes_of
+
+    def off_by_one_scale(tensors, name):
+        codes, scales = real(tensors, name)
+        return codes, scales + 1
+    monkeypatch.setattr(mxfp4, "codes_of", off_by_one_scale)
+    with pytest.raises(VerificationError, match="do not decode to the weights"):
+        export_model(quantized, tmp_path / "bad", ExportOptions(max_context=32, experts="mxfp4"))
+    assert not (tmp_path / "bad").exists()
