@@ -119,13 +119,16 @@ def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
     return min((slack - feed * step_ms for slack, feed in rows), default=float("inf"))
 
 
-def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, text_chars: int) -> bool:
-    """A reply's prompt runs between two decode steps and holds every live row meanwhile: don't start
-    one when a live reply's deadline is closer than that pause and two more steps (the live reply ends
-    by its deadline, so the new one waits at most that long)."""
+def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, text_chars: int,
+                       prefill_chunk: int | None = None) -> bool:
+    """A reply's prompt runs between two decode steps and holds every live row meanwhile (a chunk of it
+    at a time, when the batch prefills in chunks): don't start one when a live reply's deadline is
+    closer than that pause and two more steps (the live reply ends by its deadline, so the new one
+    waits at most that long)."""
     if not live_rows:
         return False
     # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as 2,
     # so the pause errs long)
-    pause = cost.prefill_ms(JOIN_PAUSE_TOKENS + text_chars // 2)
+    tokens = JOIN_PAUSE_TOKENS + text_chars // 2
+    pause = cost.prefill_ms(min(tokens, prefill_chunk) if prefill_chunk else tokens)
     return min_slack_ms < pause + 2 * cost.decode_ms_per_token

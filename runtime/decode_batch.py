@@ -11,6 +11,10 @@ stay 0..k-1, a contiguous block the graph runs on.
 
 A batch of one row needs no pool: the reply decodes in its own cache, with nothing to copy.
 
+A prompt that arrives while replies are live is prefilled in chunks of `prefill_chunk` tokens, one
+chunk after each decode step, so the live replies pause for a chunk at a time rather than the whole
+prompt (chunked prefill, as vLLM and SGLang do it). With no live reply it runs in one go.
+
 Single-threaded by design: one thread (the server's worker) owns a batch.
 """
 from __future__ import annotations
@@ -43,32 +47,47 @@ class Model(Protocol):
 log = logging.getLogger(__name__)
 
 
+PREFILL_CHUNK = 128  # prompt tokens per run while replies are live: a pause of about 10 decode steps on a CPU
+
+
 @dataclass(eq=False)
 class _Row:
     reply: "Reply"
     feed: list[int] = field(default_factory=list)  # ids still to run before the reply is asked again
 
 
+@dataclass(eq=False)
+class _Prefill:
+    reply: "Reply"
+    ids: list[int]  # prompt ids still to run
+
+
 class DecodeBatch:
-    def __init__(self, engine: Model, max_batch: int = 8):
+    def __init__(self, engine: Model, max_batch: int = 8, prefill_chunk: int = PREFILL_CHUNK):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.engine, self.max_batch = engine, max_batch
+        if prefill_chunk < 1:
+            raise ValueError("prefill_chunk must be at least 1")
+        self.engine, self.max_batch, self.prefill_chunk = engine, max_batch, prefill_chunk
         self._pool: KvCache | None = None  # allocated on first use: max_batch rows of the full context
         self._rows: list[_Row] = []  # index == pool row
+        self._prefills: list[_Prefill] = []  # prompts being prefilled a chunk at a time, oldest first
         self.steps_run = 0
         self.rows_stepped = 0  # sum of batch sizes, for the mean batch size in stats
+        self.chunks_run = 0  # prompt chunks run between decode steps
 
     def __len__(self) -> int:
-        return len(self._rows)
+        """Replies in the batch: decoding, or still prefilling their prompt."""
+        return len(self._rows) + len(self._prefills)
 
     def has_room(self) -> bool:
-        return len(self._rows) < self.max_batch
+        return len(self) < self.max_batch
 
     def min_slack_ms(self) -> float:
         """The least time any live reply could give up before its deadline (deadlines.batch_slack_ms)."""
-        return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),
-                                        self.engine.cost.decode_ms_per_token)
+        rows = [(row.reply.slack_ms(), len(row.feed)) for row in self._rows]
+        rows += [(p.reply.slack_ms(), 0) for p in self._prefills]
+        return deadlines.batch_slack_ms(rows, self.engine.cost.decode_ms_per_token)
 
     def start(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> None:
         """Render and prefill the reply now; it joins the batch for its decode steps. A reply that ends
@@ -83,16 +102,38 @@ class DecodeBatch:
             return
         if ids is None:
             return
-        try:
-            out = self.engine.run_model(np.array([ids]), reply.cache, prefill=True)
-        except Exception as exc:  # noqa: BLE001 - the prefill failed: only this reply is affected
-            reply.abandon(exc)
+        if not self._rows or len(ids) <= self.prefill_chunk:
+            self._prefill(_Prefill(reply, list(ids)), len(ids))
             return
-        self._continue(_Row(reply), out, 0)
+        self._prefills.append(_Prefill(reply, list(ids)))
+        self._prefill(self._prefills[0], self.prefill_chunk)
 
     def step(self) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
-        decides what comes next."""
+        decides what comes next. Then one chunk of the oldest prompt still being prefilled."""
+        self._decode_step()
+        if self._prefills:
+            self._prefill(self._prefills[0], len(self._prefills[0].ids) if not self._rows else self.prefill_chunk)
+
+    def _prefill(self, pending: _Prefill, tokens: int) -> None:
+        """Run the next `tokens` of a prompt on its reply's own cache; after the last, the reply decides
+        what comes next (and joins the batch)."""
+        chunk, pending.ids = pending.ids[:tokens], pending.ids[tokens:]
+        try:
+            out = self.engine.run_model(np.array([chunk]), pending.reply.cache, prefill=True)
+        except Exception as exc:  # noqa: BLE001 - the prefill failed: only this reply is affected
+            if pending in self._prefills:
+                self._prefills.remove(pending)
+            pending.reply.abandon(exc)
+            return
+        if pending.ids:
+            self.chunks_run += 1
+            return
+        if pending in self._prefills:
+            self._prefills.remove(pending)
+        self._continue(_Row(pending.reply), out, 0)
+
+    def _decode_step(self) -> None:
         if not self._rows:
             return
         rows = list(self._rows)  # as they are at this step
@@ -110,7 +151,7 @@ class DecodeBatch:
 
     def run_all(self) -> None:
         """Step until every live reply is done (for callers without a queue of their own)."""
-        while self._rows:
+        while len(self):
             self.step()
 
     def fail_all(self, exc: BaseException) -> None:
@@ -119,8 +160,9 @@ class DecodeBatch:
         if self._rows:
             log.error("a decode step failed; ending %d live replies", len(self._rows), exc_info=exc)
         rows, self._rows, self._pool = self._rows, [], None  # a fresh pool on the next join
-        for row in rows:
-            row.reply.abandon(exc)
+        prefills, self._prefills = self._prefills, []
+        for reply in [row.reply for row in rows] + [p.reply for p in prefills]:
+            reply.abandon(exc)
 
     # ---- internals ------------------------------------------------------------------------------
 

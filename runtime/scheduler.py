@@ -10,7 +10,8 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
          one whose last reply started longest ago (round robin: fairness between clients comes
          before deadlines between them); and not if its prompt's pause would make a live reply miss
          its deadline (deadlines.join_would_be_late);
-  2. run: start it (a session operation runs to its end; a reply is prefilled and joins the batch),
+  2. run: start it (a session operation runs to its end; a reply is prefilled, in chunks between decode
+     steps when replies are live, and joins the batch),
      or, with nothing to start, run one decode step of the batch;
   3. update: the batch reports each reply's events to its job's sink; the last event of a job
      (its result, a refusal, an error) marks it finished.
@@ -91,6 +92,8 @@ class Job:
 
 class Batch(Protocol):
     """What the scheduler needs of a decode batch (runtime/decode_batch.py, or a fake in tests)."""
+
+    prefill_chunk: int  # the most prompt tokens run between two decode steps
 
     def __len__(self) -> int: ...
     def has_room(self) -> bool: ...
@@ -251,7 +254,8 @@ class Scheduler:
         if not earliest or not self.batch.has_room():
             return None
         job = min(earliest.values(), key=lambda j: (in_batch[j.client], self._last_start.get(j.client, -1), j.due))
-        if deadlines.join_would_be_late(self.cost, len(self.batch), self.batch.min_slack_ms(), len(job.request.text)):
+        if deadlines.join_would_be_late(self.cost, len(self.batch), self.batch.min_slack_ms(), len(job.request.text),
+                                        self.batch.prefill_chunk):
             return None
         return job
 

@@ -61,11 +61,12 @@ def single(tiny_model):
     return engine, {r.request_id: alone(engine, r) for r in requests(engine)}
 
 
-@pytest.mark.parametrize("max_batch,join_every", [(8, 0), (3, 0), (4, 5)])
-def test_batched_replies_equal_unbatched_ones(tiny_model, single, max_batch, join_every):
+@pytest.mark.parametrize("max_batch,join_every,chunk", [(8, 0, 128), (3, 0, 128), (4, 5, 128), (4, 3, 7)])
+def test_batched_replies_equal_unbatched_ones(tiny_model, single, max_batch, join_every, chunk):
+    """Also with prompts prefilled 7 tokens at a time between the live replies' decode steps."""
     _, expected = single
     engine = Engine(tiny_model, npcs())
-    batch = DecodeBatch(engine, max_batch=max_batch)
+    batch = DecodeBatch(engine, max_batch=max_batch, prefill_chunk=chunk)
     got = batched(batch, requests(engine), join_every)
     for rid, (text, result) in expected.items():
         btext, bresult = got[rid]
@@ -137,3 +138,38 @@ def test_cancel_ends_one_row_and_leaves_the_others_intact(tiny_model, single):
     assert events["r0"][-1].stats.finish_reason == "cancelled"
     for rid in ("r1", "r2"):
         assert events[rid][-1].tokens == expected[rid][1].tokens
+
+
+def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_model):
+    """Chunked prefill: while replies are live, a new prompt runs at most `prefill_chunk` tokens between two
+    decode steps, so the live rows keep decoding; with no live reply it runs in one go."""
+    engine = Engine(tiny_model, npcs())
+    list(engine.reply(ReplyRequest(npc="tomas", text="Hello", sampling=GREEDY)))  # its NPC prefix is cached
+    runs: list[tuple[str, int, int]] = []  # (prefill or decode, rows, tokens)
+    real = engine.run_model
+
+    def recording(ids, cache, prefill=False):
+        runs.append(("prefill" if prefill else "decode", ids.shape[0], ids.shape[1]))
+        return real(ids, cache, prefill)
+    engine.run_model = recording
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    events: dict[str, list] = {"a": [], "b": []}
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0,  # never ends by itself: runs to its budgets
+                             logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="a", sampling=endless), threading.Event(),
+                events["a"].append)
+    prompt_a = [r for r in runs if r[0] == "prefill"][-1]
+    assert prompt_a[2] > 5  # alone: the whole prompt at once
+    batch.step()
+    before = len(runs)
+    batch.start(ReplyRequest(npc="tomas", text=QUESTIONS[2], request_id="b", sampling=GREEDY), threading.Event(),
+                events["b"].append)
+    batch.run_all()
+    later = runs[before:]
+    prefills = [r for r in later if r[0] == "prefill"]
+    assert len(prefills) > 3 and all(tokens <= 5 for _, _, tokens in prefills)
+    last_chunk = max(i for i, r in enumerate(later) if r[0] == "prefill")
+    assert [r for r in later[:last_chunk] if r[0] == "decode"]  # the live reply kept decoding meanwhile
+    assert batch.chunks_run == len(prefills) - 1
+    assert all(isinstance(evs[-1], ReplyResult) for evs in events.values())
+    assert len(batch) == 0

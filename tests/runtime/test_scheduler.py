@@ -24,6 +24,7 @@ def result(req: ReplyRequest) -> ReplyResult:
 
 class FakeBatch:
     """Rows that finish after a set number of steps; records what started, in order."""
+    prefill_chunk = 10_000  # a prompt runs whole
 
     def __init__(self, max_batch: int = 2, steps: int = 2):
         self.max_batch, self.steps = max_batch, steps
