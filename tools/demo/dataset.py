@@ -187,6 +187,14 @@ def dont_know(d: DemoNpc, npc: Npc, what: str, rng: random.Random, goods: str | 
     return Reply(" ".join(parts), final)
 
 
+def unknown_question(rng: random.Random) -> str:
+    """A question no demo NPC can answer: one of the lexicon's, or one composed from its frames."""
+    if rng.random() < 0.4:
+        return rng.choice(lexicon.UNKNOWABLE)
+    return re.sub(r"\{(\w+)\}", lambda m: rng.choice(lexicon.UNKNOWN_SLOTS[m.group(1)]),
+                  rng.choice(lexicon.UNKNOWN_FRAMES))
+
+
 def other_goods(d: DemoNpc) -> list[str]:
     """Goods this NPC does not sell: the lexicon's list and other trades' wares."""
     sold = {f.slots.get("item", "") for f in d.facts}
@@ -196,7 +204,7 @@ def other_goods(d: DemoNpc) -> list[str]:
 
 def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
              kinds=("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action"),
-             weights=(30, 3, 5, 2, 1, 1, 1, 2)) -> tuple[str, Reply, str | None]:
+             weights=(30, 3, 7, 2, 1, 1, 1, 2)) -> tuple[str, Reply, str | None]:
     kind = rng.choices(kinds, weights)[0]
     if held_out:
         kind = "fact"
@@ -218,8 +226,8 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
             goods = rng.choice(other_goods(d))
             return (_unheld(lambda: player_talk.wrong_item(goods, rng)),
                     dont_know(d, npc, goods.removeprefix("a ").removeprefix("an "), rng, goods), None)
-        q = rng.choice(lexicon.UNKNOWABLE)
-        return _unheld(lambda: player_talk.unknowable(q, rng)), dont_know(d, npc, "something I don't know", rng), None
+        return (_unheld(lambda: player_talk.unknowable(unknown_question(rng), rng)),
+                dont_know(d, npc, "something I don't know", rng), None)
     if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
         return ask_about(d, fact, rng, held_out), fact_reply(d, npc, fact, rng), fact.key

@@ -128,6 +128,28 @@ UNKNOWABLE = [
     "can you lend me some coin", "what do you think of the king", "do you have family", "where were you born",
     "what's the best way to catch fish", "who drew the map of this valley", "how deep is the river",
 ]
+# More of them, composed: who/where/what about the world, and services nobody here offers. None touches a
+# demo NPC's facts (no rooms, food, weapons, repairs, gates, wolves or work).
+UNKNOWN_FRAMES = ["who runs the {place}", "who built the {structure}", "who's the {role} here", "who owns the {place}",
+                  "do you know {name}", "have you met {name}", "who is {name}", "where's the nearest {place}",
+                  "how far is it to {town}", "which way to {town}", "how do I get to {town}",
+                  "what's the {structure} called", "when was the {structure} built", "how many {people} live here",
+                  "what's the weather like in {town}", "what do you think of the {role}", "is the {role} a fair man",
+                  "can you {service}", "will you {service}", "could you {service} for me", "is {name} married",
+                  "where does {name} live", "what's {town} like", "is there a {place} in town"]
+UNKNOWN_SLOTS = {
+    "place": ["mill", "temple", "tannery", "harbour", "bakery", "stables", "chapel", "town hall", "bathhouse",
+              "library", "brewery", "orchard", "weaver's shop", "dye works"],
+    "structure": ["bridge", "town walls", "chapel", "old well", "mill", "town hall", "old keep", "clock tower"],
+    "role": ["mayor", "priest", "baron", "healer", "magistrate", "lord", "abbot", "tax collector"],
+    "name": ["old Hilda", "Jonas", "the miller's boy", "Sir Edric", "Widow Pell", "Garrick", "Maud", "the hermit"],
+    "town": ["Dunmere", "Oakfield", "the capital", "the coast", "Redwater", "Stonebridge", "the sea", "the mountains"],
+    "people": ["folk", "families", "children", "farmers", "soldiers"],
+    "service": ["teach me to swim", "read my fortune", "heal my wounds", "change my gold coins", "carry my bags",
+                "lend me a horse", "write a letter for me", "sing me a song", "teach me to read", "hide me for a night"],
+}
+
+
 # Goods a demo NPC does not sell (asking the price of one is a wrong-item question).
 OTHER_GOODS = ["a horse", "a saddle", "a lantern", "a coil of rope", "a map", "a fishing rod", "a bow", "a pair of boots",
                "a cloak", "a healing potion", "a wagon", "a goat", "a cart", "a tent", "a violin", "some spices",

@@ -36,18 +36,41 @@ def share(rows: list[dict], which: str | None = None) -> str:
     return f"{right / len(rows):.1%} ({right}/{len(rows)})"
 
 
+def freeform_line(report: dict) -> str:
+    return (f"{report['right']:.1%} | {report['wrong']:.1%} | {report['deflection']:.1%} | "
+            f"{report['follow_up_right']:.0%} | {report['unknown_right']:.0%}")
+
+
+def sweep_table(path: Path) -> str:
+    if not path.is_file():
+        return "(no sweep recorded)"
+    rows = ["| candidate | parameters | steps | final loss | dev right | dev wrong | template |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in json.loads(path.read_text()).items():
+        rows.append(f"| {name} ({r['minutes']:g} min) | {r['parameters'] / 1e6:.2f}M | {r['steps']} | {r['final_loss']:.3f} | "
+                    f"{r['dev_right']:.1%} | {r['dev_wrong']:.1%} | {r['template']:.1%} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, default=Path("tools/demo/checkpoint"))
     ap.add_argument("--model", type=Path, default=Path(".cache/demo-model"))
+    ap.add_argument("--json", type=Path, help="also write every figure and reply here")
     args = ap.parse_args()
+    from tools.demo import freeform, freeform_blind
+
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot(info["log"], args.checkpoint / "loss.png")
-    report = evaluate(export_demo(args.checkpoint, args.model))
+    model = export_demo(args.checkpoint, args.model)
+    report = evaluate(model)
+    free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
+    if args.json:
+        args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind}, indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
-    examples = "\n".join(f"| {r['npc']} | {r['question']} | {r['answer']} | {'yes' if r['correct'] else 'no'} |"
-                         for r in shipped["rows"][::8] + unseen["rows"][::2])
+    examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
+                         for r in free["rows"][::4] + blind["rows"][::6])
     card = f"""# Parley demo model
 
 A small gpt-oss-architecture model trained by Parley itself so that the demo NPCs really talk on a
@@ -59,46 +82,54 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {info['examples']} synthetic harmony conversations (tools/demo/dataset.py): the three shipped NPCs and random training-only NPCs; greetings, prices, hours, rumours, rules, rewards, people, food, work, insults, off-topic, farewells, actions; 0–2 earlier turns; reasoning length by effort |
-| training | {info['steps']} steps, {info['epochs']} epochs, {info['minutes']} min on a 2-core CPU; AdamW, cosine schedule; loss on assistant tokens only |
+| data | {info['examples']} synthetic harmony conversations (tools/demo/dataset.py): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions; 0–3 earlier turns |
+| training | {info['steps']} steps, {info['epochs']} epochs, {info['minutes']} min on a 2-core CPU; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
 | command | `{info['command']}` |
 
 ![training loss](loss.png)
 
 ## Measured behaviour
 
-Held-out question phrasings (excluded from the training data, also as substrings), greedy decoding,
-through the real engine (`.venv/bin/python -m tools.demo.evaluate`). A reply counts as correct when
-the final channel states the fact's key phrase, no fallback line was used, and no reasoning leaked into
-it. History of this figure: the first training run (10 fixed phrasings per topic) scored 36% on the
-first held-out set; a phrasing grammar raised that to 73%; looking at those misses, indirect questions
-and synonyms were added to the grammar (82.8% on a second, fresh set). That second set's misses led to
-more synonyms; both earlier sets then became the "earlier held-out" line below. Two test sets were
-never used to shape the data: the third, written before this checkpoint's training run, and the
-fourth, written after it and before the model was ever run on it (it was checked against the
-regenerated training data: one phrasing that occurred there was replaced before evaluation).
+Greedy decoding through the real engine, each reply scored by what its final channel states
+(`.venv/bin/python -m tools.demo.model_card`). **Right**: the fact asked for (for a question the NPC
+cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a wrong fact said
+with confidence, the worst outcome. **Deflection**: neither (an honest "I couldn't say", a greeting).
 
-| NPCs | questions | accuracy | answered through the final channel |
-| --- | --- | --- | --- |
-| the three shipped NPCs (brenna, aldric, marta) | both test sets | **{share(shipped['rows'])}** | {shipped['final_channel_rate']:.0%} |
-| | third test set | {share(shipped['rows'], 'test3')} | |
-| | fourth test set | {share(shipped['rows'], 'test4')} | |
-| the same NPCs | the two earlier held-out sets (looked at while improving the training grammar) | {share(dev['rows'])} | {dev['final_channel_rate']:.0%} |
-| a profile never seen in training (oswin, facts only in its prompt) | all four sets | **{share(unseen['rows'])}** | {unseen['final_channel_rate']:.0%} |
+| player lines | right | wrong fact | deflection | follow-ups right | unknowable answered honestly |
+| --- | --- | --- | --- | --- | --- |
+| free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
+| free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 
-Parley's target for the shipped NPCs is 90% on fresh phrasings. The misses are questions whose wording
-points at another topic (e.g. "Will the forge still be open tonight?" answered with a price, "Any
-gossip worth hearing?" with the wrong fact) or that the grammar has no word for ("What's for supper?").
-A new NPC's facts must be read from its developer message, which a model this small does only partly
-(the figure above is what it is). For your own NPCs, fine-tune a real gpt-oss checkpoint on your
-world and export it.
+Both sets were written before this checkpoint's data was generated and trained, and no line of either
+(normalized) occurs in its training data (tests/demo). Set A was written by the same developers who
+then wrote the generator (they had read it; the generator keeps its lines out but its word lists are
+theirs); set B was written by a helper that read only the three profile files and never the generator,
+and nobody looked at it before this checkpoint was trained: it is the honest figure.
 
-| NPC | question | answer | correct |
+| template phrasings (held out from the grammar of earlier versions) | accuracy |
+| --- | --- |
+| the three shipped NPCs, test sets 3 and 4 | {share(shipped['rows'])} |
+| the same NPCs, the earlier held-out sets | {share(dev['rows'])} |
+| a profile never seen in training (oswin, facts only in its prompt), all sets | {share(unseen['rows'])} |
+
+### How size and learning rate were chosen
+
+Each candidate trained for the same short budget and scored on a development set of generator lines
+with another seed, minus every training line (tools/demo/sweep.py, tools/demo/devset.py; the
+free-form sets were never used). Short budgets favour the smaller, faster model; the final run then
+trained the chosen one for longer.
+
+{sweep_table(Path(__file__).with_name("sweep.json"))}
+
+### Replies
+
+| NPC | player | reply | score |
 | --- | --- | --- | --- |
 {examples}
 """
     (args.checkpoint / "MODEL_CARD.md").write_text(card)
-    print(f"wrote {args.checkpoint / 'MODEL_CARD.md'} and loss.png: shipped {shipped['accuracy']:.1%}, "
+    print(f"wrote {args.checkpoint / 'MODEL_CARD.md'} and loss.png: free-form A right {free['right']:.1%} wrong "
+          f"{free['wrong']:.1%}; B right {blind['right']:.1%} wrong {blind['wrong']:.1%}; template {shipped['accuracy']:.1%}, "
           f"unseen {unseen['accuracy']:.1%}")
     return 0
 

@@ -19,6 +19,10 @@ CANDIDATES = {  # name: train.py arguments
     "h192-l4-lr2e-3": ["--hidden", "192", "--layers", "4", "--lr", "2e-3"],
     "h192-l4-lr4e-3": ["--hidden", "192", "--layers", "4", "--lr", "4e-3"],
     "h256-l4-lr2e-3": ["--hidden", "256", "--layers", "4", "--lr", "2e-3"],
+    # second round, after the first showed the smaller model ahead at equal time (more unknowable questions
+    # in the data from here on)
+    "h128-l4-lr3e-3-r2": ["--hidden", "128", "--layers", "4", "--lr", "3e-3"],
+    "h128-l4-lr6e-3-r2": ["--hidden", "128", "--layers", "4", "--lr", "6e-3"],
 }
 
 
