@@ -1,7 +1,9 @@
 """The shipped demo model: its data matches the profiles and the engine, and its NPCs state the right facts."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,24 +81,28 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
     run = subprocess.run([sys.executable, "-m", "runtime.cli", "test", str(ROOT / "npc_profiles"), "--model",
                           str(demo_model), "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
-    import json
     results = json.loads(out.read_text())
     assert len(results) >= 10 and all(r["ok"] and r["runs"] == 5 for r in results)
     assert {r["npc"] for r in results} == {"aldric", "brenna", "marta"}
 
 
 def test_no_free_form_line_occurs_in_the_training_data():
-    """The free-form yardstick (tools/demo/freeform.py) stays apart from every generator: none of its lines,
-    normalized, is a line the training data holds."""
+    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py) stay apart from every generator:
+    none of their lines, normalized, is a line the training data holds."""
     from tools.demo import freeform
 
     def norm(text: str) -> str:
         return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
-    examples = dataset.make_examples(12000, seed=0)  # what tools/demo/train.py trains on by default
+    log = json.loads((CHECKPOINT / "training_log.json").read_text())  # the shipped checkpoint's own data
+    seed = int(re.search(r"--seed (\d+)", log["command"]).group(1))
+    examples = dataset.make_examples(log["examples"], seed=seed)
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
-    lines = {norm(line.say) for line in freeform.LINES} | {norm(line.before) for line in freeform.LINES if line.before}
-    assert len(freeform.LINES) >= 100 and len(training) > 500
+    from tools.demo import freeform_blind
+
+    both = freeform.LINES + freeform_blind.LINES
+    lines = {norm(line.say) for line in both} | {norm(line.before) for line in both if line.before}
+    assert len(freeform.LINES) >= 100 and len(freeform_blind.LINES) >= 100 and len(training) > 500
     assert lines.isdisjoint(training), sorted(lines & training)
 
 

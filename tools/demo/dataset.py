@@ -20,7 +20,7 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
-from tools.demo import freeform, lexicon, phrasing, player_talk
+from tools.demo import freeform, freeform_blind, lexicon, phrasing, player_talk
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
@@ -150,10 +150,10 @@ def _normal(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
-# The free-form yardstick's lines (tools/demo/freeform.py) never occur in the training data, whatever the
+# The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind.py) never occur in the training data, whatever the
 # generator happens to compose.
-FREE_FORM = {_normal(line.say) for line in freeform.LINES} | {_normal(line.before) for line in freeform.LINES
-                                                               if line.before}
+FREE_FORM = {_normal(text) for line in freeform.LINES + freeform_blind.LINES for text in (line.say, line.before)
+             if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
 
 
