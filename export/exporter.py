@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from export import graph_contrib, graph_standard, mxfp4
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
 from export.errors import CheckpointError, ExportError, VerificationError
@@ -26,9 +24,8 @@ from export.param_count import ParamCounts, count_params
 from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
-from export.verify import DECODE_STEPS, VerificationReport, compare, context_needed, prompt_length, verify
-from export.mxfp4_twin import PROVIDER as TWIN_PROVIDER, TwinWeights, run_twin
-from export.reference import layered_logits
+from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
+from export.mxfp4_twin import TwinWeights, verify_through_twin
 from runtime.manifest import KvCacheLayout, Manifest
 
 log = logging.getLogger(__name__)
@@ -197,8 +194,10 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 
     report = effect = None
     if opts.verify and opts.experts == "mxfp4":
-        report, effect, verification = _verify_fp4(stage, cfg, opts, source, tensors, float_tensors, max_context,
-                                                   progress, stages)
+        exact = Transformed(source, mxfp4.round_trip) if float_tensors is not None else source
+        twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
+        report, effect, verification = verify_through_twin(stage, twin, tensors, float_tensors,
+                                                           quantized_parts(opts.experts, opts.dense), progress, stages)
     elif opts.verify:
         clock = time.perf_counter()
         report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
@@ -218,43 +217,6 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     manifest = replace(manifest, verification=verification)
     manifest.write(stage)
     return report, weight_bytes, effect
-
-
-def _verify_fp4(stage: Path, cfg, opts: ExportOptions, source, tensors, float_tensors, max_context: int,
-                progress: bool, stages: dict[str, float]) -> tuple[VerificationReport, dict | None, dict]:
-    """MXFP4 experts: onnxruntime has no CPU kernel for them, so a float twin of the graph is verified a
-    layer at a time (export/mxfp4_twin.py), and the written fp4 bytes are checked against its weights."""
-    clock = time.perf_counter()
-    exact = Transformed(source, mxfp4.round_trip) if float_tensors is not None else source
-    twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
-    with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
-        run = run_twin(stage, twin, stage / TOKENIZER_FILE, bar)
-    stages["verify: cpu twin"] = time.perf_counter() - clock
-
-    def against(reference) -> VerificationReport:
-        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
-                  disable=not progress) as bar:
-            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar)
-        return compare(run.logits, ref, opts.dtype, run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
-                       TWIN_PROVIDER, clock)
-
-    clock = time.perf_counter()
-    report = against(tensors)
-    stages["verify: torch reference"] = time.perf_counter() - clock
-    log.info(report.summary())
-    if not report.passed:
-        raise VerificationError(report.summary() + "; the model folder was not written")
-    verification = {"status": "passed", "method": "cpu twin", "twin": run.description(), **report.to_dict()}
-    effect = None
-    if float_tensors is not None:
-        clock = time.perf_counter()
-        r = against(float_tensors)
-        effect = verification["vs_checkpoint"] = {
-            "quantized": quantized_parts(opts.experts, opts.dense), "max_abs_diff_prompt": r.max_abs_diff_prompt,
-            "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
-            "decode_steps": r.decode_steps}
-        stages["measure vs checkpoint"] = time.perf_counter() - clock
-    return report, effect, verification
 
 
 def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: GraphWeights, specials: dict[str, int],

@@ -10,19 +10,25 @@ how.
 """
 from __future__ import annotations
 
+import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+from tqdm import tqdm
 
 from export import mxfp4
 from export.errors import VerificationError
 from export.graph_common import GraphWeights, LayerWeights
 from export.graph_contrib import fc1_layout, fc2_layout
-from export.layer_pieces import layered_logits
-from export.verify import DECODE_STEPS, prompt_ids, prompt_length
+from export.layer_pieces import layered_logits as twin_logits
+from export.reference import layered_logits
+from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length
+
+log = logging.getLogger(__name__)
 
 TWIN_FOLDER = "cpu-twin"
 PROVIDER = "CPUExecutionProvider (cpu twin, a layer at a time)"
@@ -89,8 +95,49 @@ def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=Non
 
     work = folder / TWIN_FOLDER
     try:
-        logits = layered_logits(twin, ids, prompt, work, cache_length=len(ids) + 1, on_layer=check,
-                                progress=progress)
+        logits = twin_logits(twin, ids, prompt, work, cache_length=len(ids) + 1, on_layer=check, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return TwinRun(logits, ids, prompt, checked)
+
+
+def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors, quantized: str, progress: bool,
+                        stages: dict[str, float]) -> tuple[VerificationReport, dict | None, dict]:
+    """Verify an MXFP4 export in `folder` through its twin: against the torch reference on `tensors` (a
+    failure raises), then, when the experts were rounded from float ones, how far it is from those
+    (`float_tensors`). Returns the report, that distance, and the manifest's verification entry."""
+    clock = time.perf_counter()
+    cfg = twin.cfg
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
+        run = run_twin(folder, twin, folder / "tokenizer.json", bar)
+    stages["verify: cpu twin"] = time.perf_counter() - clock
+
+    def against(reference) -> VerificationReport:
+        start = time.perf_counter()
+        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
+                  disable=not progress) as bar:
+            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar)
+        return compare(run.logits, ref, twin_dtype(twin), run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
+                       PROVIDER, start)
+
+    report = against(tensors)
+    stages["verify: torch reference"] = report.seconds
+    log.info(report.summary())
+    if not report.passed:
+        raise VerificationError(report.summary() + "; the model folder was not written")
+    verification = {"status": "passed", "method": "cpu twin", "twin": run.description(), **report.to_dict()}
+    effect = None
+    if float_tensors is not None:
+        r = against(float_tensors)
+        effect = verification["vs_checkpoint"] = {
+            "quantized": quantized, "max_abs_diff_prompt": r.max_abs_diff_prompt,
+            "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
+            "decode_steps": r.decode_steps}
+        stages["measure vs checkpoint"] = r.seconds
+        log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,
+                 r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
+    return report, effect, verification
+
+
+def twin_dtype(twin: GraphWeights) -> str:
+    return "float16" if twin.np_dtype == np.float16 else "float32"
