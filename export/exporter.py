@@ -194,10 +194,15 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
 
     report = effect = None
     if opts.verify and opts.experts == "mxfp4":
-        exact = Transformed(source, mxfp4.round_trip) if float_tensors is not None else source
+        # the twin's experts: the values the fp4 codes decode to (an MXFP4 checkpoint's own values are exact)
+        rounded = ckpt.quantization != "mxfp4" or opts.lora is not None
+        exact = Transformed(source, mxfp4.round_trip) if rounded else source
         twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
+        codes = ("the checkpoint's own MXFP4 bytes" if mxfp4.stores_bytes(source, "model.layers.0.mlp.experts.gate_up_proj")
+                 else "rounded to MXFP4 here" + (" (equal in value to the checkpoint's)" if not rounded else ""))
         report, effect, verification = verify_through_twin(stage, twin, tensors, float_tensors,
                                                            quantized_parts(opts.experts, opts.dense), progress, stages)
+        verification["codes"] = codes
     elif opts.verify:
         clock = time.perf_counter()
         report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)

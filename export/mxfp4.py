@@ -37,34 +37,46 @@ def _dequantize_one(b: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 
 def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse layout of dequantize(): [E, K, rows] float -> (blocks, scales), rounding to nearest E2M1."""
-    w = weight.transpose(1, 2).to(torch.float32).contiguous()  # [E, rows, K]
-    experts, rows, k = w.shape
+    """Inverse layout of dequantize(): [E, K, rows] float -> (blocks, scales), rounding to the nearest E2M1
+    value (a value halfway between two goes to the smaller magnitude). One expert at a time, so the
+    temporaries stay a few times one expert's size."""
+    experts, k, rows = weight.shape
     if k % BLOCK:
         raise ValueError(f"MXFP4 needs the input axis ({k}) to be a multiple of {BLOCK}")
-    groups = w.reshape(experts, rows, k // BLOCK, BLOCK)
-    amax = groups.abs().amax(-1).clamp(min=2.0**-126)
-    # Choose the exponent so the largest magnitude lands at or below 6 (E2M1's largest value).
-    exponent = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127).to(torch.int32)
-    scaled = groups / torch.exp2(exponent.to(torch.float32)).unsqueeze(-1)
-    lut = torch.tensor(E2M1_VALUES[:8])
-    codes = (scaled.abs().unsqueeze(-1) - lut).abs().argmin(-1).to(torch.uint8)
-    codes |= (scaled < 0).to(torch.uint8) << 3
-    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
-    return packed.contiguous(), (exponent + 127).to(torch.uint8)
+    blocks = torch.empty(experts, rows, k // BLOCK, BLOCK // 2, dtype=torch.uint8)
+    scales = torch.empty(experts, rows, k // BLOCK, dtype=torch.uint8)
+    magnitudes = torch.tensor(E2M1_VALUES[:8])
+    midpoints = (magnitudes[1:] + magnitudes[:-1]) / 2
+    for e in range(experts):
+        groups = weight[e].T.to(torch.float32).contiguous().reshape(rows, k // BLOCK, BLOCK)  # [rows, G, 32]
+        amax = groups.abs().amax(-1).clamp(min=2.0**-126)
+        # the exponent that brings the largest magnitude to at most 6 (E2M1's largest value)
+        exponent = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127).to(torch.int32)
+        scaled = groups / torch.exp2(exponent.to(torch.float32)).unsqueeze(-1)
+        codes = torch.bucketize(scaled.abs(), midpoints).to(torch.uint8)  # index of the nearest magnitude
+        codes |= (scaled < 0).to(torch.uint8) << 3
+        blocks[e] = codes[..., 0::2] | (codes[..., 1::2] << 4)
+        scales[e] = (exponent + 127).to(torch.uint8)
+    return blocks, scales
 
 
 def codes_of(tensors, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Expert matrix `name` as QMoE's fp4 inputs: codes [E, rows, K/2] uint8 and e8m0 scales [E, rows, K/32]
     uint8, rows being the output features. The checkpoint's own bytes where it stores them (bit for bit,
     never dequantized and requantized); a float tensor is rounded to MXFP4 here."""
-    is_mxfp4 = getattr(tensors, "is_mxfp4", None)
-    if is_mxfp4 is not None and is_mxfp4(name):
+    if stores_bytes(tensors, name):
         blocks, scales = tensors.raw(name + "_blocks"), tensors.raw(name + "_scales")
     else:
         blocks, scales = quantize(tensors[name])
     experts, rows = scales.shape[:2]
     return blocks.to(torch.uint8).reshape(experts, rows, -1).numpy(), scales.to(torch.uint8).numpy()
+
+
+def stores_bytes(tensors, name: str) -> bool:
+    """Whether `tensors` (a lazily read checkpoint) holds `name`'s MXFP4 bytes as stored, rather than only
+    its values (a checkpoint read whole, a merged LoRA adapter, a float checkpoint)."""
+    is_mxfp4 = getattr(tensors, "is_mxfp4", None)
+    return is_mxfp4 is not None and is_mxfp4(name)
 
 
 def decode_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:

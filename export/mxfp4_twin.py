@@ -44,22 +44,6 @@ class TwinWeights(GraphWeights):
         return self.last
 
 
-def initializers(folder: Path) -> dict[str, np.ndarray]:
-    """The folder's external initializers as read-only memory maps (nothing is read until used)."""
-    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
-    out = {}
-    for t in model.graph.initializer:
-        info = {e.key: e.value for e in t.external_data}
-        if not info:
-            continue
-        dtype = np.uint8 if t.data_type in (onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT8E8M0) else \
-            onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
-        count = int(np.prod(t.dims)) if t.dims else 1
-        out[t.name] = np.memmap(folder / info["location"], dtype=dtype, mode="r", offset=int(info["offset"]),
-                                shape=(count,)).reshape(tuple(t.dims))
-    return out
-
-
 @dataclass
 class TwinRun:
     logits: list[np.ndarray]  # at the prompt's last position and each later one
@@ -75,23 +59,29 @@ class TwinRun:
 
 
 def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None) -> TwinRun:
-    """The twin's logits over the verification prompt and DECODE_STEPS more tokens, checking each layer's
-    fp4 experts in `folder` (the written graph) against the float experts the twin ran with."""
+    """The twin's logits over the verification prompt and DECODE_STEPS more tokens, checking the written
+    graph in `folder` as it goes: its QMoE nodes' wiring, and each layer's fp4 experts against the float
+    experts the twin ran with."""
     cfg = twin.cfg
     prompt = prompt_length(cfg)
     ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size)
-    written = initializers(folder)
+    stored = check_wiring(folder, cfg)
     checked = 0
 
     def check(n: int) -> None:
         nonlocal checked
         for fc, weights in (("fc1", fc1_layout(twin.last.gate_up)), ("fc2", fc2_layout(twin.last.down))):
             p = f"layers.{n}.{fc}"
-            decoded = mxfp4.decode_rows(np.asarray(written[p + ".fp4"]), np.asarray(written[p + ".e8m0"]))
-            if decoded.shape != weights.shape or not np.array_equal(decoded, weights.astype(np.float32)):
-                raise VerificationError(f"layer {n} {fc}: the fp4 experts written do not decode to the weights the "
-                                        f"twin was verified with; the model folder was not written")
+            codes, scales = read(folder, stored[p + ".fp4"]), read(folder, stored[p + ".e8m0"])
+            for e in range(cfg.num_local_experts):  # one expert at a time: the temporaries stay small
+                decoded = mxfp4.decode_rows(codes[e:e + 1], scales[e:e + 1])[0]
+                if decoded.shape != weights[e].shape or not np.array_equal(decoded, weights[e].astype(np.float32)):
+                    hint = (" (a float16 twin holds only MXFP4 values within float16's range: export in float32 "
+                            "to verify this checkpoint)" if weights.dtype == np.float16 else "")
+                    raise VerificationError(f"layer {n} {fc} expert {e}: the fp4 experts written do not decode to the "
+                                            f"weights the twin was verified with{hint}; the model folder was not written")
             checked += 1
+        twin.last = None  # this layer's float experts can go
 
     work = folder / TWIN_FOLDER
     try:
@@ -99,6 +89,41 @@ def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=Non
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return TwinRun(logits, ids, prompt, checked)
+
+
+def check_wiring(folder: Path, cfg) -> dict[str, onnx.TensorProto]:
+    """Every layer has one QMoE node that reads its own fp4 experts, e8m0 scales, biases and unit global
+    scales at the schema's input positions, with the attributes gpt-oss needs. Returns the graph's
+    external initializers by name (descriptions only; nothing is read)."""
+    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    stored = {t.name: t for t in model.graph.initializer}
+    nodes = [node for node in model.graph.node if node.op_type == "QMoE"]
+    if len(nodes) != cfg.num_hidden_layers:
+        raise VerificationError(f"the graph has {len(nodes)} QMoE nodes for {cfg.num_hidden_layers} layers")
+    want_attrs = {"quant_type": b"fp4", "expert_weight_bits": 4, "block_size": mxfp4.BLOCK, "swiglu_fusion": 1,
+                  "k": cfg.num_experts_per_tok, "activation_type": b"swiglu", "normalize_routing_weights": 1}
+    for n, node in enumerate(nodes):
+        p = f"layers.{n}."
+        want = [p + "fc1.fp4", p + "fc1.e8m0", p + "fc1.bias", p + "fc2.fp4", p + "fc2.e8m0", p + "fc2.bias",
+                "", "", "", "", "", "", "", p + "fc1.global_scale", p + "fc2.global_scale"]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if list(node.input[2:]) != want or any(attrs.get(k) != v for k, v in want_attrs.items()):
+            raise VerificationError(f"layer {n}: the QMoE node's inputs or attributes are not the fp4 experts' "
+                                    f"({list(node.input[2:])}, {attrs})")
+        for name in want[-2:]:
+            if not np.array_equal(read(folder, stored[name]), np.ones(cfg.num_local_experts, np.float32)):
+                raise VerificationError(f"{name}: the global scales must all be 1 (e8m0 scales carry the exponent)")
+    return stored
+
+
+def read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
+    """One external initializer, read now (and let go by the caller)."""
+    info = {e.key: e.value for e in tensor.external_data}
+    dtype = np.uint8 if tensor.data_type in (onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT8E8M0) else \
+        onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    count = int(np.prod(tensor.dims)) if tensor.dims else 1
+    return np.fromfile(folder / info["location"], dtype=dtype, count=count,
+                       offset=int(info["offset"])).reshape(tuple(tensor.dims))
 
 
 def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors, quantized: str, progress: bool,

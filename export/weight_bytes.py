@@ -80,7 +80,7 @@ CHOICES = (
     ("GPU", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
     # closer to the checkpoint, but onnxruntime's CPU kernel cannot verify it at full size (performance.md)
     ("GPU, 8-bit dense", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
-    # the checkpoint's own MXFP4 bytes (QMoE fp4, CUDA only); verified through a CPU twin up to its size limit
+    # the checkpoint's own MXFP4 bytes (QMoE fp4, CUDA only), verified through a CPU twin a layer at a time
     ("GPU, MXFP4 experts", ExportChoice("float16", "mxfp4", "int4"), "--dtype float16 --experts mxfp4 --dense int4"),
 )
 

@@ -130,5 +130,10 @@ def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, t
     # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as 2,
     # so the pause errs long)
     tokens = JOIN_PAUSE_TOKENS + text_chars // 2
-    pause = cost.prefill_ms(min(tokens, prefill_chunk) if prefill_chunk else tokens)
-    return min_slack_ms < pause + 2 * cost.decode_ms_per_token
+    return pause_would_be_late(cost, min_slack_ms, min(tokens, prefill_chunk) if prefill_chunk else tokens)
+
+
+def pause_would_be_late(cost: "CostModel", min_slack_ms: float, prompt_tokens: int) -> bool:
+    """Whether running `prompt_tokens` of someone's prompt now, and two more decode steps, would take longer
+    than the live reply closest to its deadline can give up."""
+    return min_slack_ms < cost.prefill_ms(prompt_tokens) + 2 * cost.decode_ms_per_token

@@ -11,9 +11,11 @@ stay 0..k-1, a contiguous block the graph runs on.
 
 A batch of one row needs no pool: the reply decodes in its own cache, with nothing to copy.
 
-A prompt that arrives while replies are live is prefilled in chunks of `prefill_chunk` tokens, one
-chunk after each decode step, so the live replies pause for a chunk at a time rather than the whole
-prompt (chunked prefill, as vLLM and SGLang do it). With no live reply it runs in one go.
+A prompt that arrives while replies are live waits its turn (first come, first served) and is then
+prefilled in chunks of `prefill_chunk` tokens, one chunk after each decode step, so the live replies
+pause for a chunk at a time rather than the whole prompt (chunked prefill, as vLLM and SGLang do it);
+a chunk waits while it would make a live reply miss its deadline. With no live reply a prompt runs in
+one go. A reply cancelled, or out of time, while its prompt is still being prefilled ends there.
 
 Single-threaded by design: one thread (the server's worker) owns a batch.
 """
@@ -84,10 +86,9 @@ class DecodeBatch:
         return len(self) < self.max_batch
 
     def min_slack_ms(self) -> float:
-        """The least time any live reply could give up before its deadline (deadlines.batch_slack_ms)."""
-        rows = [(row.reply.slack_ms(), len(row.feed)) for row in self._rows]
-        rows += [(p.reply.slack_ms(), 0) for p in self._prefills]
-        return deadlines.batch_slack_ms(rows, self.engine.cost.decode_ms_per_token)
+        """The least time any live reply could give up before its deadline (deadlines.batch_slack_ms),
+        counting those still being prefilled."""
+        return min([self._rows_slack_ms()] + [p.reply.slack_ms() for p in self._prefills])
 
     def start(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> None:
         """Render and prefill the reply now; it joins the batch for its decode steps. A reply that ends
@@ -102,18 +103,32 @@ class DecodeBatch:
             return
         if ids is None:
             return
-        if not self._rows or len(ids) <= self.prefill_chunk:
-            self._prefill(_Prefill(reply, list(ids)), len(ids))
+        pending = _Prefill(reply, list(ids))
+        if not self._rows and not self._prefills:
+            self._prefill(pending, len(ids))
             return
-        self._prefills.append(_Prefill(reply, list(ids)))
-        self._prefill(self._prefills[0], self.prefill_chunk)
+        self._prefills.append(pending)  # its chunks run between decode steps
 
     def step(self) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
-        decides what comes next. Then one chunk of the oldest prompt still being prefilled."""
+        decides what comes next. Then one chunk of the oldest prompt still being prefilled (all of it
+        when no reply is live), unless that pause would make a live reply late."""
         self._decode_step()
-        if self._prefills:
-            self._prefill(self._prefills[0], len(self._prefills[0].ids) if not self._rows else self.prefill_chunk)
+        if not self._prefills:
+            return
+        pending = self._prefills[0]
+        if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits():
+            self._prefills.remove(pending)
+            pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
+            return
+        if not self._rows:
+            self._prefill(pending, len(pending.ids))
+        elif not deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), self.prefill_chunk):
+            self._prefill(pending, self.prefill_chunk)
+
+    def _rows_slack_ms(self) -> float:
+        return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),
+                                        self.engine.cost.decode_ms_per_token)
 
     def _prefill(self, pending: _Prefill, tokens: int) -> None:
         """Run the next `tokens` of a prompt on its reply's own cache; after the last, the reply decides
@@ -155,14 +170,14 @@ class DecodeBatch:
             self.step()
 
     def fail_all(self, exc: BaseException) -> None:
-        """End every live reply with `exc` and start over with an empty batch: the pool's rows may hold
-        garbage after a failed run, so no conversation keeps KV that came through it."""
+        """End every decoding reply with `exc` and start over with an empty pool: its rows may hold
+        garbage after a failed run, so no conversation keeps KV that came through it. Prompts still
+        being prefilled are in their own caches and go on."""
         if self._rows:
             log.error("a decode step failed; ending %d live replies", len(self._rows), exc_info=exc)
         rows, self._rows, self._pool = self._rows, [], None  # a fresh pool on the next join
-        prefills, self._prefills = self._prefills, []
-        for reply in [row.reply for row in rows] + [p.reply for p in prefills]:
-            reply.abandon(exc)
+        for row in rows:
+            row.reply.abandon(exc)
 
     # ---- internals ------------------------------------------------------------------------------
 

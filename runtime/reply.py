@@ -218,6 +218,12 @@ class Reply:
             return
         self._report(text, fallback=False)
 
+    def stop_before_decode(self, reason: str) -> None:
+        """Cancelled, or out of time, while its prompt was still being prefilled: nothing was said, so a
+        late one says its fallback line; the conversation keeps only the KV it had before."""
+        self.finish_reason = reason
+        self.finish()
+
     def abandon(self, exc: BaseException) -> None:
         """The model run failed: the KV may hold garbage, so the conversation keeps none of it."""
         if self.conv is not None:

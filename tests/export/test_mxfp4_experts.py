@@ -11,10 +11,16 @@ from safetensors.torch import load_file, save_file
 
 from export import mxfp4
 from export.exporter import ExportOptions, export_model
-from export.mxfp4_twin import initializers
+from export.mxfp4_twin import check_wiring, read
 from runtime.manifest import Manifest
 from runtime.session import ModelLoadError, ModelSession, SessionOptions
 from tests.helpers.checkpoints import make_mxfp4_twins
+
+
+def initializers(folder):
+    """The written graph's external initializers, by name, read when asked."""
+    stored = {t.name: t for t in onnx.load(folder / "model.onnx", load_external_data=False).graph.initializer}
+    return {name: read(folder, t) for name, t in stored.items() if t.external_data}
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +65,30 @@ def test_the_qmoe_node_reads_fp4_with_e8m0_scales_and_no_float_experts_are_writt
     assert not [name for name in types if name.endswith("fc1.weight")]
 
 
+def test_a_qmoe_node_wired_otherwise_is_caught(fp4_export, tmp_path):
+    """The twin checks the written graph's QMoE wiring: global scales one input early fail it."""
+    import shutil
+
+    from export.errors import VerificationError
+
+    _, _, folder, _ = fp4_export
+    shutil.copytree(folder, tmp_path / "rewired")
+    model = onnx.load(tmp_path / "rewired" / "model.onnx", load_external_data=False)
+    check_wiring(tmp_path / "rewired", Manifest.read(folder).config)  # as written: fine
+    node = next(n for n in model.graph.node if n.op_type == "QMoE")
+    inputs = list(node.input)
+    del node.input[:]
+    node.input.extend(inputs[:14] + inputs[15:] + [""])  # fc1's global scale where router weights go
+    onnx.save_model(model, tmp_path / "rewired" / "model.onnx")
+    with pytest.raises(VerificationError, match="inputs or attributes"):
+        check_wiring(tmp_path / "rewired", Manifest.read(folder).config)
+
+
 def test_the_manifest_says_it_was_verified_through_the_cpu_twin(fp4_export):
     _, _, folder, summary = fp4_export
     manifest = Manifest.read(folder)
     assert summary.verification.passed and summary.vs_checkpoint is None  # the checkpoint's own values
+    assert manifest.verification["codes"] == "the checkpoint's own MXFP4 bytes"
     assert manifest.export_options["experts"] == "mxfp4"
     assert manifest.verification["status"] == "passed" and manifest.verification["method"] == "cpu twin"
     assert "bit for bit" in manifest.verification["twin"]
@@ -97,6 +123,7 @@ def test_a_float_checkpoint_is_rounded_to_mxfp4_and_the_distance_recorded(tmp_pa
     summary = export_model(plain, tmp_path / "fp4", ExportOptions(max_context=32, experts="mxfp4"))
     assert summary.verification.passed and summary.vs_checkpoint["quantized"] == "mxfp4 experts"
     assert summary.vs_checkpoint["max_abs_diff_prompt"] > 0
+    assert Manifest.read(tmp_path / "fp4").verification["codes"] == "rounded to MXFP4 here"
     codes, scales = mxfp4.codes_of(load_file(plain / "model.safetensors"), "model.layers.0.mlp.experts.down_proj")
     assert np.array_equal(initializers(tmp_path / "fp4")["layers.0.fc2.fp4"], codes)
 

@@ -173,3 +173,92 @@ def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_m
     assert batch.chunks_run == len(prefills) - 1
     assert all(isinstance(evs[-1], ReplyResult) for evs in events.values())
     assert len(batch) == 0
+
+
+def _recording_engine(tiny_model, fail_on_prefill: int | None = None):
+    """An engine whose model runs are recorded (and whose n-th prefill run fails, if asked)."""
+    engine = Engine(tiny_model, npcs())
+    list(engine.reply(ReplyRequest(npc="tomas", text="Hello", sampling=GREEDY)))  # both NPC prefixes cached
+    list(engine.reply(ReplyRequest(npc="brenna", text="Hello", sampling=GREEDY)))
+    engine.runs = []
+    real = engine.run_model
+
+    def recording(ids, cache, prefill=False):
+        engine.runs.append(("prefill" if prefill else "decode", ids.shape[0], ids.shape[1]))
+        if prefill and fail_on_prefill is not None and sum(r[0] == "prefill" for r in engine.runs) == fail_on_prefill:
+            raise RuntimeError("injected prefill failure")
+        return real(ids, cache, prefill)
+    engine.run_model = recording
+    return engine
+
+
+def _live_and_pending(engine, batch, cancel_b=None, deadline_a=None):
+    """Reply a decoding (it never ends by itself), then reply b's long prompt waiting to be prefilled."""
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    events = {"a": [], "b": []}
+    extra = {"deadline_ms": deadline_a} if deadline_a else {}
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="a", sampling=endless, **extra), threading.Event(),
+                events["a"].append)
+    batch.step()
+    batch.start(ReplyRequest(npc="tomas", text=QUESTIONS[2], request_id="b", sampling=GREEDY),
+                cancel_b or threading.Event(), events["b"].append)
+    return events
+
+
+def test_a_prompt_waiting_for_its_chunks_counts_against_the_batchs_room(tiny_model):
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=2, prefill_chunk=5)
+    _live_and_pending(engine, batch)
+    assert len(batch) == 2 and not batch.has_room()
+    batch.run_all()
+    assert len(batch) == 0 and batch.has_room()
+
+
+def test_a_reply_cancelled_while_its_prompt_is_prefilled_stops_there(tiny_model):
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    cancel = threading.Event()
+    events = _live_and_pending(engine, batch, cancel_b=cancel)
+    batch.step()
+    batch.step()  # two of b's chunks ran
+    assert sum(r == ("prefill", 1, 5) for r in engine.runs) == 2
+    cancel.set()
+    at_cancel = len(engine.runs)
+    batch.run_all()
+    assert not [r for r in engine.runs[at_cancel:] if r[0] == "prefill"]  # none of b's prompt ran after it
+    assert events["b"][-1].stats.finish_reason == "cancelled" and events["b"][-1].text == ""
+    assert isinstance(events["a"][-1], ReplyResult) and events["a"][-1].stats.finish_reason != "cancelled"
+
+
+def test_a_prefill_that_fails_half_way_ends_only_its_reply(tiny_model):
+    engine = _recording_engine(tiny_model, fail_on_prefill=3)  # a's prompt, then b's first chunk, then this
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    events = _live_and_pending(engine, batch)
+    batch.run_all()
+    assert isinstance(events["b"][-1], RuntimeError)
+    assert isinstance(events["a"][-1], ReplyResult)
+    assert len(batch) == 0
+
+
+def test_a_failed_decode_step_ends_the_decoding_replies_and_the_prefilling_one_goes_on(tiny_model):
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    events = _live_and_pending(engine, batch)
+    batch.fail_all(RuntimeError("the device failed"))
+    batch.run_all()
+    assert isinstance(events["a"][-1], RuntimeError)
+    assert isinstance(events["b"][-1], ReplyResult) and events["b"][-1].stats.finish_reason != "cancelled"
+
+
+def test_a_chunk_waits_while_it_would_make_a_live_reply_late(tiny_model):
+    """With prefill priced at 100 s a token, a 5-token chunk would cost a live reply with a 60 s deadline
+    its deadline: b's prompt waits until a is done, then runs in one go."""
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    events = _live_and_pending(engine, batch, deadline_a=60_000)
+    engine.cost.frozen, engine.cost.prefill_ms_per_token = True, 100_000.0  # a is decoding by now
+    batch.run_all()
+    b_prefills = [i for i, r in enumerate(engine.runs) if r[0] == "prefill"][1:]
+    assert len(b_prefills) == 1 and engine.runs[b_prefills[0]][2] > 5  # in one go: no reply was live any more
+    assert sum(r[0] == "decode" for r in engine.runs[:b_prefills[0]]) > 10  # a decoded meanwhile
+    assert all(isinstance(e[-1], ReplyResult) for e in events.values())
