@@ -21,7 +21,7 @@ from export.graph_common import DTYPES, GraphWeights, candidates
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
-from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS
+from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS, mxfp4_round_trip
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
@@ -196,7 +196,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     if opts.verify and opts.experts == "mxfp4":
         # the twin's experts: the values the fp4 codes decode to (an MXFP4 checkpoint's own values are exact)
         rounded = ckpt.quantization != "mxfp4" or opts.lora is not None
-        exact = Transformed(source, mxfp4.round_trip) if rounded else source
+        exact = Transformed(source, mxfp4_round_trip) if rounded else source
         twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
         codes = ("the checkpoint's own MXFP4 bytes" if mxfp4.stores_bytes(source, "model.layers.0.mlp.experts.gate_up_proj")
                  else "rounded to MXFP4 here" + (" (equal in value to the checkpoint's)" if not rounded else ""))

@@ -84,12 +84,3 @@ def decode_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
     lut = np.array(E2M1_VALUES, dtype=np.float32)
     values = np.stack([lut[codes & 0x0F], lut[codes >> 4]], axis=-1).reshape(*scales.shape, BLOCK)
     return np.ldexp(values, scales.astype(np.int32)[..., None] - 127).reshape(*scales.shape[:2], -1)
-
-
-def round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """An expert matrix as MXFP4 holds it (the values of an MXFP4 checkpoint come back unchanged)."""
-    from export.quantize import EXPERT_MATRICES
-
-    if not name.endswith(EXPERT_MATRICES):
-        return tensor
-    return dequantize(*quantize(tensor))
