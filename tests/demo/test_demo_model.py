@@ -48,9 +48,9 @@ def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     assert dataset.prompt_ids(engine.tok, example) == served
 
 
-# The demo model's promise: the shipped NPCs state the right fact on >= 90% of held-out phrasings. The shipped
-# checkpoint measures 91.4% (117/128) on the two test sets (MODEL_CARD.md), with greedy decoding, which
-# is deterministic on the CPU provider.
+# The demo model's promise: the shipped NPCs state the right fact on >= 90% of held-out template phrasings
+# (the two test sets; MODEL_CARD.md has the shipped checkpoint's figure), with greedy decoding, which is
+# deterministic on the CPU provider.
 TARGET = 0.9
 
 
@@ -93,9 +93,12 @@ def test_no_free_form_line_occurs_in_the_training_data():
 
     def norm(text: str) -> str:
         return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+    examples = []
     log = json.loads((CHECKPOINT / "training_log.json").read_text())  # the shipped checkpoint's own data
-    seed = int(re.search(r"--seed (\d+)", log["command"]).group(1))
-    examples = dataset.make_examples(log["examples"], seed=seed)
+    while log:  # and that of every run it continued
+        seed = int(re.search(r"--seed (\d+)", log["command"]).group(1))
+        examples += dataset.make_examples(log["examples"], seed=seed, version=log.get("data_version", 1))
+        log = log.get("continued_from")
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
     from tools.demo import freeform_blind
@@ -104,6 +107,23 @@ def test_no_free_form_line_occurs_in_the_training_data():
     lines = {norm(line.say) for line in both} | {norm(line.before) for line in both if line.before}
     assert len(freeform.LINES) >= 100 and len(freeform_blind.LINES) >= 100 and len(training) > 500
     assert lines.isdisjoint(training), sorted(lines & training)
+
+
+# The shipped checkpoint on a fixed third of both free-form sets (MODEL_CARD.md has the full figures):
+# greedy decoding is deterministic on the CPU provider, so these floors hold it to what it measured.
+FREE_FORM_SUBSET_RIGHT = 0.85  # measured 87.3% (62 of 71)
+FREE_FORM_SUBSET_WRONG = 0.085  # measured 7.0% (5 of 71)
+
+
+def test_the_demo_npcs_answer_players_own_words_on_a_fixed_free_form_subset(demo_model):
+    from tools.demo import freeform, freeform_blind
+
+    lines = freeform.LINES[::3] + freeform_blind.LINES[::3]
+    report = freeform.evaluate(demo_model, lines)
+    misses = [(r["say"], r["answer"]) for r in report["rows"] if r["score"] != "right"]
+    assert report["n"] == 71
+    assert report["right"] >= FREE_FORM_SUBSET_RIGHT, misses
+    assert report["wrong"] <= FREE_FORM_SUBSET_WRONG, misses
 
 
 def test_the_free_form_scorer_counts_a_wrong_fact_worse_than_a_deflection():

@@ -202,15 +202,27 @@ def other_goods(d: DemoNpc) -> list[str]:
     return lexicon.OTHER_GOODS + wares
 
 
+# Data versions, so a checkpoint's training data can be generated again (its training log names the
+# version): 1 asked for actions in three fixed phrasings each; 2 composes them and asks a little more often.
+DATA_VERSION = 2
+KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
+WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3)}
+
+
 def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
-             kinds=("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action"),
-             weights=(30, 3, 7, 2, 1, 1, 1, 2)) -> tuple[str, Reply, str | None]:
-    kind = rng.choices(kinds, weights)[0]
+             version: int = DATA_VERSION) -> tuple[str, Reply, str | None]:
+    kind = rng.choices(KINDS, WEIGHTS[version])[0]
     if held_out:
         kind = "fact"
     if kind == "action" and npc.actions:
         name = npc.actions[0].name
-        return (rng.choice(ACTION_REQUESTS.get(name, ["Help me."])),
+        if version == 1:
+            request = rng.choice(ACTION_REQUESTS.get(name, ["Help me."]))
+        else:
+            request = (rng.choice(ACTION_REQUESTS[name]) if name in ACTION_REQUESTS and rng.random() < 0.3
+                       else _unheld(lambda: player_talk.action_request(name, rng)) if name in player_talk.ACTIONS
+                       else "Help me.")
+        return (request,
                 Reply(reasoning(npc.reasoning_effort, f"using {name}", None, d.style),
                       ACTION_FINAL.get(name, "Done, {address}.").format(address=d.address), name), None)
     if kind == "two" and len(d.facts) > 1:
@@ -265,7 +277,8 @@ def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
 
 
 def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: float = 0.6,
-                  only: list[tuple[DemoNpc, Npc]] | None = None, follow_share: float = 0.1) -> list[Example]:
+                  only: list[tuple[DemoNpc, Npc]] | None = None, follow_share: float = 0.1,
+                  version: int = DATA_VERSION) -> list[Example]:
     rng = random.Random(seed)
     shipped = list(shipped_npcs().values()) if only is None else only
     out = []
@@ -277,16 +290,16 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
             npc = npc_from_demo(d)
         history = []
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
-            text, reply, _ = one_turn(d, npc, rng, held_out)
+            text, reply, _ = one_turn(d, npc, rng, held_out, version)
             history.append(dialogues.Turn(text, reply.final, state=game_state(rng)))
         if only is None and rng.random() < follow_share:
             earlier, text, reply, fact = follow_up(d, npc, rng)
             history.append(earlier)
             key = fact.key
         else:
-            text, reply, key = one_turn(d, npc, rng, held_out)
+            text, reply, key = one_turn(d, npc, rng, held_out, version)
         while only is not None and key is None:  # evaluation sets ask about facts only
-            text, reply, key = one_turn(d, npc, rng, held_out)
+            text, reply, key = one_turn(d, npc, rng, held_out, version)
         out.append(Example(npc, tuple(history), text, reply, key, game_state(rng)))
     return out
 

@@ -36,6 +36,32 @@ def share(rows: list[dict], which: str | None = None) -> str:
     return f"{right / len(rows):.1%} ({right}/{len(rows)})"
 
 
+def _offsets(info: dict):
+    """Each run with the steps before it, so a continued run's curve follows the first."""
+    offset = 0
+    for run in runs(info):
+        yield offset, run
+        offset += run["steps"]
+
+
+def runs(info: dict) -> list[dict]:
+    """The training runs behind a checkpoint, first first (a run may continue an earlier one)."""
+    chain = []
+    while info:
+        chain.insert(0, info)
+        info = info.get("continued_from")
+    return chain
+
+
+def training_row(info: dict) -> str:
+    return ", then ".join(f"{r['steps']} steps on {r['examples']} conversations ({r['minutes']} min)" for r in runs(info)) + \
+        " on a 2-core CPU"
+
+
+def commands_row(info: dict) -> str:
+    return " then ".join(f"`{r['command']}`" for r in runs(info))
+
+
 def freeform_line(report: dict) -> str:
     return (f"{report['right']:.1%} | {report['wrong']:.1%} | {report['deflection']:.1%} | "
             f"{report['follow_up_right']:.0%} | {report['unknown_right']:.0%}")
@@ -61,7 +87,8 @@ def main() -> int:
     from tools.demo import freeform, freeform_blind
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
-    plot(info["log"], args.checkpoint / "loss.png")
+    plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
+         args.checkpoint / "loss.png")
     model = export_demo(args.checkpoint, args.model)
     report = evaluate(model)
     free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
@@ -82,9 +109,9 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {info['examples']} synthetic harmony conversations (tools/demo/dataset.py): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions; 0–3 earlier turns |
-| training | {info['steps']} steps, {info['epochs']} epochs, {info['minutes']} min on a 2-core CPU; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
-| command | `{info['command']}` |
+| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
+| training | {training_row(info)}; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
+| commands | {commands_row(info)} |
 
 ![training loss](loss.png)
 
@@ -99,12 +126,22 @@ with confidence, the worst outcome. **Deflection**: neither (an honest "I couldn
 | --- | --- | --- | --- | --- | --- |
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
+| *the previous checkpoint (templates only), set A* | *62.5%* | *20.2%* | *17.3%* | *83%* | *67%* |
+| *the previous checkpoint, set B* | *45.4%* | *28.7%* | *25.9%* | *44%* | *50%* |
+
+Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
+right at least 80% of the time. Set A meets them; set B, the honest figure, does not: a wrong fact
+still comes in about one reply in six there, mostly to questions worded unlike anything in the data
+("need something to hide behind when the arrows start flying", "who's paying round here"), and a few
+replies repeat a sentence or garble (a model of 2.3M parameters).
 
 Both sets were written before this checkpoint's data was generated and trained, and no line of either
 (normalized) occurs in its training data (tests/demo). Set A was written by the same developers who
 then wrote the generator (they had read it; the generator keeps its lines out but its word lists are
-theirs); set B was written by a helper that read only the three profile files and never the generator,
-and nobody looked at it before this checkpoint was trained: it is the honest figure.
+theirs; three follow-up phrasings first written into the generator turned out to be set A lines, were
+caught by the test and replaced); set B was written by a helper that read only the three profile files
+and never the generator, and nobody looked at it before this checkpoint was trained: it is the honest
+figure.
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |
 | --- | --- |
@@ -117,7 +154,8 @@ and nobody looked at it before this checkpoint was trained: it is the honest fig
 Each candidate trained for the same short budget and scored on a development set of generator lines
 with another seed, minus every training line (tools/demo/sweep.py, tools/demo/devset.py; the
 free-form sets were never used). Short budgets favour the smaller, faster model; the final run then
-trained the chosen one for longer.
+trained the chosen one for longer. The first h128 run shared the CPU with a test run (fewer steps); the
+second round (r2) trained on the final data, with more questions nobody can answer.
 
 {sweep_table(Path(__file__).with_name("sweep.json"))}
 

@@ -68,6 +68,19 @@ FOLLOW_SAME = {
     "rule": ["What do I need again?", "So what must I bring?"],
     "person": ["Where did you say?", "Where was that again?"],
 }
+# Asking an NPC to act (its actions in the profile), composed like questions.
+ACTIONS = {
+    "open_shop": ["show me your {x}", "let me look at your {x}", "I want to see what you've got", "what have you got for sale",
+                  "what are you selling", "let's trade", "I'd like to browse your {x}", "open your shop",
+                  "got anything for sale", "let me have a look at your {x}", "mind if I look at your {x}",
+                  "what {x} do you have", "show me what you sell", "I'm buying. what've you got"],
+    "rent_room": ["I'd like a room for the night", "can I rent a room", "I need a bed for tonight", "give me a room",
+                  "I'll take a room", "book me a bed for the night", "a room for one night please", "I want to stay the night"],
+    "open_gate": ["open the gate, I have a writ", "let me through, here is my writ", "I've got the reeve's writ, open up",
+                  "here's my writ. open the gate", "writ from the reeve. let me pass", "I have a writ, let me out"],
+}
+WARES = ["wares", "goods", "stock", "weapons", "blades", "things", "swords"]
+
 CHAT = [("you", "u"), ("your", "ur"), ("for", "4"), ("what", "wat"), ("tonight", "tonite"), ("please", "pls"),
         ("are", "r"), ("to", "2"), ("thanks", "thx"), ("okay", "ok")]
 
@@ -175,6 +188,10 @@ def wrong_item(goods: str, rng: random.Random) -> str:
 
 def follow_other(name: str, rng: random.Random) -> str:
     return noise(fill(rng.choice(FOLLOW_OTHER), rng, name), rng)
+
+
+def action_request(name: str, rng: random.Random) -> str:
+    return dress(fill(rng.choice(ACTIONS[name]), rng, rng.choice(WARES)), rng)
 
 
 def follow_same(topic: str, rng: random.Random) -> str:

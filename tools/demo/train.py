@@ -90,6 +90,7 @@ def main() -> int:
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=30, help="steps of linear learning-rate warm-up")
     ap.add_argument("--min-lr", type=float, default=0.1, help="the cosine schedule's floor, as a share of --lr")
+    ap.add_argument("--init", type=Path, help="continue training this checkpoint (its shape and tokenizer)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +101,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     examples = dataset.make_examples(args.examples, seed=args.seed)
-    train_tokenizer(examples, args.out / "tokenizer.json")
+    if args.init:
+        (args.out / "tokenizer.json").write_bytes((args.init / "tokenizer.json").read_bytes())
+    else:
+        train_tokenizer(examples, args.out / "tokenizer.json")
     tok = dataset.RawHarmonyTokenizer(Tokenizer.from_file(str(args.out / "tokenizer.json")))
     data = [encode(tok, ex) for ex in examples]
     lengths = sorted(len(x) for x, _ in data)
@@ -116,7 +120,13 @@ def main() -> int:
                                            "truncate": False, "original_max_position_embeddings": 4096,
                                            "rope_theta": 150000.0},
                           router_aux_loss_coef=0.01, output_router_logits=True)
-    model = GptOssForCausalLM(config)
+    model = GptOssForCausalLM.from_pretrained(args.init, dtype=torch.float32) if args.init else GptOssForCausalLM(config)
+    if args.init:
+        for p in model.parameters():  # in memory, not mapped from the file: --init may be --out
+            p.data = p.data.clone()
+        model.config.output_router_logits, model.config.router_aux_loss_coef = True, 0.01
+        config = model.config
+    earlier = json.loads((args.init / "training_log.json").read_text()) if args.init else None
     model.train()
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f}M parameters", flush=True)
@@ -154,14 +164,16 @@ def main() -> int:
     (args.out / "training_log.json").write_text(json.dumps(
         {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
          "minutes": round((time.monotonic() - start) / 60, 1), "shape": shape, "vocab": vocab,
-         "command": reproduce_command(args), "log": log}, indent=1))
+         "command": reproduce_command(args), "data_version": dataset.DATA_VERSION, "continued_from": earlier,
+         "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
     """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
-    return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint --examples {args.examples} "
+    init = " --init tools/demo/checkpoint" if args.init else ""
+    return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint{init} --examples {args.examples} "
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
             f"--min-lr {args.min_lr:g}")
