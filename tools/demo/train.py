@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=30, help="steps of linear learning-rate warm-up")
     ap.add_argument("--min-lr", type=float, default=0.1, help="the cosine schedule's floor, as a share of --lr")
     ap.add_argument("--init", type=Path, help="continue training this checkpoint (its shape and tokenizer)")
+    ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
+                    help="the data generator's version (an older one regenerates an older checkpoint's data)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +102,7 @@ def main() -> int:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    examples = dataset.make_examples(args.examples, seed=args.seed)
+    examples = dataset.make_examples(args.examples, seed=args.seed, version=args.data_version)
     if args.init:
         (args.out / "tokenizer.json").write_bytes((args.init / "tokenizer.json").read_bytes())
     else:
@@ -164,7 +166,7 @@ def main() -> int:
     (args.out / "training_log.json").write_text(json.dumps(
         {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
          "minutes": round((time.monotonic() - start) / 60, 1), "shape": shape, "vocab": vocab,
-         "command": reproduce_command(args), "data_version": dataset.DATA_VERSION, "continued_from": earlier,
+         "command": reproduce_command(args), "data_version": args.data_version, "continued_from": earlier,
          "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
@@ -176,7 +178,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint{init} --examples {args.examples} "
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
-            f"--min-lr {args.min_lr:g}")
+            f"--min-lr {args.min_lr:g} --data-version {args.data_version}")
 
 
 if __name__ == "__main__":
