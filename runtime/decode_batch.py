@@ -91,8 +91,9 @@ class DecodeBatch:
         return min([self._rows_slack_ms()] + [p.reply.slack_ms() for p in self._prefills])
 
     def start(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> None:
-        """Render and prefill the reply now; it joins the batch for its decode steps. A reply that ends
-        without decoding (the fallback line, an error) is reported to `sink` right away."""
+        """Render the reply and prefill its prompt: now when no other reply is live, else a chunk per
+        step; then it joins the batch for its decode steps. A reply that ends without decoding (the
+        fallback line, an error) is reported to `sink` right away."""
         if not self.has_room():
             raise RuntimeError("the decode batch is full; check has_room() first")
         try:
@@ -119,7 +120,10 @@ class DecodeBatch:
         pending = self._prefills[0]
         if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits():
             self._prefills.remove(pending)
-            pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
+            try:
+                pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
+            except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
+                pending.reply.abandon(exc)
             return
         if not self._rows:
             self._prefill(pending, len(pending.ids))
