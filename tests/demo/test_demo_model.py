@@ -91,8 +91,7 @@ def test_no_free_form_line_occurs_in_the_training_data():
     none of their lines, normalized, is a line the training data holds."""
     from tools.demo import freeform
 
-    def norm(text: str) -> str:
-        return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+    norm = dataset.normal
     examples = []
     log = json.loads((CHECKPOINT / "training_log.json").read_text())  # the shipped checkpoint's own data
     while log:  # and that of every run it continued

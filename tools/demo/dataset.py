@@ -146,13 +146,15 @@ def ask_about(d: DemoNpc, fact: Fact, rng: random.Random, held_out: bool) -> str
     return _unheld(lambda: player_talk.question(fact.topic, fact.slots, words_for(d, fact), rng, d.address))
 
 
-def _normal(text: str) -> str:
+def normal(text: str) -> str:
+    """A line as the free-form sets are compared with training data: lower case, letters, digits and
+    single spaces only."""
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
 # The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind.py) never occur in the training data, whatever the
 # generator happens to compose.
-FREE_FORM = {_normal(text) for line in freeform.LINES + freeform_blind.LINES for text in (line.say, line.before)
+FREE_FORM = {normal(text) for line in freeform.LINES + freeform_blind.LINES for text in (line.say, line.before)
              if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
 
@@ -161,7 +163,7 @@ def _unheld(make) -> str:
     """A generated line that contains no held-out phrasing (in any case or punctuation) and is no free-form line."""
     while True:
         text = make()
-        if not any(held in text.lower() for held in _BANNED) and _normal(text) not in FREE_FORM:
+        if not any(held in text.lower() for held in _BANNED) and normal(text) not in FREE_FORM:
             return text
 
 

@@ -12,14 +12,10 @@ from tools.demo import dataset, lexicon, player_talk
 from tools.demo.freeform import Line
 
 
-def norm(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
-
-
 def dev_lines(n: int = 150, seed: int = 12345, training_examples: int = 12000) -> list[Line]:
     rng = random.Random(seed)
     shipped = list(dataset.shipped_npcs().values())
-    training = {norm(ex.say) for ex in dataset.make_examples(training_examples, seed=0)}
+    training = {dataset.normal(ex.say) for ex in dataset.make_examples(training_examples, seed=0)}
     lines: list[Line] = []
     while len(lines) < n:
         d, npc = rng.choice(shipped)
@@ -33,6 +29,7 @@ def dev_lines(n: int = 150, seed: int = 12345, training_examples: int = 12000) -
             fact = rng.choice(d.facts)
             line = Line(d.id, player_talk.question(fact.topic, fact.slots, dataset.words_for(d, fact), rng, d.address),
                         fact.label)
-        if norm(line.say) not in training and norm(line.say) not in dataset.FREE_FORM and (line.before or "") not in {l.say for l in lines}:
+        said = dataset.normal(line.say)
+        if said not in training and said not in dataset.FREE_FORM and (line.before or "") not in {l.say for l in lines}:
             lines.append(line)
     return lines
