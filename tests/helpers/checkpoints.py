@@ -165,32 +165,9 @@ def graph_vs_transformers(session, hf, prompt: int = 6) -> float:
 def make_mxfp4_twins(root: Path) -> tuple[Path, Path]:
     """An MXFP4 checkpoint (root/mxfp4), and a float32 twin (root/twin) holding exactly its dequantized
     experts."""
-    from safetensors.torch import load_file, save_file
+    from export.mxfp4_checkpoint import round_to_mxfp4
 
-    from export import mxfp4
-
-    plain = make_checkpoint(root / "plain", TinySpec(seed=7))
-    tensors = load_file(plain / "model.safetensors")
-    quantized = dict(tensors)
-    for name in [n for n in tensors if n.endswith(("gate_up_proj", "down_proj"))]:
-        blocks, scales = mxfp4.quantize(tensors[name])
-        quantized.pop(name)
-        quantized[name + "_blocks"] = blocks.reshape(*scales.shape, 16)
-        quantized[name + "_scales"] = scales
-        tensors[name] = mxfp4.dequantize(quantized[name + "_blocks"], scales)
-    twin = root / "twin"
-    twin.mkdir()
-    for f in ("config.json", "tokenizer.json"):
-        (twin / f).write_bytes((plain / f).read_bytes())
-    save_file(tensors, twin / "model.safetensors", metadata={"format": "pt"})
-    q = root / "mxfp4"
-    q.mkdir()
-    cfg = json.loads((plain / "config.json").read_text())
-    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}
-    (q / "config.json").write_text(json.dumps(cfg))
-    (q / "tokenizer.json").write_bytes((plain / "tokenizer.json").read_bytes())
-    save_file(quantized, q / "model.safetensors", metadata={"format": "pt"})
-    return q, twin
+    return round_to_mxfp4(make_checkpoint(root / "plain", TinySpec(seed=7)), root)
 
 
 def make_lora_adapter(root: Path):
