@@ -243,11 +243,17 @@ def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: G
         source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
                 "quantization": ckpt.quantization, "layout": ckpt.layout,
                 "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
-        export_options=dict(opts.to_dict(), experts=weights.experts), verification={"status": "pending"},
+        export_options=dict(opts.to_dict(), experts=weights.experts, **integer_expert_layout(weights.experts)),
+        verification={"status": "pending"},
         inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output],
         candidates=candidates(cfg))
     manifest.write(folder)
     return manifest, builder.weight_bytes
+
+
+def integer_expert_layout(experts: str) -> dict:
+    """What the runtime needs to know before putting integer experts on a GPU: that QMoE reads raw codes."""
+    return {"qmoe_weights_prepacked": graph_contrib.QMOE_WEIGHTS_PREPACKED} if experts in ("int4", "int8") else {}
 
 
 def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora: bool = False):

@@ -19,6 +19,7 @@ from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
 
 E8M0 = TensorProto.FLOAT8E8M0
+QMOE_WEIGHTS_PREPACKED = 0  # integer experts as raw codes; the manifest says so (runtime/session.py)
 
 
 def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
@@ -120,6 +121,10 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
     if w.experts == "float":
         return g.op("MoE", [normed, router, g.weight(p + "fc1.weight", fc1), g.weight(p + "fc1.bias", lw.gate_up_b),
                             g.weight(p + "fc2.weight", fc2), g.weight(p + "fc2.bias", lw.down_b)], **attrs)
+    # weights_prepacked=0: the codes are raw [E, N, K/pack], as the CPU reads them. Left out, the CUDA
+    # provider takes them for its own prepacked CUTLASS layout and computes garbage (measured on an H200:
+    # max |logit diff| 40 against the CPU on the same folder); with 0 it packs them itself at load.
+    attrs.update(weights_prepacked=QMOE_WEIGHTS_PREPACKED)
     if w.experts == "int4":
         (q1, s1), (q2, s2) = quantize_blocks_int4(fc1), quantize_blocks_int4(fc2)
         attrs.update(expert_weight_bits=4, block_size=INT4_BLOCK)

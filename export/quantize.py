@@ -42,16 +42,16 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
-def quantize_blocks(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """[..., out, in] floats -> (uint8 codes [..., out, in * bits / 8], float32 scales [..., out, in/32]):
-    symmetric per block of 32 inputs, zero point 2^(bits-1); int4 packs two codes a byte, low nibble
-    first. The layout onnxruntime's QMoE (block_size 32) and MatMulNBits read."""
+def quantize_blocks(w: np.ndarray, bits: int, block: int = INT4_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """[..., out, in] floats -> (uint8 codes [..., out, in * bits / 8], float32 scales [..., out, in/block]):
+    symmetric per block of inputs (32 unless asked), zero point 2^(bits-1); int4 packs two codes a byte,
+    low nibble first. The layout onnxruntime's QMoE (block_size) and MatMulNBits read."""
     w = w.astype(np.float32, copy=False)
     *lead, inputs = w.shape
-    if inputs % INT4_BLOCK:
-        raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {INT4_BLOCK}")
+    if inputs % block:
+        raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {block}")
     top, zero = 2 ** (bits - 1) - 1, 2 ** (bits - 1)
-    blocks = w.reshape(*lead, inputs // INT4_BLOCK, INT4_BLOCK)
+    blocks = w.reshape(*lead, inputs // block, block)
     scale = np.abs(blocks).max(axis=-1) / top
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # an all-zero block stays zero
     q = (np.clip(np.rint(blocks / scale[..., None]), -zero, top) + zero).astype(np.uint8).reshape(*lead, inputs)
@@ -68,7 +68,8 @@ def dequantize_blocks(codes: np.ndarray, scale: np.ndarray, bits: int) -> np.nda
     else:
         q = codes.astype(np.int16)
     q -= 2 ** (bits - 1)
-    blocks = q.reshape(*lead, -1, INT4_BLOCK).astype(np.float32) * scale[..., None]
+    block = q.shape[-1] // scale.shape[-1]
+    blocks = q.reshape(*lead, -1, block).astype(np.float32) * scale[..., None]
     return blocks.reshape(*lead, q.shape[-1])
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime import manifest as m
+from runtime.kv_copy import KvRowCopier
 from runtime.manifest import Manifest, ManifestError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class KvCache:
 
     def __init__(self, session: "ModelSession", batch: int, length: int):
         cfg = session.config
+        self._session = session
         self.batch, self.length = batch, length
         self.lengths = np.zeros(batch, dtype=np.int32)
         shape = [batch, cfg.num_key_value_heads, length, cfg.head_dim]
@@ -106,21 +108,24 @@ class KvCache:
         self.row_shape = shape[1:]
         self.row_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
 
-    def copy_rows_from(self, src: "KvCache", rows: int, src_row: int = 0, dst_row: int = 0) -> None:
-        """Make batch row dst_row's first `rows` positions equal src's batch row src_row, and its length `rows`."""
+    def copy_rows_from(self, src: "KvCache", rows: int, src_row: int = 0, dst_row: int = 0,
+                       on_device: bool | None = None) -> None:
+        """Make batch row dst_row's first `rows` positions equal src's batch row src_row, and its length `rows`.
+
+        On a GPU the copy stays on the device (runtime/kv_copy.py); on the CPU numpy copies the live positions.
+        on_device=True takes the device path on the CPU too (tests check the two agree)."""
         if rows > self.length or rows > src.length:
             raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
-        for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current]):
-            for dst, source in zip(dst_pair, src_pair):
-                if self.on_cpu and src.on_cpu:
+        if on_device if on_device is not None else not (self.on_cpu and src.on_cpu):
+            pairs = [(src.row_pointer(source, src_row), self.row_pointer(dst, dst_row))
+                     for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current])
+                     for dst, source in zip(dst_pair, src_pair)]
+            heads, _, head_dim = self.row_shape
+            self._session.kv_copier().copy(pairs, heads, head_dim, src.length, self.length, rows)
+        else:
+            for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current]):
+                for dst, source in zip(dst_pair, src_pair):
                     self._array(dst)[dst_row, :, :rows] = src._array(source)[src_row, :, :rows]
-                else:
-                    # Device caches: one host round trip per copy. Copies happen when a reply starts or
-                    # leaves a decode batch, never per step; a device-side copy kernel is the planned
-                    # improvement.
-                    host = dst.numpy()
-                    host[dst_row, :, :rows] = source.numpy()[src_row, :, :rows]
-                    dst.update_inplace(host)
         self.lengths[dst_row] = rows
 
     def row_pointer(self, value: ort.OrtValue, row: int) -> int:
@@ -140,6 +145,22 @@ class KvCache:
         self._current = (self._current + 1) % len(self._bufs)
 
 
+def check_provider_fits(folder: Path, manifest: Manifest, provider) -> None:
+    """Refuse, with what to do, a folder whose experts this provider would not compute right."""
+    opts, on_cpu = manifest.export_options, provider == "CPUExecutionProvider"
+    if opts.get("experts") == "mxfp4" and on_cpu:
+        raise ModelLoadError(f"{folder}: this model's experts are MXFP4 (onnxruntime's QMoE fp4), which "
+                             "onnxruntime runs on an NVIDIA GPU only, and none is usable here; serve it on a "
+                             "GPU, or export the checkpoint again with --experts int4 for the CPU")
+    if opts.get("experts") in ("int4", "int8") and not on_cpu and opts.get("qmoe_weights_prepacked") != 0:
+        # Such a folder does not say its expert codes are raw; onnxruntime's CUDA QMoE would read them as
+        # its own prepacked layout and answer garbage (measured on an H200). The CPU reads them right.
+        raise ModelLoadError(f"{folder}: this model's {opts['experts']} experts were exported by an older "
+                             "Parley, whose graph onnxruntime's GPU kernels read wrongly; export the checkpoint "
+                             "again (same options) to serve it on a GPU, or serve this folder with "
+                             "--provider cpu")
+
+
 class ModelSession:
     def __init__(self, folder: Path | str, options: SessionOptions | None = None):
         self.folder = Path(folder)
@@ -147,10 +168,7 @@ class ModelSession:
         self.manifest = Manifest.read(self.folder)
         self.config = self.manifest.config
         providers = _providers(self.options)
-        if self.manifest.export_options.get("experts") == "mxfp4" and providers[0] == "CPUExecutionProvider":
-            raise ModelLoadError(f"{self.folder}: this model's experts are MXFP4 (onnxruntime's QMoE fp4), which "
-                                 "onnxruntime runs on an NVIDIA GPU only, and none is usable here; serve it on a "
-                                 "GPU, or export the checkpoint again with --experts int4 for the CPU")
+        check_provider_fits(self.folder, self.manifest, providers[0])
         so = ort.SessionOptions()
         so.log_severity_level = 3  # our own log line says what matters
         if self.options.cpu_threads:
@@ -170,9 +188,18 @@ class ModelSession:
         self.run_options = ort.RunOptions()
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.device_id = self.options.device_id
+        self._kv_copier: KvRowCopier | None = None
         log.info("model %s: %s, %d layers, op set %s, %s on %s", self.folder.name, self.manifest.dtype,
                  self.config.num_hidden_layers, self.manifest.op_set, self.session.get_providers()[0],
                  f"GPU {self.device_id}" if self.device == "cuda" else "CPU")
+
+    def kv_copier(self) -> KvRowCopier:
+        """The graph that copies cache rows on this session's device, made on first use."""
+        if self._kv_copier is None:
+            self._kv_copier = KvRowCopier(self.device, self.device_id, self.manifest.kv_cache.dtype,
+                                          self.session.get_providers()[:1] if self.device == "cpu" else
+                                          [("CUDAExecutionProvider", {"device_id": self.device_id})])
+        return self._kv_copier
 
     @property
     def max_context(self) -> int:

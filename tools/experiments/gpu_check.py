@@ -45,7 +45,7 @@ FOLDERS = {  # name: (source, export flags)
     "int4-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4"]),
 }
 # Each GPU folder against CPU runs of the folders that hold the same values.
-PAIRS = [("fp4-f16", "twin-f16"), ("fp4-f16", "twin-f32"), ("twin-f16", "twin-f16"), ("twin-f32", "twin-f32"),
+PAIRS = [("fp4-f16", "twin-f16"), ("fp4-f16", "twin-f32"), ("fp4swap-f16", "twin-f16"), ("twin-f16", "twin-f16"), ("twin-f32", "twin-f32"),
          ("int4-f16", "int4-f16")]
 PROMPT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford.<|end|>"
           "<|start|>user<|message|>How much for a sword, and where can I sleep tonight?<|end|>"
@@ -69,6 +69,26 @@ def prepare(out: Path) -> None:
         subprocess.run([sys.executable, "-m", "runtime.cli", "export", str(sources[source]), str(out / name),
                         "--force", *flags], check=True)
     subprocess.run(["rm", "-rf", str(out / "src")], check=True)
+    swapped_nibbles(out / "fp4-f16", out / "fp4swap-f16")
+
+
+def swapped_nibbles(src: Path, out: Path) -> None:
+    """An experiment, not an export: the fp4-f16 folder with each MXFP4 byte's two codes swapped (high nibble
+    first), in case onnxruntime's CUDA kernel reads them the other way round."""
+    import shutil
+
+    import onnx
+
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    graph = onnx.load(out / "model.onnx", load_external_data=False).graph
+    data = bytearray((out / "model.onnx.data").read_bytes())
+    for t in graph.initializer:
+        if t.name.endswith(".fp4"):
+            info = {e.key: e.value for e in t.external_data}
+            start, length = int(info.get("offset", 0)), int(info["length"])
+            codes = np.frombuffer(bytes(data[start:start + length]), dtype=np.uint8)
+            data[start:start + length] = (((codes & 0x0F) << 4) | (codes >> 4)).astype(np.uint8).tobytes()
+    (out / "model.onnx.data").write_bytes(bytes(data))
 
 
 class Results:
@@ -205,6 +225,7 @@ def engine_replies(demo: Path, lines: int) -> dict:
 
     runs, errors = {}, {}
     for name, provider in [("twin-f32", "cpu"), ("twin-f16", "cpu"), ("int4-f16", "cpu"), ("fp4-f16", GPU),
+                           ("fp4swap-f16", GPU),
                            ("twin-f16", GPU), ("twin-f32", GPU), ("int4-f16", GPU)]:
         start = time.perf_counter()
         try:
@@ -304,6 +325,41 @@ def full_size(folder: Path, gpu_mem_mb: int | None) -> dict:
             "providers": ms.session.get_providers()[:1]}
 
 
+MEMORY = """
+import json, subprocess, onnxruntime as ort
+def used():
+    return float(subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                capture_output=True, text=True).stdout.split()[0])
+before = used()
+so = ort.SessionOptions()
+so.log_severity_level = 3
+for key, value in {config!r}.items():
+    so.add_session_config_entry(key, value)
+s = ort.InferenceSession({graph!r}, so, providers=[("CUDAExecutionProvider", {cuda!r})])
+print(json.dumps({{"gpu_mem_before_mb": before, "gpu_mem_after_load_mb": used()}}))
+"""
+MEMORY_VARIANTS = {
+    "default": ({}, {}),
+    "initializers outside the arena": ({"session.use_device_allocator_for_initializers": "1"}, {}),
+    "arena grows as requested": ({}, {"arena_extend_strategy": "kSameAsRequested"}),
+    "both": ({"session.use_device_allocator_for_initializers": "1"}, {"arena_extend_strategy": "kSameAsRequested"}),
+}
+
+
+def memory_options(folder: Path) -> dict:
+    """GPU memory after loading the folder under onnxruntime's allocator options, each in a fresh process."""
+    from runtime.manifest import Manifest
+
+    graph = str(folder / Manifest.read(folder).graph_file)
+    out = {"weights_on_disk_mb": sum(f.stat().st_size for f in folder.iterdir()) / 2**20}
+    for name, (config, cuda) in MEMORY_VARIANTS.items():
+        code = MEMORY.format(config=config, graph=graph, cuda={"device_id": "0", **cuda})
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        out[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else \
+            {"error": done.stderr[-1500:]}
+    return out
+
+
 def floors(folder: Path, bw: dict, measured: dict) -> dict:
     from export.weight_bytes import active_bytes_per_token
     from tools.experiments.measure_model_folder import export_choice
@@ -330,6 +386,7 @@ def run(args) -> None:
         if "error" not in results.data["full size on cuda"] and "error" not in results.data["bandwidth"]:
             results.step("full size against the floor", floors, args.full, results.data["bandwidth"],
                          results.data["full size on cuda"])
+        results.step("full size: GPU memory under allocator options", memory_options, args.full)
         if args.gpu_mem_mb:
             results.step(f"full size on cuda, --gpu-mem-mb {args.gpu_mem_mb}", full_size, args.full, args.gpu_mem_mb)
         if args.serve:

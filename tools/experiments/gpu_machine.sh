@@ -2,20 +2,26 @@
 # The steps of a GPU check on a lent machine, one per device call (tools/experiments/gpu_check.py says
 # what is measured; ../shared/docs/gpu.md why). The machine reaches no registry, so what it lacks travels
 # carried: .whl (this project's wheel and pyzmq's, for Python 3.12), .gpu/demo (`gpu_check prepare`) and
-# .gpu/p0 .. p4 (onnxruntime-gpu, its package folder as tar.xz cut in parts that fit one call each).
+# .gpu/p0 .. p4 (onnxruntime-gpu, its package folder as tar.xz cut in parts that fit one call each). A
+# carried folder is replaced on every call, so `stash` moves each call's part out of the checkout first.
 #
+#   stash      keep what this call carried (.gpu/*) in /tmp/parts
 #   setup      install .whl into /tmp/site; print the machine
-#   full-bg    write a gpt-oss-20b-shaped checkpoint and export it (--dtype float16 --experts mxfp4,
-#              unverified: a timing run) in the background, so it runs while the parts travel
-#   progress   where the background export is
-#   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run gpu_check on
-#              the demo folders, then on the full-size export once it is written
+#   full-bg    in the background: write a gpt-oss-20b-shaped checkpoint, export it (--dtype float16
+#              --experts mxfp4, unverified: a timing run) and derive the int4 timing folder from it
+#   progress   where the background work is
+#   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
+#              layout check and gpu_check on the demo folders, then gpu_check on the int4 timing folder
 set -u
 SITE=/tmp/site
 WORK=/tmp/parley-gpu
 ORT=/tmp/ortgpu
+PARTS=/tmp/parts
 export PYTHONUNBUFFERED=1
 case "${1:-}" in
+stash)
+  mkdir -p "$PARTS" && cp -r .gpu/. "$PARTS/" && ls "$PARTS"
+  ;;
 setup)
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl || exit 1
   nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv
@@ -24,29 +30,32 @@ setup)
   ;;
 full-bg)
   mkdir -p "$WORK"
-  setsid nohup bash -c "PYTHONPATH=$SITE python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
-    PYTHONPATH=$SITE python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 \
-    --no-verify && echo EXPORT-DONE" >"$WORK/full.log" 2>&1 </dev/null &
+  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && \
+    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t && echo EXPORT-DONE" \
+    >"$WORK/full.log" 2>&1 </dev/null &
   sleep 2; tail -c 600 "$WORK/full.log"
   ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
 final)
-  mkdir -p "$ORT" && cat .gpu/p0 .gpu/p1 .gpu/p2 .gpu/p3 .gpu/p4 | xz -d | tar -C "$ORT" -x || exit 1
+  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
   purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
   LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
   python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())"
-  python3 -m tools.experiments.gpu_check run --demo .gpu/demo --out "$OUT/demo" 2>&1 | tee "$OUT/demo.log"
-  for _ in $(seq "${WAIT_S:-300}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
-  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | tail -12 >"$OUT/full-export.log"; cat "$OUT/full-export.log"
+  python3 -m tools.experiments.qmoe_cuda_check --json "$OUT/qmoe.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/qmoe.log"
+  python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --out "$OUT/demo" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log"
+  for _ in $(seq "${WAIT_S:-240}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
+  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | tail -8 >"$OUT/full-export.log"; cat "$OUT/full-export.log"
   if grep -q EXPORT-DONE "$WORK/full.log"; then
-    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-fp4" --gpu-mem-mb "${CAP_MB:-15000}" \
-      ${SERVE:+--serve} --out "$OUT/full" 2>&1 | tee "$OUT/full.log"
+    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-int4t" --gpu-mem-mb "${CAP_MB:-15000}" \
+      ${SERVE:+--serve} --out "$OUT/full" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/full.log"
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh setup|full-bg|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|full-bg|progress|final" >&2; exit 2
   ;;
 esac

@@ -1,0 +1,37 @@
+"""Copies KV cache rows where the cache lives: on a GPU a copy stays on the device.
+
+A reply joining or leaving the decode batch moves its KV between its conversation's cache and the batch's
+pool. Through host memory that moved every buffer whole, twice (measured on an H200 with a
+gpt-oss-20b-shaped model: 22 tok/s through `parley serve` against 265 tok/s for the bare decode loop).
+Here each (layer, key or value) buffer's row is copied by a two-node graph (runtime/graphs/, built by
+export/kv_copy_graph.py) run on the cache's own device, with source and destination bound by address.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+GRAPHS = Path(__file__).resolve().parent / "graphs"
+
+
+class KvRowCopier:
+    def __init__(self, device: str, device_id: int, dtype: str, providers: list):
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        self.device, self.device_id = device, device_id
+        self.session = ort.InferenceSession(str(GRAPHS / f"kv_copy_{dtype}.onnx"), so, providers=providers)
+        self.dtype = np.float16 if dtype == "float16" else np.float32
+
+    def copy(self, pairs: list[tuple[int, int]], heads: int, head_dim: int, src_length: int, dst_length: int,
+             rows: int) -> None:
+        """For each (src address, dst address): dst row = src row's first `rows` positions, zeros after."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("rows", np.array([rows], dtype=np.int64))
+        binding.bind_cpu_input("pads", np.array([0, 0, 0, 0, 0, 0, dst_length - rows, 0], dtype=np.int64))
+        for src, dst in pairs:
+            binding.bind_input("src", self.device, self.device_id, self.dtype, [1, heads, src_length, head_dim], src)
+            binding.bind_output("dst", self.device, self.device_id, self.dtype, [1, heads, dst_length, head_dim],
+                                dst)
+            self.session.run_with_iobinding(binding)
