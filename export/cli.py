@@ -40,9 +40,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                         "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops): "
                         "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
                         "quantized experts, and the difference from the checkpoint's experts is measured and "
-                        "written to the manifest. mxfp4: the checkpoint's own MXFP4 bytes in QMoE fp4 "
-                        "(onnxruntime runs it on an NVIDIA GPU only), verified through a CPU twin with the same "
-                        "values in float experts")
+                        "written to the manifest. mxfp4: the checkpoint's own MXFP4 bytes in QMoE fp4, verified through "
+                        "a CPU twin with the same values in float experts; no onnxruntime provider serves it "
+                        "right today (no CPU kernel, wrong results on CUDA), so use int4 for GPUs too")
     p.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                    help="float (default): the attention projections and the unembedding as the checkpoint has "
                         "them. int8 or int4: block-quantized (32) MatMulNBits (contrib ops), 1/4 or 1/8 "

@@ -146,6 +146,10 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         log.warning("int8 dense weights: onnxruntime's CPU kernel for them is slow in float32 (5 to 36x float32 "
                     "MatMul, tools/experiments/bench_dense_ops.py) and loses precision in float16 (gpt-oss-20b's full size fails "
                     "verification); --dense int4 is faster and closer on both")
+    if opts.experts == "mxfp4":
+        log.warning("mxfp4 experts: no onnxruntime provider serves them right today (no CPU kernel; onnxruntime-gpu "
+                    "1.31's CUDA kernel computes wrong results, measured on an H200), so `parley serve` refuses "
+                    "this folder; --experts int4 is 4-bit too and serves on CPUs and GPUs")
     ckpt = load_checkpoint(checkpoint_dir, progress, lazy=opts.stream)
     opts, why = resolve_experts(opts, ckpt.quantization)
     if why:

@@ -33,6 +33,7 @@ class SessionOptions:
     device_id: int = 0
     gpu_mem_limit_mb: int | None = None  # the game renders on the same GPU
     cpu_threads: int | None = None  # None: onnxruntime's default (all physical cores)
+    experimental_mxfp4: bool = False  # serve MXFP4 experts on CUDA anyway (tools/experiments/gpu_check.py)
 
 
 _CUDA_PROBED: dict[int, bool] = {}
@@ -145,13 +146,20 @@ class KvCache:
         self._current = (self._current + 1) % len(self._bufs)
 
 
-def check_provider_fits(folder: Path, manifest: Manifest, provider) -> None:
+def check_provider_fits(folder: Path, manifest: Manifest, provider, experimental_mxfp4: bool = False) -> None:
     """Refuse, with what to do, a folder whose experts this provider would not compute right."""
     opts, on_cpu = manifest.export_options, provider == "CPUExecutionProvider"
     if opts.get("experts") == "mxfp4" and on_cpu:
         raise ModelLoadError(f"{folder}: this model's experts are MXFP4 (onnxruntime's QMoE fp4), which "
-                             "onnxruntime runs on an NVIDIA GPU only, and none is usable here; serve it on a "
-                             "GPU, or export the checkpoint again with --experts int4 for the CPU")
+                             "onnxruntime has no CPU kernel for; export the checkpoint again with "
+                             "--experts int4, which serves on the CPU and on a GPU")
+    if opts.get("experts") == "mxfp4" and not experimental_mxfp4:
+        # Measured on an H200 with onnxruntime-gpu 1.31.1: the fp4 QMoE kernel's outputs are off by 1-2x the
+        # output's own size (either nibble order), where int4 and int8 match the CPU to 1e-3.
+        raise ModelLoadError(f"{folder}: this model's experts are MXFP4, and onnxruntime {ort.__version__}'s GPU "
+                             "kernel for them computes wrong results (measured, docs/performance.md); export "
+                             "the checkpoint again with --experts int4 (4-bit too), which serves on a GPU and "
+                             "on the CPU")
     if opts.get("experts") in ("int4", "int8") and not on_cpu and opts.get("qmoe_weights_prepacked") != 0:
         # Such a folder does not say its expert codes are raw; onnxruntime's CUDA QMoE would read them as
         # its own prepacked layout and answer garbage (measured on an H200). The CPU reads them right.
@@ -168,9 +176,13 @@ class ModelSession:
         self.manifest = Manifest.read(self.folder)
         self.config = self.manifest.config
         providers = _providers(self.options)
-        check_provider_fits(self.folder, self.manifest, providers[0])
+        check_provider_fits(self.folder, self.manifest, providers[0], self.options.experimental_mxfp4)
         so = ort.SessionOptions()
         so.log_severity_level = 3  # our own log line says what matters
+        if providers[0] != "CPUExecutionProvider":
+            # Weights in their own allocations rather than carved from the memory arena, which rounds each
+            # up: a gpt-oss-20b-shaped int4 folder took 14.1 GiB of an H200 this way against 25.7 GiB.
+            so.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
         if self.options.cpu_threads:
             so.intra_op_num_threads = self.options.cpu_threads
         try:

@@ -11,7 +11,8 @@
 #              --experts mxfp4, unverified: a timing run) and derive the int4 timing folder from it
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
-#              layout check and gpu_check on the demo folders, then gpu_check on the int4 timing folder
+#              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
+#              folder (SERVE=1: through parley serve too)
 set -u
 SITE=/tmp/site
 WORK=/tmp/parley-gpu
@@ -45,7 +46,9 @@ final)
   LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
   python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())"
-  python3 -m tools.experiments.qmoe_cuda_check --json "$OUT/qmoe.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/qmoe.log"
+  if [ -n "${QMOE:-}" ]; then
+    python3 -m tools.experiments.qmoe_cuda_check --json "$OUT/qmoe.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/qmoe.log"
+  fi
   python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --out "$OUT/demo" 2>&1 \
     | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log"
   for _ in $(seq "${WAIT_S:-240}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
