@@ -9,6 +9,9 @@
 #   setup      install .whl into /tmp/site; print the machine
 #   full-bg    in the background: write a gpt-oss-20b-shaped checkpoint, export it (--dtype float16
 #              --experts mxfp4, unverified: a timing run) and derive the int4 timing folder from it
+#   depth-bg   the same, then a float32 export of it and its int4 timing folder too
+#   depth      join the parts, then float16_depth_check: the float16 folder on CUDA against the float32
+#              one on the CPU, with the same values
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -37,6 +40,27 @@ full-bg)
     >"$WORK/full.log" 2>&1 </dev/null &
   sleep 2; tail -c 600 "$WORK/full.log"
   ;;
+depth-bg)
+  # float16 against float32 at full depth: two int4 timing folders with the same values
+  mkdir -p "$WORK"
+  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && \
+    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4-32 --experts mxfp4 --no-verify && \
+    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4-32 $WORK/20b-int4t-32 && echo EXPORT-DONE" \
+    >"$WORK/full.log" 2>&1 </dev/null &
+  sleep 2; tail -c 600 "$WORK/full.log"
+  ;;
+depth)
+  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
+  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
+  for _ in $(seq "${WAIT_S:-150}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
+  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -14 | tee "$OUT/full-export.log"
+  python3 -m tools.experiments.float16_depth_check "$WORK/20b-int4t" "$WORK/20b-int4t-32" --json "$OUT/depth.json" \
+    2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/depth.log"
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -59,6 +83,6 @@ final)
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|full-bg|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|progress|final" >&2; exit 2
   ;;
 esac

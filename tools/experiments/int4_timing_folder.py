@@ -34,6 +34,7 @@ def e8m0_bytes(folder: Path, t: onnx.TensorProto) -> np.ndarray:
 
 def convert(src: Path, out: Path) -> int:
     model = onnx.load(src / "model.onnx", load_external_data=False)
+    dtype = np.float16 if json.loads((src / "manifest.json").read_text())["dtype"] == "float16" else np.float32
     inits = {t.name: t for t in model.graph.initializer}
     out.mkdir(parents=True, exist_ok=True)
     scales = open(out / SCALES_FILE, "wb")
@@ -44,7 +45,7 @@ def convert(src: Path, out: Path) -> int:
             continue
         for slot in (3, 6):  # fc1 and fc2 e8m0 scales -> float scales of the graph's dtype
             e8m0 = inits.pop(node.input[slot])
-            values = np.exp2(e8m0_bytes(src, e8m0).astype(np.float32) - 127.0).astype(np.float16)
+            values = np.exp2(e8m0_bytes(src, e8m0).astype(np.float32) - 127.0).astype(dtype)
             t = numpy_helper.from_array(values, node.input[slot] + ".int4_scale")
             offset = scales.tell()
             scales.write(t.raw_data)
