@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
     s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
     s.add_argument("--device-id", type=int, default=0, help="GPU index")
-    s.add_argument("--gpu-mem-mb", type=int, help="cap on the GPU memory onnxruntime may use")
+    s.add_argument("--gpu-mem-mb", type=int, help="GPU memory Parley may use, in MiB: it will not start if the "
+                   "weights and the decode batch's KV cache do not fit, and onnxruntime's working memory is "
+                   "capped to it too (the conversations' own caches come on top)")
     s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     s.add_argument("--max-queue", type=int, default=32, help="requests waiting to start before `busy`")
     s.add_argument("--max-queue-per-client", type=int,
@@ -123,7 +125,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.profile_registry import ProfileRegistry
     from runtime.server import Server, ServerOptions
     from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind
-    from runtime.session import ModelLoadError, SessionOptions
+    from runtime.session import ModelLoadError, SessionOptions, cuda_usable
 
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)
@@ -139,6 +141,13 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"profile problem: {problem}", file=sys.stderr)
     if not registry.npcs:
         raise CommandFailed(f"no valid NPC profile in {args.profiles}; `parley lint {args.profiles}` explains why")
+    if args.gpu_mem_mb and args.provider != "cpu" and cuda_usable(args.device_id):
+        from runtime.memory_plan import MemoryPlan, over_gpu_cap
+
+        plan = MemoryPlan.for_folder(args.model, args.max_batch)
+        problem = over_gpu_cap(plan.weights_bytes, plan.batch_kv_bytes, args.gpu_mem_mb)
+        if problem:
+            raise CommandFailed(f"{args.model}: {problem}")
     try:
         engine = Engine(args.model, registry.npcs, EngineOptions(session=SessionOptions(
             provider=args.provider, device_id=args.device_id, gpu_mem_limit_mb=args.gpu_mem_mb,

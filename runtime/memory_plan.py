@@ -58,3 +58,15 @@ class MemoryPlan:
                 f"conversations      up to {mib(self.conversation_cache_cap)} of their own KV caches",
                 f"total              {mib(self.total_bytes)} at most, before activations (on the GPU with "
                 "CUDA, in RAM on the CPU)"]
+
+
+def over_gpu_cap(weights_bytes: int, kv_bytes: int, cap_mb: int) -> str | None:
+    """Why a GPU memory cap (`--gpu-mem-mb`) cannot hold the model, or None. onnxruntime's own cap bounds only
+    its working memory: the weights (placed outside its arena) and the KV caches are allocated regardless,
+    so the cap is checked here, before anything is loaded."""
+    mib = lambda n: f"{n / 2**20:,.0f} MiB"  # noqa: E731
+    if weights_bytes + kv_bytes <= cap_mb * 2**20:
+        return None
+    kv = f" and the decode batch's KV cache {mib(kv_bytes)}" if kv_bytes else ""
+    return (f"the model's weights take {mib(weights_bytes)}{kv}, more than the {cap_mb:,} MiB cap "
+            "(--gpu-mem-mb); raise the cap, lower --max-batch, or export a smaller model (--dense int4)")

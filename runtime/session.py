@@ -17,6 +17,7 @@ import onnxruntime as ort
 from runtime import manifest as m
 from runtime.kv_copy import KvRowCopier
 from runtime.manifest import Manifest, ManifestError
+from runtime.memory_plan import MemoryPlan, over_gpu_cap
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ class KvCache:
         on_device=True takes the device path on the CPU too (tests check the two agree)."""
         if rows > self.length or rows > src.length:
             raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
+        if not (0 <= src_row < src.batch and 0 <= dst_row < self.batch):
+            raise ValueError(f"batch rows {src_row} -> {dst_row} are outside caches of {src.batch} and {self.batch}")
+        if (src.row_shape[0], src.row_shape[2], src.dtype, src.on_cpu) != \
+                (self.row_shape[0], self.row_shape[2], self.dtype, self.on_cpu):
+            raise ValueError("cannot copy rows between caches of different models or devices")
         if on_device if on_device is not None else not (self.on_cpu and src.on_cpu):
             pairs = [(src.row_pointer(source, src_row), self.row_pointer(dst, dst_row))
                      for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current])
@@ -146,6 +152,33 @@ class KvCache:
         self._current = (self._current + 1) % len(self._bufs)
 
 
+def providers_for(folder: Path, manifest: Manifest, options: SessionOptions, providers: list) -> list:
+    """The providers this folder is served with, given the ones the options chose: refused, with what to do,
+    where they would not compute it right or it cannot fit the GPU memory cap."""
+    on_gpu = providers[0] != "CPUExecutionProvider"
+    if on_gpu and older_integer_experts(manifest) and options.provider == "auto":
+        # a folder a studio already shipped keeps serving, on the CPU
+        log.warning("%s: its integer experts were exported by an older Parley, which onnxruntime's GPU kernels "
+                    "read wrongly; serving it on the CPU (export it again to use the GPU)", folder)
+        providers, on_gpu = ["CPUExecutionProvider"], False
+    check_provider_fits(folder, manifest, providers[0], options.experimental_mxfp4)
+    if on_gpu and options.gpu_mem_limit_mb:
+        problem = over_gpu_cap(MemoryPlan.for_folder(folder, 0, 0, manifest).weights_bytes, 0,
+                               options.gpu_mem_limit_mb)
+        if problem:
+            raise ModelLoadError(f"{folder}: {problem}")
+    if manifest.export_options.get("timing_only"):
+        log.warning("%s: a timing-only folder (tools/experiments/int4_timing_folder.py): its outputs mean "
+                    "nothing", folder)
+    return providers
+
+
+def older_integer_experts(manifest: Manifest) -> bool:
+    """Integer experts from before the export declared their codes raw (QMoE weights_prepacked=0)."""
+    opts = manifest.export_options
+    return opts.get("experts") in ("int4", "int8") and opts.get("qmoe_weights_prepacked") != 0
+
+
 def check_provider_fits(folder: Path, manifest: Manifest, provider, experimental_mxfp4: bool = False) -> None:
     """Refuse, with what to do, a folder whose experts this provider would not compute right."""
     opts, on_cpu = manifest.export_options, provider == "CPUExecutionProvider"
@@ -155,12 +188,13 @@ def check_provider_fits(folder: Path, manifest: Manifest, provider, experimental
                              "--experts int4, which serves on the CPU and on a GPU")
     if opts.get("experts") == "mxfp4" and not experimental_mxfp4:
         # Measured on an H200 with onnxruntime-gpu 1.31.1: the fp4 QMoE kernel's outputs are off by 1-2x the
-        # output's own size (either nibble order), where int4 and int8 match the CPU to 1e-3.
-        raise ModelLoadError(f"{folder}: this model's experts are MXFP4, and onnxruntime {ort.__version__}'s GPU "
-                             "kernel for them computes wrong results (measured, docs/performance.md); export "
-                             "the checkpoint again with --experts int4 (4-bit too), which serves on a GPU and "
-                             "on the CPU")
-    if opts.get("experts") in ("int4", "int8") and not on_cpu and opts.get("qmoe_weights_prepacked") != 0:
+        # output's own size (either nibble order), where int4 and int8 match the CPU to 1e-3. Lift this when
+        # tools/experiments/qmoe_cuda_check.py says a newer onnxruntime gets it right.
+        raise ModelLoadError(f"{folder}: this model's experts are MXFP4, and onnxruntime's GPU kernel for them "
+                             "computed wrong results when measured (onnxruntime-gpu 1.31.1, docs/performance.md);"
+                             " export the checkpoint again with --experts int4 (4-bit too), which serves on a "
+                             "GPU and on the CPU")
+    if not on_cpu and older_integer_experts(manifest):
         # Such a folder does not say its expert codes are raw; onnxruntime's CUDA QMoE would read them as
         # its own prepacked layout and answer garbage (measured on an H200). The CPU reads them right.
         raise ModelLoadError(f"{folder}: this model's {opts['experts']} experts were exported by an older "
@@ -175,13 +209,14 @@ class ModelSession:
         self.options = options or SessionOptions()
         self.manifest = Manifest.read(self.folder)
         self.config = self.manifest.config
-        providers = _providers(self.options)
-        check_provider_fits(self.folder, self.manifest, providers[0], self.options.experimental_mxfp4)
+        providers = providers_for(self.folder, self.manifest, self.options, _providers(self.options))
         so = ort.SessionOptions()
         so.log_severity_level = 3  # our own log line says what matters
         if providers[0] != "CPUExecutionProvider":
             # Weights in their own allocations rather than carved from the memory arena, which rounds each
-            # up: a gpt-oss-20b-shaped int4 folder took 14.1 GiB of an H200 this way against 25.7 GiB.
+            # up: a gpt-oss-20b-shaped int4 folder took 14.1 GiB of an H200 this way against 25.7 GiB (each
+            # in a fresh process, CUDA context included). onnxruntime's gpu_mem_limit then bounds only its
+            # working memory; the cap is checked against the weights above.
             so.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
         if self.options.cpu_threads:
             so.intra_op_num_threads = self.options.cpu_threads

@@ -94,5 +94,4 @@ def test_inspect_a_checkpoint_shows_the_memory_each_export_choice_would_take(tmp
     assert by_target["GPU"]["kv_cache_bytes"] * 2 == by_target["CPU"]["kv_cache_bytes"]
     assert by_target["GPU"]["weights_bytes"] < by_target["GPU, 8-bit dense"]["weights_bytes"] < \
         by_target["GPU, exact dense"]["weights_bytes"] < by_target["CPU, exact"]["weights_bytes"]
-    # MXFP4's e8m0 byte per 32 values is smaller than int4's float16 scale
-    assert by_target["GPU, MXFP4 experts"]["weights_bytes"] < by_target["GPU"]["weights_bytes"]
+    assert not any("mxfp4" in r["flags"] for r in rows)  # the runtime refuses MXFP4 folders today

@@ -11,7 +11,8 @@ import pytest
 
 from export.exporter import ExportOptions, export_model
 from runtime.manifest import Manifest
-from runtime.session import ModelLoadError, ModelSession, SessionOptions, check_provider_fits
+from runtime.memory_plan import MemoryPlan, over_gpu_cap
+from runtime.session import ModelLoadError, ModelSession, SessionOptions, check_provider_fits, providers_for
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -33,7 +34,7 @@ def test_every_qmoe_node_declares_raw_codes_and_the_manifest_says_so(integer_exp
     check_provider_fits(integer_export, Manifest.read(integer_export), CUDA)  # fits a GPU
 
 
-def test_a_folder_from_before_is_refused_on_a_gpu_and_served_on_the_cpu(integer_export, tmp_path):
+def older_folder(integer_export, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     for f in integer_export.iterdir():
@@ -41,7 +42,36 @@ def test_a_folder_from_before_is_refused_on_a_gpu_and_served_on_the_cpu(integer_
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["export_options"]["qmoe_weights_prepacked"]
     (old / "manifest.json").write_text(json.dumps(manifest))
+    return old
+
+
+def test_a_folder_from_before_is_refused_on_a_gpu_and_served_on_the_cpu(integer_export, tmp_path):
+    old = older_folder(integer_export, tmp_path)
     with pytest.raises(ModelLoadError, match="export the checkpoint again.*--provider cpu"):
         check_provider_fits(old, Manifest.read(old), CUDA)
     check_provider_fits(old, Manifest.read(old), CPU)
     assert ModelSession(old, SessionOptions(provider="cpu")).device == "cpu"
+
+
+def test_left_to_choose_a_folder_from_before_serves_on_the_cpu_of_a_gpu_machine(integer_export, tmp_path):
+    """A folder a studio already shipped keeps working for players with an NVIDIA GPU (provider auto)."""
+    old = older_folder(integer_export, tmp_path)
+    gpu_first = [("CUDAExecutionProvider", {"device_id": 0}), CPU]
+    assert providers_for(old, Manifest.read(old), SessionOptions(provider="auto"), gpu_first) == [CPU]
+    with pytest.raises(ModelLoadError, match="export the checkpoint again"):
+        providers_for(old, Manifest.read(old), SessionOptions(provider="cuda"), gpu_first)
+    current = Manifest.read(integer_export)
+    assert providers_for(integer_export, current, SessionOptions(provider="auto"), gpu_first) == gpu_first
+
+
+def test_a_gpu_memory_cap_that_cannot_hold_the_weights_is_refused_before_loading(demo_model):
+    manifest, gpu_first = Manifest.read(demo_model), [("CUDAExecutionProvider", {"device_id": 0}), CPU]
+    weights = MemoryPlan.for_folder(demo_model, 0, 0, manifest).weights_bytes
+    too_small = weights // 2**20 // 2
+    assert too_small >= 1
+    with pytest.raises(ModelLoadError, match=f"more than the {too_small:,} MiB cap .*--gpu-mem-mb"):
+        providers_for(demo_model, manifest, SessionOptions(provider="cuda", gpu_mem_limit_mb=too_small), gpu_first)
+    roomy = SessionOptions(provider="cuda", gpu_mem_limit_mb=weights // 2**20 + 64)
+    assert providers_for(demo_model, manifest, roomy, gpu_first) == gpu_first
+    assert providers_for(demo_model, manifest, SessionOptions(gpu_mem_limit_mb=too_small), [CPU]) == [CPU]
+    assert "lower --max-batch" in over_gpu_cap(weights, 10 * 2**20, weights // 2**20 + 5)

@@ -56,3 +56,39 @@ def test_a_row_moves_within_one_cache_on_the_device_path(tiny_model):
     pool.copy_rows_from(pool, 11, src_row=2, dst_row=0, on_device=True)
     for a, b in zip(live_positions(pool, 0, 11), expected):
         assert np.array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def standard_model(tiny_checkpoint, tmp_path_factory):
+    """Standard op set: the cache keeps two buffers and swaps them every step."""
+    from export.exporter import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("tiny-standard") / "model"
+    export_model(tiny_checkpoint, out, ExportOptions(max_context=128, op_set="standard"))
+    return out
+
+
+@pytest.mark.parametrize("which", ["tiny_model", "standard_model"])
+def test_a_device_copy_leaves_the_other_rows_alone_and_may_copy_a_row_onto_itself(which, request):
+    s = ModelSession(request.getfixturevalue(which))
+    pool = s.new_cache(batch=3, length=64)
+    s.run(np.random.default_rng(2).integers(0, 200, (3, 9)), pool)
+    s.run(np.random.default_rng(3).integers(0, 200, (3, 1)), pool)  # a ping-pong cache swaps buffers here
+    before = [live_positions(pool, row, 10) for row in range(3)]
+    pool.copy_rows_from(pool, 10, src_row=1, dst_row=1, on_device=True)
+    pool.copy_rows_from(pool, 10, src_row=2, dst_row=0, on_device=True)
+    after = [live_positions(pool, row, 10) for row in range(3)]
+    for row, source in ((0, 2), (1, 1), (2, 2)):
+        for a, b in zip(after[row], before[source]):
+            assert np.array_equal(a, b), (row, source)
+
+
+def test_copies_outside_the_caches_are_refused_not_written(tiny_model, float16_model):
+    s = ModelSession(tiny_model)
+    a, b = s.new_cache(batch=2, length=32), s.new_cache(batch=2, length=32)
+    for src_row, dst_row in ((2, 0), (0, 2), (-1, 0)):
+        with pytest.raises(ValueError, match="outside"):
+            b.copy_rows_from(a, 4, src_row=src_row, dst_row=dst_row, on_device=True)
+    other = ModelSession(float16_model).new_cache(batch=2, length=32)
+    with pytest.raises(ValueError, match="different models"):
+        b.copy_rows_from(other, 4, on_device=True)

@@ -4,8 +4,9 @@ Here, on any machine with the export extra (torch):
 
     .venv/bin/python -m tools.experiments.gpu_check prepare .gpu/demo
 
-rounds the demo model's experts to MXFP4 (export/mxfp4_checkpoint.py) and exports four folders of it:
-fp4-f16 (`--dtype float16 --experts mxfp4`: onnxruntime runs it on CUDA only), twin-f32 and twin-f16
+rounds the demo model's experts to MXFP4 (export/mxfp4_checkpoint.py) and exports these folders of it:
+fp4-f16 (`--dtype float16 --experts mxfp4`: no CPU kernel; wrong on CUDA with onnxruntime-gpu 1.31.1, and
+served here only through SessionOptions(experimental_mxfp4=True)), twin-f32 and twin-f16
 (`--experts float`: exactly the same values, served anywhere), int4-f16 (`--experts int4`) and int4d-f16
 (`--dense int4` too), and fp4swap-f16 (fp4-f16 with its nibbles swapped).
 
