@@ -39,12 +39,20 @@ def main() -> int:
     ap.add_argument("--provider", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--verification-prompt", action="store_true",
+                    help="the export's own verification prompt (its sample text, repeated) instead of random ids")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     start = time.monotonic()
     reference = ModelSession(args.f32, SessionOptions(provider="cpu"))
-    prompt = prompt_ids(args.prompt, 0, reference.config.vocab_size)
-    cache = reference.new_cache(length=args.prompt + args.steps + 8)
+    if args.verification_prompt:
+        from export import verify
+
+        cfg = reference.config
+        prompt = np.array(verify.prompt_ids(args.f32 / "tokenizer.json", verify.prompt_length(cfg), cfg.vocab_size))
+    else:
+        prompt = prompt_ids(args.prompt, 0, reference.config.vocab_size)
+    cache = reference.new_cache(length=len(prompt) + args.steps + 8)
     tokens = [int(reference.run(prompt.reshape(1, -1), cache)[0].argmax())]
     while len(tokens) < args.steps:
         tokens.append(int(reference.run(np.array([[tokens[-1]]], dtype=np.int64), cache)[0].argmax()))
