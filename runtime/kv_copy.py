@@ -3,10 +3,10 @@
 A reply joining or leaving the decode batch moves its KV between its conversation's cache and the batch's
 pool. Through host memory that moved every buffer whole, twice (measured on an H200 with a
 gpt-oss-20b-shaped int4 model: 22 tok/s to one `parley serve` client where the bare decode loop ran
-193-277; 225 with this). One run per (layer, key or value) buffer, 48 for gpt-oss-20b, each writing the
-destination row's whole length: a single graph over all layers is the next step if joins show up.
-Here each (layer, key or value) buffer's row is copied by a two-node graph (runtime/graphs/, built by
-export/kv_copy_graph.py) run on the cache's own device, with source and destination bound by address.
+193-277; 225 with this). Here each (layer, key or value) buffer's row is copied by a two-node graph
+(runtime/graphs/, built by export/kv_copy_graph.py) run on the cache's own device, with source and
+destination bound by address: one run per buffer, 48 for gpt-oss-20b, each writing the destination row's
+whole length. A single graph over all layers is the next step if joins show up in profiles.
 """
 from __future__ import annotations
 

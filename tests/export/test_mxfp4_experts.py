@@ -13,7 +13,8 @@ from export import mxfp4
 from export.exporter import ExportOptions, export_model
 from export.mxfp4_twin import check_wiring, read
 from runtime.manifest import Manifest
-from runtime.session import ModelLoadError, ModelSession, SessionOptions, check_provider_fits
+from runtime.provider_fit import check_provider_fits
+from runtime.session import ModelLoadError, ModelSession, SessionOptions
 from tests.helpers.checkpoints import make_mxfp4_twins
 
 

@@ -12,7 +12,8 @@ import pytest
 from export.exporter import ExportOptions, export_model
 from runtime.manifest import Manifest
 from runtime.memory_plan import MemoryPlan, over_gpu_cap
-from runtime.session import ModelLoadError, ModelSession, SessionOptions, check_provider_fits, providers_for
+from runtime.provider_fit import check_provider_fits, providers_for
+from runtime.session import ModelLoadError, ModelSession, SessionOptions
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
