@@ -4,6 +4,17 @@
 # carried: .whl (this project's wheel and pyzmq's, for Python 3.12), .gpu/demo (`gpu_check prepare`) and
 # .gpu/p0 .. p4 (onnxruntime-gpu, its package folder as tar.xz cut in parts that fit one call each). A
 # carried folder is replaced on every call, so `stash` moves each call's part out of the checkout first.
+# Made here, once (both folders git-ignored through .git/info/exclude):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d /tmp/w onnxruntime-gpu==1.31.1 pyzmq==27.3.0
+#   mkdir -p .whl .gpu/ort && mv /tmp/w/pyzmq* .whl/ && .venv/bin/pip wheel --no-deps -w .whl .
+#   (cd .gpu/ort && unzip -q /tmp/w/onnxruntime_gpu-*.whl && rm onnxruntime/capi/*tensorrt*)
+#   tar -C .gpu/ort -cf - . | xz -9e -T2 > .gpu/ort.tar.xz     # 203 MB
+#   head -c 25M .gpu/ort.tar.xz > .gpu/p0; tail -c +26214401 .gpu/ort.tar.xz | split -n 4 -d -a 1 - .gpu/q
+#   for i in 0 1 2 3; do mv .gpu/q$i .gpu/p$((i + 1)); done
+#   .venv/bin/python -m tools.experiments.gpu_check prepare .gpu/demo
+# Then: call 1 carries .whl .gpu/demo .gpu/p0 (`stash; setup; full-bg`), calls 2-4 one part each
+# (`stash; progress`), call 5 .gpu/p4 (`stash; SERVE=1 final`); about 5 minutes of device time.
 #
 #   stash      keep what this call carried (.gpu/*) in /tmp/parts
 #   setup      install .whl into /tmp/site; print the machine
