@@ -6,6 +6,9 @@ float MoE op on the dequantized weights (1e-7). Quantizing halves the bytes an e
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -14,15 +17,18 @@ from export import mxfp4
 EXPERT_PRECISIONS = ("float", "int8", "int4", "mxfp4")
 ZERO_POINT = 128
 INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size)
+MAX_THREADS = 8  # each holds one expert's float temporaries (about 0.4 GB at gpt-oss-20b's size)
 
 
 def per_expert(quantize):
     """Apply quantize to one expert ([out, in]) at a time: a 20B layer's experts are 3 GB in float32,
-    and quantizing them whole would hold several float copies at once."""
+    and quantizing them whole would hold several float copies at once. Experts go to a thread per core
+    (numpy lets go of the GIL in its array loops), each holding one expert's temporaries."""
     def each(w: np.ndarray):
         if w.ndim < 3:
             return quantize(w)
-        parts = [quantize(w[e]) for e in range(w.shape[0])]
+        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, w.shape[0], MAX_THREADS)) as pool:
+            parts = list(pool.map(lambda e: quantize(w[e]), range(w.shape[0])))
         return tuple(np.stack([p[i] for p in parts]) for i in range(len(parts[0])))
     each.__doc__ = quantize.__doc__
     return each
