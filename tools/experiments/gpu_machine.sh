@@ -23,6 +23,9 @@
 #   depth-bg   the same, then a float32 export of it and its int4 timing folder too
 #   depth      join the parts, then float16_depth_check: the float16 folder on CUDA against the float32
 #              one on the CPU, with the same values
+#   real-bg    an 8-layer slice exported --dtype float16 and float32 with real int4 codes (background)
+#   real       float16_depth_check on it: float16 on CUDA against float32 on the CPU (the CPU's own
+#              float16 kernel gave 2.31 here, docs/performance.md)
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -72,6 +75,25 @@ depth)
   python3 -m tools.experiments.float16_depth_check "$WORK/20b-int4t" "$WORK/20b-int4t-32" --json "$OUT/depth.json" \
     2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/depth.log"
   ;;
+real-bg)
+  # float16 against float32 with real int4 codes (an 8-layer slice): the CPU's float16 kernel drifts here
+  mkdir -p "$WORK"
+  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/g8 --layers 8 && \
+    python3 -m runtime.cli export $WORK/g8 $WORK/g8-f16 --dtype float16 --no-verify && \
+    python3 -m runtime.cli export $WORK/g8 $WORK/g8-f32 --no-verify && echo EXPORT-DONE" \
+    >"$WORK/full.log" 2>&1 </dev/null &
+  sleep 2; tail -c 600 "$WORK/full.log"
+  ;;
+real)
+  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
+  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
+  for _ in $(seq "${WAIT_S:-200}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
+  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -8
+  python3 -m tools.experiments.float16_depth_check "$WORK/g8-f16" "$WORK/g8-f32" --verification-prompt \
+    --json "$OUT/real.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/real.log"
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -94,6 +116,6 @@ final)
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|progress|final" >&2; exit 2
   ;;
 esac
