@@ -36,6 +36,26 @@ WORK=/tmp/parley-gpu
 ORT=/tmp/ortgpu
 PARTS=/tmp/parts
 export PYTHONUNBUFFERED=1
+
+background() {  # run "$1" (shell commands) after the machine's setup, detached, logging to full.log
+  mkdir -p "$WORK"
+  setsid nohup bash -c "export PYTHONPATH=$SITE; $1 && echo EXPORT-DONE" >"$WORK/full.log" 2>&1 </dev/null &
+  sleep 2; tail -c 600 "$WORK/full.log"
+}
+
+gpu_onnxruntime() {  # join the carried parts and put onnxruntime-gpu and torch's CUDA libraries in reach
+  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
+  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
+  python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())"
+}
+
+wait_for_background() {  # up to WAIT_S seconds, then its log's last lines
+  for _ in $(seq "${WAIT_S:-200}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
+  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -12 | tee "$OUT/full-export.log"
+}
+
 case "${1:-}" in
 stash)
   mkdir -p "$PARTS" && cp -r .gpu/. "$PARTS/" && ls "$PARTS"
@@ -47,50 +67,29 @@ setup)
   df -h /tmp | tail -1; nproc; free -g | head -2
   ;;
 full-bg)
-  mkdir -p "$WORK"
-  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
-    python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && \
-    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t && echo EXPORT-DONE" \
-    >"$WORK/full.log" 2>&1 </dev/null &
-  sleep 2; tail -c 600 "$WORK/full.log"
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t"
   ;;
 depth-bg)
   # float16 against float32 at full depth: two int4 timing folders with the same values
-  mkdir -p "$WORK"
-  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
-    python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && \
-    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t && \
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4 --dtype float16 --experts mxfp4 --no-verify && python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4 $WORK/20b-int4t && \
     python3 -m runtime.cli export $WORK/20b $WORK/20b-fp4-32 --experts mxfp4 --no-verify && \
-    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4-32 $WORK/20b-int4t-32 && echo EXPORT-DONE" \
-    >"$WORK/full.log" 2>&1 </dev/null &
-  sleep 2; tail -c 600 "$WORK/full.log"
+    python3 -m tools.experiments.int4_timing_folder $WORK/20b-fp4-32 $WORK/20b-int4t-32"
   ;;
 depth)
-  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
-  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
-  for _ in $(seq "${WAIT_S:-150}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
-  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -14 | tee "$OUT/full-export.log"
+  gpu_onnxruntime
+  wait_for_background
   python3 -m tools.experiments.float16_depth_check "$WORK/20b-int4t" "$WORK/20b-int4t-32" --json "$OUT/depth.json" \
     2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/depth.log"
   ;;
 real-bg)
   # float16 against float32 with real int4 codes (an 8-layer slice): the CPU's float16 kernel drifts here
-  mkdir -p "$WORK"
-  setsid nohup bash -c "export PYTHONPATH=$SITE; python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/g8 --layers 8 && \
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/g8 --layers 8 && \
     python3 -m runtime.cli export $WORK/g8 $WORK/g8-f16 --dtype float16 --no-verify && \
-    python3 -m runtime.cli export $WORK/g8 $WORK/g8-f32 --no-verify && echo EXPORT-DONE" \
-    >"$WORK/full.log" 2>&1 </dev/null &
-  sleep 2; tail -c 600 "$WORK/full.log"
+    python3 -m runtime.cli export $WORK/g8 $WORK/g8-f32 --no-verify"
   ;;
 real)
-  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
-  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
-  for _ in $(seq "${WAIT_S:-200}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
-  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -8
+  gpu_onnxruntime
+  wait_for_background
   python3 -m tools.experiments.float16_depth_check "$WORK/g8-f16" "$WORK/g8-f32" --verification-prompt \
     --json "$OUT/real.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/real.log"
   ;;
@@ -98,18 +97,13 @@ progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
 final)
-  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
-  purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
-  python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())"
+  gpu_onnxruntime
   if [ -n "${QMOE:-}" ]; then
     python3 -m tools.experiments.qmoe_cuda_check --json "$OUT/qmoe.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/qmoe.log"
   fi
   python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --out "$OUT/demo" 2>&1 \
     | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log"
-  for _ in $(seq "${WAIT_S:-240}"); do grep -q EXPORT-DONE "$WORK/full.log" && break; sleep 1; done
-  tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | tail -8 >"$OUT/full-export.log"; cat "$OUT/full-export.log"
+  wait_for_background
   if grep -q EXPORT-DONE "$WORK/full.log"; then
     python3 -m tools.experiments.gpu_check run --full "$WORK/20b-int4t" --gpu-mem-mb "${CAP_MB:-15000}" \
       ${SERVE:+--serve} --out "$OUT/full" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/full.log"
