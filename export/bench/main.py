@@ -62,18 +62,21 @@ def standard_checkpoint(work: Path, mxfp4: bool = False) -> Path:
     return folder
 
 
-def parley_model(checkpoint: Path, out: Path, experts: str = "float", dense: str = "float") -> Path:
+def parley_model(checkpoint: Path, out: Path, experts: str = "float", dense: str = "float",
+                 int8_activations: bool = False) -> Path:
     from export.exporter import ExportOptions, export_model
 
     if not (out / "manifest.json").is_file():
-        log(f"exporting the checkpoint with parley export ({experts} experts, {dense} dense weights, verified "
-            f"against torch) to {out} ...")
-        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True, experts=experts, dense=dense))
+        log(f"exporting the checkpoint with parley export ({experts} experts, {dense} dense weights"
+            f"{', int8 activations' if int8_activations else ''}, verified against torch) to {out} ...")
+        export_model(checkpoint, out, ExportOptions(max_context=1024, force=True, experts=experts, dense=dense,
+                                                    int8_activations=int8_activations))
     return out
 
 
-def parley_folder(work: Path, experts: str, dense: str = "float") -> Path:
-    parts = [f"{experts}-experts" if experts != "float" else "", f"{dense}-dense" if dense != "float" else ""]
+def parley_folder(work: Path, experts: str, dense: str = "float", int8_activations: bool = False) -> Path:
+    parts = [f"{experts}-experts" if experts != "float" else "", f"{dense}-dense" if dense != "float" else "",
+             "int8-activations" if int8_activations else ""]
     return work / "-".join(["parley", *[p for p in parts if p]])
 
 
@@ -83,13 +86,14 @@ def genai_precision(experts: str) -> str:
 
 
 def start_systems(names: list[str], checkpoint: Path, work: Path, peer_venv: Path,
-                  experts: str = "float", dense: str = "float") -> tuple[dict, dict]:
+                  experts: str = "float", dense: str = "float", int8_activations: bool = False) -> tuple[dict, dict]:
     """The systems that could start, and for the others the reason they could not."""
     started, missing = {}, {}
     for name in names:
         try:
             if name == PARLEY:
-                model = parley_model(checkpoint, parley_folder(work, experts, dense), experts, dense)
+                model = parley_model(checkpoint, parley_folder(work, experts, dense, int8_activations), experts,
+                                     dense, int8_activations)
                 started[name] = SystemProcess(name, [peers.this_python(), "-m", "export.bench.system_parley", model],
                                               work)
             elif name == TRANSFORMERS:
@@ -176,6 +180,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "released; otherwise the peers stay float32")
     ap.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                     help="Parley's attention projections and unembedding (`parley export --dense`)")
+    ap.add_argument("--int8-activations", action="store_true",
+                    help="Parley's 4-bit kernels with int8 activations (`parley export --int8-activations`), as "
+                         "onnxruntime-genai's int4 build runs its MatMulNBits (accuracy_level 4)")
     ap.add_argument("--work", type=Path, default=Path(".cache") / "bench",
                     help="exports, peer builds and logs (default: .cache/bench in the current folder)")
     ap.add_argument("--peer-venv", type=Path,
@@ -198,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     peer_venv = (args.peer_venv or args.work / "peer-venv").absolute()
-    systems, missing = start_systems(names, checkpoint, work, peer_venv, args.experts, args.dense)
+    systems, missing = start_systems(names, checkpoint, work, peer_venv, args.experts, args.dense,
+                                     args.int8_activations)
     try:
         results = single_stream(systems, args.repeats, args.experts, args.dense)
     except SystemFailed as exc:
@@ -207,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
         for proc in systems.values():
             proc.close()
     log(f"concurrent NPCs through parley serve: levels {levels}, {args.per_client} replies per client ...")
-    results[PARLEY].update(concurrency.measure(parley_folder(work, args.experts, args.dense), work, levels,
-                                               args.repeats, args.per_client, log))
+    results[PARLEY].update(concurrency.measure(parley_folder(work, args.experts, args.dense, args.int8_activations),
+                                               work, levels, args.repeats, args.per_client, log))
     results[PARLEY]["experts"], results[PARLEY]["dense"] = args.experts, args.dense
+    results[PARLEY]["int8_activations"] = args.int8_activations
     if GENAI in results:
         results[GENAI]["precision"] = genai_precision(args.experts)
     log("measuring memory read bandwidth for the floor ...")
