@@ -92,7 +92,7 @@ def test_bench_with_int8_experts_exports_them_and_says_so(tmp_path):
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["export_options"]["experts"] == "int8"
 
 
-def test_bench_with_4_bit_experts_and_8_bit_dense_weights_from_an_mxfp4_checkpoint(tmp_path):
+def test_bench_with_4_bit_experts_8_bit_dense_weights_and_int8_activations_from_an_mxfp4_checkpoint(tmp_path):
     from export.synthetic import make_released_layout_checkpoint
 
     shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
@@ -101,19 +101,21 @@ def test_bench_with_4_bit_experts_and_8_bit_dense_weights_from_an_mxfp4_checkpoi
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "runtime.cli", "bench", str(checkpoint), "--experts", "int4", "--dense", "int8",
-         "--systems", "parley", "--repeats", "1", "--levels", "1", "--per-client", "1", "--work",
+         "--int8-activations", "--systems", "parley", "--repeats", "1", "--levels", "1", "--per-client", "1", "--work",
          str(tmp_path / "work"), "--json", str(out), "--png", str(tmp_path / "bench.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert (results["parley"]["experts"], results["parley"]["dense"]) == ("int4", "int8")
+    assert results["parley"]["int8_activations"] is True
     assert "parley runs int4 experts, int8 dense weights" in done.stdout
     cfg = json.loads((checkpoint / "config.json").read_text())
     assert math.isclose(results["floor"]["active_weight_mb"],
                         active_weight_bytes(cfg, experts="int4", dense="int8") / 1e6)
-    manifests = list((tmp_path / "work").glob("*/parley-int4-experts-int8-dense/manifest.json"))
+    manifests = list((tmp_path / "work").glob("*/parley-int4-experts-int8-dense-int8-activations/manifest.json"))
     options = json.loads(manifests[0].read_text())["export_options"]
     assert len(manifests) == 1 and (options["experts"], options["dense"]) == ("int4", "int8")
+    assert options["int8_activations"] is True
 
 
 def test_measure_model_folder_reports_against_the_floor_and_the_ceilings(tiny_model, tmp_path):
