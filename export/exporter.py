@@ -286,8 +286,7 @@ def _switch_to_int8_activations(stage: Path, cfg, tensors, opts: ExportOptions, 
     stages["measure int8 activations"] = time.perf_counter() - clock
     log.info("int8 activations (%d nodes) vs the torch model: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
              nodes, r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
-    return {"nodes": nodes, "max_abs_diff_prompt": r.max_abs_diff_prompt, "max_abs_diff_decode": r.max_abs_diff_decode,
-            "greedy_match": r.greedy_match, "decode_steps": r.decode_steps}
+    return {"nodes": nodes, **r.distance()}
 
 
 def integer_expert_layout(experts: str) -> dict:
@@ -316,9 +315,7 @@ def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOpti
     """The quantized graph against the checkpoint's own weights: logit differences and whether the
     greedy tokens agree (information for the studio, not a pass/fail gate)."""
     r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
-    effect = {"quantized": quantized_parts(opts.experts, opts.dense), "max_abs_diff_prompt": r.max_abs_diff_prompt,
-              "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
-              "decode_steps": r.decode_steps}
+    effect = {"quantized": quantized_parts(opts.experts, opts.dense), **r.distance()}
     log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
              effect["quantized"], r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
     return effect

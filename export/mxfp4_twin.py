@@ -154,10 +154,7 @@ def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors,
     effect = None
     if float_tensors is not None:
         r = against(float_tensors)
-        effect = verification["vs_checkpoint"] = {
-            "quantized": quantized, "max_abs_diff_prompt": r.max_abs_diff_prompt,
-            "max_abs_diff_decode": r.max_abs_diff_decode, "greedy_match": r.greedy_match,
-            "decode_steps": r.decode_steps}
+        effect = verification["vs_checkpoint"] = {"quantized": quantized, **r.distance()}
         stages["measure vs checkpoint"] = r.seconds
         log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,
                  r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")

@@ -46,6 +46,11 @@ class VerificationReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def distance(self) -> dict:
+        """How far the graph is from the reference, for a manifest entry that informs rather than gates."""
+        return {"max_abs_diff_prompt": self.max_abs_diff_prompt, "max_abs_diff_decode": self.max_abs_diff_decode,
+                "greedy_match": self.greedy_match, "decode_steps": self.decode_steps}
+
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
         return (f"verification {verdict}: prompt {self.prompt_tokens} tokens + {self.decode_steps} decode steps, "

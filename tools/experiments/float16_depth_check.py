@@ -22,14 +22,7 @@ import numpy as np
 
 from export.bench.worker import prompt_ids
 from runtime.session import ModelSession, SessionOptions
-
-
-def teacher_forced(ms: ModelSession, prompt: np.ndarray, continuation: list[int]) -> np.ndarray:
-    cache = ms.new_cache(length=len(prompt) + len(continuation) + 8)
-    rows = [ms.run(prompt.reshape(1, -1), cache)[0]]
-    for token in continuation[:-1]:
-        rows.append(ms.run(np.array([[token]], dtype=np.int64), cache)[0])
-    return np.stack(rows).astype(np.float32)
+from tools.experiments.gpu_check import greedy, teacher_forced
 
 
 def main() -> int:
@@ -52,12 +45,9 @@ def main() -> int:
         prompt = np.array(verify.prompt_ids(args.f32 / "tokenizer.json", verify.prompt_length(cfg), cfg.vocab_size))
     else:
         prompt = prompt_ids(args.prompt, 0, reference.config.vocab_size)
-    cache = reference.new_cache(length=len(prompt) + args.steps + 8)
-    tokens = [int(reference.run(prompt.reshape(1, -1), cache)[0].argmax())]
-    while len(tokens) < args.steps:
-        tokens.append(int(reference.run(np.array([[tokens[-1]]], dtype=np.int64), cache)[0].argmax()))
+    tokens = greedy(reference, prompt, args.steps)
     expected = teacher_forced(reference, prompt, tokens)
-    del reference, cache
+    del reference
     print(f"float32 reference on the CPU: {time.monotonic() - start:.0f} s", flush=True)
     got = teacher_forced(ModelSession(args.f16, SessionOptions(provider=args.provider)), prompt, tokens)
     diff = np.abs(got - expected).max(axis=-1)

@@ -22,14 +22,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
+from export.mxfp4_twin import read
+
 SCALES_FILE = "int4_scales.data"
-
-
-def e8m0_bytes(folder: Path, t: onnx.TensorProto) -> np.ndarray:
-    info = {e.key: e.value for e in t.external_data}
-    with open(folder / info["location"], "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        return np.frombuffer(f.read(int(info["length"])), dtype=np.uint8).reshape(tuple(t.dims))
 
 
 def convert(src: Path, out: Path) -> int:
@@ -45,7 +40,7 @@ def convert(src: Path, out: Path) -> int:
             continue
         for slot in (3, 6):  # fc1 and fc2 e8m0 scales -> float scales of the graph's dtype
             e8m0 = inits.pop(node.input[slot])
-            values = np.exp2(e8m0_bytes(src, e8m0).astype(np.float32) - 127.0).astype(dtype)
+            values = np.exp2(read(src, e8m0).astype(np.float32) - 127.0).astype(dtype)
             t = numpy_helper.from_array(values, node.input[slot] + ".int4_scale")
             offset = scales.tell()
             scales.write(t.raw_data)
