@@ -20,7 +20,7 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
-from tools.demo import freeform, freeform_blind, lexicon, phrasing, player_talk
+from tools.demo import freeform, freeform_blind, freeform_blind_c, lexicon, phrasing, player_bank, player_talk
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
@@ -154,8 +154,8 @@ def normal(text: str) -> str:
 
 # The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind.py) never occur in the training data, whatever the
 # generator happens to compose.
-FREE_FORM = {normal(text) for line in freeform.LINES + freeform_blind.LINES for text in (line.say, line.before)
-             if text}
+FREE_FORM = {normal(text) for line in freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES
+             for text in (line.say, line.before) if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
 
 
@@ -205,10 +205,40 @@ def other_goods(d: DemoNpc) -> list[str]:
 
 
 # Data versions, so a checkpoint's training data can be generated again (its training log names the
-# version): 1 asked for actions in three fixed phrasings each; 2 composes them and asks a little more often.
-DATA_VERSION = 2
+# version): 1 asked for actions in three fixed phrasings each; 2 composes them and asks a little more often;
+# 3 draws the shipped NPCs' questions from people's lines too (tools/demo/player_bank.py), with typos,
+# and asks each of them the others' questions.
+DATA_VERSION = 3
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
-WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3)}
+WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3)}
+BANK_SHARE = 0.45  # version 3: of a shipped NPC's questions, the share drawn from people's lines
+
+
+def banked(line: str, rng: random.Random) -> str:
+    """A bank line as a player might type it this time: as written, with typos, or in chat-box noise."""
+    roll = rng.random()
+    if roll < 0.25:
+        return player_bank.typos(line, rng)
+    if roll < 0.4:
+        return player_talk.noise(line, rng)
+    return line
+
+
+def from_bank(d: DemoNpc, kind: str, rng: random.Random, fact: Fact | None = None):
+    """A shipped NPC's question from people's lines (version 3), or None to compose one."""
+    bank = player_bank.load()
+    if d.id not in bank.unknown or rng.random() >= BANK_SHARE:
+        return None
+    if kind == "fact":
+        return _unheld(lambda: banked(rng.choice(bank.facts[d.id, fact.label]), rng))
+    if kind == "unknown":
+        pool = bank.unknown[d.id] if rng.random() < 0.6 else bank.cross(d.id)
+        return _unheld(lambda: banked(rng.choice(pool), rng))
+    rows = [r for r in (bank.two_part if kind == "two" else bank.follow_ups) if r[0] == d.id]
+    while True:
+        row = rng.choice(rows)
+        if all(normal(t) not in FREE_FORM for t in row[1:3]):
+            return row
 
 
 def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
@@ -229,13 +259,20 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                       ACTION_FINAL.get(name, "Done, {address}.").format(address=d.address), name), None)
     if kind == "two" and len(d.facts) > 1:
         first, second = rng.sample(d.facts, 2)
-        text = _unheld(lambda: player_talk.two_part(*(player_talk.core(f.topic, f.slots, words_for(d, f), rng)
+        row = from_bank(d, "two", rng) if version >= 3 else None
+        if row:
+            labels = {f.label: f for f in d.facts}
+            first, second = labels[row[2]], labels[row[3]]
+        text = banked(row[1], rng) if row else _unheld(lambda: player_talk.two_part(*(player_talk.core(f.topic, f.slots, words_for(d, f), rng)
                                                       for f in (first, second)), rng))
         reply = Reply(reasoning(npc.reasoning_effort, f"{_topic_words(first)} and {_topic_words(second)}",
                                 f"{first.sentence} {second.sentence}", d.style),
                       f"{answer(d, first, rng, address=False)} {answer(d, second, rng)}")
         return text, reply, first.key
     if kind == "unknown":
+        text = from_bank(d, "unknown", rng) if version >= 3 else None
+        if text:
+            return text, dont_know(d, npc, "something I don't know", rng), None
         if rng.random() < 0.5:
             goods = rng.choice(other_goods(d))
             return (_unheld(lambda: player_talk.wrong_item(goods, rng)),
@@ -244,7 +281,8 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                 dont_know(d, npc, "something I don't know", rng), None)
     if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
-        return ask_about(d, fact, rng, held_out), fact_reply(d, npc, fact, rng), fact.key
+        text = from_bank(d, "fact", rng, fact) if version >= 3 and not held_out else None
+        return text or ask_about(d, fact, rng, held_out), fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
         return phrasing.chitchat(phrasing.GREETINGS, rng), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
                                             d.greeting), None
@@ -255,9 +293,17 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
     return line, Reply(reasoning(npc.reasoning_effort, "something I will not discuss", None, d.style), d.refusal), None
 
 
-def follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogues.Turn, str, Reply, Fact]:
+def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
+              version: int = DATA_VERSION) -> tuple[dialogues.Turn, str, Reply, Fact]:
     """An earlier turn about one fact, then a line that only makes sense after it ('And a steel one?'):
     another thing of the same kind, or the same fact asked again without naming it."""
+    row = from_bank(d, "follow", rng) if version >= 3 else None
+    if row:
+        labels = {f.label: f for f in d.facts}
+        _, before, text, label, first_label = row
+        fact, first = labels[label], labels[first_label]
+        earlier = dialogues.Turn(banked(before, rng), answer(d, first, rng))
+        return earlier, banked(text, rng), fact_reply(d, npc, fact, rng, after=_topic_words(first)), fact
     first = rng.choice(d.facts)
     earlier = dialogues.Turn(ask_about(d, first, rng, False), answer(d, first, rng))
     same_kind = [f for f in d.facts if f.topic == first.topic and f is not first and f.slots]
@@ -295,7 +341,7 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
             text, reply, _ = one_turn(d, npc, rng, held_out, version)
             history.append(dialogues.Turn(text, reply.final, state=game_state(rng)))
         if only is None and rng.random() < follow_share:
-            earlier, text, reply, fact = follow_up(d, npc, rng)
+            earlier, text, reply, fact = follow_up(d, npc, rng, version)
             history.append(earlier)
             key = fact.key
         else:

@@ -12,16 +12,17 @@ from tools.demo import dataset, lexicon, player_talk
 from tools.demo.freeform import Line
 
 
-def dev_lines(n: int = 150, seed: int = 12345, training_examples: int = 12000) -> list[Line]:
+def dev_lines(n: int = 150, seed: int = 12345, training_examples: int = 12000, version: int = 2) -> list[Line]:
+    """version: the data generator's, 2 as the recorded sweep (tools/demo/sweep.json) ran."""
     rng = random.Random(seed)
     shipped = list(dataset.shipped_npcs().values())
-    training = {dataset.normal(ex.say) for ex in dataset.make_examples(training_examples, seed=0)}
+    training = {dataset.normal(ex.say) for ex in dataset.make_examples(training_examples, seed=0, version=version)}
     lines: list[Line] = []
     while len(lines) < n:
         d, npc = rng.choice(shipped)
         roll = rng.random()
         if roll < 0.12:
-            earlier, text, _, fact = dataset.follow_up(d, npc, rng)
+            earlier, text, _, fact = dataset.follow_up(d, npc, rng, version)
             line = Line(d.id, text, fact.label, before=earlier.say)
         elif roll < 0.24:
             line = Line(d.id, player_talk.unknowable(rng.choice(lexicon.UNKNOWABLE_DEV), rng), None)

@@ -84,7 +84,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=Path(".cache/demo-model"))
     ap.add_argument("--json", type=Path, help="also write every figure and reply here")
     args = ap.parse_args()
-    from tools.demo import freeform, freeform_blind
+    from tools.demo import freeform, freeform_blind, freeform_blind_c
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
@@ -92,8 +92,10 @@ def main() -> int:
     model = export_demo(args.checkpoint, args.model)
     report = evaluate(model)
     free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
+    blind_c = freeform.evaluate(model, freeform_blind_c.LINES)
     if args.json:
-        args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind}, indent=1))
+        args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c},
+                                        indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
@@ -126,6 +128,7 @@ with confidence, the worst outcome. **Deflection**: neither (an honest "I couldn
 | --- | --- | --- | --- | --- | --- |
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
+| free-form set C: {blind_c['n']} lines by another outside writer, written before this checkpoint's data (tools/demo/freeform_blind_c.py) | {freeform_line(blind_c)} |
 | *the previous checkpoint (templates only), set A* | *62.5%* | *20.2%* | *17.3%* | *83%* | *67%* |
 | *the previous checkpoint, set B* | *45.4%* | *28.7%* | *25.9%* | *44%* | *50%* |
 
@@ -167,7 +170,8 @@ second round (r2) trained on the final data, with more questions nobody can answ
 """
     (args.checkpoint / "MODEL_CARD.md").write_text(card)
     print(f"wrote {args.checkpoint / 'MODEL_CARD.md'} and loss.png: free-form A right {free['right']:.1%} wrong "
-          f"{free['wrong']:.1%}; B right {blind['right']:.1%} wrong {blind['wrong']:.1%}; template {shipped['accuracy']:.1%}, "
+          f"{free['wrong']:.1%}; B right {blind['right']:.1%} wrong {blind['wrong']:.1%}; C right {blind_c['right']:.1%} "
+          f"wrong {blind_c['wrong']:.1%}; template {shipped['accuracy']:.1%}, "
           f"unseen {unseen['accuracy']:.1%}")
     return 0
 

@@ -1,0 +1,75 @@
+"""People's player lines (tools/demo/player_lines/) as the demo's data generator uses them."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from tools.demo import dataset, player_bank
+from tools.demo.facts import SHIPPED
+
+
+def test_every_shipped_fact_has_peoples_lines_and_every_npc_questions_it_cannot_answer():
+    bank = player_bank.load()
+    for d in SHIPPED:
+        for fact in d.facts:
+            assert len(bank.facts[d.id, fact.label]) >= 40, (d.id, fact.label)
+        assert len(bank.unknown[d.id]) >= 40
+    assert {row[0] for row in bank.follow_ups} == {d.id for d in SHIPPED}
+    assert {row[0] for row in bank.two_part} == {d.id for d in SHIPPED}
+
+
+def test_an_npc_is_asked_only_the_other_npcs_questions_that_none_of_its_facts_answers():
+    bank = player_bank.load()
+    # The watchtower is Aldric's news and Marta's rumour: Marta must not learn to disown it.
+    assert not set(bank.facts["aldric", "tower"]) & set(bank.cross("marta"))
+    assert set(bank.facts["aldric", "gate"]) <= set(bank.cross("marta"))
+    assert not set(bank.facts["marta", "room"]) & set(bank.cross("marta"))
+
+
+def test_a_follow_up_row_is_used_only_when_its_earlier_line_names_one_fact():
+    labels = {f.label for f in SHIPPED[0].facts}  # brenna
+    assert player_bank.earlier_fact(labels, "how much for an iron sword") == "iron"
+    assert player_bank.earlier_fact(labels, "Shields? How much") == "shield"
+    assert player_bank.earlier_fact(labels, "iron or steel, which is cheaper") is None  # two facts named
+    assert player_bank.earlier_fact(labels, "hello there") is None
+
+
+def test_a_bank_naming_a_fact_the_npc_does_not_have_is_refused_with_its_file(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps({"marta": {"steel": ["steel sword?"]}}))
+    player_bank.load.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"bad\.json: marta has no fact 'steel'"):
+            player_bank.load(tmp_path)
+    finally:
+        player_bank.load.cache_clear()
+
+
+def test_typos_change_some_longer_words_and_keep_the_rest():
+    rng = random.Random(3)
+    line = "could you tell me what a steel sword costs around here"
+    slipped = [player_bank.typos(line, rng, rate=0.5) for _ in range(20)]
+    assert any(s != line for s in slipped)
+    for s in slipped:
+        assert len(s.split(" ")) == len(line.split(" "))
+        assert all(a == b for a, b in zip(s.split(" "), line.split(" ")) if len(b) < 4)
+
+
+def test_version_3_data_asks_the_shipped_npcs_in_peoples_words_and_answers_them_right():
+    bank = player_bank.load()
+    shipped = {d.name: d for d in SHIPPED}
+    own = {(npc, dataset.normal(line)): label for (npc, label), lines in bank.facts.items() for line in lines}
+    others = {d.id: {dataset.normal(line) for line in bank.cross(d.id)} for d in SHIPPED}
+    answered = disowned = 0
+    for ex in dataset.make_examples(1500, seed=5, version=3):
+        d, said = shipped.get(ex.npc.name), dataset.normal(ex.say)
+        if d is None:
+            continue
+        if (d.id, said) in own and ex.key is not None:  # its own fact, in people's words: the right answer
+            assert ex.key == next(f.key for f in d.facts if f.label == own[d.id, said]), (ex.say, ex.reply.final)
+            answered += 1
+        elif said in others[d.id]:  # another NPC's question: it says it does not know
+            assert ex.key is None and not any(f.key in ex.reply.final for f in d.facts), (ex.say, ex.reply.final)
+            disowned += 1
+    assert answered > 100 and disowned > 10
