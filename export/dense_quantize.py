@@ -36,15 +36,15 @@ def dense_names(cfg: ModelConfig) -> frozenset[str]:
     return frozenset(names)
 
 
-def quantize_matrix(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def quantize_matrix(w: np.ndarray, bits: int, scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """[N, K] (out, in; Hugging Face's layout) -> (uint8 codes [N, K/32, 32*bits/8], float32 scales
-    [N, K/32]): MatMulNBits' B and scales."""
+    [N, K/32] holding scale_dtype values): MatMulNBits' B and scales."""
     rows, inputs = w.shape
     codes = np.empty((rows, inputs // BLOCK, BLOCK * bits // 8), dtype=np.uint8)
     scales = np.empty((rows, inputs // BLOCK), dtype=np.float32)
     for start in range(0, rows, ROWS_AT_ONCE):
         part = slice(start, start + ROWS_AT_ONCE)
-        q, s = quantize_blocks(w[part], bits)
+        q, s = quantize_blocks(w[part], bits, scale_dtype=scale_dtype)
         codes[part], scales[part] = q.reshape(codes[part].shape), s
     return codes, scales
 
@@ -58,7 +58,7 @@ def dequantize_matrix(codes: np.ndarray, scales: np.ndarray, bits: int) -> np.nd
     return out
 
 
-def dense_round_trip(precision: str, cfg: ModelConfig):
+def dense_round_trip(precision: str, cfg: ModelConfig, scale_dtype=np.float32):
     """A per-tensor change (see tensor_source.Transformed) that sends the dense weights through
     `precision` and back, so the torch reference computes what the MatMulNBits graph computes."""
     bits, names = BITS[precision], dense_names(cfg)
@@ -67,5 +67,5 @@ def dense_round_trip(precision: str, cfg: ModelConfig):
         if name not in names:
             return tensor
         w = tensor.detach().to(torch.float32).numpy()
-        return torch.from_numpy(dequantize_matrix(*quantize_matrix(w, bits), bits))
+        return torch.from_numpy(dequantize_matrix(*quantize_matrix(w, bits, scale_dtype), bits))
     return change

@@ -44,15 +44,20 @@ class GraphWeights:
     """Canonical tensors converted to numpy in the graph's dtype, one layer at a time."""
 
     def __init__(self, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], dtype: str, max_context: int,
-                 experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None):
+                 experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None,
+                 values: str | None = None):
+        """values: the precision every stored float value is rounded to, quantization scales included (the
+        graph's dtype unless asked: a float32 twin of a float16 graph holds float16's values)."""
         self.cfg = cfg
         self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors  # what the embedding reads
         self.experts = experts  # "float", or "int8"/"int4"/"mxfp4" (the contrib graph's QMoE)
         self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors
         self.np_dtype, self.elem_type = DTYPES[dtype]
+        self.value_dtype = DTYPES[values or dtype][0]
         cos, sin = cos_sin(cfg, torch.arange(max_context))
-        self.cos, self.sin = self._np(cos), self._np(sin)
+        # computed, not the checkpoint's values: in the graph's dtype, never rounded further
+        self.cos, self.sin = (t.to(torch.float32).numpy().astype(self.np_dtype) for t in (cos, sin))
         self.final_norm = self._np(tensors["model.norm.weight"])
         self._lm_head_name: str | None = None
 
@@ -74,7 +79,10 @@ class GraphWeights:
         return narrow.view(torch.int16).numpy().view(np.uint16)
 
     def _np(self, t: torch.Tensor) -> np.ndarray:
-        return t.detach().to(torch.float32).numpy().astype(self.np_dtype, copy=False)
+        a = t.detach().to(torch.float32).numpy()
+        if self.value_dtype != self.np_dtype:
+            a = a.astype(self.value_dtype)
+        return a.astype(self.np_dtype, copy=False)
 
     def ln1(self, n: int) -> np.ndarray:
         """Layer n's first norm alone (the graph fuses it into the previous layer's last op)."""
@@ -153,7 +161,7 @@ def linear(g: GraphBuilder, w: GraphWeights, name: str, x: str, weight: np.ndarr
         return y if bias is None else g.op("Add", [y, g.weight(name + ".bias", bias)])
     bits = BITS[dense]
     k, n = weight.shape
-    codes, scales = quantize_matrix(weight.T, bits)
+    codes, scales = quantize_matrix(weight.T, bits, w.value_dtype)
     inputs = [x, g.weight(name + ".qweight", codes), g.weight(name + ".scales", scales.reshape(-1).astype(w.np_dtype))]
     if bias is not None:
         inputs += ["", "", g.weight(name + ".bias", bias)]

@@ -126,10 +126,10 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
     # max |logit diff| 40 against the CPU on the same folder); with 0 it packs them itself at load.
     attrs.update(weights_prepacked=QMOE_WEIGHTS_PREPACKED)
     if w.experts == "int4":
-        (q1, s1), (q2, s2) = quantize_blocks_int4(fc1), quantize_blocks_int4(fc2)
+        (q1, s1), (q2, s2) = (quantize_blocks_int4(fc, scale_dtype=w.value_dtype) for fc in (fc1, fc2))
         attrs.update(expert_weight_bits=4, block_size=INT4_BLOCK)
     else:
-        (q1, s1), (q2, s2) = quantize_rows(fc1), quantize_rows(fc2)
+        (q1, s1), (q2, s2) = (quantize_rows(fc, scale_dtype=w.value_dtype) for fc in (fc1, fc2))
         attrs.update(expert_weight_bits=8)
     dt = w.np_dtype
     return g.op("QMoE", [normed, router, g.weight(p + "fc1.qweight", q1), g.weight(p + "fc1.scale", s1.astype(dt)),

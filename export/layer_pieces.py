@@ -51,9 +51,17 @@ def _run_layer(session: ort.InferenceSession, n: int, normed: np.ndarray, residu
 
 
 def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, cache_length: int | None = None,
-                   on_layer: Callable[[int], None] | None = None, progress=None) -> list[np.ndarray]:
+                   on_layer: Callable[[int], None] | None = None, progress=None,
+                   on_piece: Callable[[Path], None] | None = None) -> list[np.ndarray]:
     """The graph's logits at the prompt's last position and at every later one, a piece at a time, with a
-    KV cache of cache_length positions (as long as the tokens by default)."""
+    KV cache of cache_length positions (as long as the tokens by default). on_piece sees each piece's
+    model file (its weights beside it) after the piece ran, before it is deleted."""
+
+    def done(name: str) -> None:
+        if on_piece is not None:
+            on_piece(workdir / name / f"{name}.onnx")
+        shutil.rmtree(workdir / name)
+
     cfg, dtype, elem = w.cfg, w.np_dtype, w.elem_type
     hidden = ["batch", "sequence", cfg.hidden_size]
 
@@ -65,7 +73,7 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
     session = _session(workdir / "embed", "embed", embed)
     normed, residual = session.run(None, {m.INPUT_IDS: np.array([ids], dtype=np.int64)})
     del session
-    shutil.rmtree(workdir / "embed")
+    done("embed")
     for n in range(cfg.num_hidden_layers):
         def layer(g: GraphBuilder, n=n) -> None:
             ins = g.input("normed_in", elem, hidden), g.input("residual_in", elem, hidden)
@@ -85,7 +93,7 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
         session = _session(workdir / f"layer{n}", f"layer{n}", layer)
         normed, residual = _run_layer(session, n, normed, residual, prompt, cfg, dtype, cache_length or len(ids))
         del session
-        shutil.rmtree(workdir / f"layer{n}")
+        done(f"layer{n}")
         if on_layer is not None:
             on_layer(n)
         if progress is not None:
@@ -97,5 +105,5 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
     session = _session(workdir / "head", "head", head)
     logits = [session.run(None, {"residual_in": residual[:, i:i + 1]})[0][0] for i in range(prompt - 1, len(ids))]
     del session
-    shutil.rmtree(workdir / "head")
+    done("head")
     return logits

@@ -24,22 +24,33 @@ def per_expert(quantize):
     """Apply quantize to one expert ([out, in]) at a time: a 20B layer's experts are 3 GB in float32,
     and quantizing them whole would hold several float copies at once. Experts go to a thread per core
     (numpy lets go of the GIL in its array loops), each holding one expert's temporaries."""
-    def each(w: np.ndarray):
+    def each(w: np.ndarray, **options):
         if w.ndim < 3:
-            return quantize(w)
+            return quantize(w, **options)
         with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, w.shape[0], MAX_THREADS)) as pool:
-            parts = list(pool.map(lambda e: quantize(w[e]), range(w.shape[0])))
+            parts = list(pool.map(lambda e: quantize(w[e], **options), range(w.shape[0])))
         return tuple(np.stack([p[i] for p in parts]) for i in range(len(parts[0])))
     each.__doc__ = quantize.__doc__
     return each
 
 
+def stored_scales(scale: np.ndarray, scale_dtype=np.float32) -> np.ndarray:
+    """Scales as the graph stores them (float16 in a float16 graph), in float32. Codes are computed against
+    these, so code x scale is exactly the weight the graph holds, and the torch reference's round trip
+    (which uses the same functions) holds it too. An all-zero row or block keeps scale 1 (its codes are
+    0), and a scale below float16's range keeps float16's smallest instead of becoming 0."""
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    if np.dtype(scale_dtype) == np.float32:
+        return scale
+    narrow = scale.astype(scale_dtype)
+    return np.maximum(narrow, np.finfo(scale_dtype).smallest_subnormal).astype(np.float32)
+
+
 @per_expert
-def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[..., out, in] floats -> (uint8 [..., out, in], float32 scales [..., out])."""
+def quantize_rows(w: np.ndarray, scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """[..., out, in] floats -> (uint8 [..., out, in], float32 scales [..., out] holding scale_dtype values)."""
     w = w.astype(np.float32, copy=False)
-    scale = np.abs(w).max(axis=-1) / 127.0
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # an all-zero row stays zero
+    scale = stored_scales(np.abs(w).max(axis=-1) / 127.0, scale_dtype)
     q = np.clip(np.rint(w / scale[..., None]), -127, 127).astype(np.int16)
     return (q + ZERO_POINT).astype(np.uint8), scale
 
@@ -48,18 +59,19 @@ def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return ((q.astype(np.int16) - ZERO_POINT) * scale[..., None]).astype(np.float32)
 
 
-def quantize_blocks(w: np.ndarray, bits: int, block: int = INT4_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """[..., out, in] floats -> (uint8 codes [..., out, in * bits / 8], float32 scales [..., out, in/block]):
-    symmetric per block of inputs (32 unless asked), zero point 2^(bits-1); int4 packs two codes a byte,
-    low nibble first. The layout onnxruntime's QMoE (block_size) and MatMulNBits read."""
+def quantize_blocks(w: np.ndarray, bits: int, block: int = INT4_BLOCK,
+                    scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """[..., out, in] floats -> (uint8 codes [..., out, in * bits / 8], float32 scales [..., out, in/block]
+    holding scale_dtype values): symmetric per block of inputs (32 unless asked), zero point 2^(bits-1);
+    int4 packs two codes a byte, low nibble first. The layout onnxruntime's QMoE (block_size) and
+    MatMulNBits read."""
     w = w.astype(np.float32, copy=False)
     *lead, inputs = w.shape
     if inputs % block:
         raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {block}")
     top, zero = 2 ** (bits - 1) - 1, 2 ** (bits - 1)
     blocks = w.reshape(*lead, inputs // block, block)
-    scale = np.abs(blocks).max(axis=-1) / top
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # an all-zero block stays zero
+    scale = stored_scales(np.abs(blocks).max(axis=-1) / top, scale_dtype)
     q = (np.clip(np.rint(blocks / scale[..., None]), -zero, top) + zero).astype(np.uint8).reshape(*lead, inputs)
     if bits == 4:
         q = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
@@ -80,10 +92,10 @@ def dequantize_blocks(codes: np.ndarray, scale: np.ndarray, bits: int) -> np.nda
 
 
 @per_expert
-def quantize_blocks_int4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def quantize_blocks_int4(w: np.ndarray, scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """[..., out, in] floats -> (uint8 [..., out, in/2]: two 4-bit codes a byte, low nibble first, zero
     point 8; float32 scales [..., out, in/32]), symmetric per block of 32 inputs, as QMoE reads them."""
-    return quantize_blocks(w, 4)
+    return quantize_blocks(w, 4, scale_dtype=scale_dtype)
 
 
 def dequantize_blocks_int4(packed: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -102,20 +114,20 @@ def _round_trip(tensor: torch.Tensor, quantize, dequantize) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def int8_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+def int8_round_trip(name: str, tensor: torch.Tensor, scale_dtype=np.float32) -> torch.Tensor:
     """An expert matrix through int8 and back (other tensors as they are), so that the torch reference
     (and the verification against it) computes exactly what the QMoE graph computes. Quantizing the
     result again gives the same codes and scales. A per-tensor change: see tensor_source.Transformed."""
     if not name.endswith(EXPERT_MATRICES):
         return tensor
-    return _round_trip(tensor, quantize_rows, dequantize_rows)
+    return _round_trip(tensor, lambda w: quantize_rows(w, scale_dtype=scale_dtype), dequantize_rows)
 
 
-def int4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:
+def int4_round_trip(name: str, tensor: torch.Tensor, scale_dtype=np.float32) -> torch.Tensor:
     """int8_round_trip's twin for block-wise int4 experts."""
     if not name.endswith(EXPERT_MATRICES):
         return tensor
-    return _round_trip(tensor, quantize_blocks_int4, dequantize_blocks_int4)
+    return _round_trip(tensor, lambda w: quantize_blocks_int4(w, scale_dtype=scale_dtype), dequantize_blocks_int4)
 
 
 def mxfp4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:

@@ -75,10 +75,10 @@ def test_an_mxfp4_checkpoint_stays_4_bit_unless_asked_and_the_summary_says_why(t
 
 
 def test_a_float16_export_for_the_gpu_keeps_4_bit_experts_and_8_bit_dense_weights(tmp_path):
-    """The GPU target (float16, QMoE and MatMulNBits), verified on the CPU provider at float16's tolerance."""
+    """The GPU target (float16, QMoE and MatMulNBits), verified on the CPU through its float32 twin."""
     quantized, _ = make_mxfp4_twins(tmp_path)
     summary = export_model(quantized, tmp_path / "gpu", ExportOptions(max_context=32, dtype="float16", dense="int8"))
     assert summary.experts == "int4" and summary.verification.passed
-    assert summary.vs_checkpoint["quantized"] == "int4 experts, int8 dense weights"
+    assert summary.vs_checkpoint["quantized"] == "float16 weights, int4 experts, int8 dense weights"
     session = ModelSession(tmp_path / "gpu", SessionOptions(provider="cpu"))
     assert session.session.get_inputs()[3].type == "tensor(float16)"  # the KV cache is float16

@@ -1,0 +1,93 @@
+"""A float16 export (the GPU's folder) verified on the CPU through a float32 twin holding its values
+(export/float16_twin.py): the CPU's own float16 kernels drift at gpt-oss-20b's width, so the float16
+graph's arithmetic is measured, not trusted, and its weights are checked value for value."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export import float16_twin
+from export.checkpoint import load_checkpoint
+from export.errors import ExportError, VerificationError
+from export.exporter import ExportOptions, _round_trips, export_model
+from export.graph_common import GraphWeights
+from export.quantize import dequantize_blocks_int4, quantize_blocks, quantize_blocks_int4, quantize_rows
+from export.tensor_source import Transformed
+from runtime.manifest import Manifest
+from runtime.session import ModelSession, SessionOptions
+from tests.helpers.checkpoints import TinySpec, make_checkpoint
+
+OPTIONS = ExportOptions(max_context=32, dtype="float16", experts="int4", dense="int4")
+
+
+@pytest.fixture(scope="module")
+def float16_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("f16")
+    ckpt = make_checkpoint(root / "ckpt", TinySpec(seed=21))
+    summary = export_model(ckpt, root / "model", OPTIONS)
+    return ckpt, root / "model", summary
+
+
+def test_scales_are_float16_values_and_codes_are_computed_against_them():
+    w = (np.random.default_rng(0).standard_normal((3, 4, 64)) * 0.02).astype(np.float16).astype(np.float32)
+    w[0, 0, :32] = np.float16(1.2e-7)  # a block whose scale float16 cannot hold keeps float16's smallest, never 0
+    codes, scale = quantize_blocks_int4(w, scale_dtype=np.float16)
+    assert np.array_equal(scale.astype(np.float16).astype(np.float32), scale) and (scale > 0).all()
+    back = dequantize_blocks_int4(codes, scale)
+    again, scale2 = quantize_blocks_int4(back, scale_dtype=np.float16)  # the reference's round trip is stable
+    assert np.array_equal(again, codes) and np.array_equal(scale2, scale)
+    # float32 exports are unchanged: the scale is max|w| / 7 in float32, as before
+    _, scale32 = quantize_blocks(w[1], 4)
+    assert np.array_equal(scale32, (np.abs(w[1].reshape(4, 2, 32)).max(-1) / 7).astype(np.float32))
+    q8, s8 = quantize_rows(w, scale_dtype=np.float16)
+    assert np.array_equal(s8.astype(np.float16).astype(np.float32), s8)
+
+
+def test_a_float16_export_is_verified_through_its_float32_twin(float16_folder):
+    ckpt, folder, summary = float16_folder
+    assert summary.verification.passed and summary.verification.tolerance <= 1e-3  # float32's, not float16's
+    verification = Manifest.read(folder).verification
+    assert verification["method"] == "cpu twin" and "float32 twin" in verification["twin"]
+    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+                and t.name not in float16_twin.COMPUTED]
+    assert f"all {len(external)} weight tensors" in verification["twin"]
+    on_cpu = verification["float16_graph_on_cpu"]  # the float16 arithmetic, measured as information
+    assert on_cpu["max_abs_diff_prompt"] > 0 and "greedy_match" in on_cpu
+    assert verification["vs_checkpoint"]["quantized"] == "float16 weights, int4 experts, int4 dense weights"
+    session = ModelSession(folder, SessionOptions(provider="cpu"))
+    assert session.session.get_inputs()[3].type == "tensor(float16)"
+
+
+def _twin(ckpt) -> GraphWeights:
+    loaded = load_checkpoint(ckpt, progress=False)
+    tensors = Transformed(loaded.tensors, _round_trips(OPTIONS, loaded.config))
+    graph = GraphWeights(loaded.config, loaded.tensors, "float16", 32, "int4", "int4", lookup_tensors=tensors)
+    return float16_twin.twin_of(graph, tensors)
+
+
+def test_the_twin_refuses_a_graph_whose_weights_differ_from_what_it_verified(float16_folder, tmp_path):
+    ckpt, folder, _ = float16_folder
+    run = float16_twin.run_float16_twin(folder, _twin(ckpt), folder / "tokenizer.json")
+    assert run.checked > 10
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    model = onnx.load(str(tampered / "model.onnx"), load_external_data=False)
+    norm = next(t for t in model.graph.initializer if t.name == "layers.1.ln1")
+    offset = int(next(e.value for e in norm.external_data if e.key == "offset"))
+    data = np.memmap(tampered / "model.onnx.data", dtype=np.float16, mode="r+", offset=offset, shape=(1,))
+    data[0] = np.float16(float(data[0]) * 1.01)  # one float16 step or so in one norm weight
+    data.flush()
+    with pytest.raises(VerificationError, match="layers.1.ln1: the written float16 graph does not hold"):
+        float16_twin.run_float16_twin(tampered, _twin(ckpt), tampered / "tokenizer.json")
+
+
+def test_a_tensor_float16_cannot_hold_is_refused_with_its_name():
+    with pytest.raises(ExportError, match=r"model.layers.0.mlp.router.weight: float16 cannot hold .*--dtype float32"):
+        float16_twin.float16_round_trip("model.layers.0.mlp.router.weight", torch.tensor([1.0, 1e6]))
+    ids = torch.tensor([1, 2])
+    assert float16_twin.float16_round_trip("ids", ids) is ids
