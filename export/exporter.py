@@ -219,11 +219,9 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                                                            quantized_parts(opts.experts, opts.dense), progress, stages)
         verification["codes"] = codes
     elif opts.verify and _through_float32_twin(opts):
-        twin = float16_twin.twin_of(weights, tensors)
-        report, effect, verification = verify_through_twin(
-            stage, twin, tensors, float_tensors, ", ".join(p for p in ("float16 weights", quantized_parts(
-                opts.experts, opts.dense)) if p), progress, stages, run_twin=float16_twin.run_float16_twin)
-        verification["float16_graph_on_cpu"] = _float16_on_cpu(stage, cfg, tensors, progress, stages)
+        parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense)) if p)
+        report, effect, verification = float16_twin.verify_float16(stage, weights, source, tensors, parts, progress,
+                                                                   stages)
     elif opts.verify:
         clock = time.perf_counter()
         report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
@@ -307,7 +305,7 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
     quantized weights' round trip (experts, dense weights or both; scales in the graph's precision). MXFP4
     experts from an MXFP4 checkpoint are its own values: no change."""
     narrow = _through_float32_twin(opts)
-    scale_dtype = np.float16 if narrow else np.float32
+    scale_dtype = np.float16 if opts.dtype == "float16" else np.float32  # as the graph stores them
     kept = opts.experts == "mxfp4" and quantization == "mxfp4" and not lora
     experts = None if kept else ROUND_TRIPS.get(opts.experts)
     if experts is not None and opts.experts in ("int8", "int4"):
@@ -322,16 +320,6 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
             tensor = each(name, tensor)
         return tensor
     return changes[0] if len(changes) == 1 else change
-
-
-def _float16_on_cpu(stage: Path, cfg, tensors, progress: bool, stages: dict[str, float]) -> dict:
-    """The float16 graph itself on onnxruntime's CPU kernels against the torch reference on the same
-    values: information (the CPU's float16 kernels drift at gpt-oss-20b's width; the GPU is what runs it)."""
-    r = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, "float16", progress=progress)
-    stages["measure float16 on the cpu"] = r.seconds
-    log.info("the float16 graph on this CPU vs the torch reference: max |logit diff| %.3g (prompt) %.3g (decode), "
-             "greedy %s", r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
-    return r.distance()
 
 
 def quantized_parts(experts: str, dense: str) -> str:

@@ -9,6 +9,7 @@ import torch
 from onnx import TensorProto
 
 from export import mxfp4
+from export.errors import ExportError
 from export.dense_quantize import BITS, BLOCK, quantize_matrix
 from export.onnx_builder import GraphBuilder
 from export.rope import cos_sin
@@ -17,6 +18,11 @@ from runtime.model_config import ModelConfig
 
 MS = "com.microsoft"  # onnxruntime's contrib ops
 DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float16": (np.float16, TensorProto.FLOAT16)}
+
+
+def float16_overflow(name: str, biggest: float) -> str:
+    return (f"{name}: float16 cannot hold this tensor (largest |value| {biggest:.4g}; float16 stops at 65504): "
+            f"export with --dtype float32")
 
 
 @dataclass
@@ -58,13 +64,12 @@ class GraphWeights:
         cos, sin = cos_sin(cfg, torch.arange(max_context))
         # computed, not the checkpoint's values: in the graph's dtype, never rounded further
         self.cos, self.sin = (t.to(torch.float32).numpy().astype(self.np_dtype) for t in (cos, sin))
-        self.final_norm = self._np(tensors["model.norm.weight"])
-        self._lm_head_name: str | None = None
+        self.final_norm = self._np(tensors["model.norm.weight"], "model.norm.weight")
 
     @property
     def embed(self) -> np.ndarray:
         """[V, H], read when asked (a 20B model's is 2.3 GB in float32: not kept for the whole build)."""
-        return self._np(self.lookup_tensors["model.embed_tokens.weight"])
+        return self._np(self.lookup_tensors["model.embed_tokens.weight"], "model.embed_tokens.weight")
 
     def embed_bfloat16_bits(self) -> np.ndarray | None:
         """[V, H] as bfloat16 bits, when bfloat16 holds the embedding exactly (a bfloat16 checkpoint, as
@@ -78,19 +83,23 @@ class GraphWeights:
             return None
         return narrow.view(torch.int16).numpy().view(np.uint16)
 
-    def _np(self, t: torch.Tensor) -> np.ndarray:
+    def _np(self, t: torch.Tensor, name: str = "a tensor") -> np.ndarray:
         a = t.detach().to(torch.float32).numpy()
-        if self.value_dtype != self.np_dtype:
-            a = a.astype(self.value_dtype)
+        if self.value_dtype != np.float32:
+            with np.errstate(over="ignore"):  # an overflow is refused just below, by name
+                a = a.astype(self.value_dtype)
+            if not np.isfinite(a).all():  # a silent inf would fail verification with no hint why
+                raise ExportError(float16_overflow(name, float(t.detach().abs().max())))
         return a.astype(self.np_dtype, copy=False)
 
     def ln1(self, n: int) -> np.ndarray:
         """Layer n's first norm alone (the graph fuses it into the previous layer's last op)."""
-        return self._np(self.tensors[f"model.layers.{n}.input_layernorm.weight"])
+        name = f"model.layers.{n}.input_layernorm.weight"
+        return self._np(self.tensors[name], name)
 
     def layer(self, n: int) -> LayerWeights:
         t = lambda name: self.tensors[f"model.layers.{n}.{name}"]  # noqa: E731
-        a = lambda name: self._np(t(name))  # noqa: E731
+        a = lambda name: self._np(t(name), f"model.layers.{n}.{name}")  # noqa: E731
         qkv_w = torch.cat([t("self_attn.q_proj.weight"), t("self_attn.k_proj.weight"),
                            t("self_attn.v_proj.weight")], dim=0).T
         qkv_b = torch.cat([t("self_attn.q_proj.bias"), t("self_attn.k_proj.bias"), t("self_attn.v_proj.bias")])
@@ -99,10 +108,13 @@ class GraphWeights:
         prefix = f"model.layers.{n}.mlp.experts."
         return LayerWeights(
             ln1=a("input_layernorm.weight"), ln2=a("post_attention_layernorm.weight"),
-            qkv_w=self._np(qkv_w), qkv_b=self._np(qkv_b),
-            o_w=self._np(t("self_attn.o_proj.weight").T), o_b=a("self_attn.o_proj.bias"),
+            qkv_w=self._np(qkv_w, f"model.layers.{n}.self_attn.q/k/v_proj.weight"),
+            qkv_b=self._np(qkv_b, f"model.layers.{n}.self_attn.q/k/v_proj.bias"),
+            o_w=self._np(t("self_attn.o_proj.weight").T, f"model.layers.{n}.self_attn.o_proj.weight"),
+            o_b=a("self_attn.o_proj.bias"),
             sinks=a("self_attn.sinks"),
-            router_w=self._np(t("mlp.router.weight").T), router_b=a("mlp.router.bias"),
+            router_w=self._np(t("mlp.router.weight").T, f"model.layers.{n}.mlp.router.weight"),
+            router_b=a("mlp.router.bias"),
             gate_up=experts("mlp.experts.gate_up_proj"), gate_up_b=a("mlp.experts.gate_up_proj_bias"),
             down=experts("mlp.experts.down_proj"), down_b=a("mlp.experts.down_proj_bias"),
             fc1_fp4=mxfp4.codes_of(self.tensors, prefix + "gate_up_proj") if fp4 else None,
@@ -111,16 +123,18 @@ class GraphWeights:
     def unembed_matrix(self) -> np.ndarray:
         """[V, H], the unembedding (the embedding itself in a tied model)."""
         name = "model.embed_tokens.weight" if self.cfg.tie_word_embeddings else "lm_head.weight"
-        return self._np(self.tensors[name])
+        return self._np(self.tensors[name], name)
 
     def lm_head_name(self, g: GraphBuilder) -> str:
-        """[V, H] matrix for Gemm(transB=1); tied models reuse the embedding initializer."""
-        if self._lm_head_name is None:
-            if self.cfg.tie_word_embeddings:
-                self._lm_head_name = "embed.weight"
-            else:
-                self._lm_head_name = g.weight("lm_head.weight", self.unembed_matrix())
-        return self._lm_head_name
+        """[V, H] matrix for Gemm(transB=1); tied models reuse the embedding initializer (written here when
+        the builder has none: the head built alone, as export/layer_pieces.py builds it)."""
+        if self.cfg.tie_word_embeddings:
+            if not g.has_weight("embed.weight"):
+                g.weight("embed.weight", self.embed)
+            return "embed.weight"
+        if not g.has_weight("lm_head.weight"):
+            g.weight("lm_head.weight", self.unembed_matrix())
+        return "lm_head.weight"
 
 
 def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int) -> tuple[str, str, str]:

@@ -126,12 +126,11 @@ def read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
                        offset=int(info["offset"])).reshape(tuple(tensor.dims))
 
 
-def verify_through_twin(folder: Path, twin: GraphWeights, tensors, float_tensors, quantized: str, progress: bool,
-                        stages: dict[str, float], run_twin=run_twin) -> tuple[VerificationReport, dict | None, dict]:
-    """Verify an export in `folder` through its twin (an MXFP4 one unless run_twin says otherwise): against
-    the torch reference on `tensors` (a failure raises), then, when the weights were rounded from the
-    checkpoint's, how far it is from those (`float_tensors`). Returns the report, that distance, and the
-    manifest's verification entry."""
+def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors, quantized: str, progress: bool,
+                        stages: dict[str, float]) -> tuple[VerificationReport, dict | None, dict]:
+    """Verify an MXFP4 export in `folder` through its twin: against the torch reference on `tensors` (a
+    failure raises), then, when the experts were rounded from float ones, how far it is from those
+    (`float_tensors`). Returns the report, that distance, and the manifest's verification entry."""
     clock = time.perf_counter()
     cfg = twin.cfg
     with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:

@@ -82,6 +82,9 @@ class GraphBuilder:
         self.weight_bytes += array.nbytes
         return name
 
+    def has_weight(self, name: str) -> bool:
+        return any(t.name == name for t in self.initializers)
+
     def const(self, value, dtype=np.int64, hint: str = "const") -> str:
         """A small inline constant (shapes, indices, scalars)."""
         name = self.fresh(hint)

@@ -58,11 +58,13 @@ def build_block(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], n: int) -
 
 @torch.no_grad()
 def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
-                   progress=None) -> np.ndarray:
+                   progress=None, lookup: Mapping[str, torch.Tensor] | None = None) -> np.ndarray:
     """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
     time over the whole sequence: memory holds one layer's weights (and the activations), never the
-    model. Causal attention makes each position's logits those of a token-by-token decode."""
-    x = torch.nn.functional.embedding(torch.tensor([ids]), tensors["model.embed_tokens.weight"])
+    model. Causal attention makes each position's logits those of a token-by-token decode. `lookup`, when
+    given, is what the embedding lookup reads (a tied table can be stored differently for its two uses)."""
+    table = (lookup if lookup is not None else tensors)["model.embed_tokens.weight"]
+    x = torch.nn.functional.embedding(torch.tensor([ids]), table)
     positions = torch.arange(len(ids))
     cos, sin = cos_sin(cfg, positions)
     empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim)
