@@ -73,3 +73,39 @@ def test_version_3_data_asks_the_shipped_npcs_in_peoples_words_and_answers_them_
             assert ex.key is None and not any(f.key in ex.reply.final for f in d.facts), (ex.say, ex.reply.final)
             disowned += 1
     assert answered > 100 and disowned > 10
+
+
+def test_version_4_tells_stories_about_other_things_before_a_question():
+    from tools.demo import player_talk
+
+    shipped = {d.name: d for d in SHIPPED}
+    told = 0
+    for ex in dataset.make_examples(2000, seed=6, version=4):
+        d = shipped.get(ex.npc.name)
+        stories = [(story, touches) for story, touches in player_talk.STORIES if story.lower() in ex.say.lower()]
+        if d is None or not stories:
+            continue
+        told += 1
+        if ex.key is not None:  # the story never touches the fact the question asks for
+            asked = next(f.label for f in d.facts if f.key == ex.key)
+            assert all(asked not in touches for _, touches in stories), (ex.say, ex.reply.final)
+    assert told > 50
+
+
+def test_version_4_names_the_other_sword_by_comparison_only_after_the_first():
+    from tools.demo import player_talk
+
+    relative = {name for names in player_talk.RELATIVE.values() for name in names}
+    d, npc = dataset.shipped_npcs()["brenna"]
+    rng = random.Random(7)
+    seen = 0
+    for _ in range(4000):
+        earlier, text, reply, fact = dataset.follow_up(d, npc, rng, version=4)
+        if not any(name in text.lower() for name in relative) or len(text) > 40:
+            continue
+        seen += 1
+        before = earlier.reply.lower()
+        # only right after one sword was priced, asking for the other (never after a shield's price)
+        assert "iron sword" in before or "steel sword" in before, (earlier, text, reply.final)
+        assert (fact.label == "steel") == ("iron sword" in before), (earlier, text, reply.final)
+    assert seen > 20

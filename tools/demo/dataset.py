@@ -207,11 +207,14 @@ def other_goods(d: DemoNpc) -> list[str]:
 # Data versions, so a checkpoint's training data can be generated again (its training log names the
 # version): 1 asked for actions in three fixed phrasings each; 2 composes them and asks a little more often;
 # 3 draws the shipped NPCs' questions from people's lines too (tools/demo/player_bank.py), with typos,
-# and asks each of them the others' questions.
-DATA_VERSION = 3
+# and asks each of them the others' questions; 4 puts something the player tells (about other things)
+# before some of their questions, and names a follow-up's thing by comparison ("the better one").
+DATA_VERSION = 4
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
-WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3)}
+WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
+           4: (30, 4, 9, 2, 1, 1, 1, 3)}
 BANK_SHARE = 0.45  # version 3: of a shipped NPC's questions, the share drawn from people's lines
+STORY_SHARE = 0.2  # version 4: of a shipped NPC's questions, the share told after a story
 
 
 def banked(line: str, rng: random.Random) -> str:
@@ -222,6 +225,13 @@ def banked(line: str, rng: random.Random) -> str:
     if roll < 0.4:
         return player_talk.noise(line, rng)
     return line
+
+
+def told(d: DemoNpc, text: str, asked: str | None, rng: random.Random, version: int) -> str:
+    """A shipped NPC's question, now and then after a story about other things (version 4)."""
+    if version < 4 or d.id not in player_bank.load().unknown or rng.random() >= STORY_SHARE:
+        return text
+    return _unheld(lambda: player_talk.with_story(text, asked or "", rng))
 
 
 def from_bank(d: DemoNpc, kind: str, rng: random.Random, fact: Fact | None = None):
@@ -272,7 +282,7 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
     if kind == "unknown":
         text = from_bank(d, "unknown", rng) if version >= 3 else None
         if text:
-            return text, dont_know(d, npc, "something I don't know", rng), None
+            return told(d, text, None, rng, version), dont_know(d, npc, "something I don't know", rng), None
         if rng.random() < 0.5:
             goods = rng.choice(other_goods(d))
             return (_unheld(lambda: player_talk.wrong_item(goods, rng)),
@@ -282,7 +292,8 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
     if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
         text = from_bank(d, "fact", rng, fact) if version >= 3 and not held_out else None
-        return text or ask_about(d, fact, rng, held_out), fact_reply(d, npc, fact, rng), fact.key
+        text = text or ask_about(d, fact, rng, held_out)
+        return told(d, text, fact.label, rng, version) if not held_out else text, fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
         return phrasing.chitchat(phrasing.GREETINGS, rng), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
                                             d.greeting), None
@@ -309,8 +320,12 @@ def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
     same_kind = [f for f in d.facts if f.topic == first.topic and f is not first and f.slots]
     if same_kind and rng.random() < 0.6:
         fact = rng.choice(same_kind)
-        text = _unheld(lambda: player_talk.follow_other(rng.choice(player_talk.names_of(
-            fact.topic, fact.slots, words_for(d, fact))), rng))
+        # "the better one" only after the other of a pair (iron and steel), never after a shield
+        relative = version >= 4 and rng.random() < 0.3 and (d.id, fact.label) in player_talk.RELATIVE \
+            and (d.id, first.label) in player_talk.RELATIVE
+        text = _unheld(lambda: player_talk.follow_relative(d.id, fact.label, rng) if relative else
+                       player_talk.follow_other(rng.choice(player_talk.names_of(fact.topic, fact.slots,
+                                                                                words_for(d, fact))), rng))
     else:
         fact = first
         text = _unheld(lambda: player_talk.follow_same(fact.topic, rng))

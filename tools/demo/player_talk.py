@@ -68,6 +68,52 @@ FOLLOW_SAME = {
     "rule": ["What do I need again?", "So what must I bring?"],
     "person": ["Where did you say?", "Where was that again?"],
 }
+# A follow-up that names the other thing only by comparison, for the shipped NPCs' pairs of prices.
+RELATIVE = {("brenna", "steel"): ["the better one", "the good one", "the dearer one", "the fancy one", "the other one",
+                                  "the pricier one", "the proper one"],
+            ("brenna", "iron"): ["the cheaper one", "the cheap one", "the plain one", "the other one", "the basic one",
+                                 "the lesser one"]}
+# Something a player tells before asking (the question comes after it), with the facts its words touch:
+# a long line's story must not decide the answer.
+STORIES = [
+    ("Came down the north road last night and heard howling the whole way.", {"wolves", "tower", "lights"}),
+    ("My cousin got bitten by a wolf out past the fields.", {"wolves", "bounty"}),
+    ("I sold two wolf pelts at the market this morning.", {"bounty", "wolves"}),
+    ("The gate was already shut when I got here yesterday.", {"gate", "writ"}),
+    ("The guards gave me a hard time at the gate.", {"gate", "writ"}),
+    ("I had a bowl of stew at the inn, not bad at all.", {"stew", "meal"}),
+    ("Slept in a barn last night, my back is killing me.", {"room"}),
+    ("My old shield finally split in two on the road.", {"shield", "repair"}),
+    ("My sword snapped on a bandit's helmet.", {"iron", "steel", "repair"}),
+    ("Some merchant at the square was shouting about his wagons.", {"caravan"}),
+    ("People at the tavern keep whispering about the old watchtower.", {"lights", "tower"}),
+    ("I saw a boy heading off toward Millbrook with a cart.", {"apprentice", "caravan"}),
+    ("It's been raining for three days straight.", set()),
+    ("My horse threw a shoe a mile back.", set()),
+    ("I've been walking since dawn and my feet are sore.", {"hours", "gate"}),
+    ("Just got paid for a week of hauling grain.", set()),
+    ("My brother used to work the forge in Dunmere.", {"hours", "apprentice"}),
+    ("The innkeeper says the rooms are full of traders this week.", {"room", "caravan"}),
+    ("I lost my map somewhere in the Greywood.", {"wolves", "bounty"}),
+    ("The captain was shouting at his men all morning.", {"gate", "writ", "tower"}),
+    ("Everyone in this village seems in a hurry today.", set()),
+    ("I only have a few coins left after the toll.", set()),
+]
+
+
+def with_story(question_text: str, asked: str, rng: random.Random) -> str:
+    """One or two things the player tells first, none of them about the fact asked."""
+    told = [story for story, touches in STORIES if asked not in touches]
+    first = " ".join(rng.sample(told, rng.choice([1, 1, 2])))
+    joined = f"{first} {rng.choice(['', 'Anyway, ', 'So ', 'Anyhow, '])}{question_text}"
+    return noise(joined, rng) if rng.random() < 0.3 else joined
+
+
+def follow_relative(npc: str, label: str, rng: random.Random) -> str | None:
+    names = RELATIVE.get((npc, label))
+    return noise(fill(rng.choice(FOLLOW_OTHER), rng, rng.choice(names)), rng) if names else None
+
+
 # Asking an NPC to act (its actions in the profile), composed like questions.
 ACTIONS = {
     "open_shop": ["show me your {x}", "let me look at your {x}", "I want to see what you've got", "what have you got for sale",
