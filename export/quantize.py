@@ -109,8 +109,11 @@ def _round_trip(tensor: torch.Tensor, quantize, dequantize) -> torch.Tensor:
     # rows are each matrix's output features: gate_up is [E, H, 2I] and down [E, I, H] in torch
     w = tensor.detach().to(torch.float32).numpy()
     out = np.empty_like(w)
-    for e in range(w.shape[0]):  # one expert at a time, like the quantizers
+
+    def one(e: int) -> None:  # one expert at a time, like the quantizers, a thread per core
         out[e] = dequantize(*quantize(w[e].T)).T
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, w.shape[0], MAX_THREADS)) as pool:
+        list(pool.map(one, range(w.shape[0])))
     return torch.from_numpy(out)
 
 
