@@ -193,14 +193,14 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     stages["verify: float32 twin"] = time.perf_counter() - clock
     greedy = [int(x.argmax()) for x in run.logits[:-1]]
     # a tied table is looked up as float16 holds it and multiplied as the quantized unembedding holds it
-    lookup = Transformed(tensors, float16_round_trip)
+    as_stored = Transformed(tensors, float16_round_trip)
 
-    def reference(weights, label: str, bar_lookup=None) -> np.ndarray:
+    def reference(weights, label: str, lookup=None) -> np.ndarray:
         with tqdm(total=cfg.num_hidden_layers, desc=label, unit="layer", disable=not progress) as bar:
-            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=bar_lookup)
+            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=lookup)
 
     start = time.perf_counter()
-    ref = reference(tensors, "verify: torch reference", lookup)
+    ref = reference(tensors, "verify: torch reference", as_stored)
     report = compare(run.logits, ref, "float32", run.prompt, greedy, PROVIDER, start)
     stages["verify: torch reference"] = report.seconds
     log.info(report.summary())
