@@ -319,7 +319,7 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
         for each in changes:
             tensor = each(name, tensor)
         return tensor
-    return changes[0] if len(changes) == 1 else change
+    return change
 
 
 def quantized_parts(experts: str, dense: str) -> str:

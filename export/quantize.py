@@ -20,6 +20,12 @@ INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_s
 MAX_THREADS = 8  # each holds one expert's float temporaries (about 0.4 GB at gpt-oss-20b's size)
 
 
+def each_expert(count: int, work) -> list:
+    """work(e) for every expert e, a thread per core (numpy lets go of the GIL in its array loops)."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, count, MAX_THREADS)) as pool:
+        return list(pool.map(work, range(count)))
+
+
 def per_expert(quantize):
     """Apply quantize to one expert ([out, in]) at a time: a 20B layer's experts are 3 GB in float32,
     and quantizing them whole would hold several float copies at once. Experts go to a thread per core
@@ -27,8 +33,7 @@ def per_expert(quantize):
     def each(w: np.ndarray, **options):
         if w.ndim < 3:
             return quantize(w, **options)
-        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, w.shape[0], MAX_THREADS)) as pool:
-            parts = list(pool.map(lambda e: quantize(w[e], **options), range(w.shape[0])))
+        parts = each_expert(w.shape[0], lambda e: quantize(w[e], **options))
         return tuple(np.stack([p[i] for p in parts]) for i in range(len(parts[0])))
     each.__doc__ = quantize.__doc__
     return each
@@ -110,10 +115,9 @@ def _round_trip(tensor: torch.Tensor, quantize, dequantize) -> torch.Tensor:
     w = tensor.detach().to(torch.float32).numpy()
     out = np.empty_like(w)
 
-    def one(e: int) -> None:  # one expert at a time, like the quantizers, a thread per core
+    def one(e: int) -> None:  # one expert at a time, like the quantizers
         out[e] = dequantize(*quantize(w[e].T)).T
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, w.shape[0], MAX_THREADS)) as pool:
-        list(pool.map(one, range(w.shape[0])))
+    each_expert(w.shape[0], one)
     return torch.from_numpy(out)
 
 
