@@ -391,12 +391,19 @@ def run(args) -> None:
         results.step("demo logits, cuda vs cpu", logits_against_cpu, args.demo)
         results.step("demo providers and copies", providers_and_copies, args.demo, args.out)
         results.step("demo engine replies, cuda vs cpu", engine_replies, args.demo, args.lines)
+    if args.demo or args.kv:
+        from tools.experiments import gpu_kv_check
+
+        for name in ("twin-f16", "int4-f16"):
+            results.step(f"demo {name}: kv copies and batching on {GPU}", gpu_kv_check.run,
+                         (args.kv or args.demo) / name, GPU)
     if args.full:
         results.step("full size on cuda", full_size, args.full, None)
         if "error" not in results.data["full size on cuda"] and "error" not in results.data["bandwidth"]:
             results.step("full size against the floor", floors, args.full, results.data["bandwidth"],
                          results.data["full size on cuda"])
-        results.step("full size: GPU memory under allocator options", memory_options, args.full)
+        if args.memory_options:
+            results.step("full size: GPU memory under allocator options", memory_options, args.full)
         if args.gpu_mem_mb:
             results.step(f"full size on cuda, --gpu-mem-mb {args.gpu_mem_mb}", full_size, args.full, args.gpu_mem_mb)
         if args.serve:
@@ -412,9 +419,12 @@ def main() -> int:
     p.add_argument("out", type=Path)
     r = sub.add_parser("run", help="measure on the GPU machine")
     r.add_argument("--demo", type=Path, help="the folders `prepare` made")
+    r.add_argument("--kv", type=Path, help="the folders `prepare` made: only the KV copy and batching checks")
     r.add_argument("--full", type=Path, help="a full-size model folder exported with --dtype float16")
     r.add_argument("--gpu-mem-mb", type=int, help="onnxruntime's GPU memory cap for the full-size session")
     r.add_argument("--serve", action="store_true", help="also 1 and 8 concurrent replies through parley serve")
+    r.add_argument("--memory-options", action="store_true",
+                   help="also GPU memory after load under onnxruntime's allocator options, each in a fresh process")
     r.add_argument("--lines", type=int, default=24, help="free-form player lines per demo engine run")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--provider", default="cuda", choices=["cuda", "cpu"], help="cpu: rehearse without a GPU")

@@ -26,6 +26,10 @@
 #   real-bg    an 8-layer slice exported --dtype float16 and float32 with real int4 codes (background)
 #   real       float16_depth_check on it: float16 on CUDA against float32 on the CPU (the CPU's own
 #              float16 kernel gave 2.31 here, docs/performance.md)
+#   twin-bg    the full-size checkpoint exported as the README says for a GPU (--dtype float16: int4 experts
+#              with real codes), and its float32 twin folder (background)
+#   twin       the KV copy and batching checks on the demo folders (gpu_kv_check.py), then the float16
+#              export on CUDA against its twin on the CPU, then gpu_check --full --serve on it
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -96,6 +100,25 @@ real)
   python3 -m tools.experiments.float16_depth_check "$WORK/g8-f16" "$WORK/g8-f32" --verification-prompt \
     --json "$OUT/real.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/real.log"
   ;;
+twin-bg)
+  # a real full-size GPU export (the README's command, int4 codes from the checkpoint's MXFP4) and its float32
+  # twin (tools/experiments/float32_twin_folder.py: the same values, for the CPU)
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-f16 --dtype float16 --no-verify && \
+    python3 -m tools.experiments.float32_twin_folder $WORK/20b $WORK/20b-f32"
+  ;;
+twin)
+  # the demo folders' KV copies and batching on CUDA while the export finishes; then the float16 export on
+  # CUDA against its float32 twin on the CPU (greedy tokens, logits), then served (memory, speed, parley serve)
+  gpu_onnxruntime
+  python3 -m tools.experiments.gpu_check run --kv "$PARTS/demo" --out "$OUT/kv" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" >"$OUT/kv.log"; tail -c 1500 "$OUT/kv.log"
+  wait_for_background
+  python3 -m tools.experiments.float16_depth_check "$WORK/20b-f16" "$WORK/20b-f32" --verification-prompt \
+    --steps 16 --json "$OUT/twin.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/twin.log" | tail -c 1500
+  python3 -m tools.experiments.gpu_check run --full "$WORK/20b-f16" --gpu-mem-mb "${CAP_MB:-15000}" --serve \
+    --out "$OUT/full" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/full.log"; tail -c 3000 "$OUT/full.log"
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -108,11 +131,11 @@ final)
     | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log"
   wait_for_background
   if grep -q EXPORT-DONE "$WORK/full.log"; then
-    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-int4t" --gpu-mem-mb "${CAP_MB:-15000}" \
+    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-int4t" --gpu-mem-mb "${CAP_MB:-15000}" --memory-options \
       ${SERVE:+--serve} --out "$OUT/full" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/full.log"
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|progress|final" >&2; exit 2
   ;;
 esac
