@@ -50,9 +50,10 @@ def embed_part(g: GraphBuilder, w: GraphWeights, ids: str) -> tuple[str, str]:
 
 
 def layer_part(g: GraphBuilder, w: GraphWeights, n: int, normed: str, residual: str, seqlens_k: str, total_len: str,
-               rope: tuple[str, str]) -> tuple[str, str]:
+               rope: tuple[str, str], taps: dict[str, str] | None = None) -> tuple[str, str]:
     """Layer n: attention, the norm before the experts, the experts; then the next layer's normed input and
-    the residual stream (the last layer: the residual stream twice, there is no next norm)."""
+    the residual stream (the last layer: the residual stream twice, there is no next norm). taps, when
+    given, gets the router logits' name (tools/experiments/float16_layer_errors.py reads them)."""
     cfg, eps = w.cfg, w.cfg.rms_norm_eps
     lw = w.layer(n)
     p = f"layers.{n}."
@@ -67,6 +68,8 @@ def layer_part(g: GraphBuilder, w: GraphWeights, n: int, normed: str, residual: 
             with g.scope("router"):
                 router = linear(g, w, p + "router", normed, lw.router_w, lw.router_b)
                 router = g.op("Reshape", [router, g.const([-1, cfg.num_local_experts])])
+                if taps is not None:
+                    taps["router"] = router
             moe = experts(g, w, p, lw, normed, router)
             if n + 1 == cfg.num_hidden_layers:
                 with g.scope("residual"):

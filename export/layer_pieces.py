@@ -23,31 +23,59 @@ from export.onnx_builder import GraphBuilder
 from runtime import manifest as m
 
 
-def _session(folder: Path, name: str, build: Callable[[GraphBuilder], None]) -> ort.InferenceSession:
+def piece_session(folder: Path, name: str, build: Callable[[GraphBuilder], None],
+                  provider: str = "CPUExecutionProvider") -> ort.InferenceSession:
     folder.mkdir(parents=True, exist_ok=True)
     g = GraphBuilder(folder / f"{name}.onnx.data")
     build(g)
     g.finish(folder / f"{name}.onnx", graph_name=name)
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    return ort.InferenceSession(str(folder / f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(folder / f"{name}.onnx"), so, providers=[provider])
 
 
-def _run_layer(session: ort.InferenceSession, n: int, normed: np.ndarray, residual: np.ndarray, prompt: int,
-               cfg, dtype, cache_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Layer n over every position: the prompt at once, then one token at a time through the KV cache."""
+def layer_piece(w: GraphWeights, n: int, taps: dict[str, str] | None = None) -> Callable[[GraphBuilder], None]:
+    """Builds layer n alone: (normed, residual, seqlens_k, total length, past key/value) -> (the next layer's
+    normed input, the residual stream, present key/value, then whatever `taps` names)."""
+    cfg, elem = w.cfg, w.elem_type
+    hidden = ["batch", "sequence", cfg.hidden_size]
+
+    def build(g: GraphBuilder) -> None:
+        ins = g.input("normed_in", elem, hidden), g.input("residual_in", elem, hidden)
+        seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
+        total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
+        cache = ["batch", cfg.num_key_value_heads, "cache_length", cfg.head_dim]
+        g.input(m.past_key(n), elem, cache)
+        g.input(m.past_value(n), elem, cache)
+        out_normed, out_residual = layer_part(g, w, n, *ins, seqlens_k, total, rope_tables(g, w), taps)
+        if out_normed == out_residual:  # the last layer has no next norm
+            out_normed = g.op("Identity", [out_residual])
+        g.output(out_normed, elem, hidden)
+        g.output(out_residual, elem, hidden)
+        g.output(m.present_key(n), elem, cache)
+        g.output(m.present_value(n), elem, cache)
+        for name in (taps or {}).values():
+            g.output(name, elem, None)
+    return build
+
+
+def run_layer(session: ort.InferenceSession, n: int, normed: np.ndarray, residual: np.ndarray, prompt: int,
+              cfg, dtype, cache_length: int) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """Layer n over every position: the prompt at once, then one token at a time through the KV cache.
+    Returns its normed and residual outputs, and each run's tapped outputs (after the first four)."""
     total = normed.shape[1]
     past = np.zeros((1, cfg.num_key_value_heads, cache_length, cfg.head_dim), dtype=dtype)
     past_k, past_v = past, past.copy()
-    outs_normed, outs_residual = [], []
+    outs_normed, outs_residual, tapped = [], [], []
     for start, stop in [(0, prompt)] + [(i, i + 1) for i in range(prompt, total)]:
         feeds = {"normed_in": normed[:, start:stop], "residual_in": residual[:, start:stop],
                  m.SEQLENS_K: np.array([stop - 1], dtype=np.int32), m.TOTAL_SEQ_LEN: np.array(stop, dtype=np.int32),
                  m.past_key(n): past_k, m.past_value(n): past_v}
-        out_normed, out_residual, past_k, past_v = session.run(None, feeds)
+        out_normed, out_residual, past_k, past_v, *taps = session.run(None, feeds)
         outs_normed.append(out_normed)
         outs_residual.append(out_residual)
-    return np.concatenate(outs_normed, axis=1), np.concatenate(outs_residual, axis=1)
+        tapped.append(taps)
+    return np.concatenate(outs_normed, axis=1), np.concatenate(outs_residual, axis=1), tapped
 
 
 def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, cache_length: int | None = None,
@@ -70,28 +98,13 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
         g.output(normed, elem, hidden)
         g.output(residual, elem, hidden)
 
-    session = _session(workdir / "embed", "embed", embed)
+    session = piece_session(workdir / "embed", "embed", embed)
     normed, residual = session.run(None, {m.INPUT_IDS: np.array([ids], dtype=np.int64)})
     del session
     done("embed")
     for n in range(cfg.num_hidden_layers):
-        def layer(g: GraphBuilder, n=n) -> None:
-            ins = g.input("normed_in", elem, hidden), g.input("residual_in", elem, hidden)
-            seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
-            total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
-            cache = ["batch", cfg.num_key_value_heads, "cache_length", cfg.head_dim]
-            g.input(m.past_key(n), elem, cache)
-            g.input(m.past_value(n), elem, cache)
-            out_normed, out_residual = layer_part(g, w, n, *ins, seqlens_k, total, rope_tables(g, w))
-            if out_normed == out_residual:  # the last layer has no next norm
-                out_normed = g.op("Identity", [out_residual])
-            g.output(out_normed, elem, hidden)
-            g.output(out_residual, elem, hidden)
-            g.output(m.present_key(n), elem, cache)
-            g.output(m.present_value(n), elem, cache)
-
-        session = _session(workdir / f"layer{n}", f"layer{n}", layer)
-        normed, residual = _run_layer(session, n, normed, residual, prompt, cfg, dtype, cache_length or len(ids))
+        session = piece_session(workdir / f"layer{n}", f"layer{n}", layer_piece(w, n))
+        normed, residual, _ = run_layer(session, n, normed, residual, prompt, cfg, dtype, cache_length or len(ids))
         del session
         done(f"layer{n}")
         if on_layer is not None:
@@ -102,7 +115,7 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
     def head(g: GraphBuilder) -> None:
         g.output(head_part(g, w, g.input("residual_in", elem, hidden)), TensorProto.FLOAT, ["batch", cfg.vocab_size])
 
-    session = _session(workdir / "head", "head", head)
+    session = piece_session(workdir / "head", "head", head)
     logits = [session.run(None, {"residual_in": residual[:, i:i + 1]})[0][0] for i in range(prompt - 1, len(ids))]
     del session
     done("head")

@@ -1,6 +1,6 @@
 """A float16 export (the GPU's folder) verified on the CPU through a float32 twin holding its values
-(export/float16_twin.py): the CPU's own float16 kernels drift at gpt-oss-20b's width, so the float16
-graph's arithmetic is measured, not trusted, and its weights are checked value for value."""
+(export/float16_twin.py): float16's routing ties move a random-weight model's logits far at gpt-oss-20b's
+size, so the float16 graph's arithmetic is measured, not trusted, and its weights are checked value for value."""
 from __future__ import annotations
 
 import shutil
@@ -121,3 +121,28 @@ def test_a_tensor_float16_cannot_hold_is_refused_with_its_name(tmp_path):
     with pytest.raises(ExportError, match=r"model.layers.1.self_attn.o_proj.bias: float16 cannot hold"):
         export_model(ckpt, tmp_path / "out", ExportOptions(max_context=32, dtype="float16"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # nothing written, no staging left behind
+
+
+def test_a_float16_layer_follows_its_twin_wherever_it_picks_the_same_experts(float16_folder, tmp_path):
+    """What tools/experiments/float16_layer_errors.py measures at full size: each float16 layer, fed its twin's
+    input, stays within float16's rounding of the twin's output at every position whose router (tapped from
+    the same layer piece) picks the twin's experts."""
+    from export import verify
+    from tools.experiments.float16_layer_errors import embedded, layer, weights
+
+    ckpt, _, _ = float16_folder
+    f16, twin = weights(ckpt, 32)
+    cfg, k = twin.cfg, twin.cfg.num_experts_per_tok
+    prompt = 12
+    ids = verify.prompt_ids(ckpt / "tokenizer.json", prompt + 4, cfg.vocab_size)
+    state = embedded(twin, ids, tmp_path)
+    for n in range(cfg.num_hidden_layers):
+        *out, router = layer(twin, n, "CPUExecutionProvider", state, prompt, len(ids), tmp_path)
+        _, residual, router16 = layer(f16, n, "CPUExecutionProvider", state, prompt, len(ids), tmp_path)
+        assert router.shape == router16.shape == (len(ids), cfg.num_local_experts)
+        assert np.abs(router16 - router).max() <= 5e-3 * np.abs(router).max()
+        same = [set(a) == set(b) for a, b in zip(np.argsort(-router, -1)[:, :k], np.argsort(-router16, -1)[:, :k])]
+        assert sum(same) >= len(ids) - 1, n
+        diff = np.abs(residual.astype(np.float32) - out[1])[0].max(-1)
+        assert diff[same].max() <= 5e-3 * np.abs(out[1]).max(), n
+        state = out[0], out[1]

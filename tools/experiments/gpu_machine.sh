@@ -101,19 +101,22 @@ real)
     --json "$OUT/real.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/real.log"
   ;;
 twin-bg)
-  # a real full-size GPU export (the README's command, int4 codes from the checkpoint's MXFP4) and its float32
-  # twin (tools/experiments/float32_twin_folder.py: the same values, for the CPU)
+  # a real full-size GPU export (the README's command, int4 codes from the checkpoint's MXFP4) and, at the
+  # same time (each takes ~12 s a layer on 16 cores), its float32 twin (float32_twin_folder.py: the same
+  # values, for the CPU)
   background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
-    python3 -m runtime.cli export $WORK/20b $WORK/20b-f16 --dtype float16 --no-verify && \
-    python3 -m tools.experiments.float32_twin_folder $WORK/20b $WORK/20b-f32"
+    (python3 -m tools.experiments.float32_twin_folder $WORK/20b $WORK/20b-f32 >$WORK/twin.log 2>&1 && echo TWIN-DONE >>$WORK/twin.log &) && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-f16 --dtype float16 --no-verify"
   ;;
 twin)
-  # the demo folders' KV copies and batching on CUDA while the export finishes; then the float16 export on
+  # the demo folders' KV copies and batching on CUDA while the exports finish; then the float16 export on
   # CUDA against its float32 twin on the CPU (greedy tokens, logits), then served (memory, speed, parley serve)
   gpu_onnxruntime
   python3 -m tools.experiments.gpu_check run --kv "$PARTS/demo" --out "$OUT/kv" 2>&1 \
     | grep -v "plugin EP\|GEMM config" >"$OUT/kv.log"; tail -c 1500 "$OUT/kv.log"
   wait_for_background
+  for _ in $(seq "${WAIT_S:-200}"); do grep -q TWIN-DONE "$WORK/twin.log" && break; sleep 1; done
+  tr '\r' '\n' <"$WORK/twin.log" | grep -v "layer/s" | tail -3
   python3 -m tools.experiments.float16_depth_check "$WORK/20b-f16" "$WORK/20b-f32" --verification-prompt \
     --steps 16 --json "$OUT/twin.json" 2>&1 | grep -v "plugin EP\|GEMM config" | tee "$OUT/twin.log" | tail -c 1500
   python3 -m tools.experiments.gpu_check run --full "$WORK/20b-f16" --gpu-mem-mb "${CAP_MB:-15000}" --serve \
