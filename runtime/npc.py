@@ -52,6 +52,11 @@ class Npc:
     max_input_tokens: int = 256
     sampling: SamplingParams = SamplingParams()
     fallback_lines: tuple[str, ...] = ("Hm. Give me a moment.",)
+    # When the hidden reasoning was unsure (a token it chose had a probability below min_confidence), the
+    # NPC says one of unsure_lines (else a fallback line) instead of the answer it reasoned towards: a
+    # wrong fact said with confidence is worse than "I couldn't say". 0 turns it off.
+    min_confidence: float = 0.0
+    unsure_lines: tuple[str, ...] = ()
     actions: tuple[ActionSpec, ...] = ()
     world: str = ""
     tests: tuple[BehaviourTest, ...] = field(default=(), compare=False)

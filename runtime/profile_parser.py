@@ -111,6 +111,10 @@ TOP = {
     "fallback_lines": (list, True, lambda v: 0 < len(v) <= 32 and all(isinstance(x, str) and 0 < len(x) <= 300
                                                                     for x in v),
                        "a list of 1 to 32 strings of 1 to 300 characters"),
+    "min_confidence": ((int, float), False, lambda v: 0 <= v < 1, "a number from 0 (off) up to, not including, 1"),
+    "unsure_lines": (list, False, lambda v: 0 < len(v) <= 32 and all(isinstance(x, str) and 0 < len(x) <= 300
+                                                                  for x in v),
+                     "a list of 1 to 32 strings of 1 to 300 characters"),
     "world": (str, False, lambda v: len(v) <= 2000, "up to 2000 characters"),
 }
 STYLE = {
@@ -323,7 +327,8 @@ def parse_profile(path: Path) -> Npc:
         max_input_chars=budget.get("max_input_chars", 400), max_input_tokens=budget.get("max_input_tokens", 256),
         sampling=SamplingParams(temperature=float(sampling.get("temperature", 0.7)), top_k=sampling.get("top_k", 40),
                                 top_p=float(sampling.get("top_p", 0.95)), seed=sampling.get("seed")),
-        fallback_lines=tuple(top["fallback_lines"]), actions=tuple(actions), world=top.get("world", ""),
+        fallback_lines=tuple(top["fallback_lines"]), min_confidence=float(top.get("min_confidence", 0.0)),
+        unsure_lines=tuple(top.get("unsure_lines", ())), actions=tuple(actions), world=top.get("world", ""),
         tests=tests)
 
 

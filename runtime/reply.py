@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from runtime import deadlines, harmony, prompt as prompts, protocol, session_access
 from runtime.actions import ActionCalls, NpcAction
 from runtime.context_fit import REPLY_HEADROOM_TOKENS, reply_reserve
+from runtime.confidence import Confidence
 from runtime.conversations import Conversation, common_prefix
 from runtime.errors import BadRequest, SessionEvicted
 from runtime.harmony import FINAL, Turn
@@ -69,10 +70,12 @@ class ReplyStats:
     fallback_used: bool
     deadline_ms: float
     deadline_met: bool
-    finish_reason: str  # return, end, length, deadline, cancelled, fallback
+    finish_reason: str  # return, end, length, deadline, cancelled, fallback, unsure
     input_truncated: bool
     dropped_turns: int
     unspoken_chars: int = 0  # of an unfinished sentence left unsaid when the reply stopped early
+    # the lowest probability of a token the hidden reasoning chose (runtime/confidence.py); None: no reasoning
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -118,6 +121,7 @@ class Reply:
         self.n_reasoning = self.n_final = 0
         self.ttft: float | None = None
         self.forced = self.cut = False
+        self.confidence = Confidence()
         self.finish_reason = ""
         self.new_session = False  # this reply makes its session
         self.prefill_ms = 0.0
@@ -207,6 +211,11 @@ class Reply:
         still unsaid is said if the model ended its answer, or if it ends a sentence; an unfinished
         sentence of a reply stopped early is left out."""
         self.conv.tokens = list(self.tokens)
+        if self.finish_reason == "unsure":
+            line = random.choice(self.npc.unsure_lines or self.npc.fallback_lines)
+            self.sink(FinalDelta(line))
+            self._report(line, fallback=not self.npc.unsure_lines)
+            return
         if self.finish_reason in NATURAL_ENDS:
             self._say(self.speech.finished())
         elif self.finish_reason != "cancelled":
@@ -246,6 +255,8 @@ class Reply:
             return self._stop("cancelled")
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2
         if parser.channel == FINAL:
+            if self.confidence.unsure_before_answering(npc.min_confidence):
+                return self._stop("unsure")  # before a word of the answer: its unsure line instead
             if self.n_final >= npc.max_final_tokens:
                 return self._stop("length")
             if not clock.another_final_step_fits():
@@ -272,6 +283,7 @@ class Reply:
             self.n_final += 1
         else:
             self.n_reasoning += 1
+            self.confidence.chose(out, row, token)
         done = self._parse(token)
         if done and (self.final or self.speech.pending or parser.done):
             return self._stop(done)
@@ -345,6 +357,6 @@ class Reply:
             reasoning_budget=self.plan.reasoning_tokens, reasoning_cut=self.cut, fallback_used=fallback,
             deadline_ms=self.req.deadline_ms, deadline_met=deadlines.met(total, self.req.deadline_ms), finish_reason=finish,
             input_truncated=prompt.input_truncated, dropped_turns=prompt.dropped_turns,
-            unspoken_chars=self.unspoken_chars)
+            unspoken_chars=self.unspoken_chars, confidence=self.confidence.lowest())
         self.sink(ReplyResult(text, stats, "".join(self.reasoning), tuple(self.calls.actions),
                               tuple(self.generated), conv.owner.token if conv.owner else None))

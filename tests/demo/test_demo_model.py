@@ -87,7 +87,7 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
 
 
 def test_no_free_form_line_occurs_in_the_training_data():
-    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, freeform_blind_c.py) stay apart from
+    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, _c.py, _d.py) stay apart from
     every generator: none of their lines, normalized, is a line the training data holds."""
     from tools.demo import freeform
 
@@ -100,19 +100,21 @@ def test_no_free_form_line_occurs_in_the_training_data():
         log = log.get("continued_from")
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
-    from tools.demo import freeform_blind, freeform_blind_c
+    from tools.demo import freeform_blind, freeform_blind_c, freeform_blind_d
 
-    sets = freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES
+    sets = freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
     lines = {norm(line.say) for line in sets} | {norm(line.before) for line in sets if line.before}
-    assert min(len(freeform.LINES), len(freeform_blind.LINES), len(freeform_blind_c.LINES)) >= 100
+    assert min(len(s) for s in (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES,
+                                freeform_blind_d.LINES)) >= 100
     assert len(training) > 500
     assert lines.isdisjoint(training), sorted(lines & training)
 
 
-# The shipped checkpoint on a fixed third of the three free-form sets (MODEL_CARD.md has the full figures):
-# greedy decoding is deterministic on the CPU provider, so these floors hold it to what it measured.
-FREE_FORM_SUBSET_RIGHT = 0.95  # measured 96.3% (103 of 107)
-FREE_FORM_SUBSET_WRONG = 0.03  # measured 1.9% (2 of 107)
+# The shipped checkpoint and profiles (unsure replies at min_confidence 0.85) on a fixed third of sets A, B
+# and C (MODEL_CARD.md has the full figures): greedy decoding is deterministic on the CPU provider, so these
+# floors hold it to what it measured.
+FREE_FORM_SUBSET_RIGHT = 0.84  # measured 85.0% (91 of 107)
+FREE_FORM_SUBSET_WRONG = 0.01  # measured 0.0% (0 of 107)
 
 
 def test_the_demo_npcs_answer_players_own_words_on_a_fixed_free_form_subset(demo_model):

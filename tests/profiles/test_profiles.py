@@ -97,3 +97,13 @@ def test_max_input_tokens_is_read_and_checked(tmp_path):
     assert parse_profile(write(tmp_path, GOOD + "[budget]\nmax_input_tokens = 64\n")).max_input_tokens == 64
     (bad,) = problems(write(tmp_path, GOOD + "[budget]\nmax_input_tokens = 0\n"))
     assert bad.key == "budget.max_input_tokens" and bad.line == 5 and "1 to 2000" in bad.message
+
+
+def test_unsure_settings_are_checked_and_read(tmp_path):
+    npc = parse_profile(write(tmp_path, GOOD + 'min_confidence = 0.9\nunsure_lines = ["No idea, friend."]\n'))
+    assert npc.min_confidence == 0.9 and npc.unsure_lines == ("No idea, friend.",)
+    assert parse_profile(write(tmp_path, GOOD)).min_confidence == 0.0  # off unless a designer asks
+    found = {p.key: p for p in problems(write(tmp_path, GOOD + 'min_confidence = 1.5\nunsure_lines = []\n'))}
+    assert set(found) == {"min_confidence", "unsure_lines"}
+    assert found["min_confidence"].line == 4 and "0 (off) up to, not including, 1" in found["min_confidence"].message
+    assert found["unsure_lines"].line == 5 and "1 to 32 strings" in found["unsure_lines"].message

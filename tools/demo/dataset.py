@@ -20,7 +20,8 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
-from tools.demo import freeform, freeform_blind, freeform_blind_c, lexicon, phrasing, player_bank, player_talk
+from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, lexicon, phrasing, player_bank,
+                        player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
@@ -152,9 +153,10 @@ def normal(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
-# The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind.py) never occur in the training data, whatever the
-# generator happens to compose.
-FREE_FORM = {normal(text) for line in freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES
+# The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind*.py) never occur in the training data,
+# whatever the generator happens to compose.
+YARDSTICKS = freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
+FREE_FORM = {normal(text) for line in YARDSTICKS
              for text in (line.say, line.before) if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
 
@@ -208,12 +210,15 @@ def other_goods(d: DemoNpc) -> list[str]:
 # version): 1 asked for actions in three fixed phrasings each; 2 composes them and asks a little more often;
 # 3 draws the shipped NPCs' questions from people's lines too (tools/demo/player_bank.py), with typos,
 # and asks each of them the others' questions; 4 puts something the player tells (about other things)
-# before some of their questions, and names a follow-up's thing by comparison ("the better one").
-DATA_VERSION = 4
+# before some of their questions, and names a follow-up's thing by comparison ("the better one"); 5 draws
+# from two more banks of people's lines (longer, buried and role-played questions, near-miss unknowns),
+# more often, and asks unanswerable questions more often.
+DATA_VERSION = 5
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
-           4: (30, 4, 9, 2, 1, 1, 1, 3)}
-BANK_SHARE = 0.45  # version 3: of a shipped NPC's questions, the share drawn from people's lines
+           4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3)}
+# of a shipped NPC's questions, the share drawn from people's lines (from version 3)
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6}
 STORY_SHARE = 0.2  # version 4: of a shipped NPC's questions, the share told after a story
 
 
@@ -229,15 +234,15 @@ def banked(line: str, rng: random.Random) -> str:
 
 def told(d: DemoNpc, text: str, asked: str | None, rng: random.Random, version: int) -> str:
     """A shipped NPC's question, now and then after a story about other things (version 4)."""
-    if version < 4 or d.id not in player_bank.load().unknown or rng.random() >= STORY_SHARE:
+    if version < 4 or d.id not in player_bank.load(version=version).unknown or rng.random() >= STORY_SHARE:
         return text
     return _unheld(lambda: player_talk.with_story(text, asked or "", rng))
 
 
-def from_bank(d: DemoNpc, kind: str, rng: random.Random, fact: Fact | None = None):
-    """A shipped NPC's question from people's lines (version 3), or None to compose one."""
-    bank = player_bank.load()
-    if d.id not in bank.unknown or rng.random() >= BANK_SHARE:
+def from_bank(d: DemoNpc, kind: str, rng: random.Random, version: int, fact: Fact | None = None):
+    """A shipped NPC's question from people's lines (version 3 on), or None to compose one."""
+    bank = player_bank.load(version=version)
+    if d.id not in bank.unknown or rng.random() >= BANK_SHARE[version]:
         return None
     if kind == "fact":
         return _unheld(lambda: banked(rng.choice(bank.facts[d.id, fact.label]), rng))
@@ -269,7 +274,7 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                       ACTION_FINAL.get(name, "Done, {address}.").format(address=d.address), name), None)
     if kind == "two" and len(d.facts) > 1:
         first, second = rng.sample(d.facts, 2)
-        row = from_bank(d, "two", rng) if version >= 3 else None
+        row = from_bank(d, "two", rng, version) if version >= 3 else None
         if row:
             labels = {f.label: f for f in d.facts}
             first, second = labels[row[2]], labels[row[3]]
@@ -280,7 +285,7 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                       f"{answer(d, first, rng, address=False)} {answer(d, second, rng)}")
         return text, reply, first.key
     if kind == "unknown":
-        text = from_bank(d, "unknown", rng) if version >= 3 else None
+        text = from_bank(d, "unknown", rng, version) if version >= 3 else None
         if text:
             return told(d, text, None, rng, version), dont_know(d, npc, "something I don't know", rng), None
         if rng.random() < 0.5:
@@ -291,7 +296,7 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                 dont_know(d, npc, "something I don't know", rng), None)
     if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
-        text = from_bank(d, "fact", rng, fact) if version >= 3 and not held_out else None
+        text = from_bank(d, "fact", rng, version, fact) if version >= 3 and not held_out else None
         text = text or ask_about(d, fact, rng, held_out)
         return told(d, text, fact.label, rng, version) if not held_out else text, fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
@@ -308,7 +313,7 @@ def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
               version: int = DATA_VERSION) -> tuple[dialogues.Turn, str, Reply, Fact]:
     """An earlier turn about one fact, then a line that only makes sense after it ('And a steel one?'):
     another thing of the same kind, or the same fact asked again without naming it."""
-    row = from_bank(d, "follow", rng) if version >= 3 else None
+    row = from_bank(d, "follow", rng, version) if version >= 3 else None
     if row:
         labels = {f.label: f for f in d.facts}
         _, before, text, label, first_label = row

@@ -70,7 +70,10 @@ def evaluate(model: Path) -> dict:
                        and result.stats.final_tokens > 0 and not hidden_leak)
             rows.append({"npc": case.npc, "set": case.set, "question": case.question, "key": case.key, "answer": result.text,
                          "correct": correct, "reasoning_tokens": result.stats.reasoning_tokens,
-                         "final_channel": result.stats.final_tokens > 0 and not result.stats.fallback_used})
+                         # an unsure reply (runtime/confidence.py) answered too: with its profile's unsure line
+                         "unsure": result.stats.finish_reason == "unsure",
+                         "final_channel": (result.stats.final_tokens > 0 or result.stats.finish_reason == "unsure")
+                         and not result.stats.fallback_used})
         report[group] = {"accuracy": sum(r["correct"] for r in rows) / len(rows), "n": len(rows),
                          "final_channel_rate": sum(r["final_channel"] for r in rows) / len(rows), "rows": rows}
     return report

@@ -181,7 +181,8 @@ def evaluate(model: Path, lines: list[Line] | None = None) -> dict:
         result = list(engine.reply(ReplyRequest(npc=line.npc, text=line.say, session_id=session, sampling=GREEDY,
                                                   deadline_ms=60_000)))[-1]
         rows.append({"npc": line.npc, "say": line.say, "fact": line.fact, "follow_up": bool(line.before),
-                     "answer": result.text, "score": score(line, result.text)})
+                     "answer": result.text, "score": score(line, result.text),
+                     "confidence": result.stats.confidence, "unsure": result.stats.finish_reason == "unsure"})
 
     def share(selected: list[dict], what: str) -> float:
         return round(sum(r["score"] == what for r in selected) / len(selected), 3) if selected else 0.0
