@@ -53,6 +53,10 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="for the CPU: onnxruntime's 4-bit (and 8-bit) weight kernels quantize the activations to "
                         "int8 (accuracy_level 4): gpt-oss-20b decoded 1.65x faster on a 2-core VM. The graph "
                         "is verified exactly first, then switched, and its difference measured into the manifest")
+    p.add_argument("--measure-float16-on-cpu", action="store_true",
+                   help="with --dtype float16: also run the float16 graph on this CPU against the torch model, as "
+                        "information for the manifest (verification goes through a float32 twin either way; "
+                        "minutes at gpt-oss-20b's size)")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -86,7 +90,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     opts = ExportOptions(dtype=args.dtype, op_set=args.op_set, max_context=args.max_context,
                          verify=not args.no_verify, lora=args.lora, force=args.force, experts=args.experts,
-                         dense=args.dense, int8_activations=args.int8_activations)
+                         dense=args.dense, int8_activations=args.int8_activations,
+                         measure_float16_on_cpu=args.measure_float16_on_cpu)
     try:
         summary = export_model(args.checkpoint, args.out_dir, opts, progress=True)
     except ExportError as exc:

@@ -59,11 +59,15 @@ class ExportOptions:
     # The CPU's 4-bit kernels with int8 activations (accuracy_level 4): faster decode, verified at level 0
     # first and the difference measured (export/int8_activations.py)
     int8_activations: bool = False
+    # A float16 export also runs its float16 graph on this CPU, as information (export/float16_twin.py): the
+    # GPU's arithmetic is what counts, and at gpt-oss-20b's size it took 16 of the export's 59 minutes
+    measure_float16_on_cpu: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["lora"] = str(self.lora) if self.lora else None
-        d.pop("stream")  # how the checkpoint was read changes nothing in the folder
+        for key in ("stream", "measure_float16_on_cpu"):  # how the folder was made and checked, not what it holds
+            d.pop(key)
         return d
 
 
@@ -115,6 +119,9 @@ def _check_options(opts: ExportOptions) -> None:
                           "(int4/int8 experts or dense weights, contrib ops); this export has none of them")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
+    if opts.measure_float16_on_cpu and not (_through_float32_twin(opts) and opts.verify):
+        raise ExportError("--measure-float16-on-cpu applies to a verified --dtype float16 export with contrib ops "
+                          "and int4, int8 or float experts (its check runs the float16 graph beside the twin)")
 
 
 def resolve_experts(opts: ExportOptions, quantization: str | None) -> tuple[ExportOptions, str]:
@@ -221,7 +228,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     elif opts.verify and _through_float32_twin(opts):
         parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense)) if p)
         report, effect, verification = float16_twin.verify_float16(stage, weights, source, tensors, parts, progress,
-                                                                   stages)
+                                                                   stages, opts.measure_float16_on_cpu)
     elif opts.verify:
         clock = time.perf_counter()
         report = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)

@@ -12,7 +12,7 @@ twin built by the same functions from the same checkpoint tensors runs a layer a
 held against the written graph: every weight equal value for value (computed tables rounded as float16
 rounds them), and every node that reads a weight the same op with the same attributes. What stays
 unverified is float16 arithmetic itself, which the GPU computes: the float16 graph's own distance on this
-CPU, run a layer at a time, goes into the manifest as information.
+CPU, run a layer at a time, goes into the manifest as information when asked (--measure-float16-on-cpu).
 """
 from __future__ import annotations
 
@@ -180,11 +180,11 @@ def run_float16_twin(folder: Path, twin: GraphWeights, tokenizer_file: Path, pro
 
 
 def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized: str, progress: bool,
-                   stages: dict[str, float]) -> tuple[VerificationReport, dict, dict]:
+                   stages: dict[str, float], on_cpu: bool = False) -> tuple[VerificationReport, dict, dict]:
     """Verify the float16 export in `folder`, built by `graph` from the checkpoint's `source` tensors,
     against the torch reference on `tensors` (what the graph holds: float16's values, quantized weights'
     round trips). A failure raises. Returns the report, the distance from the checkpoint's own weights,
-    and the manifest's verification entry (with the float16 graph's own distance on this CPU)."""
+    and the manifest's verification entry (with the float16 graph's own distance on this CPU if `on_cpu`)."""
     cfg = graph.cfg
     # built from the same tensors as the graph, so its codes and scales are the graph's by construction
     twin = GraphWeights(cfg, source, "float32", len(graph.cos), graph.experts, graph.dense,
@@ -216,7 +216,8 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     stages["measure vs checkpoint"] = r.seconds
     log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,
              r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
-    verification["float16_graph_on_cpu"] = _float16_on_cpu(folder, graph, run, ref, greedy, progress, stages)
+    verification["float16_graph_on_cpu"] = (_float16_on_cpu(folder, graph, run, ref, greedy, progress, stages)
+                                            if on_cpu else {"skipped": "parley export --measure-float16-on-cpu"})
     return report, effect, verification
 
 

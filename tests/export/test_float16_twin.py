@@ -21,7 +21,7 @@ from runtime.manifest import Manifest
 from runtime.session import ModelSession, SessionOptions
 from tests.helpers.checkpoints import TinySpec, make_checkpoint
 
-OPTIONS = ExportOptions(max_context=32, dtype="float16", experts="int4", dense="int4")
+OPTIONS = ExportOptions(max_context=32, dtype="float16", experts="int4", dense="int4", measure_float16_on_cpu=True)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,16 @@ def test_the_twin_refuses_a_graph_whose_weights_differ_from_what_it_verified(flo
 def test_other_float16_layouts_verify_through_the_twin(tmp_path, spec, options):
     ckpt = make_checkpoint(tmp_path / "ckpt", spec)
     summary = export_model(ckpt, tmp_path / "model", options)
-    assert summary.verification.passed and Manifest.read(tmp_path / "model").verification["method"] == "float32 twin"
+    verification = Manifest.read(tmp_path / "model").verification
+    assert summary.verification.passed and verification["method"] == "float32 twin"
+    # the float16 graph on this CPU is information, measured only when asked (minutes at full size)
+    assert verification["float16_graph_on_cpu"] == {"skipped": "parley export --measure-float16-on-cpu"}
+    assert "measure float16 on the cpu" not in summary.stages
+
+
+def test_measuring_float16_on_the_cpu_applies_to_float16_exports_only(tmp_path):
+    with pytest.raises(ExportError, match="--measure-float16-on-cpu applies to a verified --dtype float16"):
+        export_model(tmp_path / "missing", tmp_path / "model", ExportOptions(measure_float16_on_cpu=True))
 
 
 def test_a_tensor_float16_cannot_hold_is_refused_with_its_name(tmp_path):
