@@ -72,6 +72,8 @@ def layer(w: GraphWeights, n: int, provider: str, inputs, prompt: int, total: in
     """Layer n of w on the given input: its normed and residual outputs, and its router logits per position."""
     taps: dict[str, str] = {}
     session = piece_session(work / f"{w.np_dtype.__name__}-{n}", f"layer{n}", layer_piece(w, n, taps), provider)
+    if session.get_providers()[0] != provider:  # onnxruntime falls back to the CPU quietly
+        raise SystemExit(f"{provider} did not load (providers: {session.get_providers()})")
     normed, residual, tapped = run_layer(session, n, *(x.astype(w.np_dtype) for x in inputs), prompt, w.cfg,
                                          w.np_dtype, total + 1)
     del session

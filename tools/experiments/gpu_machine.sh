@@ -30,6 +30,9 @@
 #              with real codes), and its float32 twin folder (background)
 #   twin       the KV copy and batching checks on the demo folders (gpu_kv_check.py), then the float16
 #              export on CUDA against its twin on the CPU, then gpu_check --full --serve on it
+#   layers-bg  an 8-layer slice of the checkpoint (background)
+#   layers     float16_layer_errors.py on it: each float16 layer on CUDA against its twin on the CPU (about
+#              30 s a layer on 16 cores: the pieces are built there); the next GPU check to run
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -122,6 +125,19 @@ twin)
   python3 -m tools.experiments.gpu_check run --full "$WORK/20b-f16" --gpu-mem-mb "${CAP_MB:-15000}" --serve \
     --out "$OUT/full" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/full.log"; tail -c 3000 "$OUT/full.log"
   ;;
+layers-bg)
+  # an 8-layer slice of the 20b-shaped checkpoint for float16_layer_errors.py (its pieces are built from it)
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/g8 --layers 8"
+  ;;
+layers)
+  # each float16 layer on CUDA against its float32 twin on the CPU, fed the same input, with the routing
+  # shown (docs/performance.md, "On an NVIDIA H100": on the CPU the float16 layers were within rounding
+  # wherever they routed as the twin did)
+  gpu_onnxruntime
+  wait_for_background
+  python3 -m tools.experiments.float16_layer_errors "$WORK/g8" --provider cuda --json "$OUT/layers.json" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/layers.log" | tail -c 3000
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -139,6 +155,6 @@ final)
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|layers-bg|layers|progress|final" >&2; exit 2
   ;;
 esac
