@@ -31,6 +31,7 @@ from export.errors import ExportError, VerificationError
 from export.graph_common import GraphWeights, float16_overflow
 from export.layer_pieces import layered_logits
 from export.reference import layered_logits as reference_logits
+from export.stored import stored_array
 from export.tensor_source import Transformed
 from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length
 
@@ -73,17 +74,6 @@ class Float16TwinRun:
                 f"arithmetic is the provider's (float16_graph_on_cpu: this CPU's)")
 
 
-def _mapped(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
-    """An external initializer, memory-mapped and flat; bfloat16 as its uint16 bits."""
-    info = {e.key: e.value for e in tensor.external_data}
-    dtype = np.uint16 if tensor.data_type == onnx.TensorProto.BFLOAT16 else \
-        onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    count = int(np.prod(tensor.dims)) if tensor.dims else 1
-    if not count:
-        return np.zeros(0, dtype)
-    return np.memmap(folder / info["location"], dtype=dtype, mode="r", offset=int(info["offset"]), shape=(count,))
-
-
 def _values(part: np.ndarray, tensor: onnx.TensorProto, rounded: bool) -> np.ndarray:
     """What a graph computes with: bfloat16 bits widened, floats in float32 (rounded through float16 when
     asked), integer codes as they are."""
@@ -105,7 +95,7 @@ def _same_weight(piece_folder: Path, mine: onnx.TensorProto, folder: Path, their
     if tuple(theirs.dims) != tuple(mine.dims):
         raise VerificationError(f"{mine.name}: the written graph's weight has shape {tuple(theirs.dims)}, the "
                                 f"verified twin's {tuple(mine.dims)}; {REPORT}")
-    a, b = _mapped(piece_folder, mine), _mapped(folder, theirs)
+    a, b = stored_array(piece_folder, mine).reshape(-1), stored_array(folder, theirs).reshape(-1)
     computed = mine.name in COMPUTED  # the float16 graph holds the twin's float32 table rounded
     cast = theirs.data_type == onnx.TensorProto.BFLOAT16  # the float16 graph casts the rows it looks up
     for start in range(0, a.size, CHUNK):

@@ -25,6 +25,7 @@ from export.errors import VerificationError
 from export.graph_common import GraphWeights, LayerWeights
 from export.graph_contrib import fc1_layout, fc2_layout
 from export.layer_pieces import layered_logits as twin_logits
+from export.stored import stored_array
 from export.reference import layered_logits
 from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length
 
@@ -72,7 +73,7 @@ def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=Non
         nonlocal checked
         for fc, weights in (("fc1", fc1_layout(twin.last.gate_up)), ("fc2", fc2_layout(twin.last.down))):
             p = f"layers.{n}.{fc}"
-            codes, scales = read(folder, stored[p + ".fp4"]), read(folder, stored[p + ".e8m0"])
+            codes, scales = stored_array(folder, stored[p + ".fp4"]), stored_array(folder, stored[p + ".e8m0"])
             for e in range(cfg.num_local_experts):  # one expert at a time: the temporaries stay small
                 decoded = mxfp4.decode_rows(codes[e:e + 1], scales[e:e + 1])[0]
                 if decoded.shape != weights[e].shape or not np.array_equal(decoded, weights[e].astype(np.float32)):
@@ -111,19 +112,9 @@ def check_wiring(folder: Path, cfg) -> dict[str, onnx.TensorProto]:
             raise VerificationError(f"layer {n}: the QMoE node's inputs or attributes are not the fp4 experts' "
                                     f"({list(node.input[2:])}, {attrs})")
         for name in want[-2:]:
-            if not np.array_equal(read(folder, stored[name]), np.ones(cfg.num_local_experts, np.float32)):
+            if not np.array_equal(stored_array(folder, stored[name]), np.ones(cfg.num_local_experts, np.float32)):
                 raise VerificationError(f"{name}: the global scales must all be 1 (e8m0 scales carry the exponent)")
     return stored
-
-
-def read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
-    """One external initializer, read now (and let go by the caller)."""
-    info = {e.key: e.value for e in tensor.external_data}
-    dtype = np.uint8 if tensor.data_type in (onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT8E8M0) else \
-        onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    count = int(np.prod(tensor.dims)) if tensor.dims else 1
-    return np.fromfile(folder / info["location"], dtype=dtype, count=count,
-                       offset=int(info["offset"])).reshape(tuple(tensor.dims))
 
 
 def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors, quantized: str, progress: bool,

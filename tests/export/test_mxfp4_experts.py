@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from export import mxfp4
 from export.exporter import ExportOptions, export_model
-from export.mxfp4_twin import check_wiring, read
+from export.mxfp4_twin import check_wiring
+from export.stored import stored_array
 from runtime.manifest import Manifest
 from runtime.provider_fit import check_provider_fits
 from runtime.session import ModelLoadError, ModelSession, SessionOptions
@@ -21,7 +22,7 @@ from tests.helpers.checkpoints import make_mxfp4_twins
 def initializers(folder):
     """The written graph's external initializers, by name, read when asked."""
     stored = {t.name: t for t in onnx.load(folder / "model.onnx", load_external_data=False).graph.initializer}
-    return {name: read(folder, t) for name, t in stored.items() if t.external_data}
+    return {name: stored_array(folder, t) for name, t in stored.items() if t.external_data}
 
 
 @pytest.fixture(scope="module")

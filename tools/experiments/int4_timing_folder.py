@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
-from export.mxfp4_twin import read
+from export.stored import stored_array
 
 SCALES_FILE = "int4_scales.data"
 
@@ -40,7 +40,7 @@ def convert(src: Path, out: Path) -> int:
             continue
         for slot in (3, 6):  # fc1 and fc2 e8m0 scales -> float scales of the graph's dtype
             e8m0 = inits.pop(node.input[slot])
-            values = np.exp2(read(src, e8m0).astype(np.float32) - 127.0).astype(dtype)
+            values = np.exp2(stored_array(src, e8m0).astype(np.float32) - 127.0).astype(dtype)
             t = numpy_helper.from_array(values, node.input[slot] + ".int4_scale")
             offset = scales.tell()
             scales.write(t.raw_data)
