@@ -52,7 +52,10 @@ def _token_hint(client, args) -> None:
 
 def stats_line(stats: dict) -> str:
     ttft = f"{stats['ttft_ms']:.0f} ms" if stats.get("ttft_ms") is not None else "-"
-    flags = [f for f, on in (("reasoning cut", stats["reasoning_cut"]), ("fallback", stats["fallback_used"])) if on]
+    flags = [f for f, on in (("reasoning cut", stats["reasoning_cut"]), ("fallback", stats["fallback_used"]),
+                             ("unsure", stats.get("finish_reason") == "unsure")) if on]
+    if stats.get("confidence") is not None:  # what an NPC's min_confidence is held against
+        flags.append(f"confidence {stats['confidence']:.2f}")
     return (f"[first token {ttft} | total {stats['total_ms']:.0f} ms | {stats['decode_tok_s']:.0f} tok/s | "
             f"reasoning {stats['reasoning_tokens']} tok | final {stats['final_tokens']} tok | deadline "
             f"{'met' if stats['deadline_met'] else 'MISSED'} ({stats['deadline_ms']:.0f} ms)"

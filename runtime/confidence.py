@@ -1,4 +1,5 @@
-"""How sure the hidden reasoning was: the lowest probability among the tokens it chose.
+"""How sure the hidden reasoning was: the lowest probability among the tokens it chose in its analysis
+message (not headers, tool calls or the answer).
 
 A reply whose reasoning picked a token the model itself gave little weight (the steel sword's price, when
 "iron" was nearly as likely) is the reply most likely to state a wrong fact. Measured on the demo model's
@@ -19,7 +20,6 @@ import numpy as np
 class Confidence:
     def __init__(self) -> None:
         self._lowest: float | None = None
-        self._checked = False
 
     def chose(self, out, row: int, token: int) -> None:
         """The reasoning chose `token` from the step output `out` (at `row`)."""
@@ -34,10 +34,10 @@ class Confidence:
     def lowest(self) -> float | None:
         return None if self._lowest is None else round(self._lowest, 4)
 
-    def unsure_before_answering(self, floor: float) -> bool:
-        """True once, when the answer is about to start and the reasoning chose a token below `floor`."""
-        if self._checked:
+    def unsure(self, floor: float) -> bool:
+        """Whether a reply held to `floor` (0: none) is unsure: its reasoning chose a token below it, or it
+        has no reasoning to judge (a deadline that left no time to reason)."""
+        if floor <= 0:
             return False
-        self._checked = True
         lowest = self.lowest()  # as the reply's stats report it, so a designer's floor means what it reads
-        return lowest is not None and lowest < floor
+        return lowest is None or lowest < floor

@@ -312,6 +312,9 @@ def parse_profile(path: Path) -> Npc:
     budget, style, sampling = tables["budget"], tables["style"], tables["sampling"]
     if budget.get("expected_final_tokens", 32) > budget.get("max_final_tokens", 80):
         c.problem("budget", "expected_final_tokens", "must not exceed max_final_tokens")
+    if top.get("min_confidence", 0) and budget.get("max_reasoning_tokens", 96) == 0:
+        c.problem("", "min_confidence", "judges the NPC's hidden reasoning, and max_reasoning_tokens = 0 leaves it "
+                                        "none, so every reply would be unsure: remove one of the two")
     if c.problems:
         shown = c.problems[:MAX_PROBLEMS]
         if len(c.problems) > MAX_PROBLEMS:

@@ -29,7 +29,7 @@ from runtime.context_fit import REPLY_HEADROOM_TOKENS, reply_reserve
 from runtime.confidence import Confidence
 from runtime.conversations import Conversation, common_prefix
 from runtime.errors import BadRequest, SessionEvicted
-from runtime.harmony import FINAL, Turn
+from runtime.harmony import ANALYSIS, FINAL, Turn
 from runtime.requests import ReplyRequest
 from runtime.sampler import Sampler
 from runtime.session import KvCache
@@ -74,7 +74,7 @@ class ReplyStats:
     input_truncated: bool
     dropped_turns: int
     unspoken_chars: int = 0  # of an unfinished sentence left unsaid when the reply stopped early
-    # the lowest probability of a token the hidden reasoning chose (runtime/confidence.py); None: no reasoning
+    # the lowest probability of a token the analysis message chose (runtime/confidence.py); None: no analysis
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class Reply:
         self.conv.tokens = list(self.tokens)
         if self.finish_reason == "unsure":
             line = random.choice(self.npc.unsure_lines or self.npc.fallback_lines)
-            self.sink(FinalDelta(line))
+            self._say(line)
             self._report(line, fallback=not self.npc.unsure_lines)
             return
         if self.finish_reason in NATURAL_ENDS:
@@ -255,7 +255,7 @@ class Reply:
             return self._stop("cancelled")
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2
         if parser.channel == FINAL:
-            if self.confidence.unsure_before_answering(npc.min_confidence):
+            if not (self.final or self.speech.pending) and self.confidence.unsure(npc.min_confidence):
                 return self._stop("unsure")  # before a word of the answer: its unsure line instead
             if self.n_final >= npc.max_final_tokens:
                 return self._stop("length")
@@ -283,7 +283,8 @@ class Reply:
             self.n_final += 1
         else:
             self.n_reasoning += 1
-            self.confidence.chose(out, row, token)
+            if parser.channel == ANALYSIS:  # what it reasoned, not headers or a tool call's arguments
+                self.confidence.chose(out, row, token)
         done = self._parse(token)
         if done and (self.final or self.speech.pending or parser.done):
             return self._stop(done)

@@ -107,3 +107,9 @@ def test_unsure_settings_are_checked_and_read(tmp_path):
     assert set(found) == {"min_confidence", "unsure_lines"}
     assert found["min_confidence"].line == 4 and "0 (off) up to, not including, 1" in found["min_confidence"].message
     assert found["unsure_lines"].line == 5 and "1 to 32 strings" in found["unsure_lines"].message
+
+
+def test_min_confidence_needs_reasoning_to_judge(tmp_path):
+    text = GOOD + 'min_confidence = 0.8\n\n[budget]\nmax_reasoning_tokens = 0\n'
+    (found,) = problems(write(tmp_path, text))
+    assert found.key == "min_confidence" and found.line == 4 and "max_reasoning_tokens = 0" in found.message
