@@ -230,3 +230,18 @@ class DecodeBatch:
                                       src_row=len(self._rows), dst_row=index)
             self._rows[index] = last
         self._pool.lengths[len(self._rows)] = 0
+
+
+def run_to_end(batch: DecodeBatch, requests: list[ReplyRequest], join_every: int = 0) -> dict[str, list]:
+    """Drive a batch without a server (benchmarks, GPU checks, tests): start the requests in order, all at
+    once or one every `join_every` steps while there is room, and step until every one has ended. Returns
+    each request id's events, its ReplyResult (or exception) last."""
+    events: dict[str, list] = {r.request_id: [] for r in requests}
+    waiting = list(requests)
+    while waiting or len(batch):
+        if waiting and batch.has_room() and (join_every == 0 or batch.steps_run % join_every == 0):
+            req = waiting.pop(0)
+            batch.start(req, threading.Event(), events[req.request_id].append)
+            continue
+        batch.step()
+    return events

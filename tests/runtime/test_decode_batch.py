@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from runtime.decode_batch import DecodeBatch
+from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
 from runtime.npc import Npc
 from runtime.sampler import GREEDY, SamplingParams
@@ -44,14 +44,7 @@ def alone(engine: Engine, req: ReplyRequest) -> tuple[str, ReplyResult]:
 
 def batched(batch: DecodeBatch, reqs: list[ReplyRequest], join_every: int = 0):
     """Start the requests (all at once, or one every `join_every` steps) and run them to the end."""
-    events: dict[str, list] = {r.request_id: [] for r in reqs}
-    waiting = list(reqs)
-    while waiting or len(batch):
-        if waiting and batch.has_room() and (join_every == 0 or batch.steps_run % join_every == 0):
-            req = waiting.pop(0)
-            batch.start(req, threading.Event(), events[req.request_id].append)
-            continue
-        batch.step()
+    events = run_to_end(batch, reqs, join_every)
     return {rid: ("".join(e.text for e in evs if isinstance(e, FinalDelta)), evs[-1]) for rid, evs in events.items()}
 
 

@@ -4,7 +4,6 @@ and an NPC whose reasoning fell below its min_confidence saying one of its unsur
 answer, before a word of that answer reaches the game."""
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from runtime import harmony
-from runtime.decode_batch import DecodeBatch
+from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult
 from runtime.profiles import parse_profile
 from runtime.sampler import GREEDY
@@ -118,12 +117,7 @@ def test_a_batched_reply_is_judged_as_one_alone(demo_model, sure):
     asks = [ask(request_id="b"), replace(ask(request_id="t"), npc="tomas"),
             replace(ask(request_id="n"), npc="tomas", text="Any news?")]
     alone = {r.request_id: collect(engine, r)[1] for r in asks}
-    batch, events = DecodeBatch(engine, max_batch=3), {r.request_id: [] for r in asks}
-    for r in asks:
-        batch.start(r, threading.Event(), events[r.request_id].append)
-    while len(batch):
-        batch.step()
-    got = {rid: evs[-1] for rid, evs in events.items()}
+    got = {rid: evs[-1] for rid, evs in run_to_end(DecodeBatch(engine, max_batch=3), asks).items()}
     assert got["b"].stats.finish_reason == alone["b"].stats.finish_reason == "unsure" and got["b"].text in LINES
     for rid in ("t", "n"):
         assert got[rid].tokens == alone[rid].tokens and got[rid].stats.finish_reason != "unsure"

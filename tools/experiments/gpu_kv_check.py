@@ -11,7 +11,6 @@ GPU the device path is the only one, so this holds it against the buffers read b
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,7 @@ def copies(folder: Path, provider: str) -> dict:
 
 
 def batched_replies(folder: Path, provider: str) -> dict:
-    from runtime.decode_batch import DecodeBatch
+    from runtime.decode_batch import DecodeBatch, run_to_end
     from runtime.engine import Engine, EngineOptions, FinalDelta, ReplyRequest
     from runtime.profiles import load_profiles
     from runtime.sampler import GREEDY
@@ -79,14 +78,7 @@ def batched_replies(folder: Path, provider: str) -> dict:
     out = {}
     for max_batch, join_every, chunk in [(8, 0, 128), (4, 3, 7)]:
         batch = DecodeBatch(engine, max_batch=max_batch, prefill_chunk=chunk)
-        events: dict[str, list] = {f"r{i}": [] for i in range(len(QUESTIONS))}
-        waiting = [request(i) for i in range(len(QUESTIONS))]
-        while waiting or len(batch):
-            if waiting and batch.has_room() and (join_every == 0 or batch.steps_run % join_every == 0):
-                req = waiting.pop(0)
-                batch.start(req, threading.Event(), events[req.request_id].append)
-                continue
-            batch.step()
+        events = run_to_end(batch, [request(i) for i in range(len(QUESTIONS))], join_every)
         same = sum(evs[-1].tokens == alone[rid].tokens for rid, evs in events.items())
         streamed = sum("".join(e.text for e in evs if isinstance(e, FinalDelta)) == alone[rid].text
                        for rid, evs in events.items())
