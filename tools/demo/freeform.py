@@ -165,12 +165,17 @@ def score(line: Line, answer: str) -> str:
     return "wrong" if stated else "deflection"
 
 
-def evaluate(model: Path, lines: list[Line] | None = None) -> dict:
+def evaluate(model: Path, lines: list[Line] | None = None, min_confidence: float | None = None) -> dict:
+    """Greedy replies to `lines` (set A by default) with the shipped profiles; `min_confidence` replaces
+    theirs (0: no unsure replies)."""
+    import dataclasses
+
     from runtime.engine import Engine, ReplyRequest
     from runtime.sampler import GREEDY
     from tools.demo import dataset
 
-    npcs = {i: n for i, (_, n) in dataset.shipped_npcs().items()}
+    npcs = {i: n if min_confidence is None else dataclasses.replace(n, min_confidence=min_confidence)
+            for i, (_, n) in dataset.shipped_npcs().items()}
     engine = Engine(model, npcs)
     rows = []
     for i, line in enumerate(LINES if lines is None else lines):
@@ -190,7 +195,8 @@ def evaluate(model: Path, lines: list[Line] | None = None) -> dict:
     return {"n": len(rows), "right": share(rows, "right"), "wrong": share(rows, "wrong"),
             "deflection": share(rows, "deflection"), "known_right": share(known, "right"),
             "follow_up_right": share([r for r in rows if r["follow_up"]], "right"),
-            "unknown_right": share([r for r in rows if r["fact"] is None], "right"), "rows": rows}
+            "unknown_right": share([r for r in rows if r["fact"] is None], "right"),
+            "unsure": round(sum(r["unsure"] for r in rows) / len(rows), 3) if rows else 0.0, "rows": rows}
 
 
 def main() -> int:
