@@ -5,6 +5,7 @@ the page is this test's screenshot: PARLEY_STUDIO_SCREENSHOT=docs/studio.png .ve
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def test_a_designer_edits_talks_and_tests_an_npc(studio, browser):
     assert deltas >= 1  # it streamed in (whole sentences), before the done frame
     stats = texts(browser, "#log .turn .stats")[0]
     assert "first words" in stats and "deadline met" in stats and "reasoning" in stats
+    assert re.search(r"confidence (0\.\d\d|1\.00)", stats)  # what the profile's min_confidence is held against
     assert "never sent to games" in texts(browser, "#log .turn .reasoning")[0]
 
     # an action the NPC takes shows as the game would get it

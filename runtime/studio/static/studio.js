@@ -217,10 +217,13 @@ function show(turn, npc, frame) {
   } else if (frame.type === "done") {
     npc.textContent = frame.text;
     const s = frame.stats;
-    const flags = [s.reasoning_cut && "reasoning cut", s.fallback_used && "fallback line"].filter(Boolean);
+    const flags = [s.reasoning_cut && "reasoning cut", s.fallback_used && "fallback line",
+                   s.finish_reason === "unsure" && "unsure line (below min_confidence)"].filter(Boolean);
+    // confidence: what the profile's min_confidence is held against (docs/profiles.md, "Unsure replies")
     line(turn, "stats", `first words ${s.ttft_ms === null ? "–" : Math.round(s.ttft_ms) + " ms"} · total ` +
-         `${Math.round(s.total_ms)} ms · reasoning ${s.reasoning_tokens} tokens · deadline ` +
-         `${s.deadline_met ? "met" : "MISSED"} (${Math.round(s.deadline_ms)} ms)` +
+         `${Math.round(s.total_ms)} ms · reasoning ${s.reasoning_tokens} tokens` +
+         (s.confidence === null || s.confidence === undefined ? "" : ` · confidence ${s.confidence.toFixed(2)}`) +
+         ` · deadline ${s.deadline_met ? "met" : "MISSED"} (${Math.round(s.deadline_ms)} ms)` +
          (flags.length ? ` · ${flags.join(", ")}` : ""));
   } else if (frame.type === "reasoning") {
     line(turn, "reasoning", `reasoning (never sent to games): ${frame.text || "(none)"}`);
