@@ -212,7 +212,10 @@ class Reply:
         sentence of a reply stopped early is left out."""
         self.conv.tokens = list(self.tokens)
         if self.finish_reason == "unsure":
-            line = random.choice(self.npc.unsure_lines or self.npc.fallback_lines)
+            lines = self.npc.unsure_lines or self.npc.fallback_lines
+            # greedy replies are the same every time, unsure ones too; sampled ones draw with the reply's seed
+            greedy = self.sampler.params.temperature == 0
+            line = lines[0] if greedy else lines[int(self.sampler.rng.integers(len(lines)))]
             self._say(line)
             self._report(line, fallback=not self.npc.unsure_lines)
             return
