@@ -34,6 +34,17 @@ def piece_session(folder: Path, name: str, build: Callable[[GraphBuilder], None]
     return ort.InferenceSession(str(folder / f"{name}.onnx"), so, providers=[provider])
 
 
+def embed_piece(w: GraphWeights) -> Callable[[GraphBuilder], None]:
+    """Builds the embedding and first norm alone: input ids -> (layer 0's normed input, the residual stream)."""
+    hidden = ["batch", "sequence", w.cfg.hidden_size]
+
+    def build(g: GraphBuilder) -> None:
+        normed, residual = embed_part(g, w, g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"]))
+        g.output(normed, w.elem_type, hidden)
+        g.output(residual, w.elem_type, hidden)
+    return build
+
+
 def layer_piece(w: GraphWeights, n: int, taps: dict[str, str] | None = None) -> Callable[[GraphBuilder], None]:
     """Builds layer n alone: (normed, residual, seqlens_k, total length, past key/value) -> (the next layer's
     normed input, the residual stream, present key/value, then whatever `taps` names)."""
@@ -93,12 +104,7 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
     cfg, dtype, elem = w.cfg, w.np_dtype, w.elem_type
     hidden = ["batch", "sequence", cfg.hidden_size]
 
-    def embed(g: GraphBuilder) -> None:
-        normed, residual = embed_part(g, w, g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"]))
-        g.output(normed, elem, hidden)
-        g.output(residual, elem, hidden)
-
-    session = piece_session(workdir / "embed", "embed", embed)
+    session = piece_session(workdir / "embed", "embed", embed_piece(w))
     normed, residual = session.run(None, {m.INPUT_IDS: np.array([ids], dtype=np.int64)})
     del session
     done("embed")

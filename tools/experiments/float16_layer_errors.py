@@ -29,14 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from onnx import TensorProto
-
 from export import verify
 from export.checkpoint import load_checkpoint
 from export.exporter import ExportOptions, _round_trips, resolve_experts
 from export.graph_common import GraphWeights
-from export.graph_contrib import embed_part
-from export.layer_pieces import layer_piece, piece_session, run_layer
+from export.layer_pieces import embed_piece, layer_piece, piece_session, run_layer
 from export.tensor_source import Transformed
 from runtime import manifest as m
 
@@ -56,14 +53,7 @@ def weights(checkpoint: Path, max_context: int) -> tuple[GraphWeights, GraphWeig
 
 
 def embedded(w: GraphWeights, ids: list[int], work: Path) -> tuple[np.ndarray, np.ndarray]:
-    hidden = ["batch", "sequence", w.cfg.hidden_size]
-
-    def build(g) -> None:
-        normed, residual = embed_part(g, w, g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"]))
-        g.output(normed, w.elem_type, hidden)
-        g.output(residual, w.elem_type, hidden)
-
-    out = piece_session(work / "embed", "embed", build).run(None, {m.INPUT_IDS: np.array([ids], dtype=np.int64)})
+    out = piece_session(work / "embed", "embed", embed_piece(w)).run(None, {m.INPUT_IDS: np.array([ids], dtype=np.int64)})
     shutil.rmtree(work / "embed")
     return out[0], out[1]
 
