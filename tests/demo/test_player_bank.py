@@ -109,3 +109,23 @@ def test_version_4_names_the_other_sword_by_comparison_only_after_the_first():
         assert "iron sword" in before or "steel sword" in before, (earlier, text, reply.final)
         assert (fact.label == "steel") == ("iron sword" in before), (earlier, text, reply.final)
     assert seen > 20
+
+
+def test_version_6_draws_the_fourth_banks_and_asks_follow_ups_about_twice_as_often():
+    fourth = set()
+    for path in sorted(player_bank.FOLDER.glob("bank_4*.json")):
+        data = json.loads(path.read_text())
+        fourth |= {dataset.normal(line) for npc in ("brenna", "aldric", "marta")
+                   for lines in data.get(npc, {}).values() for line in lines}
+        fourth |= {dataset.normal(row["say"]) for row in data["follow_ups"]}
+    assert len(fourth) > 600
+    follow_says = {dataset.normal(row[2]) for row in player_bank.load(version=6).follow_ups}
+
+    def counts(version: int) -> tuple[int, int]:
+        examples = dataset.make_examples(3000, seed=8, version=version)
+        said = [dataset.normal(ex.say) for ex in examples]
+        return sum(s in fourth for s in said), sum(s in follow_says for s in said)
+
+    (fourth_5, follow_5), (fourth_6, follow_6) = counts(5), counts(6)
+    assert fourth_6 > 150 and fourth_6 > 3 * fourth_5  # version 5 says a few short lines the same way
+    assert follow_6 > 1.6 * follow_5 > 0

@@ -20,8 +20,8 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
-from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, lexicon, phrasing, player_bank,
-                        player_talk)
+from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, lexicon,
+                        phrasing, player_bank, player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
@@ -155,7 +155,8 @@ def normal(text: str) -> str:
 
 # The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind*.py) never occur in the training data,
 # whatever the generator happens to compose.
-YARDSTICKS = freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
+YARDSTICKS = (freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
+              + freeform_blind_e.LINES)
 FREE_FORM = {normal(text) for line in YARDSTICKS
              for text in (line.say, line.before) if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
@@ -212,13 +213,16 @@ def other_goods(d: DemoNpc) -> list[str]:
 # and asks each of them the others' questions; 4 puts something the player tells (about other things)
 # before some of their questions, and names a follow-up's thing by comparison ("the better one"); 5 draws
 # from two more banks of people's lines (longer, buried and role-played questions, near-miss unknowns),
-# more often, and asks unanswerable questions more often.
-DATA_VERSION = 5
+# more often, and asks unanswerable questions more often; 6 draws from three more banks (one writer per NPC,
+# many follow-ups and near-miss unknowns), from people's lines more often, and asks follow-ups twice as often.
+DATA_VERSION = 6
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
-           4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3)}
+           4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
+           6: (30, 4, 12, 2, 1, 1, 1, 3)}
 # of a shipped NPC's questions, the share drawn from people's lines (from version 3)
-BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6}
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65}
+FOLLOW_SHARE = {6: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
 STORY_SHARE = 0.2  # version 4: of a shipped NPC's questions, the share told after a story
 
 
@@ -345,9 +349,10 @@ def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
 
 
 def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: float = 0.6,
-                  only: list[tuple[DemoNpc, Npc]] | None = None, follow_share: float = 0.1,
+                  only: list[tuple[DemoNpc, Npc]] | None = None, follow_share: float | None = None,
                   version: int = DATA_VERSION) -> list[Example]:
     rng = random.Random(seed)
+    follow_share = FOLLOW_SHARE.get(version, 0.1) if follow_share is None else follow_share
     shipped = list(shipped_npcs().values()) if only is None else only
     out = []
     for i in range(n):
