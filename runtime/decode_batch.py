@@ -43,7 +43,8 @@ class Model(Protocol):
     cost: "CostModel"
 
     def new_reply(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> "Reply": ...
-    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False) -> "StepOutput": ...
+    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False,
+                  first_row: int = 0) -> "StepOutput": ...
     def new_pool(self, rows: int) -> KvCache: ...
 
 log = logging.getLogger(__name__)
@@ -153,12 +154,16 @@ class DecodeBatch:
         self._continue(_Row(pending.reply), out, 0)
 
     def _decode_step(self) -> None:
-        if not self._rows:
+        if not self._rows or not self._run_ahead():
             return
         rows = list(self._rows)  # as they are at this step
-        ids = np.array([[row.feed.pop(0)] for row in rows], dtype=np.int64)
+        if len(rows) == 1:  # alone, a row runs all it was handed at once
+            ids = np.array([rows[0].feed], dtype=np.int64)
+            rows[0].feed = []
+        else:
+            ids = np.array([[row.feed.pop(0)] for row in rows], dtype=np.int64)
         try:
-            out = self.engine.run_model(ids, self._pool)
+            out = self.engine.run_model(ids, self._pool, prefill=ids.shape[1] > 1)
         except Exception as exc:  # noqa: BLE001 - a failed run (device out of memory, a driver error)
             self.fail_all(exc)
             return
@@ -167,6 +172,24 @@ class DecodeBatch:
         for index, row in enumerate(rows):
             if not row.feed:
                 self._continue(row, out, index)
+
+    def _run_ahead(self) -> bool:
+        """Tokens a reply appends without choosing them (the final channel's header when its reasoning is
+        cut: up to 6) need no decode step each: all but the last run at once on the reply's own row, the
+        last with the batch. A ping-pong cache (standard op set) must step every row together, so there
+        they go one a step. False when a run failed (the batch is then empty)."""
+        if len(self._rows) == 1 or not self._pool.in_place:
+            return True
+        for index, row in enumerate(self._rows):
+            if len(row.feed) < 2:
+                continue
+            ahead, row.feed = row.feed[:-1], row.feed[-1:]
+            try:
+                self.engine.run_model(np.array([ahead], dtype=np.int64), self._pool, prefill=True, first_row=index)
+            except Exception as exc:  # noqa: BLE001 - as a failed decode step: the pool may hold garbage
+                self.fail_all(exc)
+                return False
+        return True
 
     def run_all(self) -> None:
         """Step until every live reply is done (for callers without a queue of their own)."""

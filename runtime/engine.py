@@ -114,12 +114,12 @@ class Engine:
 
     # ---- the model ------------------------------------------------------------------------------
 
-    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False) -> StepOutput:
-        """Append `ids` (rows x tokens) to `cache` and return the logits after them, keeping the cost
-        model current."""
+    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False, first_row: int = 0) -> StepOutput:
+        """Append `ids` (rows x tokens) to `cache`'s rows from `first_row` on and return the logits after
+        them, keeping the cost model current."""
         with self.lock:
             start = time.monotonic()
-            out = self.session.step(ids, cache)
+            out = self.session.step(ids, cache, first_row)
             ms = (time.monotonic() - start) * 1000
         if prefill:
             self.cost.observe_prefill(ids.shape[1], ms)

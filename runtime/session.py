@@ -131,6 +131,11 @@ class KvCache:
                     self._array(dst)[dst_row, :, :rows] = src._array(source)[src_row, :, :rows]
         self.lengths[dst_row] = rows
 
+    @property
+    def in_place(self) -> bool:
+        """One buffer per layer, updated in place (contrib graphs): a run may cover some rows only."""
+        return len(self._bufs) == 1
+
     def row_pointer(self, value: ort.OrtValue, row: int) -> int:
         """Address of batch row `row` of one buffer: rows are contiguous, so rows a..b form a valid tensor."""
         return value.data_ptr() + row * self.row_bytes

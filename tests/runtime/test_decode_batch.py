@@ -25,8 +25,8 @@ def npcs() -> dict[str, Npc]:
 
 def requests(engine: Engine) -> list[ReplyRequest]:
     """Different NPCs, prompt lengths and reply lengths, so rows join and leave at different steps;
-    one never ends its reasoning by itself (the engine injects the final channel, fed one token per
-    step), one samples with a seed."""
+    one never ends its reasoning by itself (the engine injects the final channel, run ahead on the
+    reply's row), one samples with a seed."""
     no_specials = {i: float("-inf") for i in engine.tok.special_ids}
     out = [ReplyRequest(npc="brenna" if i % 2 else "tomas", text=q, session_id=f"s{i}", request_id=f"r{i}")
            for i, q in enumerate(QUESTIONS)]
@@ -70,6 +70,21 @@ def test_batched_replies_equal_unbatched_ones(tiny_model, single, max_batch, joi
     assert got["r2"][1].stats.reasoning_cut  # the injected tokens went through the batch too
     assert batch.rows_stepped > batch.steps_run  # steps really ran several replies at once
     assert len(batch) == 0
+
+
+def test_tokens_a_reply_appends_without_choosing_them_run_in_one_go(tiny_model, single):
+    """The final channel's header, injected when a reply's reasoning is cut, takes no decode step a token:
+    all but its last token run at once on the reply's row of the pool, the last with the batch; the reply
+    stays what it is alone."""
+    _, expected = single
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4)
+    got = batched(batch, requests(engine)[:4])  # r2 is cut
+    ahead = [r for r in engine.runs if r[0] == "ahead"]
+    assert ahead and all(rows == 1 and tokens >= 2 for _, rows, tokens in ahead)
+    for rid in ("r0", "r1", "r2", "r3"):
+        assert got[rid][1].tokens == expected[rid][1].tokens, rid
+    assert got["r2"][1].stats.reasoning_cut
 
 
 def test_the_next_turn_reuses_the_kv_a_batched_reply_left(tiny_model, single):
@@ -133,6 +148,12 @@ def test_cancel_ends_one_row_and_leaves_the_others_intact(tiny_model, single):
         assert events[rid][-1].tokens == expected[rid][1].tokens
 
 
+def _kind(cache, prefill: bool) -> str:
+    """A run's kind: a prompt's (on its reply's own one-row cache), a decode step, or the tokens a reply
+    appends without choosing them, run ahead on its row of the pool."""
+    return ("prefill" if cache.batch == 1 else "ahead") if prefill else "decode"
+
+
 def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_model):
     """Chunked prefill: while replies are live, a new prompt runs at most `prefill_chunk` tokens between two
     decode steps, so the live rows keep decoding; with no live reply it runs in one go."""
@@ -141,9 +162,9 @@ def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_m
     runs: list[tuple[str, int, int]] = []  # (prefill or decode, rows, tokens)
     real = engine.run_model
 
-    def recording(ids, cache, prefill=False):
-        runs.append(("prefill" if prefill else "decode", ids.shape[0], ids.shape[1]))
-        return real(ids, cache, prefill)
+    def recording(ids, cache, prefill=False, first_row=0):
+        runs.append((_kind(cache, prefill), ids.shape[0], ids.shape[1]))
+        return real(ids, cache, prefill, first_row)
     engine.run_model = recording
     batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
     events: dict[str, list] = {"a": [], "b": []}
@@ -176,11 +197,12 @@ def _recording_engine(tiny_model, fail_on_prefill: int | None = None):
     engine.runs = []
     real = engine.run_model
 
-    def recording(ids, cache, prefill=False):
-        engine.runs.append(("prefill" if prefill else "decode", ids.shape[0], ids.shape[1]))
-        if prefill and fail_on_prefill is not None and sum(r[0] == "prefill" for r in engine.runs) == fail_on_prefill:
+    def recording(ids, cache, prefill=False, first_row=0):
+        engine.runs.append((_kind(cache, prefill), ids.shape[0], ids.shape[1]))
+        if engine.runs[-1][0] == "prefill" and fail_on_prefill is not None \
+                and sum(r[0] == "prefill" for r in engine.runs) == fail_on_prefill:
             raise RuntimeError("injected prefill failure")
-        return real(ids, cache, prefill)
+        return real(ids, cache, prefill, first_row)
     engine.run_model = recording
     return engine
 
