@@ -44,9 +44,10 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                         "a CPU twin with the same values in float experts; no onnxruntime provider serves it "
                         "right today (no CPU kernel, wrong results on CUDA), so use int4 for GPUs too")
     p.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
-                   help="float (default): the attention projections and the unembedding as the checkpoint has "
-                        "them. int8 or int4: block-quantized (32) MatMulNBits (contrib ops), 1/4 or 1/8 "
-                        "of their float bytes, which on a CPU are most of the bytes read per token; verified "
+                   help="float (default): the attention projections, the unembedding and the embedding as the "
+                        "checkpoint has them. int8 or int4: block-quantized (32): MatMulNBits and, for the "
+                        "embedding, GatherBlockQuantized (contrib ops), 1/4 or 1/8 of their float bytes, which on "
+                        "a CPU are most of the bytes read per token; verified "
                         "exactly like quantized experts, and the difference from the checkpoint is measured. "
                         "Choose int4: onnxruntime's CPU kernel for int8 is slow in float32 and imprecise in float16")
     p.add_argument("--int8-activations", action="store_true",

@@ -1,11 +1,13 @@
-"""Dense weights (the attention projections and the unembedding) as block-quantized MatMulNBits.
+"""Dense weights (the attention projections, the unembedding and the embedding) block-quantized.
 
 For gpt-oss-20b these are most of the bytes a CPU reads per token once the experts are 4-bit (about
 1.2B dense active parameters against 2.4B expert parameters at half a byte). Measured on onnxruntime
 1.31's CPU provider: MatMulNBits with 8 or 4 bits, blocks of 32 and accuracy_level 0 (float
 activations) equals float math on the dequantized weights to 2e-6 relative, so the torch reference run
 on the same round-tripped weights verifies the graph exactly; accuracy_level 4 (int8 activations)
-differs by 0.5% and is not used. The embedding stays float: a lookup reads one row, not the matrix.
+differs by 0.5% and is not used. The embedding table is quantized the same way (GatherBlockQuantized,
+exact against the dequantized rows): a lookup reads one row, but the table is 1.1 GB of gpt-oss-20b's
+memory in float16.
 
 Speed on the CPU (tools/experiments/bench_dense_ops.py, onnxruntime 1.31): at accuracy_level 0, int4 blocks run
 3.5 to 6.5x faster than float32 MatMul for one row, but int8 blocks take a slow path, 5 to 36x slower
@@ -29,10 +31,12 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def dense_names(cfg: ModelConfig) -> frozenset[str]:
-    """The canonical tensors that become MatMulNBits. A tied model's unembedding is its embedding, so
-    that one is rounded too (the graph's lookup then reads the rounded rows, as the reference does)."""
+    """The canonical tensors the graph block-quantizes: the projections and the unembedding (MatMulNBits)
+    and the embedding (GatherBlockQuantized; a tied model's unembedding is its embedding)."""
     names = {f"model.layers.{n}.self_attn.{p}.weight" for n in range(cfg.num_hidden_layers) for p in PROJECTIONS}
-    names.add("model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight")
+    names.add("model.embed_tokens.weight")
+    if not cfg.tie_word_embeddings:
+        names.add("lm_head.weight")
     return frozenset(names)
 
 

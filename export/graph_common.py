@@ -10,7 +10,7 @@ from onnx import TensorProto
 
 from export import mxfp4
 from export.errors import ExportError
-from export.dense_quantize import BITS, BLOCK, quantize_matrix
+from export.dense_quantize import BITS, BLOCK, ROWS_AT_ONCE, quantize_matrix
 from export.onnx_builder import GraphBuilder
 from export.rope import cos_sin
 from runtime import manifest as m
@@ -70,6 +70,22 @@ class GraphWeights:
     def embed(self) -> np.ndarray:
         """[V, H], read when asked (a 20B model's is 2.3 GB in float32: not kept for the whole build)."""
         return self._np(self.lookup_tensors["model.embed_tokens.weight"], "model.embed_tokens.weight")
+
+    def embed_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The embedding as GatherBlockQuantized reads it with dense int8/int4: uint8 codes [V, H * bits / 8]
+        (two 4-bit codes a byte, low nibble first) and scales [V, H / 32] in the graph's dtype; the
+        checkpoint's own values quantized a slab of rows at a time, the way the unembedding's are."""
+        name = "model.embed_tokens.weight"
+        table = self.tensors[name]
+        rows, hidden = table.shape
+        bits = BITS[self.dense]
+        codes = np.empty((rows, hidden * bits // 8), dtype=np.uint8)
+        scales = np.empty((rows, hidden // BLOCK), dtype=self.np_dtype)
+        for start in range(0, rows, ROWS_AT_ONCE):
+            part = slice(start, start + ROWS_AT_ONCE)
+            q, scale = quantize_matrix(self._np(table[part], name), bits, self.value_dtype)
+            codes[part], scales[part] = q.reshape(q.shape[0], -1), scale
+        return codes, scales
 
     def embed_bfloat16_bits(self) -> np.ndarray | None:
         """[V, H] as bfloat16 bits, when bfloat16 holds the embedding exactly (a bfloat16 checkpoint, as
@@ -156,7 +172,19 @@ def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int) -> tuple[str, str, str]
 
 
 def embedding(g: GraphBuilder, w: GraphWeights, ids: str) -> str:
-    """The token lookup: [B, T] ids -> [B, T, H] in the graph's dtype."""
+    """The token lookup: [B, T] ids -> [B, T, H] in the graph's dtype. With dense int8/int4 weights the
+    table is block-quantized like the unembedding (GatherBlockQuantized: codes times the block's scale, exact
+    against float math on the dequantized rows): a lookup reads one row, but the whole table takes memory,
+    1.1 GB of a gpt-oss-20b export in float16."""
+    if w.dense != "float":
+        codes, scales = w.embed_blocks()
+        with g.scope("embed"):
+            rows = g.op("GatherBlockQuantized", [g.weight("embed.qweight", codes), ids, g.weight("embed.scales", scales)],
+                        domain=MS, gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=BITS[w.dense])
+            if w.value_dtype == np.float16 and w.np_dtype != np.float16:
+                # a float32 twin of a float16 graph: that graph's rows are code x scale rounded to float16
+                rows = g.op("Cast", [g.op("Cast", [rows], to=TensorProto.FLOAT16)], to=w.elem_type)
+            return rows
     bits = w.embed_bfloat16_bits()
     with g.scope("embed"):
         if bits is None:

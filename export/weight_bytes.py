@@ -3,8 +3,8 @@ which choice (dtype, 4-bit experts, 8-bit dense weights) fits its players' GPUs.
 
 Mirrors what the graph builders write, tensor by tensor (tests compare it with real exports): quantized
 matrices hold their codes plus one scale (in the graph's dtype) per row (int8 experts) or per block of
-32 (int4 experts, int8/int4 dense weights); MXFP4 experts hold an e8m0 byte per 32 values; a bfloat16
-checkpoint's embedding stays bfloat16.
+32 (int4 experts, int8/int4 dense weights, the embedding table with them); MXFP4 experts hold an e8m0
+byte per 32 values; otherwise a bfloat16 checkpoint's embedding stays bfloat16.
 """
 from __future__ import annotations
 
@@ -44,13 +44,22 @@ def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
 def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> int:
     d, h, v = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.vocab_size
     embed_shared = cfg.tie_word_embeddings and choice.dense == "float"
-    total = v * h * (2 if choice.embed_bfloat16 and not embed_shared else d)
+    total = embed_bytes(cfg, choice) * v
     if not embed_shared:
         total += matrix_bytes(v, h, choice.dense, choice.dtype)  # the unembedding
     total += 2 * max_context * (cfg.head_dim // 2) * d  # rotary cos and sin tables
     total += h * d  # the final norm
     per_layer = layer_bytes_besides_experts(cfg, choice) + cfg.num_local_experts * expert_bytes(cfg, choice)
     return total + cfg.num_hidden_layers * per_layer
+
+
+def embed_bytes(cfg: ModelConfig, choice: ExportChoice) -> int:
+    """One row of the embedding table as stored: block-quantized with dense int8/int4 weights, else
+    bfloat16 when the checkpoint's is (and no float unembedding shares it), else the graph's dtype."""
+    if choice.dense != "float":
+        return matrix_bytes(1, cfg.hidden_size, choice.dense, choice.dtype)
+    shared = cfg.tie_word_embeddings
+    return cfg.hidden_size * (2 if choice.embed_bfloat16 and not shared else DTYPE_BYTES[choice.dtype])
 
 
 def layer_bytes_besides_experts(cfg: ModelConfig, choice: ExportChoice) -> int:
@@ -119,7 +128,6 @@ def active_bytes_per_token(cfg: ModelConfig, choice: ExportChoice, rows: int = 1
     d, h, v, e = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.vocab_size, cfg.num_local_experts
     chosen = e * (1 - (1 - cfg.num_experts_per_tok / e) ** rows)
     per_layer = layer_bytes_besides_experts(cfg, choice) + chosen * expert_bytes(cfg, choice)
-    embed_row = h * (2 if choice.embed_bfloat16 else d)
-    total = (cfg.num_hidden_layers * per_layer + rows * embed_row
+    total = (cfg.num_hidden_layers * per_layer + rows * embed_bytes(cfg, choice)
              + matrix_bytes(v, h, choice.dense, choice.dtype) + h * d)
     return round(total)

@@ -43,5 +43,5 @@ def test_a_float32_embedding_that_bfloat16_would_round_stays_float(tiny_checkpoi
 
 def test_a_float16_graph_casts_the_bfloat16_rows_to_float16(tmp_path):
     ckpt = make_released_layout_checkpoint(tmp_path / "ckpt", SMALL, seed=5)
-    summary = export_model(ckpt, tmp_path / "out", ExportOptions(max_context=64, dtype="float16", dense="int8"))
+    summary = export_model(ckpt, tmp_path / "out", ExportOptions(max_context=64, dtype="float16"))
     assert summary.verification.passed and embed_type(tmp_path / "out") == TensorProto.BFLOAT16

@@ -1,5 +1,6 @@
 """Block-quantized dense weights (`parley export --dense int8|int4`): MatMulNBits for the attention
-projections and the unembedding, exact against transformers running the same rounded weights."""
+projections and the unembedding, GatherBlockQuantized for the embedding, exact against transformers
+running the same rounded weights."""
 from __future__ import annotations
 
 import numpy as np
@@ -57,6 +58,27 @@ def test_onnxruntime_matmulnbits_equals_float_math_on_the_dequantized_weights(pr
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
+@pytest.mark.parametrize("precision,dtype", [("int8", np.float32), ("int4", np.float32), ("int4", np.float16)])
+def test_onnxruntime_gatherblockquantized_looks_up_the_dequantized_rows(precision, dtype):
+    """The embedding's lookup: the codes times their block's scale (in float16, that product rounded)."""
+    bits, rng = BITS[precision], np.random.default_rng(2)
+    vocab, hidden = 40, 96
+    codes, scales = quantize_matrix(rng.standard_normal((vocab, hidden)).astype(np.float32), bits, dtype)
+    data = codes.reshape(vocab, -1)
+    node = helper.make_node("GatherBlockQuantized", ["data", "ids", "scales"], ["rows"], domain="com.microsoft",
+                            gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=bits)
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.FLOAT16
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["b", "t"])],
+                              [helper.make_tensor_value_info("rows", elem, ["b", "t", hidden])],
+                              [numpy_helper.from_array(data, "data"), numpy_helper.from_array(scales.astype(dtype), "scales")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 10
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = np.array([[3, 0, 39], [7, 7, 1]], dtype=np.int64)
+    expected = dequantize_matrix(codes, scales, bits)[ids].astype(dtype)
+    assert np.array_equal(session.run(None, {"ids": ids})[0], expected)
+
+
 @pytest.fixture(scope="module")
 def dense_exports(tmp_path_factory):
     root = tmp_path_factory.mktemp("dense")
@@ -83,8 +105,10 @@ def test_the_graph_reads_quantized_dense_weights_and_says_how_far_they_are_from_
     ops = [node.op_type for node in graph.graph.node]
     layers = Manifest.read(root / "int8").config.num_hidden_layers
     assert ops.count("MatMulNBits") == 2 * layers + 1 and "Gemm" not in ops  # qkv and o per layer, lm_head
+    assert ops.count("GatherBlockQuantized") == 1 and "Gather" not in ops  # the embedding
     names = {t.name for t in graph.graph.initializer}
     assert "lm_head.qweight" in names and "layers.0.qkv.weight" not in names
+    assert "embed.qweight" in names and "embed.weight" not in names
     manifest = Manifest.read(root / "int8")
     assert manifest.export_options["dense"] == "int8" and manifest.verification["status"] == "passed"
     effect = manifest.verification["vs_checkpoint"]

@@ -64,4 +64,4 @@ def test_every_layer_has_its_attention_projections_router_and_experts(graph, req
             assert f"layers.{n}/attn/GroupQueryAttention" in names
             assert f"layers.{n}/moe/{'QMoE' if kind == 'contrib-int4' else 'MoE'}" in names
     assert f"lm_head/{'MatMulNBits' if kind == 'contrib-int4' else 'Gemm'}" in names
-    assert "embed/Gather" in names and "logits/TopK" in names
+    assert f"embed/{'GatherBlockQuantized' if kind == 'contrib-int4' else 'Gather'}" in names and "logits/TopK" in names
