@@ -128,8 +128,10 @@ class DecodeBatch:
             return
         if not self._rows:
             self._prefill(pending, len(pending.ids))
-        elif not deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), self.prefill_chunk):
-            self._prefill(pending, self.prefill_chunk)
+        else:
+            chunk = min(self.prefill_chunk, len(pending.ids))  # priced as what runs: a short prompt is cheap
+            if not deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), chunk):
+                self._prefill(pending, chunk)
 
     def _rows_slack_ms(self) -> float:
         return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),

@@ -277,3 +277,17 @@ def test_a_chunk_waits_while_it_would_make_a_live_reply_late(tiny_model):
     assert len(b_prefills) == 1 and engine.runs[b_prefills[0]][2] > 5  # in one go: no reply was live any more
     assert sum(r[0] == "decode" for r in engine.runs[:b_prefills[0]]) > 10  # a decoded meanwhile
     assert all(isinstance(e[-1], ReplyResult) for e in events.values())
+
+
+def test_a_short_prompt_is_priced_by_its_own_tokens_not_a_whole_chunk(tiny_model):
+    """With prefill at 100 ms a token, a 1,000-token chunk would cost a live reply with a 60 s deadline its
+    deadline, but b's prompt is far shorter than that: it runs at once and decodes beside a."""
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=1000)
+    events = _live_and_pending(engine, batch, deadline_a=60_000)
+    engine.cost.frozen, engine.cost.prefill_ms_per_token = True, 100.0
+    batch.run_all()
+    b_prefill = [i for i, r in enumerate(engine.runs) if r[0] == "prefill"][1]
+    assert engine.runs[b_prefill][2] < 200  # a short prompt, in one go
+    assert ("decode", 2, 1) in engine.runs[b_prefill:]  # then a and b decoded together
+    assert all(isinstance(e[-1], ReplyResult) for e in events.values())
