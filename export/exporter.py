@@ -209,7 +209,8 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         # quantizing costs is measured separately against the checkpoint's weights, into the manifest
         float_tensors, tensors = tensors, Transformed(tensors, change)
     # The graph quantizes the checkpoint's own values (rounding them twice would give the same codes at
-    # twice the cost); only a lookup of a rounded, tied embedding must read the rounded table.
+    # twice the cost); only a float lookup of a tied embedding whose unembedding is rounded (float16's
+    # twin) must read the rounded table. A quantized lookup (dense int8/int4) quantizes the source too.
     source = float_tensors if float_tensors is not None else tensors
     weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors)
     manifest, weight_bytes = _write_graph(ckpt, stage, opts, weights, specials, max_context, progress, stages)

@@ -55,7 +55,8 @@ class GraphWeights:
         """values: the precision every stored float value is rounded to, quantization scales included (the
         graph's dtype unless asked: a float32 twin of a float16 graph holds float16's values)."""
         self.cfg = cfg
-        self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors  # what the embedding reads
+        # what a float embedding lookup reads (a quantized one quantizes `tensors`, as the unembedding does)
+        self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors
         self.experts = experts  # "float", or "int8"/"int4"/"mxfp4" (the contrib graph's QMoE)
         self.dense = dense  # "float", or "int8"/"int4" (the contrib graph's MatMulNBits)
         self.tensors = tensors

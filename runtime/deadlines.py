@@ -6,8 +6,10 @@ The arithmetic of a reply (see docs/design.md):
 
     deadline = prefill(new prompt tokens) + reasoning + forcing the final channel + the answer + margin
 
-Every step of a reply, whether it runs alone or beside others, is one row of a decode-batch step, so
-the tokens that force the final channel cost one step each.
+Every step of a reply, whether it runs alone or beside others, is one row of a decode-batch step. The
+tokens that force the final channel are counted as a step each: an upper bound, since the batch runs them
+ahead in one run (runtime/decode_batch.py), and that run's pause is counted into the next step's observed
+cost, so the margin (decode_overrun_ms) covers it for the other rows.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def finish_margin_ms(cost: "CostModel") -> float:
 
 
 def answer_cost_ms(cost: "CostModel", force_tokens: int, final_tokens: int) -> float:
-    """Forcing the final channel (one step per token), then the answer."""
+    """Forcing the final channel (at most a step per token), then the answer."""
     return cost.decode_ms(force_tokens + final_tokens)
 
 
@@ -115,7 +117,7 @@ def expired_in_queue(received_at: float, deadline_ms: float, now: float | None =
 def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
     """The least time any live reply could give up before its deadline (inf when none), from each row's
     (slack, tokens it must still be fed): a reply can stop at any step, except while it is fed tokens
-    it must take (the final channel it was forced into), which cost a step each."""
+    it must take (the final channel it was forced into), counted as a step each (at most what they cost)."""
     return min((slack - feed * step_ms for slack, feed in rows), default=float("inf"))
 
 

@@ -4,8 +4,10 @@ the only driver of a Reply (runtime/reply.py); a reply on its own is a batch of 
 A reply starts on its own: rendered and prefilled on its conversation's cache (one row). Then it
 joins the batch: its KV is copied into a free row of a pool cache, and from there every step of the
 graph appends one token to every live row (GroupQueryAttention takes each row's own length). Tokens
-a reply asks for several at a time (closing the reasoning, acknowledging an action) are fed one per
-step, so every row always takes exactly one token. When a reply is done its row goes back to its
+a reply is handed several at a time without choosing them (the final channel's header when its
+reasoning is cut, an action's acknowledgement) run ahead at once on its own row, all but the last,
+which then takes the step with the others (a ping-pong cache, which must step every row together,
+feeds them one a step instead). When a reply is done its row goes back to its
 conversation's cache (so the next turn reuses it) and the last row moves into the hole: live rows
 stay 0..k-1, a contiguous block the graph runs on.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,8 +46,8 @@ class Model(Protocol):
     cost: "CostModel"
 
     def new_reply(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> "Reply": ...
-    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False,
-                  first_row: int = 0) -> "StepOutput": ...
+    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False, first_row: int = 0,
+                  waited_ms: float = 0.0) -> "StepOutput": ...
     def new_pool(self, rows: int) -> KvCache: ...
 
 log = logging.getLogger(__name__)
@@ -156,7 +159,10 @@ class DecodeBatch:
         self._continue(_Row(pending.reply), out, 0)
 
     def _decode_step(self) -> None:
-        if not self._rows or not self._run_ahead():
+        if not self._rows:
+            return
+        waited_ms = self._run_ahead()
+        if waited_ms is None:
             return
         rows = list(self._rows)  # as they are at this step
         if len(rows) == 1:  # alone, a row runs all it was handed at once
@@ -165,7 +171,9 @@ class DecodeBatch:
         else:
             ids = np.array([[row.feed.pop(0)] for row in rows], dtype=np.int64)
         try:
-            out = self.engine.run_model(ids, self._pool, prefill=ids.shape[1] > 1)
+            # the rows waited for the tokens run ahead: the step as they saw it is what the cost model
+            # learns, so deadline margins (decode_overrun_ms) cover such pauses
+            out = self.engine.run_model(ids, self._pool, prefill=ids.shape[1] > 1, waited_ms=waited_ms)
         except Exception as exc:  # noqa: BLE001 - a failed run (device out of memory, a driver error)
             self.fail_all(exc)
             return
@@ -175,13 +183,15 @@ class DecodeBatch:
             if not row.feed:
                 self._continue(row, out, index)
 
-    def _run_ahead(self) -> bool:
+    def _run_ahead(self) -> float | None:
         """Tokens a reply appends without choosing them (the final channel's header when its reasoning is
-        cut: up to 6) need no decode step each: all but the last run at once on the reply's own row, the
-        last with the batch. A ping-pong cache (standard op set) must step every row together, so there
-        they go one a step. False when a run failed (the batch is then empty)."""
+        cut, up to 6; an action's acknowledgement) need no decode step each: all but the last run at once
+        on the reply's own row, the last with the batch. A ping-pong cache (standard op set) must step
+        every row together, so there they go one a step. Returns the milliseconds the other rows waited,
+        or None when a run failed (the batch is then empty)."""
         if len(self._rows) == 1 or not self._pool.in_place:
-            return True
+            return 0.0
+        start = time.monotonic()
         for index, row in enumerate(self._rows):
             if len(row.feed) < 2:
                 continue
@@ -190,8 +200,8 @@ class DecodeBatch:
                 self.engine.run_model(np.array([ahead], dtype=np.int64), self._pool, prefill=True, first_row=index)
             except Exception as exc:  # noqa: BLE001 - as a failed decode step: the pool may hold garbage
                 self.fail_all(exc)
-                return False
-        return True
+                return None
+        return (time.monotonic() - start) * 1000
 
     def run_all(self) -> None:
         """Step until every live reply is done (for callers without a queue of their own)."""

@@ -114,9 +114,11 @@ class Engine:
 
     # ---- the model ------------------------------------------------------------------------------
 
-    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False, first_row: int = 0) -> StepOutput:
+    def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False, first_row: int = 0,
+                  waited_ms: float = 0.0) -> StepOutput:
         """Append `ids` (rows x tokens) to `cache`'s rows from `first_row` on and return the logits after
-        them, keeping the cost model current."""
+        them, keeping the cost model current (a decode step counts `waited_ms` its rows spent on runs just
+        before it, as they saw it)."""
         with self.lock:
             start = time.monotonic()
             out = self.session.step(ids, cache, first_row)
@@ -124,7 +126,7 @@ class Engine:
         if prefill:
             self.cost.observe_prefill(ids.shape[1], ms)
         else:
-            self.cost.observe_decode(ms)
+            self.cost.observe_decode(ms + waited_ms)
         return out
 
     # ---- KV caches --------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ a reply on its own is a batch of one. The contract, in the order the driver call
     ids = reply.begin()            # render the prompt, plan the budget, set up reply.cache;
                                    # None: it ended without the model (the fallback line, sent)
     out = model(ids, reply.cache)  # the prefill, on the conversation's own cache (row 0)
-    feed = reply.next_ids(out, 0)  # the tokens to append next, one decode step each; [] when done
+    feed = reply.next_ids(out, 0)  # the tokens to append next (the driver runs them, the last as a decode
+                                   # step); [] when done
     ...                            # the driver runs `feed` (in a pool row) and asks again, until []
     reply.keep_kv(pool, row)       # the driver hands its reply.kv_tokens rows of KV back
     reply.finish()                 # the turn is kept, the result reported
@@ -185,8 +186,9 @@ class Reply:
         return list(self._fed)
 
     def next_ids(self, out, row: int) -> list[int]:
-        """`out` holds the logits after the last id handed out (at `row`): the ids to run next, one
-        decode step each, or [] when the reply is done with the model."""
+        """`out` holds the logits after the last id handed out (at `row`): the ids to run next (several
+        when they are not chosen, such as the final channel's header; the logits after the last count),
+        or [] when the reply is done with the model."""
         self.tokens.extend(self._fed)
         self._fed = []
         if not self._decode_started:

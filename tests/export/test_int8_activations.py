@@ -44,7 +44,8 @@ def test_the_kernels_are_switched_after_an_exact_verification_and_the_cost_recor
     assert measured["nodes"] == sum(n.op_type in ("QMoE", "MatMulNBits") for n in graph.node)
     # the prompt's logits stay close; over the decode steps a random model amplifies the activations' rounding
     # without bound (4-6 at gpt-oss-20b's shape, docs/performance.md), so there only that it was measured
-    assert 0 < measured["max_abs_diff_prompt"] < 1.0 and 0 < measured["max_abs_diff_decode"] < np.inf
+    assert 0 < measured["max_abs_diff_prompt"] < 1.0
+    assert measured["max_abs_diff_decode"] > 0 and np.isfinite(measured["max_abs_diff_decode"])
 
 
 def test_the_switched_folder_serves_close_to_the_exact_one(pair):

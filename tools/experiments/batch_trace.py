@@ -15,28 +15,49 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from export.bench.concurrency import bench_npc
 from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, ReplyRequest, ReplyResult
 from runtime.profiles import parse_profile
 
 
+class OneAStep(DecodeBatch):
+    """The decode step as it was before forced tokens ran ahead: every live row takes one token a step,
+    alone or not."""
+
+    def _decode_step(self) -> None:
+        if not self._rows:
+            return
+        rows = list(self._rows)
+        ids = np.array([[row.feed.pop(0)] for row in rows], dtype=np.int64)
+        try:
+            out = self.engine.run_model(ids, self._pool)
+        except Exception as exc:  # noqa: BLE001 - as the runtime's own step
+            self.fail_all(exc)
+            return
+        self.steps_run += 1
+        self.rows_stepped += len(rows)
+        for index, row in enumerate(rows):
+            if not row.feed:
+                self._continue(row, out, index)
+
+
 def one_pass(engine: Engine, n: int, tag: str, run_ahead: bool) -> dict:
     runs: list[tuple[str, int, int, float]] = []  # (kind, rows, tokens, ms)
     real = engine.run_model
 
-    def timed(ids, cache, prefill=False, first_row=0):
+    def timed(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
         start = time.perf_counter()
         try:
-            return real(ids, cache, prefill, first_row)
+            return real(ids, cache, prefill, first_row, waited_ms)
         finally:
             kind = ("prompt" if cache.batch == 1 else "ahead") if prefill else "decode"
             runs.append((kind, ids.shape[0], ids.shape[1], (time.perf_counter() - start) * 1000))
 
     engine.run_model = timed
-    batch = DecodeBatch(engine, max_batch=n)
-    if not run_ahead:
-        batch._run_ahead = lambda: True  # the old way: every fed token takes a decode step
+    batch = (DecodeBatch if run_ahead else OneAStep)(engine, max_batch=n)
     reqs = [ReplyRequest(npc="bench", text=f"Tell me about road number {tag}{i}.", session_id=f"{tag}-{i}",
                          deadline_ms=600_000, request_id=f"{tag}-{i}") for i in range(n)]
     start = time.perf_counter()
