@@ -23,7 +23,8 @@ def active_weight_bytes(cfg: dict, bytes_per_weight: int = 4, experts: str = "fl
     from export.weight_bytes import ExportChoice, active_bytes_per_token
 
     shape = SimpleNamespace(**{k: cfg[k] for k in KEYS}, q_size=cfg["num_attention_heads"] * cfg["head_dim"],
-                            kv_size=cfg["num_key_value_heads"] * cfg["head_dim"])
+                            kv_size=cfg["num_key_value_heads"] * cfg["head_dim"],
+                            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
     dtype = {4: "float32", 2: "float16"}[bytes_per_weight]
     return active_bytes_per_token(shape, ExportChoice(dtype, experts, dense, embed_bfloat16=False), rows)
 
