@@ -129,3 +129,17 @@ def test_version_6_draws_the_fourth_banks_and_asks_follow_ups_about_twice_as_oft
     (fourth_5, follow_5), (fourth_6, follow_6) = counts(5), counts(6)
     assert fourth_6 > 150 and fourth_6 > 3 * fourth_5  # version 5 says a few short lines the same way
     assert follow_6 > 1.6 * follow_5 > 0
+
+
+def test_version_7_leaves_out_peoples_follow_ups_that_hold_a_held_out_phrasing():
+    """A follow-up's earlier line is often a plain question that is also one of the template test sets'
+    held-out phrasings ("What's the reward for a wolf pelt?"); from version 7 such rows are never drawn."""
+    def held(row) -> bool:
+        return any(phrase in t.lower() for t in row[1:3] for phrase in dataset._BANNED)
+    bank = player_bank.load(version=7)
+    assert sum(map(held, bank.follow_ups + bank.two_part)) > 10  # they are in the banks
+    rng = random.Random(9)
+    for d, _ in dataset.shipped_npcs().values():
+        for kind in ("follow", "two"):
+            rows = [dataset.from_bank(d, kind, rng, 7) for _ in range(1500)]
+            assert not [r for r in rows if r is not None and held(r)]

@@ -214,15 +214,18 @@ def other_goods(d: DemoNpc) -> list[str]:
 # before some of their questions, and names a follow-up's thing by comparison ("the better one"); 5 draws
 # from two more banks of people's lines (longer, buried and role-played questions, near-miss unknowns),
 # more often, and asks unanswerable questions more often; 6 draws from three more banks (one writer per NPC,
-# many follow-ups and near-miss unknowns), from people's lines more often, and asks follow-ups twice as often.
-DATA_VERSION = 6
+# many follow-ups and near-miss unknowns), from people's lines more often, and asks follow-ups twice as often;
+# 7 is 6 without the people's follow-ups and two-part lines that hold a held-out template phrasing (17 rows of
+# version 6's banks, one of version 5's, such as a follow-up after "What's the reward for a wolf pelt?"; their
+# single lines were always filtered), so the template test sets stay unseen.
+DATA_VERSION = 7
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
-           6: (30, 4, 12, 2, 1, 1, 1, 3)}
+           6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3)}
 # of a shipped NPC's questions, the share drawn from people's lines (from version 3)
-BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65}
-FOLLOW_SHARE = {6: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65}
+FOLLOW_SHARE = {6: 0.2, 7: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
 STORY_SHARE = 0.2  # version 4: of a shipped NPC's questions, the share told after a story
 
 
@@ -256,7 +259,8 @@ def from_bank(d: DemoNpc, kind: str, rng: random.Random, version: int, fact: Fac
     rows = [r for r in (bank.two_part if kind == "two" else bank.follow_ups) if r[0] == d.id]
     while True:
         row = rng.choice(rows)
-        if all(normal(t) not in FREE_FORM for t in row[1:3]):
+        held = version >= 7 and any(phrase in t.lower() for t in row[1:3] for phrase in _BANNED)
+        if all(normal(t) not in FREE_FORM for t in row[1:3]) and not held:
             return row
 
 
