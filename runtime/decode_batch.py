@@ -69,12 +69,14 @@ class _Prefill:
 
 
 class DecodeBatch:
-    def __init__(self, engine: Model, max_batch: int = 8, prefill_chunk: int = PREFILL_CHUNK):
+    def __init__(self, engine: Model, max_batch: int = 8, prefill_chunk: int = PREFILL_CHUNK, run_ahead: bool = True):
+        """run_ahead=False feeds every token a decode step, as before forced tokens ran ahead (benchmarks
+        compare the two: tools/experiments/batch_trace.py)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if prefill_chunk < 1:
             raise ValueError("prefill_chunk must be at least 1")
-        self.engine, self.max_batch, self.prefill_chunk = engine, max_batch, prefill_chunk
+        self.engine, self.max_batch, self.prefill_chunk, self.run_ahead = engine, max_batch, prefill_chunk, run_ahead
         self._pool: KvCache | None = None  # allocated on first use: max_batch rows of the full context
         self._rows: list[_Row] = []  # index == pool row
         self._prefills: list[_Prefill] = []  # prompts being prefilled a chunk at a time, oldest first
@@ -165,7 +167,7 @@ class DecodeBatch:
         if waited_ms is None:
             return
         rows = list(self._rows)  # as they are at this step
-        if len(rows) == 1:  # alone, a row runs all it was handed at once
+        if len(rows) == 1 and self.run_ahead:  # alone, a row runs all it was handed at once
             ids = np.array([rows[0].feed], dtype=np.int64)
             rows[0].feed = []
         else:
@@ -189,7 +191,7 @@ class DecodeBatch:
         on the reply's own row, the last with the batch. A ping-pong cache (standard op set) must step
         every row together, so there they go one a step. Returns the milliseconds the other rows waited,
         or None when a run failed (the batch is then empty)."""
-        if len(self._rows) == 1 or not self._pool.in_place:
+        if len(self._rows) == 1 or not self._pool.in_place or not self.run_ahead:
             return 0.0
         start = time.monotonic()
         for index, row in enumerate(self._rows):

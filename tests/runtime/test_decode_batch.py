@@ -90,6 +90,17 @@ def test_tokens_a_reply_appends_without_choosing_them_run_in_one_go(tiny_model, 
     assert got["r2"][1].stats.reasoning_cut
 
 
+def test_without_running_ahead_every_token_takes_a_decode_step_and_replies_are_the_same(tiny_model, single):
+    _, expected = single
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, run_ahead=False)
+    got = batched(batch, requests(engine)[:4])
+    assert not [r for r in engine.runs if r[0] == "ahead"]
+    assert all(r[2] == 1 for r in engine.runs if r[0] == "decode")
+    for rid in ("r0", "r1", "r2", "r3"):
+        assert got[rid][1].tokens == expected[rid][1].tokens, rid
+
+
 def test_the_next_turn_reuses_the_kv_a_batched_reply_left(tiny_model, single):
     """The batch copies each row back to its conversation: turn two reuses it and equals the unbatched run."""
     engine_alone, _ = single

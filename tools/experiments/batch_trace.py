@@ -15,33 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from export.bench.concurrency import bench_npc
 from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, ReplyRequest, ReplyResult
 from runtime.profiles import parse_profile
-
-
-class OneAStep(DecodeBatch):
-    """The decode step as it was before forced tokens ran ahead: every live row takes one token a step,
-    alone or not."""
-
-    def _decode_step(self) -> None:
-        if not self._rows:
-            return
-        rows = list(self._rows)
-        ids = np.array([[row.feed.pop(0)] for row in rows], dtype=np.int64)
-        try:
-            out = self.engine.run_model(ids, self._pool)
-        except Exception as exc:  # noqa: BLE001 - as the runtime's own step
-            self.fail_all(exc)
-            return
-        self.steps_run += 1
-        self.rows_stepped += len(rows)
-        for index, row in enumerate(rows):
-            if not row.feed:
-                self._continue(row, out, index)
 
 
 def one_pass(engine: Engine, n: int, tag: str, run_ahead: bool) -> dict:
@@ -57,7 +34,7 @@ def one_pass(engine: Engine, n: int, tag: str, run_ahead: bool) -> dict:
             runs.append((kind, ids.shape[0], ids.shape[1], (time.perf_counter() - start) * 1000))
 
     engine.run_model = timed
-    batch = (DecodeBatch if run_ahead else OneAStep)(engine, max_batch=n)
+    batch = DecodeBatch(engine, max_batch=n, run_ahead=run_ahead)
     reqs = [ReplyRequest(npc="bench", text=f"Tell me about road number {tag}{i}.", session_id=f"{tag}-{i}",
                          deadline_ms=600_000, request_id=f"{tag}-{i}") for i in range(n)]
     start = time.perf_counter()
