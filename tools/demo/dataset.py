@@ -162,11 +162,16 @@ FREE_FORM = {normal(text) for line in YARDSTICKS
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
 
 
+def holds_held_out(text: str) -> bool:
+    """Whether a line contains one of the template test sets' held-out phrasings (in any case)."""
+    return any(held in text.lower() for held in _BANNED)
+
+
 def _unheld(make) -> str:
     """A generated line that contains no held-out phrasing (in any case or punctuation) and is no free-form line."""
     while True:
         text = make()
-        if not any(held in text.lower() for held in _BANNED) and normal(text) not in FREE_FORM:
+        if not holds_held_out(text) and normal(text) not in FREE_FORM:
             return text
 
 
@@ -259,7 +264,7 @@ def from_bank(d: DemoNpc, kind: str, rng: random.Random, version: int, fact: Fac
     rows = [r for r in (bank.two_part if kind == "two" else bank.follow_ups) if r[0] == d.id]
     while True:
         row = rng.choice(rows)
-        held = version >= 7 and any(phrase in t.lower() for t in row[1:3] for phrase in _BANNED)
+        held = version >= 7 and any(holds_held_out(t) for t in row[1:3])
         if all(normal(t) not in FREE_FORM for t in row[1:3]) and not held:
             return row
 
