@@ -48,10 +48,12 @@ FOLDERS = {  # name: (source, export flags)
     # Its own check fails by a hair (max |logit diff| 0.71 against 0.6 on the CPU provider); it is here to
     # compare CUDA with the CPU on the same folder, which needs no torch reference.
     "int4d-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4", "--dense", "int4", "--no-verify"]),
+    # The embedding table block-quantized too since the fifth session (GatherBlockQuantized): int8 as well.
+    "int8d-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4", "--dense", "int8", "--no-verify"]),
 }
 # Each GPU folder against CPU runs of the folders that hold the same values.
 PAIRS = [("fp4-f16", "twin-f16"), ("fp4-f16", "twin-f32"), ("fp4swap-f16", "twin-f16"), ("twin-f16", "twin-f16"),
-         ("twin-f32", "twin-f32"), ("int4-f16", "int4-f16"), ("int4d-f16", "int4d-f16")]
+         ("twin-f32", "twin-f32"), ("int4-f16", "int4-f16"), ("int4d-f16", "int4d-f16"), ("int8d-f16", "int8d-f16")]
 PROMPT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford.<|end|>"
           "<|start|>user<|message|>How much for a sword, and where can I sleep tonight?<|end|>"
           "<|start|>assistant")
@@ -63,18 +65,33 @@ def log(msg: str) -> None:
     print(f"[gpu_check {time.monotonic() - START:6.1f}s] {msg}", flush=True)
 
 
-def prepare(out: Path) -> None:
+def chosen(names: list[str] | None) -> list[str]:
+    """The folders a run covers: --folders, else every one (the nibble-swapped folder goes with fp4-f16)."""
+    every = [*FOLDERS, "fp4swap-f16"]
+    if not names:
+        return every
+    unknown = sorted(set(names) - set(every))
+    if unknown:
+        raise SystemExit(f"gpu_check: unknown folders {unknown}; choose from {every}")
+    return names
+
+
+def prepare(out: Path, names: list[str] | None = None) -> None:
     from export.mxfp4_checkpoint import round_to_mxfp4
 
     src = Path(__file__).resolve().parents[1] / "demo" / "checkpoint"
     q, twin = round_to_mxfp4(src, out / "src")
     sources = {"mxfp4": q, "twin": twin}
+    names = chosen(names)
     for name, (source, flags) in FOLDERS.items():
+        if name not in names:
+            continue
         log(f"export {name}: {' '.join(flags)}")
         subprocess.run([sys.executable, "-m", "runtime.cli", "export", str(sources[source]), str(out / name),
                         "--force", *flags], check=True)
     subprocess.run(["rm", "-rf", str(out / "src")], check=True)
-    swapped_nibbles(out / "fp4-f16", out / "fp4swap-f16")
+    if "fp4swap-f16" in names and "fp4-f16" in names:
+        swapped_nibbles(out / "fp4-f16", out / "fp4swap-f16")
 
 
 def swapped_nibbles(src: Path, out: Path) -> None:
@@ -185,10 +202,14 @@ def greedy(ms, prompt: np.ndarray, steps: int) -> list[int]:
     return tokens
 
 
-def logits_against_cpu(demo: Path) -> dict:
-    prompt = prompt_ids(demo / "twin-f32")
+def pairs(names: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in PAIRS if a in names and b in names]
+
+
+def logits_against_cpu(demo: Path, names: list[str]) -> dict:
+    prompt = prompt_ids(demo / names[0])
     out = {}
-    for gpu_name, cpu_name in PAIRS:
+    for gpu_name, cpu_name in pairs(names):
         try:
             out[f"{gpu_name} on {GPU} vs {cpu_name} on cpu"] = logits_pair(demo, gpu_name, cpu_name, prompt)
         except Exception as exc:  # noqa: BLE001 - the other pairs still say something
@@ -209,7 +230,7 @@ def logits_pair(demo: Path, gpu_name: str, cpu_name: str, prompt: np.ndarray) ->
             "free_running_greedy_equal": greedy(gpu, prompt, 48) == reference}
 
 
-def engine_replies(demo: Path, lines: int) -> dict:
+def engine_replies(demo: Path, lines: int, names: list[str]) -> dict:
     from runtime.engine import Engine, EngineOptions, ReplyRequest
     from runtime.profiles import load_profiles
     from runtime.sampler import GREEDY
@@ -233,7 +254,9 @@ def engine_replies(demo: Path, lines: int) -> dict:
     for name, provider in [("twin-f32", "cpu"), ("twin-f16", "cpu"), ("int4-f16", "cpu"), ("fp4-f16", GPU),
                            ("fp4swap-f16", GPU),
                            ("twin-f16", GPU), ("twin-f32", GPU), ("int4-f16", GPU), ("int4d-f16", "cpu"),
-                           ("int4d-f16", GPU)]:
+                           ("int4d-f16", GPU), ("int8d-f16", "cpu"), ("int8d-f16", GPU)]:
+        if name not in names:
+            continue
         start = time.perf_counter()
         try:
             runs[(name, provider)] = replies(name, provider)
@@ -242,7 +265,7 @@ def engine_replies(demo: Path, lines: int) -> dict:
             continue
         log(f"  {name} on {provider}: {len(chosen)} replies in {time.perf_counter() - start:.1f} s")
     out = {"lines": len(chosen), "errors": errors}
-    for gpu_name, cpu_name in PAIRS:
+    for gpu_name, cpu_name in pairs(names):
         a, b = runs.get((gpu_name, GPU)), runs.get((cpu_name, "cpu"))
         if a and b:
             out[f"{gpu_name} on {GPU} vs {cpu_name} on cpu: identical replies"] = \
@@ -254,11 +277,13 @@ def engine_replies(demo: Path, lines: int) -> dict:
     return out
 
 
-def providers_and_copies(demo: Path, out: Path) -> dict:
-    """Which provider runs each node of a decode step, and how many Memcpy nodes a run has."""
+def providers_and_copies(demo: Path, out: Path, names: list[str]) -> dict:
+    """Which provider runs each node of a decode step, and how many Memcpy nodes a run has: the MXFP4
+    folder's, else the one with the most kinds of quantized nodes."""
     import onnxruntime as ort
 
-    ms = session(demo / "fp4-f16", GPU)
+    name = next(n for n in ("fp4-f16", "int4d-f16", "int8d-f16", *names) if n in names)
+    ms = session(demo / name, GPU)
     so = ort.SessionOptions()
     so.enable_profiling = True
     so.profile_file_prefix = str(out / "profile")
@@ -266,7 +291,7 @@ def providers_and_copies(demo: Path, out: Path) -> dict:
                                       providers=ms.session.get_providers(),
                                       provider_options=[ms.session.get_provider_options()[p]
                                                         for p in ms.session.get_providers()])
-    prompt = prompt_ids(demo / "fp4-f16")
+    prompt = prompt_ids(demo / name)
     cache = ms.new_cache(length=256)
     ms.run(prompt.reshape(1, -1), cache)
     runs = 8
@@ -279,13 +304,20 @@ def providers_and_copies(demo: Path, out: Path) -> dict:
         ops = by_provider.setdefault(e["args"].get("provider", "?"), {})
         ops[e["args"]["op_name"]] = ops.get(e["args"]["op_name"], 0) + 1
     memcpy = sum(n for ops in by_provider.values() for op, n in ops.items() if op.startswith("Memcpy"))
-    return {"runs_profiled": runs + 1, "node_runs_by_provider": by_provider,
+    return {"folder": name, "runs_profiled": runs + 1, "node_runs_by_provider": by_provider,
             "memcpy_nodes_per_run": memcpy / (runs + 1)}
 
 
-def full_size(folder: Path, gpu_mem_mb: int | None) -> dict:
+def full_size(folder: Path, gpu_mem_mb: int | None, arena: str | None = None) -> dict:
     from export.bench.worker import prompt_ids as random_ids
     from runtime.session import ModelSession, SessionOptions
+
+    if arena:  # an experiment on onnxruntime's working memory: its CUDA arena grown by this strategy
+        import runtime.session as rs
+
+        plain = rs._providers
+        rs._providers = lambda opts: [(p[0], {**p[1], "arena_extend_strategy": arena}) if isinstance(p, tuple)
+                                      else p for p in plain(opts)]
 
     before = nvidia_smi_used_mb()
     start = time.perf_counter()
@@ -332,7 +364,7 @@ def full_size(folder: Path, gpu_mem_mb: int | None) -> dict:
             "ttft_128_ms": statistics.median(ttft[1:]), "ttft_all_ms": ttft,
             "decode_tok_s": statistics.median(decode), "decode_all": decode,
             "batch8_tok_s": statistics.median(batch8), "batch8_all": batch8,
-            "providers": ms.session.get_providers()[:1]}
+            "providers": ms.session.get_providers()[:1], "arena_extend_strategy": arena}
 
 
 MEMORY = """
@@ -387,18 +419,19 @@ def run(args) -> None:
     results = Results(args.out)
     results.step("environment", environment)
     results.step("bandwidth", bandwidth)
+    names = [n for n in chosen(args.folders) if (args.demo or args.kv or Path()).joinpath(n).exists()]
     if args.demo:
-        results.step("demo logits, cuda vs cpu", logits_against_cpu, args.demo)
-        results.step("demo providers and copies", providers_and_copies, args.demo, args.out)
-        results.step("demo engine replies, cuda vs cpu", engine_replies, args.demo, args.lines)
+        results.step("demo logits, cuda vs cpu", logits_against_cpu, args.demo, names)
+        results.step("demo providers and copies", providers_and_copies, args.demo, args.out, names)
+        results.step("demo engine replies, cuda vs cpu", engine_replies, args.demo, args.lines, names)
     if args.demo or args.kv:
         from tools.experiments import gpu_kv_check
 
-        for name in ("twin-f16", "int4-f16"):
+        for name in [n for n in ("twin-f16", "int4-f16") if n in names]:
             results.step(f"demo {name}: kv copies and batching on {GPU}", gpu_kv_check.run,
                          (args.kv or args.demo) / name, GPU)
     if args.full:
-        results.step("full size on cuda", full_size, args.full, None)
+        results.step("full size on cuda", full_size, args.full, None, args.arena)
         if "error" not in results.data["full size on cuda"] and "error" not in results.data["bandwidth"]:
             results.step("full size against the floor", floors, args.full, results.data["bandwidth"],
                          results.data["full size on cuda"])
@@ -417,6 +450,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="export the demo model's MXFP4 folders (here, with torch)")
     p.add_argument("out", type=Path)
+    p.add_argument("--folders", nargs="+", help="only these folders (default: all)")
     r = sub.add_parser("run", help="measure on the GPU machine")
     r.add_argument("--demo", type=Path, help="the folders `prepare` made")
     r.add_argument("--kv", type=Path, help="the folders `prepare` made: only the KV copy and batching checks")
@@ -427,11 +461,14 @@ def main() -> int:
                    help="also GPU memory after load under onnxruntime's allocator options, each in a fresh process")
     r.add_argument("--lines", type=int, default=24, help="free-form player lines per demo engine run")
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--folders", nargs="+", help="only these demo folders (default: all that prepare made)")
+    r.add_argument("--arena", choices=["kNextPowerOfTwo", "kSameAsRequested"],
+                   help="the full-size session's CUDA arena growth (default: onnxruntime's)")
     r.add_argument("--provider", default="cuda", choices=["cuda", "cpu"], help="cpu: rehearse without a GPU")
     args = ap.parse_args()
     global GPU
     if args.command == "prepare":
-        prepare(args.out)
+        prepare(args.out, args.folders)
     else:
         GPU = args.provider
         run(args)

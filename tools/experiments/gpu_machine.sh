@@ -33,6 +33,10 @@
 #   layers-bg  an 8-layer slice of the checkpoint (background)
 #   layers     float16_layer_errors.py on it: each float16 layer on CUDA against its twin on the CPU (about
 #              30 s a layer on 16 cores: the pieces are built there); the next GPU check to run
+#   dense-bg   the full-size checkpoint exported --dtype float16 --dense int4 (background)
+#   dense      the demo's quantized-dense folders on CUDA against the CPU (prepare --folders twin-f32
+#              twin-f16 int4-f16 int4d-f16 int8d-f16), then the full-size export: memory under each arena
+#              growth, speed, parley serve
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -51,7 +55,8 @@ background() {  # run "$1" (shell commands) after the machine's setup, detached,
 }
 
 gpu_onnxruntime() {  # join the carried parts and put onnxruntime-gpu and torch's CUDA libraries in reach
-  mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 | xz -d | tar -C "$ORT" -x || exit 1
+  [ -d "$ORT/onnxruntime" ] || { mkdir -p "$ORT" && cat "$PARTS"/p0 "$PARTS"/p1 "$PARTS"/p2 "$PARTS"/p3 "$PARTS"/p4 \
+    | xz -d | tar -C "$ORT" -x; } || exit 1  # once per machine
   purelib=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
   LD_LIBRARY_PATH=$(find "$purelib/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export LD_LIBRARY_PATH PYTHONPATH="$ORT:$SITE"
@@ -138,6 +143,29 @@ layers)
   python3 -m tools.experiments.float16_layer_errors "$WORK/g8" --provider cuda --json "$OUT/layers.json" 2>&1 \
     | grep -v "plugin EP\|GEMM config" | tee "$OUT/layers.log" | tail -c 3000
   ;;
+dense-bg)
+  # the GPU export with the least memory (--dtype float16 --dense int4: the attention, unembedding and
+  # embedding table block-quantized to 4 bits; int4 experts from the checkpoint's MXFP4), unverified
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-d4 --dtype float16 --dense int4 --no-verify"
+  ;;
+dense)
+  # the demo's --dense int4/int8 folders (the embedding table quantized: GatherBlockQuantized) on CUDA
+  # against the CPU, then the full-size --dense int4 export: memory, speed, each arena growth in a fresh
+  # process, then through parley serve
+  gpu_onnxruntime
+  [ -n "${FULL_ONLY:-}" ] || python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
+    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+  [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the export is done
+  wait_for_background
+  for arena in kNextPowerOfTwo kSameAsRequested; do
+    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-d4" --arena $arena --out "$OUT/$arena" 2>&1 \
+      | grep -v "plugin EP\|GEMM config" >"$OUT/$arena.log"; tail -c 1500 "$OUT/$arena.log"
+  done
+  python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
+print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -155,6 +183,6 @@ final)
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|layers-bg|layers|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|dense-bg|dense|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|layers-bg|layers|progress|final" >&2; exit 2
   ;;
 esac

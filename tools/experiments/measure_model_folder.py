@@ -50,9 +50,10 @@ def export_choice(folder: Path) -> tuple[Manifest, ExportChoice]:
     manifest = Manifest.read(folder)
     opts = manifest.export_options
     graph = onnx.load(folder / manifest.graph_file, load_external_data=False).graph
-    embed = next(t for t in graph.initializer if t.name == "embed.weight")
-    return manifest, ExportChoice(opts.get("dtype", "float32"), opts.get("experts", "float"),
-                                  opts.get("dense", "float"), embed.data_type == onnx.TensorProto.BFLOAT16)
+    # with dense int8/int4 weights the table is block-quantized (embed.qweight) and this flag is moot
+    embed = next((t for t in graph.initializer if t.name == "embed.weight"), None)
+    return manifest, ExportChoice(opts.get("dtype", "float32"), opts.get("experts", "float"), opts.get("dense", "float"),
+                                  embed is not None and embed.data_type == onnx.TensorProto.BFLOAT16)
 
 
 def single_stream(folder: Path, prompt: int, steps: int, repeats: int) -> dict:
