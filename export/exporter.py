@@ -220,12 +220,22 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         # the twin's experts: the values the fp4 codes decode to (an MXFP4 checkpoint's own values are exact)
         rounded = ckpt.quantization != "mxfp4" or opts.lora is not None
         exact = Transformed(source, mxfp4_round_trip) if rounded else source
-        twin = TwinWeights(cfg, exact, opts.dtype, max_context, "float", opts.dense, lookup_tensors=tensors)
+        # a float16 graph's twin holds its float16 values in float32 (onnxruntime's float16 CPU kernels for 4-bit
+        # dense weights drift), against a reference on the same values (_round_trips), at float32's tolerance
+        values = "float16" if _float16_values_in_float32(opts) else None
+        twin = TwinWeights(cfg, exact, "float32" if values else opts.dtype, max_context, "float", opts.dense,
+                           lookup_tensors=tensors, values=values)
         codes = ("the checkpoint's own MXFP4 bytes" if mxfp4.stores_bytes(source, "model.layers.0.mlp.experts.gate_up_proj")
                  else "rounded to MXFP4 here" + (" (equal in value to the checkpoint's)" if not rounded else ""))
-        report, effect, verification = verify_through_twin(stage, twin, tensors, float_tensors,
-                                                           quantized_parts(opts.experts, opts.dense), progress, stages)
+        parts = ", ".join(p for p in ("float16 weights" if values else "", quantized_parts(opts.experts, opts.dense)) if p)
+        # a quantized table is looked up as the float16 graph holds its rows: rounded to float16 (a float one
+        # was rounded before quantizing; rounding again changes nothing)
+        lookup = Transformed(tensors, float16_twin.float16_round_trip) if values else None
+        report, effect, verification = verify_through_twin(stage, twin, tensors, float_tensors, parts, progress, stages,
+                                                           lookup)
         verification["codes"] = codes
+        if values:
+            verification["twin"] += "; the twin in float32, holding the float16 graph's values"
     elif opts.verify and _through_float32_twin(opts):
         parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense)) if p)
         report, effect, verification = float16_twin.verify_float16(stage, weights, source, tensors, parts, progress,
@@ -307,12 +317,18 @@ def _through_float32_twin(opts: ExportOptions) -> bool:
     return opts.dtype == "float16" and opts.op_set == "contrib" and opts.experts != "mxfp4"
 
 
+def _float16_values_in_float32(opts: ExportOptions) -> bool:
+    """A float16 contrib graph is checked through a float32 graph holding its float16 values: float16_twin's
+    for float, int8 and int4 experts, mxfp4_twin's for MXFP4 experts."""
+    return opts.dtype == "float16" and opts.op_set == "contrib"
+
+
 def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora: bool = False):
     """What the graph does to the checkpoint's values, as one per-tensor change for the torch reference, or
     None when it stores them as they are: float16's rounding (for a twin-verified float16 export), then the
     quantized weights' round trip (experts, dense weights or both; scales in the graph's precision). MXFP4
     experts from an MXFP4 checkpoint are its own values: no change."""
-    narrow = _through_float32_twin(opts)
+    narrow = _float16_values_in_float32(opts)
     scale_dtype = np.float16 if opts.dtype == "float16" else np.float32  # as the graph stores them
     kept = opts.experts == "mxfp4" and quantization == "mxfp4" and not lora
     experts = None if kept else ROUND_TRIPS.get(opts.experts)

@@ -118,25 +118,26 @@ def check_wiring(folder: Path, cfg) -> dict[str, onnx.TensorProto]:
 
 
 def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors, quantized: str, progress: bool,
-                        stages: dict[str, float]) -> tuple[VerificationReport, dict | None, dict]:
+                        stages: dict[str, float], lookup=None) -> tuple[VerificationReport, dict | None, dict]:
     """Verify an MXFP4 export in `folder` through its twin: against the torch reference on `tensors` (a
-    failure raises), then, when the experts were rounded from float ones, how far it is from those
-    (`float_tensors`). Returns the report, that distance, and the manifest's verification entry."""
+    failure raises; `lookup`: what its embedding lookup reads, if not `tensors`), then, when the experts were
+    rounded from float ones, how far it is from those (`float_tensors`). Returns the report, that distance,
+    and the manifest's verification entry."""
     clock = time.perf_counter()
     cfg = twin.cfg
     with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
         run = run_twin(folder, twin, folder / "tokenizer.json", bar)
     stages["verify: cpu twin"] = time.perf_counter() - clock
 
-    def against(reference) -> VerificationReport:
+    def against(reference, table=None) -> VerificationReport:
         start = time.perf_counter()
         with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
                   disable=not progress) as bar:
-            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar)
+            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table)
         return compare(run.logits, ref, twin_dtype(twin), run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
                        PROVIDER, start)
 
-    report = against(tensors)
+    report = against(tensors, lookup)
     stages["verify: torch reference"] = report.seconds
     log.info(report.summary())
     if not report.passed:
