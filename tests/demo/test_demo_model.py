@@ -100,13 +100,13 @@ def test_no_free_form_line_occurs_in_the_training_data():
         log = log.get("continued_from")
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
-    from tools.demo import freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e
+    from tools.demo import freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, freeform_blind_f
 
     sets = (freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
-            + freeform_blind_e.LINES)
+            + freeform_blind_e.LINES + freeform_blind_f.LINES)
     lines = {norm(line.say) for line in sets} | {norm(line.before) for line in sets if line.before}
     assert min(len(s) for s in (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES,
-                                freeform_blind_d.LINES, freeform_blind_e.LINES)) >= 100
+                                freeform_blind_d.LINES, freeform_blind_e.LINES, freeform_blind_f.LINES)) >= 100
     assert len(training) > 500
     assert lines.isdisjoint(training), sorted(lines & training)
 
@@ -140,3 +140,17 @@ def test_the_free_form_scorer_counts_a_wrong_fact_worse_than_a_deflection():
     unknown = Line("brenna", "Who rules these lands?", None)
     assert score(unknown, "I couldn't say, traveller.") == "right"
     assert score(unknown, "Wolves have been seen on the north road.") == "wrong"
+
+
+def test_a_two_part_line_answered_only_on_its_other_question_is_partial_not_a_wrong_fact():
+    from tools.demo.freeform import Line, score
+
+    both = Line("brenna", "How much is a shield, and do you fix armour as well?", "shield", also=("repair",))
+    assert score(both, "25 silver for a shield, and 5 silver for a repair.") == "right"
+    assert score(both, "5 silver for a repair, traveller.") == "partial"  # true, and asked for
+    assert score(both, "5 silver for a repair, and a steel sword is 90.") == "wrong"  # steel was not asked
+    assert score(both, "Couldn't tell you.") == "deflection"
+    unknown_first = Line("brenna", "Do you sell axes, and when do you open?", None, also=("hours",))
+    assert score(unknown_first, "Open from dawn, traveller.") == "partial"
+    assert score(unknown_first, "No axes here, traveller.") == "right"
+    assert score(unknown_first, "Forty silver.") == "wrong"

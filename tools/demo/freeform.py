@@ -36,6 +36,7 @@ class Line:
     say: str
     fact: str | None  # the FACTS key a right answer states; UNKNOWN: none
     before: str | None = None  # an earlier line in the same session (a follow-up needs it)
+    also: tuple[str, ...] = ()  # the other facts a two-part line asks for (`fact` is the first asked)
 
 
 LINES = [
@@ -155,13 +156,16 @@ def words_in(text: str, words: list[str]) -> bool:
 
 
 def score(line: Line, answer: str) -> str:
-    """right, wrong or deflection."""
+    """right, wrong, partial or deflection. Partial: a two-part line answered only on its other question,
+    with true facts the player asked for; neither right (the first question went unanswered) nor a wrong fact."""
     facts = FACTS[line.npc]
     stated = {key for key, words in facts.items() if words_in(answer, words)}
+    if line.fact is not UNKNOWN and line.fact in stated:
+        return "right"
+    if stated and stated <= set(line.also):
+        return "partial"
     if line.fact is UNKNOWN:
         return "wrong" if stated else "right"
-    if line.fact in stated:
-        return "right"
     return "wrong" if stated else "deflection"
 
 
@@ -193,7 +197,8 @@ def evaluate(model: Path, lines: list[Line] | None = None, min_confidence: float
         return round(sum(r["score"] == what for r in selected) / len(selected), 3) if selected else 0.0
     known = [r for r in rows if r["fact"] is not None]
     return {"n": len(rows), "right": share(rows, "right"), "wrong": share(rows, "wrong"),
-            "deflection": share(rows, "deflection"), "known_right": share(known, "right"),
+            "deflection": share(rows, "deflection"), "partial": share(rows, "partial"),
+            "known_right": share(known, "right"),
             "follow_up_right": share([r for r in rows if r["follow_up"]], "right"),
             "unknown_right": share([r for r in rows if r["fact"] is None], "right"),
             "unsure": round(sum(r["unsure"] for r in rows) / len(rows), 3) if rows else 0.0, "rows": rows}
@@ -207,8 +212,8 @@ def main() -> int:
     report = evaluate(args.model)
     for r in report["rows"]:
         print(f"{r['score']:<10} {r['npc']:<7} {r['say'][:60]!r:<64} -> {r['answer'][:70]!r}")
-    print(f"\n{report['n']} lines: right {report['right']:.1%}, wrong fact {report['wrong']:.1%}, deflection "
-          f"{report['deflection']:.1%}; facts asked {report['known_right']:.1%} right; follow-ups "
+    print(f"\n{report['n']} lines: right {report['right']:.1%}, wrong fact {report['wrong']:.1%}, the other half of a "
+          f"two-part line only {report['partial']:.1%}, deflection {report['deflection']:.1%}; facts asked {report['known_right']:.1%} right; follow-ups "
           f"{report['follow_up_right']:.1%}; unknowable questions answered honestly {report['unknown_right']:.1%}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
