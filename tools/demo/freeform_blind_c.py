@@ -25,7 +25,7 @@ LINES = [
     Line('brenna', "STEEL. PRICE. NOW.", 'steel'),
     # --- Brenna: shield
     Line('brenna', "need somethin to hide behind when the arrows start flyin, whatcha charge for that", 'shield'),
-    Line('brenna', "sheild price and also do u fix stuff", 'shield'),
+    Line('brenna', "sheild price and also do u fix stuff", 'shield', also=('repair',)),
     Line('brenna', "What would a buckler cost me? Round wooden thing with an iron rim.", 'shield'),
     Line('brenna', "u sell shields? price?", 'shield'),
     # --- Brenna: repair
@@ -107,7 +107,7 @@ LINES = [
     Line('marta', "i need something to keep my belly full, what's that cost", 'meal'),
     Line('marta', "whats a plate of food cost here", 'meal'),
     Line('marta', "Madam, what would you charge for a warm supper?", 'meal'),
-    Line('marta', "food price and is there a room free", 'meal'),
+    Line('marta', "food price and is there a room free", 'meal', also=('room',)),
     # --- Marta: stew
     Line('marta', "what's in the stew today", 'stew'),
     Line('marta', "whats cookin", 'stew'),

@@ -11,7 +11,7 @@ from tools.demo.freeform import UNKNOWN, Line
 LINES = [
     # ---- Brenna: iron sword (40 silver)
     Line("brenna", "I've got coin. What's a plain iron blade going to run me?", "iron"),
-    Line("brenna", "What do you charge for an iron sword, and is the forge open tomorrow?", "iron"),
+    Line("brenna", "What do you charge for an iron sword, and is the forge open tomorrow?", "iron", also=("hours",)),
     Line("brenna", "Just a simple iron sword for my boy, nothing fancy. What's that run?", "iron"),
     # ---- Brenna: steel sword (90 silver)
     Line("brenna", "steel price?", "steel"),
@@ -26,7 +26,7 @@ LINES = [
     Line("brenna", "Need something to block with. What's a shield go for?", "shield"),
     Line("brenna", "What coin for one of them round shields hanging on the wall?", "shield"),
     Line("brenna", "I need a shield before I head into the Greywood. What's your price?", "shield"),
-    Line("brenna", "How much is a shield, and do you fix dented ones too?", "shield"),
+    Line("brenna", "How much is a shield, and do you fix dented ones too?", "shield", also=("repair",)),
     # ---- Brenna: repairs (5 silver)
     Line("brenna", "can u fix my sword? how much", "repair"),
     Line("brenna", "My blade's got a nick in it the size of my thumb. What do you charge to mend it?", "repair"),
@@ -35,7 +35,7 @@ LINES = [
     # ---- Brenna: forge hours (dawn until the evening bell)
     Line("brenna", "If I come by tomorrow morning real early, will you be working yet?", "hours"),
     Line("brenna", "forge open late? like after supper?", "hours"),
-    Line("brenna", "When's the forge open, and where's your apprentice today?", "hours"),
+    Line("brenna", "When's the forge open, and where's your apprentice today?", "hours", also=("apprentice",)),
     # ---- Brenna: wolves on the north road
     Line("brenna", "Heard anything lately, smith? Anything I should watch out for?", "wolves"),
     Line("brenna", "is the north road safe at night", "wolves"),
@@ -59,7 +59,7 @@ LINES = [
     Line("marta", "How much for a bed tonight, love?", "room"),
     Line("marta", "Evening, mistress. My feet are killing me and I've got coin. What's a night's lodging cost?", "room"),
     Line("marta", "got any rooms? how much", "room"),
-    Line("marta", "How much is a room, and what's in the stew today?", "room"),
+    Line("marta", "How much is a room, and what's in the stew today?", "room", also=("stew",)),
     # ---- Marta: hot meal (2 silver)
     Line("marta", "What's a hot meal cost here?", "meal"),
     Line("marta", "I'm starving. How much for some grub?", "meal"),
@@ -71,7 +71,7 @@ LINES = [
     Line("marta", "What's cooking today? Smells good.", "stew"),
     Line("marta", "Stew of the day?", "stew"),
     Line("marta", "What kind of meat's in the pot tonight?", "stew"),
-    Line("marta", "What's the stew today, and how much is a bowl?", "stew"),
+    Line("marta", "What's the stew today, and how much is a bowl?", "stew", also=("meal",)),
     Line("marta", "what is it today tho", "stew", before="How much is a hot meal?"),
     Line("marta", "Pray tell, good hostess, what fare simmers in yonder kettle this day?", "stew"),
     # ---- Marta: lights in the abandoned watchtower
@@ -82,7 +82,7 @@ LINES = [
                   "old tower. What's the story?", "lights"),
     Line("marta", "Is anybody living up in the abandoned tower these days?", "lights"),
     Line("marta", "SPOOKY TOWER RUMOUR??", "lights"),
-    Line("marta", "What's the talk about the old watchtower, and is anyone hiring guards?", "lights"),
+    Line("marta", "What's the talk about the old watchtower, and is anyone hiring guards?", "lights", also=("caravan",)),
     # ---- Marta: merchant from Millbrook hiring caravan guards
     Line("marta", "any work for a sellsword round here?", "caravan"),
     Line("marta", "I'm good with a sword and short on coin. Know anyone who needs a hired blade?", "caravan"),
@@ -101,7 +101,7 @@ LINES = [
     Line("aldric", "Till when's the gate open today?", "gate"),
     Line("aldric", "I'm going out to hunt in the Greywood this afternoon, what time do I need to be back by before "
                    "you lock up?", "gate"),
-    Line("aldric", "When does the gate close, and what's the reward on wolf pelts?", "gate"),
+    Line("aldric", "When does the gate close, and what's the reward on wolf pelts?", "gate", also=("bounty",)),
     Line("aldric", "how long have I got before you close up?", "gate", before="I need to get out to the Greywood."),
     Line("aldric", "WHEN U CLOSE THE GATE", "gate"),
     # ---- Aldric: writ from the reeve to pass after dark
@@ -110,7 +110,7 @@ LINES = [
     Line("aldric", "whos gotta sign off for me to go out at night", "writ"),
     Line("aldric", "Captain, I've urgent business in Millbrook and must ride tonight. How might I pass your gate once "
                    "the sun is down?", "writ"),
-    Line("aldric", "What do I need to get out after dark, and is the old tower still manned?", "writ"),
+    Line("aldric", "What do I need to get out after dark, and is the old tower still manned?", "writ", also=("tower",)),
     # ---- Aldric: 50 silver per wolf pelt
     Line("aldric", "wolf pelt reward?", "bounty"),
     Line("aldric", "How much do you pay for wolf pelts?", "bounty"),
@@ -129,7 +129,7 @@ LINES = [
     Line("aldric", "TOWER. still in use?", "tower"),
     Line("aldric", "Captain, sir, I've a cousin who swears he served at the watchtower up the north road, before... "
                    "before whatever happened. Is it still in service?", "tower"),
-    Line("aldric", "Is the old watchtower still in use, and when do you shut the gate?", "tower"),
+    Line("aldric", "Is the old watchtower still in use, and when do you shut the gate?", "tower", also=("gate",)),
     Line("aldric", "who holds the old tower now", "tower"),
     # ---- Aldric: unknown
     Line("aldric", "How much does a room cost at the inn?", UNKNOWN),
@@ -147,7 +147,7 @@ LINES = [
     Line("brenna", "Me blade's gone all notchy after that business with the bandits. Hammer it straight for us? "
                    "What's that cost?", "repair"),
     Line("brenna", "I work the fields till noon most days. How late can I catch you at the anvil, and what do you "
-                   "want for a shield?", "hours"),
+                   "want for a shield?", "hours", also=("shield",)),
     Line("brenna", "My cousin's taking his cart up north tonight, says the road's quiet as a graveyard. You hear "
                    "different?", "wolves"),
     Line("brenna", "Oi, where's the skinny lad with soot on his nose? He owes me a game of knucklebones.",
@@ -183,7 +183,7 @@ LINES = [
     Line("aldric", "Look, I ride for a cloth trader and I'm due out at midnight. What do your men need to see from "
                    "me?", "writ"),
     Line("aldric", "What's the watch paying per wolf skin these days, and would the old tower be a safe spot to camp "
-                   "while I hunt?", "bounty"),
+                   "while I hunt?", "bounty", also=("tower",)),
     Line("aldric", "Greywood's crawling with the grey beasts and my bow's itching. Worth my while, coin-wise, to "
                    "bring you their hides?", "bounty"),
     Line("aldric", "Captain, my map shows a garrison post up the north road. Can I resupply there?", "tower"),
