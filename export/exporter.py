@@ -235,7 +235,9 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                                                            lookup)
         verification["codes"] = codes
         if values:
-            verification["twin"] += "; the twin in float32, holding the float16 graph's values"
+            verification["twin"] += ("; the twin in float32, holding the float16 graph's values (its other weights "
+                                     "built by the same functions from the same tensors as the graph's, not compared "
+                                     "one by one; the float16 arithmetic is the serving provider's)")
     elif opts.verify and _through_float32_twin(opts):
         parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense)) if p)
         report, effect, verification = float16_twin.verify_float16(stage, weights, source, tensors, parts, progress,
@@ -326,8 +328,8 @@ def _float16_values_in_float32(opts: ExportOptions) -> bool:
 def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora: bool = False):
     """What the graph does to the checkpoint's values, as one per-tensor change for the torch reference, or
     None when it stores them as they are: float16's rounding (for a twin-verified float16 export), then the
-    quantized weights' round trip (experts, dense weights or both; scales in the graph's precision). MXFP4
-    experts from an MXFP4 checkpoint are its own values: no change."""
+    quantized weights' round trip (experts, dense weights or both; scales in the graph's precision); MXFP4
+    experts are rounded before float16. MXFP4 experts from an MXFP4 checkpoint are its own values: no change."""
     narrow = _float16_values_in_float32(opts)
     scale_dtype = np.float16 if opts.dtype == "float16" else np.float32  # as the graph stores them
     kept = opts.experts == "mxfp4" and quantization == "mxfp4" and not lora
@@ -335,7 +337,11 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
     if experts is not None and opts.experts in ("int8", "int4"):
         experts = functools.partial(experts, scale_dtype=scale_dtype)
     dense = dense_round_trip(opts.dense, cfg, scale_dtype) if opts.dense != "float" else None
-    changes = [c for c in (float16_twin.float16_round_trip if narrow else None, experts, dense) if c is not None]
+    f16 = float16_twin.float16_round_trip if narrow else None
+    # int8/int4 codes are computed from float16's values, MXFP4 codes from the checkpoint's own (the values they
+    # decode to are exact in float16, so rounding after changes nothing)
+    order = (experts, f16, dense) if opts.experts == "mxfp4" else (f16, experts, dense)
+    changes = [c for c in order if c is not None]
     if not changes:
         return None
 

@@ -78,7 +78,7 @@ def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=Non
                 decoded = mxfp4.decode_rows(codes[e:e + 1], scales[e:e + 1])[0]
                 if decoded.shape != weights[e].shape or not np.array_equal(decoded, weights[e].astype(np.float32)):
                     hint = (" (a float16 twin holds only MXFP4 values within float16's range: export in float32 "
-                            "to verify this checkpoint)" if weights.dtype == np.float16 else "")
+                            "to verify this checkpoint)" if twin.value_dtype == np.float16 else "")
                     raise VerificationError(f"layer {n} {fc} expert {e}: the fp4 experts written do not decode to the "
                                             f"weights the twin was verified with{hint}; the model folder was not written")
             checked += 1

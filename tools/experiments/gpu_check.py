@@ -308,10 +308,14 @@ def providers_and_copies(demo: Path, out: Path, names: list[str]) -> dict:
             "memcpy_nodes_per_run": memcpy / (runs + 1)}
 
 
-def full_size(folder: Path, gpu_mem_mb: int | None, arena: str | None = None) -> dict:
+def full_size(folder: Path, gpu_mem_mb: int | None, arena: str | None = None, kv_arena: str = "own") -> dict:
     from export.bench.worker import prompt_ids as random_ids
     from runtime.session import ModelSession, SessionOptions
 
+    if kv_arena == "default":  # the KV caches from onnxruntime's default arena, as before the sixth session
+        import runtime.session as rs
+
+        rs._register_kv_allocator = lambda device_id: None
     if arena:  # an experiment on onnxruntime's working memory: its CUDA arena grown by this strategy
         import runtime.session as rs
 
@@ -364,7 +368,7 @@ def full_size(folder: Path, gpu_mem_mb: int | None, arena: str | None = None) ->
             "ttft_128_ms": statistics.median(ttft[1:]), "ttft_all_ms": ttft,
             "decode_tok_s": statistics.median(decode), "decode_all": decode,
             "batch8_tok_s": statistics.median(batch8), "batch8_all": batch8,
-            "providers": ms.session.get_providers()[:1], "arena_extend_strategy": arena}
+            "providers": ms.session.get_providers()[:1], "arena_extend_strategy": arena, "kv_arena": kv_arena}
 
 
 MEMORY = """
@@ -431,7 +435,7 @@ def run(args) -> None:
             results.step(f"demo {name}: kv copies and batching on {GPU}", gpu_kv_check.run,
                          (args.kv or args.demo) / name, GPU)
     if args.full:
-        results.step("full size on cuda", full_size, args.full, None, args.arena)
+        results.step("full size on cuda", full_size, args.full, None, args.arena, args.kv_arena)
         if "error" not in results.data["full size on cuda"] and "error" not in results.data["bandwidth"]:
             results.step("full size against the floor", floors, args.full, results.data["bandwidth"],
                          results.data["full size on cuda"])
@@ -464,6 +468,8 @@ def main() -> int:
     r.add_argument("--folders", nargs="+", help="only these demo folders (default: all that prepare made)")
     r.add_argument("--arena", choices=["kNextPowerOfTwo", "kSameAsRequested"],
                    help="the full-size session's CUDA arena growth (default: onnxruntime's)")
+    r.add_argument("--kv-arena", choices=["own", "default"], default="own",
+                   help="the KV caches from the runtime's own arena (as served) or onnxruntime's default one")
     r.add_argument("--provider", default="cuda", choices=["cuda", "cpu"], help="cpu: rehearse without a GPU")
     args = ap.parse_args()
     global GPU

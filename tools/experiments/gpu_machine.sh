@@ -158,9 +158,10 @@ dense)
     int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
   [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the export is done
   wait_for_background
-  for arena in kNextPowerOfTwo kSameAsRequested; do
-    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-d4" --arena $arena --out "$OUT/$arena" 2>&1 \
-      | grep -v "plugin EP\|GEMM config" >"$OUT/$arena.log"; tail -c 1500 "$OUT/$arena.log"
+  for variant in "kNextPowerOfTwo own" "kNextPowerOfTwo default" "kSameAsRequested own"; do
+    set -- $variant; name="$1-kv-$2"
+    python3 -m tools.experiments.gpu_check run --full "$WORK/20b-d4" --arena "$1" --kv-arena "$2" --out "$OUT/$name" \
+      2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1500 "$OUT/$name.log"
   done
   python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
 print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
