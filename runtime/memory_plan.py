@@ -57,7 +57,9 @@ class MemoryPlan:
                 f"{mib(self.batch_kv_bytes)} for the decode batch ({self.max_batch} x {self.max_context} tokens)",
                 f"conversations      up to {mib(self.conversation_cache_cap)} of their own KV caches",
                 f"total              {mib(self.total_bytes)} at most, before activations (on the GPU with "
-                "CUDA, in RAM on the CPU)"]
+                "CUDA, in RAM on the CPU)",
+                "not counted        onnxruntime's working memory and, on a GPU, the CUDA context (for gpt-oss-20b "
+                "on an H100 about 1.3 GiB together; docs/performance.md)"]
 
 
 def over_gpu_cap(weights_bytes: int, kv_bytes: int, cap_mb: int) -> str | None:

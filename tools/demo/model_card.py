@@ -63,8 +63,8 @@ def commands_row(info: dict) -> str:
 
 
 def freeform_line(report: dict) -> str:
-    return (f"{report['right']:.1%} | {report['wrong']:.1%} | {report['deflection']:.1%} | {report['unsure']:.1%} | "
-            f"{report['follow_up_right']:.0%} | {report['unknown_right']:.0%}")
+    return (f"{report['right']:.1%} | {report['wrong']:.1%} | {report['partial']:.1%} | {report['deflection']:.1%} | "
+            f"{report['unsure']:.1%} | {report['follow_up_right']:.0%} | {report['unknown_right']:.0%}")
 
 
 def sweep_table(path: Path) -> str:
@@ -84,7 +84,8 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=Path(".cache/demo-model"))
     ap.add_argument("--json", type=Path, help="also write every figure and reply here")
     args = ap.parse_args()
-    from tools.demo import freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e
+    from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
+                            freeform_blind_f)
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
@@ -97,10 +98,13 @@ def main() -> int:
     sure_d = freeform.evaluate(model, freeform_blind_d.LINES, min_confidence=0.0)  # without unsure replies
     blind_e = freeform.evaluate(model, freeform_blind_e.LINES)
     sure_e = freeform.evaluate(model, freeform_blind_e.LINES, min_confidence=0.0)
+    blind_f = freeform.evaluate(model, freeform_blind_f.LINES)
+    sure_f = freeform.evaluate(model, freeform_blind_f.LINES, min_confidence=0.0)
     if args.json:
         args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c,
                                          "blind_d": blind_d, "blind_d_without_unsure_replies": sure_d,
-                                         "blind_e": blind_e, "blind_e_without_unsure_replies": sure_e}, indent=1))
+                                         "blind_e": blind_e, "blind_e_without_unsure_replies": sure_e,
+                                         "blind_f": blind_f, "blind_f_without_unsure_replies": sure_f}, indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
@@ -128,11 +132,15 @@ Greedy decoding through the real engine, each reply scored by what its final cha
 (`.venv/bin/python -m tools.demo.model_card`), with the shipped profiles: their unsure replies at
 `min_confidence = 0.85` (docs/profiles.md, "Unsure replies"). **Right**: the fact asked for (for a
 question the NPC cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a
-wrong fact said with confidence, the worst outcome. **Deflection**: neither (an honest "I couldn't say",
-an unsure line, a greeting); **unsure**: the share of replies that were unsure lines.
+wrong fact said with confidence, the worst outcome. **Other half only**: a line that asks two things,
+answered only on the second with the true fact (`also` in the sets; neither right nor wrong; the rows in
+italics were scored before it existed and count such replies as wrong). **Deflection**: none of these (an
+honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of replies that were unsure lines.
 
-| player lines | right | wrong fact | deflection | unsure | follow-ups right | unknowable answered honestly |
-| --- | --- | --- | --- | --- | --- | --- |
+| player lines | right | wrong fact | other half only | deflection | unsure | follow-ups right | unknowable answered honestly |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| **free-form set F: {blind_f['n']} lines by a seventh outside writer, written after the data of the runs below (tools/demo/freeform_blind_f.py)** | {freeform_line(blind_f)} |
+| set F, unsure replies off | {freeform_line(sure_f)} |
 | **free-form set E: {blind_e['n']} lines by a sixth outside writer, written after this checkpoint, alongside and apart from the next data version (tools/demo/freeform_blind_e.py)** | {freeform_line(blind_e)} |
 | set E, unsure replies off | {freeform_line(sure_e)} |
 | **free-form set D: {blind_d['n']} lines by a fifth outside writer, written after the fourth checkpoint and before this one's data (tools/demo/freeform_blind_d.py)** | {freeform_line(blind_d)} |
@@ -140,17 +148,17 @@ an unsure line, a greeting); **unsure**: the share of replies that were unsure l
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 | free-form set C: {blind_c['n']} lines by another outside writer (tools/demo/freeform_blind_c.py) | {freeform_line(blind_c)} |
-| *a seventh run (data version 6, 70 more minutes; not shipped), sets A / B / C / D / E, unsure replies at 0.85* | *97.1 / 85.2 / 87.7 / 79.7 / 88.0%* | *0.0 / 3.7 / 1.9 / 5.7 / 5.3%* | *2.9 / 11.1 / 10.4 / 14.6 / 6.8%* | *2.9 / 12.0 / 10.4 / 11.4 / 8.3%* | *100 / 89 / 67 / 60 / 62%* | *100 / 100 / 100 / 95 / 90%* |
-| *the seventh run, sets D / E, unsure replies off* | *82.1 / 89.5%* | *10.6 / 8.3%* | *7.3 / 2.3%* | *–* | *60 / 85%* | *90 / 84%* |
-| *an eighth run (30 more minutes from the seventh, data version 6; not shipped), sets A / B / C / D / E, unsure replies at 0.85* | *97.1 / 83.3 / 86.8 / 78.9 / 87.2%* | *0.0 / 3.7 / 1.9 / 3.3 / 4.5%* | *2.9 / 13.0 / 11.3 / 17.9 / 8.3%* | *2.9 / 13.9 / 12.3 / 16.3 / 11.3%* | *100 / 89 / 67 / 80 / 62%* | *100 / 100 / 100 / 95 / 94%* |
-| *the eighth run, sets D / E, unsure replies off* | *84.6 / 88.0%* | *9.8 / 9.0%* | *5.7 / 3.0%* | *–* | *80 / 77%* | *90 / 81%* |
-| *the fifth checkpoint (data version 5), sets A / B / C / D, unsure replies at 0.85* | *99.0 / 83.3 / 89.6 / 77.2%* | *0.0 / 6.5 / 1.9 / 4.1%* | *1.0 / 10.2 / 8.5 / 18.7%* | *1.9 / 11.1 / 7.5 / 16.3%* | *83 / 56 / 83 / 60%* | *100 / 100 / 100 / 95%* |
-| *the fifth checkpoint, set D, unsure replies off* | *82.9%* | *9.8%* | *7.3%* | *–* | *60%* | *90%* |
-| *the fourth checkpoint (data version 4), sets A / B / C / D, unsure replies at 0.85* | *95.2 / 76.9 / 81.1 / 69.9%* | *0.0 / 5.6 / 2.8 / 9.8%* | *4.8 / 17.6 / 16.0 / 20.3%* | *6.7 / 20.4 / 17.0 / 24.4%* | *83 / 56 / 67 / 40%* | *100 / 92 / 100 / 85%* |
-| *the fourth checkpoint, unsure replies off* | *99.0 / 83.3 / 91.5 / 74.0%* | *0.0 / 13.9 / 6.6 / 20.3%* | *1.0 / 2.8 / 1.9 / 5.7%* | *–* | *100 / 78 / 83 / 60%* | *100 / 83 / 100 / 55%* |
-| *the third checkpoint (data version 3), sets A / B / C* | *98.1 / 84.3 / 89.6%* | *1.9 / 13.9 / 8.5%* | *0.0 / 1.9 / 1.9%* | *–* | *83 / 67 / 83%* | *100 / 75 / 93%* |
-| *the second checkpoint (data version 2), sets A / B / C* | *93.3 / 75.9 / 66.0%* | *1.0 / 18.5 / 21.7%* | *5.8 / 5.6 / 12.3%* | *–* | *100 / 78 / 67%* | *100 / 75 / 36%* |
-| *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *20.2 / 28.7%* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
+| *a seventh run (data version 6, 70 more minutes; not shipped), sets A / B / C / D / E, unsure replies at 0.85* | *97.1 / 85.2 / 87.7 / 79.7 / 88.0%* | *–* | *0.0 / 3.7 / 1.9 / 5.7 / 5.3%* | *2.9 / 11.1 / 10.4 / 14.6 / 6.8%* | *2.9 / 12.0 / 10.4 / 11.4 / 8.3%* | *100 / 89 / 67 / 60 / 62%* | *100 / 100 / 100 / 95 / 90%* |
+| *the seventh run, sets D / E, unsure replies off* | *82.1 / 89.5%* | *–* | *10.6 / 8.3%* | *7.3 / 2.3%* | *–* | *60 / 85%* | *90 / 84%* |
+| *an eighth run (30 more minutes from the seventh, data version 6; not shipped), sets A / B / C / D / E, unsure replies at 0.85* | *97.1 / 83.3 / 86.8 / 78.9 / 87.2%* | *–* | *0.0 / 3.7 / 1.9 / 3.3 / 4.5%* | *2.9 / 13.0 / 11.3 / 17.9 / 8.3%* | *2.9 / 13.9 / 12.3 / 16.3 / 11.3%* | *100 / 89 / 67 / 80 / 62%* | *100 / 100 / 100 / 95 / 94%* |
+| *the eighth run, sets D / E, unsure replies off* | *84.6 / 88.0%* | *–* | *9.8 / 9.0%* | *5.7 / 3.0%* | *–* | *80 / 77%* | *90 / 81%* |
+| *the fifth checkpoint (data version 5), sets A / B / C / D, unsure replies at 0.85* | *99.0 / 83.3 / 89.6 / 77.2%* | *–* | *0.0 / 6.5 / 1.9 / 4.1%* | *1.0 / 10.2 / 8.5 / 18.7%* | *1.9 / 11.1 / 7.5 / 16.3%* | *83 / 56 / 83 / 60%* | *100 / 100 / 100 / 95%* |
+| *the fifth checkpoint, set D, unsure replies off* | *82.9%* | *–* | *9.8%* | *7.3%* | *–* | *60%* | *90%* |
+| *the fourth checkpoint (data version 4), sets A / B / C / D, unsure replies at 0.85* | *95.2 / 76.9 / 81.1 / 69.9%* | *–* | *0.0 / 5.6 / 2.8 / 9.8%* | *4.8 / 17.6 / 16.0 / 20.3%* | *6.7 / 20.4 / 17.0 / 24.4%* | *83 / 56 / 67 / 40%* | *100 / 92 / 100 / 85%* |
+| *the fourth checkpoint, unsure replies off* | *99.0 / 83.3 / 91.5 / 74.0%* | *–* | *0.0 / 13.9 / 6.6 / 20.3%* | *1.0 / 2.8 / 1.9 / 5.7%* | *–* | *100 / 78 / 83 / 60%* | *100 / 83 / 100 / 55%* |
+| *the third checkpoint (data version 3), sets A / B / C* | *98.1 / 84.3 / 89.6%* | *–* | *1.9 / 13.9 / 8.5%* | *0.0 / 1.9 / 1.9%* | *–* | *83 / 67 / 83%* | *100 / 75 / 93%* |
+| *the second checkpoint (data version 2), sets A / B / C* | *93.3 / 75.9 / 66.0%* | *–* | *1.0 / 18.5 / 21.7%* | *5.8 / 5.6 / 12.3%* | *–* | *100 / 78 / 67%* | *100 / 75 / 36%* |
+| *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *–* | *20.2 / 28.7%* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
 right at least 80% of the time. Sets E and D are the honest figures for this checkpoint. On E (written
@@ -225,7 +233,8 @@ A sample from sets A and B (sets C's and D's replies are left out, so that their
           f"{free['wrong']:.1%}; B right {blind['right']:.1%} wrong {blind['wrong']:.1%}; C right {blind_c['right']:.1%} "
           f"wrong {blind_c['wrong']:.1%}; D right {blind_d['right']:.1%} wrong {blind_d['wrong']:.1%} (without unsure "
           f"replies {sure_d['right']:.1%} / {sure_d['wrong']:.1%}); E right {blind_e['right']:.1%} wrong "
-          f"{blind_e['wrong']:.1%} (without {sure_e['right']:.1%} / {sure_e['wrong']:.1%}); template {shipped['accuracy']:.1%}, "
+          f"{blind_e['wrong']:.1%} (without {sure_e['right']:.1%} / {sure_e['wrong']:.1%}); F right {blind_f['right']:.1%} "
+          f"wrong {blind_f['wrong']:.1%} (without {sure_f['right']:.1%} / {sure_f['wrong']:.1%}); template {shipped['accuracy']:.1%}, "
           f"unseen {unseen['accuracy']:.1%}")
     return 0
 
