@@ -14,10 +14,12 @@ stay 0..k-1, a contiguous block the graph runs on.
 A batch of one row needs no pool: the reply decodes in its own cache, with nothing to copy.
 
 A prompt that arrives while replies are live waits its turn (first come, first served) and is then
-prefilled in chunks of `prefill_chunk` tokens, one chunk after each decode step, so the live replies
-pause for a chunk at a time rather than the whole prompt (chunked prefill, as vLLM and SGLang do it);
-a chunk waits while it would make a live reply miss its deadline. With no live reply a prompt runs in
-one go. A reply cancelled, or out of time, while its prompt is still being prefilled ends there.
+prefilled in chunks: after each decode step up to `prefill_chunk` tokens of waiting prompts run, oldest
+first, so the live replies pause for a chunk's worth at a time rather than whole prompts (chunked
+prefill, as vLLM and SGLang do it), and several short prompts (a turn after a cached prefix is tens of
+tokens) share one pause rather than taking a step each; a chunk waits while it would make a live reply
+miss its deadline. With no live reply a prompt runs in one go. A reply cancelled, or out of time, while
+its prompt is still being prefilled ends there.
 
 Single-threaded by design: one thread (the server's worker) owns a batch.
 """
@@ -69,14 +71,17 @@ class _Prefill:
 
 
 class DecodeBatch:
-    def __init__(self, engine: Model, max_batch: int = 8, prefill_chunk: int = PREFILL_CHUNK, run_ahead: bool = True):
-        """run_ahead=False feeds every token a decode step, as before forced tokens ran ahead (benchmarks
-        compare the two: tools/experiments/batch_trace.py)."""
+    def __init__(self, engine: Model, max_batch: int = 8, prefill_chunk: int = PREFILL_CHUNK, run_ahead: bool = True,
+                 share_chunk: bool = True):
+        """run_ahead=False feeds every token a decode step, as before forced tokens ran ahead; share_chunk=False
+        runs one prompt's chunk a step, as before waiting prompts shared the chunk (benchmarks compare:
+        tools/experiments/batch_trace.py)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if prefill_chunk < 1:
             raise ValueError("prefill_chunk must be at least 1")
         self.engine, self.max_batch, self.prefill_chunk, self.run_ahead = engine, max_batch, prefill_chunk, run_ahead
+        self.share_chunk = share_chunk
         self._pool: KvCache | None = None  # allocated on first use: max_batch rows of the full context
         self._rows: list[_Row] = []  # index == pool row
         self._prefills: list[_Prefill] = []  # prompts being prefilled a chunk at a time, oldest first
@@ -118,25 +123,30 @@ class DecodeBatch:
 
     def step(self) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
-        decides what comes next. Then one chunk of the oldest prompt still being prefilled (all of it
-        when no reply is live), unless that pause would make a live reply late."""
+        decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled,
+        oldest first (the oldest all at once when no reply is live), unless that pause would make a live
+        reply late."""
         self._decode_step()
-        if not self._prefills:
-            return
-        pending = self._prefills[0]
-        if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits():
-            self._prefills.remove(pending)
-            try:
-                pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
-            except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
-                pending.reply.abandon(exc)
-            return
-        if not self._rows:
-            self._prefill(pending, len(pending.ids))
-        else:
-            chunk = min(self.prefill_chunk, len(pending.ids))  # priced as what runs: a short prompt is cheap
-            if not deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), chunk):
-                self._prefill(pending, chunk)
+        budget = self.prefill_chunk  # tokens the live rows pause for after this step
+        for pending in list(self._prefills):
+            if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits():
+                self._prefills.remove(pending)
+                try:
+                    pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
+                except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
+                    pending.reply.abandon(exc)
+                continue
+            if not self._rows:  # nobody waits: the whole prompt, which then joins as a live row
+                self._prefill(pending, len(pending.ids))
+                continue
+            chunk = min(budget, len(pending.ids))  # priced as what runs: a short prompt is cheap
+            spent = self.prefill_chunk - budget
+            if chunk < 1 or deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), spent + chunk):
+                return
+            self._prefill(pending, chunk)
+            budget -= chunk
+            if not self.share_chunk:
+                return
 
     def _rows_slack_ms(self) -> float:
         return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),

@@ -306,3 +306,29 @@ def test_a_short_prompt_is_priced_by_its_own_tokens_not_a_whole_chunk(tiny_model
     assert engine.runs[b_prefill][2] < 200  # a short prompt, in one go
     assert ("decode", 2, 1) in engine.runs[b_prefill:]  # then a and b decoded together
     assert all(isinstance(e[-1], ReplyResult) for e in events.values())
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_short_prompts_waiting_together_share_one_pause_between_steps(tiny_model, share):
+    """Two short prompts (turns after a cached prefix) arrive while a reply decodes: with the chunk shared
+    both run between the same two decode steps, within one chunk's worth of tokens; one a step before."""
+    engine = _recording_engine(tiny_model)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=64, share_chunk=share)
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    events = {"a": [], "b": [], "c": []}
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="a", sampling=endless), threading.Event(),
+                events["a"].append)
+    batch.step()
+    start = len(engine.runs)
+    for rid, npc in (("b", "tomas"), ("c", "brenna")):
+        batch.start(ReplyRequest(npc=npc, text="Hi there", request_id=rid, sampling=GREEDY), threading.Event(),
+                    events[rid].append)
+    batch.step()
+    batch.step()
+    kinds = [r[0] for r in engine.runs[start:]]
+    prompts = [r for r in engine.runs[start:] if r[0] == "prefill"]
+    assert len(prompts) == 2 and sum(tokens for _, _, tokens in prompts) <= 64
+    between = kinds[kinds.index("prefill"):len(kinds) - kinds[::-1].index("prefill")]  # first to last prompt run
+    assert ("decode" in between) is not share
+    batch.run_all()
+    assert all(isinstance(e[-1], ReplyResult) for e in events.values())
