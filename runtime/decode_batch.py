@@ -123,9 +123,9 @@ class DecodeBatch:
 
     def step(self) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
-        decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled,
-        oldest first (the oldest all at once when no reply is live), unless that pause would make a live
-        reply late."""
+        decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled:
+        a chunk of the oldest (all of it when no reply is live), then whole prompts that fit in what is
+        left, unless that pause would make a live reply late."""
         self._decode_step()
         budget = self.prefill_chunk  # tokens the live rows pause for after this step
         for pending in list(self._prefills):
@@ -139,9 +139,11 @@ class DecodeBatch:
             if not self._rows:  # nobody waits: the whole prompt, which then joins as a live row
                 self._prefill(pending, len(pending.ids))
                 continue
-            chunk = min(budget, len(pending.ids))  # priced as what runs: a short prompt is cheap
             spent = self.prefill_chunk - budget
-            if chunk < 1 or deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), spent + chunk):
+            if spent and len(pending.ids) > budget:
+                return  # after the first, only prompts that end within the chunk: a split one costs a run more
+            chunk = min(budget, len(pending.ids))  # priced as what runs: a short prompt is cheap
+            if deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), spent + chunk):
                 return
             self._prefill(pending, chunk)
             budget -= chunk
