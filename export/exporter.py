@@ -316,7 +316,7 @@ def integer_expert_layout(experts: str) -> dict:
 def _through_float32_twin(opts: ExportOptions) -> bool:
     """A float16 contrib graph is verified through a float32 twin of its values (export/float16_twin.py);
     MXFP4 experts have their own twin, the standard op set runs as it is."""
-    return opts.dtype == "float16" and opts.op_set == "contrib" and opts.experts != "mxfp4"
+    return _float16_values_in_float32(opts) and opts.experts != "mxfp4"
 
 
 def _float16_values_in_float32(opts: ExportOptions) -> bool:
