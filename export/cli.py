@@ -59,6 +59,10 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                         "information for the manifest (verification goes through a float32 twin either way; "
                         "minutes at gpt-oss-20b's size)")
     p.add_argument("--max-context", type=int, default=4096, help="longest conversation in tokens (default 4096)")
+    p.add_argument("--full-sliding-cache", action="store_true",
+                   help="the sliding-window layers keep keys and values for the whole context, as older "
+                        "folders do (by default they keep their window only: gpt-oss-20b's KV cache then takes "
+                        "half the memory)")
     p.add_argument("--lora", type=Path, help="PEFT LoRA adapter folder to merge into the weights")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--no-verify", action="store_true",
@@ -92,7 +96,8 @@ def run_export(args: argparse.Namespace) -> int:
     opts = ExportOptions(dtype=args.dtype, op_set=args.op_set, max_context=args.max_context,
                          verify=not args.no_verify, lora=args.lora, force=args.force, experts=args.experts,
                          dense=args.dense, int8_activations=args.int8_activations,
-                         measure_float16_on_cpu=args.measure_float16_on_cpu)
+                         measure_float16_on_cpu=args.measure_float16_on_cpu,
+                         window_cache=not args.full_sliding_cache)
     try:
         summary = export_model(args.checkpoint, args.out_dir, opts, progress=True)
     except ExportError as exc:

@@ -62,6 +62,9 @@ class ExportOptions:
     # A float16 export also runs its float16 graph on this CPU, as information (export/float16_twin.py): the
     # GPU's arithmetic is what counts, and at gpt-oss-20b's size it took 16 of the export's 59 minutes
     measure_float16_on_cpu: bool = False
+    # Sliding-window layers keep only their window's keys and values (contrib graphs): half of gpt-oss's
+    # layers then hold 128 positions rather than the whole context. False keeps full-length buffers.
+    window_cache: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -212,7 +215,9 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     # twice the cost); only a float lookup of a tied embedding whose unembedding is rounded (float16's
     # twin) must read the rounded table. A quantized lookup (dense int8/int4) quantizes the source too.
     source = float_tensors if float_tensors is not None else tensors
-    weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors)
+    window = _cache_window(cfg, opts, max_context)
+    weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors,
+                           window_cache=bool(window))
     manifest, weight_bytes = _write_graph(ckpt, stage, opts, weights, specials, max_context, progress, stages)
 
     report = effect = None
@@ -224,7 +229,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         # dense weights drift), against a reference on the same values (_round_trips), at float32's tolerance
         values = "float16" if _float16_values_in_float32(opts) else None
         twin = TwinWeights(cfg, exact, "float32" if values else opts.dtype, max_context, "float", opts.dense,
-                           lookup_tensors=tensors, values=values)
+                           lookup_tensors=tensors, values=values, window_cache=weights.window_cache)
         codes = ("the checkpoint's own MXFP4 bytes" if mxfp4.stores_bytes(source, "model.layers.0.mlp.experts.gate_up_proj")
                  else "rounded to MXFP4 here" + (" (equal in value to the checkpoint's)" if not rounded else ""))
         parts = ", ".join(p for p in ("float16 weights" if values else "", quantized_parts(opts.experts, opts.dense)) if p)
@@ -266,6 +271,14 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     return report, weight_bytes, effect
 
 
+def _cache_window(cfg, opts: ExportOptions, max_context: int) -> int:
+    """The sliding layers' cache length, or 0 where they keep the whole context: a standard-op graph, no sliding
+    layers, or a window as long as the context (nothing to save)."""
+    sliding = any(cfg.is_sliding(n) for n in range(cfg.num_hidden_layers))
+    use = opts.window_cache and opts.op_set == "contrib" and sliding and cfg.sliding_window < max_context
+    return cfg.sliding_window if use else 0
+
+
 def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: GraphWeights, specials: dict[str, int],
                  max_context: int, progress: bool, stages: dict[str, float]) -> tuple[Manifest, int]:
     """The graph, its weights, the tokenizer and a manifest whose verification is still pending."""
@@ -280,7 +293,8 @@ def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: G
     manifest = Manifest(
         config=cfg, graph_file=GRAPH_FILE, weights_file=WEIGHTS_FILE, op_set=opts.op_set, dtype=opts.dtype,
         kv_cache=KvCacheLayout(layout="batch,kv_heads,position,head_dim", max_context=max_context,
-                               dtype=opts.dtype, in_place=opts.op_set == "contrib"),
+                               dtype=opts.dtype, in_place=opts.op_set == "contrib",
+                               window=cfg.sliding_window if weights.window_cache else 0),
         tokenizer_file=TOKENIZER_FILE, special_tokens=specials,
         source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
                 "quantization": ckpt.quantization, "layout": ckpt.layout,

@@ -51,10 +51,12 @@ class GraphWeights:
 
     def __init__(self, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], dtype: str, max_context: int,
                  experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None,
-                 values: str | None = None):
+                 values: str | None = None, window_cache: bool = False):
         """values: the precision every stored float value is rounded to, quantization scales included (the
-        graph's dtype unless asked: a float32 twin of a float16 graph holds float16's values)."""
+        graph's dtype unless asked: a float32 twin of a float16 graph holds float16's values). window_cache:
+        the sliding layers' KV buffers hold their window only (contrib graphs; cache_dims)."""
         self.cfg = cfg
+        self.window_cache = window_cache
         # what a float embedding lookup reads (a quantized one quantizes `tensors`, as the unembedding does)
         self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors
         self.experts = experts  # "float", or "int8"/"int4"/"mxfp4" (the contrib graph's QMoE)
@@ -154,21 +156,32 @@ class GraphWeights:
         return "lm_head.weight"
 
 
-def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int) -> tuple[str, str, str]:
+def windowed(cfg: ModelConfig, n: int, window_cache: bool) -> bool:
+    """Layer n keeps only its window's keys and values (GroupQueryAttention's sliding_window_cache)."""
+    return window_cache and cfg.is_sliding(n)
+
+
+def cache_dims(cfg: ModelConfig, n: int, window_cache: bool) -> list:
+    """Layer n's KV buffer as the graph declares it: [batch, kv_heads, positions, head_dim], the positions
+    fixed at the window for a windowed layer (onnxruntime's CUDA kernel wants exactly that), else any."""
+    positions = cfg.sliding_window if windowed(cfg, n, window_cache) else "cache_length"
+    return ["batch", cfg.num_key_value_heads, positions, cfg.head_dim]
+
+
+def add_io(g: GraphBuilder, cfg: ModelConfig, elem: int, window_cache: bool = False) -> tuple[str, str, str]:
     ids = g.input(m.INPUT_IDS, TensorProto.INT64, ["batch", "sequence"])
     seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
     total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
-    cache_shape = ["batch", cfg.num_key_value_heads, "cache_length", cfg.head_dim]
     for n in range(cfg.num_hidden_layers):
-        g.input(m.past_key(n), elem, cache_shape)
-        g.input(m.past_value(n), elem, cache_shape)
+        g.input(m.past_key(n), elem, cache_dims(cfg, n, window_cache))
+        g.input(m.past_value(n), elem, cache_dims(cfg, n, window_cache))
     g.output(m.LOGITS, TensorProto.FLOAT, ["batch", cfg.vocab_size])
     k = candidates(cfg)
     g.output(m.TOP_VALUES, TensorProto.FLOAT, ["batch", k])
     g.output(m.TOP_IDS, TensorProto.INT64, ["batch", k])
     for n in range(cfg.num_hidden_layers):
-        g.output(m.present_key(n), elem, cache_shape)
-        g.output(m.present_value(n), elem, cache_shape)
+        g.output(m.present_key(n), elem, cache_dims(cfg, n, window_cache))
+        g.output(m.present_value(n), elem, cache_dims(cfg, n, window_cache))
     return ids, seqlens_k, total
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from export import mxfp4
 
 from export.graph_common import (MS, GraphWeights, add_io, embedding, last_position, linear, logits_outputs,
-                                 unembedding)
+                                 unembedding, windowed)
 from export.onnx_builder import GraphBuilder
 from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
@@ -24,7 +24,7 @@ QMOE_WEIGHTS_PREPACKED = 0  # integer experts as raw codes; the manifest says so
 
 def build(g: GraphBuilder, w: GraphWeights, progress: bool = False) -> None:
     cfg = w.cfg
-    ids, seqlens_k, total_len = add_io(g, cfg, w.elem_type)
+    ids, seqlens_k, total_len = add_io(g, cfg, w.elem_type, w.window_cache)
     rope = rope_tables(g, w)
     normed, residual = embed_part(g, w, ids)
     for n in tqdm(range(cfg.num_hidden_layers), desc="graph (contrib ops)", unit="layer", disable=not progress):
@@ -100,13 +100,16 @@ def attention(g: GraphBuilder, w: GraphWeights, n: int, lw, x: str, seqlens_k: s
         qkv = linear(g, w, p + "qkv", x, lw.qkv_w, lw.qkv_b, dense=w.dense)
     # Measured: ORT's local_window_size N sees the same keys as HF's sliding_window N (i - N < j <= i).
     window = cfg.sliding_window if cfg.is_sliding(n) else -1
+    # A windowed layer's buffer holds the last `window` positions only (rows [0, L) in position order; the op
+    # evicts as it appends): gpt-oss-20b's 12 sliding layers then keep 128 positions rather than the context.
+    extra = dict(sliding_window_cache=1) if windowed(cfg, n, w.window_cache) else {}
     attn = g.op("GroupQueryAttention",
                 [qkv, "", "", m.past_key(n), m.past_value(n), seqlens_k, total_len, cos, sin,
                  "", "", g.weight(p + "sinks", lw.sinks)],
                 outputs=[g.fresh("heads"), m.present_key(n), m.present_value(n)], domain=MS,
                 num_heads=cfg.num_attention_heads, kv_num_heads=cfg.num_key_value_heads,
                 do_rotary=1, rotary_interleaved=0, local_window_size=window,
-                scale=float(cfg.head_dim ** -0.5))[0]
+                scale=float(cfg.head_dim ** -0.5), **extra)[0]
     with g.scope("o_proj"):
         return linear(g, w, p + "o", attn, lw.o_w, lw.o_b, dense=w.dense)
 

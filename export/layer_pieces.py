@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto
 
-from export.graph_common import GraphWeights
+from export.graph_common import GraphWeights, cache_dims, windowed
 from export.graph_contrib import embed_part, head_part, layer_part, rope_tables
 from export.onnx_builder import GraphBuilder
 from runtime import manifest as m
@@ -55,7 +55,7 @@ def layer_piece(w: GraphWeights, n: int, taps: dict[str, str] | None = None) -> 
         ins = g.input("normed_in", elem, hidden), g.input("residual_in", elem, hidden)
         seqlens_k = g.input(m.SEQLENS_K, TensorProto.INT32, ["batch"])
         total = g.input(m.TOTAL_SEQ_LEN, TensorProto.INT32, [])
-        cache = ["batch", cfg.num_key_value_heads, "cache_length", cfg.head_dim]
+        cache = cache_dims(cfg, n, w.window_cache)
         g.input(m.past_key(n), elem, cache)
         g.input(m.past_value(n), elem, cache)
         out_normed, out_residual = layer_part(g, w, n, *ins, seqlens_k, total, rope_tables(g, w), taps)
@@ -70,10 +70,16 @@ def layer_piece(w: GraphWeights, n: int, taps: dict[str, str] | None = None) -> 
     return build
 
 
+def piece_cache_length(w: GraphWeights, n: int, length: int) -> int:
+    """Layer n's cache positions for a run over `length` tokens: a windowed layer holds its window only."""
+    return w.cfg.sliding_window if windowed(w.cfg, n, w.window_cache) else length
+
+
 def run_layer(session: ort.InferenceSession, n: int, normed: np.ndarray, residual: np.ndarray, prompt: int,
               cfg, dtype, cache_length: int) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
     """Layer n over every position: the prompt at once, then one token at a time through the KV cache.
-    Returns its normed and residual outputs, and each run's tapped outputs (after the first four)."""
+    Returns its normed and residual outputs, and each run's tapped outputs (after the first four).
+    cache_length: the positions of the layer's cache (piece_cache_length)."""
     total = normed.shape[1]
     past = np.zeros((1, cfg.num_key_value_heads, cache_length, cfg.head_dim), dtype=dtype)
     past_k, past_v = past, past.copy()
@@ -110,7 +116,8 @@ def layered_logits(w: GraphWeights, ids: list[int], prompt: int, workdir: Path, 
     done("embed")
     for n in range(cfg.num_hidden_layers):
         session = piece_session(workdir / f"layer{n}", f"layer{n}", layer_piece(w, n))
-        normed, residual, _ = run_layer(session, n, normed, residual, prompt, cfg, dtype, cache_length or len(ids))
+        normed, residual, _ = run_layer(session, n, normed, residual, prompt, cfg, dtype,
+                                        piece_cache_length(w, n, cache_length or len(ids)))
         del session
         done(f"layer{n}")
         if on_layer is not None:

@@ -96,16 +96,19 @@ CHOICES = (
 def serving_estimates(cfg: ModelConfig, embed_bfloat16: bool, max_context: int = 4096,
                       max_batch: int = 8) -> list[dict]:
     """Memory to serve each export choice: weights plus the decode batch's KV cache (max_batch rows of
-    max_context), before activations and the conversations' own caches."""
+    max_context, the sliding layers keeping their window as the exporter's default contrib graphs do), before
+    activations and the conversations' own caches."""
     from dataclasses import replace
 
-    from runtime.memory_plan import kv_bytes_per_token
+    from runtime.memory_plan import kv_bytes_per_token, kv_window_bytes
 
     rows = []
     for target, choice, flags in CHOICES:
         choice = replace(choice, embed_bfloat16=embed_bfloat16)
         weights = weights_bytes(cfg, choice, max_context)
-        kv = kv_bytes_per_token(cfg, choice.dtype) * max_context * max_batch
+        window = cfg.sliding_window if cfg.sliding_window < max_context else 0
+        kv = (kv_bytes_per_token(cfg, choice.dtype, window=window) * max_context
+              + kv_window_bytes(cfg, choice.dtype, window)) * max_batch
         rows.append({"target": target, "flags": flags, "weights_bytes": weights, "kv_cache_bytes": kv,
                      "total_bytes": weights + kv, "max_context": max_context, "max_batch": max_batch})
     return rows

@@ -15,6 +15,14 @@ from runtime.session_access import Owner
 
 
 @dataclass
+class WindowSnapshot:
+    """A window cache's sliding layers as they were after `tokens` (the last prompt's end), in a one-row cache:
+    what the next turn goes back to, since those layers no longer hold the positions before their window."""
+    cache: KvCache
+    tokens: list[int]
+
+
+@dataclass
 class Conversation:
     npc: str
     session_id: str | None  # None: a one-off reply's, never stored
@@ -22,6 +30,12 @@ class Conversation:
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)
     owner: Owner | None = None  # who may touch it (runtime/session_access.py); None for a one-off
+    window_snapshot: WindowSnapshot | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Device memory its caches take."""
+        return sum(c.nbytes for c in (self.cache, self.window_snapshot and self.window_snapshot.cache) if c)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -107,7 +121,7 @@ class ConversationStore:
 
     def bytes_used(self) -> int:
         with self._lock:
-            return sum(c.cache.nbytes for c in self._items.values() if c.cache is not None)
+            return sum(c.nbytes for c in self._items.values())
 
     def _evict(self, keep: tuple[str, str]) -> None:
         while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):

@@ -21,7 +21,7 @@ import numpy as np
 from runtime import session_access
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.context_fit import ContextFit
-from runtime.conversations import Conversation, ConversationStore
+from runtime.conversations import Conversation, ConversationStore, WindowSnapshot
 from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch
 from runtime.errors import (BadRequest, EngineError, PromptTooLong, SessionEvicted,  # noqa: F401
@@ -138,6 +138,8 @@ class Engine:
         how many prompt tokens it holds."""
         need = len(prompt) + reserve
         cache = conv.cache
+        if cache is not None and reuse and not cache.can_truncate(0, reuse):  # reusable() chose the snapshot
+            cache.copy_window_from(conv.window_snapshot.cache)
         if cache is None or cache.length < need:
             bigger = self.cache_for(need)
             if cache is not None and reuse:
@@ -149,6 +151,28 @@ class Engine:
         cache.lengths[:] = reuse
         conv.cache = cache
         return reuse
+
+    @staticmethod
+    def reusable(conv: Conversation, reuse: int) -> int:
+        """How many of a prompt's first tokens `conv`'s cache can start from, `reuse` being those it holds in
+        common with it: all of them, unless its sliding layers have evicted positions they would need (a window
+        cache); then the last prompt's end where the prompt passes through it (its window snapshot), else
+        none (the NPC's prefix then)."""
+        cache, snap = conv.cache, conv.window_snapshot
+        if cache is None or cache.can_truncate(0, reuse):
+            return reuse
+        if snap is not None and len(snap.tokens) <= reuse and conv.tokens[:len(snap.tokens)] == snap.tokens:
+            return len(snap.tokens)
+        return 0
+
+    def snapshot_window(self, conv: Conversation) -> None:
+        """Keep `conv`'s sliding layers as they are now, after conv.tokens (its prompt), for its next turn."""
+        cache = conv.cache
+        if conv.session_id is None or cache is None or not cache.window or cache.lengths[0] != len(conv.tokens):
+            return
+        snap = conv.window_snapshot.cache if conv.window_snapshot else self.session.new_cache(length=1)
+        snap.copy_window_from(cache)
+        conv.window_snapshot = WindowSnapshot(snap, list(conv.tokens))
 
     def prefix_cache(self, ids: list[int]) -> KvCache:
         key = tuple(ids)

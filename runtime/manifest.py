@@ -54,6 +54,9 @@ class KvCacheLayout:
     # True: present_* may be bound to the same buffer as past_* (updated in place).
     # False: present_* is a fresh tensor of the same shape (the runtime ping-pongs two buffers).
     in_place: bool
+    # > 0: the sliding-window layers' buffers hold this many positions, the most recent in position order at
+    # rows [0, min(length, window)) (GroupQueryAttention evicts as it appends); 0: they span the context too.
+    window: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class Manifest:
                 candidates=int(d["candidates"]))
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"{path}: malformed manifest ({exc!r}); re-export the model") from exc
+        window = manifest.kv_cache.window
+        if window and (window != manifest.config.sliding_window or not manifest.kv_cache.in_place):
+            raise ManifestError(f"{path}: kv_cache.window {window} must be 0 or the model's sliding window "
+                                f"({manifest.config.sliding_window}) on an in-place cache; re-export the model")
         for name in (manifest.graph_file, manifest.weights_file, manifest.tokenizer_file):
             if not (folder / name).is_file():
                 raise ManifestError(f"{path}: lists '{name}' but {folder / name} does not exist")

@@ -170,6 +170,7 @@ class Reply:
                                              self.reserve)
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt.ids) - 1)  # at least one token must run to produce logits
+        reuse = e.reusable(conv, reuse)
         plan = self.plan = deadlines.plan(e.cost, self.clock.slack_ms(),
                                           len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
                                           npc.expected_final_tokens, npc.max_reasoning_tokens)
@@ -195,6 +196,7 @@ class Reply:
             self._decode_started = time.monotonic()
             self.prefill_ms = (self._decode_started - self._prefill_started) * 1000
             self.conv.tokens = list(self.prompt.ids)
+            self.e.snapshot_window(self.conv)  # the prompt's end: where the next turn goes back to
         ids = self._decide(out, row)
         self._fed = list(ids)
         if not ids:

@@ -91,21 +91,32 @@ def _providers(opts: SessionOptions) -> list:
 
 
 class KvCache:
-    """Per-layer key/value buffers on the session's device, plus each row's length."""
+    """Per-layer key/value buffers on the session's device, plus each row's length (tokens it holds).
+
+    A layer's buffer is [batch, kv_heads, positions, head_dim]: `length` positions, or, for a sliding-window
+    layer of a folder exported with a window cache, `window` positions that GroupQueryAttention keeps as
+    the most recent ones at rows [0, min(tokens, window)). Such a layer cannot be cut back to fewer tokens
+    once it has evicted any (`can_truncate`): a conversation keeps a snapshot of it at its prompt's end
+    (`copy_window_from`) to go back to."""
 
     def __init__(self, session: "ModelSession", batch: int, length: int):
         cfg = session.config
         self._session = session
         self.batch, self.length = batch, length
+        self.window = session.manifest.kv_cache.window
         self.lengths = np.zeros(batch, dtype=np.int32)
-        shape = [batch, cfg.num_key_value_heads, length, cfg.head_dim]
+        layers = cfg.num_hidden_layers
+        self.windowed = [bool(self.window) and cfg.is_sliding(n) for n in range(layers)]
+        self.positions = [self.window if w else length for w in self.windowed]
+        self.heads, self.head_dim = cfg.num_key_value_heads, cfg.head_dim
         dtype = NP_DTYPES[session.manifest.kv_cache.dtype]
         copies = 1 if session.manifest.kv_cache.in_place else 2
 
         self.on_cpu = session.device == "cpu"
         self._host: dict[int, np.ndarray] = {}  # on CPU the OrtValues wrap these arrays (by address)
 
-        def buffer() -> ort.OrtValue:
+        def buffer(positions: int) -> ort.OrtValue:
+            shape = [batch, self.heads, positions, self.head_dim]
             if self.on_cpu:
                 array = np.zeros(shape, dtype=dtype)
                 value = ort.OrtValue.ortvalue_from_numpy(array)
@@ -113,13 +124,22 @@ class KvCache:
                 return value
             return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, session.device, session.device_id)
 
-        layers = cfg.num_hidden_layers
-        self._bufs = [[(buffer(), buffer()) for _ in range(layers)] for _ in range(copies)]
+        self._bufs = [[(buffer(p), buffer(p)) for p in self.positions] for _ in range(copies)]
         self._current = 0
-        self.nbytes = 2 * copies * layers * int(np.prod(shape)) * np.dtype(dtype).itemsize
         self.dtype = dtype
-        self.row_shape = shape[1:]
-        self.row_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+        self.row_bytes = [self.heads * p * self.head_dim * np.dtype(dtype).itemsize for p in self.positions]
+        self.nbytes = 2 * copies * batch * sum(self.row_bytes)
+
+    def held(self, layer: int, tokens: int) -> int:
+        """How many positions layer `layer` holds after `tokens` tokens (rows [0, held))."""
+        return min(tokens, self.window) if self.windowed[layer] else tokens
+
+    def can_truncate(self, row: int, tokens: int) -> bool:
+        """Whether row `row` can be cut back to its first `tokens` tokens by its length alone: not once a
+        windowed layer has evicted positions it would need (onnxruntime's rollback rule for a window cache
+        whose capacity is the window)."""
+        have = int(self.lengths[row])
+        return tokens == have or (tokens < have and (not self.window or have <= self.window))
 
     def copy_rows_from(self, src: "KvCache", rows: int, src_row: int = 0, dst_row: int = 0,
                        on_device: bool | None = None) -> None:
@@ -129,31 +149,58 @@ class KvCache:
         on_device=True takes the device path on the CPU too (tests check the two agree)."""
         if rows > self.length or rows > src.length:
             raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
+        self._check_pair(src, src_row, dst_row)
+        if not src.can_truncate(src_row, rows) and rows < int(src.lengths[src_row]):
+            raise ValueError(f"cannot copy the first {rows} of {int(src.lengths[src_row])} tokens: the sliding "
+                             f"layers keep only the last {src.window} (restore a window snapshot first)")
+        self._copy_layers(src, range(len(self.positions)), rows, src_row, dst_row, on_device)
+        self.lengths[dst_row] = rows
+
+    def copy_window_from(self, src: "KvCache", src_row: int = 0, dst_row: int = 0,
+                         on_device: bool | None = None) -> None:
+        """Make dst_row's windowed layers equal src_row's, and its length src_row's: a snapshot taken
+        (into a small cache) or restored (over a row whose full-length layers hold those tokens already)."""
+        self._check_pair(src, src_row, dst_row)
+        if self.windowed != src.windowed:
+            raise ValueError("cannot copy windows between caches of different layouts")
+        tokens = int(src.lengths[src_row])
+        self._copy_layers(src, [n for n, w in enumerate(self.windowed) if w], tokens, src_row, dst_row, on_device)
+        self.lengths[dst_row] = tokens
+
+    def _check_pair(self, src: "KvCache", src_row: int, dst_row: int) -> None:
         if not (0 <= src_row < src.batch and 0 <= dst_row < self.batch):
             raise ValueError(f"batch rows {src_row} -> {dst_row} are outside caches of {src.batch} and {self.batch}")
-        if (src.row_shape[0], src.row_shape[2], src.dtype, src.on_cpu) != \
-                (self.row_shape[0], self.row_shape[2], self.dtype, self.on_cpu):
+        if (src.heads, src.head_dim, src.dtype, src.on_cpu, src.window) != \
+                (self.heads, self.head_dim, self.dtype, self.on_cpu, self.window):
             raise ValueError("cannot copy rows between caches of different models or devices")
+
+    def _copy_layers(self, src: "KvCache", layers, tokens: int, src_row: int, dst_row: int,
+                     on_device: bool | None) -> None:
+        dst_bufs, src_bufs = self._bufs[self._current], src._bufs[src._current]
         if on_device if on_device is not None else not (self.on_cpu and src.on_cpu):
-            pairs = [(src.row_pointer(source, src_row), self.row_pointer(dst, dst_row))
-                     for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current])
-                     for dst, source in zip(dst_pair, src_pair)]
-            heads, _, head_dim = self.row_shape
-            self._session.kv_copier().copy(pairs, heads, head_dim, src.length, self.length, rows)
+            groups: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+            for n in layers:
+                key = (src.positions[n], self.positions[n], self.held(n, tokens))
+                groups.setdefault(key, []).extend(
+                    (src.row_pointer(n, source, src_row), self.row_pointer(n, dst, dst_row))
+                    for dst, source in zip(dst_bufs[n], src_bufs[n]))
+            for (src_len, dst_len, held), pairs in groups.items():
+                self._session.kv_copier().copy(pairs, self.heads, self.head_dim, src_len, dst_len, held)
         else:
-            for dst_pair, src_pair in zip(self._bufs[self._current], src._bufs[src._current]):
-                for dst, source in zip(dst_pair, src_pair):
-                    self._array(dst)[dst_row, :, :rows] = src._array(source)[src_row, :, :rows]
-        self.lengths[dst_row] = rows
+            for n in layers:
+                held = self.held(n, tokens)
+                for dst, source in zip(dst_bufs[n], src_bufs[n]):
+                    self._array(dst)[dst_row, :, :held] = src._array(source)[src_row, :, :held]
 
     @property
     def in_place(self) -> bool:
         """One buffer per layer, updated in place (contrib graphs): a run may cover some rows only."""
         return len(self._bufs) == 1
 
-    def row_pointer(self, value: ort.OrtValue, row: int) -> int:
-        """Address of batch row `row` of one buffer: rows are contiguous, so rows a..b form a valid tensor."""
-        return value.data_ptr() + row * self.row_bytes
+    def row_pointer(self, layer: int, value: ort.OrtValue, row: int) -> int:
+        """Address of batch row `row` of one of layer `layer`'s buffers: rows are contiguous, so rows a..b form
+        a valid tensor."""
+        return value.data_ptr() + row * self.row_bytes[layer]
 
     def _array(self, value: ort.OrtValue) -> np.ndarray:
         return self._host[value.data_ptr()]
@@ -249,15 +296,15 @@ class ModelSession:
         binding.bind_output(m.LOGITS, self.device, self.device_id)
         binding.bind_output(m.TOP_VALUES)
         binding.bind_output(m.TOP_IDS)
-        shape = [batch, *cache.row_shape]
         for n in range(self.config.num_hidden_layers):
+            shape = [batch, cache.heads, cache.positions[n], cache.head_dim]
             (past_k, past_v), (present_k, present_v) = cache.past(n), cache.present(n)
             for in_name, out_name, past, present in ((m.past_key(n), m.present_key(n), past_k, present_k),
                                                      (m.past_value(n), m.present_value(n), past_v, present_v)):
                 binding.bind_input(in_name, self.device, self.device_id, cache.dtype, shape,
-                                   cache.row_pointer(past, first_row))
+                                   cache.row_pointer(n, past, first_row))
                 binding.bind_output(out_name, self.device, self.device_id, cache.dtype, shape,
-                                    cache.row_pointer(present, first_row))
+                                    cache.row_pointer(n, present, first_row))
         self.session.run_with_iobinding(binding, self.run_options)
         cache.advance()
         cache.lengths[rows] = after

@@ -66,7 +66,7 @@ def _twin(ckpt) -> GraphWeights:
     loaded = load_checkpoint(ckpt, progress=False)
     tensors = Transformed(loaded.tensors, _round_trips(OPTIONS, loaded.config))
     return GraphWeights(loaded.config, loaded.tensors, "float32", 32, "int4", "int4", lookup_tensors=tensors,
-                        values="float16")
+                        values="float16", window_cache=True)
 
 
 def _tamper(folder, name: str, dtype, change) -> None:

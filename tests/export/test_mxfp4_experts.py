@@ -147,19 +147,22 @@ def test_codes_decode_to_the_values_the_checkpoint_loads_as():
                           mxfp4.dequantize(blocks, scales).transpose(1, 2).numpy())
 
 
-def test_the_pieces_the_twin_runs_compute_exactly_what_the_whole_graph_computes(tmp_path):
+@pytest.mark.parametrize("window_cache", [True, False], ids=["window cache", "full-length cache"])
+def test_the_pieces_the_twin_runs_compute_exactly_what_the_whole_graph_computes(tmp_path, window_cache):
     """The twin runs the graph a layer at a time (export/layer_pieces.py); in float32 the pieces in a row
-    give the whole graph's logits bit for bit, prefill and decode steps alike."""
+    give the whole graph's logits bit for bit, prefill and decode steps alike, with the sliding layers'
+    caches window-sized (evicting: 20 tokens through a window of 5) or not."""
     from export.checkpoint import load_checkpoint
     from export.graph_common import GraphWeights
     from export.layer_pieces import layered_logits
 
     _, twin = make_mxfp4_twins(tmp_path)
-    export_model(twin, tmp_path / "whole", ExportOptions(max_context=32, experts="float"))
+    export_model(twin, tmp_path / "whole", ExportOptions(max_context=32, experts="float", window_cache=window_cache))
     ckpt = load_checkpoint(twin, False, lazy=True)
+    assert ckpt.config.sliding_window < 12
     ids = [int(i) for i in np.random.default_rng(3).integers(0, ckpt.config.vocab_size, 20)]
-    pieces = layered_logits(GraphWeights(ckpt.config, ckpt.tensors, "float32", 32), ids, 12, tmp_path / "work",
-                            cache_length=32)
+    weights = GraphWeights(ckpt.config, ckpt.tensors, "float32", 32, window_cache=window_cache)
+    pieces = layered_logits(weights, ids, 12, tmp_path / "work", cache_length=32)
     session = ModelSession(tmp_path / "whole", SessionOptions(provider="cpu"))
     cache = session.new_cache(length=32)
     whole = [session.run(np.array([ids[:12]]), cache)[0]] + [session.run(np.array([[t]]), cache)[0] for t in ids[12:]]

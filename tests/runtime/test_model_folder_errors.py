@@ -63,5 +63,6 @@ def test_the_memory_plan_states_what_the_runtime_allocates(tiny_model):
     session = ModelSession(tiny_model, SessionOptions(provider="cpu"))
     plan = MemoryPlan.for_folder(tiny_model, max_batch=3)
     assert plan.batch_kv_bytes == session.new_cache(batch=3).nbytes
-    assert plan.kv_bytes_per_token * 100 == session.new_cache(batch=1, length=100).nbytes
+    assert plan.kv_bytes_per_token * 100 + plan.kv_window_bytes == session.new_cache(batch=1, length=100).nbytes
+    assert plan.window == session.config.sliding_window and 0 < plan.kv_window_bytes  # sliding layers: the window
     assert plan.weights_bytes == (tiny_model / session.manifest.weights_file).stat().st_size

@@ -1,0 +1,123 @@
+"""Window caches: the sliding layers keep only their window's keys and values (GroupQueryAttention's
+sliding_window_cache), checked against transformers over many windows' worth of tokens, and the one thing
+such a cache cannot do, go back before its window, done through the conversation's snapshot."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from runtime.session import ModelSession
+from tests.helpers.checkpoints import load_hf
+
+
+@pytest.fixture(scope="module")
+def full_cache_model(tiny_checkpoint, tmp_path_factory):
+    from export.exporter import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("tiny-full-cache") / "model"
+    export_model(tiny_checkpoint, out, ExportOptions(max_context=256, window_cache=False))
+    return out
+
+
+def test_the_default_export_keeps_the_sliding_layers_window_only(tiny_model):
+    s = ModelSession(tiny_model)
+    cfg, window = s.config, s.manifest.kv_cache.window
+    assert window == cfg.sliding_window == 5
+    cache = s.new_cache(batch=2, length=64)
+    sliding = [n for n in range(cfg.num_hidden_layers) if cfg.is_sliding(n)]
+    assert sliding and len(sliding) < cfg.num_hidden_layers
+    for n in range(cfg.num_hidden_layers):
+        assert cache.past(n)[0].shape() == [2, cfg.num_key_value_heads, 5 if n in sliding else 64, cfg.head_dim]
+    graph = onnx.load(str(tiny_model / "model.onnx"), load_external_data=False).graph
+    flagged = [n for n, node in enumerate(x for x in graph.node if x.op_type == "GroupQueryAttention")
+               if any(a.name == "sliding_window_cache" and a.i == 1 for a in node.attribute)]
+    assert flagged == sliding
+
+
+def run_ragged(session: ModelSession, ids: np.ndarray, chunks: list[int], decode: int) -> list[np.ndarray]:
+    """Row 0 prefilled in uneven chunks (several longer than the window), rows 1 and 2 with shorter prompts;
+    then `decode` steps of all three rows at once. Each run's logits, in order."""
+    cache = session.new_cache(batch=3, length=128)
+    out, start = [], 0
+    for n in chunks:
+        out.append(session.step(ids[0:1, start:start + n], cache, first_row=0).logits()[0])
+        start += n
+    lengths = [start, 9, 3]
+    for row in (1, 2):
+        out.append(session.step(ids[row:row + 1, :lengths[row]], cache, first_row=row).logits()[0])
+    for t in range(decode):
+        step = np.array([[ids[row, lengths[row] + t]] for row in range(3)])
+        out.extend(session.step(step, cache).logits())
+    return out
+
+
+def test_window_cache_logits_equal_transformers_and_the_full_length_cache(tiny_model, full_cache_model,
+                                                                           tiny_checkpoint):
+    ids = np.random.default_rng(7).integers(20, 390, (3, 80))
+    chunks, decode = [7, 13, 1, 1, 9, 2], 30
+    windowed = run_ragged(ModelSession(tiny_model), ids, chunks, decode)
+    full = run_ragged(ModelSession(full_cache_model), ids, chunks, decode)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(windowed, full)) < 1e-4
+    # transformers on each row's whole sequence at once: the logits after every token our runs ended on
+    hf = load_hf(tiny_checkpoint)
+    with torch.no_grad():
+        rows = [hf(torch.tensor(ids[row:row + 1, :length + decode])).logits[0].numpy()
+                for row, length in enumerate([sum(chunks), 9, 3])]
+    ends = list(np.cumsum(chunks) - 1)
+    expected = [rows[0][e] for e in ends] + [rows[1][8], rows[2][2]]
+    for t in range(decode):
+        expected += [rows[0][sum(chunks) + t], rows[1][9 + t], rows[2][3 + t]]
+    assert len(expected) == len(windowed)
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(windowed, expected))
+    assert worst < 1e-3, worst
+    assert sum(chunks) + decode > 10 * 5  # ten windows' worth of evictions on row 0
+
+
+def test_a_window_cache_goes_back_before_its_window_only_through_a_snapshot(tiny_model):
+    s = ModelSession(tiny_model)
+    rng = np.random.default_rng(3)
+    prompt, more, probe = rng.integers(20, 390, (1, 12)), rng.integers(20, 390, (1, 6)), np.array([[77]])
+    cold = s.new_cache(length=64)
+    s.run(prompt, cold)
+    expected = s.run(probe, cold)
+
+    cache, snapshot = s.new_cache(length=64), s.new_cache(length=1)
+    s.run(prompt[:, :4], cache)
+    assert cache.can_truncate(0, 2)  # nothing evicted yet: a length is enough
+    s.run(prompt[:, 4:], cache)
+    snapshot.copy_window_from(cache)
+    assert snapshot.lengths[0] == 12
+    s.run(more, cache)
+    assert cache.can_truncate(0, 18) and not cache.can_truncate(0, 12)
+    with pytest.raises(ValueError, match="keep only the last 5"):
+        s.new_cache(length=64).copy_rows_from(cache, 12)
+
+    cut = s.new_cache(length=64)  # the length alone: the sliding layers still hold positions 13..17
+    cut.copy_rows_from(cache, 18)
+    cut.lengths[0] = 12
+    assert not np.allclose(s.run(probe, cut), expected, atol=1e-4)
+
+    cache.copy_window_from(snapshot)  # the full-length layers hold the prompt already
+    assert cache.lengths[0] == 12
+    assert np.allclose(s.run(probe, cache), expected, atol=1e-5)
+
+
+def test_snapshots_are_refused_between_caches_of_other_layouts(tiny_model, full_cache_model):
+    windowed, full = ModelSession(tiny_model).new_cache(length=8), ModelSession(full_cache_model).new_cache(length=8)
+    with pytest.raises(ValueError, match="different models"):
+        windowed.copy_window_from(full)
+
+
+def test_the_gpu_checks_full_cache_twin_is_the_full_cache_export(tiny_model, full_cache_model, tmp_path):
+    """tools/experiments/full_cache_folder.py (what a GPU session measures the window cache against) makes what
+    `parley export --full-sliding-cache` makes, from the windowed folder's graph and weights."""
+    from tools.experiments.full_cache_folder import full_cache_folder
+
+    derived = full_cache_folder(tiny_model, tmp_path / "derived")
+    ids = np.random.default_rng(5).integers(20, 390, (3, 80))
+    a = run_ragged(ModelSession(derived), ids, [7, 13, 1], 12)
+    b = run_ragged(ModelSession(full_cache_model), ids, [7, 13, 1], 12)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert ModelSession(derived).new_cache(length=64).positions == [64] * 4
