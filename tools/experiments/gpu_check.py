@@ -19,7 +19,8 @@ prints each step and keeps OUT/gpu.json up to date:
 - the environment: providers, versions, nvidia-smi; the device-to-device copy bandwidth (torch, in a child
   process, so its memory is gone before onnxruntime's is counted);
 - each demo folder on CUDA against its twin on the CPU: logits teacher-forced on the CPU's greedy
-  continuation of an NPC prompt (max |diff|, argmax agreement), free-running greedy NPC replies through the
+  continuation of an NPC prompt (max |diff|, argmax agreement), a window cache over several windows of
+  evictions (chunked prefill, a ragged batch), free-running greedy NPC replies through the
   engine (identical replies, and the free-form score), and the graph's nodes per provider with the Memcpy
   nodes per run (onnxruntime's profile: a host<->device copy per token would be a bug);
 - a full-size folder: load time, GPU memory (nvidia-smi), time to first token for a 128-token prompt,
@@ -230,6 +231,48 @@ def logits_pair(demo: Path, gpu_name: str, cpu_name: str, prompt: np.ndarray) ->
             "free_running_greedy_equal": greedy(gpu, prompt, 48) == reference}
 
 
+def ragged_window_runs(ms, ids: np.ndarray, chunks: list[int], prompts: tuple[int, int], decode: int) -> np.ndarray:
+    """Row 0 prefilled in `chunks` (several windows' worth), rows 1 and 2 with shorter prompts, then `decode`
+    steps of the three rows at once: the logits of every run, stacked (the window cache's evictions, chunked
+    prefill past the window and a ragged batch, as tests/runtime/test_window_cache.py runs them on the CPU)."""
+    cache = ms.new_cache(batch=3, length=sum(chunks) + decode + 8)
+    out, start = [], 0
+    for n in chunks:
+        out.append(ms.step(ids[0:1, start:start + n], cache, first_row=0).logits()[0])
+        start += n
+    lengths = [start, *prompts]
+    for row in (1, 2):
+        out.append(ms.step(ids[row:row + 1, :lengths[row]], cache, first_row=row).logits()[0])
+    for t in range(decode):
+        out.extend(ms.step(np.array([[ids[row, lengths[row] + t]] for row in range(3)]), cache).logits())
+    return np.stack(out).astype(np.float32)
+
+
+def window_cache_against_cpu(demo: Path, names: list[str]) -> dict:
+    """Each window-cache folder on CUDA against itself on the CPU, over many windows of evictions."""
+    out = {}
+    for name in names:
+        try:
+            cpu = session(demo / name, "cpu")
+            window = cpu.manifest.kv_cache.window
+            if not window:
+                out[name] = "no window cache"
+                continue
+            ids = np.random.default_rng(0).integers(20, cpu.config.vocab_size - 20, (3, 4 * window + 80))
+            plan = ([window - 28, 37, 1, window + 22, 2], (window + 12, 20), 64)
+            expected = ragged_window_runs(cpu, ids, *plan)
+            del cpu
+            gpu = session(demo / name, GPU)
+            got = ragged_window_runs(gpu, ids, *plan)
+            out[name] = {"providers": gpu.session.get_providers()[:1], "window": window,
+                         "tokens_row0": sum(plan[0]) + plan[2], "runs": len(got),
+                         "max_abs_logit_diff": float(np.abs(got - expected).max()),
+                         "argmax_agree": f"{int((got.argmax(-1) == expected.argmax(-1)).sum())}/{len(got)}"}
+        except Exception as exc:  # noqa: BLE001 - the other folders still say something
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
 def engine_replies(demo: Path, lines: int, names: list[str]) -> dict:
     from runtime.engine import Engine, EngineOptions, ReplyRequest
     from runtime.profiles import load_profiles
@@ -426,6 +469,7 @@ def run(args) -> None:
     names = [n for n in chosen(args.folders) if (args.demo or args.kv or Path()).joinpath(n).exists()]
     if args.demo:
         results.step("demo logits, cuda vs cpu", logits_against_cpu, args.demo, names)
+        results.step("demo window caches, cuda vs cpu", window_cache_against_cpu, args.demo, names)
         results.step("demo providers and copies", providers_and_copies, args.demo, args.out, names)
         results.step("demo engine replies, cuda vs cpu", engine_replies, args.demo, args.lines, names)
     if args.demo or args.kv:

@@ -37,6 +37,9 @@
 #   dense      the demo's quantized-dense folders on CUDA against the CPU (prepare --folders twin-f32
 #              twin-f16 int4-f16 int4d-f16 int8d-f16), then the full-size export: memory under each arena
 #              growth, speed, parley serve
+#   window-bg  the --dense int4 export with window caches, and its full-length-cache twin (background)
+#   window     the demo folders on CUDA against the CPU, then the full-size folder with and without
+#              window caches: memory, speed; then parley serve at 1 and 8 clients
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -167,6 +170,29 @@ dense)
 print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
     | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
   ;;
+window-bg)
+  # the --dense int4 export again, now with window caches (the default), and its full-length-cache twin made
+  # from it (tools/experiments/full_cache_folder.py: the same weights, seconds rather than another export)
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    python3 -m runtime.cli export $WORK/20b $WORK/20b-d4 --dtype float16 --dense int4 --no-verify && \
+    python3 -m tools.experiments.full_cache_folder $WORK/20b-d4 $WORK/20b-d4-full"
+  ;;
+window)
+  # the demo folders (window caches: the demo's window is 128, its prompts longer) on CUDA against the CPU;
+  # then the full-size folder with and without window caches, each in a fresh process; then parley serve
+  gpu_onnxruntime
+  [ -n "${FULL_ONLY:-}" ] || python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
+    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+  [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the export is done
+  wait_for_background
+  for name in 20b-d4 20b-d4-full; do
+    python3 -m tools.experiments.gpu_check run --full "$WORK/$name" --out "$OUT/$name" 2>&1 \
+      | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1200 "$OUT/$name.log"
+  done
+  python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
+print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
+  ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
   ;;
@@ -184,6 +210,6 @@ final)
   fi
   ;;
 *)
-  echo "usage: gpu_machine.sh stash|setup|dense-bg|dense|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|layers-bg|layers|progress|final" >&2; exit 2
+  echo "usage: gpu_machine.sh stash|setup|window-bg|window|dense-bg|dense|full-bg|depth-bg|depth|real-bg|real|twin-bg|twin|layers-bg|layers|progress|final" >&2; exit 2
   ;;
 esac
