@@ -42,7 +42,9 @@ def copies(folder: Path, provider: str) -> dict:
         for got, old, want in zip(buffers(dst), before, source):
             assert np.array_equal(got[dst_row, :, :rows], want[src_row, :, :rows]), "copied positions differ"
             others = [r for r in range(3) if r != dst_row]
-            assert np.array_equal(got[others], old[others]), "a copy changed another row"
+            # equal_nan: a window cache's rows past what it holds are unspecified, and memory onnxruntime's
+            # arena hands out again can hold any bits there (NaN patterns too)
+            assert np.array_equal(got[others], old[others], equal_nan=True), "a copy changed another row"
         token = rng.integers(0, 200, (1, 1))
         alone = s.new_cache(batch=1, length=64)
         alone.copy_rows_from(src, rows, src_row=src_row)
@@ -55,7 +57,7 @@ def copies(folder: Path, provider: str) -> dict:
     before = buffers(pool)
     pool.copy_rows_from(pool, 11, src_row=2, dst_row=0)
     for got, old in zip(buffers(pool), before):
-        assert np.array_equal(got[0, :, :11], old[2, :, :11]) and np.array_equal(got[1:], old[1:])
+        assert np.array_equal(got[0, :, :11], old[2, :, :11]) and np.array_equal(got[1:], old[1:], equal_nan=True)
     return {"providers": s.session.get_providers()[:1], "copies_checked": checked + 1,
             "next_step_max_abs_logit_diff": worst}
 
