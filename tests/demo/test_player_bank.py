@@ -143,3 +143,22 @@ def test_version_7_leaves_out_peoples_follow_ups_that_hold_a_held_out_phrasing()
         for kind in ("follow", "two"):
             rows = [dataset.from_bank(d, kind, rng, 7) for _ in range(1500)]
             assert not [r for r in rows if r is not None and held(r)]
+
+
+def test_version_8_follow_ups_also_ask_what_the_npc_does_not_know_and_get_an_honest_answer():
+    """"And a lantern?" after a sword's price, "Who saw it?" after a rumour: the answer says the NPC does not
+    know or sell it, and states no fact, least of all the one just discussed."""
+    from tools.demo import freeform
+
+    def follow_ups(version: int) -> list:
+        return [ex for ex in dataset.make_examples(3000, seed=11, version=version) if ex.history
+                and "after asking about" in ex.reply.analysis]
+    unknown = [ex for ex in follow_ups(8) if ex.key is None]
+    answered = [ex for ex in follow_ups(8) if ex.key is not None]
+    assert not [ex for ex in follow_ups(7) if ex.key is None]  # version 7 had none
+    assert 0.2 < len(unknown) / (len(unknown) + len(answered)) < 0.4
+    for ex in unknown:
+        assert "I don't" in ex.reply.analysis
+        shipped = freeform.FACTS.get(ex.npc.id, {})
+        assert not [key for key, words in shipped.items() if freeform.words_in(ex.reply.final, words)], ex
+    assert len({dataset.normal(ex.say) for ex in unknown}) > 60  # composed, not a handful of lines

@@ -21,7 +21,7 @@ from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
-                        freeform_blind_f, lexicon, phrasing, player_bank, player_talk)
+                        freeform_blind_f, freeform_blind_g, lexicon, phrasing, player_bank, player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
@@ -156,7 +156,7 @@ def normal(text: str) -> str:
 # The free-form yardsticks' lines (tools/demo/freeform.py, freeform_blind*.py) never occur in the training data,
 # whatever the generator happens to compose.
 YARDSTICKS = (freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
-              + freeform_blind_e.LINES + freeform_blind_f.LINES)
+              + freeform_blind_e.LINES + freeform_blind_f.LINES + freeform_blind_g.LINES)
 FREE_FORM = {normal(text) for line in YARDSTICKS
              for text in (line.say, line.before) if text}
 _BANNED = [held.lower().rstrip("?.!") for held in HELD_OUT]
@@ -222,15 +222,29 @@ def other_goods(d: DemoNpc) -> list[str]:
 # many follow-ups and near-miss unknowns), from people's lines more often, and asks follow-ups twice as often;
 # 7 is 6 without the people's follow-ups and two-part lines that hold a held-out template phrasing (17 rows of
 # version 6's banks, one of version 5's, such as a follow-up after "What's the reward for a wolf pelt?"; their
-# single lines were always filtered), so the template test sets stay unseen.
-DATA_VERSION = 7
+# single lines were always filtered), so the template test sets stay unseen; 8 is 7 with follow-ups that ask
+# what the NPC does not know (a tenth of all examples' follow-ups had none before: "And a lantern?" after
+# a price, "Who saw them?" after a rumour), answered honestly rather than with the fact just discussed.
+DATA_VERSION = 8
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
-           6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3)}
+           6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3), 8: (30, 4, 12, 2, 1, 1, 1, 3)}
 # of a shipped NPC's questions, the share drawn from people's lines (from version 3)
-BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65}
-FOLLOW_SHARE = {6: 0.2, 7: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65, 8: 0.65}
+FOLLOW_SHARE = {6: 0.2, 7: 0.2, 8: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
+UNKNOWN_FOLLOW_SHARE = 0.3  # version 8: of the follow-ups, the share asking what the NPC does not know
+# Follow-ups whose answer no fact of that topic holds (the fact's sentence says nothing of it).
+DETAIL_UNKNOWN = {
+    "hours": ["And on feast days?", "Same in winter?", "what about holy days", "And on market day?"],
+    "rumour": ["Who saw it?", "Who told you that?", "how do you know that", "Did anyone go and look?",
+               "Who says so?"],
+    "person": ["When will they be back?", "When are they back?", "how long have they been gone", "What are they like?"],
+    "rule": ["How long does it take to get one?", "What does one cost?", "can a friend fetch it for me"],
+    "food": ["And tomorrow?", "what's cooking tomorrow then", "Any bread with it?"],
+    "job": ["How long's the job?", "When does it start?", "How many do they need?", "what's the pay", "Who else is going?"],
+}
+OTHER_QUARRY = ["a bear pelt", "boar hides", "a fox pelt", "deer hides", "bandits", "a wildcat pelt"]
 STORY_SHARE = 0.2  # version 4: of a shipped NPC's questions, the share told after a story
 
 
@@ -323,9 +337,12 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
 
 
 def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
-              version: int = DATA_VERSION) -> tuple[dialogues.Turn, str, Reply, Fact]:
+              version: int = DATA_VERSION) -> tuple[dialogues.Turn, str, Reply, Fact | None]:
     """An earlier turn about one fact, then a line that only makes sense after it ('And a steel one?'):
-    another thing of the same kind, or the same fact asked again without naming it."""
+    another thing of the same kind, or the same fact asked again without naming it; from version 8 now and
+    then something of the same kind the NPC does not know (then no fact: None)."""
+    if version >= 8 and rng.random() < UNKNOWN_FOLLOW_SHARE:
+        return unknown_follow_up(d, npc, rng)
     row = from_bank(d, "follow", rng, version) if version >= 3 else None
     if row:
         labels = {f.label: f for f in d.facts}
@@ -348,6 +365,24 @@ def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
         fact = first
         text = _unheld(lambda: player_talk.follow_same(fact.topic, rng))
     return earlier, text, fact_reply(d, npc, fact, rng, after=_topic_words(first)), fact
+
+
+def unknown_follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogues.Turn, str, Reply, None]:
+    """An earlier turn about one fact, then a follow-up about something near it that the NPC does not know or
+    sell ("And a lantern?" after a sword's price): answered honestly, never with the fact just discussed."""
+    first = rng.choice(d.facts)
+    earlier = dialogues.Turn(ask_about(d, first, rng, False), answer(d, first, rng))
+    after = f", after asking about {_topic_words(first)}"
+    if first.topic == "price":
+        goods = rng.choice(other_goods(d))
+        text = _unheld(lambda: player_talk.follow_other(goods, rng))
+        thing = re.sub(r"^(a|an|some) ", "", goods)
+        return earlier, text, dont_know(d, npc, thing + after, rng, goods), None
+    if first.topic == "reward":
+        text = _unheld(lambda: player_talk.follow_other(rng.choice(OTHER_QUARRY), rng))
+    else:
+        text = _unheld(lambda: player_talk.noise(rng.choice(DETAIL_UNKNOWN[first.topic]), rng))
+    return earlier, text, dont_know(d, npc, "something I don't know" + after, rng), None
 
 
 def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
@@ -377,7 +412,7 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
         if only is None and rng.random() < follow_share:
             earlier, text, reply, fact = follow_up(d, npc, rng, version)
             history.append(earlier)
-            key = fact.key
+            key = fact.key if fact is not None else None
         else:
             text, reply, key = one_turn(d, npc, rng, held_out, version)
         while only is not None and key is None:  # evaluation sets ask about facts only
