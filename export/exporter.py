@@ -299,7 +299,8 @@ def _write_graph(ckpt: Checkpoint, folder: Path, opts: ExportOptions, weights: G
         source={"checkpoint": ckpt.folder.name, "hash": fingerprint(ckpt.folder, ckpt.source_files),
                 "quantization": ckpt.quantization, "layout": ckpt.layout,
                 "lora": {"adapter": opts.lora.name, "hash": fingerprint_lora(opts.lora)} if opts.lora else None},
-        export_options=dict(opts.to_dict(), experts=weights.experts, **integer_expert_layout(weights.experts)),
+        export_options=dict(opts.to_dict(), experts=weights.experts, window_cache=weights.window_cache,
+                            **integer_expert_layout(weights.experts)),
         verification={"status": "pending"},
         inputs=[i.name for i in model.graph.input], outputs=[o.name for o in model.graph.output],
         candidates=candidates(cfg))

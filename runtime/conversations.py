@@ -16,10 +16,15 @@ from runtime.session_access import Owner
 
 @dataclass
 class WindowSnapshot:
-    """A window cache's sliding layers as they were after `tokens` (the last prompt's end), in a one-row cache:
-    what the next turn goes back to, since those layers no longer hold the positions before their window."""
+    """A window cache's sliding layers as they were after `tokens` (a prompt's end), in a one-row cache: what
+    a later turn goes back to, since those layers no longer hold the positions before their window."""
     cache: KvCache
     tokens: list[int]
+
+
+# A conversation keeps its last two prompts' ends: a turn that is cancelled (the player spoke again) is not
+# kept, so the next prompt passes through the end of the turn before it, not its own.
+WINDOW_SNAPSHOTS = 2
 
 
 @dataclass
@@ -30,12 +35,20 @@ class Conversation:
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)
     owner: Owner | None = None  # who may touch it (runtime/session_access.py); None for a one-off
-    window_snapshot: WindowSnapshot | None = None
+    window_snapshots: list[WindowSnapshot] = field(default_factory=list)  # newest first
 
     @property
     def nbytes(self) -> int:
         """Device memory its caches take."""
-        return sum(c.nbytes for c in (self.cache, self.window_snapshot and self.window_snapshot.cache) if c)
+        return sum(c.nbytes for c in [self.cache] + [snap.cache for snap in self.window_snapshots] if c)
+
+    def snapshot_at(self, tokens: int) -> WindowSnapshot | None:
+        """The window snapshot taken after this conversation's first `tokens` tokens (as its cache still holds
+        them), if it keeps one."""
+        for snap in self.window_snapshots:
+            if len(snap.tokens) == tokens and self.tokens[:tokens] == snap.tokens:
+                return snap
+        return None
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

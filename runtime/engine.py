@@ -21,7 +21,7 @@ import numpy as np
 from runtime import session_access
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.context_fit import ContextFit
-from runtime.conversations import Conversation, ConversationStore, WindowSnapshot
+from runtime.conversations import WINDOW_SNAPSHOTS, Conversation, ConversationStore, WindowSnapshot
 from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch
 from runtime.errors import (BadRequest, EngineError, PromptTooLong, SessionEvicted,  # noqa: F401
@@ -138,8 +138,8 @@ class Engine:
         how many prompt tokens it holds."""
         need = len(prompt) + reserve
         cache = conv.cache
-        if cache is not None and reuse and not cache.can_truncate(0, reuse):  # reusable() chose the snapshot
-            cache.copy_window_from(conv.window_snapshot.cache)
+        if cache is not None and reuse and not cache.can_truncate(0, reuse):  # reusable() chose a snapshot
+            cache.copy_window_from(conv.snapshot_at(reuse).cache)
         if cache is None or cache.length < need:
             bigger = self.cache_for(need)
             if cache is not None and reuse:
@@ -158,21 +158,25 @@ class Engine:
         common with it: all of them, unless its sliding layers have evicted positions they would need (a window
         cache); then the last prompt's end where the prompt passes through it (its window snapshot), else
         none (the NPC's prefix then)."""
-        cache, snap = conv.cache, conv.window_snapshot
+        cache = conv.cache
         if cache is None or cache.can_truncate(0, reuse):
             return reuse
-        if snap is not None and len(snap.tokens) <= reuse and conv.tokens[:len(snap.tokens)] == snap.tokens:
-            return len(snap.tokens)
-        return 0
+        ends = [len(snap.tokens) for snap in conv.window_snapshots if len(snap.tokens) <= reuse]
+        return max((n for n in ends if conv.snapshot_at(n) is not None), default=0)
 
     def snapshot_window(self, conv: Conversation) -> None:
-        """Keep `conv`'s sliding layers as they are now, after conv.tokens (its prompt), for its next turn."""
+        """Keep `conv`'s sliding layers as they are now, after conv.tokens (its prompt), for a later turn. Of its
+        older snapshots it keeps those its prompt passes through (not a cancelled turn's), up to
+        WINDOW_SNAPSHOTS in all; the first one let go gives its buffer."""
         cache = conv.cache
         if conv.session_id is None or cache is None or not cache.window or cache.lengths[0] != len(conv.tokens):
             return
-        snap = conv.window_snapshot.cache if conv.window_snapshot else self.session.new_cache(length=1)
-        snap.copy_window_from(cache)
-        conv.window_snapshot = WindowSnapshot(snap, list(conv.tokens))
+        keep = [snap for snap in conv.window_snapshots
+                if snap.tokens != conv.tokens and conv.tokens[:len(snap.tokens)] == snap.tokens]
+        spare = [snap for snap in conv.window_snapshots if snap not in keep] + keep[WINDOW_SNAPSHOTS - 1:]
+        buffer = spare[0].cache if spare else self.session.new_cache(length=1)
+        buffer.copy_window_from(cache)
+        conv.window_snapshots = [WindowSnapshot(buffer, list(conv.tokens))] + keep[:WINDOW_SNAPSHOTS - 1]
 
     def prefix_cache(self, ids: list[int]) -> KvCache:
         key = tuple(ids)

@@ -150,9 +150,10 @@ class KvCache:
         if rows > self.length or rows > src.length:
             raise ValueError(f"cannot copy {rows} rows between caches of {src.length} and {self.length}")
         self._check_pair(src, src_row, dst_row)
-        if not src.can_truncate(src_row, rows) and rows < int(src.lengths[src_row]):
+        if src.window and not src.can_truncate(src_row, rows):
             raise ValueError(f"cannot copy the first {rows} of {int(src.lengths[src_row])} tokens: the sliding "
-                             f"layers keep only the last {src.window} (restore a window snapshot first)")
+                             f"layers hold only the last {src.window} of what they ran (restore a window snapshot "
+                             "first)")
         self._copy_layers(src, range(len(self.positions)), rows, src_row, dst_row, on_device)
         self.lengths[dst_row] = rows
 
@@ -160,9 +161,7 @@ class KvCache:
                          on_device: bool | None = None) -> None:
         """Make dst_row's windowed layers equal src_row's, and its length src_row's: a snapshot taken
         (into a small cache) or restored (over a row whose full-length layers hold those tokens already)."""
-        self._check_pair(src, src_row, dst_row)
-        if self.windowed != src.windowed:
-            raise ValueError("cannot copy windows between caches of different layouts")
+        self._check_pair(src, src_row, dst_row)  # the same window: the same windowed layers
         tokens = int(src.lengths[src_row])
         self._copy_layers(src, [n for n, w in enumerate(self.windowed) if w], tokens, src_row, dst_row, on_device)
         self.lengths[dst_row] = tokens

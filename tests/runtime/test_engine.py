@@ -9,6 +9,7 @@ import torch
 
 from runtime import deadlines, harmony
 from runtime.cost_model import CostModel
+from runtime.decode_batch import DecodeBatch
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
 from runtime.npc import Npc
 from runtime.sampler import GREEDY, SamplingParams
@@ -63,6 +64,33 @@ def test_second_turn_reuses_the_cache_and_still_equals_a_cold_run(engine, tiny_c
         hf = load_hf(tiny_checkpoint).generate(torch.tensor([prompt]), max_new_tokens=len(second.tokens),
                                                do_sample=False, attention_mask=torch.ones(1, len(prompt)))
     assert list(second.tokens) == hf[0, len(prompt):].tolist()
+
+
+def test_a_turn_after_a_cancelled_one_still_reuses_the_kept_turns_kv_and_equals_transformers(tiny_model,
+                                                                                           tiny_checkpoint):
+    """The player spoke again and the NPC's reply was cancelled: that turn is not kept, so the next prompt
+    passes through the end of the turn before it, whose window snapshot must still be there (a window cache's
+    sliding layers cannot go back by themselves)."""
+    eng = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)})
+    _, first = collect(eng, ReplyRequest(npc="brenna", text="Good morning!", session_id="barge"))
+    cancel, events = threading.Event(), []
+    batch = DecodeBatch(eng, max_batch=1)
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias=ban_specials(eng))
+    batch.start(ReplyRequest(npc="brenna", text="Talk forever.", session_id="barge", sampling=endless,
+                             deadline_ms=1e9), cancel, events.append)
+    for _ in range(3):  # its prompt ran (and left its snapshot): it is reasoning
+        batch.step()
+    cancel.set()
+    batch.run_all()
+    assert events[-1].stats.finish_reason == "cancelled"
+    assert len(eng.store.get("brenna", "barge").history) == 1  # the cancelled turn was not kept
+    _, third = collect(eng, ReplyRequest(npc="brenna", text="And a shield?", session_id="barge"))
+    assert eng.session.manifest.kv_cache.window and third.stats.reused_tokens >= first.stats.prompt_tokens
+    prompt = eng.store.get("brenna", "barge").tokens[: third.stats.prompt_tokens]
+    with torch.no_grad():
+        hf = load_hf(tiny_checkpoint).generate(torch.tensor([prompt]), max_new_tokens=len(third.tokens),
+                                               do_sample=False, attention_mask=torch.ones(1, len(prompt)))
+    assert list(third.tokens) == hf[0, len(prompt):].tolist()
 
 
 def test_history_keeps_final_answers_not_reasoning(engine):

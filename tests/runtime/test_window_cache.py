@@ -91,7 +91,7 @@ def test_a_window_cache_goes_back_before_its_window_only_through_a_snapshot(tiny
     assert snapshot.lengths[0] == 12
     s.run(more, cache)
     assert cache.can_truncate(0, 18) and not cache.can_truncate(0, 12)
-    with pytest.raises(ValueError, match="keep only the last 5"):
+    with pytest.raises(ValueError, match="hold only the last 5"):
         s.new_cache(length=64).copy_rows_from(cache, 12)
 
     cut = s.new_cache(length=64)  # the length alone: the sliding layers still hold positions 13..17
@@ -121,3 +121,38 @@ def test_the_gpu_checks_full_cache_twin_is_the_full_cache_export(tiny_model, ful
     b = run_ragged(ModelSession(full_cache_model), ids, [7, 13, 1], 12)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert ModelSession(derived).new_cache(length=64).positions == [64] * 4
+
+
+def test_a_restored_snapshot_survives_the_cache_growing_for_the_next_prompt(tiny_model):
+    """Engine.prepare_cache: the prompt leaves the cache at the last prompt's end (its window snapshot), and
+    needs a bigger cache than the conversation has: the restored window moves to the bigger one."""
+    from runtime.conversations import Conversation, common_prefix
+    from runtime.engine import Engine, EngineOptions
+
+    eng = Engine(tiny_model, {}, EngineOptions(min_cache_length=16))
+    s = eng.session
+    ids = [int(i) for i in np.random.default_rng(4).integers(20, 390, 40)]
+    conv = Conversation("brenna", "grow", cache=s.new_cache(length=16), tokens=ids[:12])
+    s.run(np.array([ids[:12]]), conv.cache)
+    eng.snapshot_window(conv)  # the last prompt's end
+    s.run(np.array([ids[12:16]]), conv.cache)  # its reply: the window moved on
+    conv.tokens = ids[:16]
+    prompt = ids[:12] + ids[20:34]  # the next prompt leaves the cache where the last one ended
+    reuse = eng.reusable(conv, common_prefix(conv.tokens, prompt))
+    assert reuse == 12 and not conv.cache.can_truncate(0, reuse)
+    assert eng.prepare_cache(conv, prompt, 0, 8, reuse) == 12
+    assert conv.cache.length == 64 and conv.cache.lengths[0] == 12  # grown: 26 + 8 rows do not fit 16
+    got = s.run(np.array([prompt[12:]]), conv.cache)
+    cold = s.new_cache(length=64)
+    assert np.allclose(got, s.run(np.array([prompt]), cold), atol=1e-5)
+
+
+def test_a_window_cache_that_has_not_evicted_yet_copies_any_first_tokens(tiny_model):
+    s = ModelSession(tiny_model)
+    ids = np.random.default_rng(6).integers(20, 390, (1, 9))
+    src, dst, cold = s.new_cache(length=16), s.new_cache(length=16), s.new_cache(length=16)
+    s.run(ids[:, :4], src)  # 4 tokens, inside the window of 5: nothing evicted
+    dst.copy_rows_from(src, 2)
+    assert np.allclose(s.run(ids[:, 2:9], dst), s.run(ids, cold), atol=1e-5)
+    with pytest.raises(ValueError, match="hold only"):
+        dst.copy_rows_from(cold, 3)  # 9 tokens ran there: its sliding layers moved past the third

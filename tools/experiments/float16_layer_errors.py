@@ -31,9 +31,9 @@ import numpy as np
 
 from export import verify
 from export.checkpoint import load_checkpoint
-from export.exporter import ExportOptions, _round_trips, resolve_experts
+from export.exporter import ExportOptions, _cache_window, _round_trips, resolve_experts
 from export.graph_common import GraphWeights
-from export.layer_pieces import embed_piece, layer_piece, piece_session, run_layer
+from export.layer_pieces import embed_piece, layer_piece, piece_cache_length, piece_session, run_layer
 from export.tensor_source import Transformed
 from runtime import manifest as m
 
@@ -46,9 +46,11 @@ def weights(checkpoint: Path, max_context: int) -> tuple[GraphWeights, GraphWeig
     cfg = ckpt.config
     opts, _ = resolve_experts(ExportOptions(dtype="float16"), ckpt.quantization)
     held = Transformed(ckpt.tensors, _round_trips(opts, cfg, ckpt.quantization))
-    f16 = GraphWeights(cfg, ckpt.tensors, "float16", max_context, opts.experts, opts.dense, lookup_tensors=held)
+    window = bool(_cache_window(cfg, opts, max_context))  # the sliding layers' caches as the export lays them out
+    f16 = GraphWeights(cfg, ckpt.tensors, "float16", max_context, opts.experts, opts.dense, lookup_tensors=held,
+                       window_cache=window)
     twin = GraphWeights(cfg, ckpt.tensors, "float32", max_context, opts.experts, opts.dense, lookup_tensors=held,
-                        values="float16")
+                        values="float16", window_cache=window)
     return f16, twin
 
 
@@ -65,7 +67,7 @@ def layer(w: GraphWeights, n: int, provider: str, inputs, prompt: int, total: in
     if session.get_providers()[0] != provider:  # onnxruntime falls back to the CPU quietly
         raise SystemExit(f"{provider} did not load (providers: {session.get_providers()})")
     normed, residual, tapped = run_layer(session, n, *(x.astype(w.np_dtype) for x in inputs), prompt, w.cfg,
-                                         w.np_dtype, total + 1)
+                                         w.np_dtype, piece_cache_length(w, n, total + 1))
     del session
     shutil.rmtree(work / f"{w.np_dtype.__name__}-{n}")
     return normed, residual, np.concatenate([t[0] for t in tapped]).astype(np.float32)

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from export.checkpoint import load_checkpoint
-from export.exporter import ExportOptions, _round_trips, _write_graph, resolve_experts
+from export.exporter import ExportOptions, _cache_window, _round_trips, _write_graph, resolve_experts
 from export.graph_common import GraphWeights
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
@@ -35,7 +35,7 @@ def write_twin(checkpoint: Path, out: Path, experts: str, dense: str, max_contex
     # as the float16 export's own check builds its twin: a tied table is looked up as the graph holds it
     held = Transformed(ckpt.tensors, _round_trips(opts, cfg, ckpt.quantization))
     weights = GraphWeights(cfg, ckpt.tensors, "float32", context, opts.experts, opts.dense, lookup_tensors=held,
-                           values="float16")
+                           values="float16", window_cache=bool(_cache_window(cfg, opts, context)))
     twin_opts = ExportOptions(dtype="float32", experts=opts.experts, dense=opts.dense, max_context=max_context,
                               verify=False)
     out.mkdir(parents=True, exist_ok=False)
