@@ -71,6 +71,17 @@ wait_for_background() {  # up to WAIT_S seconds, then its log's last lines
   tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -12 | tee "$OUT/full-export.log"
 }
 
+demo_folders() {  # the demo folders `prepare --folders twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16` made, CUDA vs CPU
+  python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
+    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+}
+
+serve_concurrent() {  # 1 and 8 concurrent clients through parley serve on the model folder "$1"
+  python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
+print(json.dumps(concurrent(__import__('pathlib').Path('$1'), [1, 8], 32), default=str))" 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
+}
+
 case "${1:-}" in
 stash)
   mkdir -p "$PARTS" && cp -r .gpu/. "$PARTS/" && ls "$PARTS"
@@ -157,8 +168,7 @@ dense)
   # against the CPU, then the full-size --dense int4 export: memory, speed, each arena growth in a fresh
   # process, then through parley serve
   gpu_onnxruntime
-  [ -n "${FULL_ONLY:-}" ] || python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
-    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+  [ -n "${FULL_ONLY:-}" ] || demo_folders
   [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the export is done
   wait_for_background
   for variant in "kNextPowerOfTwo own" "kNextPowerOfTwo default" "kSameAsRequested own"; do
@@ -166,9 +176,7 @@ dense)
     python3 -m tools.experiments.gpu_check run --full "$WORK/20b-d4" --arena "$1" --kv-arena "$2" --out "$OUT/$name" \
       2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1500 "$OUT/$name.log"
   done
-  python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
-print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
-    | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
+  serve_concurrent "$WORK/20b-d4"
   ;;
 window-bg)
   # the --dense int4 export again, now with window caches (the default), and its full-length-cache twin made
@@ -181,17 +189,14 @@ window)
   # the demo folders (window caches: the demo's window is 128, its prompts longer) on CUDA against the CPU;
   # then the full-size folder with and without window caches, each in a fresh process; then parley serve
   gpu_onnxruntime
-  [ -n "${FULL_ONLY:-}" ] || python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
-    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+  [ -n "${FULL_ONLY:-}" ] || demo_folders
   [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the export is done
   wait_for_background
   for name in 20b-d4 20b-d4-full; do
     python3 -m tools.experiments.gpu_check run --full "$WORK/$name" --out "$OUT/$name" 2>&1 \
       | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1200 "$OUT/$name.log"
   done
-  python3 -c "from tools.experiments.measure_model_folder import concurrent; import json; \
-print(json.dumps(concurrent(__import__('pathlib').Path('$WORK/20b-d4'), [1, 8], 32), default=str))" 2>&1 \
-    | grep -v "plugin EP\|GEMM config" | tee "$OUT/serve.log" | tail -c 1500
+  serve_concurrent "$WORK/20b-d4"
   ;;
 progress)
   tail -c 800 "$WORK/full.log" | tr '\r' '\n' | tail -4; du -sh "$WORK"/* 2>/dev/null
