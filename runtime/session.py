@@ -1,7 +1,8 @@
 """An onnxruntime session over a model folder, with a KV cache that lives on the device.
 
-The cache is a set of preallocated [batch, kv_heads, length, head_dim] buffers bound
-with IOBinding. Contrib graphs update them in place; standard graphs write a fresh
+The cache is a set of preallocated [batch, kv_heads, length, head_dim] buffers (a sliding layer's
+only its window long, in folders exported with window caches) bound with IOBinding. Contrib graphs
+update them in place; standard graphs write a fresh
 tensor, so those caches keep two buffers and swap them (no reallocation per step).
 Only the logits of the last position cross to the host.
 """
