@@ -42,13 +42,13 @@ class Conversation:
         """Device memory its caches take."""
         return sum(c.nbytes for c in [self.cache] + [snap.cache for snap in self.window_snapshots] if c)
 
+    def held_snapshots(self) -> list[WindowSnapshot]:
+        """Its window snapshots taken after tokens its cache still holds (not a cancelled turn's prompt)."""
+        return [snap for snap in self.window_snapshots if self.tokens[:len(snap.tokens)] == snap.tokens]
+
     def snapshot_at(self, tokens: int) -> WindowSnapshot | None:
-        """The window snapshot taken after this conversation's first `tokens` tokens (as its cache still holds
-        them), if it keeps one."""
-        for snap in self.window_snapshots:
-            if len(snap.tokens) == tokens and self.tokens[:tokens] == snap.tokens:
-                return snap
-        return None
+        """The held window snapshot taken after this conversation's first `tokens` tokens, if it keeps one."""
+        return next((snap for snap in self.held_snapshots() if len(snap.tokens) == tokens), None)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

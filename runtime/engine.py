@@ -156,13 +156,12 @@ class Engine:
     def reusable(conv: Conversation, reuse: int) -> int:
         """How many of a prompt's first tokens `conv`'s cache can start from, `reuse` being those it holds in
         common with it: all of them, unless its sliding layers have evicted positions they would need (a window
-        cache); then the last prompt's end where the prompt passes through it (its window snapshot), else
-        none (the NPC's prefix then)."""
+        cache); then the latest kept prompt's end the prompt passes through (a window snapshot), else none
+        (the NPC's prefix then)."""
         cache = conv.cache
         if cache is None or cache.can_truncate(0, reuse):
             return reuse
-        ends = [len(snap.tokens) for snap in conv.window_snapshots if len(snap.tokens) <= reuse]
-        return max((n for n in ends if conv.snapshot_at(n) is not None), default=0)
+        return max((len(snap.tokens) for snap in conv.held_snapshots() if len(snap.tokens) <= reuse), default=0)
 
     def snapshot_window(self, conv: Conversation) -> None:
         """Keep `conv`'s sliding layers as they are now, after conv.tokens (its prompt), for a later turn. Of its
@@ -171,8 +170,7 @@ class Engine:
         cache = conv.cache
         if conv.session_id is None or cache is None or not cache.window or cache.lengths[0] != len(conv.tokens):
             return
-        keep = [snap for snap in conv.window_snapshots
-                if snap.tokens != conv.tokens and conv.tokens[:len(snap.tokens)] == snap.tokens]
+        keep = [snap for snap in conv.held_snapshots() if snap.tokens != conv.tokens]
         spare = [snap for snap in conv.window_snapshots if snap not in keep] + keep[WINDOW_SNAPSHOTS - 1:]
         buffer = spare[0].cache if spare else self.session.new_cache(length=1)
         buffer.copy_window_from(cache)
