@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-connections", type=int, default=512,
                    help="client connections; more are closed as they open (default 512, and never more than "
                         "the open-file limit allows)")
+    s.add_argument("--max-cache-mb", type=int, default=1024,
+                   help="device memory the conversations' own KV caches may take, in MiB (default 1024); over it "
+                        "the least recently used let go of theirs and prefill their history again next turn")
     s.add_argument("--max-batch", type=int, default=8,
                    help="replies decoded together in one run of the graph (continuous batching)")
     s.add_argument("--rate-limit", type=float, default=20.0,
@@ -151,7 +154,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         engine = Engine(args.model, registry.npcs, EngineOptions(session=SessionOptions(
             provider=args.provider, device_id=args.device_id, gpu_mem_limit_mb=args.gpu_mem_mb,
-            cpu_threads=args.threads)))
+            cpu_threads=args.threads), max_cache_bytes=args.max_cache_mb * 2**20))
     except (ManifestError, ModelLoadError) as exc:
         raise CommandFailed(str(exc)) from exc
     open_file_limit(raise_soft=True)  # each client connection holds a file descriptor

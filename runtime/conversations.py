@@ -36,6 +36,11 @@ class Conversation:
     history: list[Turn] = field(default_factory=list)
     owner: Owner | None = None  # who may touch it (runtime/session_access.py); None for a one-off
     window_snapshots: list[WindowSnapshot] = field(default_factory=list)  # newest first
+    busy: bool = False  # a reply is using its cache (from the moment it sets it up to its end)
+
+    def drop_kv(self) -> None:
+        """Let go of its caches and keep its history: its next turn prefills from the NPC's prefix."""
+        self.cache, self.tokens, self.window_snapshots = None, [], []
 
     @property
     def nbytes(self) -> int:
@@ -137,6 +142,13 @@ class ConversationStore:
             return sum(c.nbytes for c in self._items.values())
 
     def _evict(self, keep: tuple[str, str]) -> None:
+        # Over the byte cap, the least recently used conversations first let go of their KV (not one a reply is
+        # using): a session is only lost, history and all, to the cap on sessions, or if that is not enough.
+        for key, conv in list(self._items.items()):
+            if self.bytes_used() <= self.max_bytes:
+                break
+            if key != keep and not conv.busy:
+                conv.drop_kv()
         while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):
             oldest = next(k for k in self._items if k != keep)
             self.evicted.add(oldest, self._items.pop(oldest).owner)

@@ -180,6 +180,7 @@ class Reply:
             self.finish_reason = "fallback"
             self._end_with_fallback()
             return None
+        conv.busy = True  # until its report or abandon: the store leaves its KV alone
         self.reused = e.prepare_cache(conv, prompt.ids, prompt.prefix_len, self.reserve, reuse)
         self.tokens = list(prompt.ids[:self.reused])
         self._fed = list(prompt.ids[self.reused:])
@@ -243,7 +244,8 @@ class Reply:
     def abandon(self, exc: BaseException) -> None:
         """The model run failed: the KV may hold garbage, so the conversation keeps none of it."""
         if self.conv is not None:
-            self.conv.cache, self.conv.tokens = None, []
+            self.conv.drop_kv()
+            self.conv.busy = False
         self.sink(exc)
 
     # ---- the decode loop, one decision per call ----------------------------------------------
@@ -349,6 +351,8 @@ class Reply:
     def _report(self, text: str, fallback: bool) -> None:
         """Remember the turn (unless cancelled) and report what happened."""
         conv, prompt, finish = self.conv, self.prompt, self.finish_reason
+        if conv is not None:
+            conv.busy = False
         if self.req.session_id:
             if finish != "cancelled":
                 conv.history = (prompt.history + [Turn(prompt.user_text, text)])[-MAX_TURNS:]

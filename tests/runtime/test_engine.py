@@ -93,6 +93,47 @@ def test_a_turn_after_a_cancelled_one_still_reuses_the_kept_turns_kv_and_equals_
     assert list(third.tokens) == hf[0, len(prompt):].tolist()
 
 
+def test_over_the_cache_cap_the_oldest_conversation_lets_go_of_its_kv_not_its_history(tiny_model, tiny_checkpoint):
+    """The conversations' KV caches share a byte cap: the least recently used idle one drops its KV (its next
+    turn prefills again and is still what transformers says), and no session is lost to the cap while
+    dropping KV is enough."""
+    from runtime.engine import EngineOptions
+
+    probe = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)}, EngineOptions(min_cache_length=16))
+    collect(probe, ReplyRequest(npc="brenna", text="Good morning!", session_id="size"))
+    one = probe.store.get("brenna", "size").nbytes
+    eng = Engine(tiny_model, {"brenna": npc(**UNBOUNDED)}, EngineOptions(min_cache_length=16,
+                                                                         max_cache_bytes=int(1.5 * one)))
+    _, first = collect(eng, ReplyRequest(npc="brenna", text="Good morning!", session_id="a"))
+    collect(eng, ReplyRequest(npc="brenna", text="Good morning!", session_id="b"))
+    a, b = eng.store.get("brenna", "a"), eng.store.get("brenna", "b")
+    assert a.cache is None and not a.window_snapshots and len(a.history) == 1  # KV gone, history kept
+    assert b.cache is not None and eng.store.bytes_used() <= 1.5 * one
+    _, again = collect(eng, ReplyRequest(npc="brenna", text="And a shield?", session_id="a"))
+    assert again.stats.reused_tokens < first.stats.prompt_tokens  # from the NPC's prefix: it prefilled again
+    prompt = eng.store.get("brenna", "a").tokens[: again.stats.prompt_tokens]
+    with torch.no_grad():
+        hf = load_hf(tiny_checkpoint).generate(torch.tensor([prompt]), max_new_tokens=len(again.tokens),
+                                               do_sample=False, attention_mask=torch.ones(1, len(prompt)))
+    assert list(again.tokens) == hf[0, len(prompt):].tolist()
+    assert eng.store.get("brenna", "b").cache is None and len(eng.store) == 2  # b was the older one now
+
+
+def test_a_conversation_whose_reply_runs_keeps_its_kv_over_the_cap(tiny_model):
+    from runtime.conversations import Conversation, ConversationStore
+    from runtime.session import ModelSession
+
+    s = ModelSession(tiny_model)
+    size = s.new_cache(length=16).nbytes
+    store = ConversationStore(max_sessions=10, max_bytes=2 * size)
+    x, y, z = (Conversation("brenna", name, cache=s.new_cache(length=16), tokens=[1]) for name in "xyz")
+    x.busy = True  # its reply is running
+    for conv in (x, y, z):
+        store.put(conv)
+    assert x.cache is not None and y.cache is None and z.cache is not None  # y's went, the oldest idle one
+    assert len(store) == 3 and store.bytes_used() == 2 * size
+
+
 def test_history_keeps_final_answers_not_reasoning(engine):
     collect(engine, ReplyRequest(npc="brenna", text="Hello", session_id="history"))
     _, second = collect(engine, ReplyRequest(npc="brenna", text="Again", session_id="history"))

@@ -15,7 +15,7 @@ from tests.helpers.live_server import free_port, profiles_copy
 def served(tiny_model, tmp_path):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
-                             "--profiles", str(profiles_copy(tmp_path)), "--bind", endpoint],
+                             "--profiles", str(profiles_copy(tmp_path)), "--bind", endpoint, "--max-cache-mb", "8"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # blocks until ready (or the process dies)
     assert "ready on" in line, proc.stderr.read() if proc.poll() is not None else line
@@ -54,7 +54,9 @@ def test_sigterm_stops_the_server_cleanly(served):
     proc, _ = served
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
-    assert "server stopped" in proc.stderr.read()
+    log = proc.stderr.read()
+    assert "server stopped" in log
+    assert "up to 8.0 MiB of their own KV caches" in log  # --max-cache-mb, in the start-up memory plan
 
 
 def test_serve_refuses_a_missing_model_folder(tmp_path):
