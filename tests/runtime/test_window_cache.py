@@ -36,21 +36,13 @@ def test_the_default_export_keeps_the_sliding_layers_window_only(tiny_model):
     assert flagged == sliding
 
 
-def run_ragged(session: ModelSession, ids: np.ndarray, chunks: list[int], decode: int) -> list[np.ndarray]:
-    """Row 0 prefilled in uneven chunks (several longer than the window), rows 1 and 2 with shorter prompts;
-    then `decode` steps of all three rows at once. Each run's logits, in order."""
-    cache = session.new_cache(batch=3, length=128)
-    out, start = [], 0
-    for n in chunks:
-        out.append(session.step(ids[0:1, start:start + n], cache, first_row=0).logits()[0])
-        start += n
-    lengths = [start, 9, 3]
-    for row in (1, 2):
-        out.append(session.step(ids[row:row + 1, :lengths[row]], cache, first_row=row).logits()[0])
-    for t in range(decode):
-        step = np.array([[ids[row, lengths[row] + t]] for row in range(3)])
-        out.extend(session.step(step, cache).logits())
-    return out
+def run_ragged(session: ModelSession, ids: np.ndarray, chunks: list[int], decode: int) -> np.ndarray:
+    """Row 0 prefilled in uneven chunks (several longer than the window), rows 1 and 2 with prompts of 9 and 3
+    tokens; then `decode` steps of all three rows at once: each run's logits, in order (the GPU check runs the
+    same schedule on CUDA)."""
+    from tools.experiments.gpu_check import ragged_window_runs
+
+    return ragged_window_runs(session, ids, chunks, (9, 3), decode)
 
 
 def test_window_cache_logits_equal_transformers_and_the_full_length_cache(tiny_model, full_cache_model,
