@@ -2,7 +2,7 @@
 
 For gpt-oss-20b these are most of the bytes a CPU reads per token once the experts are 4-bit (about
 1.2B dense active parameters against 2.4B expert parameters at half a byte). Measured on onnxruntime
-1.31's CPU provider: MatMulNBits with 8 or 4 bits, blocks of 32 and accuracy_level 0 (float
+1.31's CPU provider: MatMulNBits with 8 or 4 bits, blocks of 32 (or `--block-size`) and accuracy_level 0 (float
 activations) equals float math on the dequantized weights to 2e-6 relative, so the torch reference run
 on the same round-tripped weights verifies the graph exactly; accuracy_level 4 (int8 activations)
 differs by 0.5% and is not used. The embedding table is quantized the same way (GatherBlockQuantized,
@@ -40,36 +40,40 @@ def dense_names(cfg: ModelConfig) -> frozenset[str]:
     return frozenset(names)
 
 
-def quantize_matrix(w: np.ndarray, bits: int, scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] (out, in; Hugging Face's layout) -> (uint8 codes [N, K/32, 32*bits/8], float32 scales
-    [N, K/32] holding scale_dtype values): MatMulNBits' B and scales."""
+def quantize_matrix(w: np.ndarray, bits: int, scale_dtype=np.float32,
+                    block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """[N, K] (out, in; Hugging Face's layout) -> (uint8 codes [N, K/block, block*bits/8], float32 scales
+    [N, K/block] holding scale_dtype values): MatMulNBits' B and scales."""
     rows, inputs = w.shape
-    codes = np.empty((rows, inputs // BLOCK, BLOCK * bits // 8), dtype=np.uint8)
-    scales = np.empty((rows, inputs // BLOCK), dtype=np.float32)
+    if inputs % block:
+        raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {block}")
+    codes = np.empty((rows, inputs // block, block * bits // 8), dtype=np.uint8)
+    scales = np.empty((rows, inputs // block), dtype=np.float32)
     for start in range(0, rows, ROWS_AT_ONCE):
         part = slice(start, start + ROWS_AT_ONCE)
-        q, s = quantize_blocks(w[part], bits, scale_dtype=scale_dtype)
+        q, s = quantize_blocks(w[part], bits, block=block, scale_dtype=scale_dtype)
         codes[part], scales[part] = q.reshape(codes[part].shape), s
     return codes, scales
 
 
 def dequantize_matrix(codes: np.ndarray, scales: np.ndarray, bits: int) -> np.ndarray:
     rows = codes.shape[0]
-    out = np.empty((rows, scales.shape[1] * BLOCK), dtype=np.float32)
+    out = np.empty((rows, codes[0].size * 8 // bits), dtype=np.float32)
     for start in range(0, rows, ROWS_AT_ONCE):
         part = slice(start, start + ROWS_AT_ONCE)
         out[part] = dequantize_blocks(codes[part].reshape(codes[part].shape[0], -1), scales[part], bits)
     return out
 
 
-def dense_round_trip(precision: str, cfg: ModelConfig, scale_dtype=np.float32):
+def dense_round_trip(precision: str, cfg: ModelConfig, scale_dtype=np.float32, block: int = BLOCK):
     """A per-tensor change (see tensor_source.Transformed) that sends the dense weights through
-    `precision` and back, so the torch reference computes what the MatMulNBits graph computes."""
+    `precision` (blocks of `block` inputs) and back, so the torch reference computes what the MatMulNBits
+    graph computes."""
     bits, names = BITS[precision], dense_names(cfg)
 
     def change(name: str, tensor: torch.Tensor) -> torch.Tensor:
         if name not in names:
             return tensor
         w = tensor.detach().to(torch.float32).numpy()
-        return torch.from_numpy(dequantize_matrix(*quantize_matrix(w, bits, scale_dtype), bits))
+        return torch.from_numpy(dequantize_matrix(*quantize_matrix(w, bits, scale_dtype, block), bits))
     return change

@@ -25,7 +25,7 @@ from export.int8_activations import set_accuracy_level
 from export.lora import fingerprint_lora, merge_lora
 from export.onnx_builder import GraphBuilder
 from export.param_count import ParamCounts, count_params
-from export.quantize import EXPERT_PRECISIONS, ROUND_TRIPS, mxfp4_round_trip
+from export.quantize import BLOCK_SIZES, EXPERT_PRECISIONS, INT4_BLOCK, ROUND_TRIPS, mxfp4_round_trip
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
@@ -65,6 +65,8 @@ class ExportOptions:
     # Sliding-window layers keep only their window's keys and values (contrib graphs): half of gpt-oss's
     # layers then hold 128 positions rather than the whole context. False keeps full-length buffers.
     window_cache: bool = True
+    # The inputs sharing one scale in int4 experts and int8/int4 dense weights (MXFP4 experts keep their 32)
+    block_size: int = INT4_BLOCK
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -89,6 +91,7 @@ class ExportSummary:
     peak_memory_mb: float | None = None  # the process's peak resident memory
     experts_choice: str = ""  # why these experts, when --experts auto chose them
     dense: str = "float"
+    block_size: int = INT4_BLOCK
 
 
 def peak_memory_mb() -> float | None:
@@ -120,6 +123,9 @@ def _check_options(opts: ExportOptions) -> None:
                                   or (opts.experts == "float" and opts.dense == "float")):
         raise ExportError("--int8-activations applies to onnxruntime's CPU kernels for 4-bit and 8-bit weights "
                           "(int4/int8 experts or dense weights, contrib ops); this export has none of them")
+    if opts.block_size not in BLOCK_SIZES:
+        raise ExportError(f"--block-size {opts.block_size} is not supported; choose one of "
+                          f"{', '.join(map(str, BLOCK_SIZES))}")
     if opts.max_context < 16:
         raise ExportError(f"max context {opts.max_context} is too small (at least 16 tokens)")
     if opts.measure_float16_on_cpu and not (_through_float32_twin(opts) and opts.verify):
@@ -140,6 +146,27 @@ def resolve_experts(opts: ExportOptions, quantization: str | None) -> tuple[Expo
     log.warning("the checkpoint's experts are MXFP4, but 4-bit experts need the contrib op set; "
                 "they become %s, about %dx their size", opts.dtype, 8 if opts.dtype == "float32" else 4)
     return replace(opts, experts="float"), f"4-bit experts need contrib ops, not {opts.op_set} ops"
+
+
+def _check_block_size(opts: ExportOptions, cfg) -> None:
+    """A block size other than 32 needs block-quantized weights to apply to, and every axis it splits to be a
+    multiple of it: said before any weight is read."""
+    if opts.block_size == INT4_BLOCK:
+        return
+    if opts.experts != "int4" and opts.dense == "float":
+        raise ExportError(f"--block-size applies to int4 experts and int8/int4 dense weights; this export has "
+                          f"{opts.experts} experts and float dense weights")
+    axes = {"hidden size": cfg.hidden_size}
+    if opts.experts == "int4":
+        axes["intermediate size"] = cfg.intermediate_size
+    if opts.dense != "float":
+        axes["attention output (heads x head dim)"] = cfg.q_size
+    uneven = {what: n for what, n in axes.items() if n % opts.block_size}
+    if uneven:
+        fits = [str(b) for b in BLOCK_SIZES if all(n % b == 0 for n in axes.values())]
+        raise ExportError(f"--block-size {opts.block_size} does not divide this model's "
+                          + ", ".join(f"{what} ({n})" for what, n in uneven.items())
+                          + f"; block sizes that fit: {', '.join(fits) or 'none'}")
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -175,6 +202,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     opts, why = resolve_experts(opts, ckpt.quantization)
     if why:
         log.info("experts: %s (%s)", opts.experts, why)
+    _check_block_size(opts, ckpt.config)
     if opts.lora:
         merge_lora(ckpt, Path(opts.lora))
     if ckpt.tokenizer_file is None:
@@ -198,7 +226,7 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
         raise
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
                          time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
-                         peak_memory_mb(), why, opts.dense)
+                         peak_memory_mb(), why, opts.dense, opts.block_size)
 
 
 def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: dict[str, int],
@@ -217,7 +245,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
     source = float_tensors if float_tensors is not None else tensors
     window = _cache_window(cfg, opts, max_context)
     weights = GraphWeights(cfg, source, opts.dtype, max_context, opts.experts, opts.dense, lookup_tensors=tensors,
-                           window_cache=bool(window))
+                           window_cache=bool(window), block=opts.block_size)
     manifest, weight_bytes = _write_graph(ckpt, stage, opts, weights, specials, max_context, progress, stages)
 
     report = effect = None
@@ -229,10 +257,11 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         # dense weights drift), against a reference on the same values (_round_trips), at float32's tolerance
         values = "float16" if _float16_values_in_float32(opts) else None
         twin = TwinWeights(cfg, exact, "float32" if values else opts.dtype, max_context, "float", opts.dense,
-                           lookup_tensors=tensors, values=values, window_cache=weights.window_cache)
+                           lookup_tensors=tensors, values=values, window_cache=weights.window_cache,
+                           block=weights.block)
         codes = ("the checkpoint's own MXFP4 bytes" if mxfp4.stores_bytes(source, "model.layers.0.mlp.experts.gate_up_proj")
                  else "rounded to MXFP4 here" + (" (equal in value to the checkpoint's)" if not rounded else ""))
-        parts = ", ".join(p for p in ("float16 weights" if values else "", quantized_parts(opts.experts, opts.dense)) if p)
+        parts = ", ".join(p for p in ("float16 weights" if values else "", quantized_parts(opts.experts, opts.dense, opts.block_size)) if p)
         # a quantized table is looked up as the float16 graph holds its rows: rounded to float16 (a float one
         # was rounded before quantizing; rounding again changes nothing)
         lookup = Transformed(tensors, float16_twin.float16_round_trip) if values else None
@@ -244,7 +273,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
                                      "built by the same functions from the same tensors as the graph's, not compared "
                                      "one by one; the float16 arithmetic is the serving provider's)")
     elif opts.verify and _through_float32_twin(opts):
-        parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense)) if p)
+        parts = ", ".join(p for p in ("float16 weights", quantized_parts(opts.experts, opts.dense, opts.block_size)) if p)
         report, effect, verification = float16_twin.verify_float16(stage, weights, source, tensors, parts, progress,
                                                                    stages, opts.measure_float16_on_cpu)
     elif opts.verify:
@@ -349,9 +378,11 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
     scale_dtype = np.float16 if opts.dtype == "float16" else np.float32  # as the graph stores them
     kept = opts.experts == "mxfp4" and quantization == "mxfp4" and not lora
     experts = None if kept else ROUND_TRIPS.get(opts.experts)
-    if experts is not None and opts.experts in ("int8", "int4"):
+    if experts is not None and opts.experts == "int8":
         experts = functools.partial(experts, scale_dtype=scale_dtype)
-    dense = dense_round_trip(opts.dense, cfg, scale_dtype) if opts.dense != "float" else None
+    if experts is not None and opts.experts == "int4":
+        experts = functools.partial(experts, scale_dtype=scale_dtype, block=opts.block_size)
+    dense = dense_round_trip(opts.dense, cfg, scale_dtype, opts.block_size) if opts.dense != "float" else None
     f16 = float16_twin.float16_round_trip if narrow else None
     # int8/int4 codes are computed from float16's values, MXFP4 codes from the checkpoint's own (the values they
     # decode to are exact in float16, so rounding after changes nothing)
@@ -367,17 +398,19 @@ def _round_trips(opts: ExportOptions, cfg, quantization: str | None = None, lora
     return change
 
 
-def quantized_parts(experts: str, dense: str) -> str:
-    """'int4 experts, int8 dense weights' and the like, for summaries and logs."""
+def quantized_parts(experts: str, dense: str, block: int = INT4_BLOCK) -> str:
+    """'int4 experts, int8 dense weights' and the like, for summaries and logs (with the block size where it
+    is not 32 and applies)."""
     parts = [f"{experts} experts" if experts != "float" else "", f"{dense} dense weights" if dense != "float" else ""]
-    return ", ".join(p for p in parts if p)
+    blocked = experts == "int4" or dense != "float"
+    return ", ".join(p for p in parts if p) + (f" (blocks of {block})" if blocked and block != INT4_BLOCK else "")
 
 
 def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
     """The quantized graph against the checkpoint's own weights: logit differences and whether the
     greedy tokens agree (information for the studio, not a pass/fail gate)."""
     r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
-    effect = {"quantized": quantized_parts(opts.experts, opts.dense), **r.distance()}
+    effect = {"quantized": quantized_parts(opts.experts, opts.dense, opts.block_size), **r.distance()}
     log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
              effect["quantized"], r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
     return effect

@@ -178,7 +178,8 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     cfg = graph.cfg
     # built from the same tensors as the graph, so its codes and scales are the graph's by construction
     twin = GraphWeights(cfg, source, "float32", len(graph.cos), graph.experts, graph.dense,
-                        lookup_tensors=tensors, values="float16", window_cache=graph.window_cache)
+                        lookup_tensors=tensors, values="float16", window_cache=graph.window_cache,
+                        block=graph.block)
     clock = time.perf_counter()
     with tqdm(total=cfg.num_hidden_layers, desc="verify: float32 twin", unit="layer", disable=not progress) as bar:
         run = run_float16_twin(folder, twin, folder / "tokenizer.json", bar)

@@ -51,11 +51,13 @@ class GraphWeights:
 
     def __init__(self, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], dtype: str, max_context: int,
                  experts: str = "float", dense: str = "float", lookup_tensors: Mapping[str, torch.Tensor] | None = None,
-                 values: str | None = None, window_cache: bool = False):
+                 values: str | None = None, window_cache: bool = False, block: int = BLOCK):
         """values: the precision every stored float value is rounded to, quantization scales included (the
         graph's dtype unless asked: a float32 twin of a float16 graph holds float16's values). window_cache:
-        the sliding layers' KV buffers hold their window only (contrib graphs; cache_dims)."""
+        the sliding layers' KV buffers hold their window only (contrib graphs; cache_dims). block: the
+        inputs sharing one scale in int4 experts and int8/int4 dense weights (`--block-size`)."""
         self.cfg = cfg
+        self.block = block
         self.window_cache = window_cache
         # what a float embedding lookup reads (a quantized one quantizes `tensors`, as the unembedding does)
         self.lookup_tensors = lookup_tensors if lookup_tensors is not None else tensors
@@ -76,17 +78,17 @@ class GraphWeights:
 
     def embed_blocks(self) -> tuple[np.ndarray, np.ndarray]:
         """The embedding as GatherBlockQuantized reads it with dense int8/int4: uint8 codes [V, H * bits / 8]
-        (two 4-bit codes a byte, low nibble first) and scales [V, H / 32] in the graph's dtype; the
+        (two 4-bit codes a byte, low nibble first) and scales [V, H / block] in the graph's dtype; the
         checkpoint's own values quantized a slab of rows at a time, the way the unembedding's are."""
         name = "model.embed_tokens.weight"
         table = self.tensors[name]
         rows, hidden = table.shape
         bits = BITS[self.dense]
         codes = np.empty((rows, hidden * bits // 8), dtype=np.uint8)
-        scales = np.empty((rows, hidden // BLOCK), dtype=self.np_dtype)
+        scales = np.empty((rows, hidden // self.block), dtype=self.np_dtype)
         for start in range(0, rows, ROWS_AT_ONCE):
             part = slice(start, start + ROWS_AT_ONCE)
-            q, scale = quantize_matrix(self._np(table[part], name), bits, self.value_dtype)
+            q, scale = quantize_matrix(self._np(table[part], name), bits, self.value_dtype, self.block)
             codes[part], scales[part] = q.reshape(q.shape[0], -1), scale
         return codes, scales
 
@@ -194,7 +196,7 @@ def embedding(g: GraphBuilder, w: GraphWeights, ids: str) -> str:
         codes, scales = w.embed_blocks()
         with g.scope("embed"):
             rows = g.op("GatherBlockQuantized", [g.weight("embed.qweight", codes), ids, g.weight("embed.scales", scales)],
-                        domain=MS, gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=BITS[w.dense])
+                        domain=MS, gather_axis=0, quantize_axis=1, block_size=w.block, bits=BITS[w.dense])
             if w.value_dtype == np.float16 and w.np_dtype != np.float16:
                 # a float32 twin of a float16 graph: that graph's rows are code x scale rounded to float16
                 rows = g.op("Cast", [g.op("Cast", [rows], to=TensorProto.FLOAT16)], to=w.elem_type)
@@ -210,18 +212,18 @@ def embedding(g: GraphBuilder, w: GraphWeights, ids: str) -> str:
 def linear(g: GraphBuilder, w: GraphWeights, name: str, x: str, weight: np.ndarray, bias: np.ndarray | None = None,
            dense: str = "float") -> str:
     """x @ weight (+ bias) for a [K, N] weight, its initializers named `name`.weight/.bias: MatMul (and Add),
-    or one MatMulNBits for dense "int8"/"int4" (blocks of 32 along K, float activations: accuracy_level 0,
+    or one MatMulNBits for dense "int8"/"int4" (blocks of w.block along K, float activations: accuracy_level 0,
     exact against float math on the dequantized weights). The caller's scope names the nodes."""
     if dense == "float":
         y = g.op("MatMul", [x, g.weight(name + ".weight", weight)])
         return y if bias is None else g.op("Add", [y, g.weight(name + ".bias", bias)])
     bits = BITS[dense]
     k, n = weight.shape
-    codes, scales = quantize_matrix(weight.T, bits, w.value_dtype)
+    codes, scales = quantize_matrix(weight.T, bits, w.value_dtype, w.block)
     inputs = [x, g.weight(name + ".qweight", codes), g.weight(name + ".scales", scales.reshape(-1).astype(w.np_dtype))]
     if bias is not None:
         inputs += ["", "", g.weight(name + ".bias", bias)]
-    return g.op("MatMulNBits", inputs, domain=MS, K=k, N=n, bits=bits, block_size=BLOCK, accuracy_level=0)
+    return g.op("MatMulNBits", inputs, domain=MS, K=k, N=n, bits=bits, block_size=w.block, accuracy_level=0)
 
 
 def last_position(g: GraphBuilder, x: str) -> str:

@@ -15,7 +15,7 @@ from export import mxfp4
 from export.graph_common import (MS, GraphWeights, add_io, embedding, last_position, linear, logits_outputs,
                                  unembedding, windowed)
 from export.onnx_builder import GraphBuilder
-from export.quantize import INT4_BLOCK, quantize_blocks_int4, quantize_rows
+from export.quantize import quantize_blocks_int4, quantize_rows
 from runtime import manifest as m
 
 E8M0 = TensorProto.FLOAT8E8M0
@@ -115,7 +115,7 @@ def attention(g: GraphBuilder, w: GraphWeights, n: int, lw, x: str, seqlens_k: s
 
 
 def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: str) -> str:
-    """The mixture of experts: MoE with float experts, or QMoE with int8 (per row), int4 (per block of 32) or
+    """The mixture of experts: MoE with float experts, or QMoE with int8 (per row), int4 (per block of w.block) or
     MXFP4 ones (w.experts)."""
     cfg = w.cfg
     attrs = dict(domain=MS, k=cfg.num_experts_per_tok, activation_type="swiglu", swiglu_fusion=1,
@@ -132,8 +132,8 @@ def experts(g: GraphBuilder, w: GraphWeights, p: str, lw, normed: str, router: s
     # max |logit diff| 40 against the CPU on the same folder); with 0 it packs them itself at load.
     attrs.update(weights_prepacked=QMOE_WEIGHTS_PREPACKED)
     if w.experts == "int4":
-        (q1, s1), (q2, s2) = (quantize_blocks_int4(fc, scale_dtype=w.value_dtype) for fc in (fc1, fc2))
-        attrs.update(expert_weight_bits=4, block_size=INT4_BLOCK)
+        (q1, s1), (q2, s2) = (quantize_blocks_int4(fc, scale_dtype=w.value_dtype, block=w.block) for fc in (fc1, fc2))
+        attrs.update(expert_weight_bits=4, block_size=w.block)
     else:
         (q1, s1), (q2, s2) = (quantize_rows(fc, scale_dtype=w.value_dtype) for fc in (fc1, fc2))
         attrs.update(expert_weight_bits=8)

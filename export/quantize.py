@@ -16,7 +16,11 @@ from export import mxfp4
 
 EXPERT_PRECISIONS = ("float", "int8", "int4", "mxfp4")
 ZERO_POINT = 128
-INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size)
+INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size), unless asked otherwise
+# What `--block-size` may ask for: powers of two that onnxruntime's QMoE, MatMulNBits and GatherBlockQuantized
+# take. Larger blocks hold fewer scales (gpt-oss-20b's int4 experts: 0.6 GB less at 64 in float16) and
+# run faster on the CPU, for a coarser step where a block's largest value sets it (docs/performance.md).
+BLOCK_SIZES = (16, 32, 64, 128)
 MAX_THREADS = 8  # each holds one expert's float temporaries (about 0.4 GB at gpt-oss-20b's size)
 
 
@@ -97,10 +101,10 @@ def dequantize_blocks(codes: np.ndarray, scale: np.ndarray, bits: int) -> np.nda
 
 
 @per_expert
-def quantize_blocks_int4(w: np.ndarray, scale_dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def quantize_blocks_int4(w: np.ndarray, scale_dtype=np.float32, block: int = INT4_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """[..., out, in] floats -> (uint8 [..., out, in/2]: two 4-bit codes a byte, low nibble first, zero
-    point 8; float32 scales [..., out, in/32]), symmetric per block of 32 inputs, as QMoE reads them."""
-    return quantize_blocks(w, 4, scale_dtype=scale_dtype)
+    point 8; float32 scales [..., out, in/block]), symmetric per block of inputs, as QMoE reads them."""
+    return quantize_blocks(w, 4, block=block, scale_dtype=scale_dtype)
 
 
 def dequantize_blocks_int4(packed: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -130,11 +134,12 @@ def int8_round_trip(name: str, tensor: torch.Tensor, scale_dtype=np.float32) -> 
     return _round_trip(tensor, lambda w: quantize_rows(w, scale_dtype=scale_dtype), dequantize_rows)
 
 
-def int4_round_trip(name: str, tensor: torch.Tensor, scale_dtype=np.float32) -> torch.Tensor:
+def int4_round_trip(name: str, tensor: torch.Tensor, scale_dtype=np.float32, block: int = INT4_BLOCK) -> torch.Tensor:
     """int8_round_trip's twin for block-wise int4 experts."""
     if not name.endswith(EXPERT_MATRICES):
         return tensor
-    return _round_trip(tensor, lambda w: quantize_blocks_int4(w, scale_dtype=scale_dtype), dequantize_blocks_int4)
+    return _round_trip(tensor, lambda w: quantize_blocks_int4(w, scale_dtype=scale_dtype, block=block),
+                       dequantize_blocks_int4)
 
 
 def mxfp4_round_trip(name: str, tensor: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ which choice (dtype, 4-bit experts, 8-bit dense weights) fits its players' GPUs.
 
 Mirrors what the graph builders write, tensor by tensor (tests compare it with real exports): quantized
 matrices hold their codes plus one scale (in the graph's dtype) per row (int8 experts) or per block of
-32 (int4 experts, int8/int4 dense weights, the embedding table with them); MXFP4 experts hold an e8m0
+32 or `--block-size` (int4 experts, int8/int4 dense weights, the embedding table with them); MXFP4 experts hold an e8m0
 byte per 32 values; otherwise a bfloat16 checkpoint's embedding stays bfloat16.
 """
 from __future__ import annotations
@@ -22,13 +22,19 @@ class ExportChoice:
     experts: str = "float"  # float, int8, int4, mxfp4
     dense: str = "float"  # float, int8, int4
     embed_bfloat16: bool = True  # the checkpoint's embedding is bfloat16 (gpt-oss as released)
+    block: int = BLOCK  # inputs a scale covers in int4 experts and int8/int4 dense weights (--block-size)
 
     def label(self) -> str:
         parts = [self.dtype, f"{self.experts} experts", f"{self.dense} dense"]
-        return ", ".join(parts)
+        return ", ".join(parts) + (f", blocks of {self.block}" if self.block != BLOCK else "")
+
+    def fits(self, cfg: ModelConfig) -> bool:
+        """Whether every axis the blocks split is a multiple of the block size."""
+        return self.block == BLOCK or all(n % self.block == 0 for n in (cfg.hidden_size, cfg.intermediate_size,
+                                                                         cfg.q_size))
 
 
-def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
+def matrix_bytes(rows: int, cols: int, precision: str, dtype: str, block: int = BLOCK) -> int:
     """A [rows, cols] weight (cols = inputs) as the graph stores it, scales included."""
     scale = DTYPE_BYTES[dtype]
     if precision == "float":
@@ -38,7 +44,7 @@ def matrix_bytes(rows: int, cols: int, precision: str, dtype: str) -> int:
     if precision == "mxfp4":  # two E2M1 codes a byte, one e8m0 byte per 32 inputs
         return rows * cols // 2 + rows * (cols // BLOCK)
     bits = {"int8": 8, "int4": 4}[precision]
-    return rows * cols * bits // 8 + rows * (cols // BLOCK) * scale
+    return rows * cols * bits // 8 + rows * (cols // block) * scale
 
 
 def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> int:
@@ -46,7 +52,7 @@ def weights_bytes(cfg: ModelConfig, choice: ExportChoice, max_context: int) -> i
     embed_shared = cfg.tie_word_embeddings and choice.dense == "float"
     total = embed_bytes(cfg, choice) * v
     if not embed_shared:
-        total += matrix_bytes(v, h, choice.dense, choice.dtype)  # the unembedding
+        total += matrix_bytes(v, h, choice.dense, choice.dtype, choice.block)  # the unembedding
     total += 2 * max_context * (cfg.head_dim // 2) * d  # rotary cos and sin tables
     total += h * d  # the final norm
     per_layer = layer_bytes_besides_experts(cfg, choice) + cfg.num_local_experts * expert_bytes(cfg, choice)
@@ -57,7 +63,7 @@ def embed_bytes(cfg: ModelConfig, choice: ExportChoice) -> int:
     """One row of the embedding table as stored: block-quantized with dense int8/int4 weights, else
     bfloat16 when the checkpoint's is (and no float unembedding shares it), else the graph's dtype."""
     if choice.dense != "float":
-        return matrix_bytes(1, cfg.hidden_size, choice.dense, choice.dtype)
+        return matrix_bytes(1, cfg.hidden_size, choice.dense, choice.dtype, choice.block)
     shared = cfg.tie_word_embeddings
     return cfg.hidden_size * (2 if choice.embed_bfloat16 and not shared else DTYPE_BYTES[choice.dtype])
 
@@ -66,8 +72,8 @@ def layer_bytes_besides_experts(cfg: ModelConfig, choice: ExportChoice) -> int:
     """A layer's attention (q/k/v and o with biases, sinks), two norms and router."""
     d, h, e = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.num_local_experts
     qkv = cfg.q_size + 2 * cfg.kv_size
-    return (matrix_bytes(qkv, h, choice.dense, choice.dtype) + qkv * d
-            + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype) + h * d
+    return (matrix_bytes(qkv, h, choice.dense, choice.dtype, choice.block) + qkv * d
+            + matrix_bytes(h, cfg.q_size, choice.dense, choice.dtype, choice.block) + h * d
             + cfg.num_attention_heads * d + 2 * h * d + (h * e + e) * d)
 
 
@@ -76,7 +82,8 @@ def expert_bytes(cfg: ModelConfig, choice: ExportChoice) -> int:
     d, h, i = DTYPE_BYTES[choice.dtype], cfg.hidden_size, cfg.intermediate_size
     experts = "int8-rows" if choice.experts == "int8" else choice.experts
     global_scales = 2 * 4 if choice.experts == "mxfp4" else 0  # QMoE fp4's float32 scale per expert and matrix
-    return (matrix_bytes(2 * i, h, experts, choice.dtype) + matrix_bytes(h, i, experts, choice.dtype)
+    return (matrix_bytes(2 * i, h, experts, choice.dtype, choice.block)
+            + matrix_bytes(h, i, experts, choice.dtype, choice.block)
             + (2 * i + h) * d + global_scales)
 
 
@@ -87,6 +94,8 @@ CHOICES = (
     ("GPU, exact dense", ExportChoice("float16", "int4", "float"), "--dtype float16"),
     # 4-bit dense weights: gpt-oss-20b's full size does not yet verify this way on the CPU (docs/performance.md)
     ("GPU", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
+    # half the scales: the demo model's answers as good as at 32 (docs/performance.md, "Blocks of 64")
+    ("GPU, smallest", ExportChoice("float16", "int4", "int4", block=64), "--dtype float16 --dense int4 --block-size 64"),
     # closer to the checkpoint, but onnxruntime's CPU kernel cannot verify it at full size (performance.md)
     ("GPU, 8-bit dense", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
     # (--experts mxfp4 is not offered: onnxruntime-gpu 1.31.1 computes it wrong, and the runtime refuses it)
@@ -104,6 +113,8 @@ def serving_estimates(cfg: ModelConfig, embed_bfloat16: bool, max_context: int =
 
     rows = []
     for target, choice, flags in CHOICES:
+        if not choice.fits(cfg):  # its blocks do not divide this model's sizes: not a choice for it
+            continue
         choice = replace(choice, embed_bfloat16=embed_bfloat16)
         weights = weights_bytes(cfg, choice, max_context)
         window = cfg.sliding_window if cfg.sliding_window < max_context else 0
@@ -132,5 +143,5 @@ def active_bytes_per_token(cfg: ModelConfig, choice: ExportChoice, rows: int = 1
     chosen = e * (1 - (1 - cfg.num_experts_per_tok / e) ** rows)
     per_layer = layer_bytes_besides_experts(cfg, choice) + chosen * expert_bytes(cfg, choice)
     total = (cfg.num_hidden_layers * per_layer + rows * embed_bytes(cfg, choice)
-             + matrix_bytes(v, h, choice.dense, choice.dtype) + h * d)
+             + matrix_bytes(v, h, choice.dense, choice.dtype, choice.block) + h * d)
     return round(total)

@@ -92,6 +92,7 @@ def test_inspect_a_checkpoint_shows_the_memory_each_export_choice_would_take(tmp
     by_target = {r["target"]: r for r in rows}
     # float16 halves the KV cache; 4-bit experts and 8-bit dense weights shrink the weights
     assert by_target["GPU"]["kv_cache_bytes"] * 2 == by_target["CPU"]["kv_cache_bytes"]
-    assert by_target["GPU"]["weights_bytes"] < by_target["GPU, 8-bit dense"]["weights_bytes"] < \
-        by_target["GPU, exact dense"]["weights_bytes"] < by_target["CPU, exact"]["weights_bytes"]
+    assert by_target["GPU, smallest"]["weights_bytes"] < by_target["GPU"]["weights_bytes"] < \
+        by_target["GPU, 8-bit dense"]["weights_bytes"] < by_target["GPU, exact dense"]["weights_bytes"] < \
+        by_target["CPU, exact"]["weights_bytes"]
     assert not any("mxfp4" in r["flags"] for r in rows)  # the runtime refuses MXFP4 folders today

@@ -28,11 +28,13 @@ def bf16_checkpoint(tmp_path_factory):
 @pytest.mark.parametrize("choice", [ExportChoice("float32", "float", "float"), ExportChoice("float32", "int8", "int4"),
                                     ExportChoice("float32", "int4", "int8"), ExportChoice("float16", "int4", "int8"),
                                     ExportChoice("float16", "float", "float"), ExportChoice("float32", "mxfp4", "float"),
-                                    ExportChoice("float16", "mxfp4", "int4")], ids=ExportChoice.label)
+                                    ExportChoice("float16", "mxfp4", "int4"),
+                                    ExportChoice("float16", "int4", "int4", block=64),
+                                    ExportChoice("float32", "int8", "int8", block=16)], ids=ExportChoice.label)
 def test_the_estimate_equals_the_exported_weights(bf16_checkpoint, tmp_path, choice):
     out = tmp_path / "out"
     export_model(bf16_checkpoint, out, ExportOptions(max_context=64, dtype=choice.dtype, experts=choice.experts,
-                                                     dense=choice.dense))
+                                                     dense=choice.dense, block_size=choice.block))
     cfg = Manifest.read(out).config
     assert weights_bytes(cfg, choice, 64) == written_weight_bytes(out)
 
@@ -41,3 +43,14 @@ def test_a_float32_embedding_counts_at_the_graphs_dtype(tiny_checkpoint, tmp_pat
     export_model(tiny_checkpoint, tmp_path / "out", ExportOptions(max_context=32, experts="float"))
     cfg = Manifest.read(tmp_path / "out").config
     assert weights_bytes(cfg, ExportChoice(embed_bfloat16=False), 32) == written_weight_bytes(tmp_path / "out")
+
+
+def test_choices_whose_blocks_do_not_divide_the_model_are_not_offered():
+    from export.synthetic import hf_config
+    from export.weight_bytes import serving_estimates
+    from runtime.model_config import ModelConfig
+
+    offered = lambda hidden: {r["target"] for r in serving_estimates(  # noqa: E731
+        ModelConfig.from_hf(hf_config({**SMALL, "hidden_size": hidden, "intermediate_size": hidden})), True)}
+    assert "GPU, smallest" in offered(128)
+    assert "GPU, smallest" not in offered(96) and "GPU" in offered(96)  # 96 is a multiple of 32, not of 64

@@ -2,7 +2,7 @@
 score it and the exact folder on free-form sets A and B (the shipped profiles, unsure replies on) and count
 the replies that stay word for word the same. Scores only, never the blind sets (C, D, E).
 
-    .venv/bin/python -m tools.experiments.demo_quantized OUT_FOLDER [--experts int4] [--dense int4]
+    .venv/bin/python -m tools.experiments.demo_quantized OUT_FOLDER [--experts int4] [--dense int4] [--block-size 64]
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def main() -> int:
     ap.add_argument("--exact", type=Path, default=Path(".cache/demo-model"), help="the exact folder (made if stale)")
     ap.add_argument("--experts", default="int4")
     ap.add_argument("--dense", default="int4")
+    ap.add_argument("--block-size", type=int, default=32)
     args = ap.parse_args()
     exact = export_demo(args.checkpoint, args.exact)
     summary = export_model(args.checkpoint, args.out, ExportOptions(max_context=2048, force=True, experts=args.experts,
-                                                                    dense=args.dense))
+                                                                    dense=args.dense, block_size=args.block_size))
     d = summary.vs_checkpoint
     print(f"{d['quantized']}: max |logit diff| from the checkpoint {d['max_abs_diff_prompt']:.3g} (prompt) "
           f"{d['max_abs_diff_decode']:.3g} (decode); weights {summary.graph_bytes / 2**20:.2f} MiB")

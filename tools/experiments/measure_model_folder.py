@@ -53,7 +53,8 @@ def export_choice(folder: Path) -> tuple[Manifest, ExportChoice]:
     # with dense int8/int4 weights the table is block-quantized (embed.qweight) and this flag is moot
     embed = next((t for t in graph.initializer if t.name == "embed.weight"), None)
     return manifest, ExportChoice(opts.get("dtype", "float32"), opts.get("experts", "float"), opts.get("dense", "float"),
-                                  embed is not None and embed.data_type == onnx.TensorProto.BFLOAT16)
+                                  embed is not None and embed.data_type == onnx.TensorProto.BFLOAT16,
+                                  opts.get("block_size", 32))
 
 
 def single_stream(folder: Path, prompt: int, steps: int, repeats: int) -> dict:
