@@ -51,10 +51,14 @@ FOLDERS = {  # name: (source, export flags)
     "int4d-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4", "--dense", "int4", "--no-verify"]),
     # The embedding table block-quantized too since the fifth session (GatherBlockQuantized): int8 as well.
     "int8d-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4", "--dense", "int8", "--no-verify"]),
+    # Blocks of 64 (`--block-size 64`, eighth session): half the scales, the smallest GPU export.
+    "int4d64-f16": ("mxfp4", ["--dtype", "float16", "--experts", "int4", "--dense", "int4", "--block-size", "64",
+                              "--no-verify"]),
 }
 # Each GPU folder against CPU runs of the folders that hold the same values.
 PAIRS = [("fp4-f16", "twin-f16"), ("fp4-f16", "twin-f32"), ("fp4swap-f16", "twin-f16"), ("twin-f16", "twin-f16"),
-         ("twin-f32", "twin-f32"), ("int4-f16", "int4-f16"), ("int4d-f16", "int4d-f16"), ("int8d-f16", "int8d-f16")]
+         ("twin-f32", "twin-f32"), ("int4-f16", "int4-f16"), ("int4d-f16", "int4d-f16"), ("int8d-f16", "int8d-f16"),
+         ("int4d64-f16", "int4d64-f16")]
 PROMPT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford.<|end|>"
           "<|start|>user<|message|>How much for a sword, and where can I sleep tonight?<|end|>"
           "<|start|>assistant")
@@ -297,7 +301,8 @@ def engine_replies(demo: Path, lines: int, names: list[str]) -> dict:
     for name, provider in [("twin-f32", "cpu"), ("twin-f16", "cpu"), ("int4-f16", "cpu"), ("fp4-f16", GPU),
                            ("fp4swap-f16", GPU),
                            ("twin-f16", GPU), ("twin-f32", GPU), ("int4-f16", GPU), ("int4d-f16", "cpu"),
-                           ("int4d-f16", GPU), ("int8d-f16", "cpu"), ("int8d-f16", GPU)]:
+                           ("int4d-f16", GPU), ("int8d-f16", "cpu"), ("int8d-f16", GPU), ("int4d64-f16", "cpu"),
+                           ("int4d64-f16", GPU)]:
         if name not in names:
             continue
         start = time.perf_counter()

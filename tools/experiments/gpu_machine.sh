@@ -40,6 +40,12 @@
 #   window-bg  the --dense int4 export with window caches, and its full-length-cache twin (background)
 #   window     the demo folders on CUDA against the CPU, then the full-size folder with and without
 #              window caches: memory, speed; then parley serve at 1 and 8 clients
+#   blocks-bg  the --dense int4 export with --block-size 64 (half the scales; the smallest GPU export), and
+#              the same with blocks of 32 (background)
+#   blocks     the demo folders (int4d64-f16 among them) on CUDA against the CPU, then both full-size
+#              folders: memory, speed; then parley serve on the block-64 one. The next GPU check to run
+#              (prepare .gpu/demo with --folders twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16 int4d64-f16;
+#              calls as for window: FULL_ONLY=1 WAIT_S=600 for the last)
 #   progress   where the background work is
 #   final      join the parts, load onnxruntime-gpu with the CUDA libraries torch brought, run the QMoE
 #              layout check (QMOE=1) and gpu_check on the demo folders, then gpu_check on the int4 timing
@@ -71,9 +77,10 @@ wait_for_background() {  # up to WAIT_S seconds, then its log's last lines
   tr '\r' '\n' <"$WORK/full.log" | grep -v '^\s*$' | grep -v "layer/s" | tail -12 | tee "$OUT/full-export.log"
 }
 
-demo_folders() {  # the demo folders `prepare --folders twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16` made, CUDA vs CPU
-  python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders twin-f32 twin-f16 int4-f16 int4d-f16 \
-    int8d-f16 --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+DEMO_FOLDERS=${DEMO_FOLDERS:-twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16 int4d64-f16}
+demo_folders() {  # the demo folders `prepare --folders $DEMO_FOLDERS` made, CUDA vs CPU
+  python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders $DEMO_FOLDERS \
+    --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
 }
 
 serve_concurrent() {  # 1 and 8 concurrent clients through parley serve on the model folder "$1"
@@ -177,6 +184,25 @@ dense)
       2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1500 "$OUT/$name.log"
   done
   serve_concurrent "$WORK/20b-d4"
+  ;;
+blocks-bg)
+  # the two exports side by side (16 cores; one alone took 434 s in the seventh session)
+  background "python3 -m tools.experiments.gpt_oss_20b_checkpoint $WORK/20b && \
+    { python3 -m runtime.cli export $WORK/20b $WORK/20b-d4b64 --dtype float16 --dense int4 --block-size 64 --no-verify & p=\$!; \
+      python3 -m runtime.cli export $WORK/20b $WORK/20b-d4 --dtype float16 --dense int4 --no-verify >$WORK/d4.log 2>&1; \
+      wait \$p; } && ls $WORK/20b-d4/manifest.json $WORK/20b-d4b64/manifest.json"
+  ;;
+blocks)
+  # issue 13's 14 GB at 8 x 4096 with half the scales: each folder in a fresh process, then parley serve
+  gpu_onnxruntime
+  [ -n "${FULL_ONLY:-}" ] || demo_folders
+  [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the exports are done
+  wait_for_background
+  for name in 20b-d4b64 20b-d4; do
+    python3 -m tools.experiments.gpu_check run --full "$WORK/$name" --out "$OUT/$name" 2>&1 \
+      | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1200 "$OUT/$name.log"
+  done
+  serve_concurrent "$WORK/20b-d4b64"
   ;;
 window-bg)
   # the --dense int4 export again, now with window caches (the default), and its full-length-cache twin made
