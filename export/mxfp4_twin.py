@@ -27,7 +27,7 @@ from export.graph_contrib import fc1_layout, fc2_layout
 from export.layer_pieces import layered_logits as twin_logits
 from export.stored import stored_array
 from export.reference import layered_logits
-from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length
+from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length, retry_on_ties
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ class TwinRun:
                 f"{self.checked} expert matrices in the written graph decode to the twin's weights bit for bit")
 
 
-def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None) -> TwinRun:
+def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None, variant: int = 0) -> TwinRun:
     """The twin's logits over the verification prompt and DECODE_STEPS more tokens, checking the written
     graph in `folder` as it goes: its QMoE nodes' wiring, and each layer's fp4 experts against the float
     experts the twin ran with."""
     cfg = twin.cfg
     prompt = prompt_length(cfg)
-    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size)
+    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size, variant)
     stored = check_wiring(folder, cfg)
     checked = 0
 
@@ -123,29 +123,33 @@ def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors,
     failure raises; `lookup`: what its embedding lookup reads, if not `tensors`), then, when the experts were
     rounded from float ones, how far it is from those (`float_tensors`). Returns the report, that distance,
     and the manifest's verification entry."""
-    clock = time.perf_counter()
     cfg = twin.cfg
-    with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
-        run = run_twin(folder, twin, folder / "tokenizer.json", bar)
-    stages["verify: cpu twin"] = time.perf_counter() - clock
 
-    def against(reference, table=None) -> VerificationReport:
+    def against(run: TwinRun, reference, table=None, routing=None) -> VerificationReport:
         start = time.perf_counter()
         with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
                   disable=not progress) as bar:
-            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table)
+            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table, routing=routing)
         return compare(run.logits, ref, twin_dtype(twin), run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
                        PROVIDER, start)
 
-    report = against(tensors, lookup)
-    stages["verify: torch reference"] = report.seconds
+    def attempt(variant: int, routing: list[dict]):
+        clock = time.perf_counter()
+        with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
+            run = run_twin(folder, twin, folder / "tokenizer.json", bar, variant)
+        stages["verify: cpu twin"] = stages.get("verify: cpu twin", 0.0) + time.perf_counter() - clock
+        report = against(run, tensors, lookup, routing)
+        stages["verify: torch reference"] = stages.get("verify: torch reference", 0.0) + report.seconds
+        return report, run
+
+    report, run = retry_on_ties(attempt)
     log.info(report.summary())
     if not report.passed:
         raise VerificationError(report.summary() + "; the model folder was not written")
     verification = {"status": "passed", "method": "cpu twin", "twin": run.description(), **report.to_dict()}
     effect = None
     if float_tensors is not None:
-        r = against(float_tensors)
+        r = against(run, float_tensors)
         effect = verification["vs_checkpoint"] = {"quantized": quantized, **r.distance()}
         stages["measure vs checkpoint"] = r.seconds
         log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,

@@ -56,20 +56,44 @@ def build_block(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], n: int) -
     return block.to(torch.float32).eval()
 
 
+def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -> dict:
+    """Where a layer's routing came closest to a different choice: the smallest gap between the k-th and
+    (k+1)-th router logits over the positions, and how large those logits were. Two float32 implementations
+    of the same model round differently; where that gap is within their rounding they may choose different
+    experts, and from there their outputs are no longer comparable."""
+    logits = router_logits.reshape(-1, cfg.num_local_experts)
+    k = cfg.num_experts_per_tok
+    if k >= cfg.num_local_experts:  # every expert is chosen: nothing to tie
+        return {"layer": layer, "gap": float("inf"), "position": 0, "scale": float(logits.abs().max())}
+    top = torch.topk(logits, k + 1, dim=-1).values
+    gaps = top[:, k - 1] - top[:, k]
+    at = int(gaps.argmin())
+    return {"layer": layer, "gap": float(gaps[at]), "position": at, "scale": float(logits.abs().max())}
+
+
 @torch.no_grad()
 def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
-                   progress=None, lookup: Mapping[str, torch.Tensor] | None = None) -> np.ndarray:
+                   progress=None, lookup: Mapping[str, torch.Tensor] | None = None,
+                   routing: list[dict] | None = None) -> np.ndarray:
     """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
     time over the whole sequence: memory holds one layer's weights (and the activations), never the
     model. Causal attention makes each position's logits those of a token-by-token decode. `lookup`, when
-    given, is what the embedding lookup reads (a tied table can be stored differently for its two uses)."""
+    given, is what the embedding lookup reads (a tied table can be stored differently for its two uses).
+    `routing`, when given, gets each layer's closest_routing."""
     table = (lookup if lookup is not None else tensors)["model.embed_tokens.weight"]
     x = torch.nn.functional.embedding(torch.tensor([ids]), table)
     positions = torch.arange(len(ids))
     cos, sin = cos_sin(cfg, positions)
     empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim)
     for n in range(cfg.num_hidden_layers):
-        x, _, _ = build_block(cfg, tensors, n)(x, cos, sin, empty, empty, positions)
+        block = build_block(cfg, tensors, n)
+        hook = None
+        if routing is not None:
+            hook = block.mlp.router.register_forward_hook(
+                lambda _module, _inputs, out, n=n: routing.append(closest_routing(cfg, out, n)))
+        x, _, _ = block(x, cos, sin, empty, empty, positions)
+        if hook is not None:
+            hook.remove()
         if progress is not None:
             progress.update(1)
     h = rms_norm(x[0, -last:], tensors["model.norm.weight"], cfg.rms_norm_eps)
