@@ -28,7 +28,7 @@ from export.param_count import ParamCounts, count_params
 from export.quantize import BLOCK_SIZES, EXPERT_PRECISIONS, INT4_BLOCK, ROUND_TRIPS, mxfp4_round_trip
 from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
-from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify
+from export.verify import DECODE_STEPS, VerificationReport, context_needed, prompt_length, verify, verify_prompt
 from export.mxfp4_twin import TwinWeights, verify_through_twin
 from runtime.manifest import KvCacheLayout, Manifest
 
@@ -287,7 +287,7 @@ def _write_folder(ckpt: Checkpoint, stage: Path, opts: ExportOptions, specials: 
         if float_tensors is not None:
             clock = time.perf_counter()
             effect = verification["vs_checkpoint"] = _quantization_effect(cfg, float_tensors, stage, opts,
-                                                                          progress)
+                                                                          progress, len(report.routing_ties))
             stages["measure vs checkpoint"] = time.perf_counter() - clock
     else:
         log.warning("verification SKIPPED (--no-verify): nobody checked this graph against the torch model")
@@ -345,7 +345,9 @@ def _switch_to_int8_activations(stage: Path, cfg, tensors, opts: ExportOptions, 
     if report is None:  # not verified: nothing to measure against
         return {"nodes": nodes}
     clock = time.perf_counter()
-    r = verify(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+    # on the conversation verification passed on: one measurement, comparable with the check
+    r = verify_prompt(stage, cfg, tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress,
+                      variant=len(report.routing_ties))
     stages["measure int8 activations"] = time.perf_counter() - clock
     log.info("int8 activations (%d nodes) vs the torch model: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
              nodes, r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
@@ -406,10 +408,12 @@ def quantized_parts(experts: str, dense: str, block: int = INT4_BLOCK) -> str:
     return ", ".join(p for p in parts if p) + (f" (blocks of {block})" if blocked and block != INT4_BLOCK else "")
 
 
-def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool) -> dict:
+def _quantization_effect(cfg, float_tensors: dict, stage: Path, opts: ExportOptions, progress: bool,
+                         variant: int = 0) -> dict:
     """The quantized graph against the checkpoint's own weights: logit differences and whether the
-    greedy tokens agree (information for the studio, not a pass/fail gate)."""
-    r = verify(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress)
+    greedy tokens agree (information for the studio, not a pass/fail gate), on the conversation
+    verification passed on (never tried again: it is expected to differ)."""
+    r = verify_prompt(stage, cfg, float_tensors, stage / TOKENIZER_FILE, opts.dtype, progress=progress, variant=variant)
     effect = {"quantized": quantized_parts(opts.experts, opts.dense, opts.block_size), **r.distance()}
     log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s",
              effect["quantized"], r.max_abs_diff_prompt, r.max_abs_diff_decode, "matches" if r.greedy_match else "DIFFERS")
