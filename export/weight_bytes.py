@@ -94,7 +94,7 @@ CHOICES = (
     ("GPU, exact dense", ExportChoice("float16", "int4", "float"), "--dtype float16"),
     # 4-bit dense weights: gpt-oss-20b's full size does not yet verify this way on the CPU (docs/performance.md)
     ("GPU", ExportChoice("float16", "int4", "int4"), "--dtype float16 --dense int4"),
-    # half the scales: the demo model's answers as good as at 32 (docs/performance.md, "Blocks of 64")
+    # half the scales: the demo model's answers as good as at 32 (docs/performance.md, "Blocks of 64, ...")
     ("GPU, smallest", ExportChoice("float16", "int4", "int4", block=64), "--dtype float16 --dense int4 --block-size 64"),
     # closer to the checkpoint, but onnxruntime's CPU kernel cannot verify it at full size (performance.md)
     ("GPU, 8-bit dense", ExportChoice("float16", "int4", "int8"), "--dtype float16 --dense int8"),
