@@ -37,7 +37,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experts", default="auto", choices=["auto", "float", "int8", "int4", "mxfp4"],
                    help="auto (default): int4 for a checkpoint with MXFP4 experts (as gpt-oss is released) when "
                         "exporting contrib ops, float otherwise. "
-                        "int8: experts quantized per row, int4: per block of 32 (QMoE, contrib ops): "
+                        "int8: experts quantized per row, int4: per block of 32 or --block-size (QMoE, contrib ops): "
                         "1/4 or 1/8 of their float bytes; verified exactly against the torch model with the same "
                         "quantized experts, and the difference from the checkpoint's experts is measured and "
                         "written to the manifest. mxfp4: the checkpoint's own MXFP4 bytes in QMoE fp4, verified through "
@@ -45,7 +45,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                         "right today (no CPU kernel, wrong results on CUDA), so use int4 for GPUs too")
     p.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                    help="float (default): the attention projections, the unembedding and the embedding as the "
-                        "checkpoint has them. int8 or int4: block-quantized (32): MatMulNBits and, for the "
+                        "checkpoint has them. int8 or int4: block-quantized (blocks of 32 or --block-size): MatMulNBits and, for the "
                         "embedding, GatherBlockQuantized (contrib ops), 1/4 or 1/8 of their float bytes, which on "
                         "a CPU are most of the bytes read per token; verified "
                         "exactly like quantized experts, and the difference from the checkpoint is measured. "
@@ -54,10 +54,11 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="inputs sharing one scale in int4 experts and int8/int4 dense weights (default 32). 64 "
                         "holds half the scales: gpt-oss-20b's --dtype float16 --dense int4 export is 0.65 GB smaller "
                         "and decodes faster on a CPU, for a coarser step (measured in docs/performance.md); "
-                        "the model's hidden and intermediate sizes must be multiples of it (gpt-oss-20b: 32 or 64)")
+                        "the hidden size and, for what is quantized, the intermediate size and heads x head dim "
+                        "must be multiples of it (gpt-oss-20b: 16, 32 or 64)")
     p.add_argument("--int8-activations", action="store_true",
                    help="for the CPU: onnxruntime's 4-bit (and 8-bit) weight kernels quantize the activations to "
-                        "int8 (accuracy_level 4): gpt-oss-20b decoded 1.65x faster on a 2-core VM. The graph "
+                        "int8 (accuracy_level 4): gpt-oss-20b decoded 1.65x to 2.3x faster on 2-core VMs. The graph "
                         "is verified exactly first, then switched, and its difference measured into the manifest")
     p.add_argument("--measure-float16-on-cpu", action="store_true",
                    help="with --dtype float16: also run the float16 graph on this CPU against the torch model, as "

@@ -33,7 +33,7 @@ from export.layer_pieces import layered_logits
 from export.reference import layered_logits as reference_logits
 from export.stored import stored_array
 from export.tensor_source import Transformed
-from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length, retry_on_ties
+from export.verify import DECODE_STEPS, VerificationReport, compare, judge_with_ties, prompt_ids, prompt_length
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +152,12 @@ class GraphCheck:
                                         f"{', ...' if len(missed) > 5 else ''}); {REPORT}")
 
 
-def run_float16_twin(folder: Path, twin: GraphWeights, tokenizer_file: Path, progress=None,
-                     variant: int = 0) -> Float16TwinRun:
-    """The twin's logits over the verification prompt (SAMPLE_TEXTS[variant]) and DECODE_STEPS more tokens,
-    holding each piece against the float16 graph written in `folder` as it goes."""
+def run_float16_twin(folder: Path, twin: GraphWeights, tokenizer_file: Path, progress=None) -> Float16TwinRun:
+    """The twin's logits over the verification prompt and DECODE_STEPS more tokens, holding each piece
+    against the float16 graph written in `folder` as it goes."""
     cfg = twin.cfg
     prompt = prompt_length(cfg)
-    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size, variant)
+    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size)
     check = GraphCheck(folder)
     work = folder / TWIN_FOLDER
     try:
@@ -181,35 +180,34 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     twin = GraphWeights(cfg, source, "float32", len(graph.cos), graph.experts, graph.dense,
                         lookup_tensors=tensors, values="float16", window_cache=graph.window_cache,
                         block=graph.block)
+    clock = time.perf_counter()
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: float32 twin", unit="layer", disable=not progress) as bar:
+        run = run_float16_twin(folder, twin, folder / "tokenizer.json", bar)
+    stages["verify: float32 twin"] = time.perf_counter() - clock
+    greedy = [int(x.argmax()) for x in run.logits[:-1]]
     # a tied table is looked up as float16 holds it and multiplied as the quantized unembedding holds it
     as_stored = Transformed(tensors, float16_round_trip)
 
-    def reference(run: Float16TwinRun, weights, label: str, lookup=None, routing=None) -> np.ndarray:
+    def reference(weights, label: str, lookup=None, routing=None, swap=None) -> np.ndarray:
         with tqdm(total=cfg.num_hidden_layers, desc=label, unit="layer", disable=not progress) as bar:
-            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=lookup, routing=routing)
+            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=lookup, routing=routing,
+                                    swap=swap)
 
-    def attempt(variant: int, routing: list[dict]):
-        clock = time.perf_counter()
-        with tqdm(total=cfg.num_hidden_layers, desc="verify: float32 twin", unit="layer", disable=not progress) as bar:
-            run = run_float16_twin(folder, twin, folder / "tokenizer.json", bar, variant)
-        stages["verify: float32 twin"] = stages.get("verify: float32 twin", 0.0) + time.perf_counter() - clock
+    def judge(routing, swap):
         start = time.perf_counter()
-        ref = reference(run, tensors, "verify: torch reference", as_stored, routing)
-        report = compare(run.logits, ref, "float32", run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
-                         PROVIDER, start)
+        ref = reference(tensors, "verify: torch reference", as_stored, routing, swap)
+        report = compare(run.logits, ref, "float32", run.prompt, greedy, PROVIDER, start)
         stages["verify: torch reference"] = stages.get("verify: torch reference", 0.0) + report.seconds
-        return report, (run, ref)
+        return report, ref
 
-    report, (run, ref) = retry_on_ties(attempt)
-    greedy = report.greedy_tokens
+    report, ref = judge_with_ties(judge)
     log.info(report.summary())
     if not report.passed:
         raise VerificationError(f"{report.summary()}: the float32 twin of the float16 graph against the torch model "
                                 f"on the same float16 values; the model folder was not written")
     verification = {"status": "passed", "method": "float32 twin", "twin": run.description(), **report.to_dict()}
     start = time.perf_counter()
-    r = compare(run.logits, reference(run, source, "measure vs checkpoint"), "float32", run.prompt, greedy, PROVIDER,
-                start)
+    r = compare(run.logits, reference(source, "measure vs checkpoint"), "float32", run.prompt, greedy, PROVIDER, start)
     effect = verification["vs_checkpoint"] = {"quantized": quantized, **r.distance()}
     stages["measure vs checkpoint"] = r.seconds
     log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,

@@ -92,10 +92,21 @@ class MoE(nn.Module):
         up = gate_up[..., 1::2].clamp(-limit, limit)
         return (up + 1) * gate * torch.sigmoid(alpha * gate)
 
+    # Token positions where this layer takes the (k+1)-th expert in place of the k-th: how verification
+    # follows a graph that broke a near-tie the other way (export/verify.py)
+    swap_at: tuple[int, ...] = ()
+
     def forward(self, x):
         b, t, hdim = x.shape
         h = rms_norm(x, self.norm, self.cfg.rms_norm_eps).reshape(-1, hdim)
-        top_logits, top_idx = torch.topk(self.router(h), self.cfg.num_experts_per_tok, dim=-1)
+        k = self.cfg.num_experts_per_tok
+        if self.swap_at:
+            top_logits, top_idx = torch.topk(self.router(h), k + 1, dim=-1)
+            at = torch.tensor(self.swap_at)
+            top_logits[at, k - 1], top_idx[at, k - 1] = top_logits[at, k], top_idx[at, k]
+            top_logits, top_idx = top_logits[:, :k], top_idx[:, :k]
+        else:
+            top_logits, top_idx = torch.topk(self.router(h), k, dim=-1)
         weights = torch.softmax(top_logits, dim=-1)
         out = torch.zeros_like(h)
         # A static loop over experts; each takes the tokens routed to it.

@@ -27,7 +27,7 @@ from export.graph_contrib import fc1_layout, fc2_layout
 from export.layer_pieces import layered_logits as twin_logits
 from export.stored import stored_array
 from export.reference import layered_logits
-from export.verify import DECODE_STEPS, VerificationReport, compare, prompt_ids, prompt_length, retry_on_ties
+from export.verify import DECODE_STEPS, VerificationReport, compare, judge_with_ties, prompt_ids, prompt_length
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ class TwinRun:
                 f"{self.checked} expert matrices in the written graph decode to the twin's weights bit for bit")
 
 
-def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None, variant: int = 0) -> TwinRun:
+def run_twin(folder: Path, twin: TwinWeights, tokenizer_file: Path, progress=None) -> TwinRun:
     """The twin's logits over the verification prompt and DECODE_STEPS more tokens, checking the written
     graph in `folder` as it goes: its QMoE nodes' wiring, and each layer's fp4 experts against the float
     experts the twin ran with."""
     cfg = twin.cfg
     prompt = prompt_length(cfg)
-    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size, variant)
+    ids = prompt_ids(tokenizer_file, prompt + DECODE_STEPS, cfg.vocab_size)
     stored = check_wiring(folder, cfg)
     checked = 0
 
@@ -123,33 +123,34 @@ def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors,
     failure raises; `lookup`: what its embedding lookup reads, if not `tensors`), then, when the experts were
     rounded from float ones, how far it is from those (`float_tensors`). Returns the report, that distance,
     and the manifest's verification entry."""
+    clock = time.perf_counter()
     cfg = twin.cfg
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
+        run = run_twin(folder, twin, folder / "tokenizer.json", bar)
+    stages["verify: cpu twin"] = time.perf_counter() - clock
 
-    def against(run: TwinRun, reference, table=None, routing=None) -> VerificationReport:
+    def against(reference, table=None, routing=None, swap=None) -> VerificationReport:
         start = time.perf_counter()
         with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
                   disable=not progress) as bar:
-            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table, routing=routing)
+            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table, routing=routing,
+                                 swap=swap)
         return compare(run.logits, ref, twin_dtype(twin), run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
                        PROVIDER, start)
 
-    def attempt(variant: int, routing: list[dict]):
-        clock = time.perf_counter()
-        with tqdm(total=cfg.num_hidden_layers, desc="verify: cpu twin", unit="layer", disable=not progress) as bar:
-            run = run_twin(folder, twin, folder / "tokenizer.json", bar, variant)
-        stages["verify: cpu twin"] = stages.get("verify: cpu twin", 0.0) + time.perf_counter() - clock
-        report = against(run, tensors, lookup, routing)
+    def judge(routing, swap):
+        report = against(tensors, lookup, routing, swap)
         stages["verify: torch reference"] = stages.get("verify: torch reference", 0.0) + report.seconds
-        return report, run
+        return report, None
 
-    report, run = retry_on_ties(attempt)
+    report, _ = judge_with_ties(judge)
     log.info(report.summary())
     if not report.passed:
         raise VerificationError(report.summary() + "; the model folder was not written")
     verification = {"status": "passed", "method": "cpu twin", "twin": run.description(), **report.to_dict()}
     effect = None
     if float_tensors is not None:
-        r = against(run, float_tensors)
+        r = against(float_tensors)
         effect = verification["vs_checkpoint"] = {"quantized": quantized, **r.distance()}
         stages["measure vs checkpoint"] = r.seconds
         log.info("%s vs the checkpoint's weights: max |logit diff| %.3g (prompt) %.3g (decode), greedy %s", quantized,

@@ -67,6 +67,7 @@ def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -
         return {"layer": layer, "gap": float("inf"), "position": 0, "scale": float(logits.abs().max())}
     top = torch.topk(logits, k + 1, dim=-1).values
     gaps = top[:, k - 1] - top[:, k]
+    gaps = torch.where(torch.isfinite(gaps), gaps, torch.inf)  # a non-finite logit is no tie
     at = int(gaps.argmin())
     return {"layer": layer, "gap": float(gaps[at]), "position": at, "scale": float(logits.abs().max())}
 
@@ -74,12 +75,13 @@ def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -
 @torch.no_grad()
 def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
                    progress=None, lookup: Mapping[str, torch.Tensor] | None = None,
-                   routing: list[dict] | None = None) -> np.ndarray:
+                   routing: list[dict] | None = None, swap: tuple[int, int] | None = None) -> np.ndarray:
     """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
     time over the whole sequence: memory holds one layer's weights (and the activations), never the
     model. Causal attention makes each position's logits those of a token-by-token decode. `lookup`, when
     given, is what the embedding lookup reads (a tied table can be stored differently for its two uses).
-    `routing`, when given, gets each layer's closest_routing."""
+    `routing`, when given, gets each layer's closest_routing. `swap` (layer, position): there the layer takes
+    its (k+1)-th expert in place of its k-th, as a graph that broke a near-tie the other way did."""
     table = (lookup if lookup is not None else tensors)["model.embed_tokens.weight"]
     x = torch.nn.functional.embedding(torch.tensor([ids]), table)
     positions = torch.arange(len(ids))
@@ -87,6 +89,8 @@ def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: l
     empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim)
     for n in range(cfg.num_hidden_layers):
         block = build_block(cfg, tensors, n)
+        if swap is not None and swap[0] == n:
+            block.mlp.swap_at = (swap[1],)
         hook = None
         if routing is not None:
             hook = block.mlp.router.register_forward_hook(

@@ -7,8 +7,11 @@ be the same, so both models write the same continuation.
 Where the torch model's router came within rounding of choosing another expert (a near-tie between its
 k-th and (k+1)-th logits), the graph may have chosen it, and the two models are no longer comparable on
 that prompt: seen at gpt-oss-20b's size, a gap of 2.4e-7 between logits of about 4 took one float32
-export 3.4 from the reference. A failure with such a tie is checked again on another conversation, up to
-TIE_RETRIES times; the report lists the ties. A failure without one fails at once.
+export 3.4 from the reference. So a failure where the reference's closest routing decision was within
+NEAR_TIE_GAP of a tie is judged once more, against the reference with that one choice the other way (its
+(k+1)-th expert in place of its k-th). It passes only if the graph then agrees within the tolerance, so the
+tie, and nothing else, explained the difference; the report lists the tie and both distances. A failure
+without a near-tie, or one the other choice does not explain, fails.
 """
 from __future__ import annotations
 
@@ -33,23 +36,13 @@ log = logging.getLogger(__name__)
 # 1.8e-4 in float32). float32's greedy choices must be identical; float16's may differ on a near-tie.
 TOLERANCE = {"float32": 1e-4, "float16": 3e-2}
 NEAR_TIES = {"float32": False, "float16": True}
-SAMPLE_TEXTS = (
-    "<|start|>system<|message|>You are Brenna, the blacksmith of Ashford. Reasoning: low"
-    "<|end|><|start|>user<|message|>Hello there! What can you forge for a traveller heading "
-    "north past the old watchtower, and how much would a good sword cost me?<|end|>"
-    "<|start|>assistant",
-    # the conversations a check falls back to after a routing tie (see the module's docstring)
-    "<|start|>system<|message|>You are Marta, who keeps the Crooked Lantern inn. Reasoning: medium"
-    "<|end|><|start|>user<|message|>Evening. Is there a dry room left for two nights, and does the "
-    "stew come with bread? We rode in from the marsh road.<|end|><|start|>assistant",
-    "<|start|>system<|message|>You are Aldric, captain of the gate. Reasoning: high<|end|><|start|>user"
-    "<|message|>Captain, the wolves took three sheep by the mill last night. Who pays for a pelt, and "
-    "may I carry a bow inside the walls?<|end|><|start|>assistant",
-)
-SAMPLE_TEXT = SAMPLE_TEXTS[0]
-TIE_RETRIES = len(SAMPLE_TEXTS) - 1
-# A router gap this close (relative to the router logits' size, at least 1) counts as a near-tie: far
-# above the float32 rounding that flips a choice (2.4e-7 at gpt-oss-20b's size), far below a real gap.
+SAMPLE_TEXT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashford. Reasoning: low"
+               "<|end|><|start|>user<|message|>Hello there! What can you forge for a traveller heading "
+               "north past the old watchtower, and how much would a good sword cost me?<|end|>"
+               "<|start|>assistant")
+# A router gap this close (relative to the router logits' size, at least 1) counts as a near-tie: above
+# the float32 rounding that flips a choice (2.4e-7 at gpt-oss-20b's size). Generous on purpose: a near-tie
+# only earns a failure a second look, and the other choice must then explain the whole difference.
 NEAR_TIE_GAP = 1e-5
 
 
@@ -65,7 +58,7 @@ class VerificationReport:
     greedy_tokens: list[int]
     provider: str
     seconds: float
-    # prompts set aside because the torch model's routing was within rounding of a tie there (see above)
+    # the near-tie judged the other way, with the distances both ways (see above); empty where none was
     routing_ties: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -78,20 +71,24 @@ class VerificationReport:
 
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
-        n = len(self.routing_ties)
-        ties = ("" if not n else f"; after {n} prompt{'s' if n > 1 else ''} set aside for a routing near-tie"
-                if self.passed else f"; the torch model's routing nearly tied on {n} of the prompts tried")
+        ties = ""
+        for t in self.routing_ties:
+            where = f"layer {t['layer']}, position {t['position']}"
+            ties += (f"; against the torch model with its other expert at a routing near-tie ({where}; "
+                     f"{t['max_abs_diff_as_chosen']:.2e} as it chose)" if self.passed else
+                     f"; the other expert at a routing near-tie ({where}) does not explain it "
+                     f"({t['max_abs_diff_swapped']:.2e} with it)")
         return (f"verification {verdict}: prompt {self.prompt_tokens} tokens + {self.decode_steps} decode steps, "
                 f"max |logit diff| {max(self.max_abs_diff_prompt, self.max_abs_diff_decode):.2e} "
                 f"(tolerance {self.tolerance:.0e}), greedy continuation "
                 f"{'identical' if self.greedy_match else 'DIFFERS'}{ties}")
 
 
-def prompt_ids(tokenizer_file: Path, min_tokens: int, vocab_size: int, variant: int = 0) -> list[int]:
-    """Real tokens: a harmony conversation (SAMPLE_TEXTS[variant]), repeated until it is longer than min_tokens."""
+def prompt_ids(tokenizer_file: Path, min_tokens: int, vocab_size: int) -> list[int]:
+    """Real tokens: a harmony conversation, repeated until it is longer than min_tokens."""
     from tokenizers import Tokenizer
 
-    ids = Tokenizer.from_file(str(tokenizer_file)).encode(SAMPLE_TEXTS[variant], add_special_tokens=False).ids
+    ids = Tokenizer.from_file(str(tokenizer_file)).encode(SAMPLE_TEXT, add_special_tokens=False).ids
     ids = [i for i in ids if i < vocab_size] or [0]
     while len(ids) < min_tokens:
         ids = ids + ids
@@ -113,49 +110,58 @@ def context_needed(cfg, decode_steps: int = DECODE_STEPS) -> int:
 
 def verify(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], tokenizer_file: Path, dtype: str,
            decode_steps: int = DECODE_STEPS, progress: bool = False) -> VerificationReport:
-    """verify_prompt on the first sample conversation, and on the next ones while a failure comes with a
-    routing near-tie (the module's docstring)."""
-    report, _ = retry_on_ties(lambda variant, routing: (verify_prompt(
-        folder, cfg, tensors, tokenizer_file, dtype, decode_steps, progress, variant, routing), None))
-    return report
+    """verify_prompt, with a failure at a routing near-tie judged once more the other way (the module's
+    docstring)."""
+    def judge(routing, swap) -> tuple[VerificationReport, None]:
+        return verify_prompt(folder, cfg, tensors, tokenizer_file, dtype, decode_steps, progress, routing, swap), None
+    return judge_with_ties(judge)[0]
 
 
-def retry_on_ties(attempt):
-    """attempt(variant, routing) -> (report, anything) for SAMPLE_TEXTS[variant], filling `routing` with the
-    reference's closest routing per layer; again on the next variant while a failed report comes with a
-    near-tie. Returns the last attempt's (report, anything), the report listing the ties met."""
-    ties: list[dict] = []
-    for variant in range(TIE_RETRIES + 1):
-        routing: list[dict] = []
-        report, other = attempt(variant, routing)
-        tie = near_tie(routing)
-        if report.passed or tie is None:
-            break
-        ties.append({"prompt": variant, **tie})
-        if variant < TIE_RETRIES:
-            log.warning("%s, but the torch model's router nearly tied there (layer %d, position %d: gap %.2g between "
-                        "logits up to %.3g), so the graph may have chosen the other expert: checking again on "
-                        "another conversation", report.summary(), tie["layer"], tie["position"], tie["gap"], tie["scale"])
-    report.routing_ties = ties
-    return report, other
+def judge_with_ties(judge):
+    """judge(routing, swap) -> (report, anything): one comparison of the graph with the reference, the
+    reference filling `routing` with its closest decision per layer when given a list and taking the other
+    expert at `swap` (layer, position) when given one. A failure at a near-tie is judged once more with that
+    choice swapped. Returns the deciding (report, anything), the report listing the tie if there was one."""
+    routing: list[dict] = []
+    report, other = judge(routing, None)
+    tie = None if report.passed else near_tie(routing)
+    if tie is None:
+        return report, other
+    log.warning("%s, but the torch model's router nearly tied at layer %d, position %d (gap %.2g between logits up "
+                "to %.3g), so the graph may have chosen the other expert: comparing again with that choice swapped",
+                report.summary(), tie["layer"], tie["position"], tie["gap"], tie["scale"])
+    swapped, other_swapped = judge(None, (tie["layer"], tie["position"]))
+    entry = {**tie, "max_abs_diff_as_chosen": max(report.max_abs_diff_prompt, report.max_abs_diff_decode),
+             "max_abs_diff_swapped": max(swapped.max_abs_diff_prompt, swapped.max_abs_diff_decode)}
+    result, other = (swapped, other_swapped) if swapped.passed else (report, other)
+    result.routing_ties = [entry]
+    return result, other
 
 
 def near_tie(routing: list[dict]) -> dict | None:
     """The closest routing decision of a reference run, if it was within NEAR_TIE_GAP of a tie."""
     closest = min(routing, key=lambda r: r["gap"] / max(1.0, r["scale"]), default=None)
-    if closest is None or closest["gap"] > NEAR_TIE_GAP * max(1.0, closest["scale"]):
+    if closest is None or not closest["gap"] <= NEAR_TIE_GAP * max(1.0, closest["scale"]):
         return None
     return closest
 
 
+def swap_of(report: VerificationReport) -> tuple[int, int] | None:
+    """The routing choice a passed report was judged with the other way, for measurements on the same run."""
+    if not report.passed or not report.routing_ties:
+        return None
+    return report.routing_ties[0]["layer"], report.routing_ties[0]["position"]
+
+
 def verify_prompt(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], tokenizer_file: Path,
-                  dtype: str, decode_steps: int = DECODE_STEPS, progress: bool = False, variant: int = 0,
-                  routing: list[dict] | None = None) -> VerificationReport:
+                  dtype: str, decode_steps: int = DECODE_STEPS, progress: bool = False,
+                  routing: list[dict] | None = None, swap: tuple[int, int] | None = None) -> VerificationReport:
     """The graph first (greedy, token by token through the runtime's session and KV cache), then the
     torch reference over the same tokens one layer at a time; the graph's session is gone by then, so
-    the two never share memory. `routing` gets the reference's closest routing decision per layer."""
+    the two never share memory. `routing` gets the reference's closest routing decision per layer; `swap`
+    (layer, position) has the reference take its other expert there."""
     start = time.perf_counter()
-    ids = prompt_ids(tokenizer_file, prompt_length(cfg), cfg.vocab_size, variant)
+    ids = prompt_ids(tokenizer_file, prompt_length(cfg), cfg.vocab_size)
     session = ModelSession(folder, SessionOptions(provider="cpu"))
     provider = session.session.get_providers()[0]
     cache = session.new_cache(batch=1, length=min(session.max_context, len(ids) + decode_steps + 1))
@@ -168,7 +174,7 @@ def verify_prompt(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Te
 
     with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
               disable=not progress) as bar:
-        ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, routing=routing)
+        ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, routing=routing, swap=swap)
     return compare(ours, ref, dtype, len(ids), greedy, provider, start)
 
 

@@ -29,9 +29,10 @@ class ExportChoice:
         return ", ".join(parts) + (f", blocks of {self.block}" if self.block != BLOCK else "")
 
     def fits(self, cfg: ModelConfig) -> bool:
-        """Whether every axis the blocks split is a multiple of the block size."""
-        return self.block == BLOCK or all(n % self.block == 0 for n in (cfg.hidden_size, cfg.intermediate_size,
-                                                                         cfg.q_size))
+        """Whether every axis its blocks split is a multiple of the block size (as the exporter requires)."""
+        axes = [cfg.hidden_size, cfg.intermediate_size] if self.experts == "int4" else []
+        axes += [cfg.hidden_size, cfg.q_size] if self.dense != "float" else []
+        return all(n % self.block == 0 for n in axes)
 
 
 def matrix_bytes(rows: int, cols: int, precision: str, dtype: str, block: int = BLOCK) -> int:

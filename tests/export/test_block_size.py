@@ -2,6 +2,7 @@
 against transformers running the same weights rounded at that block size; clear errors where it cannot apply."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -81,3 +82,24 @@ def test_the_command_line_takes_the_block_size_and_says_so(tiny_checkpoint, tmp_
     assert result.returncode == 0, result.stderr
     assert "int4 experts (blocks of 16)" in result.stdout and "verification PASSED" in result.stdout
     assert Manifest.read(tmp_path / "m").export_options["block_size"] == 16
+
+
+def test_the_block_size_is_checked_from_the_config_before_any_tensor_is_read(tmp_path):
+    """An MXFP4 checkpoint in OpenAI's original layout is read whole when opened: the check must come first.
+    Here its weights file is not even valid, so reaching it would be a different error."""
+    from export.synthetic import GPT_OSS_20B_SHAPE, hf_config
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({**hf_config({**GPT_OSS_20B_SHAPE, "num_hidden_layers": 2}),
+                                                    "quantization_config": {"quant_method": "mxfp4"}}))
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
+    # --experts auto on an MXFP4 config means int4 experts: 2880 is no multiple of 128
+    with pytest.raises(ExportError, match=r"--block-size 128 does not divide .*hidden size \(2880\).*16, 32, 64"):
+        export_model(folder, tmp_path / "out", ExportOptions(block_size=128))
+
+
+def test_sizes_that_no_block_fits_are_an_export_error_even_at_32(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "ckpt", TinySpec(hidden=48, intermediate=48, heads=4, head_dim=12))
+    with pytest.raises(ExportError, match=r"--block-size 32 does not divide .*hidden size \(48\).*fit: 16"):
+        export_model(ckpt, tmp_path / "out", ExportOptions(max_context=64, experts="int4"))
