@@ -31,6 +31,7 @@ from export.tensor_source import Transformed
 from export.tokenizer_check import special_token_ids
 from export.verify import (DECODE_STEPS, VerificationReport, context_needed, prompt_length, swap_of, verify,
                            verify_prompt)
+from export.weight_bytes import blocked_axes
 from export.mxfp4_twin import TwinWeights, verify_through_twin
 from runtime.manifest import KvCacheLayout, Manifest
 
@@ -164,16 +165,10 @@ def _check_block_size(opts: ExportOptions, cfg) -> None:
     """Block-quantized weights need every axis the blocks split to be a multiple of the block size, and a
     block size other than 32 needs such weights to apply to. Called with `--experts auto` resolved, or before
     any weight is read with it taken as the checkpoint's config says it will resolve."""
-    if opts.block_size != INT4_BLOCK and opts.experts not in ("int4", "auto") and opts.dense == "float":
+    axes = blocked_axes(cfg, opts.experts, opts.dense)
+    if not axes and opts.block_size != INT4_BLOCK:
         raise ExportError(f"--block-size applies to int4 experts and int8/int4 dense weights; this export has "
                           f"{opts.experts} experts and float dense weights")
-    if opts.experts != "int4" and opts.dense == "float":
-        return
-    axes = {"hidden size": cfg.hidden_size}
-    if opts.experts == "int4":
-        axes["intermediate size"] = cfg.intermediate_size
-    if opts.dense != "float":
-        axes["attention output (heads x head dim)"] = cfg.q_size
     uneven = {what: n for what, n in axes.items() if n % opts.block_size}
     if uneven:
         fits = [str(b) for b in BLOCK_SIZES if all(n % b == 0 for n in axes.values())]

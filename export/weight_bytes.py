@@ -30,9 +30,16 @@ class ExportChoice:
 
     def fits(self, cfg: ModelConfig) -> bool:
         """Whether every axis its blocks split is a multiple of the block size (as the exporter requires)."""
-        axes = [cfg.hidden_size, cfg.intermediate_size] if self.experts == "int4" else []
-        axes += [cfg.hidden_size, cfg.q_size] if self.dense != "float" else []
-        return all(n % self.block == 0 for n in axes)
+        return all(n % self.block == 0 for n in blocked_axes(cfg, self.experts, self.dense).values())
+
+
+def blocked_axes(cfg: ModelConfig, experts: str, dense: str) -> dict[str, int]:
+    """The sizes that block-quantized weights split into blocks, by name: the inputs of int4 experts (hidden,
+    intermediate) and of int8/int4 dense weights (hidden; the attention output that o_proj reads)."""
+    axes = {"hidden size": cfg.hidden_size, "intermediate size": cfg.intermediate_size} if experts == "int4" else {}
+    if dense != "float":
+        axes.update({"hidden size": cfg.hidden_size, "attention output (heads x head dim)": cfg.q_size})
+    return axes
 
 
 def matrix_bytes(rows: int, cols: int, precision: str, dtype: str, block: int = BLOCK) -> int:
