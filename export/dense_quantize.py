@@ -45,8 +45,6 @@ def quantize_matrix(w: np.ndarray, bits: int, scale_dtype=np.float32,
     """[N, K] (out, in; Hugging Face's layout) -> (uint8 codes [N, K/block, block*bits/8], float32 scales
     [N, K/block] holding scale_dtype values): MatMulNBits' B and scales."""
     rows, inputs = w.shape
-    if inputs % block:
-        raise ValueError(f"block-wise quantization needs the input axis ({inputs}) to be a multiple of {block}")
     codes = np.empty((rows, inputs // block, block * bits // 8), dtype=np.uint8)
     scales = np.empty((rows, inputs // block), dtype=np.float32)
     for start in range(0, rows, ROWS_AT_ONCE):

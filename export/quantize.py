@@ -18,7 +18,7 @@ EXPERT_PRECISIONS = ("float", "int8", "int4", "mxfp4")
 ZERO_POINT = 128
 INT4_BLOCK = 32  # values sharing one scale along the input axis (QMoE's block_size), unless asked otherwise
 # What `--block-size` may ask for: powers of two that onnxruntime's QMoE, MatMulNBits and GatherBlockQuantized
-# take. Larger blocks hold fewer scales (gpt-oss-20b's int4 experts: 0.6 GB less at 64 in float16) and
+# take. Larger blocks hold fewer scales (gpt-oss-20b's float16 --dense int4 export: 623 MiB less at 64) and
 # run faster on the CPU, for a coarser step where a block's largest value sets it (docs/performance.md).
 BLOCK_SIZES = (16, 32, 64, 128)
 MAX_THREADS = 8  # each holds one expert's float temporaries (about 0.4 GB at gpt-oss-20b's size)
