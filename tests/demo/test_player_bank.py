@@ -162,3 +162,37 @@ def test_version_8_follow_ups_also_ask_what_the_npc_does_not_know_and_get_an_hon
         shipped = freeform.FACTS.get(ex.npc.id, {})
         assert not [key for key, words in shipped.items() if freeform.words_in(ex.reply.final, words)], ex
     assert len({dataset.normal(ex.say) for ex in unknown}) > 60  # composed, not a handful of lines
+
+
+def test_version_9_asks_single_questions_next_to_a_fact_that_it_does_not_answer():
+    """"When will Tomas be back?", "How much is a writ?", "A steel axe?": they name one of the NPC's things,
+    but its fact does not hold the answer, so the reply says it does not know or sell it and states no fact."""
+    from tools.demo import freeform, near_miss
+
+    def near(version: int) -> list:
+        return [ex for ex in dataset.make_examples(3000, seed=12, version=version)
+                if "what I know does not say it" in ex.reply.analysis]
+    assert not near(8)  # version 8 had none
+    asked = near(9)
+    assert {ex.npc.id for ex in asked} >= {"brenna", "aldric", "marta"}
+    for ex in asked:
+        assert ex.key is None and "I don't know that." in ex.reply.analysis
+        shipped = freeform.FACTS.get(ex.npc.id, {})
+        assert not [key for key, words in shipped.items() if freeform.words_in(ex.reply.final, words)], ex
+    assert len({dataset.normal(ex.say) for ex in asked}) > 100  # composed, not a handful of lines
+    goods = [ex for ex in dataset.make_examples(3000, seed=12, version=9)
+             if ex.npc.id == "brenna" and "steel axe" in ex.say.lower() and not ex.history]
+    assert goods and all("I don't sell that." in ex.reply.analysis for ex in goods)
+
+
+def test_near_miss_questions_name_real_facts_and_goods_the_npc_does_not_sell():
+    """A typo in a label would silently drop a fact's near misses; goods it sells would teach a wrong answer."""
+    from tools.demo import near_miss
+    labels = {(d.id, f.label) for d in SHIPPED for f in d.facts}
+    assert set(near_miss.SUBJECTS) <= labels and set(near_miss.OWN) <= labels
+    for d in SHIPPED:
+        sold = {f.slots["item"] for f in d.facts if f.topic == "price"}
+        for goods in near_miss.GOODS.get(d.id, []):
+            assert not [item for item in sold if item in goods], (d.id, goods)
+        unpriced = [f for f in d.facts if f.topic != "price"]
+        assert sum(bool(near_miss.templates(d, f)) for f in unpriced) == len(unpriced), d.id

@@ -20,6 +20,7 @@ from runtime.prompt import user_content as prompt_user_content
 from runtime.requests import ReplyRequest
 from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
+from tools.demo import near_miss
 from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
                         freeform_blind_f, freeform_blind_g, lexicon, phrasing, player_bank, player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
@@ -224,16 +225,20 @@ def other_goods(d: DemoNpc) -> list[str]:
 # version 6's banks, one of version 5's, such as a follow-up after "What's the reward for a wolf pelt?"; their
 # single lines were always filtered), so the template test sets stay unseen; 8 is 7 with follow-ups that ask
 # what the NPC does not know (a tenth of all examples' follow-ups had none before: "And a lantern?" after
-# a price, "Who saw them?" after a rumour), answered honestly rather than with the fact just discussed.
-DATA_VERSION = 8
+# a price, "Who saw them?" after a rumour), answered honestly rather than with the fact just discussed; 9 is
+# 8 with single questions that name a fact's thing but ask what its fact does not hold ("When will Tomas be
+# back?", "How much is a writ?", "A steel axe?" of a smith who sells steel swords; tools/demo/near_miss.py).
+DATA_VERSION = 9
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
-           6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3), 8: (30, 4, 12, 2, 1, 1, 1, 3)}
+           6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3), 8: (30, 4, 12, 2, 1, 1, 1, 3),
+           9: (30, 4, 12, 2, 1, 1, 1, 3)}
 # of a shipped NPC's questions, the share drawn from people's lines (from version 3)
-BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65, 8: 0.65}
-FOLLOW_SHARE = {6: 0.2, 7: 0.2, 8: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65, 8: 0.65, 9: 0.65}
+FOLLOW_SHARE = {6: 0.2, 7: 0.2, 8: 0.2, 9: 0.2}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
 UNKNOWN_FOLLOW_SHARE = 0.3  # version 8: of the follow-ups, the share asking what the NPC does not know
+NEAR_MISS_SHARE = 0.4  # version 9: of the questions an NPC cannot answer, the share asked next to one of its facts
 # Follow-ups whose answer no fact of that topic holds (the fact's sentence says nothing of it).
 DETAIL_UNKNOWN = {
     "hours": ["And on feast days?", "Same in winter?", "what about holy days", "And on market day?"],
@@ -311,6 +316,8 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                                 f"{first.sentence} {second.sentence}", d.style),
                       f"{answer(d, first, rng, address=False)} {answer(d, second, rng)}")
         return text, reply, first.key
+    if kind == "unknown" and version >= 9 and rng.random() < NEAR_MISS_SHARE:
+        return near_miss_turn(d, npc, rng)
     if kind == "unknown":
         text = from_bank(d, "unknown", rng, version) if version >= 3 else None
         if text:
@@ -383,6 +390,21 @@ def unknown_follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogu
     else:
         text = _unheld(lambda: player_talk.noise(rng.choice(DETAIL_UNKNOWN[first.topic]), rng))
     return earlier, text, dont_know(d, npc, "something I don't know" + after, rng), None
+
+
+def near_miss_turn(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[str, Reply, None]:
+    """A question that names one of the NPC's things but asks what its fact does not hold (version 9):
+    goods next to what it sells, or a detail its fact does not say; answered honestly."""
+    fact = rng.choice(d.facts)
+    if fact.topic == "price":
+        goods = rng.choice(near_miss.near_goods(d) or other_goods(d))
+        thing = re.sub(r"^(a|an|some) ", "", goods)
+        return _unheld(lambda: player_talk.wrong_item(goods, rng)), dont_know(d, npc, thing, rng, goods), None
+    if not near_miss.templates(d, fact):  # no near miss for it: an unrelated unknown
+        return (_unheld(lambda: player_talk.unknowable(unknown_question(rng), rng)),
+                dont_know(d, npc, "something I don't know", rng), None)
+    text = _unheld(lambda: near_miss.question(d, fact, rng))
+    return text, dont_know(d, npc, f"{_topic_words(fact)}, but what I know does not say it", rng), None
 
 
 def game_state(rng: random.Random) -> tuple[tuple[str, str], ...]:
