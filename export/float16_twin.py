@@ -33,7 +33,7 @@ from export.layer_pieces import layered_logits
 from export.reference import layered_logits as reference_logits
 from export.stored import stored_array
 from export.tensor_source import Transformed
-from export.verify import DECODE_STEPS, VerificationReport, compare, judge_with_ties, prompt_ids, prompt_length
+from export.verify import DECODE_STEPS, VerificationReport, compare, judge_verification, prompt_ids, prompt_length
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +188,21 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     # a tied table is looked up as float16 holds it and multiplied as the quantized unembedding holds it
     as_stored = Transformed(tensors, float16_round_trip)
 
-    def reference(weights, label: str, lookup=None, routing=None, swap=None) -> np.ndarray:
+    def reference(weights, label: str, lookup=None, routing=None, swap=None, dtype=torch.float32) -> np.ndarray:
         with tqdm(total=cfg.num_hidden_layers, desc=label, unit="layer", disable=not progress) as bar:
             return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=lookup, routing=routing,
-                                    swap=swap)
+                                    swap=swap, dtype=dtype)
 
-    def judge(routing, swap):
+    def judge(routing, swap, exact=False):
         start = time.perf_counter()
         ref = reference(tensors, "verify: torch reference", as_stored, routing, swap)
-        report = compare(run.logits, ref, "float32", run.prompt, greedy, PROVIDER, start)
+        wide = reference(tensors, "verify: torch reference in float64", as_stored, swap=swap,
+                         dtype=torch.float64) if exact else None
+        report = compare(run.logits, ref, "float32", run.prompt, greedy, PROVIDER, start, wide)
         stages["verify: torch reference"] = stages.get("verify: torch reference", 0.0) + report.seconds
         return report, ref
 
-    report, ref = judge_with_ties(judge)
+    report, ref = judge_verification(judge)
     log.info(report.summary())
     if not report.passed:
         raise VerificationError(f"{report.summary()}: the float32 twin of the float16 graph against the torch model "

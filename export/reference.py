@@ -10,6 +10,8 @@ from export.model import Block, GptOss, rms_norm
 from export.rope import cos_sin
 from runtime.model_config import ModelConfig
 
+UNEMBED_ROWS = 16384
+
 # canonical suffix inside model.layers.N. -> our module path inside blocks.N.
 LAYER_NAMES = {
     "input_layernorm.weight": "attn.norm",
@@ -47,13 +49,14 @@ def build_reference(cfg: ModelConfig, tensors: dict[str, torch.Tensor],
     return model.to(dtype).eval()
 
 
-def build_block(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], n: int) -> Block:
+def build_block(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], n: int,
+                dtype: torch.dtype = torch.float32) -> Block:
     """Layer n alone, its weights read from `tensors` now."""
     with torch.device("meta"):
         block = Block(cfg, n)
     block.load_state_dict({ours: tensors[f"model.layers.{n}.{hf}"] for hf, ours in LAYER_NAMES.items()},
                           strict=True, assign=True)
-    return block.to(torch.float32).eval()
+    return block.to(dtype).eval()
 
 
 def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -> dict:
@@ -75,20 +78,23 @@ def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -
 @torch.no_grad()
 def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
                    progress=None, lookup: Mapping[str, torch.Tensor] | None = None,
-                   routing: list[dict] | None = None, swap: tuple[int, int] | None = None) -> np.ndarray:
+                   routing: list[dict] | None = None, swap: tuple[int, int] | None = None,
+                   dtype: torch.dtype = torch.float32) -> np.ndarray:
     """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
     time over the whole sequence: memory holds one layer's weights (and the activations), never the
     model. Causal attention makes each position's logits those of a token-by-token decode. `lookup`, when
     given, is what the embedding lookup reads (a tied table can be stored differently for its two uses).
     `routing`, when given, gets each layer's closest_routing. `swap` (layer, position): there the layer takes
-    its (k+1)-th expert in place of its k-th, as a graph that broke a near-tie the other way did."""
+    its (k+1)-th expert in place of its k-th, as a graph that broke a near-tie the other way did. `dtype`
+    float64 computes the same model nearly exactly (how far float32 arithmetic itself strays on these
+    tokens; one layer's weights then take twice the memory)."""
     table = (lookup if lookup is not None else tensors)["model.embed_tokens.weight"]
-    x = torch.nn.functional.embedding(torch.tensor([ids]), table)
+    x = torch.nn.functional.embedding(torch.tensor([ids]), table).to(dtype)
     positions = torch.arange(len(ids))
-    cos, sin = cos_sin(cfg, positions)
-    empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim)
+    cos, sin = (t.to(dtype) for t in cos_sin(cfg, positions))  # the graph's float32 tables, widened
+    empty = torch.zeros(1, cfg.num_key_value_heads, 0, cfg.head_dim, dtype=dtype)
     for n in range(cfg.num_hidden_layers):
-        block = build_block(cfg, tensors, n)
+        block = build_block(cfg, tensors, n, dtype)
         if swap is not None and swap[0] == n:
             block.mlp.swap_at = (swap[1],)
         hook = None
@@ -100,6 +106,10 @@ def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: l
             hook.remove()
         if progress is not None:
             progress.update(1)
-    h = rms_norm(x[0, -last:], tensors["model.norm.weight"], cfg.rms_norm_eps)
+    h = rms_norm(x[0, -last:], tensors["model.norm.weight"].to(dtype), cfg.rms_norm_eps)
     unembed = tensors["model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"]
-    return (h @ unembed.T).numpy()
+    if unembed.dtype == dtype:
+        return (h @ unembed.T).numpy()
+    # a slab of rows at a time: gpt-oss-20b's table is 2.3 GB in float32, twice that widened whole
+    return torch.cat([h @ unembed[start:start + UNEMBED_ROWS].to(dtype).T
+                      for start in range(0, unembed.shape[0], UNEMBED_ROWS)], dim=-1).numpy()

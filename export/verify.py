@@ -12,6 +12,16 @@ NEAR_TIE_GAP of a tie is judged once more, against the reference with that one c
 (k+1)-th expert in place of its k-th). It passes only if the graph then agrees within the tolerance, so the
 tie, and nothing else, explained the difference; the report lists the tie and both distances. A failure
 without a near-tie, or one the other choice does not explain, fails.
+
+Float32 itself can stray where a model is ill-conditioned: a LoRA adapter merged into a base it was not
+trained on gave a position where torch's own float32 logits were 8.8e-4 from float64 arithmetic, the
+graph's 1.5e-3, and the two 5.8e-4 apart, against a tolerance of 3e-4; over its nine positions the graph
+strayed from float64 0.5 to 2.4 times as far as torch did (onnxruntime's float32 kernels round
+differently, not worse by much). So a failure that is small (at
+most EXACT_CAP times the tolerance, greedy identical) and that no tie explains is judged once more
+against the reference in float64: at each position the graph may stray from float64 up to EXACT_SLACK
+times as far as torch's float32 does there (never less than the tolerance, never more than EXACT_CAP
+times it). Where float32 is accurate the tolerance stays as it was; the report keeps the figures.
 """
 from __future__ import annotations
 
@@ -44,6 +54,10 @@ SAMPLE_TEXT = ("<|start|>system<|message|>You are Brenna, the blacksmith of Ashf
 # the float32 rounding that flips a choice (2.4e-7 at gpt-oss-20b's size). Generous on purpose: a near-tie
 # only earns a failure a second look, and the other choice must then explain the whole difference.
 NEAR_TIE_GAP = 1e-5
+# A failure within EXACT_CAP tolerances gets the float64 look above; the graph may then be EXACT_SLACK times
+# as far from float64 as torch's float32 is, at that position.
+EXACT_CAP = 10.0
+EXACT_SLACK = 4.0
 
 
 @dataclass
@@ -60,6 +74,8 @@ class VerificationReport:
     seconds: float
     # the near-tie judged the other way, with the distances both ways (see above); empty where none was
     routing_ties: list[dict] = field(default_factory=list)
+    # the judgment against float64 arithmetic, where one was made (see above): its closest position
+    float64_check: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +94,11 @@ class VerificationReport:
                      f"{t['max_abs_diff_as_chosen']:.2e} as it chose)" if self.passed else
                      f"; the other expert at a routing near-tie ({where}) does not explain it "
                      f"({t['max_abs_diff_swapped']:.2e} with it)")
+        if self.float64_check is not None:
+            c = self.float64_check
+            ties += (f"; against float64 arithmetic, where torch's float32 itself strays: at {c['position']} the graph "
+                     f"is {c['graph_vs_float64']:.2e} from it, torch's float32 {c['torch_float32_vs_float64']:.2e} "
+                     f"(allowed {c['allowed']:.2e})")
         return (f"verification {verdict}: prompt {self.prompt_tokens} tokens + {self.decode_steps} decode steps, "
                 f"max |logit diff| {max(self.max_abs_diff_prompt, self.max_abs_diff_decode):.2e} "
                 f"(tolerance {self.tolerance:.0e}), greedy continuation "
@@ -112,9 +133,23 @@ def verify(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], 
            decode_steps: int = DECODE_STEPS, progress: bool = False) -> VerificationReport:
     """verify_prompt, with a failure at a routing near-tie judged once more the other way (the module's
     docstring)."""
-    def judge(routing, swap) -> tuple[VerificationReport, None]:
-        return verify_prompt(folder, cfg, tensors, tokenizer_file, dtype, decode_steps, progress, routing, swap), None
-    return judge_with_ties(judge)[0]
+    def judge(routing, swap, exact=False) -> tuple[VerificationReport, None]:
+        return verify_prompt(folder, cfg, tensors, tokenizer_file, dtype, decode_steps, progress, routing, swap,
+                             exact), None
+    return judge_verification(judge)[0]
+
+
+def judge_verification(judge):
+    """judge(routing, swap, exact=False) -> (report, anything), as judge_with_ties takes it, with `exact` asking
+    for the float64 reference too. A routing near-tie gets its second look first; a failure still small
+    after that gets the float64 one (the module's docstring). Returns the deciding (report, anything)."""
+    report, other = judge_with_ties(judge)
+    worst = max(report.max_abs_diff_prompt, report.max_abs_diff_decode)
+    if report.passed or not report.greedy_match or worst > EXACT_CAP * report.tolerance or report.routing_ties:
+        return report, other
+    log.warning("%s: judging again against the torch model in float64, to tell float32's own rounding from a "
+                "fault (about twice a reference run)", report.summary())
+    return judge(None, None, True)
 
 
 def judge_with_ties(judge):
@@ -155,11 +190,12 @@ def swap_of(report: VerificationReport) -> tuple[int, int] | None:
 
 def verify_prompt(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], tokenizer_file: Path,
                   dtype: str, decode_steps: int = DECODE_STEPS, progress: bool = False,
-                  routing: list[dict] | None = None, swap: tuple[int, int] | None = None) -> VerificationReport:
+                  routing: list[dict] | None = None, swap: tuple[int, int] | None = None,
+                  exact: bool = False) -> VerificationReport:
     """The graph first (greedy, token by token through the runtime's session and KV cache), then the
     torch reference over the same tokens one layer at a time; the graph's session is gone by then, so
     the two never share memory. `routing` gets the reference's closest routing decision per layer; `swap`
-    (layer, position) has the reference take its other expert there."""
+    (layer, position) has the reference take its other expert there; `exact` judges against float64 too."""
     start = time.perf_counter()
     ids = prompt_ids(tokenizer_file, prompt_length(cfg), cfg.vocab_size)
     session = ModelSession(folder, SessionOptions(provider="cpu"))
@@ -175,12 +211,18 @@ def verify_prompt(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Te
     with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
               disable=not progress) as bar:
         ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, routing=routing, swap=swap)
-    return compare(ours, ref, dtype, len(ids), greedy, provider, start)
+    wide = None
+    if exact:
+        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference in float64", unit="layer",
+                  disable=not progress) as bar:
+            wide = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, swap=swap, dtype=torch.float64)
+    return compare(ours, ref, dtype, len(ids), greedy, provider, start, wide)
 
 
 def compare(ours: list[np.ndarray], ref: np.ndarray, dtype: str, prompt_tokens: int, greedy: list[int],
-            provider: str, start: float) -> VerificationReport:
-    """The graph's logits at the prompt's last position and each decode step against the reference's."""
+            provider: str, start: float, exact: np.ndarray | None = None) -> VerificationReport:
+    """The graph's logits at the prompt's last position and each decode step against the reference's
+    (and against the reference in float64, `exact`, when given: the module's docstring)."""
     diff_prompt = float(np.abs(ours[0] - ref[0]).max())
     diff_decode = max((float(np.abs(o - r).max()) for o, r in zip(ours[1:], ref[1:])), default=0.0)
 
@@ -192,8 +234,25 @@ def compare(ours: list[np.ndarray], ref: np.ndarray, dtype: str, prompt_tokens: 
         return NEAR_TIES[dtype] and r.max() - r[int(o.argmax())] <= tol
 
     match = all(same_choice(o, r) for o, r in zip(ours, ref))
+    check = None if exact is None else float64_check(ours, ref, exact, tol)
+    close = check["passed"] if check is not None else max(diff_prompt, diff_decode) <= tol
     return VerificationReport(
-        passed=bool(match and max(diff_prompt, diff_decode) <= tol), prompt_tokens=prompt_tokens,
+        passed=bool(match and close), prompt_tokens=prompt_tokens,
         decode_steps=len(ours) - 1, max_abs_diff_prompt=diff_prompt, max_abs_diff_decode=diff_decode,
         tolerance=tol, greedy_match=bool(match), greedy_tokens=greedy,
-        provider=provider, seconds=round(time.perf_counter() - start, 3))
+        provider=provider, seconds=round(time.perf_counter() - start, 3), float64_check=check)
+
+
+def float64_check(ours: list[np.ndarray], ref: np.ndarray, exact: np.ndarray, tol: float) -> dict:
+    """At each position the graph may be EXACT_SLACK times as far from float64 arithmetic as torch's float32
+    is, never less than `tol` and never more than EXACT_CAP times it. Returns whether it holds everywhere
+    and the figures at the position closest to failing (0: the prompt's last token, then each decode step)."""
+    rows = []
+    for position, (o, r, x) in enumerate(zip(ours, ref, exact)):
+        graph = float(np.abs(np.asarray(o, np.float64) - x).max())
+        torch32 = float(np.abs(np.asarray(r, np.float64) - x).max())
+        allowed = max(tol, min(EXACT_CAP * tol, EXACT_SLACK * torch32))
+        rows.append({"position": position, "graph_vs_float64": graph, "torch_float32_vs_float64": torch32,
+                     "allowed": allowed})
+    worst = max(rows, key=lambda row: row["graph_vs_float64"] / row["allowed"])
+    return {"passed": all(row["graph_vs_float64"] <= row["allowed"] for row in rows), **worst}

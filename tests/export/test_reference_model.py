@@ -6,7 +6,7 @@ import torch
 
 from export.checkpoint import load_checkpoint
 from export.reference import build_reference
-from tests.helpers.checkpoints import TinySpec, load_hf, make_checkpoint
+from tests.helpers.checkpoints import TinySpec, load_hf, load_hf_float64, make_checkpoint
 
 SHAPES = {
     "default": TinySpec(),
@@ -47,7 +47,7 @@ def test_prompt_then_decode_steps_equal_transformers_exactly_in_float64(checkpoi
     """float64 removes rounding, so any architectural difference would show far above 1e-9."""
     ckpt = load_checkpoint(checkpoint)
     ours = build_reference(ckpt.config, ckpt.tensors, dtype=torch.float64)
-    hf = load_hf(checkpoint).to(torch.float64)
+    hf = load_hf_float64(checkpoint)
     ids = torch.randint(0, ckpt.config.vocab_size, (2, 17), generator=torch.Generator().manual_seed(6))
     expected = hf(ids).logits
     got = run_ours_incrementally(ours, ids, prompt_len=11)

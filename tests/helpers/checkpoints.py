@@ -110,6 +110,23 @@ def load_hf(folder: Path):
                                              experts_implementation="eager").eval()
 
 
+def load_hf_float64(folder: Path):
+    """transformers' model in float64, its RMSNorm computing in float64 too: the same math, with the one
+    float32 cast that transformers keeps inside a float64 model widened (its RoPE tables stay float32, as
+    the reference's and the graph's do)."""
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssRMSNorm
+
+    def wide_norm(self, x):
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x
+
+    hf = load_hf(folder).to(torch.float64)
+    for module in hf.modules():
+        if isinstance(module, GptOssRMSNorm):
+            module.forward = wide_norm.__get__(module)
+    return hf
+
+
 def make_scripted_checkpoint(folder: Path, successors: dict[str, str], seed: int = 0) -> Path:
     """A gpt-oss checkpoint whose greedy next token depends only on the current one, as `successors`
     (token strings of the tiny tokenizer, specials included) says: attention and experts write nothing
