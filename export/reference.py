@@ -79,7 +79,7 @@ def closest_routing(cfg: ModelConfig, router_logits: torch.Tensor, layer: int) -
 def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int,
                    progress=None, lookup: Mapping[str, torch.Tensor] | None = None,
                    routing: list[dict] | None = None, swap: tuple[int, int] | None = None,
-                   dtype: torch.dtype = torch.float32) -> np.ndarray:
+                   dtype: torch.dtype = torch.float32, chosen: list | None = None) -> np.ndarray:
     """The reference's logits [last, V] at the final `last` positions of `ids`, computed one layer at a
     time over the whole sequence: memory holds one layer's weights (and the activations), never the
     model. Causal attention makes each position's logits those of a token-by-token decode. `lookup`, when
@@ -87,7 +87,8 @@ def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: l
     `routing`, when given, gets each layer's closest_routing. `swap` (layer, position): there the layer takes
     its (k+1)-th expert in place of its k-th, as a graph that broke a near-tie the other way did. `dtype`
     float64 computes the same model nearly exactly (how far float32 arithmetic itself strays on these
-    tokens; one layer's weights then take twice the memory)."""
+    tokens; one layer's weights then take twice the memory). `chosen`, when given, gets each layer's experts
+    per position ([positions, k], sorted), before any swap."""
     table = (lookup if lookup is not None else tensors)["model.embed_tokens.weight"]
     x = torch.nn.functional.embedding(torch.tensor([ids]), table).to(dtype)
     positions = torch.arange(len(ids))
@@ -98,9 +99,14 @@ def layered_logits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: l
         if swap is not None and swap[0] == n:
             block.mlp.swap_at = (swap[1],)
         hook = None
-        if routing is not None:
-            hook = block.mlp.router.register_forward_hook(
-                lambda _module, _inputs, out, n=n: routing.append(closest_routing(cfg, out, n)))
+        if routing is not None or chosen is not None:
+            def record(_module, _inputs, out, n=n):
+                if routing is not None:
+                    routing.append(closest_routing(cfg, out, n))
+                if chosen is not None:  # the experts each position takes, as a set
+                    top = torch.topk(out, cfg.num_experts_per_tok, dim=-1).indices
+                    chosen.append(torch.sort(top, dim=-1).values.numpy())
+            hook = block.mlp.router.register_forward_hook(record)
         x, _, _ = block(x, cos, sin, empty, empty, positions)
         if hook is not None:
             hook.remove()
