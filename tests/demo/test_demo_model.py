@@ -87,7 +87,7 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
 
 
 def test_no_free_form_line_occurs_in_the_training_data():
-    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, _c.py to _g.py) stay apart from
+    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, _c.py to _h.py) stay apart from
     every generator: none of their lines, normalized, is a line the training data holds."""
     from tools.demo import freeform
 
@@ -101,10 +101,10 @@ def test_no_free_form_line_occurs_in_the_training_data():
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
     from tools.demo import (freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, freeform_blind_f,
-                            freeform_blind_g)
+                            freeform_blind_g, freeform_blind_h)
 
     each = (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES, freeform_blind_d.LINES,
-            freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES)
+            freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES)
     sets = [line for lines in each for line in lines]
     assert sets == list(dataset.YARDSTICKS)  # the generator keeps out exactly these
     lines = {norm(line.say) for line in sets} | {norm(line.before) for line in sets if line.before}
@@ -113,11 +113,11 @@ def test_no_free_form_line_occurs_in_the_training_data():
     assert lines.isdisjoint(training), sorted(lines & training)
 
 
-# The shipped checkpoint and profiles (unsure replies at min_confidence 0.85) on a fixed third of sets A, B
+# The shipped checkpoint and profiles (unsure replies at min_confidence 0.80) on a fixed third of sets A, B
 # and C (MODEL_CARD.md has the full figures): greedy decoding is deterministic on the CPU provider, so these
 # floors hold it to what it measured.
-FREE_FORM_SUBSET_RIGHT = 0.90  # measured 90.7% (97 of 107)
-FREE_FORM_SUBSET_WRONG = 0.01  # measured 0.9% (1 of 107)
+FREE_FORM_SUBSET_RIGHT = 0.91  # measured 91.6% (98 of 107; the ninth checkpoint at 0.85: 90.7%, 97)
+FREE_FORM_SUBSET_WRONG = 0.01  # measured 0.0% (0 of 107; the ninth checkpoint at 0.85: 0.9%, 1)
 
 
 def test_the_demo_npcs_answer_players_own_words_on_a_fixed_free_form_subset(demo_model):

@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every figure and reply here")
     args = ap.parse_args()
     from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
-                            freeform_blind_f, freeform_blind_g)
+                            freeform_blind_f, freeform_blind_g, freeform_blind_h)
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
@@ -116,12 +116,15 @@ def main() -> int:
     sure_f = freeform.evaluate(model, freeform_blind_f.LINES, min_confidence=0.0)
     blind_g = freeform.evaluate(model, freeform_blind_g.LINES)
     sure_g = freeform.evaluate(model, freeform_blind_g.LINES, min_confidence=0.0)
+    blind_h = freeform.evaluate(model, freeform_blind_h.LINES)
+    sure_h = freeform.evaluate(model, freeform_blind_h.LINES, min_confidence=0.0)
     if args.json:
         args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c,
                                          "blind_d": blind_d, "blind_d_without_unsure_replies": sure_d,
                                          "blind_e": blind_e, "blind_e_without_unsure_replies": sure_e,
                                          "blind_f": blind_f, "blind_f_without_unsure_replies": sure_f,
-                                         "blind_g": blind_g, "blind_g_without_unsure_replies": sure_g}, indent=1))
+                                         "blind_g": blind_g, "blind_g_without_unsure_replies": sure_g,
+                                         "blind_h": blind_h, "blind_h_without_unsure_replies": sure_h}, indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
@@ -137,7 +140,7 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
+| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
 | training | {training_row(info)}; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
 | commands | {commands_row(info)} |
 
@@ -147,7 +150,8 @@ and goes through `parley export` like one.
 
 Greedy decoding through the real engine, each reply scored by what its final channel states
 (`.venv/bin/python -m tools.demo.model_card`), with the shipped profiles: their unsure replies at
-`min_confidence = 0.85` (docs/profiles.md, "Unsure replies"). **Right**: the fact asked for (for a
+`min_confidence = 0.80` (docs/profiles.md, "Unsure replies"; re-chosen for this checkpoint on sets C to F,
+below; it was 0.85 before). **Right**: the fact asked for (for a
 question the NPC cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a
 wrong fact said with confidence, the worst outcome. **Other half only**: a line that asks two things,
 answered only on the second with the true fact (`also` in the sets; neither right nor wrong; the rows in
@@ -156,7 +160,9 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 
 | player lines | right | wrong fact | other half only | deflection | unsure | follow-ups right | unknowable answered honestly |
 | --- | --- | --- | --- | --- | --- | --- | --- |
-| **free-form set G: {blind_g['n']} lines by an eighth outside writer, written after this checkpoint's data, used for nothing (tools/demo/freeform_blind_g.py)** | {freeform_line(blind_g)} |
+| **free-form set H: {blind_h['n']} lines by a ninth outside writer, written after this checkpoint was chosen, used for nothing (tools/demo/freeform_blind_h.py)** | {freeform_line(blind_h)} |
+| set H, unsure replies off | {freeform_line(sure_h)} |
+| free-form set G: {blind_g['n']} lines by an eighth outside writer, written before data version 8, never used to choose; its figures for earlier runs were seen (tools/demo/freeform_blind_g.py) | {freeform_line(blind_g)} |
 | set G, unsure replies off | {freeform_line(sure_g)} |
 | free-form set F: {blind_f['n']} lines by a seventh outside writer (tools/demo/freeform_blind_f.py); its misses were read to design data version 8 | {freeform_line(blind_f)} |
 | set F, unsure replies off | {freeform_line(sure_f)} |
@@ -167,9 +173,12 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 | free-form set C: {blind_c['n']} lines by another outside writer (tools/demo/freeform_blind_c.py); used to choose this checkpoint | {freeform_line(blind_c)} |
-| *the sixth checkpoint (shipped before this one; data version 5), sets A / B / C / D / E / F, unsure replies at 0.85* | *98.1 / 82.4 / 86.8 / 76.4 / 85.7 / 87.5%* | *0.0 / 0.9 / 0.9 / 5.7 / 4.5 / 3.7%* | *0.0 / 1.9 / 0.0 / 0.8 / 0.0 / 0.0%* | *1.9 / 14.8 / 12.3 / 17.1 / 9.8 / 8.8%* | *2.9 / 15.7 / 12.3 / 18.7 / 14.3 / 16.9%* | *83 / 56 / 83 / 60 / 85 / 81%* | *100 / 100 / 100 / 95 / 90 / 89%* |
+| *this checkpoint with the earlier setting, unsure replies at 0.85, sets A / B / C / D / E / F / G / H* | *95.2 / 77.8 / 85.8 / 81.3 / 85.7 / 89.0 / 86.0 / 87.1%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 1.5 / 4.0%* | *0.0 / 0.9 / 0.0 / 0.0 / 0.0 / 0.0 / 0.7 / 0.0%* | *4.8 / 20.4 / 11.3 / 14.6 / 11.3 / 10.3 / 11.8 / 8.9%* | *4.8 / 20.4 / 12.3 / 14.6 / 16.5 / 19.9 / 20.6 / 15.3%* | *83 / 67 / 50 / 60 / 85 / 76 / 91 / 91%* | *100 / 92 / 93 / 95 / 94 / 97 / 96 / 85%* |
+| *the ninth checkpoint (shipped before this one; data version 7), sets A / B / C / D / E / F / G / H, unsure replies at 0.85* | *96.2 / 79.6 / 85.8 / 81.3 / 85.7 / 84.6 / 86.0 / 84.7%* | *0.0 / 1.9 / 0.9 / 4.1 / 2.3 / 3.7 / 4.4 / 4.8%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 1.6%* | *3.8 / 17.6 / 12.3 / 13.8 / 12.0 / 11.8 / 9.6 / 8.9%* | *3.8 / 16.7 / 10.4 / 12.2 / 12.8 / 15.4 / 14.7 / 11.3%* | *100 / 89 / 83 / 60 / 69 / 76 / 91 / 73%* | *100 / 100 / 100 / 95 / 94 / 89 / 79 / 78%* |
+| *the ninth checkpoint, sets D / E / F / G / H, unsure replies off* | *85.4 / 88.0 / 90.4 / 89.7 / 89.5%* | *8.1 / 8.3 / 5.9 / 8.8 / 8.9%* | *1.6 / 0.0 / 0.0 / 0.0 / 1.6%* | *4.9 / 3.8 / 3.7 / 1.5 / 0.0%* | *–* | *80 / 85 / 71 / 91 / 55%* | *85 / 81 / 83 / 67 / 70%* |
+| *the sixth checkpoint (shipped before the ninth; data version 5), sets A / B / C / D / E / F, unsure replies at 0.85* | *98.1 / 82.4 / 86.8 / 76.4 / 85.7 / 87.5%* | *0.0 / 0.9 / 0.9 / 5.7 / 4.5 / 3.7%* | *0.0 / 1.9 / 0.0 / 0.8 / 0.0 / 0.0%* | *1.9 / 14.8 / 12.3 / 17.1 / 9.8 / 8.8%* | *2.9 / 15.7 / 12.3 / 18.7 / 14.3 / 16.9%* | *83 / 56 / 83 / 60 / 85 / 81%* | *100 / 100 / 100 / 95 / 90 / 89%* |
 | *the sixth checkpoint, sets D / E / F, unsure replies off* | *83.7 / 86.5 / 85.3%* | *8.9 / 9.0 / 11.0%* | *3.3 / 0.0 / 0.0%* | *4.1 / 4.5 / 3.7%* | *–* | *60 / 85 / 71%* | *90 / 77 / 69%* |
-| *a tenth run (60 more minutes from this checkpoint on data version 8; not shipped), sets A / B / C / D / E / F / G, unsure replies at 0.85* | *99.0 / 83.3 / 84.9 / 78.9 / 88.7 / 87.5 / 86.0%* | *0.0 / 5.6 / 1.9 / 4.9 / 3.8 / 5.1 / 3.7%* | *0.0 / 1.9 / 0.9 / 1.6 / 0.0 / 0.0 / 0.7%* | *1.0 / 9.3 / 12.3 / 14.6 / 7.5 / 7.4 / 9.6%* | *1.0 / 8.3 / 12.3 / 13.0 / 10.5 / 11.0 / 15.4%* | *100 / 78 / 83 / 80 / 77 / 71 / 82%* | *100 / 92 / 100 / 95 / 94 / 86 / 83%* |
+| *a tenth run (60 more minutes from the ninth checkpoint on data version 8; not shipped), sets A / B / C / D / E / F / G, unsure replies at 0.85* | *99.0 / 83.3 / 84.9 / 78.9 / 88.7 / 87.5 / 86.0%* | *0.0 / 5.6 / 1.9 / 4.9 / 3.8 / 5.1 / 3.7%* | *0.0 / 1.9 / 0.9 / 1.6 / 0.0 / 0.0 / 0.7%* | *1.0 / 9.3 / 12.3 / 14.6 / 7.5 / 7.4 / 9.6%* | *1.0 / 8.3 / 12.3 / 13.0 / 10.5 / 11.0 / 15.4%* | *100 / 78 / 83 / 80 / 77 / 71 / 82%* | *100 / 92 / 100 / 95 / 94 / 86 / 83%* |
 | *the tenth run, sets D / E / F / G, unsure replies off* | *84.6 / 89.5 / 91.2 / 86.0%* | *9.8 / 6.8 / 5.9 / 9.6%* | *1.6 / 0.0 / 0.0 / 2.2%* | *4.1 / 3.8 / 2.9 / 2.2%* | *–* | *80 / 92 / 76 / 91%* | *90 / 84 / 86 / 62%* |
 | *a seventh run (data version 6, 70 more minutes; not shipped), sets A / B / C / D / E, unsure replies at 0.85* | *97.1 / 85.2 / 87.7 / 79.7 / 88.0%* | *0.0 / 3.7 / 1.9 / 5.7 / 5.3%* | *–* | *2.9 / 11.1 / 10.4 / 14.6 / 6.8%* | *2.9 / 12.0 / 10.4 / 11.4 / 8.3%* | *100 / 89 / 67 / 60 / 62%* | *100 / 100 / 100 / 95 / 90%* |
 | *the seventh run, sets D / E, unsure replies off* | *82.1 / 89.5%* | *10.6 / 8.3%* | *–* | *7.3 / 2.3%* | *–* | *60 / 85%* | *90 / 84%* |
@@ -184,18 +193,22 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *20.2 / 28.7%* | *–* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
-right at least 80% of the time. Set G is the honest figure for this checkpoint: written after its data,
-never seen by it, and not used to choose it. On G: {blind_g['right']:.1%} right, {blind_g['wrong']:.1%} wrong,
-follow-ups {blind_g['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_g['rows'])} of them: most of its
+right at least 80% of the time. Set H is the honest figure for this checkpoint: written after it was
+chosen, never seen by it, used for nothing. On H: {blind_h['right']:.1%} right, {blind_h['wrong']:.1%} wrong,
+follow-ups {blind_h['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_h['rows'])} of them: most of its
 follow-ups' earlier lines were already in the training data and went), unanswerable questions answered
-honestly {blind_g['unknown_right']:.0%}; {targets(blind_g)}. On F (a development set now):
-{blind_f['right']:.1%} / {blind_f['wrong']:.1%} / {blind_f['follow_up_right']:.0%}; on E: {blind_e['right']:.1%} /
-{blind_e['wrong']:.1%} / {blind_e['follow_up_right']:.0%}; on D: {blind_d['right']:.1%} / {blind_d['wrong']:.1%} /
-{blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.85`, chosen on the fourth
-checkpoint with sets A and B, and still where three deflections per wrong fact cost least on sets A to E
-together for the sixth) turn G's {sure_g['wrong']:.1%} wrong facts into {blind_g['wrong']:.1%} for
-{sure_g['right'] - blind_g['right']:.1%} of right answers. What it still gets wrong: {wrong_unknown(blind_g)} of G's
-{sum(r['score'] == 'wrong' for r in blind_g['rows'])} wrong facts answer a question the NPC cannot answer with the
+honestly {blind_h['unknown_right']:.0%}; {targets(blind_h)}. On G (never used to choose, but its figures for
+the ninth and tenth runs were seen, and that most of its wrong facts answered unanswerable questions
+steered data version 9): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
+On F (a development set): {blind_f['right']:.1%} / {blind_f['wrong']:.1%} / {blind_f['follow_up_right']:.0%}; on E:
+{blind_e['right']:.1%} / {blind_e['wrong']:.1%} / {blind_e['follow_up_right']:.0%}; on D: {blind_d['right']:.1%} /
+{blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.80`,
+re-chosen for this checkpoint on sets C to F by three deflections per wrong fact, below) turn H's
+{sure_h['wrong']:.1%} wrong facts into {blind_h['wrong']:.1%} for {sure_h['right'] - blind_h['right']:.1%} of right
+answers. At the earlier 0.85 this checkpoint gives 87.1% / 4.0% on H and 86.0% / 1.5% on G (the row in
+italics above): the re-chosen setting is worse on both blind sets, by one and four lines, and kept because
+the rule fixed before looking said so. What it still gets wrong: {wrong_unknown(blind_h)} of H's
+{sum(r['score'] == 'wrong' for r in blind_h['rows'])} wrong facts answer a question the NPC cannot answer with the
 nearest fact it knows; long lines with the question buried; a model of 2.3M parameters with no
 pretraining reads a long line poorly.
 
@@ -223,9 +236,14 @@ in the seventh session its misses were read (two of its wrong facts were follow-
 does not know, a kind of follow-up no data version had), which shaped data version 8: F is a development
 set since. Set G was written by an eighth helper from the profiles, the facts each NPC knows and the
 sets' format alone, before data version 8 existed; the 36 of its 172 lines that the shipped checkpoints'
-data held were taken out unseen (which left 11 of its 34 follow-ups); nobody has read its replies. A
-helper that saw no reply or score marked the two-part lines' second questions in sets A to D (`also`;
-E and F have none; G's writer marked its own).
+data held were taken out unseen (which left 11 of its 34 follow-ups); nobody has read its replies, but its
+figures for the ninth and tenth runs were seen, and the finding that five of the ninth's six wrong facts
+there answered unanswerable questions with the nearest fact steered data version 9. Set H was written by a
+ninth helper from the profiles, the facts each NPC knows and the sets' format alone, after this checkpoint
+was chosen; 13 lines whose labels its writer called arguable were taken out before any scoring and the 43
+that this checkpoint's data held were taken out unseen, leaving 124 (11 of its 35 follow-ups); nobody has
+read its replies. A helper that saw no reply or score marked the two-part lines' second questions in sets
+A to D (`also`; E and F have none; G's and H's writers marked their own).
 
 How each shipped checkpoint was chosen, by a rule fixed before its run finished: the fifth over the
 fourth and the sixth (25 more minutes on the same data) over the fifth on sets A and B with unsure
@@ -241,8 +259,13 @@ three deflections for a wrong fact, an "other half only" reply counted as a defl
 minutes from this checkpoint on data version 8 (version 7 plus follow-ups that ask what the NPC does not
 know, answered honestly), was held to the same rule on sets C, D, E and F together (F's misses had been
 read to design version 8): it scored 114 against this checkpoint's 106 (20 wrong facts and 51 deflections
-against 14 and 62: more right answers, more wrong facts), so this checkpoint stays. On set G, used for
-nothing, it gave 86.0% right and 3.7% wrong against this checkpoint's 86.0% and 4.4%.
+against 14 and 62: more right answers, more wrong facts), so the ninth stayed. On set G it gave 86.0% right
+and 3.7% wrong against the ninth's 86.0% and 4.4%. This eleventh run, 60 minutes from the ninth on data
+version 9 (seed 11, 3,209 steps), was held to the same rule on sets C to F, written down before it
+finished: it scored 98 (13 wrong facts, 59 deflections, no other halves) against the ninth's 106, and
+ships. Then, by a rule written down after its G and H figures at 0.85 were seen and before any other
+setting was tried, the unsure threshold was re-chosen among 0.80, 0.85, 0.88, 0.90 and 0.93 by the same
+cost on sets C to F: 95, 98, 103, 106 and 113, so 0.80 (docs/training.md, "Unsure replies").
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |
 | --- | --- |
