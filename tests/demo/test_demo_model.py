@@ -114,10 +114,10 @@ def test_no_free_form_line_occurs_in_the_training_data():
 
 
 # The shipped checkpoint and profiles (unsure replies at min_confidence 0.80) on a fixed third of sets A, B
-# and C (MODEL_CARD.md has the full figures): greedy decoding is deterministic on the CPU provider, so these
-# floors hold it to what it measured.
+# and C (MODEL_CARD.md has the full figures; development sets, so that no failure prints a blind set's
+# replies): greedy decoding is deterministic on the CPU provider, so these floors hold it to what it measured.
 FREE_FORM_SUBSET_RIGHT = 0.91  # measured 91.6% (98 of 107; the ninth checkpoint at 0.85: 90.7%, 97)
-FREE_FORM_SUBSET_WRONG = 0.01  # measured 0.0% (0 of 107; the ninth checkpoint at 0.85: 0.9%, 1)
+FREE_FORM_SUBSET_WRONG = 0.0  # measured 0.0% (0 of 107; the ninth checkpoint at 0.85: 0.9%, 1)
 
 
 def test_the_demo_npcs_answer_players_own_words_on_a_fixed_free_form_subset(demo_model):

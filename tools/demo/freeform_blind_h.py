@@ -5,7 +5,8 @@ set A (tools/demo/freeform.py) and never used to shape the data or any setting. 
 follow-ups, 49 the NPC cannot answer, 11 two-part) and called 13 labels arguable (a right answer that might
 not hold the scored words, an honest one that might, a reading of the profile); those were taken out before
 any scoring, then the 43 whose line (or earlier line), normalized, the shipped checkpoint's training data
-(runs 1-11) held were taken out unseen, leaving 124 (11 follow-ups)."""
+(its runs' data regenerated from their logs, before this set joined the lines the generator keeps out)
+held were taken out unseen, leaving 124 (11 follow-ups)."""
 from __future__ import annotations
 
 from tools.demo.freeform import UNKNOWN, Line
