@@ -34,7 +34,7 @@ from export.reference import layered_logits as reference_logits
 from export.stored import stored_array
 from export.tensor_source import Transformed
 from export.verify import (DECODE_STEPS, VerificationReport, compare, judge_verification, prompt_ids, prompt_length,
-                           routing_difference)
+                           reference_runs)
 
 log = logging.getLogger(__name__)
 
@@ -189,19 +189,14 @@ def verify_float16(folder: Path, graph: GraphWeights, source, tensors, quantized
     # a tied table is looked up as float16 holds it and multiplied as the quantized unembedding holds it
     as_stored = Transformed(tensors, float16_round_trip)
 
-    def reference(weights, label: str, lookup=None, routing=None, swap=None, dtype=torch.float32,
-                  chosen=None) -> np.ndarray:
+    def reference(weights, label: str) -> np.ndarray:
         with tqdm(total=cfg.num_hidden_layers, desc=label, unit="layer", disable=not progress) as bar:
-            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar, lookup=lookup, routing=routing,
-                                    swap=swap, dtype=dtype, chosen=chosen)
+            return reference_logits(cfg, weights, run.ids, DECODE_STEPS + 1, bar)
 
     def judge(routing, swap, exact=False):
         start = time.perf_counter()
-        narrow, chosen = ([], []) if exact else (None, None)
-        ref = reference(tensors, "verify: torch reference", as_stored, routing, swap, chosen=narrow)
-        wide = reference(tensors, "verify: torch reference in float64", as_stored, swap=swap,
-                         dtype=torch.float64, chosen=chosen) if exact else None
-        differs = routing_difference(narrow, chosen) if exact else None
+        ref, wide, differs = reference_runs(cfg, tensors, run.ids, DECODE_STEPS + 1, progress, as_stored, routing,
+                                            swap, exact)
         report = compare(run.logits, ref, "float32", run.prompt, greedy, PROVIDER, start, wide, differs)
         stages["verify: torch reference"] = stages.get("verify: torch reference", 0.0) + report.seconds
         return report, ref

@@ -112,8 +112,9 @@ class MoE(nn.Module):
         # A static loop over experts; each takes the tokens routed to it.
         for e in range(self.cfg.num_local_experts):
             token, slot = torch.where(top_idx == e)
-            y = self.swiglu(h[token] @ self.gate_up[e] + self.gate_up_bias[e])
-            y = y @ self.down[e] + self.down_bias[e]
+            # a float64 reference keeps its experts float32 and widens one at a time (export/reference.py)
+            y = self.swiglu(h[token] @ self.gate_up[e].to(h.dtype) + self.gate_up_bias[e])
+            y = y @ self.down[e].to(h.dtype) + self.down_bias[e]
             out.index_add_(0, token, y * weights[token, slot, None])
         return x + out.view(b, t, hdim)
 

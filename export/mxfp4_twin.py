@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 from tqdm import tqdm
 
 from export import mxfp4
@@ -27,9 +26,8 @@ from export.graph_common import GraphWeights, LayerWeights
 from export.graph_contrib import fc1_layout, fc2_layout
 from export.layer_pieces import layered_logits as twin_logits
 from export.stored import stored_array
-from export.reference import layered_logits
 from export.verify import (DECODE_STEPS, VerificationReport, compare, judge_verification, prompt_ids, prompt_length,
-                           routing_difference)
+                           reference_runs)
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +131,8 @@ def verify_through_twin(folder: Path, twin: TwinWeights, tensors, float_tensors,
 
     def against(reference, table=None, routing=None, swap=None, exact=False) -> VerificationReport:
         start = time.perf_counter()
-        narrow, chosen = ([], []) if exact else (None, None)
-        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
-                  disable=not progress) as bar:
-            ref = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table, routing=routing,
-                                 swap=swap, chosen=narrow)
-        wide = differs = None
-        if exact:
-            with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference in float64", unit="layer",
-                      disable=not progress) as bar:
-                wide = layered_logits(cfg, reference, run.ids, DECODE_STEPS + 1, bar, lookup=table, swap=swap,
-                                      dtype=torch.float64, chosen=chosen)
-            differs = routing_difference(narrow, chosen)
+        ref, wide, differs = reference_runs(cfg, reference, run.ids, DECODE_STEPS + 1, progress, table, routing, swap,
+                                            exact)
         return compare(run.logits, ref, twin_dtype(twin), run.prompt, [int(x.argmax()) for x in run.logits[:-1]],
                        PROVIDER, start, wide, differs)
 

@@ -174,6 +174,24 @@ def position_name(position: int) -> str:
     return "the prompt's last token" if position == 0 else f"decode step {position}"
 
 
+def reference_runs(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], ids: list[int], last: int, progress: bool,
+                   lookup=None, routing: list[dict] | None = None, swap: tuple[int, int] | None = None,
+                   exact: bool = False) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """The torch reference's logits at the last `last` positions of `ids` (layered_logits), and with `exact`
+    the float64 reference's too and where the two route differently: (float32, float64, difference)."""
+    narrow = [] if exact else None
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer", disable=not progress) as bar:
+        ref = layered_logits(cfg, tensors, ids, last, bar, lookup=lookup, routing=routing, swap=swap, chosen=narrow)
+    if not exact:
+        return ref, None, None
+    chosen: list = []
+    with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference in float64", unit="layer",
+              disable=not progress) as bar:
+        wide = layered_logits(cfg, tensors, ids, last, bar, lookup=lookup, swap=swap, dtype=torch.float64,
+                              chosen=chosen)
+    return ref, wide, routing_difference(narrow, chosen)
+
+
 def routing_difference(narrow: list[np.ndarray], wide: list[np.ndarray]) -> str | None:
     """Where the float64 reference routes a position to other experts than the float32 one (None: nowhere).
     There the two compute different things, and their distance says nothing about rounding."""
@@ -240,19 +258,8 @@ def verify_prompt(folder: Path, cfg: ModelConfig, tensors: Mapping[str, torch.Te
         ours.append(session.run(np.array([[greedy[-1]]]), cache)[0])
     del session, cache
 
-    with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference", unit="layer",
-              disable=not progress) as bar:
-        narrow = [] if exact else None
-        ref = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, routing=routing, swap=swap,
-                             chosen=narrow)
-    wide, differs = None, None
-    if exact:
-        chosen: list = []
-        with tqdm(total=cfg.num_hidden_layers, desc="verify: torch reference in float64", unit="layer",
-                  disable=not progress) as bar:
-            wide = layered_logits(cfg, tensors, ids + greedy, decode_steps + 1, bar, swap=swap, dtype=torch.float64,
-                                  chosen=chosen)
-        differs = routing_difference(narrow, chosen)
+    ref, wide, differs = reference_runs(cfg, tensors, ids + greedy, decode_steps + 1, progress, routing=routing,
+                                        swap=swap, exact=exact)
     return compare(ours, ref, dtype, len(ids), greedy, provider, start, wide, differs)
 
 
