@@ -375,6 +375,11 @@ def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,
     return earlier, text, fact_reply(d, npc, fact, rng, after=_topic_words(first)), fact
 
 
+def bare(goods: str) -> str:
+    """Goods without their article ("a steel axe" -> "steel axe")."""
+    return re.sub(r"^(a|an|some) ", "", goods)
+
+
 def unknown_follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogues.Turn, str, Reply, None]:
     """An earlier turn about one fact, then a follow-up about something near it that the NPC does not know or
     sell ("And a lantern?" after a sword's price): answered honestly, never with the fact just discussed."""
@@ -384,8 +389,7 @@ def unknown_follow_up(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[dialogu
     if first.topic == "price":
         goods = rng.choice(other_goods(d))
         text = _unheld(lambda: player_talk.follow_other(goods, rng))
-        thing = re.sub(r"^(a|an|some) ", "", goods)
-        return earlier, text, dont_know(d, npc, thing + after, rng, goods), None
+        return earlier, text, dont_know(d, npc, bare(goods) + after, rng, goods), None
     if first.topic == "reward":
         text = _unheld(lambda: player_talk.follow_other(rng.choice(OTHER_QUARRY), rng))
     else:
@@ -398,12 +402,8 @@ def near_miss_turn(d: DemoNpc, npc: Npc, rng: random.Random) -> tuple[str, Reply
     goods next to what it sells, or a detail its fact does not say; answered honestly."""
     fact = rng.choice(d.facts)
     if fact.topic == "price":
-        goods = rng.choice(near_miss.near_goods(d) or other_goods(d))
-        thing = re.sub(r"^(a|an|some) ", "", goods)
-        return _unheld(lambda: player_talk.wrong_item(goods, rng)), dont_know(d, npc, thing, rng, goods), None
-    if not near_miss.templates(d, fact):  # no near miss for it: an unrelated unknown
-        return (_unheld(lambda: player_talk.unknowable(unknown_question(rng), rng)),
-                dont_know(d, npc, "something I don't know", rng), None)
+        goods = rng.choice(near_miss.GOODS.get(d.id) or other_goods(d))
+        return _unheld(lambda: player_talk.wrong_item(goods, rng)), dont_know(d, npc, bare(goods), rng, goods), None
     text = _unheld(lambda: near_miss.question(d, fact, rng))
     return text, dont_know(d, npc, f"{_topic_words(fact)}, but what I know does not say it", rng), None
 

@@ -62,10 +62,6 @@ GOODS = {
 }
 
 
-def near_goods(d: DemoNpc) -> list[str]:
-    return GOODS.get(d.id, [])
-
-
 def _subjects(d: DemoNpc, fact: Fact) -> list[str]:
     names = SUBJECTS.get((d.id, fact.label))
     if names:
@@ -85,11 +81,9 @@ def templates(d: DemoNpc, fact: Fact) -> list[str]:
     return own + general
 
 
-def question(d: DemoNpc, fact: Fact, rng: random.Random) -> str | None:
-    """A near-miss question about this fact as a player might type it, or None if there is none for it."""
-    options = templates(d, fact)
-    if not options:
-        return None
-    template = rng.choice(options)
+def question(d: DemoNpc, fact: Fact, rng: random.Random) -> str:
+    """A near-miss question about this fact (any topic but price: every other has templates) as a player
+    might type it."""
+    template = rng.choice(templates(d, fact))
     text = template.replace("{x}", rng.choice(_subjects(d, fact))).replace("{q}", rng.choice(QUARRY))
     return player_talk.dress(text, rng, d.address)
