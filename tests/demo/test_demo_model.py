@@ -101,10 +101,11 @@ def test_no_free_form_line_occurs_in_the_training_data():
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
     from tools.demo import (freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, freeform_blind_f,
-                            freeform_blind_g, freeform_blind_h)
+                            freeform_blind_g, freeform_blind_h, freeform_blind_i)
 
     each = (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES, freeform_blind_d.LINES,
-            freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES)
+            freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES,
+            freeform_blind_i.LINES)
     sets = [line for lines in each for line in lines]
     assert sets == list(dataset.YARDSTICKS)  # the generator keeps out exactly these
     lines = {norm(line.say) for line in sets} | {norm(line.before) for line in sets if line.before}

@@ -185,6 +185,20 @@ def test_version_9_asks_single_questions_next_to_a_fact_that_it_does_not_answer(
     assert goods and all("I don't sell that." in ex.reply.analysis for ex in goods)
 
 
+def test_version_10_asks_near_miss_questions_more_often_and_leaves_version_9_as_it_was():
+    """Version 10 asks what the NPC cannot answer a third more often, 60% of it next to a fact (40% in 9)."""
+    def shares(version: int) -> tuple[float, float]:
+        singles = [ex for ex in dataset.make_examples(4000, seed=13, version=version) if not ex.history]
+        unknown = [ex for ex in singles if ex.key is None and "I don't" in ex.reply.analysis]
+        near = [ex for ex in unknown if "what I know does not say it" in ex.reply.analysis]
+        return len(unknown) / len(singles), len(near) / len(unknown)
+    unknown_9, near_9 = shares(9)
+    unknown_10, near_10 = shares(10)
+    assert unknown_10 > 1.15 * unknown_9
+    assert near_10 > 1.2 * near_9
+    assert dataset.NEAR_MISS_SHARE[9] == 0.4 and dataset.WEIGHTS[9] == (30, 4, 12, 2, 1, 1, 1, 3)
+
+
 def test_near_miss_questions_name_real_facts_and_goods_the_npc_does_not_sell():
     """A typo in a label would silently drop a fact's near misses; goods it sells would teach a wrong answer."""
     from tools.demo import near_miss
