@@ -25,7 +25,7 @@ def answer(server: "Server", kind: str) -> dict[str, Any]:
     if kind == "stats":
         b = server.batch
         return dict(uptime_s=uptime, queue=len(server.scheduler.queued()), counters=server.counters.snapshot(),
-                    batch={"live": len(b), "max": b.max_batch, "steps": b.steps_run,
+                    batch={"live": len(b), "max": b.max_batch, "steps": b.steps_run, "rows": b.rows_stepped,
                            "mean_size": round(b.rows_stepped / b.steps_run, 2) if b.steps_run else 0.0},
                     sessions=len(e.store), cache_bytes=e.store.bytes_used(),
                     cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),

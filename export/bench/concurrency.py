@@ -76,6 +76,15 @@ class BenchServer:
         with ParleyClient(self.endpoint, timeout_s=10.0, retries=0) as c:
             return c.stats()
 
+    def mean_batch(self, run) -> tuple[object, float]:
+        """`run()`'s result and the mean rows of the decode steps it caused (the server's counters before
+        and after: its stats' own mean covers every step since it started)."""
+        before = self.stats()["batch"]
+        result = run()
+        after = self.stats()["batch"]
+        steps = after["steps"] - before["steps"]
+        return result, (after["rows"] - before["rows"]) / steps if steps else 0.0
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -113,12 +122,15 @@ def measure(model: Path, work: Path, levels: tuple[int, ...], repeats: int, per_
     try:
         aggregate_tok_s(server.endpoint, 1, 1, "warm")  # warm-up: first runs allocate
         runs: dict[int, list[float]] = {n: [] for n in levels}
+        batches: dict[int, list[float]] = {n: [] for n in levels}
         for r in range(repeats):
             for n in levels:
-                runs[n].append(aggregate_tok_s(server.endpoint, n, per_client, f"r{r}n{n}"))
-                log(f"  concurrent {n}: {runs[n][-1]:.1f} tok/s")
+                tok_s, batch = server.mean_batch(lambda: aggregate_tok_s(server.endpoint, n, per_client, f"r{r}n{n}"))
+                runs[n].append(tok_s)
+                batches[n].append(batch)
+                log(f"  concurrent {n}: {tok_s:.1f} tok/s, mean batch {batch:.2f}")
         result = {f"concurrent_tok_s_{n}": statistics.median(v) for n, v in runs.items()}
-        result["mean_batch_size"] = server.stats()["batch"]["mean_size"]
+        result["mean_batch_size"] = statistics.median(batches[max(levels)])  # at the most concurrent level
         result["server_peak_rss_mb"] = server.peak_rss_mb()
         return result
     finally:

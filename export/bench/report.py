@@ -91,7 +91,8 @@ def table(r: dict, checkpoint: Path, repeats: int) -> str:
         if "error" in r[name]:
             lines.append(f"{name}: not measured ({r[name]['error'].strip().splitlines()[-1]})")
     if "mean_batch_size" in r["parley"]:
-        lines.append(f"parley serve: mean decode batch {r['parley']['mean_batch_size']:.2f} rows per step, "
+        lines.append(f"parley serve: mean decode batch {r['parley']['mean_batch_size']:.2f} rows per step at the most "
+                     "concurrent level, "
                      f"server peak memory {_num(r['parley'].get('server_peak_rss_mb'))} MB")
     lines.append("\n| target | measured | |\n| --- | ---: | --- |")
     for name, value, verdict in targets(r):

@@ -75,9 +75,9 @@ def concurrent(folder: Path, levels: list[int], tokens: int) -> dict:
         result = {"serve_load_s": server.start_seconds, "serve_rss_after_load_mb": server.peak_rss_mb("VmRSS")}
         aggregate_tok_s(server.endpoint, 1, 1, "warm")
         for n in levels:
-            result[f"concurrent_tok_s_{n}"] = aggregate_tok_s(server.endpoint, n, 1, f"n{n}")
-            log(f"  {n} concurrent: {result[f'concurrent_tok_s_{n}']:.2f} tok/s")
-        result["mean_batch_size"] = server.stats()["batch"]["mean_size"]
+            result[f"concurrent_tok_s_{n}"], result[f"mean_batch_{n}"] = server.mean_batch(
+                lambda: aggregate_tok_s(server.endpoint, n, 1, f"n{n}"))
+            log(f"  {n} concurrent: {result[f'concurrent_tok_s_{n}']:.2f} tok/s, mean batch {result[f'mean_batch_{n}']:.2f}")
         result["serve_peak_rss_mb"] = server.peak_rss_mb()
         return result
     finally:
@@ -128,7 +128,7 @@ def format_table(r: dict, levels: list[int]) -> str:
     for n in levels:
         got, ceiling = r[f"concurrent_tok_s_{n}"], r[f"ceiling_tok_s_{n}"]
         rows.append((f"parley serve, {n} concurrent", f"{got:.2f} tok/s", f"{100 * got / ceiling:.0f}% of the "
-                     f"{n}-row ceiling {ceiling:.2f} tok/s"))
+                     f"{n}-row ceiling {ceiling:.2f} tok/s; mean batch {r[f'mean_batch_{n}']:.2f}"))
     if levels:
         rows.append(("parley serve resident", f"{r['serve_rss_after_load_mb']:,.0f} MB after load",
                      f"peak {r['serve_peak_rss_mb']:,.0f} MB; load {r['serve_load_s']:.1f} s"))
