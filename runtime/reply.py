@@ -184,6 +184,8 @@ class Reply:
         self.reused = e.prepare_cache(conv, prompt.ids, prompt.prefix_len, self.reserve, reuse)
         self.tokens = list(prompt.ids[:self.reused])
         self._fed = list(prompt.ids[self.reused:])
+        if plan.reasoning_tokens == 0:  # it answers at once: the final channel's header runs with the prompt
+            self._fed += self._open_final()
         self._prefill_started = time.monotonic()
         return list(self._fed)
 
@@ -196,7 +198,7 @@ class Reply:
         if not self._decode_started:
             self._decode_started = time.monotonic()
             self.prefill_ms = (self._decode_started - self._prefill_started) * 1000
-            self.conv.tokens = list(self.prompt.ids)
+            self.conv.tokens = list(self.tokens)  # the prompt (and a header run with it)
             self.e.snapshot_window(self.conv)  # the prompt's end: where the next turn goes back to
         ids = self._decide(out, row)
         self._fed = list(ids)
@@ -275,14 +277,8 @@ class Reply:
                 return self._stop("deadline")  # the fallback line goes out in time instead
             if (self.n_reasoning >= self.plan.reasoning_tokens or clock.must_answer_now()
                     or self.n_reasoning + self.n_final >= hard_cap):
-                ids = harmony.force_final(self.tok, in_message=parser.in_message,
-                                          at_message_start=parser.at_message_start)
-                if not self._fits(len(ids)):
-                    return self._stop("length")
-                self.generated.extend(ids)
-                parser.open_final()
-                self.forced = self.cut = True
-                return ids
+                ids = self._open_final()
+                return ids if ids is not None else self._stop("length")
         elif self.n_reasoning + self.n_final >= hard_cap:
             return self._stop("length")
 
@@ -309,6 +305,18 @@ class Reply:
             parser.reopen_assistant()
             return [token, *ack]
         return [token]
+
+    def _open_final(self) -> list[int] | None:
+        """The tokens that end the reasoning here and open the final channel, now part of the reply; None
+        when they do not fit in the rows it was admitted with."""
+        ids = harmony.force_final(self.tok, in_message=self.parser.in_message,
+                                  at_message_start=self.parser.at_message_start)
+        if not self._fits(len(ids)):
+            return None
+        self.generated.extend(ids)
+        self.parser.open_final()
+        self.forced = self.cut = True
+        return ids
 
     def _parse(self, token: int) -> str | None:
         """Feed the parser; stream final text and actions to the sink. The finish reason when the final

@@ -6,10 +6,14 @@ import threading
 import numpy as np
 import pytest
 
+import torch
+
+from runtime import harmony
 from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
 from runtime.npc import Npc
 from runtime.sampler import GREEDY, SamplingParams
+from tests.helpers.checkpoints import load_hf
 
 BUDGETS = dict(deadline_ms=1e9, max_reasoning_tokens=60, max_final_tokens=40)
 QUESTIONS = ["How much for a sword?", "Hi", "Tell me everything you know about the wolves on the north road, please.",
@@ -99,6 +103,35 @@ def test_without_running_ahead_every_token_takes_a_decode_step_and_replies_are_t
     assert all(r[2] == 1 for r in engine.runs if r[0] == "decode")
     for rid in ("r0", "r1", "r2", "r3"):
         assert got[rid][1].tokens == expected[rid][1].tokens, rid
+
+
+def test_a_reply_without_reasoning_runs_the_final_channels_header_with_its_prompt(tiny_model, tiny_checkpoint):
+    """With no reasoning planned, the tokens that open the final channel are known before the model runs:
+    they run in the prompt's own run, not in a run of their own on the pool while the other rows wait.
+    The replies still equal transformers' greedy continuation, and the next turn starts from the header's
+    end (the sliding layers' window snapshot is taken there)."""
+    quiet = {name: Npc(**{**npc.__dict__, "max_reasoning_tokens": 0}) for name, npc in npcs().items()}
+    engine = _recording_engine(tiny_model, profiles=quiet)
+    reqs = requests(engine)[:4]
+    got = batched(DecodeBatch(engine, max_batch=4), reqs)
+    header = harmony.force_final(engine.tok, in_message=False, at_message_start=True)
+    assert not [r for r in engine.runs if r[0] == "ahead"]
+    prompts = [r[2] for r in engine.runs if r[0] == "prefill"]
+    assert prompts == [got[r.request_id][1].stats.prompt_tokens - got[r.request_id][1].stats.reused_tokens
+                       + len(header) for r in reqs]
+    hf = load_hf(tiny_checkpoint)
+    for req in reqs:
+        result = got[req.request_id][1]
+        assert list(result.tokens[:len(header)]) == header and result.stats.reasoning_tokens == 0
+        ran = engine.store.get(req.npc, req.session_id).tokens[:result.stats.prompt_tokens + len(header)]
+        with torch.no_grad():
+            want = hf.generate(torch.tensor([ran]), max_new_tokens=len(result.tokens) - len(header),
+                               do_sample=False, attention_mask=torch.ones(1, len(ran)))
+        assert list(result.tokens[len(header):]) == want[0, len(ran):].tolist(), req.request_id
+    first = got["r1"][1]
+    assert engine.session.manifest.kv_cache.window < first.stats.prompt_tokens
+    _, second = alone(engine, ReplyRequest(npc="brenna", text="And a shield?", session_id="s1"))
+    assert second.stats.reused_tokens >= first.stats.prompt_tokens + len(header)
 
 
 def test_the_next_turn_reuses_the_kv_a_batched_reply_left(tiny_model, single):
@@ -203,11 +236,11 @@ def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_m
     assert len(batch) == 0
 
 
-def _recording_engine(tiny_model, fail_on_prefill: int | None = None):
+def _recording_engine(tiny_model, fail_on_prefill: int | None = None, profiles: dict[str, Npc] | None = None):
     """An engine whose model runs are recorded (and whose n-th prefill run fails, if asked)."""
-    engine = Engine(tiny_model, npcs())
-    list(engine.reply(ReplyRequest(npc="tomas", text="Hello", sampling=GREEDY)))  # both NPC prefixes cached
-    list(engine.reply(ReplyRequest(npc="brenna", text="Hello", sampling=GREEDY)))
+    engine = Engine(tiny_model, profiles or npcs())
+    for name in engine.npcs:  # the NPCs' prefixes cached
+        list(engine.reply(ReplyRequest(npc=name, text="Hello", sampling=GREEDY)))
     engine.runs, engine.waited = [], []
     real = engine.run_model
 
