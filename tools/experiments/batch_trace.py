@@ -57,7 +57,7 @@ def one_pass(engine: Engine, n: int, tag: str, options: dict) -> dict:
         ms[kind] += took
         count[kind] += 1
     return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "replies": len(results),
-            "decode_steps": count["decode"], "mean_rows": statistics.mean([r for k, r, _, _ in runs if k == "decode"] or [0]),
+            "prompt_tokens": sum(t for k, _, t, _ in runs if k == "prompt"), "decode_steps": count["decode"], "mean_rows": statistics.mean([r for k, r, _, _ in runs if k == "decode"] or [0]),
             **{f"{k}_s": v / 1000 for k, v in ms.items()}, **{f"{k}_runs": c for k, c in count.items()}}
 
 
