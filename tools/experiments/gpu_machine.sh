@@ -43,7 +43,8 @@
 #   blocks-bg  the --dense int4 export with --block-size 64 (half the scales; the smallest GPU export), and
 #              the same with blocks of 32 (background)
 #   blocks     the demo folders (int4d64-f16 among them) on CUDA against the CPU, then both full-size
-#              folders: memory, speed; then parley serve on the block-64 one. The next GPU check to run
+#              folders: memory, speed; then parley serve, prefill_shapes and batch_trace on the block-64
+#              one. The next GPU check to run
 #              (prepare .gpu/demo with --folders twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16 int4d64-f16;
 #              calls as for window: FULL_ONLY=1 WAIT_S=600 for the last)
 #   progress   where the background work is
@@ -203,6 +204,12 @@ blocks)
       | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1200 "$OUT/$name.log"
   done
   serve_concurrent "$WORK/20b-d4b64"
+  # where 8 replies' time goes on a GPU, and what batching their prompts would buy (docs/performance.md,
+  # "Where the 8-concurrent time goes": measured on the CPU only)
+  python3 -m tools.experiments.prefill_shapes "$WORK/20b-d4b64" --rounds 5 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/prefill_shapes.log" | tail -9
+  python3 -m tools.experiments.batch_trace "$WORK/20b-d4b64" --passes 3 2>&1 \
+    | grep -v "plugin EP\|GEMM config" | tee "$OUT/batch_trace.log" | tail -6
   ;;
 window-bg)
   # the --dense int4 export again, now with window caches (the default), and its full-length-cache twin made
