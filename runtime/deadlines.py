@@ -99,6 +99,10 @@ class ReplyClock:
         force an answer that cannot finish."""
         return self._would_end_by(answer_cost_ms(self.cost, self.force_tokens, MIN_FINAL_TOKENS))
 
+    def minimal_final_fits(self) -> bool:
+        """The final channel's header already ran (with the prompt): a minimal answer would end in time."""
+        return self._would_end_by(answer_cost_ms(self.cost, 0, MIN_FINAL_TOKENS))
+
     def must_answer_now(self) -> bool:
         """Still reasoning: one more reasoning step would leave too little for the expected answer."""
         cost = self.cost

@@ -122,6 +122,7 @@ class Reply:
         self.n_reasoning = self.n_final = 0
         self.ttft: float | None = None
         self.forced = self.cut = False
+        self._header: list[int] = []  # the final channel's header run with the prompt, until the first decision
         self.confidence = Confidence()
         self.finish_reason = ""
         self.new_session = False  # this reply makes its session
@@ -185,7 +186,8 @@ class Reply:
         self.tokens = list(prompt.ids[:self.reused])
         self._fed = list(prompt.ids[self.reused:])
         if plan.reasoning_tokens == 0:  # it answers at once: the final channel's header runs with the prompt
-            self._fed += self._open_final()
+            self._header = self._final_header()
+            self._fed += self._header
         self._prefill_started = time.monotonic()
         return list(self._fed)
 
@@ -264,6 +266,11 @@ class Reply:
         npc, clock, parser = self.npc, self.clock, self.parser
         if self.cancel.is_set():
             return self._stop("cancelled")
+        if self._header:  # it ran with the prompt; it joins the reply if a minimal answer still fits
+            header, self._header = self._header, []
+            if not clock.minimal_final_fits():
+                return self._stop("deadline")  # the fallback line goes out in time instead
+            self._enter_final(header)
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2
         if parser.channel == FINAL:
             if not (self.final or self.speech.pending) and self.confidence.unsure(npc.min_confidence):
@@ -277,8 +284,11 @@ class Reply:
                 return self._stop("deadline")  # the fallback line goes out in time instead
             if (self.n_reasoning >= self.plan.reasoning_tokens or clock.must_answer_now()
                     or self.n_reasoning + self.n_final >= hard_cap):
-                ids = self._open_final()
-                return ids if ids is not None else self._stop("length")
+                ids = self._final_header()
+                if not self._fits(len(ids)):
+                    return self._stop("length")
+                self._enter_final(ids)
+                return ids
         elif self.n_reasoning + self.n_final >= hard_cap:
             return self._stop("length")
 
@@ -306,17 +316,16 @@ class Reply:
             return [token, *ack]
         return [token]
 
-    def _open_final(self) -> list[int] | None:
-        """The tokens that end the reasoning here and open the final channel, now part of the reply; None
-        when they do not fit in the rows it was admitted with."""
-        ids = harmony.force_final(self.tok, in_message=self.parser.in_message,
-                                  at_message_start=self.parser.at_message_start)
-        if not self._fits(len(ids)):
-            return None
+    def _final_header(self) -> list[int]:
+        """The tokens that end the reasoning here and open the final channel."""
+        return harmony.force_final(self.tok, in_message=self.parser.in_message,
+                                   at_message_start=self.parser.at_message_start)
+
+    def _enter_final(self, ids: list[int]) -> None:
+        """The engine's final-channel header `ids` is part of the reply: the model writes the answer now."""
         self.generated.extend(ids)
         self.parser.open_final()
         self.forced = self.cut = True
-        return ids
 
     def _parse(self, token: int) -> str | None:
         """Feed the parser; stream final text and actions to the sink. The finish reason when the final

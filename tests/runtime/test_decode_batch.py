@@ -110,8 +110,7 @@ def test_a_reply_without_reasoning_runs_the_final_channels_header_with_its_promp
     they run in the prompt's own run, not in a run of their own on the pool while the other rows wait.
     The replies still equal transformers' greedy continuation, and the next turn starts from the header's
     end (the sliding layers' window snapshot is taken there)."""
-    quiet = {name: Npc(**{**npc.__dict__, "max_reasoning_tokens": 0}) for name, npc in npcs().items()}
-    engine = _recording_engine(tiny_model, profiles=quiet)
+    engine = _recording_engine(tiny_model, profiles=_quiet())
     reqs = requests(engine)[:4]
     got = batched(DecodeBatch(engine, max_batch=4), reqs)
     header = harmony.force_final(engine.tok, in_message=False, at_message_start=True)
@@ -277,8 +276,15 @@ def test_a_prompt_waiting_for_its_chunks_counts_against_the_batchs_room(tiny_mod
     assert len(batch) == 0 and batch.has_room()
 
 
-def test_a_reply_cancelled_while_its_prompt_is_prefilled_stops_there(tiny_model):
-    engine = _recording_engine(tiny_model)
+def _quiet() -> dict[str, Npc]:
+    """The NPCs with no reasoning budget: their final channel's header runs with the prompt."""
+    return {name: Npc(**{**npc.__dict__, "max_reasoning_tokens": 0}) for name, npc in npcs().items()}
+
+
+@pytest.mark.parametrize("reasoning", [True, False])
+def test_a_reply_cancelled_while_its_prompt_is_prefilled_stops_there(tiny_model, reasoning):
+    """Also one whose final channel's header was to run with its prompt: it said and ran nothing of it."""
+    engine = _recording_engine(tiny_model, profiles=None if reasoning else _quiet())
     batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
     cancel = threading.Event()
     events = _live_and_pending(engine, batch, cancel_b=cancel)
@@ -290,6 +296,7 @@ def test_a_reply_cancelled_while_its_prompt_is_prefilled_stops_there(tiny_model)
     batch.run_all()
     assert not [r for r in engine.runs[at_cancel:] if r[0] == "prefill"]  # none of b's prompt ran after it
     assert events["b"][-1].stats.finish_reason == "cancelled" and events["b"][-1].text == ""
+    assert events["b"][-1].tokens == () and not events["b"][-1].stats.reasoning_cut
     assert isinstance(events["a"][-1], ReplyResult) and events["a"][-1].stats.finish_reason != "cancelled"
 
 

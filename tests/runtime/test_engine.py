@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -249,6 +250,35 @@ def test_a_reply_whose_steps_run_slower_than_planned_stops_for_the_fallback_inst
     assert st.reasoning_tokens < st.reasoning_budget  # the clock stopped it first
     assert st.finish_reason == "deadline" and st.fallback_used and not st.reasoning_cut
     assert st.final_tokens == 0 and deltas == [result.text] == ["Busy. Come back later."]
+
+
+@pytest.mark.parametrize("unit", ["token", "sentence"])
+def test_a_reply_without_reasoning_whose_prompt_ran_late_says_its_fallback_line_not_a_fragment(tiny_model, unit):
+    """Its final channel's header ran with the prompt, so its first decision is in the final channel; when
+    the prompt's run left time for a couple of steps but not a minimal answer, the fallback line goes out
+    at once, as for a reply that reasons (steps here cost what the frozen cost model says)."""
+    step_ms, deadline = 200.0, 3000.0
+    eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=0, max_final_tokens=40)},
+                 cost_model=CostModel(prefill_ms_per_token=0.0, decode_ms_per_token=step_ms, frozen=True))
+    req = ReplyRequest(npc="brenna", text="How much for a sword?", deadline_ms=deadline, stream_unit=unit,
+                       sampling=SamplingParams(temperature=0.0, top_k=0, top_p=1.0, logit_bias=ban_specials(eng)))
+    real = eng.run_model
+
+    def slow(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
+        out = real(ids, cache, prefill, first_row, waited_ms)
+        if prefill:  # the prompt (and header) ran late: 2.5 steps' time left, less the wrap-up margin
+            left = start + deadline / 1000 - time.monotonic()  # the reply's clock started just after
+            time.sleep(max(0.0, left - (2.5 * step_ms + deadlines.finish_margin_ms(eng.cost)) / 1000))
+        else:
+            time.sleep(step_ms / 1000)
+        return out
+    eng.run_model = slow
+    start = time.monotonic()
+    deltas, result = collect(eng, req)
+    st = result.stats
+    assert st.reasoning_budget == 0 and st.finish_reason == "deadline" and st.fallback_used
+    assert st.final_tokens == 0 and deltas == [result.text] == ["Busy. Come back later."]
+    assert result.tokens == () and not st.reasoning_cut  # the header ran, but it never became an answer
 
 
 def test_the_plan_pays_for_the_forced_tokens_one_step_each_alone_or_in_a_batch(tiny_model):
