@@ -65,6 +65,10 @@ def plan(cost: "CostModel", remaining_ms: float, new_tokens: int, force_tokens: 
     prefill = cost.prefill_ms(new_tokens)
     left = remaining_ms - prefill - finish_margin_ms(cost)
     if left < answer_cost_ms(cost, force_tokens, MIN_FINAL_TOKENS):
+        # answering at once, the final channel's header runs with the prompt (runtime/reply.py), at a prompt's price
+        header = cost.prefill_ms(new_tokens + force_tokens) - prefill
+        if left - header >= answer_cost_ms(cost, 0, MIN_FINAL_TOKENS):
+            return Plan(0, False, "no reasoning fits: the answer at once, its header run with the prompt")
         return Plan(0, True, f"{remaining_ms:.0f} ms left cannot cover the prompt ({prefill:.0f} ms) and a "
                              "minimal answer")
     spare = left - answer_cost_ms(cost, force_tokens, expected_final_tokens)

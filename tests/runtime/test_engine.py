@@ -281,6 +281,21 @@ def test_a_reply_without_reasoning_whose_prompt_ran_late_says_its_fallback_line_
     assert result.tokens == () and not st.reasoning_cut  # the header ran, but it never became an answer
 
 
+def test_a_deadline_too_short_to_force_the_answer_step_by_step_still_gets_one_with_the_header_in_the_prompt():
+    """The plan prices the final channel's header at a step a token where reasoning comes first; answering
+    at once it runs with the prompt, at a prompt token's price, so a deadline between the two answers
+    (with no reasoning) instead of sending the fallback line."""
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=100.0, frozen=True)
+    margin, force, prompt = deadlines.finish_margin_ms(cost), 3, 20
+    minimal = deadlines.MIN_FINAL_TOKENS * 100.0
+    just_enough = cost.prefill_ms(prompt + force) + minimal + margin
+    tight = deadlines.plan(cost, just_enough, prompt, force, 10, 50)
+    assert (tight.reasoning_tokens, tight.fallback) == (0, False)
+    assert deadlines.plan(cost, just_enough - 2.0, prompt, force, 10, 50).fallback  # one token's worth short
+    roomy = deadlines.plan(cost, just_enough + (force + 6 + 5) * 100.0, prompt, force, 10, 50)
+    assert (roomy.reasoning_tokens, roomy.fallback) == (5, False)  # header and answer at a step a token
+
+
 def test_the_plan_pays_for_the_forced_tokens_one_step_each_alone_or_in_a_batch(tiny_model):
     """The tokens that open the final channel are fed one per decode step, so the plan leaves that many
     fewer reasoning tokens; a reply on its own is a batch of one and gets the same plan."""
