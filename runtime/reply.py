@@ -268,7 +268,7 @@ class Reply:
             return self._stop("cancelled")
         if self._header:  # it ran with the prompt; it joins the reply if a minimal answer still fits
             header, self._header = self._header, []
-            if not clock.minimal_final_fits():
+            if not clock.minimal_answer_fits(header_ran=True):
                 return self._stop("deadline")  # the fallback line goes out in time instead
             self._enter_final(header)
         hard_cap = npc.max_reasoning_tokens + npc.max_final_tokens + REPLY_HEADROOM_TOKENS // 2

@@ -22,8 +22,8 @@ from runtime.npc import ActionSpec, Npc
 from runtime.profiles import parse_profile
 from tools.demo import near_miss
 from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
-                        freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i, lexicon, phrasing, player_bank,
-                        player_talk)
+                        freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i, lexicon, phrasing,
+                        player_bank, player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
 PROFILES = Path(__file__).resolve().parents[2] / "npc_profiles"
