@@ -91,9 +91,13 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=30, help="steps of linear learning-rate warm-up")
     ap.add_argument("--min-lr", type=float, default=0.1, help="the cosine schedule's floor, as a share of --lr")
     ap.add_argument("--init", type=Path, help="continue training this checkpoint (its shape and tokenizer)")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init: first add this many layers (sliding/full pairs) that start as the identity")
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
                     help="the data generator's version (an older one regenerates an older checkpoint's data)")
     args = ap.parse_args()
+    if args.grow_layers and not args.init:
+        ap.error("--grow-layers needs --init (the checkpoint to grow)")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
@@ -126,8 +130,15 @@ def main() -> int:
     if args.init:
         for p in model.parameters():  # in memory, not mapped from the file: --init may be --out
             p.data = p.data.clone()
+        if args.grow_layers:
+            from tools.demo.grow import grow_depth
+
+            model = grow_depth(model, args.grow_layers)
+            print(f"grown from {args.init}: {model.config.num_hidden_layers} layers", flush=True)
         model.config.output_router_logits, model.config.router_aux_loss_coef = True, 0.01
         config = model.config
+        args.layers = config.num_hidden_layers  # what the log and the command record: the shape trained
+        shape = model_shape(config.hidden_size, config.num_hidden_layers, config.num_local_experts)
     earlier = json.loads((args.init / "training_log.json").read_text()) if args.init else None
     model.train()
     params = sum(p.numel() for p in model.parameters())
@@ -175,6 +186,7 @@ def main() -> int:
 def reproduce_command(args: argparse.Namespace) -> str:
     """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
     init = " --init tools/demo/checkpoint" if args.init else ""
+    init += f" --grow-layers {args.grow_layers}" if args.grow_layers else ""
     return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint{init} --examples {args.examples} "
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
