@@ -93,11 +93,15 @@ def main() -> int:
     ap.add_argument("--init", type=Path, help="continue training this checkpoint (its shape and tokenizer)")
     ap.add_argument("--grow-layers", type=int, default=0,
                     help="with --init: first add this many layers (sliding/full pairs) that start as the identity")
+    ap.add_argument("--average-with-init", action="store_true",
+                    help="with --init: save the mean of the trained weights and the --init ones (tools/demo/soup.py)")
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
                     help="the data generator's version (an older one regenerates an older checkpoint's data)")
     args = ap.parse_args()
     if args.grow_layers and not args.init:
         ap.error("--grow-layers needs --init (the checkpoint to grow)")
+    if args.average_with_init and (not args.init or args.grow_layers):
+        ap.error("--average-with-init needs --init, and a model of the same shape (no --grow-layers)")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
@@ -130,6 +134,7 @@ def main() -> int:
     if args.init:
         for p in model.parameters():  # in memory, not mapped from the file: --init may be --out
             p.data = p.data.clone()
+        init_state = {k: v.clone() for k, v in model.state_dict().items()} if args.average_with_init else None
         if args.grow_layers:
             from tools.demo.grow import grow_depth
 
@@ -172,12 +177,17 @@ def main() -> int:
                             "lr": round(lr, 6)})
                 print(f"step {step} epoch {epoch} {elapsed / 60:.1f} min loss {lm:.3f} lr {lr:.2e}", flush=True)
     model.eval()
+    if args.average_with_init:
+        from tools.demo.soup import average_states
+
+        model.load_state_dict(average_states(model.state_dict(), init_state))
     model.config.output_router_logits = False
     model.save_pretrained(args.out)
     (args.out / "training_log.json").write_text(json.dumps(
         {"examples": len(data), "parameters": params, "steps": step, "epochs": epoch,
          "minutes": round((time.monotonic() - start) / 60, 1), "shape": shape, "vocab": vocab,
          "command": reproduce_command(args), "data_version": args.data_version, "continued_from": earlier,
+         **({"averaged_with_init": True} if args.average_with_init else {}),
          "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
@@ -190,7 +200,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
     return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint{init} --examples {args.examples} "
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
-            f"--min-lr {args.min_lr:g} --data-version {args.data_version}")
+            f"--min-lr {args.min_lr:g} --data-version {args.data_version}"
+            + (" --average-with-init" if args.average_with_init else ""))
 
 
 if __name__ == "__main__":
