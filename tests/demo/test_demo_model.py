@@ -107,7 +107,8 @@ def test_no_free_form_line_occurs_in_the_training_data():
             freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES,
             freeform_blind_i.LINES)
     sets = [line for lines in each for line in lines]
-    assert sets == list(dataset.YARDSTICKS)  # the generator keeps out exactly these
+    # the generator keeps out exactly these, and lines withdrawn from scoring (a shipped run's data held them)
+    assert sets + freeform_blind_g.WITHDRAWN == list(dataset.YARDSTICKS)
     lines = {norm(line.say) for line in sets} | {norm(line.before) for line in sets if line.before}
     assert min(len(s) for s in each) >= 100
     assert len(training) > 500
@@ -117,8 +118,8 @@ def test_no_free_form_line_occurs_in_the_training_data():
 # The shipped checkpoint and profiles (unsure replies at min_confidence 0.80) on a fixed third of sets A, B
 # and C (MODEL_CARD.md has the full figures; development sets, so that no failure prints a blind set's
 # replies): greedy decoding is deterministic on the CPU provider, so these floors hold it to what it measured.
-FREE_FORM_SUBSET_RIGHT = 0.91  # measured 91.6% (98 of 107; the ninth checkpoint at 0.85: 90.7%, 97)
-FREE_FORM_SUBSET_WRONG = 0.0  # measured 0.0% (0 of 107; the ninth checkpoint at 0.85: 0.9%, 1)
+FREE_FORM_SUBSET_RIGHT = 0.93  # measured 93.5% (100 of 107; the eleventh checkpoint: 91.6%, 98)
+FREE_FORM_SUBSET_WRONG = 0.019  # measured 1.9% (2 of 107; the eleventh checkpoint: 0.0%, 0)
 
 
 def test_the_demo_npcs_answer_players_own_words_on_a_fixed_free_form_subset(demo_model):

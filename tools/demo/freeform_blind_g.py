@@ -4,7 +4,9 @@ the banks or sets A to F), on 2026-11-26 (seventh session), before data version 
 it; scored like set A (tools/demo/freeform.py) and never used to shape the data or any setting. The writer wrote
 172 lines (34 follow-ups) and called a few labels arguable (unknowns asked near a fact); the
 36 whose line (or earlier line), normalized, the training data of the shipped checkpoint (runs 1-9) already
-held were taken out unseen."""
+held were taken out unseen. One more (WITHDRAWN, below) was taken out unseen on 2026-11-27: the twelfth run's data
+(version 10), averaged into the shipped checkpoint, holds it (a people's follow-up line, "shield price?", typed
+with a typo), so 135 are scored."""
 from __future__ import annotations
 
 from tools.demo.freeform import UNKNOWN, Line
@@ -26,7 +28,6 @@ LINES = [
     Line('brenna', 'whats a steel sword cost, and what do u charge to mend one when it gets knocked about', 'steel', also=('repair',)),
     Line('brenna', 'got any shields? what do they go for', 'shield'),
     Line('brenna', 'how much for something to hide behind. a shield i mean', 'shield'),
-    Line('brenna', 'shild price', 'shield'),
     Line('brenna', 'Good morrow! What coin dost thou require for a stout shield?', 'shield'),
     Line('brenna', "my last shield got split clean in two by a bandit's axe. what's a new one cost", 'shield'),
     Line('brenna', 'need a round shield for my left arm, whats the price', 'shield'),
@@ -146,4 +147,10 @@ LINES = [
     Line('marta', 'Have you seen my brother? Red beard, limps a bit, came through here last week.', UNKNOWN),
     Line('marta', 'who ran this inn before you', UNKNOWN),
     Line('marta', "when's the next market day in ashford", UNKNOWN),
+]
+
+# Lines no longer scored because a shipped checkpoint's training data came to hold them; the generator still
+# keeps them out (dataset.YARDSTICKS), so every data version regenerates as it was trained.
+WITHDRAWN = [
+    Line('brenna', 'shild price', 'shield'),
 ]

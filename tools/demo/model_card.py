@@ -54,8 +54,10 @@ def runs(info: dict) -> list[dict]:
 
 
 def training_row(info: dict) -> str:
+    averaged = ("; the weights are the mean of the last run's first and last (tools/demo/soup.py)"
+                if info.get("averaged_with_init") else "")
     return ", then ".join(f"{r['steps']} steps on {r['examples']} conversations ({r['minutes']} min)" for r in runs(info)) + \
-        " on a 2-core CPU"
+        " on a 2-core CPU" + averaged
 
 
 def commands_row(info: dict) -> str:
@@ -143,7 +145,7 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
+| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; version 10 (the twelfth run's, half of this checkpoint) asks questions the NPC cannot answer a third more often, 60% of them next to one of its facts; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
 | training | {training_row(info)}; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
 | commands | {commands_row(info)} |
 
@@ -153,8 +155,8 @@ and goes through `parley export` like one.
 
 Greedy decoding through the real engine, each reply scored by what its final channel states
 (`.venv/bin/python -m tools.demo.model_card`), with the shipped profiles: their unsure replies at
-`min_confidence = 0.80` (docs/profiles.md, "Unsure replies"; re-chosen for this checkpoint on sets C to F,
-below; it was 0.85 before). **Right**: the fact asked for (for a
+`min_confidence = 0.80` (docs/profiles.md, "Unsure replies"; re-chosen for the eleventh checkpoint on sets C
+to F, below, and kept; it was 0.85 before). **Right**: the fact asked for (for a
 question the NPC cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a
 wrong fact said with confidence, the worst outcome. **Other half only**: a line that asks two things,
 answered only on the second with the true fact (`also` in the sets; neither right nor wrong; the rows in
@@ -163,11 +165,11 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 
 | player lines | right | wrong fact | other half only | deflection | unsure | follow-ups right | unknowable answered honestly |
 | --- | --- | --- | --- | --- | --- | --- | --- |
-| **free-form set I: {blind_i['n']} lines by a tenth outside writer, written after this checkpoint shipped and before data version 10, used for nothing (tools/demo/freeform_blind_i.py)** | {freeform_line(blind_i)} |
+| **free-form set I: {blind_i['n']} lines by a tenth outside writer, written after the eleventh checkpoint shipped and before data version 10 (which keeps its lines out), used for nothing (tools/demo/freeform_blind_i.py)** | {freeform_line(blind_i)} |
 | set I, unsure replies off | {freeform_line(sure_i)} |
-| **free-form set H: {blind_h['n']} lines by a ninth outside writer, written after this checkpoint was chosen, used for nothing (tools/demo/freeform_blind_h.py)** | {freeform_line(blind_h)} |
+| **free-form set H: {blind_h['n']} lines by a ninth outside writer, written after the eleventh checkpoint was chosen, used for nothing (tools/demo/freeform_blind_h.py)** | {freeform_line(blind_h)} |
 | set H, unsure replies off | {freeform_line(sure_h)} |
-| free-form set G: {blind_g['n']} lines by an eighth outside writer, written before data version 8, never used to choose; its figures for earlier runs were seen (tools/demo/freeform_blind_g.py) | {freeform_line(blind_g)} |
+| free-form set G: {blind_g['n']} lines by an eighth outside writer, written before data version 8, never used to choose; its figures for earlier runs were seen; one line withdrawn, the twelfth run's data held it (tools/demo/freeform_blind_g.py) | {freeform_line(blind_g)} |
 | set G, unsure replies off | {freeform_line(sure_g)} |
 | free-form set F: {blind_f['n']} lines by a seventh outside writer (tools/demo/freeform_blind_f.py); its misses were read to design data version 8; used to choose this checkpoint | {freeform_line(blind_f)} |
 | set F, unsure replies off | {freeform_line(sure_f)} |
@@ -178,10 +180,12 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 | free-form set C: {blind_c['n']} lines by another outside writer (tools/demo/freeform_blind_c.py); used to choose this checkpoint | {freeform_line(blind_c)} |
-| *this checkpoint with the earlier setting, unsure replies at 0.85, sets A / B / C / D / E / F / G / H* | *95.2 / 77.8 / 85.8 / 81.3 / 85.7 / 89.0 / 86.0 / 87.1%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 1.5 / 4.0%* | *0.0 / 0.9 / 0.0 / 0.0 / 0.0 / 0.0 / 0.7 / 0.0%* | *4.8 / 20.4 / 11.3 / 14.6 / 11.3 / 10.3 / 11.8 / 8.9%* | *4.8 / 20.4 / 12.3 / 14.6 / 16.5 / 19.9 / 20.6 / 15.3%* | *83 / 67 / 50 / 60 / 85 / 76 / 91 / 91%* | *100 / 92 / 93 / 95 / 94 / 97 / 96 / 85%* |
-| *a twelfth run (60 more minutes from this checkpoint on data version 10; not shipped), sets C / D / E / F, unsure replies at 0.80* | *85.8 / 84.6 / 86.5 / 88.2%* | *0.9 / 3.3 / 4.5 / 2.9%* | *0.0 / 0.8 / 0.0 / 0.0%* | *13.2 / 11.4 / 9.0 / 8.8%* | *12.3 / 9.8 / 11.3 / 14.7%* | *50 / 60 / 77 / 71%* | *100 / 95 / 90 / 94%* |
-| *a thirteenth run (this checkpoint grown to 6 layers, 70 more minutes on data version 9; not shipped), sets C / D / E / F, unsure replies at 0.80* | *86.8 / 81.3 / 87.2 / 89.0%* | *1.9 / 6.5 / 6.0 / 0.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *10.4 / 11.4 / 6.8 / 10.3%* | *11.3 / 9.8 / 7.5 / 16.9%* | *67 / 80 / 85 / 67%* | *93 / 90 / 87 / 97%* |
-| *the ninth checkpoint (shipped before this one; data version 7), sets A / B / C / D / E / F / G / H, unsure replies at 0.85* | *96.2 / 79.6 / 85.8 / 81.3 / 85.7 / 84.6 / 86.0 / 84.7%* | *0.0 / 1.9 / 0.9 / 4.1 / 2.3 / 3.7 / 4.4 / 4.8%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 1.6%* | *3.8 / 17.6 / 12.3 / 13.8 / 12.0 / 11.8 / 9.6 / 8.9%* | *3.8 / 16.7 / 10.4 / 12.2 / 12.8 / 15.4 / 14.7 / 11.3%* | *100 / 89 / 83 / 60 / 69 / 76 / 91 / 73%* | *100 / 100 / 100 / 95 / 94 / 89 / 79 / 78%* |
+| *the eleventh checkpoint (shipped before this one; data version 9), sets A / B / C / D / E / F / G / H / I, unsure replies at 0.80 (G on its 136 lines then)* | *96.2 / 81.5 / 86.8 / 82.1 / 86.5 / 89.0 / 85.3 / 87.1 / 86.4%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 4.4 / 4.8 / 4.2%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.7 / 0.0 / 0.0%* | *3.8 / 16.7 / 10.4 / 13.0 / 10.5 / 10.3 / 9.6 / 8.1 / 9.3%* | *3.8 / 16.7 / 10.4 / 13.0 / 14.3 / 19.9 / 16.9 / 12.9 / 12.7%* | *83 / 78 / 50 / 60 / 85 / 76 / 91 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 97 / 88 / 82 / 83%* |
+| *the eleventh checkpoint, sets D / E / F / G / H / I, unsure replies off* | *85.4 / 88.7 / 90.4 / 86.0 / 90.3 / 90.7%* | *8.1 / 6.0 / 7.4 / 11.0 / 8.1 / 5.9%* | *1.6 / 0.0 / 0.0 / 0.7 / 0.8 / 0.0%* | *4.9 / 5.3 / 2.2 / 2.2 / 0.8 / 3.4%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 92 / 81 / 82 / 73 / 100%* | *85 / 87 / 83 / 58 / 74 / 74%* |
+| *the eleventh checkpoint with the earlier setting, unsure replies at 0.85, sets A / B / C / D / E / F / G / H* | *95.2 / 77.8 / 85.8 / 81.3 / 85.7 / 89.0 / 86.0 / 87.1%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 1.5 / 4.0%* | *0.0 / 0.9 / 0.0 / 0.0 / 0.0 / 0.0 / 0.7 / 0.0%* | *4.8 / 20.4 / 11.3 / 14.6 / 11.3 / 10.3 / 11.8 / 8.9%* | *4.8 / 20.4 / 12.3 / 14.6 / 16.5 / 19.9 / 20.6 / 15.3%* | *83 / 67 / 50 / 60 / 85 / 76 / 91 / 91%* | *100 / 92 / 93 / 95 / 94 / 97 / 96 / 85%* |
+| *a twelfth run (60 more minutes from the eleventh checkpoint on data version 10; not shipped alone: this checkpoint is its mean with the eleventh), sets C / D / E / F, unsure replies at 0.80* | *85.8 / 84.6 / 86.5 / 88.2%* | *0.9 / 3.3 / 4.5 / 2.9%* | *0.0 / 0.8 / 0.0 / 0.0%* | *13.2 / 11.4 / 9.0 / 8.8%* | *12.3 / 9.8 / 11.3 / 14.7%* | *50 / 60 / 77 / 71%* | *100 / 95 / 90 / 94%* |
+| *a thirteenth run (the eleventh checkpoint grown to 6 layers, 70 more minutes on data version 9; not shipped), sets C / D / E / F, unsure replies at 0.80* | *86.8 / 81.3 / 87.2 / 89.0%* | *1.9 / 6.5 / 6.0 / 0.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *10.4 / 11.4 / 6.8 / 10.3%* | *11.3 / 9.8 / 7.5 / 16.9%* | *67 / 80 / 85 / 67%* | *93 / 90 / 87 / 97%* |
+| *the ninth checkpoint (shipped before the eleventh; data version 7), sets A / B / C / D / E / F / G / H, unsure replies at 0.85* | *96.2 / 79.6 / 85.8 / 81.3 / 85.7 / 84.6 / 86.0 / 84.7%* | *0.0 / 1.9 / 0.9 / 4.1 / 2.3 / 3.7 / 4.4 / 4.8%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 1.6%* | *3.8 / 17.6 / 12.3 / 13.8 / 12.0 / 11.8 / 9.6 / 8.9%* | *3.8 / 16.7 / 10.4 / 12.2 / 12.8 / 15.4 / 14.7 / 11.3%* | *100 / 89 / 83 / 60 / 69 / 76 / 91 / 73%* | *100 / 100 / 100 / 95 / 94 / 89 / 79 / 78%* |
 | *the ninth checkpoint, sets D / E / F / G / H, unsure replies off* | *85.4 / 88.0 / 90.4 / 89.7 / 89.5%* | *8.1 / 8.3 / 5.9 / 8.8 / 8.9%* | *1.6 / 0.0 / 0.0 / 0.0 / 1.6%* | *4.9 / 3.8 / 3.7 / 1.5 / 0.0%* | *–* | *80 / 85 / 71 / 91 / 55%* | *85 / 81 / 83 / 67 / 70%* |
 | *the sixth checkpoint (shipped before the ninth; data version 5), sets A / B / C / D / E / F, unsure replies at 0.85* | *98.1 / 82.4 / 86.8 / 76.4 / 85.7 / 87.5%* | *0.0 / 0.9 / 0.9 / 5.7 / 4.5 / 3.7%* | *0.0 / 1.9 / 0.0 / 0.8 / 0.0 / 0.0%* | *1.9 / 14.8 / 12.3 / 17.1 / 9.8 / 8.8%* | *2.9 / 15.7 / 12.3 / 18.7 / 14.3 / 16.9%* | *83 / 56 / 83 / 60 / 85 / 81%* | *100 / 100 / 100 / 95 / 90 / 89%* |
 | *the sixth checkpoint, sets D / E / F, unsure replies off* | *83.7 / 86.5 / 85.3%* | *8.9 / 9.0 / 11.0%* | *3.3 / 0.0 / 0.0%* | *4.1 / 4.5 / 3.7%* | *–* | *60 / 85 / 71%* | *90 / 77 / 69%* |
@@ -200,23 +204,24 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *20.2 / 28.7%* | *–* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
-right at least 80% of the time. Sets I and H are the honest figures for this checkpoint: written after it
-was chosen, never seen by it, used for nothing. On I: {blind_i['right']:.1%} right, {blind_i['wrong']:.1%} wrong,
+right at least 80% of the time. Sets I and H are the honest figures for this checkpoint: never seen by it, used
+for nothing (H was written after the eleventh checkpoint was chosen, I after it shipped; the twelfth run's
+data kept both out). On I: {blind_i['right']:.1%} right, {blind_i['wrong']:.1%} wrong,
 follow-ups {blind_i['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_i['rows'])} of them), unanswerable
 questions answered honestly {blind_i['unknown_right']:.0%}; {targets(blind_i)}. On H: {blind_h['right']:.1%} right, {blind_h['wrong']:.1%} wrong,
 follow-ups {blind_h['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_h['rows'])} of them: most of its
 follow-ups' earlier lines were already in the training data and went), unanswerable questions answered
 honestly {blind_h['unknown_right']:.0%}; {targets(blind_h)}. On G (never used to choose, but its figures for
 the ninth and tenth runs were seen, and that most of its wrong facts answered unanswerable questions
-steered data version 9; this checkpoint's at 0.85 too): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
+steered data version 9; the eleventh's at 0.85 and 0.80 too): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
 On F (a development set): {blind_f['right']:.1%} / {blind_f['wrong']:.1%} / {blind_f['follow_up_right']:.0%}; on E:
 {blind_e['right']:.1%} / {blind_e['wrong']:.1%} / {blind_e['follow_up_right']:.0%}; on D: {blind_d['right']:.1%} /
 {blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.80`,
-re-chosen for this checkpoint on sets C to F by three deflections per wrong fact, below) turn H's
+re-chosen for the eleventh checkpoint on sets C to F by three deflections per wrong fact, below) turn H's
 {sure_h['wrong']:.1%} wrong facts into {blind_h['wrong']:.1%} for {sure_h['right'] - blind_h['right']:.1%} of right
-answers. At the earlier 0.85 this checkpoint gives 87.1% / 4.0% on H and 86.0% / 1.5% on G (the row in
-italics above): the re-chosen setting is worse on both blind sets, by one and four lines, and kept because
-the rule fixed before looking said so. What it still gets wrong: {wrong_unknown(blind_h)} of H's
+answers. For the eleventh checkpoint the earlier 0.85 gave 87.1% / 4.0% on H and 86.0% / 1.5% on G against
+0.80's 87.1% / 4.8% and 85.3% / 4.4% (rows in italics above): the re-chosen setting was worse on both blind
+sets, by one and four lines, and kept because the rule fixed before looking said so. What it still gets wrong: {wrong_unknown(blind_h)} of H's
 {sum(r['score'] == 'wrong' for r in blind_h['rows'])} wrong facts answer a question the NPC cannot answer with the
 nearest fact it knows; long lines with the question buried; a model of 2.3M parameters with no
 pretraining reads a long line poorly.
@@ -243,22 +248,25 @@ alone after data version 7 existed; the 34 of its 170 lines that the data of the
 or of the ninth held were taken out unseen; its figures for both were seen, not used to choose the ninth, and
 in the seventh session its misses were read (two of its wrong facts were follow-ups asking what the NPC
 does not know, a kind of follow-up no data version had), which shaped data version 8: F is a development
-set since, one of the four that decided against the tenth run and for this checkpoint and its threshold.
+set since, one of the four that decided against the tenth run and for the eleventh checkpoint, its threshold and this checkpoint.
 Set G was written by an eighth helper from the profiles, the facts each NPC knows and the
 sets' format alone, before data version 8 existed; the 36 of its 172 lines that the shipped checkpoints'
 data held were taken out unseen (which left 11 of its 34 follow-ups); nobody has read its replies, but its
-figures for the ninth and tenth runs (and this one's at 0.85, before its threshold was re-chosen) were seen,
+figures for the ninth and tenth runs (and the eleventh's at 0.85, before its threshold was re-chosen) were seen,
 and the finding that five of the ninth's six wrong facts
 there answered unanswerable questions with the nearest fact steered data version 9. Set H was written by a
-ninth helper from the profiles, the facts each NPC knows and the sets' format alone, after this checkpoint
+ninth helper from the profiles, the facts each NPC knows and the sets' format alone, after the eleventh checkpoint
 was chosen; 13 lines whose labels its writer called arguable were taken out before any scoring and the 43
-that this checkpoint's data held were taken out unseen, leaving 124 (11 of its 35 follow-ups); nobody has
+that the eleventh's data held were taken out unseen, leaving 124 (11 of its 35 follow-ups); nobody has
 read its replies, and its figures at 0.85 were seen before the threshold was re-chosen (on C to F only).
-Set I was written by a tenth helper from the profiles and the sets' format alone, after this checkpoint
+Set I was written by a tenth helper from the profiles and the sets' format alone, after the eleventh checkpoint
 shipped and before data version 10 existed; 36 lines whose labels its writer called arguable were taken
-out before any scoring, then, unseen, the 25 that this checkpoint's data held and one its generator
-composes, leaving 118 (7 of its 37 follow-ups); nobody has read its replies, and it was scored for this
-checkpoint alone, after the twelfth run was judged. A helper that saw no reply or score marked the
+out before any scoring, then, unseen, the 25 that the eleventh's data held and one its generator
+composes, leaving 118 (7 of its 37 follow-ups); nobody has read its replies, and it was scored for the
+eleventh checkpoint alone, after the twelfth run was judged, and for this checkpoint once, after it was
+chosen. One line of G ("shild price") was withdrawn unseen when this checkpoint was made: the twelfth run's
+data held it (a people's follow-up line, "shield price?", typed with a typo after it had been checked;
+data version 11 checks what is typed), so G scores 135 lines for this checkpoint. A helper that saw no reply or score marked the
 two-part lines' second questions in sets A to D (`also`; E and F have none; G's, H's and I's writers
 marked their own).
 
@@ -277,23 +285,29 @@ minutes from the ninth checkpoint on data version 8 (version 7 plus follow-ups t
 know, answered honestly), was held to the same rule on sets C, D, E and F together (F's misses had been
 read to design version 8): it scored 114 against the ninth's 106 (20 wrong facts and 51 deflections
 against 14 and 62: more right answers, more wrong facts), so the ninth stayed. On set G it gave 86.0% right
-and 3.7% wrong against the ninth's 86.0% and 4.4%. This eleventh run, 60 minutes from the ninth on data
+and 3.7% wrong against the ninth's 86.0% and 4.4%. The eleventh run, 60 minutes from the ninth on data
 version 9 (seed 11, 3,209 steps), was held to the same rule on sets C to F, written down before it
 finished: it scored 98 (13 wrong facts, 59 deflections, no other halves) against the ninth's 106, and
-ships. Then, since the threshold had been chosen for the fourth checkpoint, by a rule written down after
-this checkpoint's G and H figures at 0.85 were seen and before any other setting was tried, the unsure
+shipped. Then, since the threshold had been chosen for the fourth checkpoint, by a rule written down after
+its G and H figures at 0.85 were seen and before any other setting was tried, the unsure
 threshold was re-chosen among 0.80, 0.85, 0.88, 0.90 and 0.93 by the same
 cost on sets C to F: 95, 98, 103, 106 and 113, so 0.80 (docs/training.md, "Unsure replies"). A twelfth
-run, 60 minutes from this checkpoint on data version 10 (unanswerable questions a third more often, 60% of
+run, 60 minutes from the eleventh on data version 10 (unanswerable questions a third more often, 60% of
 them next to a fact; seed 12, 3,572 steps), was held to the same rule at 0.80, written down before it
-started: it scored 98 (15 wrong facts, 52 deflections, one other half) against this checkpoint's 95 (13,
-55, 1), so this checkpoint stays. A thirteenth run tried a bigger model without starting over: this
-checkpoint grown from 4 to 6 layers (tools/demo/grow.py: a sliding/full pair in the middle whose output
-projections start at zero, so it computes exactly what this one does), then 70 minutes on this
-checkpoint's data version 9 (seed 13, 3,305 steps, 3.21M parameters). Held to the same rule at 0.80,
+started: it scored 98 (15 wrong facts, 52 deflections, one other half) against the eleventh's 95 (13,
+55, 1), so it did not ship alone. A thirteenth run tried a bigger model without starting over: the
+eleventh grown from 4 to 6 layers (tools/demo/grow.py: a sliding/full pair in the middle whose output
+projections start at zero, so it computes exactly what the eleventh does), then 70 minutes on the
+eleventh's data version 9 (seed 13, 3,305 steps, 3.21M parameters). Held to the same rule at 0.80,
 written down before it started, it scored 107 (19 wrong facts, 48 deflections, 2 other halves) against
 95: as many right answers (429), but surer of itself (fewer unsure replies on three of the four sets) and
-wrong more often, so this checkpoint stays.
+wrong more often, so it did not ship. This checkpoint is the mean of the eleventh's weights and the
+twelfth run's, no training of its own (tools/demo/soup.py; the twelfth started from the eleventh, so both
+lie in one basin; `train.py --average-with-init` trains and averages in one command). Held to the same
+rule at 0.80, written down before it was made, it scored 93 (15 wrong facts, 46 deflections, 2 other
+halves; 435 right) against the eleventh's 95 (13, 55, 1; 429 right), and ships: six more right answers
+and two more wrong facts on those 498 lines, a margin as thin as the eleventh's own. Sets G, H and I were
+scored for it after that.
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |
 | --- | --- |
