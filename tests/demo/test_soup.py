@@ -47,6 +47,15 @@ def test_a_run_that_did_not_continue_from_that_checkpoint_is_refused_and_nothing
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_already_averaged_with_its_start_is_refused(tmp_path):
+    init_log = {"command": "train", "continued_from": None}
+    init = checkpoint(tmp_path / "init", 1, init_log)
+    run = checkpoint(tmp_path / "run", 2, {"command": "t --average-with-init", "continued_from": init_log,
+                                           "averaged_with_init": True})
+    with pytest.raises(ValueError, match="already averaged"):  # a second mean would weigh the start 3:1
+        write_average(run, init, tmp_path / "out")
+
+
 def test_another_tokenizer_is_refused(tmp_path):
     init_log = {"command": "train", "continued_from": None}
     init = checkpoint(tmp_path / "init", 1, init_log)

@@ -233,7 +233,8 @@ def other_goods(d: DemoNpc) -> list[str]:
 # 10 is 9 asking unanswerable questions a third more often, and 60% of them near one of the NPC's facts (40%
 # in 9): the eleventh checkpoint's wrong facts were mostly such questions answered with the nearest fact;
 # 11 is 10 with people's follow-up and two-part lines checked against the free-form sets after their typos
-# too (10 checked them as written, and its "shield price?" came out once as set G's "shild price").
+# too (10 checked them as written, and its "shield price?" came out once as set G's "shild price"), and
+# greetings, farewells, insults, off-topic lines and fixed action requests, which no version checked.
 DATA_VERSION = 11
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
@@ -271,9 +272,15 @@ def banked(line: str, rng: random.Random) -> str:
     return line
 
 
+def kept_apart(make, version: int) -> str:
+    """A line from `make`; from version 11 never a free-form line, on every path (10 and earlier checked most
+    paths, and stay as they were trained)."""
+    return _unheld(make) if version >= 11 else make()
+
+
 def bank_typed(line: str, rng: random.Random, version: int) -> str:
-    """A people's follow-up or two-part line as typed this time; from version 11 never a free-form line."""
-    return _unheld(lambda: banked(line, rng)) if version >= 11 else banked(line, rng)
+    """A people's follow-up or two-part line as typed this time (checked after its typos from version 11)."""
+    return kept_apart(lambda: banked(line, rng), version)
 
 
 def told(d: DemoNpc, text: str, asked: str | None, rng: random.Random, version: int) -> str:
@@ -311,7 +318,8 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
         if version == 1:
             request = rng.choice(ACTION_REQUESTS.get(name, ["Help me."]))
         else:
-            request = (rng.choice(ACTION_REQUESTS[name]) if name in ACTION_REQUESTS and rng.random() < 0.3
+            request = (kept_apart(lambda: rng.choice(ACTION_REQUESTS[name]), version)
+                       if name in ACTION_REQUESTS and rng.random() < 0.3
                        else _unheld(lambda: player_talk.action_request(name, rng)) if name in player_talk.ACTIONS
                        else "Help me.")
         return (request,
@@ -347,12 +355,12 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
         text = text or ask_about(d, fact, rng, held_out)
         return told(d, text, fact.label, rng, version) if not held_out else text, fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
-        return phrasing.chitchat(phrasing.GREETINGS, rng), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
+        return kept_apart(lambda: phrasing.chitchat(phrasing.GREETINGS, rng), version), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
                                             d.greeting), None
     if kind == "bye":
-        return phrasing.chitchat(phrasing.FAREWELLS, rng), Reply(reasoning(npc.reasoning_effort, "nothing; a farewell", None, d.style),
+        return kept_apart(lambda: phrasing.chitchat(phrasing.FAREWELLS, rng), version), Reply(reasoning(npc.reasoning_effort, "nothing; a farewell", None, d.style),
                                             d.farewell), None
-    line = phrasing.chitchat(phrasing.INSULTS if kind == "insult" else phrasing.OFF_TOPIC, rng)
+    line = kept_apart(lambda: phrasing.chitchat(phrasing.INSULTS if kind == "insult" else phrasing.OFF_TOPIC, rng), version)
     return line, Reply(reasoning(npc.reasoning_effort, "something I will not discuss", None, d.style), d.refusal), None
 
 

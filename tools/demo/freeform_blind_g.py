@@ -5,8 +5,8 @@ it; scored like set A (tools/demo/freeform.py) and never used to shape the data 
 172 lines (34 follow-ups) and called a few labels arguable (unknowns asked near a fact); the
 36 whose line (or earlier line), normalized, the training data of the shipped checkpoint (runs 1-9) already
 held were taken out unseen. One more (WITHDRAWN, below) was taken out unseen on 2026-11-27: the twelfth run's data
-(version 10), averaged into the shipped checkpoint, holds it (a people's follow-up line, "shield price?", typed
-with a typo), so 135 are scored."""
+(version 10), averaged into the shipped checkpoint, holds it (the earlier line of a people's follow-up, "shield
+price?", typed with a typo), so 135 are scored."""
 from __future__ import annotations
 
 from tools.demo.freeform import UNKNOWN, Line

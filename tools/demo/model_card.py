@@ -54,10 +54,10 @@ def runs(info: dict) -> list[dict]:
 
 
 def training_row(info: dict) -> str:
-    averaged = ("; the weights are the mean of the last run's first and last (tools/demo/soup.py)"
-                if info.get("averaged_with_init") else "")
-    return ", then ".join(f"{r['steps']} steps on {r['examples']} conversations ({r['minutes']} min)" for r in runs(info)) + \
-        " on a 2-core CPU" + averaged
+    def one(r: dict) -> str:
+        averaged = ", its weights then averaged with its start (tools/demo/soup.py)" if r.get("averaged_with_init") else ""
+        return f"{r['steps']} steps on {r['examples']} conversations ({r['minutes']} min){averaged}"
+    return ", then ".join(one(r) for r in runs(info)) + " on a 2-core CPU"
 
 
 def commands_row(info: dict) -> str:
@@ -150,6 +150,9 @@ and goes through `parley export` like one.
 | commands | {commands_row(info)} |
 
 ![training loss](loss.png)
+
+(The loss of each run as it trained; the shipped weights, the mean of the last run's start and end, were
+not trained as such.)
 
 ## Measured behaviour
 
@@ -265,7 +268,7 @@ out before any scoring, then, unseen, the 25 that the eleventh's data held and o
 composes, leaving 118 (7 of its 37 follow-ups); nobody has read its replies, and it was scored for the
 eleventh checkpoint alone, after the twelfth run was judged, and for this checkpoint once, after it was
 chosen. One line of G ("shild price") was withdrawn unseen when this checkpoint was made: the twelfth run's
-data held it (a people's follow-up line, "shield price?", typed with a typo after it had been checked;
+data held it (the earlier line of a people's follow-up, "shield price?", typed with a typo after it had been checked;
 data version 11 checks what is typed), so G scores 135 lines for this checkpoint. A helper that saw no reply or score marked the
 two-part lines' second questions in sets A to D (`also`; E and F have none; G's, H's and I's writers
 marked their own).
@@ -306,7 +309,7 @@ twelfth run's, no training of its own (tools/demo/soup.py; the twelfth started f
 lie in one basin; `train.py --average-with-init` trains and averages in one command). Held to the same
 rule at 0.80, written down before it was made, it scored 93 (15 wrong facts, 46 deflections, 2 other
 halves; 435 right) against the eleventh's 95 (13, 55, 1; 429 right), and ships: six more right answers
-and two more wrong facts on those 498 lines, a margin as thin as the eleventh's own. Sets G, H and I were
+and two more wrong facts on those 498 lines, a thinner margin than the eleventh's (2 against 8). Sets G, H and I were
 scored for it after that.
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |

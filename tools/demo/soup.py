@@ -35,6 +35,8 @@ def average_states(a: dict, b: dict) -> dict:
 
 def averaged_log(run_log: dict, init_log: dict | None) -> dict:
     """The run's training log, marked as averaged with the checkpoint it continued from."""
+    if run_log.get("averaged_with_init"):
+        raise ValueError("the run is already averaged with its start (train.py --average-with-init)")
     if run_log.get("continued_from") != init_log:
         raise ValueError("the run did not continue from that checkpoint (its training log names another start)")
     command = run_log["command"]
