@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 
-def grown_layer_types(count: int) -> list[str]:
+def layer_types(count: int) -> list[str]:
+    """The demo model's alternation: sliding-window layers at even indices, full attention at odd ones."""
     return ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(count)]
 
 
@@ -23,7 +24,7 @@ def grow_depth(model, extra_layers: int):
         raise ValueError(f"extra layers must be a positive even number (sliding/full pairs), not {extra_layers}")
     old = model.config
     config = old.__class__.from_dict({**old.to_dict(), "num_hidden_layers": old.num_hidden_layers + extra_layers,
-                                      "layer_types": grown_layer_types(old.num_hidden_layers + extra_layers)})
+                                      "layer_types": layer_types(old.num_hidden_layers + extra_layers)})
     grown = GptOssForCausalLM(config)
     split = (old.num_hidden_layers // 2) // 2 * 2  # after the first half, on a pair boundary
     source = {}  # the grown model's layer index -> the old layer it copies (new layers are absent)

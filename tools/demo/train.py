@@ -20,6 +20,7 @@ import torch
 
 from runtime.harmony_tokens import OPTIONAL, REQUIRED
 from tools.demo import dataset
+from tools.demo.grow import layer_types
 
 def model_shape(hidden: int, layers: int, experts: int) -> dict:
     """A small gpt-oss: heads of 32, two query heads per kv head, experts as wide as the model, top-2."""
@@ -124,8 +125,7 @@ def main() -> int:
     shape = model_shape(args.hidden, args.layers, args.experts)
     vocab = Tokenizer.from_file(str(args.out / "tokenizer.json")).get_vocab_size()
     config = GptOssConfig(vocab_size=vocab, max_position_embeddings=4096, **shape,
-                          layer_types=["sliding_attention" if i % 2 == 0 else "full_attention"
-                                       for i in range(args.layers)],
+                          layer_types=layer_types(args.layers),
                           rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
                                            "truncate": False, "original_max_position_embeddings": 4096,
                                            "rope_theta": 150000.0},
