@@ -96,6 +96,8 @@ def main() -> int:
                     help="with --init: first add this many layers (sliding/full pairs) that start as the identity")
     ap.add_argument("--average-with-init", action="store_true",
                     help="with --init: save the mean of the trained weights and the --init ones (tools/demo/soup.py)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="spread this share of each trained token's target over the vocabulary (0: plain loss)")
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
                     help="the data generator's version (an older one regenerates an older checkpoint's data)")
     args = ap.parse_args()
@@ -166,8 +168,10 @@ def main() -> int:
                 group["lr"] = lr
             ids, labels, mask = collate(data, idx, pad)
             out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            loss = out.loss if not args.label_smoothing else smoothed_loss(out, labels, args.label_smoothing,
+                                                                          config.router_aux_loss_coef)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
@@ -193,6 +197,15 @@ def main() -> int:
     return 0
 
 
+def smoothed_loss(out, labels, smoothing: float, aux_coef: float):
+    """The next-token loss on the labelled tokens with label smoothing, plus the router's balance term as the
+    model's own loss adds it (a model less sure of every token, so that unsure replies separate better)."""
+    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
+    lm = torch.nn.functional.cross_entropy(logits.float(), labels[:, 1:].reshape(-1), ignore_index=-100,
+                                           label_smoothing=smoothing)
+    return lm + aux_coef * (out.aux_loss if out.aux_loss is not None else 0)
+
+
 def reproduce_command(args: argparse.Namespace) -> str:
     """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
     init = " --init tools/demo/checkpoint" if args.init else ""
@@ -201,6 +214,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
             f"--min-lr {args.min_lr:g} --data-version {args.data_version}"
+            + (f" --label-smoothing {args.label_smoothing:g}" if args.label_smoothing else "")
             + (" --average-with-init" if args.average_with_init else ""))
 
 
