@@ -248,3 +248,30 @@ def test_version_11_is_version_10_wherever_no_free_form_line_came_up():
     ten, eleven = dataset.make_examples(400, seed=5, version=10), dataset.make_examples(400, seed=5, version=11)
     assert not set(said(ten)) & dataset.FREE_FORM
     assert [(ex.say, ex.history, ex.reply) for ex in ten] == [(ex.say, ex.history, ex.reply) for ex in eleven]
+
+
+def shouting(examples) -> float:
+    lines = [ex.say for ex in examples]
+    return sum(t == t.upper() and any(c.isalpha() for c in t) for t in lines) / len(lines)
+
+
+def test_version_12_shouts_a_share_of_player_lines_and_never_a_free_form_or_test_line():
+    """The demo tokenizer spells capitals letter by letter; 11 had them only in a few people's lines."""
+    eleven, twelve = dataset.make_examples(3000, seed=7, version=11), dataset.make_examples(3000, seed=7, version=12)
+    assert shouting(eleven) < 0.015 and 0.04 < shouting(twelve) < 0.12
+    assert any(h.say == h.say.upper() and len(h.say) > 8 for ex in twelve for h in ex.history)
+    assert not set(said(twelve)) & dataset.FREE_FORM
+    assert not [ex for ex in twelve if dataset.holds_held_out(ex.say)]
+    # the template test sets and the evaluation sets are drawn as before: nothing shouted, nothing moved
+    for kwargs in ({"held_out": True}, {"only": [next(iter(dataset.shipped_npcs().values()))]}):
+        a = dataset.make_examples(300, seed=2, version=11, **kwargs)
+        b = dataset.make_examples(300, seed=2, version=12, **kwargs)
+        assert [(ex.say, ex.history, ex.reply) for ex in a] == [(ex.say, ex.history, ex.reply) for ex in b]
+
+
+def test_a_shouted_line_keeps_its_words_and_its_normal_form():
+    rng = random.Random(4)
+    for line in ("How much for an iron sword?", "when do u open", "Bed for the night. Price?"):
+        for _ in range(20):
+            loud = dataset.shouted(line, rng)
+            assert loud == loud.upper() and dataset.normal(loud) == dataset.normal(line)
