@@ -81,8 +81,11 @@ class Sampler:
         """Temperature and top-p over the candidate ids `top` (any order)."""
         p = self.params
         top = top[np.argsort(-logits[top], kind="stable")]
-        scaled = logits[top].astype(np.float64) / p.temperature
-        probs = np.exp(scaled - scaled.max())
+        chosen = logits[top].astype(np.float64)
+        # the best one's distance first: logits divided by a temperature near 0 (1e-308) overflow to inf,
+        # and inf minus inf would make the probabilities NaN
+        with np.errstate(over="ignore"):  # the others' distances become -inf: probability 0, as meant
+            probs = np.exp((chosen - chosen.max()) / p.temperature)
         probs /= probs.sum()
         if p.top_p < 1:
             keep = int(np.searchsorted(np.cumsum(probs), p.top_p) + 1)

@@ -60,3 +60,11 @@ def test_candidates_cannot_decide_unlimited_top_k_or_positive_bias():
     values, ids = np.array([2.0, 1.0], np.float32), np.array([7, 3])
     assert Sampler(SamplingParams(temperature=1.0, top_k=0)).from_candidates(values, ids) is None
     assert Sampler(SamplingParams(temperature=0.0, logit_bias={9: 5.0})).from_candidates(values, ids) is None
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-320, 1e-308, 1e-300])
+def test_a_temperature_just_above_zero_is_greedy_not_an_error(temperature):
+    """An outside probe's 1e-308: logits divided by it overflowed to inf, inf minus inf made the
+    probabilities NaN and the reply an `internal` error."""
+    for top_k in (0, 3):
+        assert set(draws(SamplingParams(temperature=temperature, top_k=top_k, top_p=0.9, seed=1), 20)) == {1}
