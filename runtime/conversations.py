@@ -1,12 +1,13 @@
 """KV caches worth keeping: each NPC's fixed prefix, and each (NPC, session) conversation.
 
 Reuse is exact: a cache holds the KV of exactly `tokens`, and a new prompt reuses the
-longest common prefix and prefills only the rest. Memory is bounded (LRU by count and bytes).
+longest common prefix and prefills only the rest. Memory is bounded (by count and bytes: least recently
+used first, from the client that holds the most sessions).
 """
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from runtime.harmony import Turn
@@ -35,6 +36,7 @@ class Conversation:
     tokens: list[int] = field(default_factory=list)  # what the cache's rows hold
     history: list[Turn] = field(default_factory=list)
     owner: Owner | None = None  # who may touch it (runtime/session_access.py); None for a one-off
+    holder: bytes | None = None  # the client that last used it, whose share of the session limit it counts in
     window_snapshots: list[WindowSnapshot] = field(default_factory=list)  # newest first
     busy: bool = False  # a reply is using its cache (from the moment it sets it up to its end)
 
@@ -70,24 +72,35 @@ EVICTED_RECORD_PER_SESSION = 16
 
 
 class RecentKeys:
-    """A map that keeps only its `limit` most recently added keys: an evicted session and its owner,
-    so that only its owner may import it back or reset it."""
+    """A bounded map of evicted sessions to their owners, so that only an owner may import its session
+    back or reset it. When full it forgets the oldest entry of the client (holder) with the most entries:
+    a client that makes and loses sessions by the thousand forgets its own, not another player's (an
+    outside probe took over a session name by pushing its owner out of a first-in-first-out record)."""
 
     def __init__(self, limit: int):
         self.limit = max(1, limit)
-        self._keys: OrderedDict[tuple[str, str], Owner | None] = OrderedDict()
+        self._keys: dict[tuple[str, str], tuple[Owner | None, bytes | None]] = {}
+        self._by_holder: dict[bytes | None, OrderedDict[tuple[str, str], None]] = {}
 
-    def add(self, key: tuple[str, str], owner: Owner | None = None) -> None:
-        self._keys[key] = owner
-        self._keys.move_to_end(key)
+    def add(self, key: tuple[str, str], owner: Owner | None = None, holder: bytes | None = None) -> None:
+        self.discard(key)
+        self._keys[key] = (owner, holder)
+        self._by_holder.setdefault(holder, OrderedDict())[key] = None
         while len(self._keys) > self.limit:
-            self._keys.popitem(last=False)
+            most = max(self._by_holder.values(), key=len)
+            self.discard(next(iter(most)))
 
     def discard(self, key: tuple[str, str]) -> None:
-        self._keys.pop(key, None)
+        entry = self._keys.pop(key, None)
+        if entry is not None:
+            keys = self._by_holder[entry[1]]
+            del keys[key]
+            if not keys:
+                del self._by_holder[entry[1]]
 
     def owner(self, key: tuple[str, str]) -> Owner | None:
-        return self._keys.get(key)
+        entry = self._keys.get(key)
+        return entry[0] if entry else None
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -150,5 +163,13 @@ class ConversationStore:
             if key != keep and not conv.busy:
                 conv.drop_kv()
         while len(self._items) > self.max_sessions or (self.bytes_used() > self.max_bytes and len(self._items) > 1):
-            oldest = next(k for k in self._items if k != keep)
-            self.evicted.add(oldest, self._items.pop(oldest).owner)
+            victim = self._victim(keep)
+            conv = self._items.pop(victim)
+            self.evicted.add(victim, conv.owner, conv.holder)
+
+    def _victim(self, keep: tuple[str, str]) -> tuple[str, str]:
+        """The least recently used session of the client holding the most: one client's flood of new
+        sessions evicts its own before anyone else's (with one client, plain least recently used)."""
+        counts = Counter(conv.holder for key, conv in self._items.items() if key != keep)
+        most = max(counts.values())
+        return next(key for key, conv in self._items.items() if key != keep and counts[conv.holder] == most)

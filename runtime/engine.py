@@ -219,7 +219,7 @@ class Engine:
         return list(conv.history)
 
     def import_session(self, npc: str, session_id: str, history: list[Turn], token=session_access.TRUSTED,
-                       client_key: str | None = None) -> str:
+                       client_key: str | None = None, holder: bytes | None = None) -> str:
         """Replace the session with `history`; returns its token (the one it had, for its holder)."""
         self.npc(npc)
         if len(history) > MAX_TURNS:
@@ -228,5 +228,5 @@ class Engine:
         session_access.check(owner, npc, session_id, token, client_key)
         owner = owner or session_access.Owner.new(client_key, token if isinstance(token, str) else None)
         self.store.drop(npc, session_id)
-        self.store.put(Conversation(npc, session_id, history=list(history), owner=owner))
+        self.store.put(Conversation(npc, session_id, history=list(history), owner=owner, holder=holder))
         return owner.token

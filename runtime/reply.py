@@ -167,6 +167,7 @@ class Reply:
         conv = self.conv = conv or Conversation(npc.id, sid or None,
                                                 owner=session_access.Owner.new(self.req.client_key, self.req.session_token)
                                                 if sid else None)
+        conv.holder = self.req.holder  # the client using it now counts it in its share of the session limit
         prompt = self.prompt = prompts.build(self.tok, npc, self.req, list(conv.history), e.session.max_context,
                                              self.reserve)
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0

@@ -34,6 +34,9 @@ class ReplyRequest:
     session_token: str | None = None  # proves the right to an existing session (runtime/session_access.py)
     client_key: str | None = None  # the caller's allow-listed CurveZMQ key, set by the server
     from_wire: bool = False  # a client's (checked for session ownership); the engine's Python API is the game's own
+    # who sent it (the server's client: its key, address or connection), so that the session limit evicts the
+    # sessions of whoever holds the most first; None: the game's own process (the engine's Python API)
+    holder: bytes | None = None
     type: ClassVar[str] = "reply"
 
     @property
@@ -72,6 +75,7 @@ class SessionRequest:
     session_token: str | None = None
     client_key: str | None = None
     from_wire: bool = False
+    holder: bytes | None = None  # as a ReplyRequest's
 
     @property
     def conversation(self) -> tuple[str, str | None]:

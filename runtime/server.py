@@ -287,8 +287,10 @@ class Server:
             self._fail(client, req.request_id, p.INTERNAL, INTERNAL_MESSAGE)
 
     def _handle(self, client: bytes, who: bytes, req: Request) -> None:
-        if isinstance(req, (ReplyRequest, SessionRequest)) and who.startswith(b"key:"):
-            req = dataclasses.replace(req, client_key=who.decode())  # its sessions are this key's
+        if isinstance(req, (ReplyRequest, SessionRequest)):
+            req = dataclasses.replace(req, holder=who)  # whose share of the session limit it uses
+            if who.startswith(b"key:"):
+                req = dataclasses.replace(req, client_key=who.decode())  # its sessions are this key's
         if isinstance(req, ReplyRequest):
             # the NPC's defaults are resolved once, here; UnknownNpc is answered by _on_frames
             self._queue(client, who, req.with_npc_defaults(self.engine.npc(req.npc)))

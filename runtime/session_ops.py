@@ -27,6 +27,6 @@ class SessionOps:
                     "turns": len(history)}
         if req.type == "import_session":
             history = session_blob.load(req.blob, req.npc, self.blob_key)
-            token = self.engine.import_session(req.npc, req.session_id, history, **who)
+            token = self.engine.import_session(req.npc, req.session_id, history, **who, holder=req.holder)
             return {"turns": len(history), "session_token": token}
         raise ValueError(f"not a session operation: {req.type}")

@@ -81,3 +81,23 @@ def test_the_record_of_evicted_sessions_stays_bounded_and_keeps_the_latest(tiny_
     assert len(engine.store.evicted) <= 32  # 16 per session the store holds, not all 498 evictions
     with pytest.raises(SessionEvicted):
         engine.export_session("n", "s497")  # evicted most recently: still explained
+
+
+def test_a_full_record_of_evictions_forgets_the_busiest_clients_first():
+    """The record of evicted sessions keeps their owners; a client that loses thousands of its own
+    sessions must not push out the one record that keeps a player's session name theirs."""
+    from runtime.conversations import Conversation, ConversationStore
+    from runtime.session_access import Owner
+
+    store = ConversationStore(max_sessions=2)  # records 32 evictions
+    ada = Owner.new(None)
+    store.put(Conversation("n", "hero", owner=ada, holder=b"player"))
+    store.put(Conversation("n", "other", owner=Owner.new(None), holder=b"player"))
+    for i in range(3):  # evicts the player's least recently used session only once the player holds the most
+        store.put(Conversation("n", f"x{i}", owner=Owner.new(None), holder=b"flooder"))
+    assert store.get("n", "hero") is None and store.evicted.owner(("n", "hero")) is ada
+    for i in range(3, 500):
+        store.put(Conversation("n", f"x{i}", owner=Owner.new(None), holder=b"flooder"))
+    assert len(store.evicted) <= 32
+    assert store.evicted.owner(("n", "hero")) is ada  # still the player's
+    assert ("n", "x497") in store.evicted  # the flooder's most recent evictions are recorded too

@@ -104,3 +104,23 @@ def test_the_python_client_keeps_and_restores_tokens(live):
             loaded.export_session("brenna", "saved")
         loaded.set_session_token("brenna", "saved", token)
         assert loaded.import_session("brenna", "saved", blob) == 1
+
+
+def test_another_clients_flood_of_sessions_evicts_its_own_not_a_players(make_server):
+    """An outside probe imported its own signed blob under hundreds of new names until the player's session
+    was evicted and its owner forgotten, then took the name over. The session limit now evicts from the
+    client holding the most sessions first."""
+    from runtime.engine import EngineOptions
+
+    server = make_server(engine_options=EngineOptions(max_sessions=4))
+    with server.client() as player, server.client() as flooder:
+        player.say("brenna", "My name is Ada.", session="hero")
+        flooder.say("brenna", "Hello.", session="seed")
+        blob = flooder.export_session("brenna", "seed")
+        for i in range(12):
+            flooder.import_session("brenna", f"flood-{i}", blob)
+        assert player.say("brenna", "Do you remember me?", session="hero")["type"] == "done"
+        assert server.engine.store.get("brenna", "hero") is not None
+        assert len(server.engine.store) == 4  # the limit holds: the flooder's oldest went
+        with pytest.raises(ParleyError, match="session_evicted"):
+            flooder.export_session("brenna", "flood-0")
