@@ -21,6 +21,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -137,6 +138,7 @@ class _Connection:
     cut: bool = False
     held: int = 0  # its unfinished input at the last check
     trim: bool = False  # hand memory back to the system once it has closed
+    identity: bytes | None = None  # its ZeroMQ routing id, once a message came from it
 
     def unfinished(self, received: int) -> int:
         """Bytes received that neither the handshake nor a delivered message accounts for."""
@@ -148,7 +150,8 @@ class ConnectionGuard:
     message received and `check` every few milliseconds."""
 
     def __init__(self, sock: zmq.Socket, max_connections: int, max_unfinished_bytes: int,
-                 max_unfinished_total: int, counters, curve: bool = False):
+                 max_unfinished_total: int, counters, curve: bool = False,
+                 waiting: Callable[[bytes], bool] = lambda identity: False):
         limit = open_file_limit()
         if limit is not None and max_connections > limit - FD_RESERVE:
             log.warning("serving at most %d connections, not %d: the open-file limit is %d (raise it with "
@@ -157,6 +160,7 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.max_unfinished_bytes, self.max_unfinished_total = max_unfinished_bytes, max_unfinished_total
         self.counters, self.curve = counters, curve
+        self.waiting = waiting  # whether a connection (its routing id) waits for an answer: not closed for room
         self.monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
         self._sock = sock
         self._conns: dict[int, _Connection] = {}
@@ -180,8 +184,11 @@ class ConnectionGuard:
                 self._conns[fd] = _Connection(_addresses(fd))
                 if sum(not c.cut for c in self._conns.values()) > self.max_connections:
                     # make room by closing the connection that has been quiet longest: idle connections
-                    # held open cannot lock out a game that keeps talking
-                    quiet_fd, quiet = min(((f, c) for f, c in self._conns.items() if not c.cut),
+                    # held open cannot lock out a game that keeps talking. Not one waiting for an answer:
+                    # its answer would be lost (an outside probe's quiet client lost replies this way)
+                    open_ = [(f, c) for f, c in self._conns.items() if not c.cut]
+                    idle = [(f, c) for f, c in open_ if c.identity is None or not self.waiting(c.identity)]
+                    quiet_fd, quiet = min(idle or open_,
                                           key=lambda fc: fc[1].last_active)
                     self._cut(quiet_fd, quiet, "connection_limit",
                               f"{self.max_connections} connections are open (the limit); closing the quietest")
@@ -190,10 +197,12 @@ class ConnectionGuard:
                 if conn is not None and (conn.trim or conn.held > TRIM_AFTER_BYTES) and _malloc_trim:
                     _malloc_trim(0)  # what a closed connection's unfinished message held was just freed
 
-    def delivered(self, fd: int, frame_sizes: list[int]) -> None:
-        """A message arrived from the connection on fd: its frames' bytes are accounted for."""
+    def delivered(self, fd: int, frame_sizes: list[int], identity: bytes | None = None) -> None:
+        """A message arrived from the connection on fd (routing id `identity`): its frames' bytes are
+        accounted for."""
         conn = self._conns.get(fd)
         if conn is not None:
+            conn.identity = identity or conn.identity
             conn.delivered += sum(wire_bytes(size, self.curve) for size in frame_sizes)
             conn.last_active = time.monotonic()
 

@@ -102,7 +102,8 @@ class Server:
         self._next_guard_check = 0.0
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
                                      options.max_unfinished_total, self.counters,
-                                     curve=options.curve_secret_file is not None)
+                                     curve=options.curve_secret_file is not None,
+                                     waiting=self.scheduler.waiting)
 
     # ---- main loop --------------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class Server:
                 elif len(sizes) % 4096 == 0:  # a message of a million parts takes a while to drop:
                     self._guard_tick()          # meanwhile the other connections are still watched
             if fd is not None:
-                self.guard.delivered(fd, sizes)
+                self.guard.delivered(fd, sizes, identity.bytes)
                 if len(sizes) > MAX_FRAMES_BEFORE_CUT:
                     self.guard.cut(fd, f"a message of {len(sizes)} frames (a request has one)")
             who = self._client_of(frame, identity.bytes) if frame is not None else identity.bytes

@@ -172,7 +172,7 @@ def test_a_failed_graph_run_ends_the_live_replies_and_the_server_keeps_serving(m
         assert next(frames)["type"] == "delta"  # streaming: its row is in the decode batch
         server.engine.session.run_options.terminate = True  # the next graph run fails, as a lost GPU would
         try:
-            rest = list(frames)
+            rest = list(frames); print("FRAMES", len(rest), rest[-1].get("stats", {}).get("total_ms"), server.stats()["counters"].get("connections_cut.connection_limit"))
         except Exception as exc:  # the client raises the error frame
             rest = [{"type": "error", "code": getattr(exc, "code", None)}]
         server.engine.session.run_options.terminate = False
@@ -290,6 +290,31 @@ def test_idle_connections_at_the_cap_make_room_for_a_new_client(serve):
     finally:
         for c in idle:
             c.close()
+
+
+def test_a_connection_waiting_for_its_reply_is_not_the_one_closed_to_make_room(make_server):
+    """An outside probe's quiet client lost replies when the cap closed its connection mid-reply: the
+    quietest connection was closed even while its answer was on the way."""
+    server = make_server(max_connections=8)
+    cuts = lambda: server.server.counters.snapshot().get("connections_cut.connection_limit", 0)  # noqa: E731
+    with server.client() as waiter:
+        with server.engine.lock:  # its reply is taken by the worker and waits: in flight, and quiet
+            rid = waiter.send("reply", npc="brenna", text="Hello", deadline_ms=60000)
+            deadline = time.monotonic() + 10
+            while server.server.scheduler.idle() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            idle = [attacks.zmtp_connect(server.endpoint) for _ in range(20)]  # each newer than its request
+            while cuts() < 13 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        try:
+            assert cuts() >= 13
+            frame = waiter.receive(rid)
+            while frame is not None and frame["type"] not in ("done", "error"):
+                frame = waiter.receive(rid)
+            assert frame is not None and frame["type"] == "done"  # not lost with a closed connection
+        finally:
+            for c in idle:
+                c.close()
 
 
 def test_a_profile_with_thousands_of_problems_is_answered_at_once_with_the_first_fifty(serve):
