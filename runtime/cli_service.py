@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -114,8 +115,16 @@ def run_keys(args: argparse.Namespace) -> int:
     for name in ("server", "client"):
         if (args.folder / f"{name}.key_secret").exists():
             raise CommandFailed(f"{args.folder / (name + '.key_secret')} exists; refusing to overwrite keys")
+    # secret keys readable by their owner only, from the moment they are written (an outside probe found
+    # them 0644, readable by every user of the machine); the public ones as the umask leaves them
+    previous = os.umask(0o077)
+    try:
+        for name in ("server", "client"):
+            zmq.auth.create_certificates(str(args.folder), name)
+    finally:
+        os.umask(previous)
     for name in ("server", "client"):
-        zmq.auth.create_certificates(str(args.folder), name)
+        (args.folder / f"{name}.key").chmod(0o644 & ~previous)
     print(f"wrote {args.folder}/server.key_secret (keep on the server), server.key (give to clients),\n"
           f"      client.key_secret (the game's), client.key (for --client-keys allow-lists)")
     return 0

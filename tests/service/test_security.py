@@ -76,3 +76,10 @@ def test_an_allow_list_without_server_keys_is_refused_not_ignored(make_server, k
                              str(profiles), "--client-keys", str(allowed)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "--client-keys needs --keys" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_parley_keys_writes_secret_keys_only_their_owner_can_read(keys):
+    """An outside probe found the .key_secret files 0644: readable by every user of the machine."""
+    for name in ("server", "client"):
+        assert (keys / f"{name}.key_secret").stat().st_mode & 0o777 == 0o600
+        assert (keys / f"{name}.key").stat().st_mode & 0o444  # the public halves stay readable
