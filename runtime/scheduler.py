@@ -18,8 +18,8 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
 
 Replies and session operations of one conversation keep their arrival order. A client may hold at
 most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all.
-Jobs are forgotten when the server has sent their last frame (`forget`), not before: a cancel that
-arrives after the client saw `done` finds nothing, and one that arrives before finds the job.
+Jobs are forgotten when the server has sent their last frame (`forget`), not before (the id stays in
+flight until then); a cancel finds a job only until it ends.
 """
 from __future__ import annotations
 
@@ -137,15 +137,14 @@ class Scheduler:
         return None
 
     def cancel(self, identity: bytes, request_id: str) -> tuple[bool, Job | None]:
-        """Whether the connection's job was found (until its last frame went out), and the job if it was
-        still queued: it is gone now, and the caller answers it `cancelled`. A running one stops at its
-        next step and answers itself; a finished one's answer is on its way already."""
+        """Whether the connection's job was found still to end, and the job if it was still queued: it is
+        gone now, and the caller answers it `cancelled`. A running one stops at its next step and answers
+        itself `cancelled`. One that has ended is not found: its answer (`done`, say) is on its way, and a
+        client told `found: true` must see `cancelled` (an outside client saw `found: true`, then `done`)."""
         with self._cv:
             job = self._jobs.get((identity, request_id))
-            if job is None:
+            if job is None or job.finished:
                 return False, None
-            if job.finished:
-                return True, None
             if not job.started:
                 self._queue.remove(job)
                 del self._jobs[(identity, request_id)]

@@ -207,7 +207,7 @@ def test_a_reply_whose_deadline_ran_out_in_the_queue_is_refused_not_started():
     assert isinstance(refusal, Refusal) and refusal.code == p.DEADLINE_IMPOSSIBLE and "waited" in refusal.message
 
 
-def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_after_the_end_finds_nothing():
+def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_once_it_ended_finds_nothing():
     batch = FakeBatch(max_batch=1, steps=100)
     s = scheduler(batch)
     c = Client(s, b"game")
@@ -220,7 +220,9 @@ def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_after_the_end_f
     assert s.cancel(b"game", "running") == (True, None)
     s.step()
     assert isinstance(c.last("running"), ReplyResult)  # stopped at its next step
-    assert s.cancel(b"game", "running") == (True, None)  # finished, its last frame not sent yet: found
+    # ended, its last frame not sent yet: not found, since it will not end `cancelled` (an outside client
+    # was told found, then got `done`)
+    assert s.cancel(b"game", "running") == (False, None)
     assert not s.idle()  # its record waits until the server sent its last frame
     s.forget(b"game", "running")
     assert s.idle() and s.cancel(b"game", "running") == (False, None)  # sent: nothing to find
