@@ -186,6 +186,8 @@ def _check_reply(body: dict, rid: str) -> None:
     if body.get("stream_unit", "sentence") not in STREAM_UNITS:
         raise ProtocolError(BAD_MESSAGE, f"'stream_unit' must be one of {', '.join(STREAM_UNITS)}", rid)
     sampling = body.get("sampling", {})
+    if isinstance(sampling, dict):  # nil means absent here too, as the spec says of every key
+        sampling = body["sampling"] = {k: v for k, v in sampling.items() if v is not None}
     if not isinstance(sampling, dict) or set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
         raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)
     rules = {"temperature": ((int, float), 0, 2), "top_k": (int, 0, 1000), "top_p": ((int, float), 1e-6, 1),

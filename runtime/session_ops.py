@@ -18,6 +18,8 @@ class SessionOps:
     def __call__(self, req: SessionRequest) -> dict[str, Any]:
         """The fields of the operation's `done` frame; EngineError or BlobError (each with its protocol
         error code) when it cannot be done."""
+        self.engine.npc(req.npc)  # unknown_npc first, as for a reply (an outside client got unknown_session,
+        # existed: false or a blob error for an NPC that does not exist)
         who = dict(token=req.session_token if req.from_wire else session_access.TRUSTED, client_key=req.client_key)
         if req.type == "reset_session":
             return {"existed": self.engine.reset_session(req.npc, req.session_id, **who)}

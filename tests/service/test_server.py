@@ -390,3 +390,22 @@ def test_while_the_server_stops_health_says_stopping_and_new_work_is_refused(mak
             if frame["id"] == running and frame["type"] in ("done", "error"):
                 break
         assert frame["type"] == "error" and frame["code"] == p.SHUTTING_DOWN
+
+
+def test_nil_sampling_values_mean_absent_and_session_requests_name_an_unknown_npc(live):
+    """Found by an outside client written from docs/protocol.md: `sampling: {seed: nil}` was bad_message,
+    and session requests for an NPC that does not exist answered unknown_session, existed: false or a blob
+    error instead of unknown_npc."""
+    answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "s", "type": "reply", "npc": "brenna",
+                                                          "text": "hi", "stream": False,
+                                                          "sampling": {"seed": None, "temperature": None,
+                                                                       "top_k": 0}})])
+    assert answer["type"] == "done", answer
+    with live.client() as c:
+        c.say("brenna", "Hello.", session="kept")
+        blob = c.export_session("brenna", "kept")
+    for body in ({"type": "export_session"}, {"type": "reset_session"}, {"type": "import_session", "blob": blob}):
+        answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "u", "npc": "nobody", "session": "kept",
+                                                              **body})])
+        assert answer["type"] == "error" and answer["code"] == p.UNKNOWN_NPC, (body["type"], answer)
+        assert "nobody" in answer["message"]
