@@ -106,12 +106,25 @@ def _str(body: dict, key: str, required: bool, max_chars: int, rid: str | None) 
     return value
 
 
+class _OtherKeys(dict):
+    """A map that had keys other than strings, with those left out: ignored in an unknown key, as any
+    unknown key is (an outside client's `future: {1: "x"}` once failed the whole request, its id unread);
+    refused where a map of strings is asked for (`state`, `sampling`)."""
+
+
+def _string_keyed(pairs: list) -> dict:
+    kept = {k: v for k, v in pairs if isinstance(k, str)}
+    return kept if len(kept) == len(pairs) else _OtherKeys(kept)
+
+
 def decode(payload: bytes) -> Request:
     """bytes from the wire -> a typed request, or ProtocolError with the code to answer."""
     if len(payload) > MAX_REQUEST_BYTES:
         raise ProtocolError(TOO_LARGE, f"request is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES}")
     try:
-        body = msgpack.unpackb(payload, raw=False, strict_map_key=True)  # size was checked above
+        # size was checked above; maps come as pairs, so keys other than strings are never hashed
+        # (colliding integer keys would make a 64 KiB map cost seconds) and can be left out
+        body = msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_string_keyed)
     except Exception as exc:  # msgpack raises several types for malformed data
         raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
     if not isinstance(body, dict):
@@ -162,6 +175,8 @@ def _check_reply(body: dict, rid: str) -> None:
     state = body.get("state", {})
     if not isinstance(state, dict):
         raise ProtocolError(BAD_MESSAGE, "'state' must be a map of game-state keys to values", rid)
+    if isinstance(state, _OtherKeys):
+        raise ProtocolError(BAD_MESSAGE, "'state' keys must be strings and values strings, numbers or booleans", rid)
     if len(state) > MAX_STATE_ENTRIES:
         raise ProtocolError(TOO_LARGE, f"'state' has {len(state)} entries; the limit is {MAX_STATE_ENTRIES}", rid)
     size = 0
@@ -187,8 +202,10 @@ def _check_reply(body: dict, rid: str) -> None:
         raise ProtocolError(BAD_MESSAGE, f"'stream_unit' must be one of {', '.join(STREAM_UNITS)}", rid)
     sampling = body.get("sampling", {})
     if isinstance(sampling, dict):  # nil means absent here too, as the spec says of every key
-        sampling = body["sampling"] = {k: v for k, v in sampling.items() if v is not None}
-    if not isinstance(sampling, dict) or set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
+        kept = {k: v for k, v in sampling.items() if v is not None}
+        sampling = body["sampling"] = _OtherKeys(kept) if isinstance(sampling, _OtherKeys) else kept
+    if not isinstance(sampling, dict) or isinstance(sampling, _OtherKeys) or \
+            set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
         raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)
     rules = {"temperature": ((int, float), 0, 2), "top_k": (int, 0, 1000), "top_p": ((int, float), 1e-6, 1),
              "seed": (int, 0, 2**63 - 1)}

@@ -409,3 +409,18 @@ def test_nil_sampling_values_mean_absent_and_session_requests_name_an_unknown_np
                                                               **body})])
         assert answer["type"] == "error" and answer["code"] == p.UNKNOWN_NPC, (body["type"], answer)
         assert "nobody" in answer["message"]
+
+
+def test_keys_other_than_strings_are_ignored_in_unknown_fields_and_refused_where_strings_are_asked(live):
+    """An outside client's `future: {1: "x"}` (an unknown key, so ignored by the spec) failed the whole
+    request as unreadable msgpack, with id nil."""
+    def ask(**extra):
+        return raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "k", "type": "reply", "npc": "brenna",
+                                                            "text": "hi", "stream": False, **extra})])
+    assert ask(future={1: "x", "y": {2: [3]}})["type"] == "done"
+    top = msgpack.packb({"v": 1, "id": "t", "type": "health", 7: "ignored"})
+    assert raw_roundtrip(live.endpoint, [top])["type"] == "done"
+    for field in ({"state": {1: "a"}}, {"sampling": {1: 0.5}}):
+        answer = ask(**field)
+        assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE and answer["id"] == "k", answer
+        assert next(iter(field)) in answer["message"]
