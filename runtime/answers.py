@@ -55,8 +55,8 @@ class Answers:
         rid = job.id
         if isinstance(event, FinalDelta):
             return p.frame(rid, "delta", text=event.text) if job.request.stream else None
-        if isinstance(event, NpcAction):
-            return p.frame(rid, "action", name=event.name, args=event.arguments)
+        if isinstance(event, NpcAction):  # an unstreamed reply's actions are in its done frame only
+            return p.frame(rid, "action", name=event.name, args=event.arguments) if job.request.stream else None
         if isinstance(event, ReplyResult):
             return self._result(job, event, stopping)
         if isinstance(event, SessionDone):

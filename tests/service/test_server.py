@@ -424,3 +424,23 @@ def test_keys_other_than_strings_are_ignored_in_unknown_fields_and_refused_where
         answer = ask(**field)
         assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE and answer["id"] == "k", answer
         assert next(iter(field)) in answer["message"]
+
+
+def test_an_unstreamed_reply_sends_its_actions_in_done_only():
+    """An outside client sent `stream: false` and got an `action` frame before `done`, which the spec says
+    is the only frame such a reply gets."""
+    import collections
+
+    from runtime.actions import NpcAction
+    from runtime.answers import Answers
+    from runtime.requests import ReplyRequest
+    from runtime.scheduler import Job
+
+    answers = Answers(collections.Counter())
+    action = NpcAction("rent_room", {"nights": 2})
+    for stream, sent in ((True, True), (False, False)):
+        job = Job(b"c", ReplyRequest(npc="marta", text="A room.", request_id="r", stream=stream), sink=print)
+        frame = answers.for_event(job, action, stopping=False)
+        assert (frame is not None) == sent
+        if sent:
+            assert msgpack.unpackb(frame, raw=False)["args"] == {"nights": 2}
