@@ -138,7 +138,6 @@ class _Connection:
     cut: bool = False
     held: int = 0  # its unfinished input at the last check
     trim: bool = False  # hand memory back to the system once it has closed
-    identity: bytes | None = None  # its ZeroMQ routing id, once a message came from it
 
     def unfinished(self, received: int) -> int:
         """Bytes received that neither the handshake nor a delivered message accounts for."""
@@ -151,7 +150,7 @@ class ConnectionGuard:
 
     def __init__(self, sock: zmq.Socket, max_connections: int, max_unfinished_bytes: int,
                  max_unfinished_total: int, counters, curve: bool = False,
-                 waiting: Callable[[bytes], bool] = lambda identity: False):
+                 waiting: Callable[[], set[bytes]] = set):
         limit = open_file_limit()
         if limit is not None and max_connections > limit - FD_RESERVE:
             log.warning("serving at most %d connections, not %d: the open-file limit is %d (raise it with "
@@ -160,7 +159,10 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.max_unfinished_bytes, self.max_unfinished_total = max_unfinished_bytes, max_unfinished_total
         self.counters, self.curve = counters, curve
-        self.waiting = waiting  # whether a connection (its routing id) waits for an answer: not closed for room
+        self.waiting = waiting  # the routing ids of connections waiting for an answer: not closed for room
+        # the routing id of each socket's last message, kept apart from the connection records: a request can
+        # be read before its connection's accept event, or while a reused fd's old record awaits its close
+        self._identity_on_fd: dict[int, bytes] = {}
         self.monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
         self._sock = sock
         self._conns: dict[int, _Connection] = {}
@@ -187,7 +189,8 @@ class ConnectionGuard:
                     # held open cannot lock out a game that keeps talking. Not one waiting for an answer:
                     # its answer would be lost (an outside probe's quiet client lost replies this way)
                     open_ = [(f, c) for f, c in self._conns.items() if not c.cut]
-                    idle = [(f, c) for f, c in open_ if c.identity is None or not self.waiting(c.identity)]
+                    waiting = self.waiting()
+                    idle = [(f, c) for f, c in open_ if self._identity_on_fd.get(f) not in waiting]
                     quiet_fd, quiet = min(idle or open_,
                                           key=lambda fc: fc[1].last_active)
                     self._cut(quiet_fd, quiet, "connection_limit",
@@ -200,9 +203,10 @@ class ConnectionGuard:
     def delivered(self, fd: int, frame_sizes: list[int], identity: bytes | None = None) -> None:
         """A message arrived from the connection on fd (routing id `identity`): its frames' bytes are
         accounted for."""
+        if identity is not None:
+            self._identity_on_fd[fd] = identity
         conn = self._conns.get(fd)
         if conn is not None:
-            conn.identity = identity or conn.identity
             conn.delivered += sum(wire_bytes(size, self.curve) for size in frame_sizes)
             conn.last_active = time.monotonic()
 

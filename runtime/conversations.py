@@ -87,16 +87,19 @@ class RecentKeys:
         self._keys[key] = (owner, holder)
         self._by_holder.setdefault(holder, OrderedDict())[key] = None
         while len(self._keys) > self.limit:
-            most = max(self._by_holder.values(), key=len)
-            self.discard(next(iter(most)))
+            holder, keys = max(self._by_holder.items(), key=lambda hk: len(hk[1]))
+            oldest, _ = keys.popitem(last=False)  # always progress, whatever the two maps say
+            self._keys.pop(oldest, None)
+            if not keys:
+                del self._by_holder[holder]
 
     def discard(self, key: tuple[str, str]) -> None:
         entry = self._keys.pop(key, None)
         if entry is not None:
-            keys = self._by_holder[entry[1]]
-            del keys[key]
+            keys = self._by_holder.get(entry[1], {})
+            keys.pop(key, None)
             if not keys:
-                del self._by_holder[entry[1]]
+                self._by_holder.pop(entry[1], None)
 
     def owner(self, key: tuple[str, str]) -> Owner | None:
         entry = self._keys.get(key)
@@ -143,6 +146,11 @@ class ConversationStore:
             conv = self._items.get((npc, session_id))
             return conv.owner if conv is not None else self.evicted.owner((npc, session_id))
 
+    def forget_eviction(self, npc: str, session_id: str) -> None:
+        """The session is made or reset anew: no longer answered `session_evicted`."""
+        with self._lock:
+            self.evicted.discard((npc, session_id))
+
     def drop(self, npc: str, session_id: str) -> bool:
         with self._lock:
             return self._items.pop((npc, session_id), None) is not None
@@ -172,4 +180,8 @@ class ConversationStore:
         sessions evicts its own before anyone else's (with one client, plain least recently used)."""
         counts = Counter(conv.holder for key, conv in self._items.items() if key != keep)
         most = max(counts.values())
-        return next(key for key, conv in self._items.items() if key != keep and counts[conv.holder] == most)
+        top = {holder for holder, n in counts.items() if n == most}
+        newcomer = self._items[keep].holder if keep in self._items else None
+        if keep in self._items and newcomer in top:  # a tie: the client making a session gives up its own
+            top = {newcomer}
+        return next(key for key, conv in self._items.items() if key != keep and conv.holder in top)

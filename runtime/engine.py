@@ -204,7 +204,7 @@ class Engine:
     def reset_session(self, npc: str, session_id: str, token=session_access.TRUSTED,
                       client_key: str | None = None) -> bool:
         session_access.check(self.store.owner(npc, session_id), npc, session_id, token, client_key)
-        self.store.evicted.discard((npc, session_id))
+        self.store.forget_eviction(npc, session_id)
         return self.store.drop(npc, session_id)
 
     def export_session(self, npc: str, session_id: str, token=session_access.TRUSTED,

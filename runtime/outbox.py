@@ -41,6 +41,10 @@ class Outbox:
     def waiting(self) -> bool:
         return bool(self._backlogs)
 
+    def holding(self) -> set[bytes]:
+        """The connections whose answers wait here to be sent."""
+        return set(self._backlogs)
+
     def not_reading(self, identity: bytes) -> bool:
         """True while the client's backlog is over its limit: new work for it would be wasted."""
         backlog = self._backlogs.get(identity)

@@ -112,9 +112,28 @@ class _OtherKeys(dict):
     refused where a map of strings is asked for (`state`, `sampling`)."""
 
 
-def _string_keyed(pairs: list) -> dict:
-    kept = {k: v for k, v in pairs if isinstance(k, str)}
-    return kept if len(kept) == len(pairs) else _OtherKeys(kept)
+def _string_keys(pairs: list) -> dict:
+    strings = [(k, v) for k, v in pairs if isinstance(k, str)]
+    kept = dict(strings)  # a repeated key: its last value, as msgpack's own maps do
+    return kept if len(strings) == len(pairs) else _OtherKeys(kept)
+
+
+# A request holds a handful of maps; a frame of thousands of empty ones would only cost decoding time.
+MAX_MAPS = 256
+
+
+def _unpack(payload: bytes):
+    maps = 0
+
+    def string_keyed(pairs: list) -> dict:
+        nonlocal maps
+        maps += 1
+        if maps > MAX_MAPS:
+            raise ValueError(f"more than {MAX_MAPS} maps")
+        return _string_keys(pairs)
+    # maps come as pairs, so keys other than strings are never hashed (colliding keys would make a
+    # 64 KiB map cost seconds) and can be left out
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=string_keyed)
 
 
 def decode(payload: bytes) -> Request:
@@ -122,9 +141,7 @@ def decode(payload: bytes) -> Request:
     if len(payload) > MAX_REQUEST_BYTES:
         raise ProtocolError(TOO_LARGE, f"request is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES}")
     try:
-        # size was checked above; maps come as pairs, so keys other than strings are never hashed
-        # (colliding integer keys would make a 64 KiB map cost seconds) and can be left out
-        body = msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_string_keyed)
+        body = _unpack(payload)  # its size was checked above
     except Exception as exc:  # msgpack raises several types for malformed data
         raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
     if not isinstance(body, dict):
@@ -173,6 +190,9 @@ def _check_reply(body: dict, rid: str) -> None:
     _check_token(body, rid)
     _str(body, "speaker", False, 80, rid)
     state = body.get("state", {})
+    if isinstance(state, dict):  # nil means absent here too
+        kept = {k: v for k, v in state.items() if v is not None}
+        state = body["state"] = _OtherKeys(kept) if isinstance(state, _OtherKeys) else kept
     if not isinstance(state, dict):
         raise ProtocolError(BAD_MESSAGE, "'state' must be a map of game-state keys to values", rid)
     if isinstance(state, _OtherKeys):

@@ -167,7 +167,6 @@ class Reply:
         conv = self.conv = conv or Conversation(npc.id, sid or None,
                                                 owner=session_access.Owner.new(self.req.client_key, self.req.session_token)
                                                 if sid else None)
-        conv.holder = self.req.holder  # the client using it now counts it in its share of the session limit
         prompt = self.prompt = prompts.build(self.tok, npc, self.req, list(conv.history), e.session.max_context,
                                              self.reserve)
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
@@ -374,6 +373,7 @@ class Reply:
         if self.req.session_id:
             if finish != "cancelled":
                 conv.history = (prompt.history + [Turn(prompt.user_text, text)])[-MAX_TURNS:]
+                conv.holder = self.req.holder  # the client that used it last counts it in its share of the limit
             if finish != "cancelled" or not self.new_session:  # a session's maker learns its token, or it is not made
                 self.e.store.put(conv)
         total = self.clock.elapsed_ms()

@@ -165,10 +165,10 @@ class Scheduler:
                     job.cancel.set()
             return removed
 
-    def waiting(self, identity: bytes) -> bool:
-        """Whether the connection has a request queued, running, or with its last frame still to go out."""
+    def waiting(self) -> set[bytes]:
+        """The connections with a request queued, running, or ended and its last frame not yet handed on."""
         with self._cv:
-            return any(who == identity for who, _ in self._jobs)
+            return {who for who, _ in self._jobs}
 
     def forget(self, identity: bytes, request_id: str) -> None:
         """The job's last frame went out: a later cancel of its id finds nothing, and the id may be reused."""

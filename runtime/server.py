@@ -103,7 +103,7 @@ class Server:
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
                                      options.max_unfinished_total, self.counters,
                                      curve=options.curve_secret_file is not None,
-                                     waiting=self.scheduler.waiting)
+                                     waiting=lambda: self.scheduler.waiting() | self.outbox.holding())
 
     # ---- main loop --------------------------------------------------------------------------
 

@@ -18,8 +18,11 @@ class SessionOps:
     def __call__(self, req: SessionRequest) -> dict[str, Any]:
         """The fields of the operation's `done` frame; EngineError or BlobError (each with its protocol
         error code) when it cannot be done."""
-        self.engine.npc(req.npc)  # unknown_npc first, as for a reply (an outside client got unknown_session,
-        # existed: false or a blob error for an NPC that does not exist)
+        if req.type == "import_session" or self.engine.store.get(req.npc, req.session_id) is None:
+            # unknown_npc first, as for a reply (an outside client got unknown_session, existed: false or a
+            # blob error for an NPC that does not exist); a session of an NPC a reload removed can still be
+            # exported or reset
+            self.engine.npc(req.npc)
         who = dict(token=req.session_token if req.from_wire else session_access.TRUSTED, client_key=req.client_key)
         if req.type == "reset_session":
             return {"existed": self.engine.reset_session(req.npc, req.session_id, **who)}

@@ -101,3 +101,20 @@ def test_a_full_record_of_evictions_forgets_the_busiest_clients_first():
     assert len(store.evicted) <= 32
     assert store.evicted.owner(("n", "hero")) is ada  # still the player's
     assert ("n", "x497") in store.evicted  # the flooder's most recent evictions are recorded too
+
+
+def test_a_game_holding_most_sessions_loses_only_down_to_an_even_share_to_one_flooder():
+    """The session limit shares; it is no wall (docs/protocol.md): a game holding most sessions on one
+    connection keeps half of them against one flooding connection, where plain least-recently-used
+    eviction let the flood take every one."""
+    from runtime.conversations import Conversation, ConversationStore
+    from runtime.session_access import Owner
+
+    store = ConversationStore(max_sessions=16)
+    for i in range(14):
+        store.put(Conversation("n", f"player-{i}", owner=Owner.new(None), holder=b"game"))
+    for i in range(200):
+        store.put(Conversation("n", f"flood-{i}", owner=Owner.new(None), holder=b"flooder"))
+    kept = [i for i in range(14) if store.get("n", f"player-{i}") is not None]
+    assert len(kept) == 8 and kept == list(range(6, 14))  # the game's least recently used went first
+    assert len(store) == 16

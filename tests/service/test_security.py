@@ -1,6 +1,7 @@
 """Remote use needs CurveZMQ keys; a client without the server's key gets nothing through."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ from runtime.server_socket import InsecureBind
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     folder = tmp_path_factory.mktemp("keys")
-    result = subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(folder)], capture_output=True, text=True)
+    # under the usual umask (022), which would leave new files readable by everyone
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "keys", str(folder)], capture_output=True, text=True,
+                            preexec_fn=lambda: os.umask(0o022))
     assert result.returncode == 0, result.stderr
     return folder
 
