@@ -444,3 +444,16 @@ def test_an_unstreamed_reply_sends_its_actions_in_done_only():
         assert (frame is not None) == sent
         if sent:
             assert msgpack.unpackb(frame, raw=False)["args"] == {"nights": 2}
+
+
+def test_nil_state_values_are_absent_and_a_frame_of_thousands_of_maps_is_refused_quickly(live):
+    """From a review of the pairs decoding: a nil game-state value is absent like any nil; a request needs a
+    handful of maps, and thousands of empty ones in an unknown key are refused, not decoded one call each."""
+    answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "n", "type": "reply", "npc": "brenna",
+                                                          "text": "hi", "stream": False,
+                                                          "state": {"weather": None, "time": "night"}})])
+    assert answer["type"] == "done", answer
+    junk = msgpack.packb({"v": 1, "id": "j", "type": "health", "junk": [{} for _ in range(5000)]})
+    answer = raw_roundtrip(live.endpoint, [junk])
+    assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE
+    assert raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "h", "type": "health"})])["type"] == "done"
