@@ -307,7 +307,11 @@ class Server:
 
     def _queue(self, client: bytes, who: bytes, request: ReplyRequest | SessionRequest) -> None:
         job = Job(client, request, sink=lambda event: self._job_event(job, event), client=who)
-        refusal = self.scheduler.submit(job)
+        displaced: list[Job] = []
+        refusal = self.scheduler.submit(job, displaced)
+        for old in displaced:
+            self._fail(old.identity, old.id, p.BUSY, "the queue is full and this client holds more of it than "
+                                                     "others; retry shortly or use the NPC's fallback line")
         if refusal is not None:
             self._fail(client, job.id, refusal.code, refusal.message)
 

@@ -2,6 +2,8 @@
 keep another's replies out of the batch; connections of one allow-listed key count as one client."""
 from __future__ import annotations
 
+import time
+
 import msgpack
 import zmq
 import zmq.auth
@@ -70,3 +72,23 @@ def test_connections_with_one_allow_listed_key_share_one_rate_limit(make_server,
         assert answer["id"] == rid and answer["code"] == p.RATE_LIMITED
     with connect(other_key) as stranger:  # another key has its own
         assert stranger.health()["status"] == "ok"
+
+
+def test_a_full_queue_makes_room_for_a_quiet_client_by_refusing_the_floods_newest(make_server):
+    """An outside probe's few flooding connections kept the queue full, and a player asking now and then
+    got `busy` a third of the time. A full queue now refuses the newest request of a client holding two
+    or more places than the newcomer."""
+    server = make_server(max_batch=1, max_queue=8, max_queued_per_client=8, rate_per_s=float("inf"))
+    with server.client() as flood, server.client() as player:
+        with server.engine.lock:  # nothing finishes meanwhile: one taken by the worker, eight queued
+            sent = [flood.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=120_000)
+                    for _ in range(9)]
+            deadline = time.monotonic() + 10
+            while len(server.server.scheduler.queued()) < 8 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            mine = player.send("reply", npc="brenna", text="Hello", deadline_ms=120_000)
+            refused = msgpack.unpackb(flood.socket.recv(), raw=False)  # arrives while the lock is held
+            assert refused["id"] == sent[-1] and refused["code"] == p.BUSY and "holds more" in refused["message"]
+        order = terminal_frames_in_order({"flood": flood, "player": player}, expected=9)
+    assert ("player", "done") in [(who, f["type"]) for who, f in order if f.get("id") == mine]
+    assert all(f["type"] == "done" for _, f in order)
