@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from runtime import session_access
+from runtime.cancel_flag import CancelFlag
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.context_fit import ContextFit
 from runtime.conversations import WINDOW_SNAPSHOTS, Conversation, ConversationStore, WindowSnapshot
@@ -92,7 +93,7 @@ class Engine:
         """Events: FinalDelta*, NpcAction*, then exactly one ReplyResult. One reply on its own: a batch
         of one (it decodes in its own cache); replies asked for from several threads take turns. A
         caller that stops reading early cancels the reply (`cancel` is set)."""
-        cancel = cancel or threading.Event()
+        cancel = cancel or CancelFlag()
         events: list[Any] = []
         with self._solo_lock:
             batch = DecodeBatch(self, max_batch=1)

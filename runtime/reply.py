@@ -367,6 +367,9 @@ class Reply:
 
     def _report(self, text: str, fallback: bool) -> None:
         """Remember the turn (unless cancelled) and report what happened."""
+        close = getattr(self.cancel, "close", None)  # a CancelFlag; the Python API may pass a bare Event
+        if self.finish_reason != "cancelled" and close is not None and not close():
+            self.finish_reason = "cancelled"  # a cancel came after its last step, before its end
         conv, prompt, finish = self.conv, self.prompt, self.finish_reason
         if conv is not None:
             conv.busy = False

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from runtime import deadlines, protocol
+from runtime.cancel_flag import CancelFlag
 from runtime.cost_model import CostModel
 from runtime.reply import ReplyResult
 from runtime.requests import ReplyRequest, SessionRequest
@@ -65,7 +66,7 @@ class Job:
     request: ReplyRequest | SessionRequest  # a reply's NPC defaults already resolved
     sink: Callable[[Any], None]  # gets the job's events, on the worker thread
     client: bytes = b""  # who asked, for fairness and the per-client cap (default: the connection)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     started: bool = False
     finished: bool = False  # its last event went to the sink
 
@@ -133,7 +134,7 @@ class Scheduler:
                                               "have); wait for their answers or cancel some")
             if len(self._queue) >= self.max_queue:
                 held = collections.Counter(queued.client for queued in self._queue)
-                heaviest, most = held.most_common(1)[0]
+                heaviest, most = held.most_common(1)[0] if held else (None, 0)
                 if displaced is None or most < mine + 2:
                     return Refusal(protocol.BUSY, f"{len(self._queue)} requests are queued (the limit); retry "
                                                   "shortly or use the NPC's fallback line")
@@ -159,8 +160,9 @@ class Scheduler:
                 self._queue.remove(job)
                 del self._jobs[(identity, request_id)]
                 return True, job
-            job.cancel.set()
-            return True, None
+            if not isinstance(job.request, ReplyRequest):  # a running session operation ends as it is
+                return False, None
+            return job.cancel.request(), None  # False: the reply has just ended, `done` on its way
 
     def drop_connection(self, identity: bytes) -> list[Job]:
         """A connection stopped reading: its queued jobs are removed and returned (answer them); its
