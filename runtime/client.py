@@ -189,7 +189,8 @@ class ParleyClient:
         return frames[-1]
 
     def cancel(self, request_id: str) -> dict[str, Any]:
-        """Cancel a reply in flight; its stream then ends with a `cancelled` error. Call from the reading thread."""
+        """Cancel a reply in flight: `found` true, and its stream ends with a `cancelled` error; false, and it
+        had already ended (its `done` is on its way). Call from the reading thread."""
         rid = self.send("cancel", target=request_id)
         return _terminal(self._wait(rid))
 
