@@ -19,8 +19,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from runtime import session_access
-from runtime.cancel_flag import CancelFlag
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
+from runtime.cancel_flag import CancelFlag
 from runtime.context_fit import ContextFit
 from runtime.conversations import WINDOW_SNAPSHOTS, Conversation, ConversationStore, WindowSnapshot
 from runtime.cost_model import CostModel

@@ -136,6 +136,15 @@ def _unpack(payload: bytes):
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=string_keyed)
 
 
+def _without_nils(body: dict, key: str):
+    """body[key] (a map: state, sampling) with its nil values left out, as the spec says of every key."""
+    value = body.get(key, {})
+    if isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if v is not None}
+        value = body[key] = _OtherKeys(kept) if isinstance(value, _OtherKeys) else kept
+    return value
+
+
 def decode(payload: bytes) -> Request:
     """bytes from the wire -> a typed request, or ProtocolError with the code to answer."""
     if len(payload) > MAX_REQUEST_BYTES:
@@ -189,10 +198,7 @@ def _check_reply(body: dict, rid: str) -> None:
     _str(body, "session", False, MAX_ID_CHARS, rid)
     _check_token(body, rid)
     _str(body, "speaker", False, 80, rid)
-    state = body.get("state", {})
-    if isinstance(state, dict):  # nil means absent here too
-        kept = {k: v for k, v in state.items() if v is not None}
-        state = body["state"] = _OtherKeys(kept) if isinstance(state, _OtherKeys) else kept
+    state = _without_nils(body, "state")
     if not isinstance(state, dict):
         raise ProtocolError(BAD_MESSAGE, "'state' must be a map of game-state keys to values", rid)
     if isinstance(state, _OtherKeys):
@@ -220,10 +226,7 @@ def _check_reply(body: dict, rid: str) -> None:
         raise ProtocolError(BAD_MESSAGE, "'stream' must be a boolean", rid)
     if body.get("stream_unit", "sentence") not in STREAM_UNITS:
         raise ProtocolError(BAD_MESSAGE, f"'stream_unit' must be one of {', '.join(STREAM_UNITS)}", rid)
-    sampling = body.get("sampling", {})
-    if isinstance(sampling, dict):  # nil means absent here too, as the spec says of every key
-        kept = {k: v for k, v in sampling.items() if v is not None}
-        sampling = body["sampling"] = _OtherKeys(kept) if isinstance(sampling, _OtherKeys) else kept
+    sampling = _without_nils(body, "sampling")
     if not isinstance(sampling, dict) or isinstance(sampling, _OtherKeys) or \
             set(sampling) - {"temperature", "top_k", "top_p", "seed"}:
         raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)
