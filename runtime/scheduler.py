@@ -17,7 +17,8 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
      (its result, a refusal, an error) marks it finished.
 
 Replies and session operations of one conversation keep their arrival order. A client may hold at
-most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all.
+most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all, and a
+full queue takes a newcomer by refusing the newest job of a client holding at least two more places.
 Jobs are forgotten when the server has sent their last frame (`forget`), not before (the id stays in
 flight until then); a cancel finds a job only until it ends.
 """
@@ -134,11 +135,12 @@ class Scheduler:
                                               "have); wait for their answers or cancel some")
             if len(self._queue) >= self.max_queue:
                 held = collections.Counter(queued.client for queued in self._queue)
-                heaviest, most = held.most_common(1)[0] if held else (None, 0)
+                most = max(held.values(), default=0)
                 if displaced is None or most < mine + 2:
                     return Refusal(protocol.BUSY, f"{len(self._queue)} requests are queued (the limit); retry "
                                                   "shortly or use the NPC's fallback line")
-                newest = next(queued for queued in reversed(self._queue) if queued.client == heaviest)
+                # of the clients holding the most, the one that queued last gives up its newest
+                newest = next(queued for queued in reversed(self._queue) if held[queued.client] == most)
                 self._queue.remove(newest)
                 del self._jobs[(newest.identity, newest.id)]
                 displaced.append(newest)
@@ -300,6 +302,13 @@ class Scheduler:
         if job.finished:
             return
         terminal = is_terminal(event)
+        if terminal and isinstance(job.request, ReplyRequest) and not isinstance(event, ReplyResult) \
+                and not job.cancel.close():
+            # a reply refused or failed after a cancel was taken for it: the client was told `found`, so it
+            # hears `cancelled` (a reply's own result closes the flag itself, in Reply._report)
+            log.info("request %s: cancelled as it ended with %r", protocol.loggable(job.id), event)
+            event = Refusal(protocol.SHUTTING_DOWN if self._stopping else protocol.CANCELLED,
+                            "the server is shutting down" if self._stopping else "cancelled by the client")
         if terminal:
             with self._cv:
                 job.finished = True

@@ -310,8 +310,9 @@ class Server:
         displaced: list[Job] = []
         refusal = self.scheduler.submit(job, displaced)
         for old in displaced:
-            self._fail(old.identity, old.id, p.BUSY, "the queue is full and this client holds more of it than "
-                                                     "others; retry shortly or use the NPC's fallback line")
+            self._fail(old.identity, old.id, p.BUSY, "the queue is full and the client that sent this holds more "
+                                                     "of it than another, which took this place; retry shortly "
+                                                     "or use the NPC's fallback line")
         if refusal is not None:
             self._fail(client, job.id, refusal.code, refusal.message)
 

@@ -333,3 +333,43 @@ def test_a_sink_that_fails_on_the_last_event_does_not_leave_the_job_in_flight():
     s.step()
     s.step()
     assert s.idle()  # forgotten: the id is free, nothing waits for a frame that will never come
+
+
+class RefusedAsItStarts(FakeBatch):
+    """A reply refused while it is set up (its session evicted, say), with the client's cancel landing just
+    before: the client was told `found`."""
+
+    def start(self, req, cancel, sink) -> None:
+        assert cancel.request()
+        sink(ValueError("refused while it started"))
+
+
+def test_a_reply_refused_after_its_cancel_was_taken_ends_cancelled():
+    """A review found found: true followed by another error than `cancelled` (a reply refused or failed
+    after the cancel was taken, before its end closed the flag)."""
+    s = scheduler(RefusedAsItStarts())
+    c = Client(s, b"game")
+    c.reply("r")
+    s.step()
+    last = c.last("r")
+    assert isinstance(last, Refusal) and last.code == p.CANCELLED
+
+
+def test_a_full_queue_takes_the_newest_of_the_heaviest_client_that_queued_last():
+    s = scheduler(FakeBatch(max_batch=1, steps=100), max_queue=6, max_queued_per_client=6)
+    early, flood, quiet = Client(s, b"early"), Client(s, b"flood"), Client(s, b"quiet")
+    for i in range(3):
+        early.reply(f"e{i}")
+    for i in range(3):
+        flood.reply(f"f{i}")
+    displaced = []
+    job = Job(b"quiet", ReplyRequest(npc="brenna", text="hi", request_id="q", deadline_ms=60_000, sampling=GREEDY,
+                                     received_at=time.monotonic()), sink=quiet.events.setdefault("q", []).append)
+    assert s.submit(job, displaced) is None
+    assert [j.id for j in displaced] == ["f2"]  # the flood's newest: it reached three last, not `early`
+    assert [j.id for j in s.queued()] == ["e0", "e1", "e2", "f0", "f1", "q"]
+    again = []
+    assert s.submit(Job(b"quiet", ReplyRequest(npc="brenna", text="hi", request_id="q2"), sink=print), again) is None
+    assert [j.id for j in again] == ["e2"]  # `early` holds three against quiet's one: its newest goes
+    refused = s.submit(Job(b"quiet", ReplyRequest(npc="brenna", text="hi", request_id="q3"), sink=print), [])
+    assert refused is not None and refused.code == p.BUSY  # two each: nobody holds two more than quiet
