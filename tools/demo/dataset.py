@@ -465,6 +465,7 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
     follow_share = FOLLOW_SHARE.get(version, 0.1) if follow_share is None else follow_share
     shipped = list(shipped_npcs().values()) if only is None else only
     out = []
+    shouts = not held_out and only is None  # test and evaluation sets draw as before: never shouted
     for i in range(n):
         if only is not None or rng.random() < shipped_share:
             d, npc = rng.choice(shipped)
@@ -474,7 +475,7 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
         history = []
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
             text, reply, _ = one_turn(d, npc, rng, held_out, version)
-            text = text if held_out or only is not None else maybe_shouted(text, rng, version)
+            text = maybe_shouted(text, rng, version) if shouts else text
             history.append(dialogues.Turn(text, reply.final, state=game_state(rng)))
         if only is None and rng.random() < follow_share:
             earlier, text, reply, fact = follow_up(d, npc, rng, version)
@@ -484,7 +485,7 @@ def make_examples(n: int, seed: int, held_out: bool = False, shipped_share: floa
             text, reply, key = one_turn(d, npc, rng, held_out, version)
         while only is not None and key is None:  # evaluation sets ask about facts only
             text, reply, key = one_turn(d, npc, rng, held_out, version)
-        text = text if held_out or only is not None else maybe_shouted(text, rng, version)  # never in test sets
+        text = maybe_shouted(text, rng, version) if shouts else text
         out.append(Example(npc, tuple(history), text, reply, key, game_state(rng)))
     return out
 
