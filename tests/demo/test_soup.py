@@ -79,3 +79,21 @@ def main_with(argv: list[str]) -> int:
         return main()
     finally:
         sys.argv = saved
+
+
+def test_the_running_mean_of_snapshots_is_their_element_wise_mean_in_the_models_dtypes():
+    from tools.demo.soup import RunningMean
+
+    torch.manual_seed(3)
+    snaps = [{"w": torch.randn(3, 2), "n": torch.tensor([k], dtype=torch.int64)} for k in (2, 4, 9)]
+    mean = RunningMean()
+    for s in snaps:
+        mean.add(s)
+    out = mean.state(snaps[0])
+    assert mean.count == 3
+    assert torch.allclose(out["w"], sum(s["w"] for s in snaps) / 3, atol=1e-7)
+    assert out["w"].dtype == torch.float32 and out["n"].dtype == torch.int64 and int(out["n"]) == 5
+    with pytest.raises(ValueError, match="different tensors"):
+        mean.add({"w": torch.zeros(3, 2)})
+    with pytest.raises(ValueError, match="no snapshot"):
+        RunningMean().state(snaps[0])

@@ -33,6 +33,32 @@ def average_states(a: dict, b: dict) -> dict:
     return out
 
 
+class RunningMean:
+    """The element-wise mean of snapshots of one model's weights taken as it trains (latest weight averaging:
+    the mean of a run's late points lies nearer the middle of the basin than its last point). Kept in float64
+    so that the order of many small updates does not matter."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._mean: dict | None = None
+
+    def add(self, state: dict) -> None:
+        self.count += 1
+        if self._mean is None:
+            self._mean = {k: v.detach().double().clone() for k, v in state.items()}
+            return
+        if self._mean.keys() != state.keys():
+            raise ValueError("a snapshot holds different tensors from the first")
+        for name, x in state.items():
+            self._mean[name] += (x.detach().double() - self._mean[name]) / self.count
+
+    def state(self, like: dict) -> dict:
+        """The mean, in the dtypes of `like` (a state dict of the same model)."""
+        if self._mean is None:
+            raise ValueError("no snapshot was taken")
+        return {k: self._mean[k].to(v.dtype).contiguous() for k, v in like.items()}
+
+
 def averaged_log(run_log: dict, init_log: dict | None) -> dict:
     """The run's training log, marked as averaged with the checkpoint it continued from."""
     if run_log.get("averaged_with_init"):

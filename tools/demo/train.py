@@ -96,6 +96,10 @@ def main() -> int:
                     help="with --init: first add this many layers (sliding/full pairs) that start as the identity")
     ap.add_argument("--average-with-init", action="store_true",
                     help="with --init: save the mean of the trained weights and the --init ones (tools/demo/soup.py)")
+    ap.add_argument("--average-from", type=float, default=0.0,
+                    help="save the mean of the weights taken every --average-every steps from this share of the "
+                         "budget on (0: the last weights)")
+    ap.add_argument("--average-every", type=int, default=50)
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="spread this share of each trained token's target over the vocabulary (0: plain loss)")
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
@@ -105,6 +109,10 @@ def main() -> int:
         ap.error("--grow-layers needs --init (the checkpoint to grow)")
     if args.average_with_init and (not args.init or args.grow_layers):
         ap.error("--average-with-init needs --init, and a model of the same shape (no --grow-layers)")
+    if not 0 <= args.average_from < 1 or args.average_every < 1:
+        ap.error("--average-from is a share of the budget in [0, 1), --average-every a positive number of steps")
+    if args.average_from and args.average_with_init:
+        ap.error("--average-from and --average-with-init are two ways to average: choose one")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
@@ -155,6 +163,9 @@ def main() -> int:
     budget_s = args.minutes * 60
     start = time.monotonic()
     log, step, epoch = [], 0, 0
+    from tools.demo.soup import RunningMean
+
+    trajectory = RunningMean()
     warmup = args.warmup
     while time.monotonic() - start < budget_s:
         epoch += 1
@@ -175,6 +186,8 @@ def main() -> int:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
+            if args.average_from and progress >= args.average_from and step % args.average_every == 0:
+                trajectory.add(model.state_dict())
             if step % 10 == 0:
                 lm = float(out.loss) - config.router_aux_loss_coef * float(out.aux_loss or 0)
                 log.append({"step": step, "epoch": epoch, "seconds": round(elapsed, 1), "loss": round(lm, 4),
@@ -185,6 +198,12 @@ def main() -> int:
         from tools.demo.soup import average_states
 
         model.load_state_dict(average_states(model.state_dict(), init_state))
+    if args.average_from:
+        if not trajectory.count or step % args.average_every:
+            trajectory.add(model.state_dict())  # the last point too, once
+        model.load_state_dict(trajectory.state(model.state_dict()))
+        print(f"saved weights: the mean of {trajectory.count} snapshots from {args.average_from:.0%} of the "
+              "budget on", flush=True)
     model.config.output_router_logits = False
     model.save_pretrained(args.out)
     (args.out / "training_log.json").write_text(json.dumps(
@@ -192,6 +211,7 @@ def main() -> int:
          "minutes": round((time.monotonic() - start) / 60, 1), "shape": shape, "vocab": vocab,
          "command": reproduce_command(args), "data_version": args.data_version, "continued_from": earlier,
          **({"averaged_with_init": True} if args.average_with_init else {}),
+         **({"averaged_snapshots": trajectory.count} if args.average_from else {}),
          "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
@@ -216,7 +236,9 @@ def reproduce_command(args: argparse.Namespace) -> str:
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
             f"--min-lr {args.min_lr:g} --data-version {args.data_version}"
             + (f" --label-smoothing {args.label_smoothing:g}" if args.label_smoothing else "")
-            + (" --average-with-init" if args.average_with_init else ""))
+            + (" --average-with-init" if args.average_with_init else "")
+            + (f" --average-from {args.average_from:g} --average-every {args.average_every}" if args.average_from
+               else ""))
 
 
 if __name__ == "__main__":
