@@ -42,9 +42,11 @@
 #              window caches: memory, speed; then parley serve at 1 and 8 clients
 #   blocks-bg  the --dense int4 export with --block-size 64 (half the scales; the smallest GPU export), and
 #              the same with blocks of 32 (background)
-#   blocks     the demo folders (int4d64-f16 among them) on CUDA against the CPU, then both full-size
-#              folders: memory, speed; then parley serve, prefill_shapes and batch_trace on the block-64
-#              one. The next GPU check to run
+#   blocks     decode replayed as CUDA graphs on two demo folders (tools/experiments/cuda_graph_decode.py:
+#              tokens equal to today's steps? tok/s), the demo folders (int4d64-f16 among them) on CUDA
+#              against the CPU, then CUDA graphs on the block-64 full-size folder, both full-size folders:
+#              memory, speed; then parley serve, prefill_shapes and batch_trace on the block-64 one. The
+#              next GPU check to run
 #              (prepare .gpu/demo with --folders twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16 int4d64-f16;
 #              calls as for window: FULL_ONLY=1 WAIT_S=600 for the last)
 #   progress   where the background work is
@@ -82,6 +84,14 @@ DEMO_FOLDERS=${DEMO_FOLDERS:-twin-f32 twin-f16 int4-f16 int4d-f16 int8d-f16 int4
 demo_folders() {  # the demo folders `prepare --folders $DEMO_FOLDERS` made, CUDA vs CPU
   python3 -m tools.experiments.gpu_check run --demo "$PARTS/demo" --folders $DEMO_FOLDERS \
     --out "$OUT/demo" 2>&1 | grep -v "plugin EP\|GEMM config" >"$OUT/demo.log"; tail -c 2500 "$OUT/demo.log" 2>/dev/null
+}
+
+cuda_graphs() {  # decode replayed as CUDA graphs against today's steps on each folder given (tokens, tok/s)
+  for folder in "$@"; do
+    timeout 300 python3 -m tools.experiments.cuda_graph_decode "$folder" --provider cuda --rows 1,8 \
+      --out "$OUT/cuda-graph-$(basename "$folder").json" 2>&1 | grep -v "plugin EP\|GEMM config" \
+      | tee -a "$OUT/cuda-graph.log" | tail -c 1200
+  done
 }
 
 serve_concurrent() {  # 1 and 8 concurrent clients through parley serve on the model folder "$1"
@@ -196,9 +206,10 @@ blocks-bg)
 blocks)
   # issue 13's 14 GB at 8 x 4096 with half the scales: each folder in a fresh process, then parley serve
   gpu_onnxruntime
-  [ -n "${FULL_ONLY:-}" ] || demo_folders
+  [ -n "${FULL_ONLY:-}" ] || { cuda_graphs "$PARTS/demo/int4d64-f16" "$PARTS/demo/twin-f16"; demo_folders; }
   [ -n "${DEMO_ONLY:-}" ] && exit 0  # the rest in a later call, when the exports are done
   wait_for_background
+  cuda_graphs "$WORK/20b-d4b64"
   for name in 20b-d4b64 20b-d4; do
     python3 -m tools.experiments.gpu_check run --full "$WORK/$name" --out "$OUT/$name" 2>&1 \
       | grep -v "plugin EP\|GEMM config" >"$OUT/$name.log"; tail -c 1200 "$OUT/$name.log"
