@@ -127,6 +127,7 @@ class KvCache:
 
         self._bufs = [[(buffer(p), buffer(p)) for p in self.positions] for _ in range(copies)]
         self._current = 0
+        self._decode_bindings: dict[tuple[int, int, int], "_StepBinding"] = {}  # (buffer set, first row, rows)
         self.dtype = dtype
         self.row_bytes = [self.heads * p * self.head_dim * np.dtype(dtype).itemsize for p in self.positions]
         self.nbytes = 2 * copies * batch * sum(self.row_bytes)
@@ -288,27 +289,58 @@ class ModelSession:
         after = cache.lengths[rows] + t
         if int(after.max()) > cache.length:
             raise ValueError(f"context full: {int(after.max())} tokens exceed the cache length {cache.length}")
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(m.INPUT_IDS, np.ascontiguousarray(input_ids, dtype=np.int64))
-        binding.bind_cpu_input(m.SEQLENS_K, (after - 1).astype(np.int32))
-        binding.bind_cpu_input(m.TOTAL_SEQ_LEN, np.array(after.max(), dtype=np.int32))
-        # On a GPU the full logits stay on the device; the top-K candidates come to the host.
-        binding.bind_output(m.LOGITS, self.device, self.device_id)
-        binding.bind_output(m.TOP_VALUES)
-        binding.bind_output(m.TOP_IDS)
-        for n in range(self.config.num_hidden_layers):
+        # A decode step's bindings are made once per cache rows and kept with the cache (a 24-layer model
+        # binds 96 cache buffers a step); a prompt's shape varies, so its bindings are made for it.
+        key = (cache._current, first_row, batch)
+        bound = cache._decode_bindings.get(key) if t == 1 else None
+        if bound is None:
+            bound = _StepBinding(self, cache, first_row, batch, t)
+            if t == 1:
+                cache._decode_bindings[key] = bound
+        out = bound.run(input_ids, after)
+        cache.advance()
+        cache.lengths[rows] = after
+        return out
+
+
+class _StepBinding:
+    """One run's IOBinding over a cache's rows first_row..first_row+batch-1, `t` tokens each: the cache
+    buffers bound once, the inputs' contents rewritten and the outputs bound afresh for every run (so that
+    an earlier step's outputs stay as they were)."""
+
+    def __init__(self, ms: ModelSession, cache: KvCache, first_row: int, batch: int, t: int):
+        self.ms = ms
+        self.ids = ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, t), dtype=np.int64))
+        self.seqlens = ort.OrtValue.ortvalue_from_numpy(np.zeros(batch, dtype=np.int32))
+        self.total = ort.OrtValue.ortvalue_from_numpy(np.zeros((), dtype=np.int32))
+        binding = self.binding = ms.session.io_binding()
+        binding.bind_ortvalue_input(m.INPUT_IDS, self.ids)
+        binding.bind_ortvalue_input(m.SEQLENS_K, self.seqlens)
+        binding.bind_ortvalue_input(m.TOTAL_SEQ_LEN, self.total)
+        self._bind_outputs()  # first: get_outputs() lists them before the cache's
+        for n in range(ms.config.num_hidden_layers):
             shape = [batch, cache.heads, cache.positions[n], cache.head_dim]
             (past_k, past_v), (present_k, present_v) = cache.past(n), cache.present(n)
             for in_name, out_name, past, present in ((m.past_key(n), m.present_key(n), past_k, present_k),
                                                      (m.past_value(n), m.present_value(n), past_v, present_v)):
-                binding.bind_input(in_name, self.device, self.device_id, cache.dtype, shape,
+                binding.bind_input(in_name, ms.device, ms.device_id, cache.dtype, shape,
                                    cache.row_pointer(n, past, first_row))
-                binding.bind_output(out_name, self.device, self.device_id, cache.dtype, shape,
+                binding.bind_output(out_name, ms.device, ms.device_id, cache.dtype, shape,
                                     cache.row_pointer(n, present, first_row))
-        self.session.run_with_iobinding(binding, self.run_options)
-        cache.advance()
-        cache.lengths[rows] = after
-        return StepOutput(*binding.get_outputs()[:3])
+
+    def _bind_outputs(self) -> None:
+        # On a GPU the full logits stay on the device; the top-K candidates come to the host.
+        self.binding.bind_output(m.LOGITS, self.ms.device, self.ms.device_id)
+        self.binding.bind_output(m.TOP_VALUES)
+        self.binding.bind_output(m.TOP_IDS)
+
+    def run(self, input_ids: np.ndarray, after: np.ndarray) -> "StepOutput":
+        self.ids.update_inplace(np.ascontiguousarray(input_ids, dtype=np.int64))
+        self.seqlens.update_inplace((after - 1).astype(np.int32))
+        self.total.update_inplace(np.array(after.max(), dtype=np.int32))
+        self._bind_outputs()
+        self.ms.session.run_with_iobinding(self.binding, self.ms.run_options)
+        return StepOutput(*self.binding.get_outputs()[:3])
 
 
 class StepOutput:
