@@ -293,8 +293,8 @@ class ModelSession:
         # binds 96 cache buffers a step); a prompt's shape varies, so its bindings are made for it.
         key = (cache._current, first_row, batch)
         bound = cache._decode_bindings.get(key) if t == 1 else None
-        if bound is None:
-            bound = _StepBinding(self, cache, first_row, batch, t)
+        if bound is None or bound.session is not self.session:  # a binding belongs to one session
+            bound = _StepBinding(self, cache, first_row, batch)
             if t == 1:
                 cache._decode_bindings[key] = bound
         out = bound.run(input_ids, after)
@@ -304,19 +304,15 @@ class ModelSession:
 
 
 class _StepBinding:
-    """One run's IOBinding over a cache's rows first_row..first_row+batch-1, `t` tokens each: the cache
-    buffers bound once, the inputs' contents rewritten and the outputs bound afresh for every run (so that
-    an earlier step's outputs stay as they were)."""
+    """One run's IOBinding over a cache's rows first_row..first_row+batch-1: the cache buffers bound once.
+    The three small inputs are bound for every run (onnxruntime copies an input to the device that reads it
+    when it is bound, so rewriting a bound host buffer would not reach a GPU), and the outputs are let go
+    after each run (the binding would otherwise keep the last logits alive, and reuse them as the next run's
+    buffers under an earlier step's StepOutput)."""
 
-    def __init__(self, ms: ModelSession, cache: KvCache, first_row: int, batch: int, t: int):
-        self.ms = ms
-        self.ids = ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, t), dtype=np.int64))
-        self.seqlens = ort.OrtValue.ortvalue_from_numpy(np.zeros(batch, dtype=np.int32))
-        self.total = ort.OrtValue.ortvalue_from_numpy(np.zeros((), dtype=np.int32))
+    def __init__(self, ms: ModelSession, cache: KvCache, first_row: int, batch: int):
+        self.ms, self.session = ms, ms.session
         binding = self.binding = ms.session.io_binding()
-        binding.bind_ortvalue_input(m.INPUT_IDS, self.ids)
-        binding.bind_ortvalue_input(m.SEQLENS_K, self.seqlens)
-        binding.bind_ortvalue_input(m.TOTAL_SEQ_LEN, self.total)
         self._bind_outputs()  # first: get_outputs() lists them before the cache's
         for n in range(ms.config.num_hidden_layers):
             shape = [batch, cache.heads, cache.positions[n], cache.head_dim]
@@ -335,12 +331,14 @@ class _StepBinding:
         self.binding.bind_output(m.TOP_IDS)
 
     def run(self, input_ids: np.ndarray, after: np.ndarray) -> "StepOutput":
-        self.ids.update_inplace(np.ascontiguousarray(input_ids, dtype=np.int64))
-        self.seqlens.update_inplace((after - 1).astype(np.int32))
-        self.total.update_inplace(np.array(after.max(), dtype=np.int32))
+        b = self.binding
+        b.bind_cpu_input(m.INPUT_IDS, np.ascontiguousarray(input_ids, dtype=np.int64))
+        b.bind_cpu_input(m.SEQLENS_K, (after - 1).astype(np.int32))
+        b.bind_cpu_input(m.TOTAL_SEQ_LEN, np.array(after.max(), dtype=np.int32))
+        self.session.run_with_iobinding(b, self.ms.run_options)
+        out = StepOutput(*b.get_outputs()[:3])
         self._bind_outputs()
-        self.ms.session.run_with_iobinding(self.binding, self.ms.run_options)
-        return StepOutput(*self.binding.get_outputs()[:3])
+        return out
 
 
 class StepOutput:
