@@ -111,8 +111,6 @@ def main() -> int:
         ap.error("--average-with-init needs --init, and a model of the same shape (no --grow-layers)")
     if not 0 <= args.average_from < 1 or args.average_every < 1:
         ap.error("--average-from is a share of the budget in [0, 1), --average-every a positive number of steps")
-    if args.average_from and args.average_with_init:
-        ap.error("--average-from and --average-with-init are two ways to average: choose one")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
@@ -194,16 +192,16 @@ def main() -> int:
                             "lr": round(lr, 6)})
                 print(f"step {step} epoch {epoch} {elapsed / 60:.1f} min loss {lm:.3f} lr {lr:.2e}", flush=True)
     model.eval()
-    if args.average_with_init:
-        from tools.demo.soup import average_states
-
-        model.load_state_dict(average_states(model.state_dict(), init_state))
     if args.average_from:
         if not trajectory.count or step % args.average_every:
             trajectory.add(model.state_dict())  # the last point too, once
         model.load_state_dict(trajectory.state(model.state_dict()))
-        print(f"saved weights: the mean of {trajectory.count} snapshots from {args.average_from:.0%} of the "
+        print(f"the run's weights: the mean of {trajectory.count} snapshots from {args.average_from:.0%} of the "
               "budget on", flush=True)
+    if args.average_with_init:  # then the run's weights (averaged or last) with its start, as soup.py does
+        from tools.demo.soup import average_states
+
+        model.load_state_dict(average_states(model.state_dict(), init_state))
     model.config.output_router_logits = False
     model.save_pretrained(args.out)
     (args.out / "training_log.json").write_text(json.dumps(
