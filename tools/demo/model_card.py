@@ -55,7 +55,9 @@ def runs(info: dict) -> list[dict]:
 
 def training_row(info: dict) -> str:
     def one(r: dict) -> str:
-        averaged = ", its weights then averaged with its start (tools/demo/soup.py)" if r.get("averaged_with_init") else ""
+        averaged = (f", its weights the mean of {r['averaged_snapshots']} points taken as it trained"
+                    if r.get("averaged_snapshots") else "")
+        averaged += ", its weights then averaged with its start (tools/demo/soup.py)" if r.get("averaged_with_init") else ""
         return f"{r['steps']} steps on {r['examples']} conversations ({r['minutes']} min){averaged}"
     return ", then ".join(one(r) for r in runs(info)) + " on a 2-core CPU"
 
@@ -101,7 +103,8 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every figure and reply here")
     args = ap.parse_args()
     from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
-                            freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i)
+                            freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i,
+                            freeform_blind_j)
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
@@ -122,6 +125,8 @@ def main() -> int:
     sure_h = freeform.evaluate(model, freeform_blind_h.LINES, min_confidence=0.0)
     blind_i = freeform.evaluate(model, freeform_blind_i.LINES)
     sure_i = freeform.evaluate(model, freeform_blind_i.LINES, min_confidence=0.0)
+    blind_j = freeform.evaluate(model, freeform_blind_j.LINES)
+    sure_j = freeform.evaluate(model, freeform_blind_j.LINES, min_confidence=0.0)
     if args.json:
         args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c,
                                          "blind_d": blind_d, "blind_d_without_unsure_replies": sure_d,
@@ -129,7 +134,8 @@ def main() -> int:
                                          "blind_f": blind_f, "blind_f_without_unsure_replies": sure_f,
                                          "blind_g": blind_g, "blind_g_without_unsure_replies": sure_g,
                                          "blind_h": blind_h, "blind_h_without_unsure_replies": sure_h,
-                                         "blind_i": blind_i, "blind_i_without_unsure_replies": sure_i}, indent=1))
+                                         "blind_i": blind_i, "blind_i_without_unsure_replies": sure_i,
+                                         "blind_j": blind_j, "blind_j_without_unsure_replies": sure_j}, indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
@@ -145,21 +151,21 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; version 10 (the twelfth run's, half of this checkpoint) asks questions the NPC cannot answer a third more often, 60% of them next to one of its facts; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
+| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; version 10 (the twelfth run's, a quarter of this checkpoint) asks questions the NPC cannot answer a third more often, 60% of them next to one of its facts; version 11 checks people's lines against the sets' after typos are added; version 12 (the sixteenth run's, half of this checkpoint) shouts 6% of the player lines in capitals, which the tokenizer spells letter by letter; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
 | training | {training_row(info)}; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
 | commands | {commands_row(info)} |
 
 ![training loss](loss.png)
 
-(The loss of each run as it trained; the shipped weights, the mean of the last run's start and end, were
-not trained as such.)
+(The loss of each run as it trained; the shipped weights, the mean of the last run's start and of the points
+of its second half, were not trained as such.)
 
 ## Measured behaviour
 
 Greedy decoding through the real engine, each reply scored by what its final channel states
 (`.venv/bin/python -m tools.demo.model_card`), with the shipped profiles: their unsure replies at
-`min_confidence = 0.85` (docs/profiles.md, "Unsure replies"; re-chosen for this checkpoint on sets C to F,
-below; it was 0.80 for the eleventh checkpoint, and 0.85 before that). **Right**: the fact asked for (for a
+`min_confidence = 0.80` (docs/profiles.md, "Unsure replies"; chosen for this checkpoint on sets C to F by
+the rule that chose it, below; it was 0.85 for the checkpoint before, 0.80 for the eleventh, and 0.85 before that). **Right**: the fact asked for (for a
 question the NPC cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a
 wrong fact said with confidence, the worst outcome. **Other half only**: a line that asks two things,
 answered only on the second with the true fact (`also` in the sets; neither right nor wrong; the rows in
@@ -168,6 +174,8 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 
 | player lines | right | wrong fact | other half only | deflection | unsure | follow-ups right | unknowable answered honestly |
 | --- | --- | --- | --- | --- | --- | --- | --- |
+| **free-form set J: {blind_j['n']} lines by an eleventh outside writer, written while this checkpoint's run trained, before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_j.py)** | {freeform_line(blind_j)} |
+| set J, unsure replies off | {freeform_line(sure_j)} |
 | **free-form set I: {blind_i['n']} lines by a tenth outside writer, written after the eleventh checkpoint shipped and before data version 10 (which keeps its lines out), used for nothing (tools/demo/freeform_blind_i.py)** | {freeform_line(blind_i)} |
 | set I, unsure replies off | {freeform_line(sure_i)} |
 | **free-form set H: {blind_h['n']} lines by a ninth outside writer, written after the eleventh checkpoint was chosen, used for nothing (tools/demo/freeform_blind_h.py)** | {freeform_line(blind_h)} |
@@ -183,7 +191,10 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 | free-form set C: {blind_c['n']} lines by another outside writer (tools/demo/freeform_blind_c.py); used to choose this checkpoint | {freeform_line(blind_c)} |
-| *this checkpoint at 0.80 (the setting it was chosen at, before its threshold was re-chosen), sets A / B / C / D / E / F / G / H / I* | *99.0 / 85.2 / 85.8 / 84.6 / 88.0 / 90.4 / 85.2 / 87.9 / 87.3%* | *0.0 / 3.7 / 2.8 / 3.3 / 3.8 / 2.2 / 4.4 / 5.6 / 4.2%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 10.4 / 11.4 / 8.3 / 7.4 / 10.4 / 6.5 / 8.5%* | *1.0 / 9.3 / 10.4 / 13.0 / 11.3 / 14.7 / 15.6 / 8.1 / 13.6%* | *100 / 89 / 17 / 60 / 85 / 81 / 82 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 94 / 88 / 78 / 83%* |
+| *the checkpoint shipped before this one (the mean of the eleventh and a twelfth run; data version 10), sets A / B / C / D / E / F / G / H / I / J, unsure replies at 0.85 (its setting)* | *98.1 / 83.3 / 85.8 / 83.7 / 88.7 / 90.4 / 85.9 / 87.9 / 86.4 / 82.5%* | *0.0 / 2.8 / 1.9 / 3.3 / 3.0 / 2.2 / 3.0 / 4.0 / 4.2 / 3.6%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.9 / 13.0 / 12.3 / 12.2 / 8.3 / 7.4 / 11.1 / 8.1 / 9.3 / 13.9%* | *1.9 / 13.0 / 13.2 / 13.8 / 12.8 / 14.7 / 17.0 / 12.1 / 15.3 / 19.0%* | *83 / 67 / 17 / 60 / 85 / 81 / 82 / 82 / 86 / 70%* | *100 / 92 / 93 / 95 / 97 / 94 / 92 / 85 / 83 / 90%* |
+| *the checkpoint shipped before this one, sets D / E / F / G / H / I / J, unsure replies off* | *84.6 / 87.2 / 93.4 / 85.9 / 91.1 / 92.4 / 89.1%* | *8.1 / 7.5 / 4.4 / 10.4 / 7.3 / 5.1 / 7.3%* | *1.6 / 0.0 / 0.0 / 2.2 / 1.6 / 0.0 / 0.7%* | *5.7 / 5.3 / 2.2 / 1.5 / 0.0 / 2.5 / 2.9%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 85 / 86 / 91 / 82 / 100 / 83%* | *85 / 84 / 89 / 67 / 78 / 78 / 77%* |
+| *a sixteenth run (65 minutes from the checkpoint before on data version 12, its weights the mean of 42 points of its second half; not shipped alone: this checkpoint is its mean with the checkpoint before), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 79.7 / 91.0 / 89.0%* | *0.9 / 4.9 / 1.5 / 3.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *12.3 / 14.6 / 7.5 / 7.4%* | *11.3 / 13.8 / 10.5 / 11.0%* | *67 / 60 / 92 / 76%* | *100 / 95 / 97 / 86%* |
+| *the checkpoint shipped before this one at 0.80 (the setting it was chosen at, before its threshold was re-chosen), sets A / B / C / D / E / F / G / H / I* | *99.0 / 85.2 / 85.8 / 84.6 / 88.0 / 90.4 / 85.2 / 87.9 / 87.3%* | *0.0 / 3.7 / 2.8 / 3.3 / 3.8 / 2.2 / 4.4 / 5.6 / 4.2%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 10.4 / 11.4 / 8.3 / 7.4 / 10.4 / 6.5 / 8.5%* | *1.0 / 9.3 / 10.4 / 13.0 / 11.3 / 14.7 / 15.6 / 8.1 / 13.6%* | *100 / 89 / 17 / 60 / 85 / 81 / 82 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 94 / 88 / 78 / 83%* |
 | *the eleventh checkpoint (shipped before this one; data version 9), sets A / B / C / D / E / F / G / H / I, unsure replies at 0.80 (G on its 136 lines then)* | *96.2 / 81.5 / 86.8 / 82.1 / 86.5 / 89.0 / 85.3 / 87.1 / 86.4%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 4.4 / 4.8 / 4.2%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.7 / 0.0 / 0.0%* | *3.8 / 16.7 / 10.4 / 13.0 / 10.5 / 10.3 / 9.6 / 8.1 / 9.3%* | *3.8 / 16.7 / 10.4 / 13.0 / 14.3 / 19.9 / 16.9 / 12.9 / 12.7%* | *83 / 78 / 50 / 60 / 85 / 76 / 91 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 97 / 88 / 82 / 83%* |
 | *the eleventh checkpoint, sets D / E / F / G / H / I, unsure replies off* | *85.4 / 88.7 / 90.4 / 86.0 / 90.3 / 90.7%* | *8.1 / 6.0 / 7.4 / 11.0 / 8.1 / 5.9%* | *1.6 / 0.0 / 0.0 / 0.7 / 0.8 / 0.0%* | *4.9 / 5.3 / 2.2 / 2.2 / 0.8 / 3.4%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 92 / 81 / 82 / 73 / 100%* | *85 / 87 / 83 / 58 / 74 / 74%* |
 | *the eleventh checkpoint with the earlier setting, unsure replies at 0.85, sets A / B / C / D / E / F / G / H* | *95.2 / 77.8 / 85.8 / 81.3 / 85.7 / 89.0 / 86.0 / 87.1%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 1.5 / 4.0%* | *0.0 / 0.9 / 0.0 / 0.0 / 0.0 / 0.0 / 0.7 / 0.0%* | *4.8 / 20.4 / 11.3 / 14.6 / 11.3 / 10.3 / 11.8 / 8.9%* | *4.8 / 20.4 / 12.3 / 14.6 / 16.5 / 19.9 / 20.6 / 15.3%* | *83 / 67 / 50 / 60 / 85 / 76 / 91 / 91%* | *100 / 92 / 93 / 95 / 94 / 97 / 96 / 85%* |
@@ -208,25 +219,34 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *20.2 / 28.7%* | *–* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
-right at least 80% of the time. Sets I and H are the honest figures for this checkpoint: never seen by it, used
-for nothing (H was written after the eleventh checkpoint was chosen, I after it shipped; the twelfth run's
-data kept both out). On I: {blind_i['right']:.1%} right, {blind_i['wrong']:.1%} wrong,
+right at least 80% of the time. Sets J, I, H and G are the honest figures for this checkpoint: none was used to
+choose it or its threshold (J was written while its run trained, I after the eleventh checkpoint shipped, H
+after the eleventh was chosen; their lines are kept out of the data). On J: {blind_j['right']:.1%} right,
+{blind_j['wrong']:.1%} wrong, follow-ups {blind_j['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_j['rows'])} of them),
+unanswerable questions answered honestly {blind_j['unknown_right']:.0%}; {targets(blind_j)}. On I:
+{blind_i['right']:.1%} right, {blind_i['wrong']:.1%} wrong,
 follow-ups {blind_i['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_i['rows'])} of them), unanswerable
 questions answered honestly {blind_i['unknown_right']:.0%}; {targets(blind_i)}. On H: {blind_h['right']:.1%} right, {blind_h['wrong']:.1%} wrong,
 follow-ups {blind_h['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_h['rows'])} of them: most of its
 follow-ups' earlier lines were already in the training data and went), unanswerable questions answered
 honestly {blind_h['unknown_right']:.0%}; {targets(blind_h)}. On G (never used to choose, but its figures for
 the ninth and tenth runs were seen, and that most of its wrong facts answered unanswerable questions
-steered data version 9; the eleventh's at 0.85 and 0.80 too): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
+steered data version 9): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
+Against the checkpoint shipped before it (its rows in italics): on the 514 lines of J, I, H and G together this
+one is right {sum(r['score'] == 'right' for b in (blind_j, blind_i, blind_h, blind_g) for r in b['rows'])} times against 440 and
+states {sum(r['score'] == 'wrong' for b in (blind_j, blind_i, blind_h, blind_g) for r in b['rows'])} wrong facts against 19: better on J
+(the only set written after both), as good on I, worse on H and G. It won on sets C to F by 78 against 88 (three
+deflections per wrong fact), a margin its rule asked for before the run started; the blind sets did not
+carry it over, so the two are within what these sets can tell apart, and the wrong facts did not fall.
 On F (a development set): {blind_f['right']:.1%} / {blind_f['wrong']:.1%} / {blind_f['follow_up_right']:.0%}; on E:
 {blind_e['right']:.1%} / {blind_e['wrong']:.1%} / {blind_e['follow_up_right']:.0%}; on D: {blind_d['right']:.1%} /
-{blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.85`,
-re-chosen for this checkpoint on sets C to F by three deflections per wrong fact, below) turn H's
-{sure_h['wrong']:.1%} wrong facts into {blind_h['wrong']:.1%} for {sure_h['right'] - blind_h['right']:.1%} of right
-answers. For the eleventh checkpoint the earlier 0.85 gave 87.1% / 4.0% on H and 86.0% / 1.5% on G against
-0.80's 87.1% / 4.8% and 85.3% / 4.4% (rows in italics above): the re-chosen setting was worse on both blind
+{blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.80`,
+chosen with this checkpoint on sets C to F by three deflections per wrong fact, below) turn J's
+{sure_j['wrong']:.1%} wrong facts into {blind_j['wrong']:.1%} and H's {sure_h['wrong']:.1%} into {blind_h['wrong']:.1%}.
+For the eleventh checkpoint the earlier 0.85 gave 87.1% / 4.0% on H and 86.0% / 1.5% on G against
+0.80's 87.1% / 4.8% and 85.3% / 4.4%: the re-chosen setting was worse on both blind
 sets, by one and four lines, and kept because the rule fixed before looking said so. What it still gets wrong: {wrong_unknown(blind_h)} of H's
-{sum(r['score'] == 'wrong' for r in blind_h['rows'])} wrong facts answer a question the NPC cannot answer with the
+{sum(r['score'] == 'wrong' for r in blind_h['rows'])} wrong facts and {wrong_unknown(blind_j)} of J's {sum(r['score'] == 'wrong' for r in blind_j['rows'])} answer a question the NPC cannot answer with the
 nearest fact it knows; long lines with the question buried; a model of 2.3M parameters with no
 pretraining reads a long line poorly.
 
@@ -272,7 +292,11 @@ chosen. One line of G ("shild price") was withdrawn unseen when this checkpoint 
 data held it (the earlier line of a people's follow-up, "shield price?", typed with a typo after it had been checked;
 data version 11 checks what is typed), so G scores 135 lines for this checkpoint. A helper that saw no reply or score marked the
 two-part lines' second questions in sets A to D (`also`; E and F have none; G's, H's and I's writers
-marked their own).
+marked their own). Set J was written by an eleventh helper from the profiles and the sets' format alone,
+while the sixteenth run trained; 10 lines whose labels its writer called arguable were taken out before any
+scoring, then, unseen, the 33 that the data of the checkpoint before or of the sixteenth run held, leaving
+137 (23 of its 36 follow-ups); nobody has read its replies; it was scored for the checkpoint before as soon
+as it existed, and for this one once, after it was chosen.
 
 How each shipped checkpoint was chosen, by a rule fixed before its run finished: the fifth over the
 fourth and the sixth (25 more minutes on the same data) over the fifth on sets A and B with unsure
@@ -305,7 +329,7 @@ projections start at zero, so it computes exactly what the eleventh does), then 
 eleventh's data version 9 (seed 13, 3,305 steps, 3.21M parameters). Held to the same rule at 0.80,
 written down before it started, it scored 107 (19 wrong facts, 48 deflections, 2 other halves) against
 95: as many right answers (429), but surer of itself (fewer unsure replies on three of the four sets) and
-wrong more often, so it did not ship. This checkpoint is the mean of the eleventh's weights and the
+wrong more often, so it did not ship. The checkpoint shipped before this one was the mean of the eleventh's weights and the
 twelfth run's, no training of its own (tools/demo/soup.py; the twelfth started from the eleventh, so both
 lie in one basin; `train.py --average-with-init` trains and averages in one command). Held to the same
 rule at 0.80, written down before it was made, it scored 93 (15 wrong facts, 46 deflections, 2 other
@@ -315,24 +339,34 @@ scored for it after that (at 0.80: I 87.3% / 4.2%, H 87.9% / 5.6%, G 85.2% / 4.4
 above). Then its threshold was re-chosen as the eleventh's had been, by a rule written down before any
 figure at another setting was computed: the least cost on sets C to F among 0.80, 0.85, 0.88, 0.90 and
 0.93, from its replies without unsure lines and each reply's confidence (0.80 so computed gives 92, one
-line from the measured 93): 92, 88, 89, 91 and 100, so 0.85, the figures at the top of this card. A fourteenth run tried
-a model less sure of every token: 30 minutes from this checkpoint on data version 11 with label smoothing
+line from the measured 93): 92, 88, 89, 91 and 100, so 0.85 (its rows in italics above). A fourteenth run tried
+a model less sure of every token: 30 minutes from that checkpoint on data version 11 with label smoothing
 0.1 (`train.py --label-smoothing 0.1`; seed 14, 1,990 steps). Judged by a rule written down before it
-started, its least cost on sets C to F over the same thresholds against this checkpoint's 88: 97 (at 0.80;
+started, its least cost on sets C to F over the same thresholds against that checkpoint's 88: 97 (at 0.80;
 448 right and 28 wrong facts without unsure replies, against 444 and 31), and no better than 92 at any
 threshold from 0.50 to 0.75 either (looked at after, not part of the rule): smoothing squeezes every
 confidence towards 0.9, the wrong facts with the right ones. Not shipped. A fifteenth run taught it to read
 capitals: data version 12 shouts 6% of the player lines (the tokenizer spells capitals letter by letter,
-and six of this checkpoint's 31 wrong facts on sets C to F, unsure replies off, came from those sets' 17
-lines in capitals); 45 minutes from this checkpoint, seed 15, 2,826 steps. It learned them (11 of the 17
+and six of that checkpoint's 31 wrong facts on sets C to F, unsure replies off, came from those sets' 17
+lines in capitals); 45 minutes from that checkpoint, seed 15, 2,826 steps. It learned them (11 of the 17
 right and 3 wrong, against 8 and 6), but by the same rule, written down before it started, its least cost
-was 98 and its mean with this checkpoint's 94, against 88: more right answers without unsure replies (447
-against 444), its wrong facts said with more confidence. Not shipped; nor was the uniform mean of this
+was 98 and its mean with that checkpoint's 94, against 88: more right answers without unsure replies (447
+against 444), its wrong facts said with more confidence. Not shipped; nor was the uniform mean of that
 checkpoint and the fourteenth and fifteenth runs' ends (95 against 88; 450 right and 27 wrong facts
-without unsure replies, the best yet, but its confidences lowered by the smoothed run). On this
+without unsure replies, the best yet, but its confidences lowered by the smoothed run). On that
 checkpoint's own replies, the margin between the chosen token and the next, or the entropy over the
 candidates, separate wrong facts from right ones no better than the lowest probability (least costs 86
-and 88 against 85, at thresholds that make 8% to 20% of replies unsure).
+and 88 against 85, at thresholds that make 8% to 20% of replies unsure). A sixteenth run
+averaged its own trajectory: 65 minutes from that checkpoint on data version 12, seed 16, 3,992 steps, its
+saved weights the mean of 42 points taken every 50 steps through the second half of its budget
+(`train.py --average-from 0.5 --average-every 50`, latest weight averaging). Held to a rule written down before
+it started, which asked for a margin this time (a least cost on sets C to F of at most 84 against 88, since
+every variant since the eleventh had landed within six of it): alone it scored 94 (at 0.88; without unsure
+replies the best raw figures yet, 450 right and 24 wrong facts, but its confidences separate them worse), and
+did not ship; its mean with that checkpoint, declared the same way before it was made, scored 78 at 0.80
+(442 right, 11 wrong facts, 42 deflections, 3 other halves; 81 at 0.85, 82, 84 and 89 above) and is this
+checkpoint, at 0.80. Set J was then scored for it once (and for the checkpoint before, as soon as J existed),
+and I, H and G once: the figures at the top of this card.
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |
 | --- | --- |
