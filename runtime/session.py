@@ -335,10 +335,11 @@ class _StepBinding:
         b.bind_cpu_input(m.INPUT_IDS, np.ascontiguousarray(input_ids, dtype=np.int64))
         b.bind_cpu_input(m.SEQLENS_K, (after - 1).astype(np.int32))
         b.bind_cpu_input(m.TOTAL_SEQ_LEN, np.array(after.max(), dtype=np.int32))
-        self.session.run_with_iobinding(b, self.ms.run_options)
-        out = StepOutput(*b.get_outputs()[:3])
-        self._bind_outputs()
-        return out
+        try:
+            self.session.run_with_iobinding(b, self.ms.run_options)
+            return StepOutput(*b.get_outputs()[:3])
+        finally:
+            self._bind_outputs()  # also after a failed run: nothing it allocated outlives it
 
 
 class StepOutput:
