@@ -211,7 +211,7 @@ class Server:
             more = identity.more
             while more:
                 frame = self.socket.recv(copy=False)
-                more, fd = frame.more, frame.get(zmq.SRCFD)
+                more, fd = frame.more, _source_fd(frame)
                 sizes.append(len(frame))
                 if len(kept) < MAX_REQUEST_FRAMES:
                     kept.append(frame.bytes)
@@ -352,3 +352,13 @@ class Server:
         except Exception as exc:  # noqa: BLE001
             self.counters.add(f"error.{name.replace(' ', '_')}", 1)
             log.warning("%s failed (%s: %s); trying again", name, type(exc).__name__, exc)
+
+
+def _source_fd(frame: zmq.Frame) -> int | None:
+    """The file descriptor of the connection a frame came in on; None where libzmq has none to give (a peer
+    of an old ZeroMQ protocol, which the socket's ZAP domain refuses anyway: reading it raised and ended
+    the server)."""
+    try:
+        return frame.get(zmq.SRCFD)
+    except zmq.ZMQError:
+        return None

@@ -20,6 +20,9 @@ RECEIVE_HWM_MESSAGES = 2  # per connection; past it ZeroMQ stops reading that co
 SOCKET_BUFFER_BYTES = 128 * 1024
 
 
+ZAP_DOMAIN = b"parley"
+
+
 class InsecureBind(ValueError):
     pass
 
@@ -44,6 +47,10 @@ def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, cli
     sock.setsockopt(zmq.SNDBUF, SOCKET_BUFFER_BYTES)
     sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER_BYTES)
     sock.setsockopt(zmq.LINGER, 1000)
+    # A ZAP domain makes libzmq refuse peers speaking ZeroMQ's protocols before 3.0, which need no greeting:
+    # an HTTP request (a web page's <img> or fetch to this port) reads as one, and its bytes could otherwise
+    # frame a request. With no ZAP handler in the context (no --client-keys), every ZMTP 3 peer still gets in.
+    sock.zap_domain = ZAP_DOMAIN
     auth = None
     try:
         if curve_secret_file is not None:

@@ -367,3 +367,32 @@ def test_small_parts_on_several_connections_are_cut_before_they_add_up(serve):
     finally:
         for c in conns:
             c.close()
+
+
+def zmtp10_frame(body: bytes, more: bool = False) -> bytes:
+    """A frame as ZeroMQ 2.x (ZMTP 1.0, no greeting) sends it: length (flags included), flags, body."""
+    n = len(body) + 1
+    return (bytes([n]) if n < 255 else b"\xff" + n.to_bytes(8, "big")) + bytes([1 if more else 0]) + body
+
+
+def test_peers_of_old_zeromq_protocols_and_web_pages_are_refused_and_the_server_lives(serve):
+    """An outside probe: libzmq takes a peer that sends no ZMTP 3 greeting for a ZeroMQ 2.x one, and reading
+    its frame's source fd raised and ended the server; any web page could do it with <img src> to the port,
+    and an HTTP body could frame a real request. The socket's ZAP domain now makes libzmq refuse them."""
+    import socket
+
+    server = serve()
+    host, port = server.endpoint.removeprefix("tcp://").rsplit(":", 1)
+    request = msgpack.packb({"v": 1, "id": "old", "type": "reply", "npc": "brenna", "text": "Iron sword?",
+                             "stream": False}, use_bin_type=True)
+    payloads = [zmtp10_frame(b"OSTxyz") + zmtp10_frame(request),  # ZeroMQ 2.x: identity, then the request
+                b"\xff" + b"\x00" * 7 + b"\x01\x7f" + b"\x01\x05" + b"\x00\x00" + b"\x00\x04abcd",  # ZMTP 2.0
+                b"GET /favicon.png HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: image/*\r\n\r\n"]  # a browser
+    for payload in payloads:
+        replies_before = server.stats()["counters"].get("request.reply", 0)
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(payload)
+            time.sleep(0.5)
+        assert server.proc.poll() is None, server.proc.stderr.read()
+        assert server.stats()["counters"].get("request.reply", 0) == replies_before  # nothing of it was run
+        server.assert_serving()
