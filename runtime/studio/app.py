@@ -34,6 +34,9 @@ class Studio:
 
     def __init__(self, profiles: Profiles, endpoint: str, answers=None):
         self.profiles, self.endpoint, self.answers = profiles, endpoint, answers
+        # Each talk opens a client of its own; a session's token must outlive it, or the server refuses
+        # the session's second line as someone else's (the page's Session field would hold no conversation).
+        self._session_tokens: dict[tuple[str, str], str] = {}
 
     def client(self, timeout_s: float = 60.0) -> ParleyClient:
         return ParleyClient(self.endpoint, timeout_s=timeout_s, retries=0)
@@ -74,8 +77,12 @@ class Studio:
         state = {k: v for k, v in (body.get("state") or {}).items() if isinstance(k, str) and k}
         with self.client() as c:
             rid = c.new_id()
+            session = body.get("session") or None
+            if isinstance(session, str):
+                token = self._session_tokens.setdefault((npc, session), c.session_token(npc, session))
+                c.set_session_token(npc, session, token)
             try:
-                for frame in c.reply(npc, text, session=body.get("session") or None,
+                for frame in c.reply(npc, text, session=session,
                                      speaker=body.get("speaker") or None, state=state or None,
                                      deadline_ms=body.get("deadline_ms"), request_id=rid,
                                      stream_unit=body.get("stream_unit") or None):

@@ -125,3 +125,23 @@ def test_the_studio_refuses_a_non_loopback_address_without_insecure(demo_model, 
                           str(ROOT / "npc_profiles"), "--host", "0.0.0.0"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 1 and "--insecure" in run.stderr
+
+
+def talk(url: str, body: dict) -> list[dict]:
+    """The frames of one /api/talk stream (server-sent events), in order."""
+    request = urllib.request.Request(url.rstrip("/") + "/api/talk", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return [json.loads(line[len(b"data: "):]) for line in response.read().split(b"\n")
+                if line.startswith(b"data: ")]
+
+
+def test_a_conversation_in_a_named_session_goes_on_past_its_first_line(studio):
+    """An outside probe: each talk opened a client of its own with a new session token, so the session's
+    second line was refused as someone else's (`forbidden`)."""
+    url, _ = studio
+    for text in ("How much for an iron sword?", "And a steel one?", "Thanks."):
+        frames = talk(url, {"npc": "brenna", "text": text, "session": "studio-s1"})
+        assert [f["type"] for f in frames if f["type"] in ("done", "error")] == ["done"], frames
+    other = talk(url, {"npc": "marta", "text": "A room, please.", "session": "studio-s1"})
+    assert other[-1]["type"] == "done", other  # the same name at another NPC is another session
