@@ -45,7 +45,12 @@ class ProfileRegistry:
             try:
                 st = path.stat()
             except OSError:
-                continue  # vanished between listing and stat: treated as deleted this round
+                try:  # there, but not to be followed (a link to itself or to nothing): a broken file
+                    st = path.lstat()
+                except OSError:
+                    continue  # vanished between listing and stat: treated as deleted this round
+                stamps[path] = (st.st_mtime_ns, -1)  # -1: never a real size, so it is read (and refused)
+                continue
             stamps[path] = (st.st_mtime_ns, st.st_size)
         return stamps
 

@@ -38,3 +38,24 @@ def test_last_good_npc_survives_a_file_turning_into_garbage_or_a_folder(tmp_path
     assert result.kept == ["ada"] and "ada" in registry.npcs and not result.removed  # the last good one serves
     assert [p.file for p in result.problems] == [str(path)]
     assert "not a regular file (a folder" in result.problems[0].message
+
+
+def test_last_good_npc_survives_its_file_turning_into_a_symlink_loop_or_a_dangling_link(tmp_path):
+    """An outside probe: a file whose stat fails (a link to itself, a link to nothing) was taken for a
+    deleted one, so the NPC went away instead of keeping its last good version."""
+    path = tmp_path / "ada.toml"
+    path.write_text(GOOD)
+    registry = ProfileRegistry(tmp_path)
+    assert registry.reload().loaded == ["ada"]
+    for target in (path.name, "nowhere.toml"):
+        path.unlink()
+        path.symlink_to(target)
+        result = registry.reload()
+        assert result.kept == ["ada"] and "ada" in registry.npcs and not result.removed, target
+        assert [p.file for p in result.problems] == [str(path)]
+    path.unlink()
+    path.write_text(GOOD.replace("A tinker.", "A mender."))  # fixed: the new version loads
+    result = registry.reload()
+    assert result.loaded == ["ada"] and registry.npcs["ada"].persona == "A mender." and not result.problems
+    path.unlink()  # really gone: the NPC goes too
+    assert registry.reload().removed == ["ada"] and "ada" not in registry.npcs
