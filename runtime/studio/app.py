@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import msgpack
+
 from runtime.behaviour_tests import run_case
 from runtime.client import ParleyClient, ParleyError
 from runtime.studio.profiles_api import MAX_TEXT, BadFile, Conflict, Profiles
@@ -66,6 +68,10 @@ class Studio:
             raise BadFile("'npc' and 'text' must be non-empty strings")
         if not isinstance(state, dict):
             raise BadFile("'state' must be an object of game-state keys to values")
+        try:
+            msgpack.packb(state)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise BadFile(f"'state' cannot be sent to the server ({exc}): numbers must fit in 64 bits") from None
         deadline = body.get("deadline_ms")
         if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))):
             raise BadFile("'deadline_ms' must be a number")
@@ -112,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
     studio: Studio  # set on the subclass made by make_server
     allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (a --insecure address)
     server_version = "ParleyStudio"
+    timeout = 30  # seconds a read or write on the connection may take: a client that sends half a request
+    # and waits holds a thread for that long, not forever
 
     def log_message(self, fmt: str, *args) -> None:  # quiet: the terminal is the designer's
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -149,6 +157,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(409, {"error": str(exc)})
         except (BadFile, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             self._json(400, {"error": str(exc)})
+        except RecursionError:
+            self._json(400, {"error": "the request nests too deeply"})
         except ParleyError as exc:
             self._json(502, {"error": f"{exc.code}: {exc.message}"})
         except (BrokenPipeError, ConnectionResetError):
@@ -162,7 +172,11 @@ class Handler(BaseHTTPRequestHandler):
         was pointed at 127.0.0.1 (DNS rebinding) sends its own name as Host, and is refused; so is a
         cross-site request, by its Origin."""
         header = self.headers.get("Host") or ""
-        host = header[:header.find("]") + 1] if header.startswith("[") else header.split(":")[0]  # the port aside
+        if header.startswith("["):  # an IPv6 address: [addr] or [addr]:port, nothing else after it
+            end = header.find("]") + 1
+            host = header[:end] if end and (header[end:] == "" or header[end:end + 1] == ":") else ""
+        else:
+            host = header.split(":")[0]  # the port aside
         allowed = LOOPBACK_NAMES + tuple(self.allowed_hosts)
         origin = self.headers.get("Origin")
         ok = host in allowed and (origin is None or urlparse(origin).netloc == self.headers.get("Host"))

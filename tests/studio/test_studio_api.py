@@ -145,3 +145,18 @@ def test_a_conversation_in_a_named_session_goes_on_past_its_first_line(studio):
         assert [f["type"] for f in frames if f["type"] in ("done", "error")] == ["done"], frames
     other = talk(url, {"npc": "marta", "text": "A room, please.", "session": "studio-s1"})
     assert other[-1]["type"] == "done", other  # the same name at another NPC is another session
+
+
+def test_deep_json_huge_numbers_and_a_host_that_only_starts_like_loopback_are_refused(studio):
+    """An outside probe: deeply nested JSON was a 500 (RecursionError), a state number past 64 bits an
+    error after the stream had started, and Host `[::1]evil.example` passed for loopback."""
+    url, _ = studio
+    deep = b"[" * 100_000 + b"]" * 100_000
+    answer = raw(url, b"POST /api/lint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(deep)).encode() + b"\r\n\r\n" + deep)
+    assert answer.startswith(b"HTTP/1.0 400") and b"nests too deeply" in answer
+    status, body = call(url, "/api/talk", {"npc": "brenna", "text": "Hi", "state": {"gold": 2 ** 70}})
+    assert status == 400 and "64 bits" in body["error"]
+    assert call(url, "/api/npcs", headers={"Host": "[::1]evil.example"})[0] == 403
+    status, body = call(url, "/api/npcs")
+    assert status == 200 and "brenna.toml" in {f["file"] for f in body["files"]}
