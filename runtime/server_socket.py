@@ -62,7 +62,7 @@ def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, cli
                 from zmq.auth.thread import ThreadAuthenticator
                 auth = ThreadAuthenticator(ctx)
                 auth.start()
-                auth.configure_curve(domain="*", location=str(client_keys_dir))
+                auth.configure_curve(domain=ZAP_DOMAIN.decode(), location=str(client_keys_dir))
             sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
         sock.bind(bind)
     except BaseException:
