@@ -251,7 +251,9 @@ def _check_cancel(body: dict, rid: str) -> None:
 
 def _check_session(body: dict, rid: str) -> None:
     _str(body, "npc", True, MAX_ID_CHARS, rid)
-    _str(body, "session", True, MAX_ID_CHARS, rid)
+    if not _str(body, "session", True, MAX_ID_CHARS, rid):  # "" is a reply's one-off line: no session to name
+        raise ProtocolError(BAD_MESSAGE, "'session' must name a session (\"\" is a one-off reply's, stored nowhere)",
+                            rid)
     _check_token(body, rid)
 
 

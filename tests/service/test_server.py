@@ -457,3 +457,18 @@ def test_nil_state_values_are_absent_and_a_frame_of_thousands_of_maps_is_refused
     answer = raw_roundtrip(live.endpoint, [junk])
     assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE
     assert raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "h", "type": "health"})])["type"] == "done"
+
+
+def test_session_requests_cannot_name_the_one_off_session(live):
+    """An outside probe: `session: ""` is a reply's one-off line, stored nowhere, but import_session with it
+    stored a session no reply could ever continue, holding a place toward the session limit."""
+    with live.client() as c:
+        c.say("brenna", "Hello.", session="donor")
+        blob = c.export_session("brenna", "donor")
+        before = c.stats()["sessions"]
+    for body in ({"type": "export_session"}, {"type": "reset_session"}, {"type": "import_session", "blob": blob}):
+        answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "e", "npc": "brenna", "session": "",
+                                                              **body})])
+        assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE and "one-off" in answer["message"]
+    with live.client() as c:
+        assert c.stats()["sessions"] == before
