@@ -136,6 +136,8 @@ class Server:
                 if now >= next_profile_check:
                     next_profile_check = now + self.opts.profile_poll_s
                     self._periodically(self._check_profiles, "profile scan")
+                    if self._auth is not None:
+                        self._periodically(self._auth.allow_list.refresh, "client keys scan")
         finally:
             self.scheduler.stop()
             worker.join(timeout=5)
@@ -222,6 +224,12 @@ class Server:
                 if len(sizes) > MAX_FRAMES_BEFORE_CUT:
                     self.guard.cut(fd, f"a message of {len(sizes)} frames (a request has one)")
             who = self._client_of(frame, identity.bytes) if frame is not None else identity.bytes
+            if self._auth is not None and who.startswith(b"key:") and \
+                    not self._auth.allow_list.allows(who[4:].decode()):
+                self.counters.add("requests_dropped.key_removed")  # taken off the allow-list since it connected
+                if fd is not None:
+                    self.guard.cut(fd, "its client key was taken off the allow-list")
+                continue
             self._on_frames_safely(identity.bytes, who, kept, len(sizes))
 
     def _client_of(self, frame: zmq.Frame, identity: bytes) -> bytes:

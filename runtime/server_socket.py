@@ -33,7 +33,8 @@ def is_local(endpoint: str) -> bool:
 
 def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, client_keys_dir: Path | None,
                 insecure: bool):
-    """The bound socket, and the authenticator thread when client keys are checked (stop it at the end)."""
+    """The bound socket, and the authenticator thread when client keys are checked (stop it at the end; its
+    `allow_list`, runtime/client_keys.py, is read again as the folder changes)."""
     if client_keys_dir is not None and curve_secret_file is None:
         raise ValueError(CLIENT_KEYS_WITHOUT_KEYS)
     if not is_local(bind) and curve_secret_file is None and not insecure:
@@ -60,9 +61,12 @@ def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, cli
                 raise ValueError(f"{curve_secret_file}: not a secret certificate (use the .key_secret file)")
             if client_keys_dir is not None:
                 from zmq.auth.thread import ThreadAuthenticator
+
+                from runtime.client_keys import AllowList
                 auth = ThreadAuthenticator(ctx)
                 auth.start()
-                auth.configure_curve(domain=ZAP_DOMAIN.decode(), location=str(client_keys_dir))
+                auth.allow_list = AllowList(client_keys_dir)  # the server reads the folder again as it changes
+                auth.configure_curve_callback(domain=ZAP_DOMAIN.decode(), credentials_provider=auth.allow_list)
             sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
         sock.bind(bind)
     except BaseException:

@@ -58,6 +58,38 @@ def test_client_allow_list(make_server, keys):
             stranger.health()
 
 
+def test_the_allow_list_is_read_again_when_its_folder_changes(make_server, keys, tmp_path):
+    """An outside probe: the folder was read once at start, so a key taken out (a leaked one) kept getting in,
+    with new connections too, and a key put in waited for a restart."""
+    import time
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
+    _, later_secret = zmq.auth.create_certificates(str(tmp_path), "later")
+    server = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed)
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+
+    def client(secret_file, timeout_s: float) -> ParleyClient:
+        return ParleyClient(server.endpoint, timeout_s=timeout_s, retries=0, server_public_key=server_public,
+                            client_keys=zmq.auth.load_certificate(str(secret_file)))
+
+    with client(keys / "client.key_secret", 20) as known:
+        assert known.health()["status"] == "ok"
+        (allowed / "client.key").unlink()  # revoked while it is connected
+        (allowed / "later.key").write_bytes((tmp_path / "later.key").read_bytes())
+        time.sleep(1.0)  # the server scans every profile_poll_s (0.2 s here)
+        known.timeout_s = 1.0
+        with pytest.raises(ParleyError, match="no answer"):
+            known.health()  # its open connection is closed at its next message
+    with client(keys / "client.key_secret", 1.0) as again:
+        with pytest.raises(ParleyError, match="no answer"):
+            again.health()  # and a new handshake is refused
+    with client(tmp_path / "later.key_secret", 20) as newcomer:
+        assert newcomer.health()["status"] == "ok"  # the key put in gets in without a restart
+    assert server.server.counters["requests_dropped.key_removed"] >= 1
+
+
 def test_a_client_the_server_refuses_gets_timeouts_never_a_hang(make_server, keys):
     # A refused handshake leaves a DEALER without a connection, and its send would block forever.
     server = make_server(curve_secret_file=keys / "server.key_secret")
