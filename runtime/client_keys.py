@@ -17,7 +17,8 @@ class AllowList:
 
     def _listing(self) -> tuple:
         try:
-            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in self.folder.glob("*.key")))
+            return tuple(sorted((p.name, st.st_mtime_ns, st.st_size)
+                                for p in self.folder.glob("*.key") for st in (p.stat(),)))
         except OSError:
             return ()
 

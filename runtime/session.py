@@ -198,6 +198,18 @@ class KvCache:
         """One buffer per layer, updated in place (contrib graphs): a run may cover some rows only."""
         return len(self._bufs) == 1
 
+    def bind_rows(self, binding, device: str, device_id: int, first_row: int, batch: int) -> None:
+        """Bind rows first_row..first_row+batch-1 of every layer as the graph's past (read) and present
+        (written) key/value tensors: the current buffer set and the next (one and the same in place)."""
+        for n in range(len(self.positions)):
+            shape = [batch, self.heads, self.positions[n], self.head_dim]
+            (past_k, past_v), (present_k, present_v) = self.past(n), self.present(n)
+            for in_name, out_name, past, present in ((m.past_key(n), m.present_key(n), past_k, present_k),
+                                                     (m.past_value(n), m.present_value(n), past_v, present_v)):
+                binding.bind_input(in_name, device, device_id, self.dtype, shape, self.row_pointer(n, past, first_row))
+                binding.bind_output(out_name, device, device_id, self.dtype, shape,
+                                    self.row_pointer(n, present, first_row))
+
     def row_pointer(self, layer: int, value: ort.OrtValue, row: int) -> int:
         """Address of batch row `row` of one of layer `layer`'s buffers: rows are contiguous, so rows a..b form
         a valid tensor."""
@@ -314,15 +326,7 @@ class _StepBinding:
         self.ms, self.session = ms, ms.session
         binding = self.binding = ms.session.io_binding()
         self._bind_outputs()  # first: get_outputs() lists them before the cache's
-        for n in range(ms.config.num_hidden_layers):
-            shape = [batch, cache.heads, cache.positions[n], cache.head_dim]
-            (past_k, past_v), (present_k, present_v) = cache.past(n), cache.present(n)
-            for in_name, out_name, past, present in ((m.past_key(n), m.present_key(n), past_k, present_k),
-                                                     (m.past_value(n), m.present_value(n), past_v, present_v)):
-                binding.bind_input(in_name, ms.device, ms.device_id, cache.dtype, shape,
-                                   cache.row_pointer(n, past, first_row))
-                binding.bind_output(out_name, ms.device, ms.device_id, cache.dtype, shape,
-                                    cache.row_pointer(n, present, first_row))
+        cache.bind_rows(binding, ms.device, ms.device_id, first_row, batch)
 
     def _bind_outputs(self) -> None:
         # On a GPU the full logits stay on the device; the top-K candidates come to the host.

@@ -79,12 +79,7 @@ class StaticDecode:
         b.bind_ortvalue_output(m.LOGITS, value([self.rows, ms.config.vocab_size], dtype_of(m.LOGITS)))
         b.bind_ortvalue_output(m.TOP_VALUES, value([self.rows, k], dtype_of(m.TOP_VALUES)))
         b.bind_ortvalue_output(m.TOP_IDS, self.top_ids)
-        for n in range(ms.config.num_hidden_layers):
-            shape = [self.rows, cache.heads, cache.positions[n], cache.head_dim]
-            for in_name, out_name, buf in ((m.past_key(n), m.present_key(n), cache.past(n)[0]),
-                                           (m.past_value(n), m.present_value(n), cache.past(n)[1])):
-                b.bind_input(in_name, device, dev_id, cache.dtype, shape, buf.data_ptr())
-                b.bind_output(out_name, device, dev_id, cache.dtype, shape, buf.data_ptr())
+        cache.bind_rows(b, device, dev_id, 0, self.rows)
         self.run_options = ort.RunOptions()
         self.run_options.add_run_config_entry(GRAPH_ID, str(graph_id if graph_id is not None else self.rows))
 
