@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tools.demo.grow import grow_depth  # noqa: E402
+from tools.demo.grow import grow_depth, grow_width  # noqa: E402
 
 
 def tiny_model(layers: int = 4):
@@ -56,3 +56,38 @@ def test_the_new_layers_learn_from_the_first_step():
 def test_only_whole_sliding_and_full_pairs_are_added(extra):
     with pytest.raises(ValueError, match="even"):
         grow_depth(tiny_model(), extra)
+
+
+def test_a_widened_model_computes_the_same_logits_with_more_heads_and_wider_experts():
+    model = tiny_model()
+    grown = grow_width(model, 128).eval()
+    ids = torch.randint(0, 300, (2, 40))
+    with torch.no_grad():
+        before, after = model(input_ids=ids).logits, grown(input_ids=ids).logits
+    assert torch.allclose(before, after, atol=2e-6, rtol=0), float((before - after).abs().max())
+    config = grown.config
+    assert (config.hidden_size, config.intermediate_size) == (128, 128)
+    assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (4, 2, 32)
+    new = grown.state_dict()
+    assert not new["model.embed_tokens.weight"][:, 64:].any()  # the new residual places start at zero
+    assert not new["model.layers.1.self_attn.o_proj.weight"][64:].any()
+    assert not new["model.layers.1.self_attn.o_proj.weight"][:, 64:].any()  # the new heads add nothing yet
+    assert not new["model.layers.1.mlp.experts.down_proj"][:, 64:].any()  # nor do the new expert units
+
+
+def test_the_widened_parts_learn_from_the_first_step():
+    grown = grow_width(tiny_model(), 128).train()
+    ids = torch.randint(0, 300, (2, 24))
+    opt = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    state = grown.state_dict()
+    assert state["model.layers.1.self_attn.o_proj.weight"][:, 64:].abs().sum() > 0
+    assert state["model.layers.1.mlp.experts.down_proj"][:, 64:].abs().sum() > 0
+    assert state["model.embed_tokens.weight"][:, 64:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("hidden", [64, 32, 80])
+def test_a_width_must_be_wider_and_whole_heads(hidden):
+    with pytest.raises(ValueError, match="wider"):
+        grow_width(tiny_model(), hidden)

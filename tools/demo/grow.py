@@ -44,3 +44,48 @@ def grow_depth(model, extra_layers: int):
                 value.zero_()
     grown.load_state_dict(state)
     return grown
+
+
+def grow_width(model, hidden: int):
+    """A copy of `model` `hidden` wide (heads of the same size, so more of them; experts as wide as the model)
+    computing the same logits: the old weights keep their places, the new residual dimensions start at zero and
+    stay there until training moves them (every projection that writes the residual stream writes zeros into
+    them, and every new head's and expert unit's output projection is zero), and the norms' weights shrink by
+    sqrt(old / new) (and their epsilon by old / new) because a root mean square over more dimensions, the new ones
+    zero, is smaller by that much.
+    The rest of the new weights are initialised as a fresh model's would be, so they learn from the first step."""
+    from transformers import GptOssForCausalLM
+
+    old = model.config
+    if hidden <= old.hidden_size or hidden % old.head_dim:
+        raise ValueError(f"the new width must be wider than {old.hidden_size} and a multiple of the heads' "
+                         f"{old.head_dim}, not {hidden}")
+    heads = hidden // old.head_dim
+    group = old.num_attention_heads // old.num_key_value_heads  # query heads per kv head, kept
+    if heads % group:
+        raise ValueError(f"{heads} query heads do not share kv heads {group} to one as the model's do")
+    # the norms' epsilon is added to the mean square: over more dimensions, the new ones zero, it shrinks with it
+    config = old.__class__.from_dict({**old.to_dict(), "hidden_size": hidden, "intermediate_size": hidden,
+                                      "num_attention_heads": heads, "num_key_value_heads": heads // group,
+                                      "rms_norm_eps": old.rms_norm_eps * old.hidden_size / hidden})
+    grown = GptOssForCausalLM(config)
+    shrink = (old.hidden_size / hidden) ** 0.5
+    # tensors that write the residual stream: their new output places must be zero
+    writes_residual = ("self_attn.o_proj.", "mlp.experts.down_proj", "model.embed_tokens.")
+    old_state, state = model.state_dict(), grown.state_dict()
+    with torch.no_grad():
+        for name, value in state.items():
+            before = old_state[name]
+            if name.endswith(("layernorm.weight", "model.norm.weight")):
+                value.fill_(float(before.mean()) * shrink)
+                value[: before.shape[0]] = before * shrink
+                continue
+            if any(part in name for part in writes_residual):
+                value.zero_()
+            if name.endswith("self_attn.o_proj.weight"):
+                value.zero_()  # new heads' columns too: a new head adds nothing until trained
+            elif name.endswith("mlp.experts.down_proj"):
+                value.zero_()  # new units' rows too
+            value[tuple(slice(0, n) for n in before.shape)] = before
+    grown.load_state_dict(state)
+    return grown

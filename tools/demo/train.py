@@ -92,6 +92,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=30, help="steps of linear learning-rate warm-up")
     ap.add_argument("--min-lr", type=float, default=0.1, help="the cosine schedule's floor, as a share of --lr")
     ap.add_argument("--init", type=Path, help="continue training this checkpoint (its shape and tokenizer)")
+    ap.add_argument("--grow-width", type=int, default=0,
+                    help="make --init this wide first (more heads, wider experts), computing the same logits")
     ap.add_argument("--grow-layers", type=int, default=0,
                     help="with --init: first add this many layers (sliding/full pairs) that start as the identity")
     ap.add_argument("--average-with-init", action="store_true",
@@ -105,10 +107,10 @@ def main() -> int:
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
                     help="the data generator's version (an older one regenerates an older checkpoint's data)")
     args = ap.parse_args()
-    if args.grow_layers and not args.init:
-        ap.error("--grow-layers needs --init (the checkpoint to grow)")
-    if args.average_with_init and (not args.init or args.grow_layers):
-        ap.error("--average-with-init needs --init, and a model of the same shape (no --grow-layers)")
+    if (args.grow_layers or args.grow_width) and not args.init:
+        ap.error("--grow-layers and --grow-width need --init (the checkpoint to grow)")
+    if args.average_with_init and not args.init:
+        ap.error("--average-with-init needs --init")
     if not 0 <= args.average_from < 1 or args.average_every < 1:
         ap.error("--average-from is a share of the budget in [0, 1), --average-every a positive number of steps")
     if args.threads:
@@ -142,15 +144,21 @@ def main() -> int:
     if args.init:
         for p in model.parameters():  # in memory, not mapped from the file: --init may be --out
             p.data = p.data.clone()
-        init_state = {k: v.clone() for k, v in model.state_dict().items()} if args.average_with_init else None
         if args.grow_layers:
             from tools.demo.grow import grow_depth
 
             model = grow_depth(model, args.grow_layers)
             print(f"grown from {args.init}: {model.config.num_hidden_layers} layers", flush=True)
+        if args.grow_width:
+            from tools.demo.grow import grow_width
+
+            model = grow_width(model, args.grow_width)
+            print(f"grown from {args.init}: {model.config.hidden_size} wide", flush=True)
+        # a grown start computes what --init does, so the mean with it is the mean with --init's function
+        init_state = {k: v.clone() for k, v in model.state_dict().items()} if args.average_with_init else None
         model.config.output_router_logits, model.config.router_aux_loss_coef = True, 0.01
         config = model.config
-        args.layers = config.num_hidden_layers  # what the log and the command record: the shape trained
+        args.layers, args.hidden = config.num_hidden_layers, config.hidden_size  # what the log records: the shape trained
         shape = model_shape(config.hidden_size, config.num_hidden_layers, config.num_local_experts)
     earlier = json.loads((args.init / "training_log.json").read_text()) if args.init else None
     model.train()
@@ -229,6 +237,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     """The command that trains this checkpoint again into the shipped folder (no paths of this machine)."""
     init = " --init tools/demo/checkpoint" if args.init else ""
     init += f" --grow-layers {args.grow_layers}" if args.grow_layers else ""
+    init += f" --grow-width {args.grow_width}" if args.grow_width else ""
     return (f".venv/bin/python -m tools.demo.train --out tools/demo/checkpoint{init} --examples {args.examples} "
             f"--minutes {args.minutes:g} --batch-tokens {args.batch_tokens} --lr {args.lr:g} --seed {args.seed} "
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
