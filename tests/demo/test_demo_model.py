@@ -87,7 +87,7 @@ def test_parley_test_gates_the_shipped_npcs(demo_model, tmp_path):
 
 
 def test_no_free_form_line_occurs_in_the_training_data():
-    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, _c.py to _j.py) stay apart from
+    """The free-form yardsticks (tools/demo/freeform.py, freeform_blind.py, _c.py to _k.py) stay apart from
     every generator: none of their lines, normalized, is a line the training data holds."""
     from tools.demo import freeform
 
@@ -101,11 +101,12 @@ def test_no_free_form_line_occurs_in_the_training_data():
     training = {norm(ex.say) for ex in examples} | \
         {norm(t.say) for ex in examples for t in ex.history}
     from tools.demo import (freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, freeform_blind_f,
-                            freeform_blind_g, freeform_blind_h, freeform_blind_i, freeform_blind_j)
+                            freeform_blind_g, freeform_blind_h, freeform_blind_i, freeform_blind_j,
+                            freeform_blind_k)
 
     each = (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES, freeform_blind_d.LINES,
             freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES,
-            freeform_blind_i.LINES, freeform_blind_j.LINES)
+            freeform_blind_i.LINES, freeform_blind_j.LINES, freeform_blind_k.LINES)
     sets = [line for lines in each for line in lines]
     # the generator keeps out exactly these, and lines withdrawn from scoring (a shipped run's data held them)
     assert sets + freeform_blind_g.WITHDRAWN == list(dataset.YARDSTICKS)
