@@ -41,15 +41,21 @@ def test_a_grown_model_computes_the_same_logits_with_its_layer_types_still_alter
     assert not new["model.layers.3.mlp.experts.down_proj"].any()
 
 
-def test_the_new_layers_learn_from_the_first_step():
-    grown = grow_depth(tiny_model(), 2).train()
+def after_one_step(grown):
+    """The grown model's weights after one SGD step on random tokens."""
+    grown.train()
     ids = torch.randint(0, 300, (2, 24))
     opt = torch.optim.SGD(grown.parameters(), lr=0.1)
     grown(input_ids=ids, labels=ids).loss.backward()
     opt.step()
+    return grown.state_dict()
+
+
+def test_the_new_layers_learn_from_the_first_step():
+    state = after_one_step(grow_depth(tiny_model(), 2))
     # zero output projections get gradients at once (their inputs are not zero), so the layer comes alive
-    assert grown.state_dict()["model.layers.2.self_attn.o_proj.weight"].abs().sum() > 0
-    assert grown.state_dict()["model.layers.3.mlp.experts.down_proj"].abs().sum() > 0
+    assert state["model.layers.2.self_attn.o_proj.weight"].abs().sum() > 0
+    assert state["model.layers.3.mlp.experts.down_proj"].abs().sum() > 0
 
 
 @pytest.mark.parametrize("extra", [0, 1, 3, -2])
@@ -76,12 +82,7 @@ def test_a_widened_model_computes_the_same_logits_with_more_heads_and_wider_expe
 
 
 def test_the_widened_parts_learn_from_the_first_step():
-    grown = grow_width(tiny_model(), 128).train()
-    ids = torch.randint(0, 300, (2, 24))
-    opt = torch.optim.SGD(grown.parameters(), lr=0.1)
-    grown(input_ids=ids, labels=ids).loss.backward()
-    opt.step()
-    state = grown.state_dict()
+    state = after_one_step(grow_width(tiny_model(), 128))
     assert state["model.layers.1.self_attn.o_proj.weight"][:, 64:].abs().sum() > 0
     assert state["model.layers.1.mlp.experts.down_proj"][:, 64:].abs().sum() > 0
     assert state["model.embed_tokens.weight"][:, 64:].abs().sum() > 0
