@@ -70,7 +70,8 @@ def grow_width(model, hidden: int):
                                       "rms_norm_eps": old.rms_norm_eps * old.hidden_size / hidden})
     grown = GptOssForCausalLM(config)
     shrink = (old.hidden_size / hidden) ** 0.5
-    # tensors that write the residual stream: their new output places must be zero
+    # tensors that write the residual stream are zero wherever the old one has no value: the new residual places,
+    # and the new heads' and expert units' inputs to them, so that nothing new reaches the stream until trained
     writes_residual = ("self_attn.o_proj.", "mlp.experts.down_proj", "model.embed_tokens.")
     old_state, state = model.state_dict(), grown.state_dict()
     with torch.no_grad():
@@ -82,10 +83,6 @@ def grow_width(model, hidden: int):
                 continue
             if any(part in name for part in writes_residual):
                 value.zero_()
-            if name.endswith("self_attn.o_proj.weight"):
-                value.zero_()  # new heads' columns too: a new head adds nothing until trained
-            elif name.endswith("mlp.experts.down_proj"):
-                value.zero_()  # new units' rows too
             value[tuple(slice(0, n) for n in before.shape)] = before
     grown.load_state_dict(state)
     return grown
