@@ -1,4 +1,4 @@
-"""Make a trained demo model deeper without changing what it computes, so that more capacity can be trained
+"""Make a trained demo model deeper or wider without changing what it computes, so that more capacity can be trained
 on top of everything it has already learned instead of from scratch.
 
 New layers go in as sliding/full pairs in the middle of the stack (the alternation of layer types stays
@@ -53,7 +53,8 @@ def grow_width(model, hidden: int):
     them, and every new head's and expert unit's output projection is zero), and the norms' weights shrink by
     sqrt(old / new) (and their epsilon by old / new) because a root mean square over more dimensions, the new ones
     zero, is smaller by that much.
-    The rest of the new weights are initialised as a fresh model's would be, so they learn from the first step."""
+    The rest of the new weights are initialised as a fresh model's would be; the zeroed projections move at the
+    first step and the weights behind them from the second. Experts as wide as the model: the demo's shape."""
     from transformers import GptOssForCausalLM
 
     old = model.config
