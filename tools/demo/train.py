@@ -102,6 +102,11 @@ def main() -> int:
                     help="save the mean of the weights taken every --average-every steps from this share of the "
                          "budget on (0: the last weights)")
     ap.add_argument("--average-every", type=int, default=50)
+    ap.add_argument("--hard-pool", type=int, default=0,
+                    help="with --init: score this many fresh conversations of the shipped NPCs with the starting "
+                         "weights (tools/demo/hard_examples.py) ...")
+    ap.add_argument("--hard-keep", type=int, default=0,
+                    help="... and train on the ones with the least sure reasoning, this many, beside --examples")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="spread this share of each trained token's target over the vocabulary (0: plain loss)")
     ap.add_argument("--data-version", type=int, default=dataset.DATA_VERSION, choices=sorted(dataset.WEIGHTS),
@@ -113,6 +118,8 @@ def main() -> int:
         ap.error("--average-with-init needs --init")
     if not 0 <= args.average_from < 1 or args.average_every < 1:
         ap.error("--average-from is a share of the budget in [0, 1), --average-every a positive number of steps")
+    if (args.hard_pool or args.hard_keep) and not (args.init and 0 < args.hard_keep <= args.hard_pool):
+        ap.error("--hard-pool N --hard-keep K need --init (the weights that judge them) and 0 < K <= N")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
@@ -160,6 +167,20 @@ def main() -> int:
         config = model.config
         args.layers, args.hidden = config.num_hidden_layers, config.hidden_size  # what the log records: the shape trained
         shape = model_shape(config.hidden_size, config.num_hidden_layers, config.num_local_experts)
+    hard = None
+    if args.hard_pool:  # judged by the weights training starts from (grown, if grown), then kept beside the rest
+        from tools.demo.hard_examples import hardest, hardness
+
+        pool = dataset.make_examples(args.hard_pool, seed=args.seed + 1000, version=args.data_version,
+                                     shipped_share=1.0)
+        pool_data = [encode(tok, ex) for ex in pool]
+        scores = hardness(model, pool_data, tok, pad=tok.special("<|endoftext|>"))
+        kept = hardest(scores, args.hard_keep)
+        data += [pool_data[i] for i in kept]
+        hard = {"pool": args.hard_pool, "kept": len(kept), "least_kept": round(min(scores[i] for i in kept), 4),
+                "pool_unsure_at_0.80": round(sum(s > math.log(1 / 0.8) for s in scores) / len(scores), 4)}
+        print(f"hard examples: {len(kept)} of {len(pool)} kept (reasoning's least sure token at most "
+              f"{math.exp(-hard['least_kept']):.3f} likely); {len(data)} conversations in all", flush=True)
     earlier = json.loads((args.init / "training_log.json").read_text()) if args.init else None
     model.train()
     params = sum(p.numel() for p in model.parameters())
@@ -218,6 +239,7 @@ def main() -> int:
          "command": reproduce_command(args), "data_version": args.data_version, "continued_from": earlier,
          **({"averaged_with_init": True} if args.average_with_init else {}),
          **({"averaged_snapshots": trajectory.count} if args.average_from else {}),
+         **({"hard_examples": hard} if hard else {}),
          "log": log}, indent=1))
     print(f"saved {args.out} after {step} steps", flush=True)
     return 0
@@ -243,6 +265,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
             f"--hidden {args.hidden} --layers {args.layers} --experts {args.experts} --warmup {args.warmup} "
             f"--min-lr {args.min_lr:g} --data-version {args.data_version}"
             + (f" --label-smoothing {args.label_smoothing:g}" if args.label_smoothing else "")
+            + (f" --hard-pool {args.hard_pool} --hard-keep {args.hard_keep}" if args.hard_pool else "")
             + (" --average-with-init" if args.average_with_init else "")
             + (f" --average-from {args.average_from:g} --average-every {args.average_every}" if args.average_from
                else ""))
