@@ -74,7 +74,8 @@ class Answers:
                 return self.error(rid, p.SHUTTING_DOWN, "the server is shutting down")
             return self.error(rid, p.CANCELLED, "cancelled by the client")
         self.counters.add("replies")
-        self.counters.add("deadline_met", st.deadline_met)
+        if st.deadline_met:  # counters hold only names that happened
+            self.counters.add("deadline_met")
         token = {"session_token": result.session_token} if result.session_token else {}
         return p.frame(rid, "done", text=result.text, stats=st.to_dict(),
                        actions=[{"name": a.name, "args": a.arguments} for a in result.actions], **token)

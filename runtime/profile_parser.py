@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.npc import EFFORTS, ActionSpec, BehaviourTest, Npc
-from runtime.protocol import shown
+from runtime.protocol import REPLY_WHITESPACE, shown, speakable
 from runtime.sampler import SamplingParams
 
 MAX_PROFILE_BYTES = 256 * 1024
@@ -101,6 +101,11 @@ def _positive(v) -> bool:
     return v > 0
 
 
+def _spoken_line(x) -> bool:
+    """A line the runtime says as it is (fallback, unsure): the game gets what the designer wrote."""
+    return isinstance(x, str) and 0 < len(x) <= 300 and speakable(x) == x and bool(x.strip(REPLY_WHITESPACE))
+
+
 TOP = {
     "id": (str, False, lambda v: bool(ID_PATTERN.match(v)), "lowercase letters, digits, '-' and '_' (max 64)"),
     "name": (str, True, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
@@ -108,13 +113,13 @@ TOP = {
     "knowledge": (list, False, lambda v: len(v) <= 64 and all(isinstance(x, str) and 0 < len(x) <= 500 for x in v),
                   "a list of up to 64 strings of 1 to 500 characters"),
     "reasoning_effort": (str, False, lambda v: v in EFFORTS, " | ".join(EFFORTS)),
-    "fallback_lines": (list, True, lambda v: 0 < len(v) <= 32 and all(isinstance(x, str) and 0 < len(x) <= 300
-                                                                    for x in v),
-                       "a list of 1 to 32 strings of 1 to 300 characters"),
+    "fallback_lines": (list, True, lambda v: 0 < len(v) <= 32 and all(_spoken_line(x) for x in v),
+                       "a list of 1 to 32 strings of 1 to 300 characters, each saying something, with no control "
+                       "characters but tab and line breaks"),
     "min_confidence": ((int, float), False, lambda v: 0 <= v < 1, "a number from 0 (off) up to, not including, 1"),
-    "unsure_lines": (list, False, lambda v: 0 < len(v) <= 32 and all(isinstance(x, str) and 0 < len(x) <= 300
-                                                                  for x in v),
-                     "a list of 1 to 32 strings of 1 to 300 characters"),
+    "unsure_lines": (list, False, lambda v: 0 < len(v) <= 32 and all(_spoken_line(x) for x in v),
+                     "a list of 1 to 32 strings of 1 to 300 characters, each saying something, with no control "
+                     "characters but tab and line breaks"),
     "world": (str, False, lambda v: len(v) <= 2000, "up to 2000 characters"),
 }
 STYLE = {

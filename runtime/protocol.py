@@ -59,6 +59,7 @@ REQUEST_TYPES = ("reply", "cancel", "reset_session", "export_session", "import_s
 
 # stable error codes
 BAD_MESSAGE = "bad_message"
+DUPLICATE_ID = "duplicate_id"  # its own code: the refusal carries the id of a request that goes on
 UNSUPPORTED_VERSION = "unsupported_version"
 UNKNOWN_TYPE = "unknown_type"
 UNKNOWN_NPC = "unknown_npc"
@@ -232,6 +233,8 @@ def _check_reply(body: dict, rid: str) -> None:
         raise ProtocolError(BAD_MESSAGE, "'sampling' must be a map with temperature, top_k, top_p and/or seed", rid)
     rules = {"temperature": ((int, float), 0, 2), "top_k": (int, 0, 1000), "top_p": ((int, float), 1e-6, 1),
              "seed": (int, 0, 2**63 - 1)}
+    if isinstance(sampling.get("top_k"), float) and sampling["top_k"].is_integer():
+        sampling["top_k"] = int(sampling["top_k"])  # 40.0: a client whose numbers are all doubles means 40
     for key, value in sampling.items():
         kind, low, high = rules[key]
         if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:

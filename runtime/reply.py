@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 Sink = Callable[[Any], None]
 
 
+def _spoken(line: str) -> str:
+    """A profile's line as the game gets any reply text: no control characters, no surrounding whitespace (the
+    profile check refuses such lines; an Npc made in code is not checked)."""
+    return protocol.speakable(line).strip(protocol.REPLY_WHITESPACE)
+
+
 @dataclass(frozen=True)
 class FinalDelta:
     text: str
@@ -224,7 +230,7 @@ class Reply:
             lines = self.npc.unsure_lines or self.npc.fallback_lines
             # greedy replies are the same every time, unsure ones too; sampled ones draw with the reply's seed
             greedy = self.sampler.params.temperature == 0
-            line = lines[0] if greedy else lines[int(self.sampler.rng.integers(len(lines)))]
+            line = _spoken(lines[0] if greedy else lines[int(self.sampler.rng.integers(len(lines)))])
             self._say(line)
             self._report(line, fallback=not self.npc.unsure_lines)
             return
@@ -361,8 +367,8 @@ class Reply:
     # ---- the end ----------------------------------------------------------------------------------
 
     def _end_with_fallback(self) -> None:
-        text = random.choice(self.npc.fallback_lines)
-        self.sink(FinalDelta(text))
+        text = _spoken(random.choice(self.npc.fallback_lines))
+        self._say(text)  # its arrival is the reply's first final text (ttft_ms), as a model's sentence's is
         self._report(text, fallback=True)
 
     def _report(self, text: str, fallback: bool) -> None:

@@ -128,7 +128,8 @@ class Scheduler:
             if self._stopping:
                 return Refusal(protocol.SHUTTING_DOWN, "the server is shutting down")
             if (job.identity, job.id) in self._jobs:
-                return Refusal(protocol.BAD_MESSAGE, f"request id {job.id!r} is already in flight")
+                return Refusal(protocol.DUPLICATE_ID, f"request id {job.id!r} is already in flight on this connection: "
+                                                      "this request was refused, the earlier one goes on")
             mine = sum(1 for queued in self._queue if queued.client == job.client)
             if mine >= self.max_queued_per_client:
                 return Refusal(protocol.BUSY, f"this client has {mine} requests queued (the most one client may "

@@ -109,6 +109,17 @@ def test_unsure_settings_are_checked_and_read(tmp_path):
     assert found["unsure_lines"].line == 5 and "1 to 32 strings" in found["unsure_lines"].message
 
 
+def test_lines_the_runtime_says_as_written_must_be_printable_and_say_something(tmp_path):
+    """A fallback or unsure line goes to the game as the designer wrote it: a control character (a stray
+    escape, a NUL a C string would end at) or a line of spaces is refused with where and how to fix it."""
+    for text, line in (('fallback_lines = ["Hm.", "Bad\\u0000line"]\n', 3), ('fallback_lines = ["   "]\n', 3),
+                       ('fallback_lines = ["Hm."]\nunsure_lines = ["Er\\u001b[0m"]\n', 4)):
+        (bad,) = problems(write(tmp_path, 'name = "Ada"\npersona = "A tinker."\n' + text))
+        assert bad.line == line and "no control characters" in bad.message, (text, bad)
+    npc = parse_profile(write(tmp_path, GOOD.replace('["Hm."]', '["Hm.\\nWell.", "\\tTabbed."]')))
+    assert npc.fallback_lines == ("Hm.\nWell.", "\tTabbed.")  # tabs and line breaks are text
+
+
 def test_min_confidence_needs_reasoning_to_judge(tmp_path):
     text = GOOD + 'min_confidence = 0.8\n\n[budget]\nmax_reasoning_tokens = 0\n'
     (found,) = problems(write(tmp_path, text))

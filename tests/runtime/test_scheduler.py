@@ -143,7 +143,7 @@ def test_the_whole_queue_has_a_limit_too_and_ids_in_flight_are_refused():
     s = scheduler(FakeBatch(), max_queue=2, max_queued_per_client=2)
     a, b = Client(s, b"a"), Client(s, b"b")
     assert a.reply("x") is None
-    assert a.reply("x").code == p.BAD_MESSAGE  # the same id, still in flight
+    assert a.reply("x").code == p.DUPLICATE_ID  # the same id, still in flight
     assert b.reply("x") is None  # another client's ids are its own
     assert b.reply("y").code == p.BUSY
 

@@ -121,3 +121,20 @@ def test_a_batched_reply_is_judged_as_one_alone(demo_model, sure):
     assert got["b"].stats.finish_reason == alone["b"].stats.finish_reason == "unsure" and got["b"].text == LINES[0]
     for rid in ("t", "n"):
         assert got[rid].tokens == alone[rid].tokens and got[rid].stats.finish_reason != "unsure"
+
+
+def test_profile_lines_reach_the_game_as_any_reply_text_does(demo_model, sure):
+    """From a review of docs/protocol.md against the code: unsure and fallback lines went out as written, control
+    characters and surrounding whitespace included, and a fallback line after a reply stopped early left
+    ttft_ms null although the line was the first final text the game got. (Profiles refuse such lines; an Npc
+    made in code is not checked.)"""
+    _, reference = sure
+    engine = Engine(demo_model, {"brenna": brenna(min_confidence=reference.stats.confidence + 1e-3,
+                                                  unsure_lines=(" \tCouldn't\x07 tell you.\r\n",))})
+    deltas, result = collect(engine, ask())
+    assert deltas == [result.text] == ["Couldn't tell you."] and result.stats.finish_reason == "unsure"
+    engine = Engine(demo_model, {"brenna": brenna(max_final_tokens=1, fallback_lines=("Hm.\x00 \x1b",))})
+    deltas, result = collect(engine, ask())  # one token of answer finishes no sentence: the fallback line
+    assert result.stats.finish_reason == "length" and result.stats.fallback_used
+    assert deltas == [result.text] == ["Hm."]
+    assert result.stats.ttft_ms is not None and result.stats.ttft_ms <= result.stats.total_ms

@@ -392,6 +392,79 @@ def test_while_the_server_stops_health_says_stopping_and_new_work_is_refused(mak
         assert frame["type"] == "error" and frame["code"] == p.SHUTTING_DOWN
 
 
+def test_a_queued_reply_cancelled_while_the_server_stops_ends_shutting_down(make_server):
+    """docs/protocol.md: a cancelled reply ends `cancelled`, `shutting_down` while the server stops; a reply
+    still queued (the worker busy) and cancelled then was answered `cancelled`."""
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:  # the worker cannot go on: the second reply stays queued
+            c.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=60000)
+            scheduler, deadline = server.server.scheduler, time.monotonic() + 10
+            while scheduler.idle() or scheduler.queued():  # until the worker took it
+                assert time.monotonic() < deadline, "the first reply must start"
+                time.sleep(0.01)
+            waiting = c.send("reply", npc="talker", text="And another.", deadline_ms=60000)
+            while not scheduler.queued():
+                assert time.monotonic() < deadline, "the second reply must queue"
+                time.sleep(0.01)
+            server.server.stop(wait=False)
+            cancel = c.send("cancel", target=waiting)
+            frames = {}
+            while len(frames) < 2:
+                frame = msgpack.unpackb(c.socket.recv(), raw=False)
+                frames[frame["id"]] = frame
+        assert frames[cancel]["type"] == "done" and frames[cancel]["found"] is True
+        assert frames[waiting]["type"] == "error" and frames[waiting]["code"] == p.SHUTTING_DOWN, frames[waiting]
+
+
+def test_a_duplicate_id_is_refused_with_its_own_code_and_the_first_request_goes_on(make_server):
+    """A client matches frames by id, and the refusal of a second request with the id of one in flight carries
+    that id: as `bad_message` it read like the first request's terminal error, whose real answer came after."""
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:
+            first = c.send("reply", npc="talker", text="Hello there.", deadline_ms=60000, stream=False)
+            c.send("reply", request_id=first, npc="talker", text="Again.", deadline_ms=60000)
+            refusal = msgpack.unpackb(c.socket.recv(), raw=False)
+        assert refusal["id"] == first and refusal["type"] == "error" and refusal["code"] == p.DUPLICATE_ID, refusal
+        answer = msgpack.unpackb(c.socket.recv(), raw=False)
+        assert answer["id"] == first and answer["type"] == "done" and answer["text"], answer
+
+
+def test_a_whole_top_k_sent_as_a_double_is_the_integer(live):
+    """A client whose numbers are all doubles (JavaScript's, C#'s) sends top_k 40 as 40.0: it was bad_message."""
+    def ask(top_k):
+        return raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "k", "type": "reply", "npc": "brenna",
+                                                            "text": "hi", "stream": False,
+                                                            "sampling": {"top_k": top_k, "seed": 3}})])
+    assert ask(40.0)["type"] == "done"
+    refused = ask(40.5)
+    assert refused["type"] == "error" and refused["code"] == p.BAD_MESSAGE and "top_k" in refused["message"]
+    assert p.decode(msgpack.packb({"v": 1, "id": "k", "type": "reply", "npc": "b", "text": "hi",
+                                   "sampling": {"top_k": 40.0}})).sampling_overrides["top_k"] == 40
+
+
+def test_deadline_met_is_counted_only_when_met(live):
+    """docs/protocol.md: `stats.counters` holds only names that happened; a missed deadline added
+    `deadline_met: 0`."""
+    import dataclasses
+
+    from runtime.answers import Answers
+    from runtime.counters import Counters
+    from runtime.requests import ReplyRequest
+    from runtime.scheduler import Job
+
+    request = ReplyRequest(npc="brenna", text="Hello.", request_id="m", deadline_ms=60000)
+    result = list(live.engine.reply(request))[-1]
+    counters = Counters()
+    answers = Answers(counters)
+    missed = dataclasses.replace(result, stats=dataclasses.replace(result.stats, deadline_met=False))
+    answers.for_event(Job(b"c", request, sink=print), missed, stopping=False)
+    assert counters.snapshot() == {"replies": 1}
+    answers.for_event(Job(b"c", request, sink=print), result, stopping=False)
+    assert counters.snapshot() == {"replies": 2, "deadline_met": 1}
+
+
 def test_nil_sampling_values_mean_absent_and_session_requests_name_an_unknown_npc(live):
     """Found by an outside client written from docs/protocol.md: `sampling: {seed: nil}` was bad_message,
     and session requests for an NPC that does not exist answered unknown_session, existed: false or a blob
