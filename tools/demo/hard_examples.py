@@ -43,7 +43,7 @@ def hardness(model, data, tok, batch_tokens: int = 8192, pad: int = 0, progress:
     positions = [[p for p in reasoning_positions(tok, x) if y[p] != -100] for x, y in data]
     order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
     scores = [0.0] * len(data)
-    start, done = time.monotonic(), 0
+    start, done, shown = time.monotonic(), 0, time.monotonic()
     model.eval()
     with torch.no_grad():
         i = 0
@@ -65,7 +65,8 @@ def hardness(model, data, tok, batch_tokens: int = 8192, pad: int = 0, progress:
                     scores[j] = float(-chosen.min())
             i += len(idx)
             done += len(idx)
-            if progress and (done // len(idx)) % 50 == 0:
+            if progress and time.monotonic() - shown >= 30:  # a line every half minute
+                shown = time.monotonic()
                 rate = done / max(time.monotonic() - start, 1e-9)
                 print(f"scored {done}/{len(data)} conversations, {rate:.0f}/s, "
                       f"about {(len(data) - done) / rate / 60:.1f} min left", file=sys.stderr, flush=True)
