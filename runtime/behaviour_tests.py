@@ -19,8 +19,8 @@ def fold(text: str) -> str:
 def judge(case: BehaviourTest, done: dict[str, Any]) -> str | None:
     """Why one reply (a `done` frame) fails the case, or None if it passes."""
     text = fold(done.get("text", ""))
-    if done["stats"].get("fallback_used") and not case.allow_fallback:
-        return f"fell back to a fallback line: {done['text']!r}"
+    if done["stats"].get("fallback_used"):  # the designer's own line: it passes only where the case allows it
+        return None if case.allow_fallback else f"fell back to a fallback line: {done['text']!r}"
     if case.expect and not any(fold(word) in text for word in case.expect):
         return f"said none of {list(case.expect)}: {done['text']!r}"
     said = [word for word in case.reject if fold(word) in text]

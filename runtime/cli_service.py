@@ -26,10 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES,
                    help="folder of NPC profiles (*.toml; default: npc_profiles in the current folder)")
     s.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: loopback only)")
-    s.add_argument("--keys", type=Path, help="server secret certificate from `parley keys` (enables CurveZMQ)")
+    s.add_argument("--keys", type=Path,
+                   help="the server's secret key file, DIR/server.key_secret from `parley keys DIR` (enables CurveZMQ)")
     s.add_argument("--client-keys", type=Path, help="folder of allowed client public certificates")
     s.add_argument("--blob-key", type=Path, help="file with the key that signs session blobs (made on first use; "
-                                                 "default: blob.key beside --keys, else ~/.config/parley/blob.key). "
+                                                 "default: blob.key beside --keys, else $XDG_CONFIG_HOME/parley/blob.key, "
+                                                 "~/.config/parley/blob.key when that is unset). "
                                                  "Keep it: saves signed with it load only with it")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
     s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
@@ -136,11 +138,18 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.manifest import ManifestError
     from runtime.profile_registry import ProfileRegistry
     from runtime.server import Server, ServerOptions
-    from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind
+    from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind, insecure_bind_refusal, is_local
     from runtime.session import ModelLoadError, SessionOptions, cuda_usable
 
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)
+    if not is_local(args.bind) and args.keys is None and not args.insecure:
+        raise CommandFailed(insecure_bind_refusal(args.bind))
+    if args.keys is not None and not args.keys.is_file():
+        raise CommandFailed(f"--keys {args.keys}: not a file; pass the server's secret key file, "
+                            "DIR/server.key_secret from `parley keys DIR`")
+    if args.rate_limit < 0:
+        raise CommandFailed(f"--rate-limit {args.rate_limit:g}: requests per second per client, 0 for no limit")
     _default_profiles_exist(args.profiles, "pass --profiles FOLDER")
     from runtime.blob_key import BlobKeyError, default_path, load_or_create
     try:
@@ -171,7 +180,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = Server(engine, registry, ServerOptions(
             bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue,
             max_queued_per_client=args.max_queue_per_client, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
-            burst=int(2 * args.rate_limit) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
+            burst=max(1, int(2 * args.rate_limit)) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
             insecure=args.insecure, debug_reasoning=args.debug_reasoning, blob_key=blob_key))
     except (InsecureBind, ValueError) as exc:
         raise CommandFailed(str(exc)) from exc

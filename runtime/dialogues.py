@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.npc import Npc
 from runtime.profile_parser import (NAME_PATTERN, ProfileError, ProfileProblem, TableChecker, entry_lines,
-                                    parse_profile, read_profile_text, state_ok)
+                                    parse_profile, read_profile_text, state_ok, toml_error_line)
 
 MAX_EXAMPLES = 10_000
 
@@ -56,7 +56,8 @@ EXAMPLE = {
     "reply": (str, True, lambda v: 0 < len(v.strip()) and len(v) <= 4000, "the NPC's answer, 1 to 4000 characters"),
     "reasoning": (str, False, lambda v: len(v) <= 8000, "the hidden reasoning before the answer, up to 8000 characters"),
     "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
-    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
+    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values, "
+                                     "2000 characters in all (keys and values)"),
     "action": (dict, False, _action_ok, "a table { name = \"one_of_its_actions\", args = { ... } } (one action "
                                         "per example; args as JSON has them: no dates or times)"),
     "history": (list, False, lambda v: len(v) <= 64 and all(_turn_ok(t) for t in v),
@@ -122,8 +123,7 @@ def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError([ProfileProblem(str(path), getattr(exc, "lineno", None), "", f"TOML syntax error: {exc}")]) \
-            from exc
+        raise ProfileError([ProfileProblem(str(path), toml_error_line(exc), "", f"TOML syntax error: {exc}")]) from exc
     c = TableChecker(path, text)
     for key in data:
         if key != "examples":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.npc import EFFORTS, ActionSpec, BehaviourTest, Npc
-from runtime.protocol import REPLY_WHITESPACE, shown, speakable
+from runtime.protocol import MAX_STATE_CHARS, MAX_STATE_ENTRIES, REPLY_WHITESPACE, shown, speakable
 from runtime.sampler import SamplingParams
 
 MAX_PROFILE_BYTES = 256 * 1024
@@ -175,9 +175,11 @@ def _strings(limit: int, chars: int):
 
 
 def state_ok(value: dict) -> bool:
-    """A game-state table as requests carry it: up to 32 string keys, string/number/boolean values."""
-    return isinstance(value, dict) and len(value) <= 32 and all(
-        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items())
+    """A game-state table as requests carry it: up to 32 string keys, string/number/boolean values, at most
+    2000 characters rendered (what the server accepts: a case beyond it would fail every run `too_large`)."""
+    return isinstance(value, dict) and len(value) <= MAX_STATE_ENTRIES and all(
+        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()) and \
+        sum(len(k) + len(str(v)) for k, v in value.items()) <= MAX_STATE_CHARS
 
 
 TEST = {
@@ -187,7 +189,8 @@ TEST = {
     "action": (str, False, lambda v: bool(NAME_PATTERN.match(v)), "the name of one of the NPC's actions"),
     "allow_fallback": (bool, False, lambda v: True, "true or false (default false: a fallback line fails)"),
     "speaker": (str, False, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
-    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values"),
+    "state": (dict, False, state_ok, "a table of up to 32 game-state keys with string, number or boolean values, "
+                                     "2000 characters in all (keys and values)"),
     "runs": (int, False, lambda v: 1 <= v <= 100, "an integer, 1 to 100"),
     "pass_rate": ((int, float), False, lambda v: 0 < v <= 1, "a number in (0, 1]"),
 }
@@ -229,6 +232,28 @@ class TableChecker:
             else:
                 out[key] = value
         return out
+
+
+def toml_error_line(exc: "tomllib.TOMLDecodeError") -> int | None:
+    """The line a TOML syntax error names (its `lineno` attribute exists only from Python 3.14)."""
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def _key_line(places: list[tuple[int, dict[str, int]]], index: int, key: str) -> int | None:
+    """The line of `key` in the index-th `[[table]]` entry (its header line if the key is not written there)."""
+    if index >= len(places):
+        return None
+    start, keys = places[index]
+    return keys.get(key, start)
+
+
+def _in_entry(c: "TableChecker", before: int, places: list[tuple[int, dict[str, int]]], index: int) -> None:
+    """The problems found since `before` are in the index-th entry: its own lines, not the first entry's."""
+    for at in range(before, len(c.problems)):
+        problem = c.problems[at]
+        c.problems[at] = ProfileProblem(problem.file, _key_line(places, index, problem.key.split(".")[-1]),
+                                        problem.key, problem.message)
 
 
 def _read_profile_bytes(path: Path) -> bytes:
@@ -278,9 +303,7 @@ def parse_profile(path: Path) -> Npc:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ProfileError([ProfileProblem(str(path), int(match.group(1)) if match else None, "",
-                                           f"TOML syntax error: {exc}")]) from exc
+        raise ProfileError([ProfileProblem(str(path), toml_error_line(exc), "", f"TOML syntax error: {exc}")]) from exc
     except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
         raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
                                                                 "use plain strings, lists and tables")]) from exc
@@ -302,11 +325,14 @@ def parse_profile(path: Path) -> Npc:
         c.problem("", "actions", f"{len(raw_actions)} actions; an NPC may have at most {MAX_ACTIONS} (each one is "
                                  "described in every prompt)")
         raw_actions = []
-    for action in raw_actions:
+    action_places = entry_lines(c.text, "actions")
+    for index, action in enumerate(raw_actions):
         if not isinstance(action, dict):
             c.problem("", "actions", "each entry must be a table ([[actions]])")
             continue
+        before = len(c.problems)
         a = c.section(action, ACTION, "actions")
+        _in_entry(c, before, action_places, index)
         if "name" in a and "description" in a:
             actions.append(ActionSpec(a["name"], a["description"], a.get("parameters", {})))
     tests = _tests(c, data.get("tests", []), {a.name for a in actions})
@@ -349,13 +375,6 @@ def _tests(c: "TableChecker", raw: Any, actions: set[str]) -> tuple[BehaviourTes
         c.problem("", "tests", f"{len(raw)} test cases; a profile may hold at most {MAX_TESTS}")
         return ()
     places = entry_lines(c.text, "tests")
-
-    def key_line(index: int, key: str) -> int | None:
-        """The line of `key` in the index-th case (its header line if the key is not written there)."""
-        if index >= len(places):
-            return None
-        start, keys = places[index]
-        return keys.get(key, start)
     out = []
     for index, case in enumerate(raw):
         if not isinstance(case, dict):
@@ -364,12 +383,9 @@ def _tests(c: "TableChecker", raw: Any, actions: set[str]) -> tuple[BehaviourTes
         before = len(c.problems)
         t = c.section(case, TEST, "tests")
         line = places[index][0] if index < len(places) else None
-        for at in range(before, len(c.problems)):  # a key of the n-th case: its own line, not the first case's
-            problem = c.problems[at]
-            c.problems[at] = ProfileProblem(problem.file, key_line(index, problem.key.split(".")[-1]), problem.key,
-                                            problem.message)
+        _in_entry(c, before, places, index)
         if t.get("action") and t["action"] not in actions:
-            c.problems.append(ProfileProblem(c.file, key_line(index, "action"), "tests.action", f"{t['action']!r} is not one of this "
+            c.problems.append(ProfileProblem(c.file, _key_line(places, index, "action"), "tests.action", f"{t['action']!r} is not one of this "
                                              f"NPC's actions ({', '.join(sorted(actions)) or 'none'})"))
             continue
         if "say" not in t or len(c.problems) > before:

@@ -32,11 +32,13 @@ class ProfileRegistry:
         self._id_of: dict[Path, str] = {}  # file -> the NPC it last defined successfully
         self._stamp: dict[Path, tuple[int, int]] = {}
         self._problems: dict[Path, list[ProfileProblem]] = {}
+        self._wants_id: dict[Path, str] = {}  # files refused because another file holds their id
 
     def check_against(self, fit: ContextFit) -> ReloadResult:
         """Start checking NPCs against a model's context: every file is read again, and NPCs loaded
         before that no longer fit are dropped (there is no good version of them to keep)."""
         self.fit, self.npcs, self._id_of, self._stamp, self._problems = fit, {}, {}, {}, {}
+        self._wants_id = {}
         return self.reload()
 
     def _stamps(self) -> dict[Path, tuple[int, int]]:
@@ -58,7 +60,24 @@ class ProfileRegistry:
         return self._stamps() != self._stamp
 
     def reload(self) -> ReloadResult:
-        result = ReloadResult()
+        result = self._scan(ReloadResult())
+        # a file refused for another's id is read again once that id is free (its owner deleted or renamed):
+        # its own stamp has not changed, so no scan would (an NPC vanished for good this way)
+        while freed := [p for p, want in self._wants_id.items() if want not in self._id_of.values()]:
+            for path in freed:
+                del self._wants_id[path]
+                self._stamp.pop(path, None)
+            result = self._scan(result)
+        result.removed = [i for i in result.removed if i not in self.npcs]  # its id came back from another file
+        result.problems = [p for problems in self._problems.values() for p in problems]
+        for p in result.problems:
+            log.warning("profile problem: %s", p)
+        if result.kept:
+            log.warning("keeping the last good version of %s until their files are fixed", ", ".join(result.kept))
+        return result
+
+    def _scan(self, result: ReloadResult) -> ReloadResult:
+        """Read the files whose stamp changed; the result gathers what happened."""
         stamps = self._stamps()
         if not self.folder.is_dir():
             self._problems = {self.folder: [ProfileProblem(str(self.folder), None, "",
@@ -68,6 +87,7 @@ class ProfileRegistry:
         for path in [p for p in self._stamp if p not in stamps]:  # deleted files
             npc_id = self._id_of.pop(path, None)
             self._problems.pop(path, None)
+            self._wants_id.pop(path, None)
             if npc_id and npc_id not in self._id_of.values():
                 self.npcs.pop(npc_id, None)
                 result.removed.append(npc_id)
@@ -82,6 +102,7 @@ class ProfileRegistry:
             except Exception as exc:  # noqa: BLE001 - a file no check foresaw must not stop the others
                 self._problems[path] = exc.problems if isinstance(exc, ProfileError) else [
                     ProfileProblem(str(path), None, "", f"could not be loaded ({type(exc).__name__}: {exc})")]
+                self._wants_id.pop(path, None)
                 if path in self._id_of:
                     result.kept.append(self._id_of[path])
                 continue
@@ -93,19 +114,16 @@ class ProfileRegistry:
                     line = None
                 self._problems[path] = [ProfileProblem(str(path), line, "id", f"NPC id {npc.id!r} is already "
                                                        f"used by {owner}; ids must be unique")]
+                self._wants_id[path] = npc.id
                 continue
             old = self._id_of.get(path)
             if old and old != npc.id:
                 self.npcs.pop(old, None)
                 result.removed.append(old)
             self._problems.pop(path, None)
+            self._wants_id.pop(path, None)
             self._id_of[path] = npc.id
             self.npcs[npc.id] = npc
             result.loaded.append(npc.id)
         self._stamp = stamps
-        result.problems = [p for problems in self._problems.values() for p in problems]
-        for p in result.problems:
-            log.warning("profile problem: %s", p)
-        if result.kept:
-            log.warning("keeping the last good version of %s until their files are fixed", ", ".join(result.kept))
         return result

@@ -50,8 +50,8 @@ Sink = Callable[[Any], None]
 
 
 def _spoken(line: str) -> str:
-    """A profile's line as the game gets any reply text: no control characters, no surrounding whitespace (the
-    profile check refuses such lines; an Npc made in code is not checked)."""
+    """A profile's line as the game gets any reply text: no control characters (the profile check refuses them;
+    an Npc made in code is not checked), no surrounding whitespace."""
     return protocol.speakable(line).strip(protocol.REPLY_WHITESPACE)
 
 

@@ -10,8 +10,8 @@ from runtime import protocol as p
 
 LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
 CLIENT_KEYS_WITHOUT_KEYS = ("--client-keys needs --keys: an allow-list of client keys means nothing without "
-                            "CurveZMQ, and every plaintext client would get in. Pass --keys DIR (from `parley keys "
-                            "DIR`) as well")
+                            "CurveZMQ, and every plaintext client would get in. Pass --keys DIR/server.key_secret "
+                            "(from `parley keys DIR`) as well")
 
 # Per client connection: frames ZeroMQ queues to it, and kernel socket buffers both ways (fixed sizes,
 # so that neither a client that never reads nor one that floods makes them grow).
@@ -31,6 +31,11 @@ def is_local(endpoint: str) -> bool:
     return endpoint.startswith(LOCAL_PREFIXES)
 
 
+def insecure_bind_refusal(bind: str) -> str:
+    return (f"refusing to bind {bind} without CurveZMQ keys: anyone on the network could drive your NPCs. Make "
+            "keys with `parley keys DIR` and pass --keys DIR/server.key_secret, or pass --insecure")
+
+
 def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, client_keys_dir: Path | None,
                 insecure: bool):
     """The bound socket, and the authenticator thread when client keys are checked (stop it at the end; its
@@ -38,8 +43,7 @@ def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, cli
     if client_keys_dir is not None and curve_secret_file is None:
         raise ValueError(CLIENT_KEYS_WITHOUT_KEYS)
     if not is_local(bind) and curve_secret_file is None and not insecure:
-        raise InsecureBind(f"refusing to bind {bind} without CurveZMQ keys: anyone on the network could drive "
-                           "your NPCs. Make keys with `parley keys DIR` and pass --keys DIR, or pass --insecure")
+        raise InsecureBind(insecure_bind_refusal(bind))
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue is an error the outbox handles, not a silent drop

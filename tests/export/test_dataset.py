@@ -88,6 +88,16 @@ def test_a_broken_dialogue_file_names_each_problem_at_its_line(tmp_path):
     assert "wrong type" in found[("examples.speaker", 12)]
 
 
+def test_a_dialogue_file_that_is_not_toml_names_the_line(tmp_path):
+    """An outside review: the syntax error's line came from an attribute only Python 3.14 sets."""
+    path = tmp_path / "brenna.toml"
+    path.write_text('[[examples]]\nsay = "Hi"\nreply = = "Hello."\n')
+    with pytest.raises(ProfileError) as caught:
+        parse_dialogues(path, NPC)
+    (problem,) = caught.value.problems
+    assert problem.line == 3 and "TOML syntax error" in problem.message
+
+
 def test_parley_dataset_writes_json_lines_from_the_shipped_dialogues(tiny_checkpoint, tmp_path):
     out = tmp_path / "train.jsonl"
     run = subprocess.run([sys.executable, "-m", "runtime.cli", "dataset", str(ROOT / "npc_profiles"), "--tokenizer",

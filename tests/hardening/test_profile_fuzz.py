@@ -59,3 +59,18 @@ def test_last_good_npc_survives_its_file_turning_into_a_symlink_loop_or_a_dangli
     assert result.loaded == ["ada"] and registry.npcs["ada"].persona == "A mender." and not result.problems
     path.unlink()  # really gone: the NPC goes too
     assert registry.reload().removed == ["ada"] and "ada" not in registry.npcs
+
+
+def test_a_file_refused_for_a_taken_id_loads_once_the_id_is_free(tmp_path):
+    """An outside review: b.toml claiming a.toml's id was refused, and when a.toml was deleted the id's NPC went
+    away for good: b.toml's own stamp never changed, so no scan read it again."""
+    (tmp_path / "a.toml").write_text(GOOD)
+    registry = ProfileRegistry(tmp_path)
+    assert registry.reload().loaded == ["a"]
+    (tmp_path / "b.toml").write_text('id = "a"\n' + GOOD.replace("A tinker.", "A mender."))
+    result = registry.reload()
+    assert [(p.key, p.line) for p in result.problems] == [("id", 1)] and registry.npcs["a"].persona == "A tinker."
+    (tmp_path / "a.toml").unlink()
+    result = registry.reload()
+    assert result.loaded == ["a"] and not result.removed and not result.problems
+    assert registry.npcs["a"].persona == "A mender." and not registry.has_changes()

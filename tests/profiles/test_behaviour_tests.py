@@ -44,6 +44,18 @@ def test_a_broken_case_names_its_line_and_what_is_allowed(tmp_path):
     assert "unknown key" in found[("tests.speling", 20)]
 
 
+def test_a_case_whose_game_state_the_server_would_refuse_is_a_profile_problem(tmp_path):
+    """An outside review: a state of more than 2000 characters passed lint, then every run was `too_large`."""
+    path = tmp_path / "ada.toml"
+    path.write_text(HEAD + f'\n[[tests]]\nsay = "Hi"\nstate = {{ weather = "{"r" * 1995}" }}\n')
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(path)
+    (problem,) = caught.value.problems
+    assert problem.key == "tests.state" and "2000 characters" in problem.message
+    path.write_text(HEAD + f'\n[[tests]]\nsay = "Hi"\nstate = {{ weather = "{"r" * 1990}" }}\n')
+    assert parse_profile(path).tests[0].state == (("weather", "r" * 1990),)
+
+
 def test_a_reply_is_judged_by_what_it_says_and_does():
     case = BehaviourTest(say="Price?", expect=("40 silver", "forty"), reject=("90",), action="open_shop")
     assert judge(case, done("Forty SILVER, traveller.", actions=["open_shop"])) is None  # case aside
@@ -52,6 +64,9 @@ def test_a_reply_is_judged_by_what_it_says_and_does():
     assert "did not take the action" in judge(case, done("40 silver."))
     assert "fallback" in judge(case, done("Hm, busy.", fallback=True))
     assert judge(BehaviourTest(say="x", allow_fallback=True), done("Hm, busy.", fallback=True)) is None
+    # allowed, a fallback line passes a case that expects words it does not hold (an outside review: it failed)
+    assert judge(BehaviourTest(say="Price?", expect=("40 silver",), allow_fallback=True),
+                 done("Hm, busy.", fallback=True)) is None
     assert fold("  Crème   BRÛLÉE ") == "creme brulee"
 
 

@@ -124,3 +124,12 @@ def test_min_confidence_needs_reasoning_to_judge(tmp_path):
     text = GOOD + 'min_confidence = 0.8\n\n[budget]\nmax_reasoning_tokens = 0\n'
     (found,) = problems(write(tmp_path, text))
     assert found.key == "min_confidence" and found.line == 4 and "max_reasoning_tokens = 0" in found.message
+
+
+def test_a_problem_in_the_second_action_names_its_own_lines(tmp_path):
+    """An outside review: every [[actions]] entry's problems were reported at the first entry's lines."""
+    text = GOOD + ('[[actions]]\nname = "open_shop"\ndescription = "Opens the shop."\n\n'
+                   '[[actions]]\nname = "9bad"\ndescription = ""\n\n[[actions]]\nname = "rent_room"\n')
+    found = sorted((p.key, p.line) for p in problems(write(tmp_path, text)))
+    # the second entry's name and description at lines 9 and 10; the third's missing description at its header (12)
+    assert found == [("actions.description", 10), ("actions.description", 12), ("actions.name", 9)]

@@ -113,6 +113,22 @@ def test_an_allow_list_without_server_keys_is_refused_not_ignored(make_server, k
     assert "Traceback" not in result.stderr
 
 
+def test_a_keys_folder_is_refused_before_the_model_loads_with_the_file_to_pass(keys, tiny_model, tmp_path):
+    """An outside review: the refusals said `--keys DIR`; following them wrote blob.key beside the folder and,
+    after the model loaded, failed with "cannot bind ...: Is a directory"."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    for extra in (["--bind", "tcp://0.0.0.0:5599"], ["--client-keys", str(keys)]):
+        result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
+                                 "--profiles", str(profiles), *extra], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "server.key_secret" in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model), "--profiles",
+                             str(profiles), "--keys", str(keys), "--blob-key", str(tmp_path / "blob.key")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "not a file" in result.stderr and "server.key_secret" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "blob.key").exists()
+
+
 def test_parley_keys_writes_secret_keys_only_their_owner_can_read(keys):
     """An outside probe found the .key_secret files 0644: readable by every user of the machine."""
     for name in ("server", "client"):
