@@ -110,6 +110,12 @@ def context_fit(model: Path):
         raise CommandFailed(f"{model}: not a usable model folder ({exc})") from exc
 
 
+def rate_burst(rate_per_s: float) -> int:
+    """Requests a client may send at once: twice its rate, at least one (a burst of 0 refused every request at
+    rates under 0.5/s); 0, no limit, is a burst no client reaches."""
+    return max(1, int(2 * rate_per_s)) if rate_per_s else 1 << 30
+
+
 def run_keys(args: argparse.Namespace) -> int:
     import zmq.auth
 
@@ -180,7 +186,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = Server(engine, registry, ServerOptions(
             bind=args.bind, max_connections=args.max_connections, max_queue=args.max_queue,
             max_queued_per_client=args.max_queue_per_client, max_batch=args.max_batch, rate_per_s=args.rate_limit or float("inf"),
-            burst=max(1, int(2 * args.rate_limit)) if args.rate_limit else 1 << 30, curve_secret_file=args.keys, client_keys_dir=args.client_keys,
+            burst=rate_burst(args.rate_limit), curve_secret_file=args.keys, client_keys_dir=args.client_keys,
             insecure=args.insecure, debug_reasoning=args.debug_reasoning, blob_key=blob_key))
     except (InsecureBind, ValueError) as exc:
         raise CommandFailed(str(exc)) from exc

@@ -92,3 +92,22 @@ def test_a_full_queue_makes_room_for_a_quiet_client_by_refusing_the_floods_newes
         order = terminal_frames_in_order({"flood": flood, "player": player}, expected=9)
     assert ("player", "done") in [(who, f["type"]) for who, f in order if f.get("id") == mine]
     assert all(f["type"] == "done" for _, f in order)
+
+
+def test_a_slow_rate_limit_still_lets_a_request_through(make_server, tmp_path):
+    """An outside review: `--rate-limit 0.3` made a burst of int(0.6) = 0, and every request was refused."""
+    import subprocess
+    import sys
+
+    from runtime.cli_service import rate_burst
+
+    assert rate_burst(0.3) == 1 and rate_burst(20) == 40 and rate_burst(0) > 10**6
+    server = make_server(rate_per_s=0.3, burst=rate_burst(0.3))
+    with server.client() as c:
+        assert c.health()["status"] == "ok"  # the one request the burst allows
+        rid = c.send("health")
+        answer = msgpack.unpackb(c.socket.recv(), raw=False)
+        assert answer["id"] == rid and answer["code"] == p.RATE_LIMITED
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tmp_path), "--rate-limit",
+                             "-1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "--rate-limit -1" in result.stderr and "Traceback" not in result.stderr
