@@ -17,9 +17,10 @@ from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from export import original_layout
+from export.checkpoint_config import read_config  # noqa: F401 (part of this module's interface)
 from export.errors import CheckpointError
 from export.tensor_source import SafetensorsTensors, shape_of
-from runtime.model_config import ConfigError, ModelConfig
+from runtime.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +80,6 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
             p + "mlp.experts.down_proj_bias": (e, h),
         })
     return shapes
-
-
-def read_config(folder: Path) -> tuple[ModelConfig, dict]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: no config.json; expected a Hugging Face gpt-oss checkpoint folder")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
-    if original_layout.is_original(raw):
-        try:
-            return ModelConfig.from_hf(original_layout.hf_config(raw), source=str(path)), raw
-        except KeyError as exc:
-            raise CheckpointError(f"{path}: missing key {exc} (an original-layout gpt-oss config needs it)") from exc
-    try:
-        return ModelConfig.from_hf(raw, source=str(path)), raw
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from exc
 
 
 def _quantization(raw: dict, path: Path) -> str | None:

@@ -129,7 +129,7 @@ def format_summary(s) -> str:
         lines.append("  verification SKIPPED (--no-verify)")
     if s.vs_checkpoint:
         e = s.vs_checkpoint
-        lines.append(f"  {quantized} vs the checkpoint's weights: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
+        lines.append(f"  {quantized or s.dtype} vs the checkpoint's weights: max |logit diff| {e['max_abs_diff_prompt']:.3g} (prompt), "
                      f"{e['max_abs_diff_decode']:.3g} (decode); greedy tokens "
                      f"{'the same' if e['greedy_match'] else 'DIFFER'} over {e['decode_steps']} steps")
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in s.stages.items())
@@ -140,8 +140,9 @@ def format_summary(s) -> str:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from export.errors import CheckpointError
     from runtime.manifest import MANIFEST_FILE, Manifest, ManifestError
-    from runtime.model_config import ConfigError, ModelConfig
+    from runtime.model_config import ConfigError
 
     folder: Path = args.folder
     try:
@@ -149,11 +150,13 @@ def run_inspect(args: argparse.Namespace) -> int:
             manifest = Manifest.read(folder)
             cfg, kind = manifest.config, f"Parley model folder ({manifest.op_set} ops, {manifest.dtype})"
         elif (folder / "config.json").is_file():
-            raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            cfg, kind = ModelConfig.from_hf(raw, str(folder / "config.json")), "Hugging Face checkpoint"
+            from export.checkpoint_config import is_original, read_config
+
+            cfg, raw = read_config(folder)
+            kind = "checkpoint in OpenAI's original layout" if is_original(raw) else "Hugging Face checkpoint"
         else:
             raise CommandFailed(f"{folder}: neither a model folder (manifest.json) nor a checkpoint (config.json)")
-    except (ManifestError, ConfigError, json.JSONDecodeError) as exc:
+    except (ManifestError, ConfigError, CheckpointError, json.JSONDecodeError) as exc:
         raise CommandFailed(str(exc)) from exc
     from export.param_count import count_params
 
@@ -185,13 +188,14 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def _embedding_is_bfloat16(folder: Path) -> bool:
-    """Whether the checkpoint stores its embedding in bfloat16 (read from the safetensors headers only)."""
-    from export.tensor_source import SafetensorsTensors
+    """Whether the checkpoint stores its embedding in bfloat16 (read from the safetensors headers only: no
+    torch, so that inspect runs on a runtime-only install)."""
+    from export.errors import CheckpointError
+    from export.safetensors_header import tensor_dtype
 
     try:
-        tensors = SafetensorsTensors(sorted(folder.glob("*.safetensors")))
-        return tensors.dtype("model.embed_tokens.weight") == "BF16"
-    except Exception:  # an unreadable checkpoint only loses this detail here; export says what is wrong
+        return tensor_dtype(folder, ("model.embed_tokens.weight", "embedding.weight")) == "BF16"
+    except CheckpointError:  # an unreadable checkpoint only loses this detail here; export says what is wrong
         return False
 
 

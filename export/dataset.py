@@ -90,6 +90,13 @@ def render(tok, npc: Npc, example: Example, max_context: int) -> Rendered:
     return Rendered(ids, labels, len(p.ids))
 
 
+def checkpoint_tokenizer_file(checkpoint: Path) -> Path:
+    """tokenizer.json beside the weights, or one level up for OpenAI's original/ folder (as export reads it)."""
+    here = checkpoint / "tokenizer.json"
+    return here if here.is_file() or not (checkpoint.parent / "tokenizer.json").is_file() else \
+        checkpoint.parent / "tokenizer.json"
+
+
 class CheckpointTokenizer:
     """The harmony tokenizer's two doors over a Hugging Face checkpoint's tokenizer.json (no model folder
     needed): plain text never becomes special tokens."""
@@ -100,9 +107,10 @@ class CheckpointTokenizer:
         from export.tokenizer_check import special_token_ids
 
         config = json.loads((checkpoint / "config.json").read_text())
-        self._tok = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
+        tokenizer = checkpoint_tokenizer_file(checkpoint)
+        self._tok = Tokenizer.from_file(str(tokenizer))
         self._tok.encode_special_tokens = True
-        self.ids = special_token_ids(checkpoint / "tokenizer.json", config["vocab_size"])
+        self.ids = special_token_ids(tokenizer, config["vocab_size"])
 
     def special(self, name: str) -> int:
         return self.ids[name]
@@ -138,8 +146,9 @@ def load_tokenizer(path: Path) -> tuple[Any, int]:
 
         manifest = Manifest.read(path)
         return HarmonyTokenizer(path, manifest), manifest.kv_cache.max_context
-    if (path / "tokenizer.json").is_file() and (path / "config.json").is_file():
-        config = json.loads((path / "config.json").read_text())
-        return CheckpointTokenizer(path), min(DEFAULT_MAX_CONTEXT,
-                                              int(config.get("max_position_embeddings", DEFAULT_MAX_CONTEXT)))
+    if checkpoint_tokenizer_file(path).is_file() and (path / "config.json").is_file():
+        from export.checkpoint_config import read_config
+
+        config, _ = read_config(path)  # either layout; no torch
+        return CheckpointTokenizer(path), min(DEFAULT_MAX_CONTEXT, config.max_position_embeddings)
     raise FileNotFoundError(f"{path}: neither a model folder (manifest.json) nor a checkpoint (tokenizer.json)")

@@ -13,36 +13,7 @@ import torch
 
 from export import mxfp4
 from export.errors import CheckpointError
-from runtime.model_config import FULL, SLIDING
-
-CONFIG_KEYS = ("num_experts", "experts_per_token")
-
-
-def is_original(raw_config: dict) -> bool:
-    return "model_type" not in raw_config and all(k in raw_config for k in CONFIG_KEYS)
-
-
-def hf_config(raw: dict) -> dict:
-    layers = raw["num_hidden_layers"]
-    return {
-        "model_type": "gpt_oss",
-        "num_hidden_layers": layers, "num_local_experts": raw["num_experts"],
-        "num_experts_per_tok": raw["experts_per_token"], "vocab_size": raw["vocab_size"],
-        "hidden_size": raw["hidden_size"], "intermediate_size": raw["intermediate_size"],
-        "swiglu_limit": raw.get("swiglu_limit", 7.0), "head_dim": raw["head_dim"],
-        "num_attention_heads": raw["num_attention_heads"], "num_key_value_heads": raw["num_key_value_heads"],
-        "sliding_window": raw["sliding_window"],
-        "layer_types": [SLIDING if i % 2 == 0 else FULL for i in range(layers)],
-        "max_position_embeddings": int(raw["initial_context_length"] * raw["rope_scaling_factor"]),
-        "rope_parameters": {"rope_type": "yarn", "rope_theta": float(raw["rope_theta"]),
-                            "factor": float(raw["rope_scaling_factor"]),
-                            "beta_fast": float(raw.get("rope_ntk_beta", 32.0)),
-                            "beta_slow": float(raw.get("rope_ntk_alpha", 1.0)),
-                            "original_max_position_embeddings": int(raw["initial_context_length"]),
-                            "truncate": False},
-        "tie_word_embeddings": False, "attention_bias": True,
-    }
-
+from export.checkpoint_config import CONFIG_KEYS, hf_config, is_original  # noqa: F401 (its config, re-exported)
 
 SIMPLE = {
     "attn.norm.scale": "input_layernorm.weight",

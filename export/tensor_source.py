@@ -9,8 +9,6 @@ dict of tensors takes these.
 """
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Callable
@@ -19,6 +17,7 @@ import torch
 
 from export import mxfp4
 from export.errors import CheckpointError
+from export.safetensors_header import read_header
 
 BLOCKS, SCALES = "_blocks", "_scales"
 
@@ -33,7 +32,6 @@ def shape_of(tensors: Mapping[str, torch.Tensor], name: str) -> tuple[int, ...]:
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
           "BOOL": torch.bool}
-MAX_HEADER_BYTES = 100 << 20
 
 
 class _Shard:
@@ -43,18 +41,9 @@ class _Shard:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            size = path.stat().st_size
-            with path.open("rb") as f:
-                (length,) = struct.unpack("<Q", f.read(8))
-                if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
-                    raise ValueError(f"header length {length} does not fit the {size}-byte file")
-                header = json.loads(f.read(length))
-        except (OSError, ValueError, struct.error) as exc:
-            raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); "
-                                  "the file is corrupted or not safetensors") from exc
-        header.pop("__metadata__", None)
-        self.base, self.entries = 8 + length, header
+        self.base, header = read_header(path)
+        size = path.stat().st_size
+        self.entries = header
         for name, e in header.items():
             if e.get("dtype") not in DTYPES or not isinstance(e.get("data_offsets"), list):
                 raise CheckpointError(f"{path}: tensor '{name}' has dtype {e.get('dtype')!r}, which this "

@@ -195,3 +195,17 @@ def test_finetune_data_that_is_not_this_models_is_refused_with_its_line(tmp_path
     path.write_text('[1, 2]\n')
     with pytest.raises(ValueError, match=r"train.jsonl:1: not a `parley dataset` example"):
         load_examples(path, vocab_size=400)
+
+
+def test_the_tokenizer_of_a_checkpoint_in_openais_original_layout_is_found_one_level_up(tiny_checkpoint, tmp_path):
+    """An outside review: `parley dataset --tokenizer …/original` failed, where export reads that layout (its
+    tokenizer.json lies beside original/, not in it)."""
+    from export.dataset import load_tokenizer
+    from tests.export.test_original_layout import write_original
+
+    original = write_original(tiny_checkpoint, tmp_path / "release", quantize=False)
+    assert not (original / "tokenizer.json").exists()
+    (theirs, context), (ours, hf_context) = load_tokenizer(original), load_tokenizer(tiny_checkpoint)
+    line = "How much for a sword? <|end|>"
+    assert theirs.text(line) == ours.text(line) and context == hf_context
+    assert theirs.special("<|start|>") == ours.special("<|start|>")

@@ -109,6 +109,12 @@ def test_other_float16_layouts_verify_through_the_twin(tmp_path, spec, options):
     # the float16 graph on this CPU is information, measured only when asked (minutes at full size)
     assert verification["float16_graph_on_cpu"] == {"skipped": "parley export --measure-float16-on-cpu"}
     assert "measure float16 on the cpu" not in summary.stages
+    if summary.vs_checkpoint:  # every line of the summary says what it measured (an outside review: one began blank)
+        from export.cli import format_summary
+
+        line = next(x for x in format_summary(summary).splitlines() if "vs the checkpoint" in x)
+        label = line.strip().split(" vs the checkpoint")[0]
+        assert label and (label == "float16" if options.experts == "float" else label != "float16"), line
 
 
 def test_measuring_float16_on_the_cpu_applies_to_float16_exports_only(tmp_path):

@@ -1,6 +1,7 @@
 """The runtime ships without torch: it must import, list commands and run a model with torch unavailable."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -42,3 +43,21 @@ def test_parley_help_works_without_torch_and_export_says_what_to_install(tmp_pat
     export = subprocess.run([sys.executable, "-c", code, "export", str(tmp_path), str(tmp_path / "o")],
                             capture_output=True, text=True, timeout=60)
     assert export.returncode == 1 and "pip install 'parley-npc[export]'" in export.stderr
+
+
+def test_parley_inspect_reads_a_checkpoint_in_either_layout_without_torch(tiny_checkpoint, tmp_path):
+    """An outside review: `parley inspect CHECKPOINT` (README's first step for a fine-tune) ended in a torch
+    ImportError on a runtime-only install, and refused OpenAI's original layout, which export reads."""
+    from tests.export.test_original_layout import write_original
+
+    original = write_original(tiny_checkpoint, tmp_path / "release", quantize=False)
+    code = BLOCK_HEAVY + "import runtime.cli\nraise SystemExit(runtime.cli.main(sys.argv[1:]))\n"
+    shown = {}
+    for name, folder in (("hf", tiny_checkpoint), ("original", original)):
+        result = subprocess.run([sys.executable, "-c", code, "inspect", str(folder), "--json"], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        shown[name] = json.loads(result.stdout)
+    assert shown["hf"]["kind"] == "Hugging Face checkpoint"
+    assert shown["original"]["kind"] == "checkpoint in OpenAI's original layout"
+    assert shown["hf"]["parameters"] == shown["original"]["parameters"] and shown["hf"]["exports"]
