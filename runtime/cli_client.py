@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                "made (it printed the token)")
         c.add_argument("--speaker", default="Player")
         c.add_argument("--deadline-ms", type=float)
-        c.add_argument("--timeout", type=float, default=30.0, help="seconds without an answer before giving up")
+        c.add_argument("--timeout", type=float, default=30.0, help="seconds of silence before checking that the server is there (a "
+                       "server that answers is waited for, up to the reply's deadline)")
         c.add_argument("--server-key", type=Path, help="server.key from `parley keys` (CurveZMQ)")
         c.set_defaults(run=run_say if name == "say" else run_chat)
 

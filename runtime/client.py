@@ -25,6 +25,9 @@ from runtime import protocol as p
 
 
 SESSION_REQUESTS = ("reply", "reset_session", "export_session", "import_session")
+ANSWERED_AT_ONCE = ("health", "stats", "list_npcs", "reload_profiles", "cancel")
+LONGEST_DEADLINE_S = 60.0  # a profile's deadline_ms is at most 60000: a reply sent without one ends by then
+MAX_INBOX_IDS = 1024
 
 
 class ParleyError(Exception):
@@ -43,6 +46,12 @@ class ServerUnavailable(ParleyError):
 
 
 class ParleyClient:
+    """One DEALER connection. `timeout_s` is how long the client waits in silence before it asks the server
+    whether it is there (a `health` request): a server that answers is slow, not gone, and the client goes
+    on waiting, up to the request's deadline; one that does not answer is reconnected to and the request
+    sent again, `retries` times (the lazy pirate pattern), so a restarted server gets it. A request is sent
+    again only then: on a server that is up, nothing runs twice."""
+
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", timeout_s: float = 10.0, retries: int = 2,
                  server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None,
                  context: zmq.Context | None = None):
@@ -54,13 +63,19 @@ class ParleyClient:
         self.socket: zmq.Socket | None = None
         # frames that arrived for another request than the one being read (e.g. a reply's frames
         # while waiting for its cancel's answer), kept until that request is read
-        self._inbox: dict[str, collections.deque] = {}
+        self._inbox: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+        self._open: set[str] = set()  # reply and session requests sent on this socket, their end not yet read
+        self._abandoned: set[str] = set()  # of those, ones nobody reads any more: their frames are dropped
         self._tokens: dict[tuple[str, str], str] = {}  # (npc, session) -> the session's token
         self._connect()
 
     def _connect(self) -> None:
         if self.socket is not None:
             self.socket.close(linger=0)
+        # what was sent on the old connection can no longer be answered, read or cancelled
+        self._inbox.clear()
+        self._open.clear()
+        self._abandoned.clear()
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         # a DEALER's send blocks while it has no connection (a refused handshake, a server restarting):
@@ -132,26 +147,103 @@ class ParleyClient:
                 if time.monotonic() >= deadline:
                     return None
                 continue
-            frame = msgpack.unpackb(self.socket.recv(), raw=False)
-            if not isinstance(frame, dict):
+            try:
+                frame = msgpack.unpackb(self.socket.recv(), raw=False)
+            except (ValueError, msgpack.UnpackException):
+                continue  # not a frame of this protocol
+            if not isinstance(frame, dict) or not isinstance(frame.get("id"), (str, type(None))):
                 continue
-            if frame.get("id") == request_id:
+            rid = frame.get("id")
+            if rid == request_id:
+                if frame.get("type") in ("done", "error"):
+                    self._open.discard(rid)
                 return frame
-            if frame.get("id") is None and frame.get("type") == "error":
+            if rid is None and frame.get("type") == "error":
                 return frame  # the server could not read our request's id: this is about the one we sent
-            if frame.get("id") is not None and len(self._inbox) < 64:
-                self._inbox.setdefault(frame["id"], collections.deque(maxlen=4096)).append(frame)
+            if rid is None:
+                continue
+            if rid in self._abandoned:  # nobody reads it: its frames go, its end frees its id
+                if frame.get("type") in ("done", "error"):
+                    self._abandoned.discard(rid)
+                    self._open.discard(rid)
+                continue
+            if rid not in self._inbox and len(self._inbox) >= MAX_INBOX_IDS:
+                self._inbox.popitem(last=False)  # the longest unread: most likely forgotten by its caller
+            # a request's deltas past 4096 unread drop its oldest; its terminal frame, the newest, stays
+            self._inbox.setdefault(rid, collections.deque(maxlen=4096)).append(frame)
+
+    def _server_answers(self) -> bool:
+        """Whether the server answers a `health` request on this connection within the timeout (frames of
+        other requests that arrive meanwhile wait in the inbox)."""
+        hid = self.new_id()
+        return self._try_send("health", hid) and self.receive(hid) is not None
+
+    def _send_first(self, kind: str, rid: str, fields: dict) -> int:
+        """Send a request, reconnecting while no connection takes it; the tries left for resending."""
+        tries = self.retries
+        while not self._try_send(kind, rid, **fields):
+            if tries == 0:
+                raise ServerUnavailable(f"no connection to {self.endpoint} took the request after "
+                                        f"{self.retries + 1} tries of {self.timeout_s:g} s")
+            tries -= 1
+            self._connect()
+        if kind not in ANSWERED_AT_ONCE:
+            self._open.add(rid)
+        return tries
+
+    def _frames(self, kind: str, rid: str, fields: dict, limit_s: float, tries: int) -> Iterator[dict[str, Any]]:
+        """The frames of a request just sent (`tries`: resends left), up to its terminal one (an error frame
+        raises ParleyError). Silence asks the server whether it is there: if so the request is slow and still
+        waited for (up to limit_s); if not, it is sent again on a fresh connection, while it has not sent a
+        frame yet."""
+        give_up, heard = time.monotonic() + limit_s, False
+        finished = False
+        try:
+            while True:
+                frame = self.receive(rid)
+                if frame is None:
+                    if kind not in ANSWERED_AT_ONCE and self._server_answers():
+                        if time.monotonic() < give_up:
+                            continue  # queued or reasoning: the server answers by the deadline
+                        raise ServerUnavailable(f"{kind} {rid!r} got no answer from {self.endpoint} within "
+                                                f"{limit_s:g} s, although the server answers")
+                    if heard:
+                        raise ServerUnavailable(f"the {kind} stream from {self.endpoint} stopped for "
+                                                f"{self.timeout_s:g} s")
+                    if tries == 0:
+                        raise ServerUnavailable(f"no answer from {self.endpoint} after {self.retries + 1} tries")
+                    tries -= 1
+                    self._connect()  # lazy pirate: the old socket may hold a dead connection
+                    tries = min(tries, self._send_first(kind, rid, fields))
+                    give_up = time.monotonic() + limit_s
+                    continue
+                heard = True
+                if frame.get("type") in ("done", "error"):
+                    finished = True
+                    yield _terminal(frame)
+                    return
+                yield frame
+        finally:
+            if not finished and rid in self._open:
+                self._abandon(rid)
+
+    def _abandon(self, rid: str) -> None:
+        """Nobody reads this request any more: cancel it (a reply stops, adding no turn) and drop its frames."""
+        self._abandoned.add(rid)
+        cid = self.new_id()
+        try:  # never waits: a connection that cannot take it now has nothing to cancel
+            self.socket.send(p.pack({"id": cid, "type": "cancel", "target": rid}), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            return
+        self._abandoned.add(cid)
+        self._open.add(cid)
 
     def call(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """One request, one terminal frame; resent on a fresh socket when the server does not answer."""
+        """One request, one terminal frame (an error frame raises ParleyError). A session request waits for
+        the session's earlier replies (up to the longest deadline); see the class for retries."""
         rid = self.new_id()
-        for attempt in range(self.retries + 1):
-            frame = self.receive(rid) if self._try_send(kind, rid, **fields) else None
-            if frame is not None:
-                return _terminal(frame)
-            self._connect()  # lazy pirate: the old socket may hold a dead connection
-        raise ServerUnavailable(f"no answer from {self.endpoint} after {self.retries + 1} tries of "
-                                f"{self.timeout_s:g} s")
+        limit_s = self.timeout_s if kind in ANSWERED_AT_ONCE else LONGEST_DEADLINE_S + self.timeout_s
+        return next(self._frames(kind, rid, fields, limit_s, self._send_first(kind, rid, fields)))
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -160,28 +252,17 @@ class ParleyClient:
               sampling: dict[str, Any] | None = None, request_id: str | None = None,
               stream_unit: str | None = None) -> Iterator[dict[str, Any]]:
         """Frames of one reply: `delta` and `action` frames, then the `done` frame. Error frames raise
-        ParleyError. Deltas are whole sentences, or tokens as decoded with stream_unit="token"."""
+        ParleyError. Deltas are whole sentences (or whitespace between them), or tokens as decoded with
+        stream_unit="token". The request is sent now, before the first frame is read, so it can be cancelled
+        at once; dropping the iterator before its end cancels the reply. A request_id still in flight on
+        this client is refused (ValueError): the server would refuse it too, under the same id."""
         rid = request_id or self.new_id()
+        if rid in self._open:
+            raise ValueError(f"request id {rid!r} is still in flight on this connection")
         fields = dict(npc=npc, text=text, session=session, speaker=speaker, state=state, deadline_ms=deadline_ms,
                       stream=stream, sampling=sampling, stream_unit=stream_unit)
-        got_any = False
-        for attempt in range(self.retries + 1):
-            if not self._try_send("reply", rid, **fields):
-                self._connect()
-                continue
-            while True:
-                frame = self.receive(rid)
-                if frame is None:
-                    break
-                got_any = True
-                if frame.get("type") in ("done", "error"):
-                    yield _terminal(frame)
-                    return
-                yield frame
-            if got_any:
-                raise ServerUnavailable(f"the reply stream from {self.endpoint} stopped for {self.timeout_s:g} s")
-            self._connect()
-        raise ServerUnavailable(f"no answer from {self.endpoint} after {self.retries + 1} tries")
+        limit_s = (deadline_ms / 1000 if deadline_ms else LONGEST_DEADLINE_S) + self.timeout_s
+        return self._frames("reply", rid, fields, limit_s, self._send_first("reply", rid, fields))
 
     def say(self, npc: str, text: str, **kw: Any) -> dict[str, Any]:
         """The whole reply at once: the `done` frame (text, stats, actions)."""
@@ -189,8 +270,9 @@ class ParleyClient:
         return frames[-1]
 
     def cancel(self, request_id: str) -> dict[str, Any]:
-        """Cancel a reply in flight: `found` true, and its stream ends with a `cancelled` error; false, and it
-        had already ended (its `done` is on its way). Call from the reading thread."""
+        """Cancel a request in flight on this connection: `found` true, and its stream ends with a `cancelled`
+        error (`shutting_down` while the server stops), perhaps after a few more frames; false, and it had
+        already ended (its terminal frame is on its way) or the id is unknown. Call from the reading thread."""
         rid = self.send("cancel", target=request_id)
         return _terminal(self._wait(rid))
 

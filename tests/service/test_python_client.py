@@ -1,0 +1,84 @@
+"""The Python client (runtime/client.py) against a real server: a slow server is waited for, never sent the same
+request twice; a reply is sent when asked for, so it can be cancelled at once; a reply whose reader goes away
+is cancelled; an id still in flight is refused before it reaches the server. From an outside review of the
+client against docs/protocol.md."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+
+def turns(server, npc: str, session: str) -> int:
+    conv = server.engine.store.get(npc, session)
+    return 0 if conv is None else len(conv.history)
+
+
+def wait_idle(server, limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not server.server.scheduler.idle():
+        assert time.monotonic() < deadline, "the server must finish its work"
+        time.sleep(0.02)
+
+
+def test_a_slow_server_is_waited_for_and_never_sent_the_request_twice(make_server):
+    """The client resent a reply after timeout_s of silence on a fresh socket; the server, slow but up, ran
+    both copies, and the player's line entered the session twice."""
+    server = make_server()
+    held = threading.Event()
+
+    def hold_the_model():
+        with server.engine.lock:
+            held.set()
+            time.sleep(1.5)  # five of the client's timeouts
+
+    with server.client(timeout_s=0.3, retries=2) as c:
+        holder = threading.Thread(target=hold_the_model)
+        holder.start()
+        held.wait(5)
+        done = c.say("talker", "Hello there.", session="slow", deadline_ms=20000)
+        holder.join()
+    assert done["type"] == "done" and done["text"]
+    wait_idle(server)
+    assert turns(server, "talker", "slow") == 1
+
+
+def test_a_reply_is_sent_when_asked_for_so_it_can_be_cancelled_before_it_is_read(make_server):
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:  # it cannot finish before the cancel
+            frames = c.reply("talker", "Tell me a long story.", session="early", request_id="early-1",
+                             deadline_ms=20000)
+            assert c.cancel("early-1")["found"] is True
+        with pytest.raises(Exception) as ended:
+            list(frames)
+        assert getattr(ended.value, "code", None) == "cancelled"
+    wait_idle(server)
+    assert turns(server, "talker", "early") == 0  # a cancelled reply adds no turn
+
+
+def test_a_reply_whose_reader_goes_away_is_cancelled(make_server):
+    server = make_server()
+    with server.client() as c:
+        c.say("talker", "Hello.", session="gone", deadline_ms=20000)
+        frames = c.reply("talker", "Tell me a long story.", session="gone", stream_unit="token", deadline_ms=20000)
+        first = next(frames)
+        assert first["type"] == "delta"
+        with server.engine.lock:  # the reply cannot end by itself before the cancel arrives
+            frames.close()  # the game stopped reading: the client cancels it
+            assert c.health()["status"] == "ok"  # read after the cancel, on the same connection
+        wait_idle(server)
+        assert turns(server, "talker", "gone") == 1  # only the first line: the abandoned one added none
+        assert c.say("talker", "Still there?", session="gone", deadline_ms=20000)["type"] == "done"
+
+
+def test_an_id_still_in_flight_is_refused_by_the_client(make_server):
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:
+            first = c.reply("talker", "Hello.", request_id="same", deadline_ms=20000)
+            with pytest.raises(ValueError, match="still in flight"):
+                c.reply("talker", "Again.", request_id="same", deadline_ms=20000)
+        assert list(first)[-1]["type"] == "done"
+        assert list(c.reply("talker", "Now again.", request_id="same", deadline_ms=20000))[-1]["type"] == "done"
