@@ -31,9 +31,10 @@ class _Backlog:
 
 class Outbox:
     def __init__(self, sock: zmq.Socket, limit_bytes: int, total_limit_bytes: int,
-                 on_overflow: Callable[[bytes], None], counters):
+                 on_overflow: Callable[[bytes], None], counters, on_gone: Callable[[bytes], None] | None = None):
         self.sock, self.limit, self.total_limit = sock, limit_bytes, total_limit_bytes
         self.on_overflow, self.counters = on_overflow, counters
+        self.on_gone = on_gone  # a frame found the connection closed: its other work can stop
         self._backlogs: dict[bytes, _Backlog] = {}
         self._total = 0
 
@@ -99,6 +100,8 @@ class Outbox:
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
                 self.counters.add("frames_dropped.client_gone")
+                if self.on_gone is not None:
+                    self.on_gone(identity)
             else:  # whatever else ZeroMQ says, this frame is lost, and the server goes on
                 self.counters.add("frames_dropped.send_error")
                 log.warning("could not send a frame to a client: %s", exc)

@@ -238,7 +238,8 @@ def _check_reply(body: dict, rid: str) -> None:
     for key, value in sampling.items():
         kind, low, high = rules[key]
         if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-            raise ProtocolError(BAD_MESSAGE, f"'sampling.{key}' must be a number in [{low}, {high}]", rid)
+            what = "a whole number" if kind is int else "a number"
+            raise ProtocolError(BAD_MESSAGE, f"'sampling.{key}' must be {what} in [{low}, {high}]", rid)
 
 
 def _check_token(body: dict, rid: str) -> None:

@@ -98,7 +98,7 @@ class Server:
                                               options.client_keys_dir, options.insecure)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.outbox = Outbox(self.socket, options.max_backlog_bytes, options.max_backlog_total, self._stop_client,
-                             self.counters)
+                             self.counters, on_gone=self._client_gone)
         self._next_guard_check = 0.0
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
                                      options.max_unfinished_total, self.counters,
@@ -341,6 +341,13 @@ class Server:
         next step (their terminal frames wait in its backlog)."""
         for job in self.scheduler.drop_connection(client):
             self._fail(client, job.id, p.CANCELLED, "cancelled: the client is not reading its replies")
+
+    def _client_gone(self, client: bytes) -> None:
+        """A frame for this connection found it closed (ZeroMQ gives a reconnecting client a new one): its
+        queued requests are dropped and its running replies stop at their next step, so a game that crashed
+        or closed mid-reply does not keep the batch busy for nobody."""
+        for _ in self.scheduler.drop_connection(client):
+            self.counters.add("requests_dropped.client_gone")
 
     def _check_profiles(self) -> None:
         if self.registry.has_changes():

@@ -431,6 +431,38 @@ def test_a_duplicate_id_is_refused_with_its_own_code_and_the_first_request_goes_
         assert answer["id"] == first and answer["type"] == "done" and answer["text"], answer
 
 
+def test_a_closed_connections_work_stops_at_its_first_frame_that_finds_it_gone(make_server):
+    """An outside probe: connections that sent long replies and closed left them running to the end, the
+    batch busy for nobody and a player waiting. A frame that finds its connection gone now drops that
+    connection's queued requests and stops its running replies."""
+    server = make_server()
+    ctx = zmq.Context.instance()
+    with server.engine.lock:  # one reply taken by the worker, three queued behind it
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(server.endpoint)
+        for i in range(4):
+            sock.send(msgpack.packb({"v": 1, "id": f"g{i}", "type": "reply", "npc": "talker", "session": f"gone-{i}",
+                                     "text": "Tell me a long story.", "deadline_ms": 60000, "stream_unit": "token"}))
+        scheduler, deadline = server.server.scheduler, time.monotonic() + 10
+        while len(scheduler.queued()) < 3:
+            assert time.monotonic() < deadline, "three replies must queue"
+            time.sleep(0.01)
+        sock.close()  # the game went away
+        time.sleep(0.3)  # the server sees the connection close
+    deadline = time.monotonic() + 30
+    while not scheduler.idle():
+        assert time.monotonic() < deadline, "the gone client's work must end"
+        time.sleep(0.02)
+    # a stopped reply adds no turn: at most one (a reply that ended before any frame of the connection's
+    # failed) has one; before, all four ran to their end for nobody
+    ran = [i for i in range(4) if server.engine.store.get("talker", f"gone-{i}") is not None
+           and server.engine.store.get("talker", f"gone-{i}").history]
+    assert len(ran) <= 1, ran
+    with server.client() as c:
+        assert c.say("talker", "Hello?", deadline_ms=20000)["type"] == "done"
+
+
 def test_a_whole_top_k_sent_as_a_double_is_the_integer(live):
     """A client whose numbers are all doubles (JavaScript's, C#'s) sends top_k 40 as 40.0: it was bad_message."""
     def ask(top_k):
@@ -440,6 +472,7 @@ def test_a_whole_top_k_sent_as_a_double_is_the_integer(live):
     assert ask(40.0)["type"] == "done"
     refused = ask(40.5)
     assert refused["type"] == "error" and refused["code"] == p.BAD_MESSAGE and "top_k" in refused["message"]
+    assert "whole number" in refused["message"]
     assert p.decode(msgpack.packb({"v": 1, "id": "k", "type": "reply", "npc": "b", "text": "hi",
                                    "sampling": {"top_k": 40.0}})).sampling_overrides["top_k"] == 40
 
