@@ -5,9 +5,13 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
+import msgpack
 import pytest
+import zmq
 from runtime.protocol import REPLY_WHITESPACE
 
 SOURCE = Path(__file__).resolve().parents[2] / "tools" / "clients" / "c"
@@ -24,6 +28,103 @@ def binaries(tmp_path_factory):
     result = subprocess.run(["make", "-C", str(SOURCE), f"BUILD={build}"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr  # any warning is an error here
     return build
+
+
+# The library and drivers again with AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, which
+# end the program with a report on a memory error or undefined behaviour (an out-of-range double cast to int).
+SANITIZE = "-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
+NOWHERE = "tcp://127.0.0.1:1"  # no server: requests are only queued
+
+
+@pytest.fixture(scope="module")
+def sanitized(tmp_path_factory):
+    build = tmp_path_factory.mktemp("c-asan")
+    flags = f"-std=c99 -g -O1 -Wall -Wextra -Werror -pedantic {SANITIZE}"
+    result = subprocess.run(["make", "-C", str(SOURCE), f"BUILD={build}", f"CFLAGS={flags}"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return build
+
+
+def probe(build, endpoint, mode, timeout_ms=20000) -> list[str]:
+    """Run one scenario of examples/parley_probe.c; it must exit cleanly (no crash, no sanitizer report)."""
+    # one malloc arena: a thread's new arena would reserve 64 MiB of address space, noise in VmPeak
+    env = {**os.environ, "PARLEY_TIMEOUT_MS": str(timeout_ms), "ASAN_OPTIONS": "detect_leaks=1",
+           "MALLOC_ARENA_MAX": "1"}
+    result = subprocess.run([str(build / "parley_probe"), endpoint, mode], capture_output=True, text=True,
+                            timeout=180, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result.stdout.splitlines()
+
+
+def events(lines, reply=None) -> list[str]:
+    """The probe's EVENT lines, without the prefix (of one reply, r0, r1..., if given)."""
+    found = [line.split(" ", 1)[1] for line in lines if line.startswith("EVENT ")]
+    return [e for e in found if reply is None or e.split(" ")[0] == reply]
+
+
+def terminals(lines, reply) -> list[str]:
+    return [e for e in events(lines, reply) if e.split(" ")[1] in ("DONE", "ERROR")]
+
+
+class ScriptedServer:
+    """A server played by a test: a ROUTER socket on loopback whose thread runs script(self), reading the C
+    client's requests and answering whatever the script says, frames no real server sends included."""
+
+    def __init__(self, script):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.router_mandatory = 1  # a full pipe blocks the script's send (bounded memory, no frame lost)
+        self.sock.sndhwm = 1000
+        self.sock.sndtimeo = self.sock.rcvtimeo = 10000
+        self.endpoint = f"tcp://127.0.0.1:{self.sock.bind_to_random_port('tcp://127.0.0.1')}"
+        self.failure = None
+        self.stopping = threading.Event()  # set when the client has finished
+        self.thread = threading.Thread(target=self._run, args=(script,), daemon=True)
+        self.thread.start()
+
+    def _run(self, script):
+        try:
+            script(self)
+        except Exception as exc:  # reported by close()
+            self.failure = exc
+
+    def recv(self):
+        routing, frame = self.sock.recv_multipart()
+        return routing, msgpack.unpackb(frame)
+
+    def send(self, routing, frame):
+        """frame: a map to pack, or raw bytes sent as they are. A client that is gone drops it."""
+        try:
+            self.sock.send_multipart([routing, frame if isinstance(frame, bytes) else msgpack.packb(frame)])
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(30)
+        self.sock.close()
+        self.ctx.term()
+        assert self.failure is None, self.failure
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(script):
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def answer(rid, kind, **fields):
+    return {"v": 1, "id": rid, "type": kind, **fields}
 
 
 def check(binaries, endpoint, *args, timeout_ms=20000, token=None):
@@ -85,3 +186,193 @@ def test_example_conversation_runs_in_a_frame_loop(binaries, live):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("deadline met") == 2
+
+
+# ---- the review's findings: each test failed before its fix -------------------------------------------------
+
+def test_arguments_the_server_would_refuse_are_refused_before_sending(sanitized):
+    lines = probe(sanitized, NOWHERE, "args")
+    results = {line.split(" ")[0]: line.split(" ", 1)[1] for line in lines}
+    accepted = {"text_4000_emoji", "session_64_accented"}  # limits count characters, not bytes
+    assert {name for name, status in results.items() if status == "0"} == accepted, results
+    assert all(results[name] == "1" for name in results if name not in accepted | {"wait_unknown"}), results
+    assert results["wait_unknown"] == "1 fast"  # a wait for no reply in flight does not block
+
+
+def test_a_reply_the_server_could_not_read_leaves_the_running_one_alone(binaries, live):
+    lines = probe(binaries, live.endpoint, "nil_id_live")
+    assert "START_BAD 1" in lines, lines  # invalid UTF-8: refused, never sent
+    assert [e.split(" ")[1] for e in terminals(lines, "r0")] == ["DONE"], lines
+    assert not events(lines, "other"), lines
+
+
+def test_an_error_with_a_nil_id_goes_to_the_request_sent_last(sanitized, scripted):
+    def script(server):
+        (routing, first), (_, second) = server.recv(), server.recv()
+        server.send(routing, answer(None, "error", code="bad_message", message="not valid msgpack"))
+        server.send(routing, answer(first["id"], "done", text="fine", stats={}, actions=[]))
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_two", timeout_ms=1500)
+    assert terminals(lines, "r1") == ["r1 ERROR bad_message"], lines
+    assert [e.split(" ")[1] for e in terminals(lines, "r0")] == ["DONE"], lines
+    assert not events(lines, "other"), lines
+
+
+def test_cancel_reports_found_and_its_own_answer_is_no_event(binaries, live):
+    lines = probe(binaries, live.endpoint, "cancel_live")
+    assert "CANCEL 0 found=1" in lines and "CANCEL_ENDED CANCEL 0 found=0" in lines, lines
+    assert terminals(lines, "r0") == ["r0 ERROR cancelled"], lines  # the reply's own end
+    assert [e.split(" ")[1] for e in terminals(lines, "r1")] == ["DONE"], lines
+    assert not events(lines, "other"), lines
+
+
+def test_cancel_answers_before_or_after_the_replys_cancelled_error(sanitized, scripted):
+    def script(server):
+        routing, queued = server.recv()
+        _, cancel = server.recv()  # a queued target: its error comes first
+        server.send(routing, answer(queued["id"], "error", code="cancelled", message="cancelled"))
+        server.send(routing, answer(cancel["id"], "done", found=True))
+        _, running = server.recv()
+        server.send(routing, answer(running["id"], "delta", text="Well, "))
+        _, cancel = server.recv()  # a running one: the answer first, a delta on its way, then the error
+        server.send(routing, answer(cancel["id"], "done", found=True))
+        server.send(routing, answer(running["id"], "delta", text="you see"))
+        server.send(routing, answer(running["id"], "error", code="cancelled", message="cancelled"))
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_cancel", timeout_ms=3000)
+    assert lines.count("CANCEL 0 found=1") == 2, lines
+    assert events(lines, "r0") == ["r0 ERROR cancelled"], lines
+    assert events(lines, "r1") == ["r1 DELTA len=6", "r1 DELTA len=7", "r1 ERROR cancelled"], lines
+    assert not events(lines, "other"), lines
+
+
+def test_a_reply_can_be_cancelled_with_64_in_flight(binaries, live):
+    lines = probe(binaries, live.endpoint, "busy_cancel")
+    assert lines[:3] == ["STARTED 64", "START_65TH 7", "CANCEL 0"], lines
+    assert lines[-1] == "ENDED 64", lines
+
+
+def test_cancels_of_a_game_that_only_waits_leak_nothing(binaries, live):
+    lines = probe(binaries, live.endpoint, "wait_cancel_cycles")
+    assert lines == ["CYCLES 80"], lines
+
+
+def test_a_reply_token_override_stays_the_sessions_token(binaries, live):
+    lines = probe(binaries, live.endpoint, "token_override")
+    assert lines == ["FIRST DONE", "SECOND DONE", "TOKEN_IS_OVERRIDE 1", "RESET 0"], lines
+
+
+def test_session_token_strings_stay_valid_as_sessions_are_added(sanitized):
+    lines = probe(sanitized, NOWHERE, "token_pointer")
+    assert lines == ["FIRST_TOKEN SAME", "SET 0", "FIRST_TOKEN_NOW a-token-set-after-loading"], lines
+
+
+def test_actions_of_a_no_stream_reply_come_as_events_with_any_args(sanitized, scripted):
+    actions = [{"name": "open_shop", "args": {"item": "sword"}}, {"name": "wave", "args": [1, "x", None]},
+               {"name": "nod", "args": None}, {"name": "say", "args": "hi"}]
+    streamed = [{"name": "count", "args": 7}, {"name": "tilt", "args": -2.5}]
+
+    def script(server):
+        routing, quiet = server.recv()
+        assert quiet["stream"] is False
+        server.send(routing, answer(quiet["id"], "done", text="Here.", actions=actions, stats={
+            "ttft_ms": None, "finish_reason": "deadline", "reasoning_tokens": 1e300, "final_tokens": -1e300}))
+        _, loud = server.recv()
+        for action in streamed:
+            server.send(routing, answer(loud["id"], "action", **action))
+        server.send(routing, answer(loud["id"], "done", text="Done.", actions=streamed,
+                                    stats={"ttft_ms": 12.5, "finish_reason": "return"}))
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_actions")
+
+    def seen(reply):
+        return [(e.split(" ")[2], msgpack.unpackb(bytes.fromhex(e.split(" ")[3])))
+                for e in events(lines, reply) if e.split(" ")[1] == "ACTION"]
+
+    assert seen("r0") == [(a["name"], a["args"]) for a in actions], lines  # in order, before the DONE
+    assert seen("r1") == [(a["name"], a["args"]) for a in streamed], lines  # not twice
+    assert events(lines, "r0")[-1] == "r0 DONE ttft=-1 finish=deadline reasoning=2147483647 final=-2147483648 len=5"
+    assert events(lines, "r1")[-1] == "r1 DONE ttft=12.5 finish=return reasoning=0 final=0 len=5"
+
+
+def test_a_wait_ends_at_its_timeout_while_other_replies_flood(sanitized, scripted):
+    def script(server):
+        (routing, flooded), _ = server.recv(), server.recv()
+        # a key the client ignores, but must read: frames come faster than it takes them, always one waiting
+        delta = msgpack.packb(answer(flooded["id"], "delta", text="x", padding=[0] * 2000))
+        end = time.monotonic() + 6
+        server.sock.sndtimeo = 3000  # past the game's busy second
+        while time.monotonic() < end and not server.stopping.is_set():
+            try:
+                server.send(routing, delta)
+            except zmq.Again:  # the client is gone
+                break
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_flood")
+    status, elapsed_ms = lines[0].split(" ")[1:]
+    assert status == "3" and float(elapsed_ms) < 1000, lines  # PARLEY_ERR_TIMEOUT, near its 300 ms
+
+
+def test_a_full_queue_drops_deltas_never_a_replys_end(sanitized, scripted):
+    def script(server):
+        (routing, first), (_, waited), (_, talker) = server.recv(), server.recv(), server.recv()
+        server.send(routing, answer(first["id"], "done", text="Bye.", stats={}, actions=[]))
+        for i in range(1100):
+            server.send(routing, answer(talker["id"], "delta", text=f"{i:04d}"))
+        server.send(routing, answer(talker["id"], "done", text="Long.", stats={}, actions=[]))
+        server.send(routing, answer(waited["id"], "done", text="Yes.", stats={}, actions=[]))
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_queue", timeout_ms=2000)
+    assert [e.split(" ")[1] for e in terminals(lines, "r0")] == ["DONE"], lines[-5:]
+    assert [e.split(" ")[1] for e in terminals(lines, "r2")] == ["DONE"], lines[-5:]
+    assert 900 < sum(e.startswith("r2 DELTA") for e in events(lines)) < 1024
+
+
+HOSTILE = [
+    b"\xdd\xff\xff\xff\xff",  # an array declaring 2^32 - 1 values (msgpack-c would reserve 64 GiB)
+    b"\xdd\x00\xff\xff\xff",  # 16 million values: 256 MiB
+    b"\xdf\x0f\xff\xff\xff",  # a map of 268 million pairs
+    b"\x91" * 100 + b"\xc0",  # nested 100 deep
+    b"\xc1", b"", b"\xa5ab", b"\xda\xff\xff", b"\x92\x01", msgpack.packb([1, 2]), msgpack.packb("a string"),
+]
+
+
+def hostile_script(server):
+    routing, request = server.recv()
+    rid = request["id"]
+    for frame in HOSTILE:
+        server.send(routing, frame)
+    server.sock.send_multipart([routing, msgpack.packb(answer(rid, "done", text="multi"))] * 2)  # two parts
+    server.send(routing, answer("someone-else", "done", text="not ours"))
+    server.send(routing, answer(None, "done", text="nil id"))
+    server.send(routing, answer(rid * 5, "done", text="too long an id"))
+    server.send(routing, answer(rid, "mystery"))
+    server.send(routing, answer(rid, "delta", text=123))
+    server.send(routing, answer(rid, "action", name=["x"], args={"deep": [[[[{"e": msgpack.ExtType(5, b"abc")}]]]]}))
+    server.send(routing, answer(rid, "done", text="fine", stats={
+        "ttft_ms": "soon", "total_ms": float("nan"), "reasoning_tokens": float("inf"),
+        "final_tokens": 2 ** 64 - 1, "deadline_met": "yes"}))
+    server.send(routing, answer(rid, "done", text="twice", stats={}))
+
+
+@pytest.mark.parametrize("build", ["binaries", "sanitized"])
+def test_a_hostile_server_cannot_crash_or_bloat_the_client(build, request, scripted):
+    lines = probe(request.getfixturevalue(build), scripted(hostile_script).endpoint, "fake_hostile", timeout_ms=3000)
+    assert [e.split(" ")[:2] for e in events(lines)] == [["r0", "DELTA"], ["r0", "ACTION"], ["r0", "DONE"]], lines
+    assert events(lines)[-1] == "r0 DONE ttft=-1 finish= reasoning=2147483647 final=2147483647 len=4", lines
+    if build == "binaries":  # (AddressSanitizer's own mappings make VmPeak meaningless)
+        growth_kb = int(next(line for line in lines if line.startswith("VMPEAK_GROWTH_KB")).split(" ")[1])
+        assert growth_kb < 64 * 1024, lines
+
+
+def test_frames_over_one_mib_are_refused_a_48_kib_blob_passes(sanitized, scripted):
+    def script(server):
+        routing, export = server.recv()
+        server.send(routing, answer(export["id"], "done", blob=os.urandom(48 * 1024), turns=3))
+        _, reply = server.recv()
+        server.send(routing, answer(reply["id"], "delta", text="x" * (2 << 20)))
+        server.send(routing, answer(reply["id"], "done", text="x", stats={}, actions=[]))
+
+    lines = probe(sanitized, scripted(script).endpoint, "fake_big", timeout_ms=1500)
+    assert lines[0] == f"EXPORTED 0 {48 * 1024}", lines
+    assert events(lines) == ["r0 ERROR timeout"], lines  # ZeroMQ dropped the connection at the big frame

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "parley.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -12,45 +14,87 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define MAX_IN_FLIGHT 64
-#define MAX_QUEUED 1024
-#define TOKEN_MAX 65 /* a session token: 16 to 64 characters and the terminator */
+#define MAX_IN_FLIGHT 64            /* replies */
+#define MAX_QUEUED 1024             /* frames kept for later polls (while waiting for something else) */
+#define MAX_QUEUED_BYTES (16 << 20)
+#define MAX_FRAME_BYTES (1 << 20)   /* ZMQ_MAXMSGSIZE: a server's largest answer is a few KiB, a blob 48 KiB */
+#define MAX_DEPTH 32                /* msgpack-c's own nesting limit (MSGPACK_EMBED_STACK_SIZE) */
+#define MAX_LATE_READS 16           /* frames read past a call's deadline before it gives up */
+#define MAX_DONE_ACTIONS 16         /* actions taken from one done frame (the protocol sends at most 4) */
 
-/* The token this client sends for one session (docs/protocol.md, "Sessions"). */
-typedef struct {
+/* The protocol's limits (docs/protocol.md, "Limits"); lengths in characters. */
+#define MAX_NAME_CHARS 64 /* id, npc, session, session_token, target */
+#define MIN_TOKEN_CHARS 16
+#define MAX_TEXT_CHARS 4000
+#define MAX_SPEAKER_CHARS 80
+#define MAX_STATE_ENTRIES 32
+#define MAX_STATE_CHARS 2000
+#define MAX_BLOB_BYTES (48 * 1024)
+#define MAX_REQUEST_BYTES (64 * 1024)
+#define MAX_DEADLINE_MS 600000.0
+#define TOKEN_BYTES (4 * MAX_NAME_CHARS + 1) /* 64 characters of UTF-8 and the terminator */
+
+/* The token this client sends for one session (docs/protocol.md, "Sessions"). Allocated once and never
+ * moved, so the pointer parley_session_token returns stays valid. */
+typedef struct session_token {
+    struct session_token *next;
     char *npc, *session;
-    char token[TOKEN_MAX];
+    char token[TOKEN_BYTES];
 } session_token;
 
 typedef struct {
     char id[PARLEY_ID_MAX];
+    unsigned long seq;        /* send order: an error with a nil id concerns the latest request unheard */
     double last_activity_ms;
-    int used;
+    int used, heard, ended;   /* ended: its terminal frame is queued */
+    int no_stream;            /* its actions come inside its done frame */
 } in_flight;
 
+typedef enum { FRAME_DELTA, FRAME_ACTION, FRAME_DONE, FRAME_ERROR } frame_kind;
+
 typedef struct queued {
-    char id[PARLEY_ID_MAX];
-    zmq_msg_t msg;
     struct queued *next;
+    char id[PARLEY_ID_MAX];   /* the reply it belongs to (for a nil-id error: the one it was attributed to) */
+    frame_kind kind;
+    int actions, next_action; /* a no_stream done: its actions come out first, one ACTION event each */
+    zmq_msg_t msg;
 } queued;
+
+/* The one request other than a reply being waited for (cancel, health, session operations). */
+typedef struct {
+    char id[PARLEY_ID_MAX];
+    unsigned long seq;
+    int waiting, answered;
+    zmq_msg_t answer;
+} sync_call;
+
+/* A request being packed: a failed allocation anywhere sets failed. */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int failed;
+} request;
 
 struct parley_client {
     void *ctx, *sock;
     int timeout_ms;
-    unsigned long counter;
+    unsigned long counter, sent;
     char prefix[24];
     char error[256];
     in_flight flights[MAX_IN_FLIGHT];
+    sync_call sync;
     queued *head, *tail;
-    size_t queued_count;
-    /* the current event's storage, released at the next poll */
+    size_t queued_count, queued_bytes;
+    /* the current event's storage, released at the next poll/wait */
+    zmq_msg_t ev_msg;
+    int has_ev_msg, has_unpacked;
     msgpack_unpacked unpacked;
-    int has_unpacked;
-    char *strings[4];
-    char timeout_text[1];
+    char *strings[3];
+    char *args;
     session_token *tokens;
-    size_t token_count, token_cap;
 };
+
+static const char empty[1] = "";
 
 static double now_ms(void) {
     struct timespec ts;
@@ -80,7 +124,10 @@ parley_client *parley_connect_keys(const char *endpoint, const char *server_key_
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->sock) goto fail;
     int linger = 0;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    int64_t max_frame = MAX_FRAME_BYTES; /* a larger frame drops the connection instead of our memory */
+    if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame) != 0)
+        goto fail;
     if (server_key_z85) {
         char pub[41], sec[41];
         if (client_public_z85 && client_secret_z85) {
@@ -109,11 +156,14 @@ parley_client *parley_connect(const char *endpoint, const char *server_key_z85, 
 
 static void release_event(parley_client *c) {
     if (c->has_unpacked) msgpack_unpacked_destroy(&c->unpacked);
-    c->has_unpacked = 0;
-    for (int i = 0; i < 4; i++) {
+    if (c->has_ev_msg) zmq_msg_close(&c->ev_msg);
+    c->has_unpacked = c->has_ev_msg = 0;
+    for (int i = 0; i < 3; i++) {
         free(c->strings[i]);
         c->strings[i] = NULL;
     }
+    free(c->args);
+    c->args = NULL;
 }
 
 void parley_close(parley_client *c) {
@@ -125,75 +175,104 @@ void parley_close(parley_client *c) {
         zmq_msg_close(&q->msg);
         free(q);
     }
-    for (size_t i = 0; i < c->token_count; i++) {
-        free(c->tokens[i].npc);
-        free(c->tokens[i].session);
+    while (c->tokens) {
+        session_token *t = c->tokens;
+        c->tokens = t->next;
+        free(t->npc);
+        free(t->session);
+        free(t);
     }
-    free(c->tokens);
     zmq_close(c->sock);
     zmq_ctx_term(c->ctx);
     free(c);
 }
 
-/* ---- packing -------------------------------------------------------------------------------- */
+/* ---- argument checks ------------------------------------------------------------------------ */
 
-static void pack_str(msgpack_packer *pk, const char *s) {
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_header(msgpack_packer *pk, size_t entries, const char *id, const char *type) {
-    msgpack_pack_map(pk, entries + 3);
-    pack_str(pk, "v");
-    msgpack_pack_int(pk, 1);
-    pack_str(pk, "id");
-    pack_str(pk, id);
-    pack_str(pk, "type");
-    pack_str(pk, type);
-}
-
-static in_flight *flight(parley_client *c, const char *id) {
-    for (int i = 0; i < MAX_IN_FLIGHT; i++)
-        if (c->flights[i].used && strcmp(c->flights[i].id, id) == 0) return &c->flights[i];
-    return NULL;
-}
-
-static parley_status track(parley_client *c, const char *id) {
-    for (int i = 0; i < MAX_IN_FLIGHT; i++) {
-        if (!c->flights[i].used) {
-            snprintf(c->flights[i].id, PARLEY_ID_MAX, "%s", id);
-            c->flights[i].last_activity_ms = now_ms();
-            c->flights[i].used = 1;
-            return PARLEY_OK;
+/* Characters (code points) in a UTF-8 string, or -1 when it is not valid UTF-8: the server cannot read such a
+ * frame, so it could not even say which request it refused (its error would carry a nil id). */
+static long utf8_chars(const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    long n = 0;
+    while (*s) {
+        unsigned char lead = *s++;
+        int more = lead < 0x80 ? 0 : lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2
+                 : lead >= 0xf0 && lead <= 0xf4 ? 3 : -1;
+        if (more < 0) return -1;
+        unsigned long cp = more ? lead & (0x3fu >> more) : lead;
+        for (int i = 0; i < more; i++, s++) {
+            if ((*s & 0xc0) != 0x80) return -1; /* the terminator included */
+            cp = cp << 6 | (*s & 0x3fu);
         }
+        int overlong = (more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000);
+        if (overlong || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return -1; /* or a surrogate, or too big */
+        n++;
     }
-    set_error(c, "%d requests are already in flight on this client", MAX_IN_FLIGHT);
-    return PARLEY_ERR_BUSY;
+    return n;
 }
 
-static parley_status send_buffer(parley_client *c, msgpack_sbuffer *buf, const char *id) {
-    parley_status st = track(c, id);
-    if (st != PARLEY_OK) {
-        msgpack_sbuffer_destroy(buf);
-        return st;
+/* A string field as the server checks it: valid UTF-8 of min_chars to max_chars characters. */
+static int valid_str(parley_client *c, const char *field, const char *s, long min_chars, long max_chars) {
+    if (!s) {
+        set_error(c, "%s is required", field);
+        return 0;
     }
-    int rc = zmq_send(c->sock, buf->data, buf->size, ZMQ_DONTWAIT);
-    msgpack_sbuffer_destroy(buf);
-    if (rc < 0) {
-        flight(c, id)->used = 0;
-        set_error(c, "send failed: %s", zmq_strerror(zmq_errno()));
-        return PARLEY_ERR_ZMQ;
+    long n = utf8_chars(s);
+    if (n < 0) {
+        set_error(c, "%s is not valid UTF-8", field);
+        return 0;
     }
-    return PARLEY_OK;
+    if (n < min_chars || n > max_chars) {
+        set_error(c, "%s has %ld characters; %ld to %ld are allowed", field, n, min_chars, max_chars);
+        return 0;
+    }
+    return 1;
 }
 
-static void new_id(parley_client *c, char *out) { snprintf(out, PARLEY_ID_MAX, "%s-%lu", c->prefix, ++c->counter); }
+static int valid_state(parley_client *c, const parley_kv *state, size_t len) {
+    if (len > MAX_STATE_ENTRIES || (len && !state)) {
+        set_error(c, "state must point to at most %d entries", MAX_STATE_ENTRIES);
+        return 0;
+    }
+    long chars = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!valid_str(c, "a state key", state[i].key, 0, MAX_STATE_CHARS) ||
+            !valid_str(c, "a state value", state[i].value, 0, MAX_STATE_CHARS))
+            return 0;
+        chars += utf8_chars(state[i].key) + utf8_chars(state[i].value);
+    }
+    if (chars > MAX_STATE_CHARS) {
+        set_error(c, "state has %ld characters; the limit is %d", chars, MAX_STATE_CHARS);
+        return 0;
+    }
+    return 1;
+}
+
+static int valid_reply_args(parley_client *c, const parley_reply_args *a) {
+    int with_session = a->session && *a->session;
+    if (!valid_str(c, "npc", a->npc, 0, MAX_NAME_CHARS) || !valid_str(c, "text", a->text, 0, MAX_TEXT_CHARS) ||
+        (a->session && !valid_str(c, "session", a->session, 0, MAX_NAME_CHARS)) ||
+        (with_session && a->session_token &&
+         !valid_str(c, "session_token", a->session_token, MIN_TOKEN_CHARS, MAX_NAME_CHARS)) ||
+        (a->speaker && !valid_str(c, "speaker", a->speaker, 0, MAX_SPEAKER_CHARS)) ||
+        !valid_state(c, a->state, a->state_len))
+        return 0;
+    if (!(a->deadline_ms <= MAX_DEADLINE_MS)) { /* NaN too */
+        set_error(c, "deadline_ms must be at most %.0f", MAX_DEADLINE_MS);
+        return 0;
+    }
+    return 1;
+}
+
+/* npc and session of a session operation (a session operation needs a session: "" is a one-off reply's). */
+static int valid_session(parley_client *c, const char *npc, const char *session) {
+    return valid_str(c, "npc", npc, 0, MAX_NAME_CHARS) && valid_str(c, "session", session, 1, MAX_NAME_CHARS);
+}
 
 /* ---- session tokens ------------------------------------------------------------------------- */
 
 /* 32 random hex characters: from the system's random source, else from libzmq's key generator. */
-static int random_token(char out[TOKEN_MAX]) {
+static int random_token(char out[TOKEN_BYTES]) {
     unsigned char bytes[16];
     FILE *f = fopen("/dev/urandom", "rb");
     size_t got = f ? fread(bytes, 1, sizeof bytes, f) : 0;
@@ -208,166 +287,253 @@ static int random_token(char out[TOKEN_MAX]) {
 }
 
 static session_token *find_token(parley_client *c, const char *npc, const char *session) {
-    for (size_t i = 0; i < c->token_count; i++)
-        if (strcmp(c->tokens[i].npc, npc) == 0 && strcmp(c->tokens[i].session, session) == 0) return &c->tokens[i];
+    for (session_token *t = c->tokens; t; t = t->next)
+        if (strcmp(t->npc, npc) == 0 && strcmp(t->session, session) == 0) return t;
     return NULL;
 }
 
-static session_token *add_token(parley_client *c, const char *npc, const char *session) {
-    if (c->token_count == c->token_cap) {
-        size_t cap = c->token_cap ? 2 * c->token_cap : 8;
-        session_token *grown = realloc(c->tokens, cap * sizeof *grown);
-        if (!grown) return NULL;
-        c->tokens = grown;
-        c->token_cap = cap;
-    }
-    session_token *t = &c->tokens[c->token_count];
-    t->npc = strdup(npc);
-    t->session = strdup(session);
-    if (!t->npc || !t->session) {
-        free(t->npc);
-        free(t->session);
+/* The session's token record, made (with a random token) if it is new; NULL when out of memory. */
+static session_token *token_record(parley_client *c, const char *npc, const char *session) {
+    session_token *t = find_token(c, npc, session);
+    if (t) return t;
+    t = calloc(1, sizeof *t);
+    if (!t || !(t->npc = strdup(npc)) || !(t->session = strdup(session)) || random_token(t->token) != 0) {
+        if (t) {
+            free(t->npc);
+            free(t->session);
+        }
+        free(t);
+        set_error(c, "could not make a session token");
         return NULL;
     }
-    t->token[0] = '\0';
-    c->token_count++;
+    t->next = c->tokens;
+    c->tokens = t;
     return t;
 }
 
 const char *parley_session_token(parley_client *c, const char *npc, const char *session) {
-    if (!c || !npc || !session || !*session) return NULL;
-    session_token *t = find_token(c, npc, session);
-    if (!t) {
-        t = add_token(c, npc, session);
-        if (!t || random_token(t->token) != 0) {
-            if (t) {
-                c->token_count--;
-                free(t->npc);
-                free(t->session);
-            }
-            set_error(c, "could not make a session token");
-            return NULL;
-        }
-    }
-    return t->token;
+    if (!c || !valid_session(c, npc, session)) return NULL;
+    session_token *t = token_record(c, npc, session);
+    return t ? t->token : NULL;
 }
 
 parley_status parley_set_session_token(parley_client *c, const char *npc, const char *session, const char *token) {
-    if (!c || !npc || !session || !*session || !token || strlen(token) < 16 || strlen(token) >= TOKEN_MAX) {
-        if (c) set_error(c, "npc, session and a token of 16 to 64 characters are required");
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!valid_session(c, npc, session) || !valid_str(c, "session_token", token, MIN_TOKEN_CHARS, MAX_NAME_CHARS))
         return PARLEY_ERR_ARGUMENT;
-    }
-    session_token *t = find_token(c, npc, session);
-    if (!t && !(t = add_token(c, npc, session))) return PARLEY_ERR_MEMORY;
-    snprintf(t->token, TOKEN_MAX, "%s", token);
+    session_token *t = token_record(c, npc, session);
+    if (!t) return PARLEY_ERR_MEMORY;
+    if (t->token != token) snprintf(t->token, TOKEN_BYTES, "%s", token); /* in place: old pointers stay valid */
     return PARLEY_OK;
 }
 
-parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, char *id_out, size_t id_cap) {
-    if (!c || !a || !a->npc || !a->text || !id_out || id_cap < PARLEY_ID_MAX) {
-        if (c) set_error(c, "npc, text and an id buffer of PARLEY_ID_MAX bytes are required");
-        return PARLEY_ERR_ARGUMENT;
+/* ---- packing and sending -------------------------------------------------------------------- */
+
+static int write_checked(void *data, const char *buf, size_t len) {
+    request *r = data;
+    if (!r->failed && msgpack_sbuffer_write(&r->sb, buf, len) != 0) r->failed = 1;
+    return r->failed ? -1 : 0;
+}
+
+static void pack_str(request *r, const char *s) {
+    size_t n = strlen(s);
+    msgpack_pack_str(&r->pk, n);
+    msgpack_pack_str_body(&r->pk, s, n);
+}
+
+static void pack_entry(request *r, const char *key, const char *value) {
+    pack_str(r, key);
+    pack_str(r, value);
+}
+
+/* Start a request map of entries keys besides v, id and type. */
+static void begin_request(request *r, size_t entries, const char *id, const char *type) {
+    msgpack_sbuffer_init(&r->sb);
+    msgpack_packer_init(&r->pk, r, write_checked);
+    r->failed = 0;
+    msgpack_pack_map(&r->pk, entries + 3);
+    pack_str(r, "v");
+    msgpack_pack_int(&r->pk, 1);
+    pack_entry(r, "id", id);
+    pack_entry(r, "type", type);
+}
+
+static void new_id(parley_client *c, char *out) { snprintf(out, PARLEY_ID_MAX, "%s-%lu", c->prefix, ++c->counter); }
+
+/* Send a packed request (and release it); c->sent counts the requests sent. */
+static parley_status send_request(parley_client *c, request *r) {
+    parley_status st = PARLEY_OK;
+    if (r->failed) {
+        set_error(c, "out of memory packing the request");
+        st = PARLEY_ERR_MEMORY;
+    } else if (r->sb.size > MAX_REQUEST_BYTES) {
+        set_error(c, "the request is %zu bytes; the limit is %d", r->sb.size, MAX_REQUEST_BYTES);
+        st = PARLEY_ERR_ARGUMENT;
+    } else if (zmq_send(c->sock, r->sb.data, r->sb.size, ZMQ_DONTWAIT) < 0) {
+        set_error(c, "send failed: %s", zmq_strerror(zmq_errno()));
+        st = PARLEY_ERR_ZMQ;
+    } else {
+        c->sent++;
     }
-    const char *token = NULL;
-    if (a->session && *a->session) {
-        token = a->session_token ? a->session_token : parley_session_token(c, a->npc, a->session);
-        if (!token) return PARLEY_ERR_MEMORY;
-    }
-    char id[PARLEY_ID_MAX];
-    new_id(c, id);
-    size_t entries = 2 + (a->session != NULL) + (token != NULL) + (a->speaker != NULL) + (a->state_len > 0) +
-                     (a->deadline_ms > 0) + (a->no_stream != 0) + (a->token_deltas != 0);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    pack_header(&pk, entries, id, "reply");
-    pack_str(&pk, "npc");
-    pack_str(&pk, a->npc);
-    pack_str(&pk, "text");
-    pack_str(&pk, a->text);
-    if (a->session) {
-        pack_str(&pk, "session");
-        pack_str(&pk, a->session);
-    }
-    if (token) {
-        pack_str(&pk, "session_token");
-        pack_str(&pk, token);
-    }
-    if (a->speaker) {
-        pack_str(&pk, "speaker");
-        pack_str(&pk, a->speaker);
-    }
-    if (a->state_len > 0) {
-        pack_str(&pk, "state");
-        msgpack_pack_map(&pk, a->state_len);
-        for (size_t i = 0; i < a->state_len; i++) {
-            pack_str(&pk, a->state[i].key ? a->state[i].key : "");
-            pack_str(&pk, a->state[i].value ? a->state[i].value : "");
-        }
-    }
-    if (a->deadline_ms > 0) {
-        pack_str(&pk, "deadline_ms");
-        msgpack_pack_double(&pk, a->deadline_ms);
-    }
-    if (a->no_stream) {
-        pack_str(&pk, "stream");
-        msgpack_pack_false(&pk);
-    }
-    if (a->token_deltas) {
-        pack_str(&pk, "stream_unit");
-        pack_str(&pk, "token");
-    }
-    parley_status st = send_buffer(c, &buf, id);
-    if (st == PARLEY_OK) snprintf(id_out, id_cap, "%s", id);
+    msgpack_sbuffer_destroy(&r->sb);
     return st;
 }
 
-static parley_status simple_request(parley_client *c, const char *type, const char *npc, const char *session,
-                                    const char *target, const unsigned char *blob, size_t blob_len, char *id_out) {
+static in_flight *flight(parley_client *c, const char *id) {
+    for (int i = 0; i < MAX_IN_FLIGHT; i++)
+        if (c->flights[i].used && strcmp(c->flights[i].id, id) == 0) return &c->flights[i];
+    return NULL;
+}
+
+static in_flight *free_flight(parley_client *c) {
+    for (int i = 0; i < MAX_IN_FLIGHT; i++)
+        if (!c->flights[i].used) return &c->flights[i];
+    set_error(c, "%d replies are already in flight on this client", MAX_IN_FLIGHT);
+    return NULL;
+}
+
+static void pack_reply(request *r, const parley_reply_args *a, const char *id, const char *token) {
+    size_t entries = 2 + (a->session != NULL) + (token != NULL) + (a->speaker != NULL) + (a->state_len > 0) +
+                     (a->deadline_ms > 0) + (a->no_stream != 0) + (a->token_deltas != 0);
+    begin_request(r, entries, id, "reply");
+    pack_entry(r, "npc", a->npc);
+    pack_entry(r, "text", a->text);
+    if (a->session) pack_entry(r, "session", a->session);
+    if (token) pack_entry(r, "session_token", token);
+    if (a->speaker) pack_entry(r, "speaker", a->speaker);
+    if (a->state_len > 0) {
+        pack_str(r, "state");
+        msgpack_pack_map(&r->pk, a->state_len);
+        for (size_t i = 0; i < a->state_len; i++) pack_entry(r, a->state[i].key, a->state[i].value);
+    }
+    if (a->deadline_ms > 0) {
+        pack_str(r, "deadline_ms");
+        msgpack_pack_double(&r->pk, a->deadline_ms);
+    }
+    if (a->no_stream) {
+        pack_str(r, "stream");
+        msgpack_pack_false(&r->pk);
+    }
+    if (a->token_deltas) pack_entry(r, "stream_unit", "token");
+}
+
+parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, char *id_out, size_t id_cap) {
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!a || !id_out || id_cap < PARLEY_ID_MAX) {
+        set_error(c, "reply arguments and an id buffer of PARLEY_ID_MAX bytes are required");
+        return PARLEY_ERR_ARGUMENT;
+    }
+    if (!valid_reply_args(c, a)) return PARLEY_ERR_ARGUMENT;
+    in_flight *f = free_flight(c);
+    if (!f) return PARLEY_ERR_BUSY;
     const char *token = NULL;
-    if (npc && session && *session && !(token = parley_session_token(c, npc, session))) return PARLEY_ERR_MEMORY;
-    new_id(c, id_out);
-    size_t entries = (npc != NULL) + (session != NULL) + (token != NULL) + (target != NULL) + (blob != NULL);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    pack_header(&pk, entries, id_out, type);
-    if (npc) {
-        pack_str(&pk, "npc");
-        pack_str(&pk, npc);
+    if (a->session && *a->session) {
+        session_token *t = token_record(c, a->npc, a->session);
+        if (!t) return PARLEY_ERR_MEMORY;
+        /* an override is the session's token from now on: the session may be made with it */
+        if (a->session_token && t->token != a->session_token) snprintf(t->token, TOKEN_BYTES, "%s", a->session_token);
+        token = t->token;
     }
-    if (session) {
-        pack_str(&pk, "session");
-        pack_str(&pk, session);
-    }
-    if (token) {
-        pack_str(&pk, "session_token");
-        pack_str(&pk, token);
-    }
-    if (target) {
-        pack_str(&pk, "target");
-        pack_str(&pk, target);
-    }
-    if (blob) {
-        pack_str(&pk, "blob");
-        msgpack_pack_bin(&pk, blob_len);
-        msgpack_pack_bin_body(&pk, blob, blob_len);
-    }
-    return send_buffer(c, &buf, id_out);
-}
-
-parley_status parley_cancel(parley_client *c, const char *request_id) {
-    if (!c || !request_id) return PARLEY_ERR_ARGUMENT;
     char id[PARLEY_ID_MAX];
-    return simple_request(c, "cancel", NULL, NULL, request_id, NULL, 0, id);
+    new_id(c, id);
+    request r;
+    pack_reply(&r, a, id, token);
+    parley_status st = send_request(c, &r);
+    if (st != PARLEY_OK) return st;
+    memset(f, 0, sizeof *f);
+    snprintf(f->id, PARLEY_ID_MAX, "%s", id);
+    f->seq = c->sent;
+    f->last_activity_ms = now_ms();
+    f->used = 1;
+    f->no_stream = a->no_stream != 0;
+    snprintf(id_out, id_cap, "%s", id);
+    return PARLEY_OK;
 }
 
-/* ---- reading -------------------------------------------------------------------------------- */
+/* ---- reading frames ------------------------------------------------------------------------- */
+
+static uint64_t big_endian(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* The header of the msgpack value at p (left > 0 bytes): its own size (*head), the payload bytes after it
+ * (*payload) and the values it contains (*values: an array's items, a map's keys and values). 0 if invalid. */
+static int msgpack_header(const unsigned char *p, size_t left, size_t *head, uint64_t *payload, uint64_t *values) {
+    unsigned char b = p[0];
+    int len_bytes = 0, per_item = 0; /* a length after b counting payload bytes, or items (1: array, 2: map) */
+    uint64_t extra = 0;              /* an ext's type byte */
+    *payload = *values = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) *payload = 0; /* fixint, nil, bool */
+    else if ((b & 0xe0) == 0xa0) *payload = b & 0x1f;                                 /* fixstr */
+    else if ((b & 0xf0) == 0x90) *values = b & 0x0f;                                  /* fixarray */
+    else if ((b & 0xf0) == 0x80) *values = 2u * (b & 0x0f);                           /* fixmap */
+    else switch (b) {
+        case 0xc4: case 0xd9: len_bytes = 1; break; /* bin, str */
+        case 0xc5: case 0xda: len_bytes = 2; break;
+        case 0xc6: case 0xdb: len_bytes = 4; break;
+        case 0xc7: len_bytes = 1, extra = 1; break; /* ext */
+        case 0xc8: len_bytes = 2, extra = 1; break;
+        case 0xc9: len_bytes = 4, extra = 1; break;
+        case 0xcc: case 0xd0: *payload = 1; break;  /* ints and floats */
+        case 0xcd: case 0xd1: *payload = 2; break;
+        case 0xca: case 0xce: case 0xd2: *payload = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: *payload = 8; break;
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: *payload = 1 + (1u << (b - 0xd4)); break; /* fixext */
+        case 0xdc: len_bytes = 2, per_item = 1; break; /* array */
+        case 0xdd: len_bytes = 4, per_item = 1; break;
+        case 0xde: len_bytes = 2, per_item = 2; break; /* map */
+        case 0xdf: len_bytes = 4, per_item = 2; break;
+        default: return 0; /* 0xc1 is never used */
+    }
+    if (left < 1 + (size_t)len_bytes) return 0;
+    *head = 1 + (size_t)len_bytes;
+    if (len_bytes) {
+        uint64_t n = big_endian(p + 1, len_bytes);
+        if (per_item) *values = n * per_item; else *payload = n + extra;
+    }
+    return 1;
+}
+
+/* Whether data holds one complete msgpack value nested at most MAX_DEPTH deep. msgpack-c reserves memory for
+ * the count an array or map declares before reading its values, so a 5-byte frame could ask for gigabytes:
+ * here every declared value must be there first. */
+static int well_formed(const unsigned char *p, size_t size) {
+    const unsigned char *end = p + size;
+    uint64_t pending[MAX_DEPTH + 1]; /* values still to read at each open level */
+    int depth = 0;
+    pending[0] = 1;
+    for (;;) {
+        while (pending[depth] == 0)
+            if (depth-- == 0) return 1;
+        pending[depth]--;
+        size_t head;
+        uint64_t payload, values;
+        if (p >= end || !msgpack_header(p, (size_t)(end - p), &head, &payload, &values)) return 0;
+        p += head;
+        uint64_t left = (uint64_t)(end - p);
+        if (payload > left || values > left) return 0; /* a value takes a byte at least */
+        p += payload;
+        if (values) {
+            if (depth == MAX_DEPTH) return 0;
+            pending[++depth] = values;
+        }
+    }
+}
+
+/* Unpack a frame once it is known to be well formed: the map it must be, or NULL. */
+static const msgpack_object *unpack_map(const zmq_msg_t *msg, msgpack_unpacked *u) {
+    const unsigned char *data = zmq_msg_data((zmq_msg_t *)msg);
+    size_t size = zmq_msg_size((zmq_msg_t *)msg);
+    if (!well_formed(data, size) || msgpack_unpack_next(u, (const char *)data, size, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        u->data.type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    return &u->data;
+}
 
 static const msgpack_object *get(const msgpack_object *map, const char *key) {
-    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
+    if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
     size_t n = strlen(key);
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
@@ -377,232 +543,324 @@ static const msgpack_object *get(const msgpack_object *map, const char *key) {
     return NULL;
 }
 
-static char *dup_str(parley_client *c, int slot, const msgpack_object *o) {
-    const char *p = "";
-    size_t n = 0;
-    if (o && o->type == MSGPACK_OBJECT_STR) {
-        p = o->via.str.ptr;
-        n = o->via.str.size;
-    }
-    char *s = malloc(n + 1);
-    if (!s) return c->timeout_text; /* "" */
-    memcpy(s, p, n);
-    s[n] = '\0';
-    c->strings[slot] = s;
-    return s;
+static int str_is(const msgpack_object *o, const char *s) {
+    size_t n = strlen(s);
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
 }
 
-static double num(const msgpack_object *o) {
-    if (!o) return 0;
-    switch (o->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64: return o->via.f64;
-        case MSGPACK_OBJECT_BOOLEAN: return o->via.boolean ? 1 : 0;
-        default: return 0;
-    }
+static int kind_of(const msgpack_object *m, frame_kind *kind) {
+    const msgpack_object *t = get(m, "type");
+    if (str_is(t, "delta")) *kind = FRAME_DELTA;
+    else if (str_is(t, "action")) *kind = FRAME_ACTION;
+    else if (str_is(t, "done")) *kind = FRAME_DONE;
+    else if (str_is(t, "error")) *kind = FRAME_ERROR;
+    else return 0;
+    return 1;
 }
 
-static int frame_id(const void *data, size_t size, char *id_out) {
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    int ok = 0;
-    id_out[0] = '\0';
-    if (msgpack_unpack_next(&u, data, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
-        const msgpack_object *id = get(&u.data, "id");
-        if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size < PARLEY_ID_MAX) {
-            memcpy(id_out, id->via.str.ptr, id->via.str.size);
-            id_out[id->via.str.size] = '\0';
-        }
-        ok = 1;
-    }
-    msgpack_unpacked_destroy(&u);
-    return ok;
-}
-
-/* Turn one received frame into an event. */
-static parley_status decode(parley_client *c, zmq_msg_t *msg, parley_event *ev) {
-    release_event(c);
-    msgpack_unpacked_init(&c->unpacked);
-    c->has_unpacked = 1;
-    /* copy: the event's strings must outlive the zmq message */
-    size_t size = zmq_msg_size(msg);
-    char *copy = malloc(size ? size : 1);
-    if (!copy) return PARLEY_ERR_MEMORY;
-    memcpy(copy, zmq_msg_data(msg), size);
-    c->strings[3] = copy;
-    if (msgpack_unpack_next(&c->unpacked, copy, size, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        c->unpacked.data.type != MSGPACK_OBJECT_MAP) {
-        set_error(c, "the server sent a frame that is not a msgpack map");
-        return PARLEY_ERR_PROTOCOL;
-    }
-    const msgpack_object *m = &c->unpacked.data;
-    const msgpack_object *type = get(m, "type");
-    memset(ev, 0, sizeof *ev);
-    const msgpack_object *id = get(m, "id");
-    if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size < PARLEY_ID_MAX) {
-        memcpy(ev->request_id, id->via.str.ptr, id->via.str.size);
-        ev->request_id[id->via.str.size] = '\0';
-    }
-    ev->text = ev->action_name = ev->error_code = ev->error_message = c->timeout_text;
-    if (!type || type->type != MSGPACK_OBJECT_STR) {
-        set_error(c, "the server sent a frame without a type");
-        return PARLEY_ERR_PROTOCOL;
-    }
-#define IS(name) (type->via.str.size == strlen(name) && memcmp(type->via.str.ptr, name, strlen(name)) == 0)
-    if (IS("delta")) {
-        ev->type = PARLEY_EVENT_DELTA;
-        ev->text = dup_str(c, 0, get(m, "text"));
-    } else if (IS("action")) {
-        ev->type = PARLEY_EVENT_ACTION;
-        ev->action_name = dup_str(c, 0, get(m, "name"));
-        const msgpack_object *args = get(m, "args");
-        if (args) {
-            msgpack_sbuffer buf;
-            msgpack_sbuffer_init(&buf);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-            msgpack_pack_object(&pk, *args);
-            c->strings[1] = buf.data; /* released with the event */
-            ev->action_args = (const unsigned char *)buf.data;
-            ev->action_args_len = buf.size;
-        }
-    } else if (IS("done")) {
-        ev->type = PARLEY_EVENT_DONE;
-        ev->text = dup_str(c, 0, get(m, "text"));
-        const msgpack_object *stats = get(m, "stats");
-        if (stats && stats->type == MSGPACK_OBJECT_MAP) {
-            ev->ttft_ms = num(get(stats, "ttft_ms"));
-            ev->total_ms = num(get(stats, "total_ms"));
-            ev->deadline_ms = num(get(stats, "deadline_ms"));
-            ev->reasoning_tokens = (int)num(get(stats, "reasoning_tokens"));
-            ev->final_tokens = (int)num(get(stats, "final_tokens"));
-            ev->reasoning_cut = (int)num(get(stats, "reasoning_cut"));
-            ev->fallback_used = (int)num(get(stats, "fallback_used"));
-            ev->deadline_met = (int)num(get(stats, "deadline_met"));
-        }
-    } else if (IS("error")) {
-        ev->type = PARLEY_EVENT_ERROR;
-        ev->error_code = dup_str(c, 0, get(m, "code"));
-        ev->error_message = dup_str(c, 1, get(m, "message"));
-    } else {
-        set_error(c, "the server sent an unknown frame type");
-        return PARLEY_ERR_PROTOCOL;
-    }
-#undef IS
-    in_flight *f = flight(c, ev->request_id);
-    if (f) {
-        f->last_activity_ms = now_ms();
-        if (ev->type == PARLEY_EVENT_DONE || ev->type == PARLEY_EVENT_ERROR) f->used = 0;
-    } else if (ev->type == PARLEY_EVENT_ERROR && ev->request_id[0] == '\0') {
-        /* the server could not read a request's id: it concerns our oldest request in flight */
-        for (int i = 0; i < MAX_IN_FLIGHT; i++) {
-            if (c->flights[i].used) {
-                snprintf(ev->request_id, PARLEY_ID_MAX, "%s", c->flights[i].id);
-                c->flights[i].used = 0;
-                break;
-            }
-        }
-    }
-    return PARLEY_OK;
-}
-
-/* A request that heard nothing for timeout_ms ends with a "timeout" error event. */
-static int timed_out(parley_client *c, const char *only_id, parley_event *ev) {
-    double now = now_ms();
+/* The request an error with a nil id concerns (the server could not read the request): the one sent last that
+ * has heard nothing yet (docs/protocol.md, "Errors"); NULL if none. */
+static const char *nil_id_owner(parley_client *c) {
+    const char *id = NULL;
+    unsigned long latest = 0;
     for (int i = 0; i < MAX_IN_FLIGHT; i++) {
         in_flight *f = &c->flights[i];
-        if (!f->used || (only_id && strcmp(f->id, only_id) != 0)) continue;
-        if (now - f->last_activity_ms >= c->timeout_ms) {
-            release_event(c);
-            memset(ev, 0, sizeof *ev);
-            ev->type = PARLEY_EVENT_ERROR;
-            snprintf(ev->request_id, PARLEY_ID_MAX, "%s", f->id);
-            ev->text = ev->action_name = c->timeout_text;
-            ev->error_code = "timeout";
-            ev->error_message = "no answer from the server within the timeout";
-            f->used = 0;
-            set_error(c, "request %s: no answer within %d ms", f->id, c->timeout_ms);
+        if (f->used && !f->heard && f->seq > latest) latest = f->seq, id = f->id;
+    }
+    if (c->sync.waiting && !c->sync.answered && c->sync.seq > latest) id = c->sync.id;
+    return id;
+}
+
+/* Drop one queued frame to make room: the oldest DELTA (a DONE repeats the whole text), else the oldest
+ * ACTION; never a terminal frame, so every reply still ends. 0 if only terminal frames are left. */
+static int evict_one(parley_client *c) {
+    for (int kind = FRAME_DELTA; kind <= FRAME_ACTION; kind++) {
+        for (queued *q = c->head, *prev = NULL; q; prev = q, q = q->next) {
+            if ((int)q->kind != kind) continue;
+            if (prev) prev->next = q->next; else c->head = q->next;
+            if (c->tail == q) c->tail = prev;
+            c->queued_count--;
+            c->queued_bytes -= zmq_msg_size(&q->msg);
+            zmq_msg_close(&q->msg);
+            free(q);
             return 1;
         }
     }
     return 0;
 }
 
-static parley_status take_queued(parley_client *c, const char *only_id, parley_event *ev, int *found) {
-    queued *prev = NULL;
-    for (queued *q = c->head; q; prev = q, q = q->next) {
-        if (only_id && strcmp(q->id, only_id) != 0) continue;
-        if (prev) prev->next = q->next; else c->head = q->next;
-        if (c->tail == q) c->tail = prev;
-        c->queued_count--;
-        parley_status st = decode(c, &q->msg, ev);
-        zmq_msg_close(&q->msg);
-        free(q);
-        *found = 1;
-        return st;
+static parley_status enqueue(parley_client *c, const char *id, frame_kind kind, int actions, zmq_msg_t *msg) {
+    queued *q = calloc(1, sizeof *q);
+    if (!q) {
+        set_error(c, "out of memory: a frame was dropped");
+        return PARLEY_ERR_MEMORY;
     }
-    *found = 0;
+    snprintf(q->id, PARLEY_ID_MAX, "%s", id);
+    q->kind = kind;
+    q->actions = actions;
+    zmq_msg_init(&q->msg);
+    zmq_msg_move(&q->msg, msg);
+    if (c->tail) c->tail->next = q; else c->head = q;
+    c->tail = q;
+    c->queued_count++;
+    c->queued_bytes += zmq_msg_size(&q->msg);
+    while ((c->queued_count > MAX_QUEUED || c->queued_bytes > MAX_QUEUED_BYTES) && evict_one(c)) {
+    }
     return PARLEY_OK;
 }
 
-static parley_status next_event(parley_client *c, const char *only_id, int timeout_ms, parley_event *ev) {
-    int found;
-    parley_status st = take_queued(c, only_id, ev, &found);
-    if (found) return st;
-    double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    for (;;) {
-        double left = deadline - now_ms();
-        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, left > 0 ? (long)left : 0);
-        if (rc < 0) {
-            set_error(c, "poll failed: %s", zmq_strerror(zmq_errno()));
-            return PARLEY_ERR_ZMQ;
-        }
-        if (rc > 0) {
-            zmq_msg_t msg;
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&msg);
-                continue;
-            }
-            char id[PARLEY_ID_MAX];
-            frame_id(zmq_msg_data(&msg), zmq_msg_size(&msg), id);
-            if (only_id && strcmp(id, only_id) != 0 && id[0] != '\0') {
-                if (c->queued_count >= MAX_QUEUED) { /* a game that never polls: drop the oldest */
-                    queued *old = c->head;
-                    c->head = old->next;
-                    if (!c->head) c->tail = NULL;
-                    zmq_msg_close(&old->msg);
-                    free(old);
-                    c->queued_count--;
-                }
-                queued *q = malloc(sizeof *q);
-                if (!q) {
-                    zmq_msg_close(&msg);
-                    return PARLEY_ERR_MEMORY;
-                }
-                snprintf(q->id, PARLEY_ID_MAX, "%s", id);
-                zmq_msg_init(&q->msg);
-                zmq_msg_move(&q->msg, &msg);
-                q->next = NULL;
-                if (c->tail) c->tail->next = q; else c->head = q;
-                c->tail = q;
-                c->queued_count++;
-                continue;
-            }
-            st = decode(c, &msg, ev);
-            zmq_msg_close(&msg);
-            return st;
-        }
-        if (timed_out(c, only_id, ev)) return only_id ? PARLEY_ERR_TIMEOUT : PARLEY_OK;
-        if (now_ms() >= deadline) {
-            memset(ev, 0, sizeof *ev);
-            ev->type = PARLEY_EVENT_NONE;
-            return only_id ? PARLEY_ERR_TIMEOUT : PARLEY_OK;
-        }
+/* How many actions a no_stream reply's done frame carries (streamed replies sent them as action frames). */
+static int done_actions(const msgpack_object *m) {
+    const msgpack_object *a = get(m, "actions");
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY) return 0;
+    return a->via.array.size < MAX_DONE_ACTIONS ? (int)a->via.array.size : MAX_DONE_ACTIONS;
+}
+
+/* Give one readable frame to its request: queue it for its reply, or hand it to the synchronous call waiting.
+ * Frames for no request in flight (a reply that timed out, a second terminal frame) are dropped. */
+static parley_status route(parley_client *c, const msgpack_object *m, zmq_msg_t *msg) {
+    frame_kind kind;
+    if (!kind_of(m, &kind)) return PARLEY_OK; /* a frame type this client does not know */
+    const msgpack_object *ido = get(m, "id");
+    char id[PARLEY_ID_MAX] = "";
+    if (ido && ido->type == MSGPACK_OBJECT_STR) {
+        if (ido->via.str.size >= PARLEY_ID_MAX) return PARLEY_OK; /* not an id of ours */
+        memcpy(id, ido->via.str.ptr, ido->via.str.size);
+        id[ido->via.str.size] = '\0';
+    } else {
+        const char *owner = kind == FRAME_ERROR ? nil_id_owner(c) : NULL;
+        if (!owner) return PARLEY_OK;
+        snprintf(id, sizeof id, "%s", owner);
     }
+    if (c->sync.waiting && strcmp(id, c->sync.id) == 0) {
+        if (!c->sync.answered) zmq_msg_move(&c->sync.answer, msg);
+        c->sync.answered = 1;
+        return PARLEY_OK;
+    }
+    in_flight *f = flight(c, id);
+    if (!f || f->ended) return PARLEY_OK;
+    f->heard = 1;
+    f->last_activity_ms = now_ms();
+    int terminal = kind == FRAME_DONE || kind == FRAME_ERROR;
+    int actions = kind == FRAME_DONE && f->no_stream ? done_actions(m) : 0;
+    parley_status st = enqueue(c, id, kind, actions, msg);
+    if (st == PARLEY_OK && terminal) f->ended = 1;
+    return st;
+}
+
+/* Route one frame; an unreadable one is dropped (PARLEY_ERR_PROTOCOL). Consumes msg. */
+static parley_status ingest(parley_client *c, zmq_msg_t *msg) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *m = unpack_map(msg, &u);
+    parley_status st = PARLEY_OK;
+    if (m) {
+        st = route(c, m, msg);
+    } else {
+        set_error(c, "the server sent a frame that is not a msgpack map: dropped");
+        st = PARLEY_ERR_PROTOCOL;
+    }
+    msgpack_unpacked_destroy(&u);
+    zmq_msg_close(msg);
+    return st;
+}
+
+/* Read and route one frame, waiting until deadline at most. 1: a frame was read (*st says how it went),
+ * 0: none came, -1: the socket failed. */
+static int pump(parley_client *c, double deadline, parley_status *st) {
+    *st = PARLEY_OK;
+    double left = deadline - now_ms();
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, left > 0 ? (long)(left + 0.999) : 0);
+    if (rc < 0 && zmq_errno() != EINTR) {
+        set_error(c, "poll failed: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (rc <= 0) return 0;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return 0;
+    }
+    if (!zmq_msg_more(&msg)) {
+        *st = ingest(c, &msg);
+        return 1;
+    }
+    while (zmq_msg_more(&msg)) { /* every answer is one frame: drop a multi-part message whole */
+        zmq_msg_close(&msg);
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) break;
+    }
+    zmq_msg_close(&msg);
+    set_error(c, "the server sent a multi-part message: dropped");
+    *st = PARLEY_ERR_PROTOCOL;
+    return 1;
+}
+
+/* ---- events --------------------------------------------------------------------------------- */
+
+static const char *dup_str(parley_client *c, int slot, const msgpack_object *o) {
+    if (!o || o->type != MSGPACK_OBJECT_STR) return empty;
+    char *s = malloc(o->via.str.size + 1);
+    if (!s) return empty;
+    memcpy(s, o->via.str.ptr, o->via.str.size);
+    s[o->via.str.size] = '\0';
+    free(c->strings[slot]);
+    c->strings[slot] = s;
+    return s;
+}
+
+static double num(const msgpack_object *o, double otherwise) {
+    if (!o) return otherwise;
+    switch (o->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64: return o->via.f64;
+        case MSGPACK_OBJECT_BOOLEAN: return o->via.boolean ? 1 : 0;
+        default: return otherwise;
+    }
+}
+
+/* A number as an int, clamped: casting an out-of-range double is undefined behaviour. */
+static int whole(const msgpack_object *o) {
+    double d = num(o, 0);
+    if (!(d == d)) return 0; /* NaN */
+    return d >= (double)INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+}
+
+/* name and args of an action frame, or of one entry of a done frame's actions. */
+static void fill_action(parley_client *c, parley_event *ev, const msgpack_object *action) {
+    ev->type = PARLEY_EVENT_ACTION;
+    ev->action_name = dup_str(c, 0, get(action, "name"));
+    const msgpack_object *args = get(action, "args");
+    msgpack_object nil = {MSGPACK_OBJECT_NIL, {0}};
+    request r; /* args re-packed on their own: any msgpack value */
+    msgpack_sbuffer_init(&r.sb);
+    msgpack_packer_init(&r.pk, &r, write_checked);
+    r.failed = 0;
+    if (msgpack_pack_object(&r.pk, args ? *args : nil) != 0 || r.failed) {
+        msgpack_sbuffer_destroy(&r.sb);
+        return;
+    }
+    c->args = r.sb.data;
+    ev->action_args = (const unsigned char *)r.sb.data;
+    ev->action_args_len = r.sb.size;
+}
+
+static void fill_done(parley_client *c, parley_event *ev, const msgpack_object *m) {
+    ev->type = PARLEY_EVENT_DONE;
+    ev->text = dup_str(c, 0, get(m, "text"));
+    const msgpack_object *stats = get(m, "stats");
+    ev->ttft_ms = num(get(stats, "ttft_ms"), -1); /* null: nothing was said */
+    ev->total_ms = num(get(stats, "total_ms"), 0);
+    ev->deadline_ms = num(get(stats, "deadline_ms"), 0);
+    ev->reasoning_tokens = whole(get(stats, "reasoning_tokens"));
+    ev->final_tokens = whole(get(stats, "final_tokens"));
+    ev->reasoning_cut = whole(get(stats, "reasoning_cut")) != 0;
+    ev->fallback_used = whole(get(stats, "fallback_used")) != 0;
+    ev->deadline_met = whole(get(stats, "deadline_met")) != 0;
+    ev->finish_reason = dup_str(c, 2, get(stats, "finish_reason"));
+}
+
+static void clear_event(parley_event *ev, const char *id) {
+    memset(ev, 0, sizeof *ev);
+    snprintf(ev->request_id, PARLEY_ID_MAX, "%s", id);
+    ev->text = ev->action_name = ev->error_code = ev->error_message = ev->finish_reason = empty;
+}
+
+/* The next event out of a queued frame: a no_stream done gives its actions first. 1 if the frame is used up. */
+static int decode(parley_client *c, queued *q, parley_event *ev) {
+    release_event(c);
+    clear_event(ev, q->id);
+    zmq_msg_init(&c->ev_msg);
+    zmq_msg_copy(&c->ev_msg, &q->msg); /* shared, not copied: the event's strings point into it */
+    c->has_ev_msg = 1;
+    msgpack_unpacked_init(&c->unpacked);
+    c->has_unpacked = 1;
+    const msgpack_object *m = unpack_map(&c->ev_msg, &c->unpacked); /* checked when it arrived */
+    if (q->next_action < q->actions) {
+        const msgpack_object *list = get(m, "actions");
+        if (list && list->type == MSGPACK_OBJECT_ARRAY && (uint32_t)q->next_action < list->via.array.size) {
+            fill_action(c, ev, &list->via.array.ptr[q->next_action++]);
+            return 0;
+        }
+        q->next_action = q->actions; /* out of memory re-reading it: give the done at least */
+    }
+    switch (q->kind) {
+        case FRAME_DELTA:
+            ev->type = PARLEY_EVENT_DELTA;
+            ev->text = dup_str(c, 0, get(m, "text"));
+            break;
+        case FRAME_ACTION: fill_action(c, ev, m); break;
+        case FRAME_DONE: fill_done(c, ev, m); break;
+        case FRAME_ERROR:
+            ev->type = PARLEY_EVENT_ERROR;
+            ev->error_code = dup_str(c, 0, get(m, "code"));
+            ev->error_message = dup_str(c, 1, get(m, "message"));
+            break;
+    }
+    return 1;
+}
+
+/* The next queued event (of only_id's reply, if given). Its reply's slot is freed with its last event. */
+static int take_queued(parley_client *c, const char *only_id, parley_event *ev) {
+    for (queued *q = c->head, *prev = NULL; q; prev = q, q = q->next) {
+        if (only_id && strcmp(q->id, only_id) != 0) continue;
+        if (!decode(c, q, ev)) return 1;
+        if (prev) prev->next = q->next; else c->head = q->next;
+        if (c->tail == q) c->tail = prev;
+        c->queued_count--;
+        c->queued_bytes -= zmq_msg_size(&q->msg);
+        if (q->kind == FRAME_DONE || q->kind == FRAME_ERROR) {
+            in_flight *f = flight(c, q->id);
+            if (f) f->used = 0;
+        }
+        zmq_msg_close(&q->msg);
+        free(q);
+        return 1;
+    }
+    return 0;
+}
+
+/* A reply that heard nothing for timeout_ms ends with a "timeout" error event. Checked only once the socket
+ * is drained, so a game that did not poll for a while does not time out replies whose frames are waiting. */
+static int expire(parley_client *c, const char *only_id, parley_event *ev) {
+    double now = now_ms();
+    for (int i = 0; i < MAX_IN_FLIGHT; i++) {
+        in_flight *f = &c->flights[i];
+        if (!f->used || f->ended || (only_id && strcmp(f->id, only_id) != 0)) continue;
+        if (now - f->last_activity_ms < c->timeout_ms) continue;
+        release_event(c);
+        clear_event(ev, f->id);
+        ev->type = PARLEY_EVENT_ERROR;
+        ev->error_code = "timeout";
+        ev->error_message = "no answer from the server within the timeout";
+        f->used = 0;
+        set_error(c, "request %s: no answer within %d ms", f->id, c->timeout_ms);
+        return 1;
+    }
+    return 0;
+}
+
+static parley_status next_event(parley_client *c, const char *only_id, int timeout_ms, parley_event *ev) {
+    clear_event(ev, ""); /* what a failed call leaves */
+    double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int late_reads = 0;
+    for (;;) {
+        if (take_queued(c, only_id, ev)) return PARLEY_OK;
+        parley_status st;
+        int got = pump(c, deadline, &st);
+        if (got < 0) return PARLEY_ERR_ZMQ;
+        if (got && st != PARLEY_OK) return st;
+        if (!got && expire(c, only_id, ev)) return PARLEY_OK;
+        /* checked every time: frames of other replies must not keep a wait going past its timeout */
+        if (now_ms() >= deadline && (!got || ++late_reads > MAX_LATE_READS)) break;
+    }
+    release_event(c);
+    clear_event(ev, "");
+    return only_id ? PARLEY_ERR_TIMEOUT : PARLEY_OK;
 }
 
 parley_status parley_poll(parley_client *c, int timeout_ms, parley_event *ev) {
@@ -612,72 +870,186 @@ parley_status parley_poll(parley_client *c, int timeout_ms, parley_event *ev) {
 
 parley_status parley_wait(parley_client *c, const char *request_id, int timeout_ms, parley_event *ev) {
     if (!c || !ev || !request_id) return PARLEY_ERR_ARGUMENT;
+    if (!flight(c, request_id)) { /* nothing will come: do not block */
+        set_error(c, "no reply %s is in flight", request_id);
+        return PARLEY_ERR_ARGUMENT;
+    }
     parley_status st = next_event(c, request_id, timeout_ms, ev);
-    if (st == PARLEY_ERR_TIMEOUT && ev->type == PARLEY_EVENT_NONE)
-        set_error(c, "request %s: no event within %d ms", request_id, timeout_ms);
+    if (st == PARLEY_ERR_TIMEOUT) set_error(c, "request %s: no event within %d ms", request_id, timeout_ms);
     return st;
 }
 
-/* Send a simple request and wait for its terminal frame. */
-static parley_status call(parley_client *c, const char *type, const char *npc, const char *session,
-                          const unsigned char *blob, size_t blob_len, int timeout_ms, parley_event *ev) {
-    char id[PARLEY_ID_MAX];
-    parley_status st = simple_request(c, type, npc, session, NULL, blob, blob_len, id);
+/* ---- synchronous requests ------------------------------------------------------------------- */
+
+/* The answer of a synchronous request: its done map, valid until answer_release. */
+typedef struct {
+    zmq_msg_t msg;
+    msgpack_unpacked unpacked;
+    const msgpack_object *done;
+} answer;
+
+static void answer_release(answer *a) {
+    msgpack_unpacked_destroy(&a->unpacked);
+    zmq_msg_close(&a->msg);
+}
+
+/* Wait for the answer to the request just sent as id (frames of replies are queued meanwhile). */
+static parley_status await_answer(parley_client *c, const char *id, int timeout_ms, answer *out) {
+    double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    snprintf(c->sync.id, PARLEY_ID_MAX, "%s", id);
+    c->sync.seq = c->sent;
+    c->sync.waiting = 1;
+    c->sync.answered = 0;
+    zmq_msg_init(&c->sync.answer);
+    int late_reads = 0;
+    parley_status st = PARLEY_OK;
+    while (!c->sync.answered) {
+        parley_status ignored; /* an unreadable or unqueueable frame is not this request's business */
+        int got = pump(c, deadline, &ignored);
+        if (got < 0) {
+            st = PARLEY_ERR_ZMQ;
+            break;
+        }
+        if (now_ms() >= deadline && !c->sync.answered && (!got || ++late_reads > MAX_LATE_READS)) {
+            set_error(c, "%s: no answer within %d ms", id, timeout_ms);
+            st = PARLEY_ERR_TIMEOUT;
+            break;
+        }
+    }
+    c->sync.waiting = 0; /* a late answer is dropped like any frame for no request */
+    msgpack_unpacked_init(&out->unpacked);
+    zmq_msg_init(&out->msg);
+    zmq_msg_move(&out->msg, &c->sync.answer);
+    zmq_msg_close(&c->sync.answer);
     if (st != PARLEY_OK) return st;
-    st = parley_wait(c, id, timeout_ms, ev);
-    if (st != PARLEY_OK) {
-        in_flight *f = flight(c, id);
-        if (f) f->used = 0;
-        return st;
+    const msgpack_object *m = unpack_map(&out->msg, &out->unpacked);
+    frame_kind kind;
+    if (!m || !kind_of(m, &kind)) {
+        set_error(c, "%s: unreadable answer", id);
+        return PARLEY_ERR_PROTOCOL;
     }
-    if (ev->type == PARLEY_EVENT_ERROR) {
-        set_error(c, "%s: %s", ev->error_code, ev->error_message);
-        return strcmp(ev->error_code, "timeout") == 0 ? PARLEY_ERR_TIMEOUT : PARLEY_ERR_SERVER;
+    if (kind == FRAME_ERROR) {
+        const msgpack_object *code = get(m, "code"), *msg = get(m, "message");
+        set_error(c, "%.*s: %.*s", code && code->type == MSGPACK_OBJECT_STR ? (int)code->via.str.size : 0,
+                  code && code->type == MSGPACK_OBJECT_STR ? code->via.str.ptr : "",
+                  msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 0,
+                  msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
+        return PARLEY_ERR_SERVER;
     }
+    if (kind != FRAME_DONE) {
+        set_error(c, "%s: answered with a %s frame", id, kind == FRAME_DELTA ? "delta" : "action");
+        return PARLEY_ERR_PROTOCOL;
+    }
+    out->done = m;
+    return PARLEY_OK;
+}
+
+/* Send a request other than a reply (a session's token goes with npc and session) and wait for its answer. */
+static parley_status call(parley_client *c, const char *type, const char *npc, const char *session,
+                          const char *target, const unsigned char *blob, size_t blob_len, int timeout_ms,
+                          answer *out) {
+    const char *token = NULL;
+    if (npc && session) {
+        session_token *t = token_record(c, npc, session);
+        if (!t) return PARLEY_ERR_MEMORY;
+        token = t->token;
+    }
+    char id[PARLEY_ID_MAX];
+    new_id(c, id);
+    request r;
+    begin_request(&r, 3 * (token != NULL) + (target != NULL) + (blob != NULL), id, type);
+    if (token) {
+        pack_entry(&r, "npc", npc);
+        pack_entry(&r, "session", session);
+        pack_entry(&r, "session_token", token);
+    }
+    if (target) pack_entry(&r, "target", target);
+    if (blob) {
+        pack_str(&r, "blob");
+        msgpack_pack_bin(&r.pk, blob_len);
+        msgpack_pack_bin_body(&r.pk, blob, blob_len);
+    }
+    parley_status st = send_request(c, &r);
+    if (st != PARLEY_OK) return st;
+    st = await_answer(c, id, timeout_ms, out);
+    if (st != PARLEY_OK) answer_release(out);
+    return st;
+}
+
+parley_status parley_cancel(parley_client *c, const char *request_id, int timeout_ms, int *found) {
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!valid_str(c, "request_id", request_id, 1, MAX_NAME_CHARS)) return PARLEY_ERR_ARGUMENT;
+    answer a;
+    parley_status st = call(c, "cancel", NULL, NULL, request_id, NULL, 0, timeout_ms, &a);
+    if (st != PARLEY_OK) return st;
+    const msgpack_object *f = get(a.done, "found");
+    if (found) *found = f && f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean;
+    answer_release(&a);
     return PARLEY_OK;
 }
 
 parley_status parley_health(parley_client *c, int timeout_ms, char *status_out, size_t cap) {
     if (!c) return PARLEY_ERR_ARGUMENT;
-    parley_event ev;
-    parley_status st = call(c, "health", NULL, NULL, NULL, 0, timeout_ms, &ev);
-    if (st == PARLEY_OK && status_out && cap) {
-        const msgpack_object *s = get(&c->unpacked.data, "status");
+    answer a;
+    parley_status st = call(c, "health", NULL, NULL, NULL, NULL, 0, timeout_ms, &a);
+    if (st != PARLEY_OK) return st;
+    if (status_out && cap) {
+        const msgpack_object *s = get(a.done, "status");
         size_t n = s && s->type == MSGPACK_OBJECT_STR ? s->via.str.size : 0;
         if (n >= cap) n = cap - 1;
         if (n) memcpy(status_out, s->via.str.ptr, n);
         status_out[n] = '\0';
     }
-    return st;
+    answer_release(&a);
+    return PARLEY_OK;
 }
 
 parley_status parley_reset_session(parley_client *c, const char *npc, const char *session, int timeout_ms) {
-    if (!c || !npc || !session) return PARLEY_ERR_ARGUMENT;
-    parley_event ev;
-    return call(c, "reset_session", npc, session, NULL, 0, timeout_ms, &ev);
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!valid_session(c, npc, session)) return PARLEY_ERR_ARGUMENT;
+    answer a;
+    parley_status st = call(c, "reset_session", npc, session, NULL, NULL, 0, timeout_ms, &a);
+    if (st == PARLEY_OK) answer_release(&a);
+    return st;
 }
 
 parley_status parley_export_session(parley_client *c, const char *npc, const char *session, int timeout_ms,
                                     unsigned char **blob_out, size_t *len_out) {
-    if (!c || !npc || !session || !blob_out || !len_out) return PARLEY_ERR_ARGUMENT;
-    parley_event ev;
-    parley_status st = call(c, "export_session", npc, session, NULL, 0, timeout_ms, &ev);
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!blob_out || !len_out) {
+        set_error(c, "blob_out and len_out are required");
+        return PARLEY_ERR_ARGUMENT;
+    }
+    *blob_out = NULL;
+    *len_out = 0;
+    if (!valid_session(c, npc, session)) return PARLEY_ERR_ARGUMENT;
+    answer a;
+    parley_status st = call(c, "export_session", npc, session, NULL, NULL, 0, timeout_ms, &a);
     if (st != PARLEY_OK) return st;
-    const msgpack_object *b = get(&c->unpacked.data, "blob");
+    const msgpack_object *b = get(a.done, "blob");
     if (!b || b->type != MSGPACK_OBJECT_BIN) {
         set_error(c, "export_session answered without a blob");
-        return PARLEY_ERR_PROTOCOL;
+        st = PARLEY_ERR_PROTOCOL;
+    } else if (!(*blob_out = malloc(b->via.bin.size ? b->via.bin.size : 1))) {
+        st = PARLEY_ERR_MEMORY;
+    } else {
+        memcpy(*blob_out, b->via.bin.ptr, b->via.bin.size);
+        *len_out = b->via.bin.size;
     }
-    *blob_out = malloc(b->via.bin.size ? b->via.bin.size : 1);
-    if (!*blob_out) return PARLEY_ERR_MEMORY;
-    memcpy(*blob_out, b->via.bin.ptr, b->via.bin.size);
-    *len_out = b->via.bin.size;
-    return PARLEY_OK;
+    answer_release(&a);
+    return st;
 }
 
 parley_status parley_import_session(parley_client *c, const char *npc, const char *session,
                                     const unsigned char *blob, size_t len, int timeout_ms) {
-    if (!c || !npc || !session || !blob) return PARLEY_ERR_ARGUMENT;
-    parley_event ev;
-    return call(c, "import_session", npc, session, blob, len, timeout_ms, &ev);
+    if (!c) return PARLEY_ERR_ARGUMENT;
+    if (!valid_session(c, npc, session)) return PARLEY_ERR_ARGUMENT;
+    if (!blob || len > MAX_BLOB_BYTES) {
+        set_error(c, "a blob of at most %d bytes is required", MAX_BLOB_BYTES);
+        return PARLEY_ERR_ARGUMENT;
+    }
+    answer a;
+    parley_status st = call(c, "import_session", npc, session, NULL, blob, len, timeout_ms, &a);
+    if (st == PARLEY_OK) answer_release(&a);
+    return st;
 }

@@ -45,8 +45,9 @@ int main(int argc, char **argv) {
                 } else if (ev.type == PARLEY_EVENT_ACTION) {
                     printf(" <action %s>", ev.action_name);
                 } else if (ev.type == PARLEY_EVENT_DONE) {
-                    printf("\n  [%d frames, first word %.0f ms, total %.0f ms, deadline %s%s]\n", frames, ev.ttft_ms,
-                           ev.total_ms, ev.deadline_met ? "met" : "MISSED", ev.fallback_used ? ", fallback" : "");
+                    printf("\n  [%d frames, first word %.0f ms, total %.0f ms, %s, deadline %s%s]\n", frames,
+                           ev.ttft_ms, ev.total_ms, ev.finish_reason, ev.deadline_met ? "met" : "MISSED",
+                           ev.fallback_used ? ", fallback" : "");
                     finished = 1;
                     break;
                 } else if (ev.type == PARLEY_EVENT_ERROR) {

@@ -41,7 +41,9 @@ static int say(parley_client *c, const char *npc, const char *text, int cancel_a
             print_escaped("DELTA ", ev.text);
             if (cancel_after_first && !cancelled) {
                 cancelled = 1;
-                if (parley_cancel(c, id) != PARLEY_OK) printf("CANCEL_FAILED %s\n", parley_last_error(c));
+                int found = 0;
+                if (parley_cancel(c, id, 5000, &found) != PARLEY_OK) printf("CANCEL_FAILED %s\n", parley_last_error(c));
+                else printf("CANCEL found=%d\n", found);
             }
         } else if (ev.type == PARLEY_EVENT_ACTION) {
             printf("ACTION %s\n", ev.action_name);
