@@ -26,7 +26,9 @@ from runtime import protocol as p
 
 SESSION_REQUESTS = ("reply", "reset_session", "export_session", "import_session")
 ANSWERED_AT_ONCE = ("health", "stats", "list_npcs", "reload_profiles", "cancel")
-LONGEST_DEADLINE_S = 60.0  # a profile's deadline_ms is at most 60000: a reply sent without one ends by then
+PROFILE_DEADLINE_S = 60.0  # a profile's deadline_ms is at most 60000: a reply sent without one ends by then
+REQUEST_DEADLINE_S = 600.0  # a reply's deadline_ms is at most 600000: a session request waits behind such ones
+PROBE_EVERY_S = 1.0  # at most this often a silent request asks for health (it counts toward the rate limit)
 MAX_INBOX_IDS = 1024
 
 
@@ -66,20 +68,24 @@ class ParleyClient:
         self._inbox: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
         self._open: set[str] = set()  # reply and session requests sent on this socket, their end not yet read
         self._abandoned: set[str] = set()  # of those, ones nobody reads any more: their frames are dropped
+        self._generation = 0  # counts connections: a request sent on an earlier one can no longer be answered
         self._tokens: dict[tuple[str, str], str] = {}  # (npc, session) -> the session's token
         self._connect()
 
     def _connect(self) -> None:
         if self.socket is not None:
             self.socket.close(linger=0)
-        # what was sent on the old connection can no longer be answered, read or cancelled
-        self._inbox.clear()
+        # what was sent on the old connection can no longer be answered or cancelled (what already arrived, in
+        # the inbox, still counts)
         self._open.clear()
         self._abandoned.clear()
+        self._generation += 1
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        # a DEALER's send blocks while it has no connection (a refused handshake, a server restarting):
-        # never longer than the client's timeout
+        # a request goes only to a connection made, never queued for one to come (a server restarting would
+        # get it late, beside the client's own resend): send blocks while there is none (a refused handshake,
+        # a server restarting), never longer than the client's timeout
+        sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         if self.server_public_key is not None:
             public, secret = self.client_keys or zmq.curve_keypair()
@@ -139,6 +145,8 @@ class ParleyClient:
             frame = queued.popleft()
             if not queued:
                 del self._inbox[request_id]
+            if frame.get("type") in ("done", "error"):
+                self._open.discard(request_id)
             return frame
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         while True:
@@ -172,14 +180,34 @@ class ParleyClient:
             # a request's deltas past 4096 unread drop its oldest; its terminal frame, the newest, stays
             self._inbox.setdefault(rid, collections.deque(maxlen=4096)).append(frame)
 
-    def _server_answers(self) -> bool:
-        """Whether the server answers a `health` request on this connection within the timeout (frames of
-        other requests that arrive meanwhile wait in the inbox)."""
+    def _still_holds(self, sent_at: float) -> bool:
+        """Whether the server answers a `health` request on this connection within the timeout and has been
+        up since `sent_at` (monotonic), so that it still holds a request sent then: a server that restarted
+        since has lost it, although ZeroMQ reconnected the socket to the new one by itself. Frames of other
+        requests that arrive meanwhile wait in the inbox; a late answer is dropped."""
         hid = self.new_id()
-        return self._try_send("health", hid) and self.receive(hid) is not None
+        if not self._try_send("health", hid):
+            return False
+        frame = self.receive(hid)
+        if frame is None:
+            self._abandoned.add(hid)
+            return False
+        uptime = frame.get("uptime_s")
+        # uptime_s is rounded to 0.1 s; the answer's way back makes our side of the comparison a little longer
+        return not isinstance(uptime, (int, float)) or uptime >= time.monotonic() - sent_at - 0.2
+
+    def _refused_here(self, kind: str, rid: str, fields: dict) -> None:
+        """Raise the error the server would answer for this request, before it is sent: an error the server
+        could not tie to its id (a request over 64 KiB, say) would name no request, and be taken for another's."""
+        if kind in SESSION_REQUESTS:
+            try:
+                p.decode(p.pack({"id": rid, "type": kind, **{k: v for k, v in fields.items() if v is not None}}))
+            except p.ProtocolError as exc:
+                raise ParleyError(exc.code, str(exc), rid) from None
 
     def _send_first(self, kind: str, rid: str, fields: dict) -> int:
         """Send a request, reconnecting while no connection takes it; the tries left for resending."""
+        self._inbox.pop(rid, None)  # frames of an earlier request under this id (it ended) are not this one's
         tries = self.retries
         while not self._try_send(kind, rid, **fields):
             if tries == 0:
@@ -196,26 +224,32 @@ class ParleyClient:
         raises ParleyError). Silence asks the server whether it is there: if so the request is slow and still
         waited for (up to limit_s); if not, it is sent again on a fresh connection, while it has not sent a
         frame yet."""
-        give_up, heard = time.monotonic() + limit_s, False
+        sent_at, generation = time.monotonic(), self._generation
+        give_up, heard, wait_s = sent_at + limit_s, False, self.timeout_s
         finished = False
         try:
+            yield None  # primed by the caller: from here on, closing this generator runs the `finally` below
             while True:
-                frame = self.receive(rid)
+                frame = self.receive(rid, wait_s)
                 if frame is None:
-                    if kind not in ANSWERED_AT_ONCE and self._server_answers():
+                    replaced = generation != self._generation  # another request reconnected meanwhile
+                    if not replaced and kind not in ANSWERED_AT_ONCE and self._still_holds(sent_at):
                         if time.monotonic() < give_up:
+                            wait_s = max(self.timeout_s, PROBE_EVERY_S)
                             continue  # queued or reasoning: the server answers by the deadline
                         raise ServerUnavailable(f"{kind} {rid!r} got no answer from {self.endpoint} within "
                                                 f"{limit_s:g} s, although the server answers")
                     if heard:
-                        raise ServerUnavailable(f"the {kind} stream from {self.endpoint} stopped for "
-                                                f"{self.timeout_s:g} s")
+                        raise ServerUnavailable(f"the {kind} stream from {self.endpoint} stopped (the server "
+                                                "went silent, restarted, or the connection was replaced)")
                     if tries == 0:
                         raise ServerUnavailable(f"no answer from {self.endpoint} after {self.retries + 1} tries")
                     tries -= 1
-                    self._connect()  # lazy pirate: the old socket may hold a dead connection
+                    if not replaced:
+                        self._connect()  # lazy pirate: the old socket may hold a dead connection
                     tries = min(tries, self._send_first(kind, rid, fields))
-                    give_up = time.monotonic() + limit_s
+                    sent_at, generation = time.monotonic(), self._generation
+                    give_up, wait_s = sent_at + limit_s, self.timeout_s
                     continue
                 heard = True
                 if frame.get("type") in ("done", "error"):
@@ -229,6 +263,12 @@ class ParleyClient:
 
     def _abandon(self, rid: str) -> None:
         """Nobody reads this request any more: cancel it (a reply stops, adding no turn) and drop its frames."""
+        queued = self._inbox.pop(rid, None)
+        if queued and queued[-1].get("type") in ("done", "error"):
+            self._open.discard(rid)  # it had ended: nothing to cancel
+            return
+        if self.socket is None:  # the client was closed: nothing can be cancelled or read any more
+            return
         self._abandoned.add(rid)
         cid = self.new_id()
         try:  # never waits: a connection that cannot take it now has nothing to cancel
@@ -241,9 +281,14 @@ class ParleyClient:
     def call(self, kind: str, **fields: Any) -> dict[str, Any]:
         """One request, one terminal frame (an error frame raises ParleyError). A session request waits for
         the session's earlier replies (up to the longest deadline); see the class for retries."""
+        if kind == "reply":
+            raise ValueError("a reply streams several frames: use reply() or say()")
         rid = self.new_id()
-        limit_s = self.timeout_s if kind in ANSWERED_AT_ONCE else LONGEST_DEADLINE_S + self.timeout_s
-        return next(self._frames(kind, rid, fields, limit_s, self._send_first(kind, rid, fields)))
+        self._refused_here(kind, rid, fields)
+        limit_s = self.timeout_s if kind in ANSWERED_AT_ONCE else REQUEST_DEADLINE_S + self.timeout_s
+        frames = self._frames(kind, rid, fields, limit_s, self._send_first(kind, rid, fields))
+        next(frames)  # primed
+        return next(frames)
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -261,8 +306,11 @@ class ParleyClient:
             raise ValueError(f"request id {rid!r} is still in flight on this connection")
         fields = dict(npc=npc, text=text, session=session, speaker=speaker, state=state, deadline_ms=deadline_ms,
                       stream=stream, sampling=sampling, stream_unit=stream_unit)
-        limit_s = (deadline_ms / 1000 if deadline_ms else LONGEST_DEADLINE_S) + self.timeout_s
-        return self._frames("reply", rid, fields, limit_s, self._send_first("reply", rid, fields))
+        self._refused_here("reply", rid, fields)
+        limit_s = (deadline_ms / 1000 if deadline_ms else PROFILE_DEADLINE_S) + self.timeout_s
+        frames = self._frames("reply", rid, fields, limit_s, self._send_first("reply", rid, fields))
+        next(frames)  # primed: dropped unread, it is closed and cancels the reply
+        return frames
 
     def say(self, npc: str, text: str, **kw: Any) -> dict[str, Any]:
         """The whole reply at once: the `done` frame (text, stats, actions)."""

@@ -77,3 +77,27 @@ def test_a_restarted_server_is_reached_by_the_clients_retry(tiny_model, tmp_path
         client.close()
         second["proc"].terminate()
         second["proc"].wait(20)
+
+
+def test_a_reply_lost_in_a_server_restart_is_sent_again(tiny_model, tmp_path):
+    """An outside review: a reply in flight when the server died was never sent again once ZeroMQ had
+    reconnected the socket to the new server by itself: the new server answered the client's health check,
+    so the client waited for a reply the new server never had. The health answer's uptime tells."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    profiles = profiles_copy(tmp_path)
+    first = start(tiny_model, profiles, endpoint)
+    client = ParleyClient(endpoint, timeout_s=1.5, retries=3)
+    second = {}
+    try:
+        assert client.health()["status"] == "ok"
+        first.send_signal(signal.SIGSTOP)  # frozen: it takes the request into its socket and never answers
+        frames = client.reply("brenna", "Still open?", deadline_ms=30000)
+        first.kill()
+        first.wait(10)
+        second["proc"] = start(tiny_model, profiles, endpoint)
+        assert list(frames)[-1]["type"] == "done"
+    finally:
+        client.close()
+        if "proc" in second:
+            second["proc"].terminate()
+            second["proc"].wait(20)

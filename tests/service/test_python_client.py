@@ -82,3 +82,45 @@ def test_an_id_still_in_flight_is_refused_by_the_client(make_server):
                 c.reply("talker", "Again.", request_id="same", deadline_ms=20000)
         assert list(first)[-1]["type"] == "done"
         assert list(c.reply("talker", "Now again.", request_id="same", deadline_ms=20000))[-1]["type"] == "done"
+
+
+def test_a_request_the_server_would_refuse_without_its_id_is_refused_before_it_is_sent(make_server):
+    """With replies sent at once, an error the server cannot tie to an id (a request over 64 KiB) would be
+    taken by whichever request was read next: the client refuses such a request itself."""
+    from runtime.client import ParleyError
+
+    server = make_server()
+    with server.client() as c:
+        ok = c.reply("talker", "Hello.", deadline_ms=20000)
+        with pytest.raises(ParleyError) as refused:
+            c.reply("talker", "x" * 70_000, deadline_ms=20000)
+        assert refused.value.code == "too_large"
+        assert list(ok)[-1]["type"] == "done"  # the other reply is untouched
+    assert server.server.counters["request.reply"] == 1  # the big one never left the client
+
+
+def test_a_reply_dropped_before_it_is_read_is_cancelled(make_server):
+    server = make_server()
+    with server.client() as c:
+        with server.engine.lock:
+            frames = c.reply("talker", "Tell me a long story.", session="dropped", deadline_ms=20000)
+            del frames  # never iterated: closing it cancels the reply
+            assert c.health()["status"] == "ok"
+        wait_idle(server)
+        assert turns(server, "talker", "dropped") == 0
+
+
+def test_ids_are_free_again_once_their_end_was_read_even_from_the_inbox(make_server):
+    """A reply's end read from the inbox (it arrived while another request was read) left its id marked in
+    flight, and a reused id could be handed the earlier request's leftover frames."""
+    server = make_server()
+    with server.client() as c:
+        first = c.reply("talker", "Hello.", request_id="a", deadline_ms=20000)
+        assert list(c.reply("talker", "And you?", request_id="b", deadline_ms=20000))[-1]["type"] == "done"
+        time.sleep(0.5)
+        assert c.health()["status"] == "ok"  # a's frames, if not yet in, arrive while this is read
+        done = list(first)[-1]
+        again = list(c.reply("talker", "Once more.", request_id="a", deadline_ms=20000))
+        assert again[-1]["type"] == "done" and again[-1]["stats"]["request_id"] == "a"
+        assert again[-1] is not done and again[-1]["text"] == "".join(
+            f["text"] for f in again if f["type"] == "delta").strip()

@@ -34,11 +34,11 @@ def test_curve_client_with_the_server_key_connects_and_one_without_does_not(make
         assert good.health()["status"] == "ok"
         assert list(good.reply("brenna", "Hello"))[-1]["type"] == "done"
     with ParleyClient(server.endpoint, timeout_s=1.0, retries=0) as plain:
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             plain.health()
     wrong_public, _ = zmq.curve_keypair()
     with ParleyClient(server.endpoint, timeout_s=1.0, retries=0, server_public_key=wrong_public) as wrong:
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             wrong.health()
     assert server.server.counters["frames"] == 2  # only the good client's two requests ever arrived
 
@@ -54,7 +54,7 @@ def test_client_allow_list(make_server, keys):
                       client_keys=client_keys) as known:
         assert known.health()["status"] == "ok"
     with ParleyClient(server.endpoint, timeout_s=1.0, retries=0, server_public_key=server_public) as stranger:
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             stranger.health()
 
 
@@ -80,10 +80,10 @@ def test_the_allow_list_is_read_again_when_its_folder_changes(make_server, keys,
         (allowed / "later.key").write_bytes((tmp_path / "later.key").read_bytes())
         time.sleep(1.0)  # the server scans every profile_poll_s (0.2 s here)
         known.timeout_s = 1.0
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             known.health()  # its open connection is closed at its next message
     with client(keys / "client.key_secret", 1.0) as again:
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             again.health()  # and a new handshake is refused
     with client(tmp_path / "later.key_secret", 20) as newcomer:
         assert newcomer.health()["status"] == "ok"  # the key put in gets in without a restart

@@ -217,7 +217,7 @@ def test_list_npcs_stats_and_health(live):
 
 def test_client_times_out_when_no_server_is_there():
     with ParleyClient("tcp://127.0.0.1:1", timeout_s=0.3, retries=1) as c:
-        with pytest.raises(ParleyError, match="no answer"):
+        with pytest.raises(ParleyError, match="no answer|no connection"):
             c.health()
 
 
