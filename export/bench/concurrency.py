@@ -97,15 +97,19 @@ class BenchServer:
 def aggregate_tok_s(endpoint: str, clients: int, per_client: int, tag: str, stream: bool = True) -> float:
     """`clients` threads, each with its own connection, each sending `per_client` replies back to back."""
     tokens = [0] * clients
+    failures: list[BaseException] = []
 
     def run(i: int) -> None:
-        with ParleyClient(endpoint, timeout_s=300.0, retries=0) as c:
-            for j in range(per_client):
-                done = c.say("bench", f"Tell me about road number {i * per_client + j}.", session=f"{tag}-{i}-{j}",
-                             stream=stream)
-                # a random-weight model's tokens may decode to no text (the NPC then says its fallback
-                # line), but they were decoded all the same: count tokens, not text
-                tokens[i] += done["stats"]["reasoning_tokens"] + done["stats"]["final_tokens"]
+        try:
+            with ParleyClient(endpoint, timeout_s=300.0, retries=0) as c:
+                for j in range(per_client):
+                    done = c.say("bench", f"Tell me about road number {i * per_client + j}.",
+                                 session=f"{tag}-{i}-{j}", stream=stream)
+                    # a random-weight model's tokens may decode to no text (the NPC then says its fallback
+                    # line), but they were decoded all the same: count tokens, not text
+                    tokens[i] += done["stats"]["reasoning_tokens"] + done["stats"]["final_tokens"]
+        except Exception as exc:  # noqa: BLE001 - reported below: a failed reply must not pass as a slow one
+            failures.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
     start = time.perf_counter()
@@ -114,6 +118,9 @@ def aggregate_tok_s(endpoint: str, clients: int, per_client: int, tag: str, stre
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {clients} concurrent clients failed ({failures[0]!r}); their "
+                           "time would count without their tokens, so no figure is given")
     return sum(tokens) / elapsed
 
 

@@ -169,15 +169,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("checkpoint", type=Path, nargs="?", help="Hugging Face gpt-oss folder (default: the standard one)")
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
-    ap.add_argument("--png", type=Path, help="chart path (default: WORK/bench.png)")
+    ap.add_argument("--png", type=Path, help="chart path (default: WORK/<checkpoint key>/bench.png; needs matplotlib)")
     ap.add_argument("--repeats", type=int, default=5, help="measured rounds after warm-up (medians)")
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS), help=f"comma list of {', '.join(ALL_SYSTEMS)}")
     ap.add_argument("--levels", default="1,4,8", help="concurrent NPC requests to measure through the server")
     ap.add_argument("--per-client", type=int, default=3, help="replies each concurrent client sends in a round")
     ap.add_argument("--experts", default="float", choices=["float", "int8", "int4"],
-                    help="Parley's expert weights (`parley export --experts`). int4 starts both Parley and "
-                         "onnxruntime-genai (its builder, -p int4) from an MXFP4 checkpoint, as gpt-oss is "
-                         "released; otherwise the peers stay float32")
+                    help="Parley's expert weights, as `parley export --experts` takes them (default float, "
+                         "whatever the checkpoint holds, unlike export's auto). int4 without a checkpoint makes "
+                         "the standard one MXFP4, as gpt-oss is released, and builds onnxruntime-genai with -p "
+                         "int4 too; otherwise the peers stay float32")
     ap.add_argument("--dense", default="float", choices=["float", "int8", "int4"],
                     help="Parley's attention projections and unembedding (`parley export --dense`)")
     ap.add_argument("--int8-activations", action="store_true",
@@ -186,7 +187,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--work", type=Path, default=Path(".cache") / "bench",
                     help="exports, peer builds and logs (default: .cache/bench in the current folder)")
     ap.add_argument("--peer-venv", type=Path,
-                    help="virtual environment for onnxruntime-genai, made on first use (default: WORK/peer-venv)")
+                    help="virtual environment for onnxruntime-genai, made on first use (default: WORK/peer-venv); "
+                         "a folder the bench did not make is WIPED and rebuilt: never name an environment of yours")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown or PARLEY not in names:
         raise SystemExit(f"parley bench: --systems takes {', '.join(ALL_SYSTEMS)} and must include parley")
     levels = tuple(int(n) for n in args.levels.split(","))
+    if args.repeats < 1 or args.per_client < 1 or not levels or min(levels) < 1:
+        raise SystemExit("parley bench: --repeats, --per-client and every --levels value must be at least 1")
     args.work = args.work.absolute()  # the systems' processes run in folders of their own
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint = (args.checkpoint.resolve() if args.checkpoint

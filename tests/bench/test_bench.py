@@ -5,6 +5,8 @@ that the systems it compares compute the same tokens, and that its outputs have 
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import math
 import subprocess
@@ -135,3 +137,13 @@ def test_measure_model_folder_reports_against_the_floor_and_the_ceilings(tiny_mo
     assert math.isclose(r["ceiling_tok_s_2"], 2 * r["bandwidth_gb_s"] * 1e9 / active_bytes_per_token(cfg, choice, 2))
     assert r["decode_tok_s"] > 0 and r["concurrent_tok_s_2"] > 0 and r["rss_after_load_mb"] > 0
     assert "of the floor" in done.stdout and "2-row ceiling" in done.stdout
+
+
+def test_a_failed_concurrent_reply_fails_the_measurement_instead_of_slowing_it(make_server):
+    """An outside review: a client thread's error was swallowed, its time counted without its tokens, and the
+    bench printed a lower tokens/s as if nothing had happened."""
+    from export.bench.concurrency import aggregate_tok_s
+
+    server = make_server()  # its profiles have no "bench" NPC: every reply is refused unknown_npc
+    with pytest.raises(RuntimeError, match="2 of 2 concurrent clients failed"):
+        aggregate_tok_s(server.endpoint, clients=2, per_client=1, tag="t")
