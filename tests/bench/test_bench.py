@@ -5,13 +5,13 @@ that the systems it compares compute the same tokens, and that its outputs have 
 """
 from __future__ import annotations
 
-import pytest
-
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers.checkpoints import TinySpec, make_checkpoint
 from export.bench.floor import active_weight_bytes
