@@ -175,8 +175,11 @@ def test_a_session_answers_only_the_client_holding_its_token(binaries, live):
 
 
 def test_a_missing_server_is_a_timeout_not_a_hang(binaries):
+    started = time.monotonic()
     rc, lines = check(binaries, "tcp://127.0.0.1:1", "say", "brenna", "hi", timeout_ms=300)
     assert rc == 3 and lines[0].startswith("ERROR timeout")
+    # the reply's own 300 ms timeout ends it, not the 30 s wait of parley_check (an outside review: it came at 30 s)
+    assert time.monotonic() - started < 15
     rc, lines = check(binaries, "tcp://127.0.0.1:1", "health", timeout_ms=300)
     assert rc == 3 and lines[0].startswith("ERROR timeout")
 
@@ -376,3 +379,31 @@ def test_frames_over_one_mib_are_refused_a_48_kib_blob_passes(sanitized, scripte
     lines = probe(sanitized, scripted(script).endpoint, "fake_big", timeout_ms=1500)
     assert lines[0] == f"EXPORTED 0 {48 * 1024}", lines
     assert events(lines) == ["r0 ERROR timeout"], lines  # ZeroMQ dropped the connection at the big frame
+
+
+def test_waiting_on_the_id_inside_the_event_being_filled_works(sanitized, live):
+    """parley_wait(c, ev.request_id, t, &ev) cleared ev, and the id with it, before matching: it timed out."""
+    assert "OWN_ID 0 DONE" in probe(sanitized, live.endpoint, "wait_own_id")
+
+
+def test_a_session_operation_that_times_out_does_not_take_effect_later(binaries, live):
+    """An outside review: parley_reset_session returned a timeout (it waited behind the session's running reply)
+    and then ran anyway once the reply ended, wiping the session the game believed untouched."""
+    import threading
+
+    held = threading.Event()
+
+    def hold():
+        with live.engine.lock:  # the reply cannot finish while the reset waits its 300 ms
+            held.set()
+            time.sleep(2.0)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    result = {"lines": probe(binaries, live.endpoint, "late_reset")}
+    holder.join(10)
+    lines = result["lines"]
+    assert "RESET 3" in lines and "REPLY 0 3" in lines, lines  # the reset timed out; the reply ended DONE
+    conv = live.engine.store.get("talker", "late-reset")
+    assert conv is not None and len(conv.history) == 1  # the session kept its turn: the reset never ran

@@ -18,7 +18,8 @@
 #define MAX_IN_FLIGHT 64            /* replies */
 #define MAX_QUEUED 1024             /* frames kept for later polls (while waiting for something else) */
 #define MAX_QUEUED_BYTES (16 << 20)
-#define MAX_FRAME_BYTES (1 << 20)   /* ZMQ_MAXMSGSIZE: a server's largest answer is a few KiB, a blob 48 KiB */
+#define MAX_FRAME_BYTES (256 << 10) /* ZMQ_MAXMSGSIZE: a server's largest answer is a few KiB, a blob 48 KiB */
+#define RECEIVE_HWM 64              /* frames libzmq holds before the client reads them: 16 MiB at most */
 #define MAX_DEPTH 32                /* msgpack-c's own nesting limit (MSGPACK_EMBED_STACK_SIZE) */
 #define MAX_LATE_READS 16           /* frames read past a call's deadline before it gives up */
 #define MAX_DONE_ACTIONS 16         /* actions taken from one done frame (the protocol sends at most 4) */
@@ -126,8 +127,10 @@ parley_client *parley_connect_keys(const char *endpoint, const char *server_key_
     if (!c->sock) goto fail;
     int linger = 0;
     int64_t max_frame = MAX_FRAME_BYTES; /* a larger frame drops the connection instead of our memory */
+    int rcvhwm = RECEIVE_HWM; /* libzmq's default (1000 frames) would let a hostile server park a GiB here */
     if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame) != 0)
+        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0)
         goto fail;
     if (server_key_z85) {
         char pub[41], sec[41];
@@ -757,6 +760,16 @@ static int take_queued(parley_client *c, const char *only_id, parley_event *ev) 
 
 /* A reply that heard nothing for timeout_ms ends with a "timeout" error event. Checked only once the socket
  * is drained, so a game that did not poll for a while does not time out replies whose frames are waiting. */
+static double next_expiry(const parley_client *c, const char *only_id, double deadline) {
+    for (int i = 0; i < MAX_IN_FLIGHT; i++) {
+        const in_flight *f = &c->flights[i];
+        if (!f->used || f->ended || (only_id && strcmp(f->id, only_id) != 0)) continue;
+        double at = f->last_activity_ms + c->timeout_ms;
+        if (at < deadline) deadline = at;
+    }
+    return deadline;
+}
+
 static int expire(parley_client *c, const char *only_id, parley_event *ev) {
     double now = now_ms();
     for (int i = 0; i < MAX_IN_FLIGHT; i++) {
@@ -776,13 +789,19 @@ static int expire(parley_client *c, const char *only_id, parley_event *ev) {
 }
 
 static parley_status next_event(parley_client *c, const char *only_id, int timeout_ms, parley_event *ev) {
+    char id[PARLEY_ID_MAX]; /* only_id may point into *ev (ev->request_id), which is cleared next */
+    if (only_id) {
+        snprintf(id, sizeof id, "%s", only_id);
+        only_id = id;
+    }
     clear_event(ev, ""); /* what a failed call leaves */
     double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int late_reads = 0;
     for (;;) {
         if (take_queued(c, only_id, ev)) return PARLEY_OK;
         parley_status st;
-        int got = pump(c, deadline, &st);
+        /* never asleep past a reply's own timeout: its "timeout" event is due then, not at the wait's end */
+        int got = pump(c, next_expiry(c, only_id, deadline), &st);
         if (got < 0) return PARLEY_ERR_ZMQ;
         if (got && st != PARLEY_OK) return st;
         if (!got && expire(c, only_id, ev)) return PARLEY_OK;
@@ -904,6 +923,16 @@ static parley_status call(parley_client *c, const char *type, const char *npc, c
     if (st != PARLEY_OK) return st;
     st = await_answer(c, id, timeout_ms, out);
     if (st != PARLEY_OK) answer_release(out);
+    if (st == PARLEY_ERR_TIMEOUT && token) {
+        /* the game was told it failed: a session operation still queued behind the session's replies must not
+         * take effect later (one already running ends as it is); the cancel's answer is dropped on arrival */
+        request cancel;
+        char cancel_id[PARLEY_ID_MAX];
+        new_id(c, cancel_id);
+        begin_request(&cancel, 1, cancel_id, "cancel");
+        pack_entry(&cancel, "target", id);
+        send_request(c, &cancel);
+    }
     return st;
 }
 

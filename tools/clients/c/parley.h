@@ -1,14 +1,14 @@
 /*
  * Parley C client: talk to a Parley server from a native game engine.
  *
- * C99, one header and one source file, depends on libzmq and msgpack-c only.
+ * C99 (parley.c and frame_check.c, with their headers), depends on libzmq and msgpack-c only.
  * The protocol is specified in docs/protocol.md. Nothing here aborts: every call returns
  * a status, and parley_last_error() says what went wrong.
  *
  * Typical use from a game loop:
  *
  *   parley_client *c = parley_connect("tcp://127.0.0.1:5555", NULL, 10000);
- *   parley_reply_args a = {.npc = "brenna", .session = "player-1", .text = "Hello!"};
+ *   parley_reply_args a = {.npc = "brenna", .text = "Hello!", .session = session_id};  (declaration order: C++)
  *   char id[PARLEY_ID_MAX];
  *   parley_reply_start(c, &a, id, sizeof id);
  *   ...each frame: while (parley_poll(c, 0, &ev) == PARLEY_OK && ev.type != PARLEY_EVENT_NONE) { ... }

@@ -325,6 +325,30 @@ static void fake_hostile(parley_client *c) {
     printf("VMPEAK_GROWTH_KB %ld\n", vm_peak_kb() - before);
 }
 
+/* parley_wait given the id inside the event it fills (ev.request_id): it once cleared the event first, and with
+ * it the id, so the wait matched nothing and timed out. */
+static void wait_own_id(parley_client *c) {
+    start(c, (parley_reply_args){.npc = "brenna", .text = "Hello there.", .token_deltas = 1});
+    parley_event ev;
+    parley_status st;
+    do st = parley_poll(c, 100, &ev); while (st == PARLEY_OK && ev.type == PARLEY_EVENT_NONE);
+    while (st == PARLEY_OK && ev.type != PARLEY_EVENT_DONE && ev.type != PARLEY_EVENT_ERROR)
+        st = parley_wait(c, ev.request_id, 5000, &ev);
+    printf("OWN_ID %d %s\n", (int)st, st == PARLEY_OK ? (ev.type == PARLEY_EVENT_DONE ? "DONE" : "ERROR") : "-");
+}
+
+/* A session operation that times out behind the session's reply (the test holds the model) must not take
+ * effect later: the reset below is cancelled when its wait gives up. */
+static void late_reset(parley_client *c) {
+    start(c, (parley_reply_args){.npc = "talker", .text = "Hello there.", .session = "late-reset"});
+    printf("RESET %d\n", (int)parley_reset_session(c, "talker", "late-reset", 300));
+    parley_event ev;
+    parley_status st;
+    do st = parley_wait(c, started[0], 20000, &ev); while (st == PARLEY_OK && ev.type != PARLEY_EVENT_DONE &&
+                                                             ev.type != PARLEY_EVENT_ERROR);
+    printf("REPLY %d %d\n", (int)st, (int)ev.type);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s ENDPOINT MODE\n", argv[0]);
@@ -341,7 +365,8 @@ int main(int argc, char **argv) {
         {"wait_cancel_cycles", wait_cancel_cycles}, {"token_override", token_override},
         {"token_pointer", token_pointer}, {"fake_two", fake_two}, {"fake_actions", fake_actions},
         {"fake_flood", fake_flood}, {"fake_hostile", fake_hostile}, {"fake_cancel", fake_cancel},
-        {"fake_queue", fake_queue}, {"fake_big", fake_big},
+        {"fake_queue", fake_queue}, {"fake_big", fake_big}, {"wait_own_id", wait_own_id},
+        {"late_reset", late_reset},
     };
     int rc = 64;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
