@@ -11,8 +11,8 @@ from export.errors import CheckpointError
 MAX_HEADER_BYTES = 100 << 20
 
 
-def read_header(path: Path) -> tuple[int, dict]:
-    """(where the tensor data starts, the header's tensor entries without `__metadata__`)."""
+def read_header(path: Path) -> tuple[int, dict, int]:
+    """(where the tensor data starts, the header's tensor entries without `__metadata__`, the file's size)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -26,13 +26,13 @@ def read_header(path: Path) -> tuple[int, dict]:
         raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); "
                               "the file is corrupted or not safetensors") from exc
     header.pop("__metadata__", None)
-    return 8 + length, header
+    return 8 + length, header, size
 
 
 def tensor_dtype(folder: Path, names: tuple[str, ...]) -> str | None:
     """The safetensors dtype ("BF16", "F32", ...) of the first of `names` any shard in `folder` holds."""
     for path in sorted(folder.glob("*.safetensors")):
-        _, header = read_header(path)
+        _, header, _ = read_header(path)
         for name in names:
             entry = header.get(name)
             if isinstance(entry, dict):

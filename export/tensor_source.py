@@ -41,8 +41,7 @@ class _Shard:
 
     def __init__(self, path: Path):
         self.path = path
-        self.base, header = read_header(path)
-        size = path.stat().st_size
+        self.base, header, size = read_header(path)
         self.entries = header
         for name, e in header.items():
             if e.get("dtype") not in DTYPES or not isinstance(e.get("data_offsets"), list):
