@@ -145,7 +145,7 @@ class ParleyClient:
             frame = queued.popleft()
             if not queued:
                 del self._inbox[request_id]
-            if frame.get("type") in ("done", "error"):
+            if _ends(frame):
                 self._open.discard(request_id)
             return frame
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
@@ -163,7 +163,7 @@ class ParleyClient:
                 continue
             rid = frame.get("id")
             if rid == request_id:
-                if frame.get("type") in ("done", "error"):
+                if _ends(frame):
                     self._open.discard(rid)
                 return frame
             if rid is None and frame.get("type") == "error":
@@ -171,7 +171,7 @@ class ParleyClient:
             if rid is None:
                 continue
             if rid in self._abandoned:  # nobody reads it: its frames go, its end frees its id
-                if frame.get("type") in ("done", "error"):
+                if _ends(frame):
                     self._abandoned.discard(rid)
                     self._open.discard(rid)
                 continue
@@ -252,7 +252,7 @@ class ParleyClient:
                     give_up, wait_s = sent_at + limit_s, self.timeout_s
                     continue
                 heard = True
-                if frame.get("type") in ("done", "error"):
+                if _ends(frame):
                     finished = True
                     yield _terminal(frame)
                     return
@@ -264,7 +264,7 @@ class ParleyClient:
     def _abandon(self, rid: str) -> None:
         """Nobody reads this request any more: cancel it (a reply stops, adding no turn) and drop its frames."""
         queued = self._inbox.pop(rid, None)
-        if queued and queued[-1].get("type") in ("done", "error"):
+        if queued and _ends(queued[-1]):
             self._open.discard(rid)  # it had ended: nothing to cancel
             return
         if self.socket is None:  # the client was closed: nothing can be cancelled or read any more
@@ -350,6 +350,11 @@ class ParleyClient:
 
     def import_session(self, npc: str, session: str, blob: bytes) -> int:
         return self.call("import_session", npc=npc, session=session, blob=blob)["turns"]
+
+
+def _ends(frame: dict[str, Any]) -> bool:
+    """Whether the frame is its request's last (docs/protocol.md: exactly one `done` or `error`)."""
+    return frame.get("type") in ("done", "error")
 
 
 def _terminal(frame: dict[str, Any]) -> dict[str, Any]:
