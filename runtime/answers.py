@@ -70,15 +70,19 @@ class Answers:
     def _result(self, job: Job, result: ReplyResult, stopping: bool) -> bytes:
         st, rid = result.stats, job.id
         if st.finish_reason == "cancelled":
-            if stopping:
-                return self.error(rid, p.SHUTTING_DOWN, "the server is shutting down")
-            return self.error(rid, p.CANCELLED, "cancelled by the client")
+            return self.cancelled(rid, stopping)
         self.counters.add("replies")
         if st.deadline_met:  # counters hold only names that happened
             self.counters.add("deadline_met")
         token = {"session_token": result.session_token} if result.session_token else {}
         return p.frame(rid, "done", text=result.text, stats=st.to_dict(),
                        actions=[{"name": a.name, "args": a.arguments} for a in result.actions], **token)
+
+    def cancelled(self, rid: str, stopping: bool, why: str = "cancelled by the client") -> bytes:
+        """A cancelled request's last frame: `shutting_down` while the server stops, as the spec says."""
+        if stopping:
+            return self.error(rid, p.SHUTTING_DOWN, "the server is shutting down")
+        return self.error(rid, p.CANCELLED, why)
 
     def log_result(self, job: Job, result: ReplyResult) -> None:
         """One line per finished reply (after its frame went out), and the hidden reasoning if asked."""

@@ -308,10 +308,8 @@ class Server:
         elif isinstance(req, CancelRequest):
             found, queued = self.scheduler.cancel(client, req.target)
             if queued is not None:
-                if self.stopping.is_set():  # as a running reply cancelled now is answered
-                    self._fail(client, queued.id, p.SHUTTING_DOWN, "the server is shutting down")
-                else:
-                    self._fail(client, queued.id, p.CANCELLED, "cancelled by the client before it started")
+                self._send(client, self.answers.cancelled(queued.id, self.stopping.is_set(),
+                                                          "cancelled by the client before it started"))
             self._send(client, p.frame(req.request_id, "done", found=found))
         else:
             self._send(client, p.frame(req.request_id, "done", **queries.answer(self, req.type)))
