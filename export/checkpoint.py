@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from export import original_layout
-from export.checkpoint_config import read_config  # noqa: F401 (part of this module's interface)
+from export.checkpoint_config import read_config, tokenizer_file  # noqa: F401 (read_config: this module's too)
 from export.errors import CheckpointError
 from export.tensor_source import SafetensorsTensors, shape_of
 from runtime.model_config import ModelConfig
@@ -40,13 +40,7 @@ class Checkpoint:
     @property
     def tokenizer_file(self) -> Path | None:
         """tokenizer.json beside the weights, or one level up for an original/ folder."""
-        candidates = [self.folder / "tokenizer.json"]
-        if self.layout == "original":
-            candidates.append(self.folder.parent / "tokenizer.json")
-        for path in candidates:
-            if path.is_file():
-                return path
-        return None
+        return tokenizer_file(self.folder, self.layout == "original")
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -37,6 +37,12 @@ def hf_config(raw: dict) -> dict:
     }
 
 
+def tokenizer_file(folder: Path, original: bool) -> Path | None:
+    """tokenizer.json beside the weights, or one level up for OpenAI's original/ folder; None if neither."""
+    candidates = [folder / "tokenizer.json"] + ([folder.parent / "tokenizer.json"] if original else [])
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def read_config(folder: Path) -> tuple[ModelConfig, dict]:
     """The checkpoint's config and its raw JSON; CheckpointError naming what is wrong."""
     path = folder / "config.json"

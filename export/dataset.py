@@ -90,27 +90,18 @@ def render(tok, npc: Npc, example: Example, max_context: int) -> Rendered:
     return Rendered(ids, labels, len(p.ids))
 
 
-def checkpoint_tokenizer_file(checkpoint: Path) -> Path:
-    """tokenizer.json beside the weights, or one level up for OpenAI's original/ folder (as export reads it)."""
-    here = checkpoint / "tokenizer.json"
-    return here if here.is_file() or not (checkpoint.parent / "tokenizer.json").is_file() else \
-        checkpoint.parent / "tokenizer.json"
-
-
 class CheckpointTokenizer:
     """The harmony tokenizer's two doors over a Hugging Face checkpoint's tokenizer.json (no model folder
     needed): plain text never becomes special tokens."""
 
-    def __init__(self, checkpoint: Path):
+    def __init__(self, tokenizer: Path, vocab_size: int):
         from tokenizers import Tokenizer
 
         from export.tokenizer_check import special_token_ids
 
-        config = json.loads((checkpoint / "config.json").read_text())
-        tokenizer = checkpoint_tokenizer_file(checkpoint)
         self._tok = Tokenizer.from_file(str(tokenizer))
         self._tok.encode_special_tokens = True
-        self.ids = special_token_ids(tokenizer, config["vocab_size"])
+        self.ids = special_token_ids(tokenizer, vocab_size)
 
     def special(self, name: str) -> int:
         return self.ids[name]
@@ -146,9 +137,12 @@ def load_tokenizer(path: Path) -> tuple[Any, int]:
 
         manifest = Manifest.read(path)
         return HarmonyTokenizer(path, manifest), manifest.kv_cache.max_context
-    if checkpoint_tokenizer_file(path).is_file() and (path / "config.json").is_file():
-        from export.checkpoint_config import read_config
+    if (path / "config.json").is_file():
+        from export.checkpoint_config import is_original, read_config, tokenizer_file
 
-        config, _ = read_config(path)  # either layout; no torch
-        return CheckpointTokenizer(path), min(DEFAULT_MAX_CONTEXT, config.max_position_embeddings)
+        config, raw = read_config(path)  # either layout; no torch
+        found = tokenizer_file(path, is_original(raw))
+        if found is not None:
+            return CheckpointTokenizer(found, config.vocab_size), min(DEFAULT_MAX_CONTEXT,
+                                                                      config.max_position_embeddings)
     raise FileNotFoundError(f"{path}: neither a model folder (manifest.json) nor a checkpoint (tokenizer.json)")

@@ -32,9 +32,11 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     if not args.profiles.is_dir():
         raise CommandFailed(f"{args.profiles}: not a folder of NPC profiles")
+    from export.errors import ExportError
+
     try:
         tok, max_context = load_tokenizer(args.tokenizer)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, ExportError) as exc:  # ExportError: a broken config.json
         raise CommandFailed(str(exc)) from exc
     max_context = args.max_context or max_context
     dialogues, problems = read_folder(args.profiles)

@@ -209,3 +209,13 @@ def test_the_tokenizer_of_a_checkpoint_in_openais_original_layout_is_found_one_l
     line = "How much for a sword? <|end|>"
     assert theirs.text(line) == ours.text(line) and context == hf_context
     assert theirs.special("<|start|>") == ours.special("<|start|>")
+
+
+def test_a_tokenizer_folder_with_a_broken_config_is_a_clear_error(tmp_path):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text("{ not json")
+    (folder / "tokenizer.json").write_text("{}")
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "dataset", str(ROOT / "npc_profiles"), "--tokenizer",
+                          str(folder)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "not valid JSON" in run.stderr and "Traceback" not in run.stderr, run.stderr
