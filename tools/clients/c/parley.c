@@ -1,7 +1,7 @@
 /* Parley C client. See parley.h for the API and docs/protocol.md for the wire protocol. */
-#define _POSIX_C_SOURCE 200809L
 #include "parley.h"
 #include "frame_check.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #define MAX_IN_FLIGHT 64            /* replies */
@@ -98,10 +96,13 @@ struct parley_client {
 
 static const char empty[1] = "";
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+static double now_ms(void) { return parley_clock_ms(); }
+
+/* strdup is POSIX, not C99 (MSVC spells it _strdup). */
+static char *copy_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    return copy ? memcpy(copy, s, n) : NULL;
 }
 
 static void set_error(parley_client *c, const char *fmt, ...) {
@@ -121,7 +122,7 @@ parley_client *parley_connect_keys(const char *endpoint, const char *server_key_
     parley_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    snprintf(c->prefix, sizeof c->prefix, "c%lx-%lx", (unsigned long)getpid(), (unsigned long)(now_ms()) % 0xfffffff);
+    snprintf(c->prefix, sizeof c->prefix, "c%lx-%lx", parley_process_id(), (unsigned long)(now_ms()) % 0xfffffff);
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->sock) goto fail;
@@ -278,10 +279,7 @@ static int valid_session(parley_client *c, const char *npc, const char *session)
 /* 32 random hex characters: from the system's random source, else from libzmq's key generator. */
 static int random_token(char out[TOKEN_BYTES]) {
     unsigned char bytes[16];
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(bytes, 1, sizeof bytes, f) : 0;
-    if (f) fclose(f);
-    if (got != sizeof bytes) {
+    if (parley_random_bytes(bytes, sizeof bytes) != 0) {
         char pub[41], sec[41];
         if (zmq_curve_keypair(pub, sec) != 0) return -1;
         for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (unsigned char)(sec[i] * 31 + sec[i + 16]);
@@ -301,7 +299,7 @@ static session_token *token_record(parley_client *c, const char *npc, const char
     session_token *t = find_token(c, npc, session);
     if (t) return t;
     t = calloc(1, sizeof *t);
-    if (!t || !(t->npc = strdup(npc)) || !(t->session = strdup(session)) || random_token(t->token) != 0) {
+    if (!t || !(t->npc = copy_string(npc)) || !(t->session = copy_string(session)) || random_token(t->token) != 0) {
         if (t) {
             free(t->npc);
             free(t->session);

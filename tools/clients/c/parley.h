@@ -1,7 +1,8 @@
 /*
  * Parley C client: talk to a Parley server from a native game engine.
  *
- * C99 (parley.c and frame_check.c, with their headers), depends on libzmq and msgpack-c only.
+ * C99 (parley.c, frame_check.c and platform.c, with their headers), depends on libzmq and msgpack-c only;
+ * Linux, macOS and Windows (MSVC or MinGW).
  * The protocol is specified in docs/protocol.md. Nothing here aborts: every call returns
  * a status, and parley_last_error() says what went wrong.
  *

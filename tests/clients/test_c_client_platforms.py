@@ -1,0 +1,81 @@
+"""The C client on the platforms games ship on: its library and example compile warning-free for Windows and
+macOS (zig's clang with its bundled MinGW and macOS headers), and on Windows it asks nothing of the C library
+beyond ISO C, so it links with MSVC's runtime as well as MinGW's (POSIX calls such as getpid, strdup or
+clock_gettime exist in MinGW but not in MSVC)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2] / "tools" / "clients" / "c"
+LIBRARY = ["parley.c", "frame_check.c", "platform.c"]
+EXAMPLE = "examples/conversation.c"
+FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+try:
+    import ziglang  # noqa: F401  (the test extra brings it: a clang that cross-compiles, with libc headers)
+    HAVE_ZIG = True
+except ImportError:
+    HAVE_ZIG = False
+
+HAVE_HEADERS = Path("/usr/include/zmq.h").is_file() and Path("/usr/include/msgpack.h").is_file()
+pytestmark = pytest.mark.skipif((not HAVE_ZIG or not HAVE_HEADERS or shutil.which("nm") is None)
+                                and not os.environ.get("CI"),
+                                reason="needs the test extra's ziglang, binutils' nm and libzmq3-dev + libmsgpack-dev")
+
+# What the library may call on Windows: ISO C's library (MSVC's runtime has it), libzmq, msgpack-c, itself, and
+# the Win32 calls that platform.c makes.
+ISO_C = {"calloc", "free", "malloc", "realloc", "memcpy", "memmove", "memset", "memcmp", "memchr", "strcmp",
+         "strncmp", "strlen", "strchr", "strrchr", "strstr", "strtol", "strtoul", "strtod", "snprintf", "vsnprintf",
+         "fprintf", "printf", "fputs", "puts", "fopen", "fread", "fclose", "abort", "qsort", "atoi", "getenv"}
+WIN32 = {"QueryPerformanceCounter", "QueryPerformanceFrequency", "GetCurrentProcessId", "rand_s"}
+
+
+@pytest.fixture(scope="module")
+def headers(tmp_path_factory):
+    """libzmq's and msgpack-c's headers alone (their platform branches are in them), not the host's C library."""
+    folder = tmp_path_factory.mktemp("c-headers")
+    for name in ("zmq.h", "zmq_utils.h", "msgpack.h"):
+        if (Path("/usr/include") / name).is_file():
+            shutil.copy(Path("/usr/include") / name, folder / name)
+    shutil.copytree("/usr/include/msgpack", folder / "msgpack")
+    return folder
+
+
+def compile_for(target: str, source: str, headers: Path, out: Path) -> Path:
+    obj = out / (Path(source).stem + ".o")
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", target, *FLAGS, f"-I{headers}", "-c",
+           str(SOURCE / source), "-o", str(obj)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{source} for {target}:\n{result.stderr}"  # any warning is an error here
+    return obj
+
+
+def undefined_symbols(obj: Path) -> set[str]:
+    result = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return {line.split()[-1].removeprefix("__imp_") for line in result.stdout.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("target", ["x86_64-windows-gnu", "aarch64-macos"])
+def test_library_and_example_compile_warning_free(target, headers, tmp_path):
+    for source in [*LIBRARY, EXAMPLE]:
+        assert compile_for(target, source, headers, tmp_path).stat().st_size > 0
+
+
+def test_on_windows_it_needs_only_iso_c_win32_libzmq_and_msgpack(headers, tmp_path):
+    outside = {}
+    for source in LIBRARY:
+        symbols = undefined_symbols(compile_for("x86_64-windows-gnu", source, headers, tmp_path))
+        if source == "parley.c":
+            assert {"zmq_send", "msgpack_unpack_next"} <= symbols  # the listing is read right
+        odd = sorted(s for s in symbols if s not in ISO_C | WIN32
+                     and not s.startswith(("zmq_", "msgpack_", "parley_")))
+        if odd:
+            outside[source] = odd
+    assert not outside, f"calls MSVC's C runtime lacks: {outside}"
