@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rate-limit", type=float, default=20.0,
                    help="requests per second per client, bursts of twice that (0: no limit, for load tests)")
     s.add_argument("--debug-reasoning", action="store_true", help="log the NPCs' hidden reasoning (designers)")
+    s.add_argument("--exit-with-stdin", action="store_true",
+                   help="stop when standard input closes: a game that starts the server keeps a pipe to it, and "
+                        "when the game quits or crashes the server stops too (before the model has loaded: at once)")
+    s.add_argument("--log-file", type=Path, help="append the log to this file instead of standard error (a game "
+                                                 "that starts the server need not read its output)")
     s.set_defaults(run=run_serve)
 
     k = sub.add_parser("keys", help="make CurveZMQ key pairs for remote use",
@@ -138,6 +143,28 @@ def run_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_lifeline():
+    from runtime.lifeline import Lifeline
+
+    if sys.stdin is None:  # pythonw, or a process started without handles
+        raise CommandFailed("--exit-with-stdin: this process has no standard input to watch")
+    lifeline = Lifeline()
+    lifeline.start()
+    return lifeline
+
+
+def _log_to_file(path: Path) -> None:
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise CommandFailed(f"--log-file {path}: {exc.strerror or exc}") from exc
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from runtime.connection_guard import open_file_limit
     from runtime.engine import Engine, EngineOptions
@@ -147,6 +174,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.server_socket import CLIENT_KEYS_WITHOUT_KEYS, InsecureBind, insecure_bind_refusal, is_local
     from runtime.session import ModelLoadError, SessionOptions, cuda_usable
 
+    if args.log_file is not None:
+        _log_to_file(args.log_file)
+    lifeline = _start_lifeline() if args.exit_with_stdin else None
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)
     if not is_local(args.bind) and args.keys is None and not args.insecure:
@@ -198,6 +228,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if lifeline is not None:
+        lifeline.serving(lambda: server.stop(wait=False))
     from runtime.memory_plan import MemoryPlan
 
     plan = MemoryPlan.for_folder(args.model, args.max_batch, engine.options.max_cache_bytes, engine.session.manifest)

@@ -1,0 +1,117 @@
+"""`parley serve` started by a game as its child process (docs/shipping.md): any free port, the endpoint read
+from the ready line, the log in a file, and the server gone when the game closes its standard input, quits or
+crashes."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.client import ParleyClient, ParleyError
+from tests.helpers.live_server import profiles_copy
+
+READY = re.compile(r"^parley serve: ready on (tcp://127\.0\.0\.1:(\d+)) ")
+
+
+def serve_command(model: Path, profiles: Path, log_file: Path) -> list[str]:
+    return [sys.executable, "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
+            "--bind", "tcp://127.0.0.1:*", "--exit-with-stdin", "--log-file", str(log_file), "--max-cache-mb", "8"]
+
+
+def read_endpoint(proc: subprocess.Popen) -> str:
+    line = proc.stdout.readline()  # blocks until ready (or the process dies)
+    match = READY.match(line)
+    assert match, line + (proc.stderr.read() if proc.poll() is not None else "")
+    assert int(match.group(2)) > 0
+    return match.group(1)
+
+
+def wait_gone(pid: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def game_child(tiny_model, tmp_path):
+    """A server started the way a game starts it: stdin a pipe the game holds, output read for the ready line."""
+    log_file = tmp_path / "parley.log"
+    proc = subprocess.Popen(serve_command(tiny_model, profiles_copy(tmp_path), log_file), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield proc, log_file
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_closing_stdin_stops_a_serving_server_and_ends_its_reply(game_child):
+    proc, log_file = game_child
+    endpoint = read_endpoint(proc)
+    with ParleyClient(endpoint, timeout_s=20.0, retries=0) as client:
+        assert client.say("brenna", "How much for a sword?", deadline_ms=20000)["type"] == "done"
+        frames = client.reply("talker", "Tell me a long story.", stream_unit="token", deadline_ms=60000)
+        assert next(frames)["type"] == "delta"
+        proc.stdin.close()  # the game quits
+        with pytest.raises(ParleyError) as ended:
+            list(frames)
+        assert ended.value.code == "shutting_down"
+    assert proc.wait(30) == 0
+    log = log_file.read_text(encoding="utf-8")
+    assert "standard input closed" in log and "server stopped" in log
+    assert "server stopped" not in proc.stderr.read()  # the log went to the file
+
+
+def test_a_crashed_game_takes_its_server_with_it(tiny_model, tmp_path):
+    # the game: a process that starts the server with a pipe on its stdin, says the server's pid, then dies
+    # by SIGKILL (nothing of its own runs: the operating system closes the pipe)
+    game = textwrap.dedent(f"""
+        import subprocess, sys, time
+        server = subprocess.Popen({serve_command(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log")!r},
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        print(server.pid, server.stdout.readline().decode().strip(), flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", game], stdout=subprocess.PIPE, text=True)
+    try:
+        pid, ready = proc.stdout.readline().split(" ", 1)
+        assert READY.match(ready), ready
+        endpoint = READY.match(ready).group(1)
+        with ParleyClient(endpoint, timeout_s=20.0, retries=0) as client:
+            assert client.health()["status"] == "ok"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert wait_gone(int(pid)), "the server outlived the game that started it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "server stopped" in (tmp_path / "p.log").read_text(encoding="utf-8")
+
+
+def test_stdin_closed_while_the_model_loads_exits_without_serving(tiny_model, tmp_path):
+    log_file = tmp_path / "parley.log"
+    result = subprocess.run(serve_command(tiny_model, profiles_copy(tmp_path), log_file), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ready on" not in result.stdout
+    assert "standard input closed" in log_file.read_text(encoding="utf-8")
+
+
+def test_an_unwritable_log_file_is_refused_before_the_model_loads(tiny_model, tmp_path):
+    missing = tmp_path / "no-such-folder" / "parley.log"
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
+                             "--profiles", str(profiles_copy(tmp_path)), "--log-file", str(missing)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"--log-file {missing}" in result.stderr
