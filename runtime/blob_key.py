@@ -33,7 +33,7 @@ def load_or_create(path: Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         except FileExistsError:  # another server made it a moment ago: use that one
             return load_or_create(path)
         with os.fdopen(fd, "w") as f:

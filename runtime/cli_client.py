@@ -31,14 +31,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.set_defaults(run=run_say if name == "say" else run_chat)
 
 
-def _client(args):
+def open_client(endpoint: str, server_key: Path | None, timeout_s: float, retries: int):
+    """A ParleyClient for a command: a bad endpoint or key file is the user's error, said in one line."""
+    import zmq
     from runtime.client import ParleyClient
 
     key = None
-    if args.server_key:
+    if server_key:
         import zmq.auth
-        key, _ = zmq.auth.load_certificate(str(args.server_key))
-    client = ParleyClient(args.endpoint, timeout_s=args.timeout, retries=1, server_public_key=key)
+        try:
+            key, _ = zmq.auth.load_certificate(str(server_key))
+        except (OSError, ValueError) as exc:
+            raise CommandFailed(f"--server-key {server_key}: {exc}; pass the server's public key file, "
+                                "DIR/server.key from `parley keys DIR`") from exc
+        if key is None:
+            raise CommandFailed(f"--server-key {server_key}: no public key in it; pass DIR/server.key "
+                                "from `parley keys DIR`")
+    try:
+        return ParleyClient(endpoint, timeout_s=timeout_s, retries=retries, server_public_key=key)
+    except zmq.ZMQError as exc:  # a misspelt transport, or ipc:// where pyzmq has none (Windows)
+        raise CommandFailed(f"--endpoint {endpoint}: {exc.strerror}; an endpoint looks like "
+                            "tcp://127.0.0.1:5555") from exc
+
+
+def _client(args):
+    client = open_client(args.endpoint, args.server_key, args.timeout, retries=1)
     if args.session and args.session_token:
         client.set_session_token(args.npc, args.session, args.session_token)
     return client

@@ -227,7 +227,9 @@ def run_serve(args: argparse.Namespace) -> int:
         server.stop(wait=False)
 
     signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)  # never delivered on Windows, where terminate() is a hard kill:
+    if hasattr(signal, "SIGBREAK"):  # there CTRL_BREAK_EVENT to a CREATE_NEW_PROCESS_GROUP child stops it
+        signal.signal(signal.SIGBREAK, on_signal)
     if lifeline is not None:
         lifeline.serving(lambda: server.stop(wait=False))
     from runtime.memory_plan import MemoryPlan

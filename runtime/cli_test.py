@@ -81,8 +81,6 @@ class _server:
         self.args, self.registry, self.server, self.thread = args, registry, None, None
 
     def __enter__(self):
-        from runtime.client import ParleyClient
-
         endpoint = self.args.endpoint
         if endpoint is None:
             from runtime.engine import Engine
@@ -98,11 +96,14 @@ class _server:
             self.thread = threading.Thread(target=self.server.serve_forever, name="parley-test-server", daemon=True)
             self.thread.start()
             endpoint = self.server.endpoint
-        key = None
-        if self.args.server_key:
-            import zmq.auth
-            key, _ = zmq.auth.load_certificate(str(self.args.server_key))
-        self.client = ParleyClient(endpoint, timeout_s=60.0, retries=0, server_public_key=key)
+        from runtime.cli_client import open_client
+
+        try:
+            self.client = open_client(endpoint, self.args.server_key, timeout_s=60.0, retries=0)
+        except CommandFailed:
+            if self.server is not None:
+                self.server.stop(wait=True)
+            raise
         return self.client
 
     def __exit__(self, *exc) -> None:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # struct tcp_info's tcpi_bytes_received (Linux 4.1+): a u64 at byte 128.
 _TCPI_BYTES_RECEIVED = 128
 HAS_TCP_INFO = sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
+# Windows' libzmq asserts (aborts the process) when a socket it reads or writes was shut down under it: its
+# tcp_read/tcp_write accept WSAECONNRESET and the like but not WSAESHUTDOWN. There a connection is never cut.
+CAN_SHUT_DOWN = sys.platform != "win32"
 # What the wire carries besides the frames of delivered messages: the handshake (a ZeroMQ DEALER's NULL
 # handshake is 107 bytes, a CurveZMQ one about 600 with its metadata). Nothing else is allowed for: a
 # client's ZMTP heartbeats (off unless it enables them) count as unfinished input.
@@ -63,11 +66,16 @@ def open_file_limit(raise_soft: bool = False) -> int | None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if raise_soft and hard != soft:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as exc:
-            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+        # macOS reports no hard limit yet refuses more than OPEN_MAX (10240) a process: try that next
+        for attempt in dict.fromkeys((target, max(soft, min(target, 10240)))):
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (attempt, hard))
+                soft = attempt
+                break
+            except (ValueError, OSError) as exc:
+                failure = exc
+        else:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, failure)
     return None if soft == resource.RLIM_INFINITY else soft
 
 
@@ -150,7 +158,7 @@ class ConnectionGuard:
 
     def __init__(self, sock: zmq.Socket, max_connections: int, max_unfinished_bytes: int,
                  max_unfinished_total: int, counters, curve: bool = False,
-                 waiting: Callable[[], set[bytes]] = set):
+                 waiting: Callable[[], set[bytes]] = set, can_shut_down: bool = CAN_SHUT_DOWN):
         limit = open_file_limit()
         if limit is not None and max_connections > limit - FD_RESERVE:
             log.warning("serving at most %d connections, not %d: the open-file limit is %d (raise it with "
@@ -160,6 +168,7 @@ class ConnectionGuard:
         self.max_unfinished_bytes, self.max_unfinished_total = max_unfinished_bytes, max_unfinished_total
         self.counters, self.curve = counters, curve
         self.waiting = waiting  # the routing ids of connections waiting for an answer: not closed for room
+        self.can_shut_down = can_shut_down
         # the routing id of each socket's last message, kept apart from the connection records: a request can
         # be read before its connection's accept event, or while a reused fd's old record awaits its close
         self._identity_on_fd: dict[int, bytes] = {}
@@ -246,6 +255,11 @@ class ConnectionGuard:
             return
         conn.cut = True
         conn.trim = reason != "connection_limit"
+        if not self.can_shut_down:
+            self.counters.add(f"connections_not_cut.{reason}")
+            log.warning("a client connection should close (%s), but this platform's libzmq cannot have it "
+                        "closed from outside; it stays open", why)
+            return
         self.counters.add(f"connections_cut.{reason}")
         log.warning("closing a client connection: %s", why)
         _shutdown(fd)

@@ -13,7 +13,6 @@ Main thread only: the server's loop calls `flush` whenever it wakes.
 from __future__ import annotations
 
 import collections
-import errno
 import logging
 from typing import Callable
 
@@ -98,7 +97,7 @@ class Outbox:
         except zmq.Again:
             return None
         except zmq.ZMQError as exc:
-            if exc.errno == errno.EHOSTUNREACH:
+            if exc.errno == zmq.EHOSTUNREACH:  # libzmq's own number: Windows' errno.EHOSTUNREACH is WSA's 10065
                 self.counters.add("frames_dropped.client_gone")
                 if self.on_gone is not None:
                     self.on_gone(identity)

@@ -263,7 +263,8 @@ def _read_profile_bytes(path: Path) -> bytes:
         return ProfileError([ProfileProblem(str(path), None, "", message)])
 
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # O_BINARY: Windows' default text mode would end the file at a stray Ctrl-Z byte
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise problem(f"cannot read the file ({exc.strerror})") from exc
     try:

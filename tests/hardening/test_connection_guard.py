@@ -56,3 +56,33 @@ def test_a_request_read_before_its_accept_event_still_keeps_its_connection_open_
         dealer.close(0)
         router.close(0)
         ctx.term()
+
+
+def test_where_libzmq_cannot_have_a_connection_shut_down_under_it_none_is_cut():
+    """Windows' libzmq aborts the process when it reads a socket shut down from outside (WSAESHUTDOWN is not
+    among the errors its tcp_read allows), so there the guard counts what it would cut and leaves it open."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind("tcp://127.0.0.1:0")
+    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    counters = Counters()
+    guard = ConnectionGuard(router, max_connections=1, max_unfinished_bytes=1 << 20,
+                            max_unfinished_total=1 << 22, counters=counters, can_shut_down=False)
+    would_cut = lambda: counters["connections_not_cut.connection_limit"]  # noqa: E731
+    raw = []
+    try:
+        raw = [attacks.zmtp_connect(endpoint) for _ in range(3)]
+        pump(guard, lambda: would_cut() >= 2)
+        assert would_cut() == 2 and counters["connections_cut.connection_limit"] == 0
+        for sock in raw:  # every connection still open: nothing arrives, not even the end of the stream
+            sock.settimeout(0.3)
+            try:
+                assert sock.recv(1) != b"", "a connection was closed"
+            except TimeoutError:
+                pass
+    finally:
+        for sock in raw:
+            sock.close()
+        guard.close()
+        router.close(0)
+        ctx.term()

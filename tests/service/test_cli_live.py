@@ -1,6 +1,7 @@
 """`parley serve`, `parley say` and `parley chat` as separate processes, the way a developer runs them."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -63,3 +64,26 @@ def test_serve_refuses_a_missing_model_folder(tmp_path):
     result = parley("serve", "--model", tmp_path / "nope", "--profiles", Path(__file__).resolve().parents[2] / "npc_profiles",
                     "--bind", f"tcp://127.0.0.1:{free_port()}")
     assert result.returncode == 1 and "not a Parley model folder" in result.stderr
+
+
+def test_a_bad_endpoint_or_key_file_is_one_line_not_a_traceback(tmp_path):
+    junk = tmp_path / "server.key"
+    junk.write_text("not a certificate\n")
+    for args, flag in ((("--endpoint", "bogus://x"), "--endpoint bogus://x"),  # ipc:// on Windows fails alike
+                       (("--server-key", junk), f"--server-key {junk}"),
+                       (("--server-key", tmp_path / "missing.key"), "--server-key")):
+        result = parley("say", "brenna", "hello", *args)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and f"parley say: error: {flag}" in result.stderr
+    result = parley("test", Path(__file__).resolve().parents[2] / "npc_profiles", "--endpoint", "bogus://x")
+    assert result.returncode == 1 and "parley test: error: --endpoint bogus://x" in result.stderr
+
+
+def test_output_the_console_cannot_encode_is_escaped_not_a_crash(tmp_path):
+    # Windows encodes a redirected stdout in its ANSI code page (cp1252 here), strictly
+    (tmp_path / "guard.toml").write_text('name = "東京 Guard"\npersona = "Guards."\nfallback_lines = ["Halt."]\n'
+                                         '[budget]\ndeadline_ms = "fast 東"\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(tmp_path)], capture_output=True,
+                            timeout=120, env={**os.environ, "PYTHONIOENCODING": "cp1252"})
+    assert result.returncode == 1 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
+    assert b"guard.toml:5: budget.deadline_ms" in result.stdout and b"\\u6771" in result.stdout
