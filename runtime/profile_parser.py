@@ -301,6 +301,12 @@ def parse_profile(path: Path) -> Npc:
     except UnicodeDecodeError as exc:
         raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                                                  "save the file as UTF-8")]) from exc
+    return parse_profile_text(path, text)
+
+
+def parse_profile_text(path: Path, text: str) -> Npc:
+    """A profile's text, as if read from `path` (which names it in problems and gives the default id)."""
+    path = Path(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -161,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": "the request nests too deeply"})
         except ParleyError as exc:
             self._json(502, {"error": f"{exc.code}: {exc.message}"})
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:  # BrokenPipe, ConnectionReset, and Windows' ConnectionAborted (10053)
             pass
         except Exception as exc:  # noqa: BLE001
             log.exception("studio request failed")
@@ -246,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         try:
             self.studio.talk(body, emit)
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:  # BrokenPipe, ConnectionReset, and Windows' ConnectionAborted (10053)
             raise
         except Exception as exc:  # noqa: BLE001 - the stream is open: say it there
             log.exception("studio talk failed")
@@ -257,9 +258,10 @@ def make_server(studio: Studio, host: str = "127.0.0.1", port: int = 0) -> Threa
     """The HTTP server; a non-loopback `host` (the caller checked --insecure) is also accepted as Host."""
     extra = () if host in ("127.0.0.1", "::1", "localhost") else (host, f"[{host}]")
     handler = type("StudioHandler", (Handler,), {"studio": studio, "allowed_hosts": extra})
-    server_class = ThreadingHTTPServer
+    # SO_REUSEADDR on Windows lets a second server bind a port in use: a second studio would share the page
+    server_class = type("StudioHTTPServer", (ThreadingHTTPServer,), {"allow_reuse_address": os.name != "nt"})
     if ":" in host:  # an IPv6 address
-        server_class = type("StudioHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = type("StudioHTTPServer6", (server_class,), {"address_family": socket.AF_INET6})
     httpd = server_class((host.strip("[]"), port), handler)
     httpd.daemon_threads = True
     return httpd

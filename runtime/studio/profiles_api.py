@@ -6,11 +6,13 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from runtime.context_fit import ContextFit
-from runtime.profile_parser import MAX_PROFILE_BYTES, ProfileError, ProfileProblem, parse_profile, read_profile_text
+from runtime.profile_parser import (MAX_PROFILE_BYTES, ProfileError, ProfileProblem, parse_profile_text,
+                                    read_profile_text)
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.toml$")
 MAX_TEXT = MAX_PROFILE_BYTES  # a profile may be at most this large (the parser's own limit)
@@ -71,18 +73,15 @@ class Profiles:
         npc_id = name[:-len(".toml")]
         if len(text.encode()) > MAX_TEXT:
             return npc_id, [{"file": name, "line": None, "key": "", "message": f"more than {MAX_TEXT} bytes"}]
-        with tempfile.TemporaryDirectory() as tmp:
-            draft = Path(tmp) / name
-            draft.write_text(text, encoding="utf-8")
-            try:
-                npc = parse_profile(draft)
-                npc_id = npc.id
-                misfit = self.fit.problem(npc) if self.fit is not None else None
-                problems = [ProfileProblem(str(draft), None, "", misfit)] if misfit else []
-            except ProfileError as exc:
-                problems = exc.problems
-        return npc_id, [{**p.to_dict(), "file": name, "message": p.message.replace(str(draft), name)}
-                        for p in problems]
+        # parsed from the text itself: no draft file on disk for a virus scanner or indexer to hold open
+        try:
+            npc = parse_profile_text(Path(name), text)
+            npc_id = npc.id
+            misfit = self.fit.problem(npc) if self.fit is not None else None
+            problems = [ProfileProblem(name, None, "", misfit)] if misfit else []
+        except ProfileError as exc:
+            problems = exc.problems
+        return npc_id, [{**p.to_dict(), "file": name} for p in problems]
 
     def save(self, name: str, text: str, base_mtime_ns: str | None = None) -> dict[str, Any]:
         """Write the file atomically (a reader sees the old text or the new, never half), keeping its
@@ -98,19 +97,34 @@ class Profiles:
             raise Conflict(f"{name} changed on disk since it was opened; reload it (or copy your edit) first")
         if old is not None and not stat.S_ISREG(old.st_mode):
             raise BadFile(f"{name} is not a regular file")
+        if old is not None and not old.st_mode & 0o222:  # Perforce keeps files read-only until checked out
+            raise BadFile(f"{name} is read-only: check it out (or make it writable) first, then save again")
         mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666 & ~_UMASK
         fd, tmp = tempfile.mkstemp(prefix=".studio-", suffix=".tmp", dir=self.folder)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:  # the editor's line ends, kept
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            _replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return {"file": name, "mtime_ns": str(path.stat().st_mtime_ns), "problems": self.lint(name, text)}
+
+
+def _replace(source: str, target: Path, tries: int = 5) -> None:
+    """os.replace, tried again for a moment on Windows, where a scanner or indexer briefly holding the target
+    open makes it fail (PermissionError); elsewhere it never does."""
+    for attempt in range(tries):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _umask() -> int:

@@ -89,6 +89,24 @@ def test_a_save_keeps_the_files_permissions_and_refuses_to_overwrite_an_edit_mad
     assert path.read_text().endswith("# edited in another editor\n")
 
 
+def test_a_read_only_profile_is_not_overwritten_and_line_ends_are_kept(studio):
+    """Perforce keeps files read-only until they are checked out: a save over one (os.replace takes it on
+    Linux) would lose the edit at the next sync. A file written with CRLF keeps its line ends."""
+    url, folder = studio
+    path = folder / "marta.toml"
+    opened = call(url, "/api/profile?file=marta.toml")[1]
+    before = path.read_bytes()
+    path.chmod(0o444)
+    status, answer = call(url, "/api/save", {"file": "marta.toml", "text": opened["text"] + "# mine\n",
+                                             "mtime_ns": opened["mtime_ns"]})
+    assert status == 400 and "read-only: check it out" in answer["error"]
+    assert path.read_bytes() == before and not list(folder.glob(".studio-*"))
+    path.chmod(0o644)
+    crlf = opened["text"].replace("\n", "\r\n")
+    status, _ = call(url, "/api/save", {"file": "marta.toml", "text": crlf, "mtime_ns": str(path.stat().st_mtime_ns)})
+    assert status == 200 and path.read_bytes() == crlf.encode()
+
+
 def test_a_pipe_named_like_a_profile_cannot_hang_the_page(studio):
     import os
 
