@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 KEY_BYTES = 32
@@ -20,11 +22,37 @@ class BlobKeyError(ValueError):
     pass
 
 
-def default_path(curve_secret_file: Path | None) -> Path:
+def default_path(curve_secret_file: Path | None, platform: str = sys.platform,
+                 environ: Mapping[str, str] = os.environ) -> Path:
+    """Beside the CurveZMQ keys, else in the user's config folder: $XDG_CONFIG_HOME or ~/.config on Linux,
+    %APPDATA% on Windows, ~/Library/Application Support on macOS (where an existing ~/.config/parley key,
+    the only place of earlier versions, is kept: saves signed with it must still load)."""
     if curve_secret_file is not None:
         return Path(curve_secret_file).parent / FILE_NAME
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "parley" / FILE_NAME
+    if environ.get("XDG_CONFIG_HOME"):
+        return Path(environ["XDG_CONFIG_HOME"]) / "parley" / FILE_NAME
+    home = _home(environ, platform)
+    earlier = home / ".config" / "parley" / FILE_NAME
+    if platform == "win32" and environ.get("APPDATA"):
+        native = Path(environ["APPDATA"]) / "parley" / FILE_NAME
+    elif platform == "darwin":
+        native = home / "Library" / "Application Support" / "parley" / FILE_NAME
+    else:
+        return earlier
+    return earlier if earlier.is_file() and not native.exists() else native
+
+
+def _home(environ: Mapping[str, str], platform: str) -> Path:
+    """The user's home, as Path.home() finds it; a launcher that passes no HOME (USERPROFILE on Windows)
+    gets an error that says what to do."""
+    name = "USERPROFILE" if platform == "win32" else "HOME"
+    if environ.get(name):
+        return Path(environ[name])
+    try:
+        return Path.home()
+    except RuntimeError as exc:
+        raise BlobKeyError("no home folder to keep the session-signing key in (HOME or USERPROFILE unset); "
+                           "pass --blob-key FILE") from exc
 
 
 def load_or_create(path: Path) -> bytes:

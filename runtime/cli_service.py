@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--client-keys", type=Path, help="folder of allowed client public certificates")
     s.add_argument("--blob-key", type=Path, help="file with the key that signs session blobs (made on first use; "
                                                  "default: blob.key beside --keys, else $XDG_CONFIG_HOME/parley/blob.key, "
-                                                 "~/.config/parley/blob.key when that is unset). "
+                                                 "or the system's config folder: ~/.config/parley on Linux, "
+                                                 "%%APPDATA%%\\parley on Windows, ~/Library/Application "
+                                                 "Support/parley on macOS). "
                                                  "Keep it: saves signed with it load only with it")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
     s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
