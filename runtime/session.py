@@ -8,7 +8,10 @@ Only the logits of the last position cross to the host.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +48,9 @@ def cuda_usable(device_id: int = 0) -> bool:
     """
     if device_id in _CUDA_PROBED:
         return _CUDA_PROBED[device_id]
-    usable = False
+    usable, why = False, "this onnxruntime has no CUDA provider"
     if "CUDAExecutionProvider" in ort.get_available_providers():
+        _preload_cuda_libraries()
         ort.set_default_logger_severity(4)  # fatal only, for the probe
         try:
             _register_kv_allocator(device_id)
@@ -55,14 +59,29 @@ def cuda_usable(device_id: int = 0) -> bool:
         try:
             ort.OrtValue.ortvalue_from_shape_and_type([1], np.float32, "cuda", device_id)
             usable = True
-        except Exception:  # noqa: BLE001 - any failure means "not usable", which is the answer
-            usable = False
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable", which is the answer
+            usable, why = False, f"{type(exc).__name__}: {str(exc).strip()[:300]}"
         finally:
             ort.set_default_logger_severity(2)
     _CUDA_PROBED[device_id] = usable
-    if not usable:
-        log.debug("CUDA provider not usable on this machine; using the CPU provider")
+    if not usable:  # said where a studio will see it: a player's GPU left idle is the slow path, silently
+        log.info("the CUDA provider cannot run here (GPU %d: %s); the CPU provider serves. A GPU needs the NVIDIA "
+                 "driver and the CUDA and cuDNN libraries onnxruntime %s was built for (docs/shipping.md)",
+                 device_id, why, ort.__version__)
     return usable
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from NVIDIA's pip packages when they are installed (`onnxruntime-gpu[cuda,cudnn]`:
+    a game can ship them in its Python folder instead of asking players for a CUDA install). onnxruntime does
+    not look there by itself. Its messages go to stderr: stdout carries the server's ready line."""
+    if importlib.util.find_spec("nvidia") is None or not hasattr(ort, "preload_dlls"):
+        return
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            ort.preload_dlls(directory="")
+    except Exception as exc:  # noqa: BLE001 - the probe that follows says whether CUDA runs
+        log.debug("preloading NVIDIA's CUDA packages failed: %s", exc)
 
 
 def _register_kv_allocator(device_id: int) -> None:
