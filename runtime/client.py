@@ -148,11 +148,11 @@ class ParleyClient:
             if _ends(frame):
                 self._open.discard(request_id)
             return frame
-        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        deadline = time.perf_counter() + (self.timeout_s if timeout_s is None else timeout_s)
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - time.perf_counter()
             if left <= 0 or not self.socket.poll(int(left * 1000) + 1, zmq.POLLIN):
-                if time.monotonic() >= deadline:
+                if time.perf_counter() >= deadline:
                     return None
                 continue
             try:
@@ -194,7 +194,7 @@ class ParleyClient:
             return False
         uptime = frame.get("uptime_s")
         # uptime_s is rounded to 0.1 s; the answer's way back makes our side of the comparison a little longer
-        return not isinstance(uptime, (int, float)) or uptime >= time.monotonic() - sent_at - 0.2
+        return not isinstance(uptime, (int, float)) or uptime >= time.perf_counter() - sent_at - 0.2
 
     def _refused_here(self, kind: str, rid: str, fields: dict) -> None:
         """Raise the error the server would answer for this request, before it is sent: an error the server
@@ -224,7 +224,7 @@ class ParleyClient:
         raises ParleyError). Silence asks the server whether it is there: if so the request is slow and still
         waited for (up to limit_s); if not, it is sent again on a fresh connection, while it has not sent a
         frame yet."""
-        sent_at, generation = time.monotonic(), self._generation
+        sent_at, generation = time.perf_counter(), self._generation
         give_up, heard, wait_s = sent_at + limit_s, False, self.timeout_s
         finished = False
         try:
@@ -234,7 +234,7 @@ class ParleyClient:
                 if frame is None:
                     replaced = generation != self._generation  # another request reconnected meanwhile
                     if not replaced and kind not in ANSWERED_AT_ONCE and self._still_holds(sent_at):
-                        if time.monotonic() < give_up:
+                        if time.perf_counter() < give_up:
                             wait_s = max(self.timeout_s, PROBE_EVERY_S)
                             continue  # queued or reasoning: the server answers by the deadline
                         raise ServerUnavailable(f"{kind} {rid!r} got no answer from {self.endpoint} within "
@@ -248,7 +248,7 @@ class ParleyClient:
                     if not replaced:
                         self._connect()  # lazy pirate: the old socket may hold a dead connection
                     tries = min(tries, self._send_first(kind, rid, fields))
-                    sent_at, generation = time.monotonic(), self._generation
+                    sent_at, generation = time.perf_counter(), self._generation
                     give_up, wait_s = sent_at + limit_s, self.timeout_s
                     continue
                 heard = True

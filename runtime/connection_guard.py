@@ -141,7 +141,7 @@ def _shutdown(fd: int) -> None:
 @dataclass
 class _Connection:
     addresses: tuple | None
-    last_active: float = field(default_factory=time.monotonic)  # accepted, or its last message
+    last_active: float = field(default_factory=time.perf_counter)  # accepted, or its last message
     delivered: int = 0  # wire bytes of the messages delivered from it
     cut: bool = False
     held: int = 0  # its unfinished input at the last check
@@ -217,7 +217,7 @@ class ConnectionGuard:
         conn = self._conns.get(fd)
         if conn is not None:
             conn.delivered += sum(wire_bytes(size, self.curve) for size in frame_sizes)
-            conn.last_active = time.monotonic()
+            conn.last_active = time.perf_counter()
 
     def cut(self, fd: int, why: str) -> None:
         """Close the connection on fd now (a client that broke the protocol in a way that costs memory)."""

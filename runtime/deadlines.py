@@ -40,7 +40,7 @@ class Plan:
 
 
 def due_at(received_at: float, deadline_ms: float) -> float:
-    """When a request's deadline passes, in time.monotonic() seconds."""
+    """When a request's deadline passes, in time.perf_counter() seconds."""
     return received_at + deadline_ms / 1000
 
 
@@ -85,7 +85,7 @@ class ReplyClock:
         self.force_tokens, self.expected_final_tokens = force_tokens, expected_final_tokens
 
     def elapsed_ms(self) -> float:
-        return (time.monotonic() - self.started_at) * 1000
+        return (time.perf_counter() - self.started_at) * 1000
 
     def slack_ms(self) -> float:
         return self.deadline_ms - self.elapsed_ms()
@@ -115,7 +115,7 @@ def expired_in_queue(received_at: float, deadline_ms: float, now: float | None =
     """How long a queued reply waited, if its deadline ran out meanwhile (not even the fallback line
     would make it now); None if it may still start. Only the wrap-up margin counts here: a reply that
     starts late ends with its fallback line at once, with no decode step to keep time for."""
-    waited = ((time.monotonic() if now is None else now) - received_at) * 1000
+    waited = ((time.perf_counter() if now is None else now) - received_at) * 1000
     return waited if waited + FINISH_MARGIN_MS >= deadline_ms else None
 
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def answer(server: "Server", kind: str) -> dict[str, Any]:
     """The `done` fields for a query of this kind."""
     e = server.engine
-    uptime = round(time.monotonic() - server.started_at, 1)
+    uptime = round(time.perf_counter() - server.started_at, 1)
     if kind == "health":
         status = "stopping" if server.stopping.is_set() else "failed" if server.worker_state == "failed" else "ok"
         return dict(status=status, worker=server.worker_state, uptime_s=uptime,

@@ -18,7 +18,7 @@ class RateLimiter:
     def allow(self, who: bytes) -> bool:
         if self.rate == float("inf"):
             return True
-        now = time.monotonic()
+        now = time.perf_counter()
         tokens, last = self.buckets.get(who, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         allowed = tokens >= 1

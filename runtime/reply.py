@@ -194,7 +194,7 @@ class Reply:
         if plan.reasoning_tokens == 0:  # it answers at once: the final channel's header runs with the prompt
             self._header = self._final_header()
             self._fed += self._header
-        self._prefill_started = time.monotonic()
+        self._prefill_started = time.perf_counter()
         return list(self._fed)
 
     def next_ids(self, out, row: int) -> list[int]:
@@ -204,14 +204,14 @@ class Reply:
         self.tokens.extend(self._fed)
         self._fed = []
         if not self._decode_started:
-            self._decode_started = time.monotonic()
+            self._decode_started = time.perf_counter()
             self.prefill_ms = (self._decode_started - self._prefill_started) * 1000
             self.conv.tokens = list(self.tokens)  # the prompt (and a header run with it)
             self.e.snapshot_window(self.conv)  # the prompt's end: where the next turn goes back to
         ids = self._decide(out, row)
         self._fed = list(ids)
         if not ids:
-            self._decode_s = time.monotonic() - self._decode_started
+            self._decode_s = time.perf_counter() - self._decode_started
         return ids
 
     def keep_kv(self, pool: KvCache, row: int) -> None:

@@ -27,7 +27,7 @@ class ReplyRequest:
     deadline_ms: float | None = None  # None: the NPC's default
     sampling: "SamplingParams | None" = None  # None: the NPC's, with `sampling_overrides` applied
     request_id: str = ""
-    received_at: float | None = None  # time.monotonic() at arrival; the deadline counts from here
+    received_at: float | None = None  # time.perf_counter() at arrival; the deadline counts from here
     stream: bool = True  # send the final channel as deltas (else only the done frame's text)
     stream_unit: str = "sentence"  # deltas of whole sentences, or "token" (runtime/speech.py)
     sampling_overrides: Mapping[str, float | int] = field(default_factory=dict)  # from the wire
@@ -52,11 +52,11 @@ class ReplyRequest:
         return dataclasses.replace(
             self, deadline_ms=float(self.deadline_ms if self.deadline_ms is not None else npc.deadline_ms),
             sampling=sampling, sampling_overrides={},
-            received_at=self.received_at if self.received_at is not None else time.monotonic())
+            received_at=self.received_at if self.received_at is not None else time.perf_counter())
 
     @property
     def due(self) -> float:
-        """When its deadline passes, in time.monotonic() seconds (resolved requests only)."""
+        """When its deadline passes, in time.perf_counter() seconds (resolved requests only)."""
         return deadlines.due_at(self.received_at, self.deadline_ms)
 
     @property

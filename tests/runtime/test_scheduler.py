@@ -70,7 +70,7 @@ class Client:
 
     def reply(self, rid: str, deadline_ms: float = 60_000, session: str | None = None, waited_ms: float = 0.0):
         req = ReplyRequest(npc="brenna", text="hi", session_id=session, request_id=rid, deadline_ms=deadline_ms,
-                           sampling=GREEDY, received_at=time.monotonic() - waited_ms / 1000)
+                           sampling=GREEDY, received_at=time.perf_counter() - waited_ms / 1000)
         return self._submit(req)
 
     def session_op(self, rid: str, kind: str, session: str):
@@ -328,7 +328,7 @@ def test_a_sink_that_fails_on_the_last_event_does_not_leave_the_job_in_flight():
     def broken(event):
         raise OSError("the socket is gone")
     req = ReplyRequest(npc="brenna", text="hi", request_id="r", deadline_ms=60_000, sampling=GREEDY,
-                       received_at=time.monotonic())
+                       received_at=time.perf_counter())
     assert s.submit(Job(b"game", req, sink=broken)) is None
     s.step()
     s.step()
@@ -364,7 +364,7 @@ def test_a_full_queue_takes_the_newest_of_the_heaviest_client_that_queued_last()
         flood.reply(f"f{i}")
     displaced = []
     job = Job(b"quiet", ReplyRequest(npc="brenna", text="hi", request_id="q", deadline_ms=60_000, sampling=GREEDY,
-                                     received_at=time.monotonic()), sink=quiet.events.setdefault("q", []).append)
+                                     received_at=time.perf_counter()), sink=quiet.events.setdefault("q", []).append)
     assert s.submit(job, displaced) is None
     assert [j.id for j in displaced] == ["f2"]  # the flood's newest: it reached three last, not `early`
     assert [j.id for j in s.queued()] == ["e0", "e1", "e2", "f0", "f1", "q"]
