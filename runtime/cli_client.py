@@ -109,7 +109,7 @@ def run_chat(args: argparse.Namespace) -> int:
         args.session = f"cli-{secrets.token_hex(4)}"
     with _client(args) as client:
         _token_hint(client, args)
-        print(f"Talking to {args.npc} (session {args.session!r}); an empty line or Ctrl-D ends.")
+        print(f"Talking to {args.npc} (session {args.session!r}); an empty line or Ctrl-D (Ctrl-Z then Enter on Windows) ends.")
         while True:
             try:
                 line = input("> ")

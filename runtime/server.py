@@ -23,7 +23,7 @@ import zmq
 from runtime import protocol as p
 from runtime import queries
 from runtime.answers import INTERNAL_MESSAGE, Answers
-from runtime.connection_guard import ConnectionGuard
+from runtime.connection_guard import HAS_TCP_INFO, ConnectionGuard
 from runtime.counters import Counters
 from runtime.decode_batch import DecodeBatch
 from runtime.engine import Engine, EngineError, ReplyResult
@@ -122,7 +122,7 @@ class Server:
         try:
             while not (self.stopping.is_set() and (self.scheduler.idle() or not worker.is_alive())):
                 # wake often while connections need watching or frames wait for a client's queue
-                busy = self.outbox.waiting or len(self.guard)
+                busy = self.outbox.waiting or (HAS_TCP_INFO and len(self.guard))  # the guard reads TCP_INFO
                 events = dict(poller.poll(GUARD_INTERVAL_S * 1000 if busy else 100))
                 if self.guard.monitor in events:
                     self._periodically(self.guard.on_monitor, "connection monitor")
