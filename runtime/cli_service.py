@@ -19,6 +19,20 @@ SERVE_EXAMPLES = """examples:
 """
 
 
+def positive_int(text: str) -> int:
+    value = int(text)  # argparse turns a ValueError into "invalid positive_int value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve NPCs over ZeroMQ", epilog=SERVE_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,20 +52,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ keys")
     s.add_argument("--provider", default="auto", choices=["auto", "cuda", "cpu"])
     s.add_argument("--device-id", type=int, default=0, help="GPU index")
-    s.add_argument("--gpu-mem-mb", type=int, help="GPU memory Parley may use, in MiB: it will not start if the "
+    s.add_argument("--gpu-mem-mb", type=positive_int, help="GPU memory Parley may use, in MiB: it will not start if the "
                    "weights and the decode batch's KV cache do not fit, and onnxruntime's working memory is "
                    "capped to it too (the conversations' own caches come on top)")
-    s.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
-    s.add_argument("--max-queue", type=int, default=32, help="requests waiting to start before `busy`")
-    s.add_argument("--max-queue-per-client", type=int,
+    s.add_argument("--threads", type=positive_int, help="CPU threads for onnxruntime (default: all cores)")
+    s.add_argument("--max-queue", type=positive_int, default=32, help="requests waiting to start before `busy`")
+    s.add_argument("--max-queue-per-client", type=positive_int,
                    help="of them, the most one client may have waiting (default: half of --max-queue)")
-    s.add_argument("--max-connections", type=int, default=512,
+    s.add_argument("--max-connections", type=positive_int, default=512,
                    help="client connections; more are closed as they open (default 512, and never more than "
                         "the open-file limit allows)")
-    s.add_argument("--max-cache-mb", type=int, default=1024,
+    s.add_argument("--max-cache-mb", type=non_negative_int, default=1024,
                    help="device memory the conversations' own KV caches may take, in MiB (default 1024); over it "
                         "the least recently used let go of theirs and prefill their history again next turn")
-    s.add_argument("--max-batch", type=int, default=8,
+    s.add_argument("--max-batch", type=positive_int, default=8,
                    help="replies decoded together in one run of the graph (continuous batching)")
     s.add_argument("--rate-limit", type=float, default=20.0,
                    help="requests per second per client, bursts of twice that (0: no limit, for load tests)")
@@ -148,15 +162,19 @@ def run_keys(args: argparse.Namespace) -> int:
 def _start_lifeline():
     from runtime.lifeline import Lifeline
 
-    if sys.stdin is None:  # pythonw, or a process started without handles
-        raise CommandFailed("--exit-with-stdin: this process has no standard input to watch")
+    try:
+        fd = sys.stdin.fileno()  # None (pythonw), or closed: no pipe to watch
+    except (AttributeError, OSError, ValueError) as exc:
+        raise CommandFailed("--exit-with-stdin: this process has no standard input to watch; start it with "
+                            "its standard input a pipe the game keeps open") from exc
     lifeline = Lifeline()
-    lifeline.start()
+    lifeline.start(fd)
     return lifeline
 
 
 def _log_to_file(path: Path) -> None:
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a game's first run: its log folder may not exist yet
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
         raise CommandFailed(f"--log-file {path}: {exc.strerror or exc}") from exc
@@ -168,6 +186,9 @@ def _log_to_file(path: Path) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from runtime.lifeline import STOP_SIGNALS, end_on_signals_while_loading
+
+    now_serving = end_on_signals_while_loading()
     from runtime.connection_guard import open_file_limit
     from runtime.engine import Engine, EngineOptions
     from runtime.manifest import ManifestError
@@ -228,10 +249,11 @@ def run_serve(args: argparse.Namespace) -> int:
     def on_signal(signum, _frame):
         server.stop(wait=False)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)  # never delivered on Windows, where terminate() is a hard kill:
-    if hasattr(signal, "SIGBREAK"):  # there CTRL_BREAK_EVENT to a CREATE_NEW_PROCESS_GROUP child stops it
-        signal.signal(signal.SIGBREAK, on_signal)
+    # SIGTERM is never delivered on Windows, where terminate() is a hard kill: there CTRL_BREAK_EVENT to a
+    # CREATE_NEW_PROCESS_GROUP child (SIGBREAK) stops it
+    for number in STOP_SIGNALS:
+        signal.signal(number, on_signal)
+    now_serving()
     if lifeline is not None:
         lifeline.serving(lambda: server.stop(wait=False))
     from runtime.memory_plan import MemoryPlan

@@ -86,6 +86,8 @@ class ParleyClient:
         # get it late, beside the client's own resend): send blocks while there is none (a refused handshake,
         # a server restarting), never longer than the client's timeout
         sock.setsockopt(zmq.IMMEDIATE, 1)
+        if self.endpoint.startswith("tcp://["):  # an IPv6 address: libzmq connects to one only when asked
+            sock.setsockopt(zmq.IPV6, 1)
         sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         if self.server_public_key is not None:
             public, secret = self.client_keys or zmq.curve_keypair()

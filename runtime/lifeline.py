@@ -6,25 +6,32 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
+import signal
+import socket
 import threading
-from typing import BinaryIO, Callable
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
+# How long a server has to stop by itself once the pipe closed; then the process ends regardless (a server
+# wedged on a full stderr pipe, or in a driver call, must not outlive the game).
+GRACE_S = 15.0
 
-def watch_stdin(on_close: Callable[[], None], stream: BinaryIO | None = None) -> threading.Thread:
-    """Read and discard standard input on a daemon thread; call on_close once it ends (EOF or a read error)."""
-    source = stream if stream is not None else sys.stdin.buffer
+
+def watch(fd: int, on_close: Callable[[], None]) -> threading.Thread:
+    """Read and discard `fd` on a daemon thread; call on_close once it ends (EOF or a read error). Raw reads
+    (os.read): a daemon thread blocked in sys.stdin's buffered reader holds its lock, and interpreter
+    shutdown aborts on that lock (exit -6 instead of the command's own code)."""
 
     def read_until_closed() -> None:
         try:
-            while source.read1(4096) if hasattr(source, "read1") else source.read(4096):
+            while os.read(fd, 4096):
                 pass  # what the game writes is ignored: only the pipe's end means something
-        except (OSError, ValueError):  # a broken or closed handle ends the game's side too
+        except OSError:  # a broken or closed handle ends the game's side too
             pass
-        log.info("standard input closed: the process that started this server is gone or let it go")
-        on_close()
+        on_close()  # before logging: a log line can block on a full stderr pipe, the very wedge to escape
+        log.info("standard input closed: the process that started this server has gone or closed its pipe "
+                 "(with --exit-with-stdin the server's standard input must be a pipe the game keeps open)")
 
     thread = threading.Thread(target=read_until_closed, name="parley-stdin-lifeline", daemon=True)
     thread.start()
@@ -33,16 +40,17 @@ def watch_stdin(on_close: Callable[[], None], stream: BinaryIO | None = None) ->
 
 class Lifeline:
     """Until a server is serving, the pipe's end exits the process at once (a model may take minutes to load,
-    and nothing is bound or written yet); from then on it asks the server to stop as SIGTERM would."""
+    and nothing is bound or written yet); from then on it asks the server to stop as SIGTERM would, and ends
+    the process if the server has not stopped within `grace_s`."""
 
-    def __init__(self, exit_code: int = 0):
+    def __init__(self, grace_s: float = GRACE_S):
         self._lock = threading.Lock()
         self._stop: Callable[[], None] | None = None
         self._closed = False
-        self._exit_code = exit_code
+        self.grace_s = grace_s
 
-    def start(self, stream: BinaryIO | None = None) -> threading.Thread:
-        return watch_stdin(self._on_close, stream)
+    def start(self, fd: int) -> threading.Thread:
+        return watch(fd, self._on_close)
 
     def serving(self, stop: Callable[[], None]) -> None:
         """The server is up: stop it with `stop` when the pipe ends (at once if it already has)."""
@@ -50,14 +58,79 @@ class Lifeline:
             self._stop = stop
             closed = self._closed
         if closed:
-            stop()
+            self._stop_or_end(stop)
 
     def _on_close(self) -> None:
         with self._lock:
             self._closed = True
             stop = self._stop
-        if stop is not None:
-            stop()
-        else:
-            logging.shutdown()
-            os._exit(self._exit_code)
+        if stop is None:
+            _to_log_files(logging.INFO, "standard input closed before the server was serving: exiting "
+                                        "(with --exit-with-stdin it must be a pipe the game keeps open)")
+            _end_process()
+        self._stop_or_end(stop)
+
+    def _stop_or_end(self, stop: Callable[[], None]) -> None:
+        timer = threading.Timer(self.grace_s, _forced_end, args=(self.grace_s,))
+        timer.daemon = True
+        timer.start()
+        stop()
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n))
+
+
+def end_on_signals_while_loading() -> Callable[[], None]:
+    """SIGTERM or Ctrl-C (CTRL_BREAK_EVENT on Windows) before the server serves ends the process at once, 0:
+    nothing is bound or written yet. A Python signal handler would run only once the main thread is back from
+    the C call it is in (loading a model takes minutes), so the signal's wake-up byte is read on a thread of
+    its own. Returns the function to call once the server's own handlers are installed."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    for number in STOP_SIGNALS:
+        signal.signal(number, lambda *_: None)  # the thread below acts; the default action would kill (-15)
+    serving = threading.Event()
+
+    def wait_for_signal() -> None:
+        try:
+            got = reader.recv(1)
+        except OSError:
+            return
+        if got and not serving.is_set():
+            _to_log_files(logging.INFO, f"stopped by signal {got[0]} before serving")
+            _end_process()
+
+    threading.Thread(target=wait_for_signal, name="parley-loading-signals", daemon=True).start()
+
+    def now_serving() -> None:
+        serving.set()
+        signal.set_wakeup_fd(previous)
+        writer.close()  # the thread's recv returns b"" and it ends
+    return now_serving
+
+
+def _forced_end(grace_s: float) -> None:
+    _to_log_files(logging.ERROR, f"the server did not stop within {grace_s:.0f} s of its standard input closing; "
+                                 "ending the process")
+    _end_process()
+
+
+def _to_log_files(level: int, message: str) -> None:
+    """A line for --log-file only: a stream handler may be stuck in a write to a full pipe, holding its lock."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _end_process() -> None:
+    # the log file's last lines; not logging.shutdown, nor a stream handler, which may be stuck in a write to a
+    # full pipe and hold its lock
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            try:
+                handler.flush()
+            except Exception:  # noqa: BLE001 - ending regardless
+                pass
+    os._exit(0)

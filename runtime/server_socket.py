@@ -52,6 +52,8 @@ def bind_router(ctx: zmq.Context, bind: str, curve_secret_file: Path | None, cli
     sock.setsockopt(zmq.SNDBUF, SOCKET_BUFFER_BYTES)
     sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER_BYTES)
     sock.setsockopt(zmq.LINGER, 1000)
+    if bind.startswith("tcp://["):  # libzmq binds IPv6 addresses only when asked to ("No such device")
+        sock.setsockopt(zmq.IPV6, 1)
     # A ZAP domain makes libzmq refuse peers speaking ZeroMQ's protocols before 3.0, which need no greeting:
     # an HTTP request (a web page's <img> or fetch to this port) reads as one, and its bytes could otherwise
     # frame a request. With no ZAP handler in the context (no --client-keys), every ZMTP 3 peer still gets in.

@@ -148,6 +148,12 @@ def test_streamed_reply_equals_the_done_text(binaries, live):
     assert deltas.strip(REPLY_WHITESPACE) == done and done
 
 
+def test_ipv6_loopback_is_reached(binaries, make_server):
+    server = make_server(bind="tcp://[::1]:0")  # libzmq connects to an IPv6 address only with ZMQ_IPV6 set
+    rc, lines = check(binaries, server.endpoint, "say", "brenna", "How much for a sword?", timeout_ms=10000)
+    assert rc == 0 and any(line.startswith("DONE ") for line in lines), lines
+
+
 def test_cancel_ends_the_reply_with_cancelled(binaries, live):
     rc, lines = check(binaries, live.endpoint, "cancel", "talker", "hello")
     assert rc == 2 and lines[-1].startswith("ERROR cancelled"), lines

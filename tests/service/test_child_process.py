@@ -3,8 +3,10 @@ from the ready line, the log in a file, and the server gone when the game closes
 crashes."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from runtime import lifeline
 from runtime.client import ParleyClient, ParleyError
 from tests.helpers.live_server import profiles_copy
 
+F_SETPIPE_SZ = 1031  # Linux's fcntl: a pipe's capacity
 READY = re.compile(r"^parley serve: ready on (tcp://127\.0\.0\.1:(\d+)) ")
 
 
@@ -109,9 +113,92 @@ def test_stdin_closed_while_the_model_loads_exits_without_serving(tiny_model, tm
 
 
 def test_an_unwritable_log_file_is_refused_before_the_model_loads(tiny_model, tmp_path):
-    missing = tmp_path / "no-such-folder" / "parley.log"
+    missing = tmp_path / "a-file" / "parley.log"  # its folder cannot be made: a file has that name
+    (tmp_path / "a-file").write_text("")
     result = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
                              "--profiles", str(profiles_copy(tmp_path)), "--log-file", str(missing)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert f"--log-file {missing}" in result.stderr
+
+
+def test_a_server_that_cannot_start_exits_1_with_one_line_while_the_pipe_is_open(tmp_path):
+    # a reader thread blocked in sys.stdin's buffer made interpreter shutdown abort (exit -6), an outside probe
+    # found: every exit but the pipe's own closing
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tmp_path / "missing"),
+                             "--profiles", str(profiles_copy(tmp_path)), "--exit-with-stdin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.wait(60) == 1
+        errors = [line for line in proc.stderr.read().splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and errors[0].startswith("parley serve: error:"), errors
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_serving_server_with_0_while_the_pipe_is_open(game_child, stop):
+    proc, log_file = game_child
+    read_endpoint(proc)
+    proc.send_signal(stop)
+    assert proc.wait(30) == 0
+    assert "server stopped" in log_file.read_text(encoding="utf-8")
+
+
+def test_a_signal_while_the_model_loads_ends_the_process_at_once_with_0(tiny_model, tmp_path):
+    """Before it serves, the main thread is often inside a C call (loading a big model takes minutes), where a
+    Python signal handler cannot run. Here it is held opening its blob key, a FIFO nobody has written yet."""
+    key = tmp_path / "blob.key"
+    os.mkfifo(key)
+    proc = subprocess.Popen([*serve_command(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log"),
+                             "--blob-key", str(key)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = None
+    try:
+        deadline = time.monotonic() + 60
+        while writer is None and time.monotonic() < deadline:  # opens once the server is blocked reading it
+            try:
+                writer = os.open(key, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.1)
+        assert writer is not None, "the server never opened its blob key"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert "ready on" not in proc.stdout.read()
+        assert "stopped by signal" in (tmp_path / "p.log").read_text(encoding="utf-8")
+    finally:
+        if writer is not None:
+            os.close(writer)
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_server_wedged_on_a_full_stderr_pipe_still_ends_with_the_game(tiny_model, tmp_path):
+    """A game that neither reads the server's standard error nor passes --log-file fills the pipe, and the
+    server blocks in its next log line: closing stdin must still end it (the lifeline's grace period)."""
+    profiles = profiles_copy(tmp_path)
+    (profiles / "broken.toml").write_text("name = \n")  # every reload logs its problem
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(tiny_model),
+                             "--profiles", str(profiles), "--bind", "tcp://127.0.0.1:*", "--exit-with-stdin",
+                             "--rate-limit", "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        fcntl.fcntl(proc.stderr.fileno(), F_SETPIPE_SZ, 4096)  # a small pipe fills in a few dozen lines
+        endpoint = read_endpoint(proc)
+        with ParleyClient(endpoint, timeout_s=2.0, retries=0) as client:
+            for _ in range(2000):  # until the server stops answering: blocked writing its log
+                try:
+                    client.reload_profiles()
+                except ParleyError:
+                    break
+            else:
+                pytest.fail("the server kept answering with its stderr pipe unread")
+        proc.stdin.close()  # the game quits, still not reading
+        assert proc.wait(lifeline.GRACE_S + 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

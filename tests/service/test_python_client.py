@@ -124,3 +124,13 @@ def test_ids_are_free_again_once_their_end_was_read_even_from_the_inbox(make_ser
         assert again[-1]["type"] == "done" and again[-1]["stats"]["request_id"] == "a"
         assert again[-1] is not done and again[-1]["text"] == "".join(
             f["text"] for f in again if f["type"] == "delta").strip()
+
+
+def test_ipv6_loopback_is_served_and_reached(make_server):
+    """Loopback counts as local in both families (docs/protocol.md); libzmq binds and connects to an IPv6
+    address only with ZMQ_IPV6 set, and said "No such device" without it."""
+    server = make_server(bind="tcp://[::1]:0")
+    assert server.endpoint.startswith("tcp://[::1]:")
+    with server.client() as c:
+        assert c.health()["status"] == "ok"
+        assert c.say("brenna", "Hello.", deadline_ms=20000)["type"] == "done"

@@ -129,7 +129,9 @@ parley_client *parley_connect_keys(const char *endpoint, const char *server_key_
     int linger = 0;
     int64_t max_frame = MAX_FRAME_BYTES; /* a larger frame drops the connection instead of our memory */
     int rcvhwm = RECEIVE_HWM; /* libzmq's default (1000 frames) would let a hostile server park a GiB here */
-    if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+    int ipv6 = strncmp(endpoint, "tcp://[", 7) == 0; /* libzmq uses IPv6 addresses only when asked */
+    if (zmq_setsockopt(c->sock, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0)
         goto fail;
