@@ -87,3 +87,9 @@ def test_output_the_console_cannot_encode_is_escaped_not_a_crash(tmp_path):
                             timeout=120, env={**os.environ, "PYTHONIOENCODING": "cp1252"})
     assert result.returncode == 1 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     assert b"guard.toml:5: budget.deadline_ms" in result.stdout and b"\\u6771" in result.stdout
+
+
+def test_counts_under_one_are_refused_before_anything_loads(tmp_path):
+    for flag, value in (("--threads", "0"), ("--gpu-mem-mb", "-5"), ("--max-batch", "0"), ("--max-cache-mb", "-1")):
+        result = parley("serve", "--model", tmp_path / "missing", flag, value)
+        assert result.returncode == 2 and f"argument {flag}: {value}: must be" in result.stderr, result.stderr
