@@ -79,3 +79,29 @@ def test_on_windows_it_needs_only_iso_c_win32_libzmq_and_msgpack(headers, tmp_pa
         if odd:
             outside[source] = odd
     assert not outside, f"calls MSVC's C runtime lacks: {outside}"
+
+
+CPP_USE = """
+#include "parley.h"
+int main() {
+    parley_client *c = parley_connect("tcp://127.0.0.1:5555", nullptr, 1000);
+    parley_kv state[] = {{"time", "night"}};
+    parley_reply_args a{};
+    a.npc = "brenna"; a.text = "Hello"; a.state = state; a.state_len = 1; a.deadline_ms = 1500;
+    char id[PARLEY_ID_MAX];
+    parley_event ev;
+    if (parley_reply_start(c, &a, id, sizeof id) == PARLEY_OK)
+        while (parley_poll(c, 0, &ev) == PARLEY_OK && ev.type != PARLEY_EVENT_NONE) {}
+    parley_close(c);
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler")
+def test_the_header_serves_a_cpp_engine(tmp_path):
+    """Unreal and most engines are C++: parley.h compiles there, warning-free, as C++17 (extern "C")."""
+    source = tmp_path / "engine.cpp"
+    source.write_text(CPP_USE)
+    result = subprocess.run(["c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{SOURCE}", "-c",
+                             str(source), "-o", str(tmp_path / "engine.o")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
