@@ -55,6 +55,6 @@ def run_dataset(args: argparse.Namespace) -> int:
           f"{sum(len(r.input_ids) for _, r in rendered)} tokens, {trained} of them trained on"
           + (f"; {len(problems)} problem(s)" if problems else ""))
     if args.out and not problems:
-        args.out.write_text("".join(r.to_json(e) + "\n" for e, r in rendered))
+        args.out.write_text("".join(r.to_json(e) + "\n" for e, r in rendered), encoding="utf-8", newline="\n")
         print(f"wrote {args.out}")
     return EXIT_FAILURE if problems else EXIT_OK

@@ -20,6 +20,7 @@ from export import float16_twin, graph_contrib, graph_standard, mxfp4
 from export.checkpoint import Checkpoint, fingerprint, load_checkpoint, read_config
 from export.original_layout import is_original
 from export.errors import CheckpointError, ExportError, VerificationError
+from export.folder_swap import discard_after_failure, replace_folder
 from export.dense_quantize import DENSE_PRECISIONS, dense_round_trip
 from export.graph_common import DTYPES, GraphWeights, candidates
 from export.int8_activations import set_accuracy_level
@@ -73,7 +74,7 @@ class ExportOptions:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["lora"] = str(self.lora) if self.lora else None
+        d["lora"] = Path(self.lora).name if self.lora else None  # not the studio machine's own path
         for key in ("stream", "measure_float16_on_cpu"):  # how the folder was made and checked, not what it holds
             d.pop(key)
         return d
@@ -228,12 +229,10 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     stages: dict[str, float] = {}
     try:
         report, graph_bytes, effect = _write_folder(ckpt, stage, opts, specials, max_context, progress, stages)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        stage.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+    except BaseException as exc:
+        discard_after_failure(stage, exc)
         raise
+    replace_folder(stage, out_dir)  # a verified export is never deleted: on failure the message says where it is
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
                          time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
                          peak_memory_mb(), why, opts.dense, opts.block_size)

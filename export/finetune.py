@@ -38,7 +38,8 @@ def load_examples(path: Path, vocab_size: int) -> list[dict]:
     """`parley dataset`'s examples; ValueError naming the file and line of the first bad one (a token id
     past the model's vocabulary means the data was rendered with another tokenizer)."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    # utf-8-sig: JSONL from Windows tools often starts with a byte-order mark
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -81,7 +82,7 @@ def finetune(checkpoint: Path, data: Path, out: Path, opts: FinetuneOptions = Fi
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    config_json = json.loads((checkpoint / "config.json").read_text())
+    config_json = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
     rows = load_examples(data, int(config_json["vocab_size"]))
     torch.manual_seed(opts.seed)
     cuda = torch.cuda.is_available()
@@ -111,7 +112,8 @@ def finetune(checkpoint: Path, data: Path, out: Path, opts: FinetuneOptions = Fi
                 losses.append(float(logs["loss"]))
                 log(f"  step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}")
 
-    with tempfile.TemporaryDirectory() as work:
+    # the trainer's scratch folder; a file Windows still holds in it must not cost the trained adapter
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         args = TrainingArguments(output_dir=work, per_device_train_batch_size=opts.batch_size,
                                  gradient_accumulation_steps=opts.grad_accum, bf16=dtype == torch.bfloat16,
                                  num_train_epochs=opts.epochs, max_steps=opts.max_steps,

@@ -71,9 +71,9 @@ def make_random_checkpoint(folder: Path, shape: dict, seed: int = 0, dtype: torc
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
     harmony_tokenizer(folder / "tokenizer.json", cfg.vocab_size)
     # as gpt-oss's own config does: end of generation is <|return|>, padding <|endoftext|>
-    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    vocab = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     raw.update(eos_token_id=vocab["<|return|>"], pad_token_id=vocab["<|endoftext|>"])
-    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    (folder / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
     return folder
 
 
@@ -126,9 +126,9 @@ def make_released_layout_checkpoint(folder: Path, shape: dict, seed: int = 0, pr
         for name in [s for s in shapes if s.startswith(f"model.layers.{n}.")]:
             tensors.update(mxfp4_experts(name) if name.endswith(("gate_up_proj", "down_proj")) else {name: dense(name)})
         write(f"model-layer-{n:02d}.safetensors", tensors)
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}), encoding="utf-8")
     harmony_tokenizer(folder / "tokenizer.json", cfg.vocab_size)
-    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    vocab = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     raw.update(eos_token_id=vocab["<|return|>"], pad_token_id=vocab["<|endoftext|>"])
-    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    (folder / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
     return folder

@@ -83,7 +83,7 @@ class Manifest:
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST_FILE
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        path.write_text(self.to_json() + "\n", encoding="utf-8", newline="\n")  # the same bytes on Windows
         return path
 
     @classmethod

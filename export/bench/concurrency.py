@@ -67,7 +67,11 @@ class BenchServer:
 
     def peak_rss_mb(self, field: str = "VmHWM") -> float:
         """The server's peak resident memory (VmRSS: its resident memory now)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        try:
+            lines = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        except OSError:  # no /proc (Windows, macOS)
+            return float("nan")
+        for line in lines:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")

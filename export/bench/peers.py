@@ -5,6 +5,7 @@ onnxruntime-gpu if both lived in one environment, so the peer gets a venv of its
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
@@ -32,7 +33,7 @@ def _same_as_here(package: str) -> str:
 
 def peer_python(venv_dir: Path, log) -> Path:
     """The peer venv's interpreter, creating and filling the venv on first use."""
-    python = venv_dir / "bin" / "python"
+    python = venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     stamp = venv_dir / f".genai-{GENAI_VERSION}-{PEER_SET}"
     if stamp.is_file():
         return python

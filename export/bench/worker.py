@@ -27,10 +27,13 @@ def prompt_ids(n: int, seed: int, vocab_size: int) -> np.ndarray:
 def peak_rss_mb() -> float:
     """This process's peak resident memory. Not getrusage's ru_maxrss: Linux carries that over from the
     parent across fork and exec, so every worker would report the orchestrator's peak."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # no /proc (Windows, macOS): the table shows no memory figure
+        pass
     return float("nan")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -50,12 +49,15 @@ def export_once() -> Path:
 
 
 def start_server(model: Path, endpoint: str) -> subprocess.Popen:
+    """The server as a game starts it (docs/shipping.md): it ends when its stdin closes, its log in a file."""
+    log_file = model.parent / "demo-server.log"
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(model),
-                             "--profiles", str(ROOT / "npc_profiles"), "--bind", endpoint],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--profiles", str(ROOT / "npc_profiles"), "--bind", endpoint, "--exit-with-stdin",
+                             "--log-file", str(log_file)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     if "ready on" not in line:
-        raise SystemExit(f"parley serve did not start:\n{proc.stderr.read()}")
+        raise SystemExit(f"parley serve did not start:\n{proc.stderr.read()}(its log: {log_file})")
     print(f"{DIM}{line.strip()}{RESET}")
     return proc
 
@@ -76,6 +78,7 @@ def talk(client: ParleyClient, npc: str, text: str, names: dict[str, str], sessi
 
 
 def main() -> int:
+    sys.stdout.reconfigure(errors="backslashreplace")  # '→' on a console code page without it
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chat", metavar="NPC", help="after the script, keep talking to this NPC")
     args = ap.parse_args()
@@ -96,8 +99,8 @@ def main() -> int:
         print(f"\nerror from the server: {exc}", file=sys.stderr)
         return 1
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(20)
+        server.stdin.close()  # how a game stops it, on every system
+        server.wait(30)
     ttft = sorted(s["ttft_ms"] for s in stats if s["ttft_ms"] is not None)
     met = sum(s["deadline_met"] for s in stats)
     print(f"\n{BOLD}{len(stats)} replies{RESET}: median time to first word {ttft[len(ttft) // 2]:.0f} ms, "

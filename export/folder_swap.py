@@ -1,0 +1,88 @@
+"""Put a finished, verified model folder where the user asked, replacing an older one (`--force`), without
+ever losing either. On Windows a folder in use (a server or studio with its weights memory-mapped, a shell
+inside it, Perforce's read-only files) cannot be deleted or renamed, and a scanner may hold a file that was
+just closed for a moment: the old folder is moved aside first (nothing deleted yet if that fails), the new
+one renamed into place with a few retries, and only then is the old one removed.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+import stat
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from export.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+
+def replace_folder(stage: Path, out_dir: Path, tries: int = 10) -> None:
+    """Rename `stage` to `out_dir`, first moving an existing `out_dir` aside and removing it after."""
+    aside = None
+    if out_dir.exists():
+        aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        try:
+            _retried(lambda: out_dir.rename(aside), tries)
+        except OSError as exc:
+            raise ExportError(f"{out_dir} could not be replaced ({exc.strerror or exc}): something is using it (a "
+                              "`parley serve` or `parley studio` serving it, a console or explorer window inside "
+                              "it) or it is read-only. Nothing was deleted; the new export is complete in "
+                              f"{stage}: stop what uses the old folder and move it there, or export again") from exc
+    try:
+        _retried(lambda: stage.rename(out_dir), tries)
+    except OSError as exc:
+        if aside is not None:
+            try:
+                aside.rename(out_dir)
+            except OSError:
+                pass  # said below: the old folder is where the message says
+        raise ExportError(f"the new export could not be moved to {out_dir} ({exc.strerror or exc}); it is "
+                          f"complete in {stage}" + (f", the old folder in {aside}" if aside and aside.exists()
+                                                    else "")) from exc
+    if aside is not None:
+        remove_folder(aside, "the replaced model folder")
+
+
+def remove_folder(folder: Path, what: str) -> bool:
+    """Delete a folder of ours, read-only files included; a warning, not an error, if it cannot be."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=_writable_and_again)
+    else:
+        shutil.rmtree(folder, onerror=_writable_and_again)
+    if folder.exists():
+        log.warning("could not remove %s %s (a file in it is still open); delete it yourself", what, folder)
+        return False
+    return True
+
+
+def discard_after_failure(folder: Path, error: BaseException) -> None:
+    """Remove a half-written folder after `error`. Its traceback still holds the frames, and with them open
+    writers, onnxruntime sessions and memory maps of files in the folder, which Windows will not delete."""
+    traceback.clear_frames(error.__traceback__)
+    gc.collect()
+    remove_folder(folder, "the unfinished export")
+
+
+def _writable_and_again(function: Callable, path: str, _error) -> None:
+    try:
+        os.chmod(path, stat.S_IWRITE | stat.S_IREAD)  # Windows refuses to delete read-only files
+        function(path)
+    except OSError:
+        pass  # remove_folder says so once
+
+
+def _retried(action: Callable[[], None], tries: int) -> None:
+    for attempt in range(tries):
+        try:
+            action()
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))  # a virus scanner or indexer holding a just-closed file
