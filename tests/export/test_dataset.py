@@ -197,6 +197,14 @@ def test_finetune_data_that_is_not_this_models_is_refused_with_its_line(tmp_path
         load_examples(path, vocab_size=400)
 
 
+def test_finetune_data_saved_by_a_windows_tool_with_a_byte_order_mark_loads(tmp_path):
+    from export.finetune import load_examples
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"input_ids": [1, 2], "labels": [-100, 2]}\r\n')
+    assert load_examples(path, vocab_size=400)[0]["input_ids"] == [1, 2]
+
+
 def test_the_tokenizer_of_a_checkpoint_in_openais_original_layout_is_found_one_level_up(tiny_checkpoint, tmp_path):
     """An outside review: `parley dataset --tokenizer …/original` failed, where export reads that layout (its
     tokenizer.json lies beside original/, not in it)."""
