@@ -93,3 +93,9 @@ def test_counts_under_one_are_refused_before_anything_loads(tmp_path):
     for flag, value in (("--threads", "0"), ("--gpu-mem-mb", "-5"), ("--max-batch", "0"), ("--max-cache-mb", "-1")):
         result = parley("serve", "--model", tmp_path / "missing", flag, value)
         assert result.returncode == 2 and f"argument {flag}: {value}: must be" in result.stderr, result.stderr
+
+
+def test_an_unknown_option_is_named_by_its_subcommand():
+    result = parley("serve", "--model", "m", "--bogus")
+    assert result.returncode == 2 and "parley serve: error: unrecognized arguments: --bogus" in result.stderr
+    assert "usage: parley serve" in result.stderr
