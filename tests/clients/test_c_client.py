@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import msgpack
 import pytest
 import zmq
 from runtime.protocol import REPLY_WHITESPACE
+from tests.helpers.live_server import profiles_copy
 
 SOURCE = Path(__file__).resolve().parents[2] / "tools" / "clients" / "c"
 
@@ -413,3 +416,48 @@ def test_a_session_operation_that_times_out_does_not_take_effect_later(binaries,
     assert "RESET 3" in lines and "REPLY 0 3" in lines, lines  # the reset timed out; the reply ended DONE
     conv = live.engine.store.get("talker", "late-reset")
     assert conv is not None and len(conv.history) == 1  # the session kept its turn: the reset never ran
+
+
+# ---- parley_server_start: the server as the game's child (server_process.c, docs/shipping.md) ------------
+
+def serve_argv(model, profiles, log_file, bind="tcp://127.0.0.1:*"):
+    return [sys.executable, "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
+            "--bind", bind, "--exit-with-stdin", "--log-file", str(log_file)]
+
+
+def spawn(build, mode, argv, timeout=180):
+    return subprocess.run([str(build / "parley_spawn"), mode, "--", *argv], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1"})
+
+
+def test_a_game_starts_talks_to_and_stops_its_server(sanitized, tiny_model, tmp_path):
+    result = spawn(sanitized, "talk", serve_argv(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"READY tcp://127\.0\.0\.1:\d+", lines[0]) and lines[1:] == ["DONE", "RUNNING 1", "EXIT 0"]
+    assert "server stopped" in (tmp_path / "p.log").read_text(encoding="utf-8")
+
+
+def test_a_server_that_cannot_start_gives_its_own_reason_and_exit_code(sanitized, tmp_path):
+    result = spawn(sanitized, "talk", serve_argv(tmp_path / "missing", profiles_copy(tmp_path), tmp_path / "p.log"))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.startswith("START_FAILED parley serve ended before it was ready (exit code 1): "
+                                    "parley serve: error: ") and "no manifest.json" in result.stdout
+    missing = spawn(sanitized, "talk", [str(tmp_path / "no-python")])
+    assert missing.stdout.startswith("START_FAILED could not start") and "No such file" in missing.stdout
+
+
+def test_a_crashing_game_takes_its_server_with_it(binaries, tiny_model, tmp_path):
+    result = spawn(binaries, "crash", serve_argv(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log"))
+    assert result.returncode != 0 and result.stdout.startswith("READY "), result.stdout + result.stderr
+    port = int(result.stdout.split()[1].rsplit(":", 1)[1])
+    deadline = time.monotonic() + 30
+    while True:  # the port comes free once the orphaned server has ended
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server outlived the game that started it"
+                time.sleep(0.2)
+    assert "server stopped" in (tmp_path / "p.log").read_text(encoding="utf-8")

@@ -4,6 +4,36 @@
 #endif
 #include "platform.h"
 
+#include <string.h>
+
+/* Written for Windows, compiled everywhere (the tests check it against the rules on Linux). */
+size_t parley_quote_windows_arg(const char *arg, char *out) {
+    size_t n = 0;
+    int plain = arg[0] != '\0' && strpbrk(arg, " \t\n\v\"") == NULL;
+    if (plain) {
+        size_t len = strlen(arg);
+        if (out) memcpy(out, arg, len);
+        return len;
+    }
+    if (out) out[n] = '"';
+    n++;
+    for (const char *p = arg;; p++) {
+        size_t slashes = 0;
+        while (*p == '\\') {
+            slashes++;
+            p++;
+        }
+        size_t copies = *p == '\0' ? 2 * slashes : *p == '"' ? 2 * slashes + 1 : slashes;
+        for (size_t i = 0; i < copies; i++, n++)
+            if (out) out[n] = '\\';
+        if (*p == '\0') break;
+        if (out) out[n] = *p;
+        n++;
+    }
+    if (out) out[n] = '"';
+    return n + 1;
+}
+
 #ifdef _WIN32
 #ifndef _CRT_RAND_S
 #define _CRT_RAND_S /* rand_s: the system's cryptographic generator (RtlGenRandom), no extra library */

@@ -14,4 +14,9 @@ unsigned long parley_process_id(void);
 /* n bytes from the system's random source; 0 on success, -1 if it could not give them. */
 int parley_random_bytes(unsigned char *out, size_t n);
 
+/* One command-line argument quoted so that Windows' CommandLineToArgvW (and the C runtime) reads it back
+ * as it was: backslashes are literal except before a quote. Writes to out if not NULL (no terminator);
+ * returns the length. */
+size_t parley_quote_windows_arg(const char *arg, char *out);
+
 #endif

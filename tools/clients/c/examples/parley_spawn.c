@@ -1,0 +1,46 @@
+/* A driver for the test suite: starts `parley serve` with parley_server_start (the command after "--"), then
+ *   talk:  one line to brenna through the C client, then parley_server_stop;  prints READY, DONE, EXIT
+ *   crash: prints READY, then aborts, as a crashing game would (the server must end by itself)
+ * and prints START_FAILED <error> if the server does not come up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../parley.h"
+#include "../server_process.h"
+
+int main(int argc, char **argv) {
+    if (argc < 4 || strcmp(argv[2], "--") != 0) {
+        fprintf(stderr, "usage: parley_spawn talk|crash -- COMMAND...\n");
+        return 2;
+    }
+    char endpoint[128], error[512];
+    parley_server *server = parley_server_start((const char *const *)argv + 3, 120000, endpoint, sizeof endpoint,
+                                                error, sizeof error);
+    if (!server) {
+        printf("START_FAILED %s\n", error);
+        return 3;
+    }
+    printf("READY %s\n", endpoint);
+    fflush(stdout);
+    if (strcmp(argv[1], "crash") == 0) abort();
+    parley_client *c = parley_connect(endpoint, NULL, 20000);
+    parley_reply_args a = {.npc = "brenna", .text = "How much for a sword?"};
+    char id[PARLEY_ID_MAX];
+    parley_event ev;
+    if (!c || parley_reply_start(c, &a, id, sizeof id) != PARLEY_OK) {
+        printf("SEND_FAILED %s\n", c ? parley_last_error(c) : "no client");
+        return 1;
+    }
+    do {
+        if (parley_wait(c, id, 30000, &ev) != PARLEY_OK) {
+            printf("FAILED %s\n", parley_last_error(c));
+            return 1;
+        }
+    } while (ev.type != PARLEY_EVENT_DONE && ev.type != PARLEY_EVENT_ERROR);
+    printf("%s\n", ev.type == PARLEY_EVENT_DONE ? "DONE" : "ERROR");
+    printf("RUNNING %d\n", parley_server_running(server));
+    parley_close(c);
+    printf("EXIT %d\n", parley_server_stop(server, 30000));
+    return 0;
+}
