@@ -461,3 +461,40 @@ def test_a_crashing_game_takes_its_server_with_it(binaries, tiny_model, tmp_path
                 assert time.monotonic() < deadline, "the server outlived the game that started it"
                 time.sleep(0.2)
     assert "server stopped" in (tmp_path / "p.log").read_text(encoding="utf-8")
+
+
+READY_LINE = "echo 'parley serve: ready on tcp://127.0.0.1:9 with 0 NPCs'"
+
+
+def test_a_ready_line_after_unfinished_output_is_still_seen(binaries):
+    """Another thread's unfinished line (a progress counter rewritten with \\r) may come before it."""
+    result = spawn(binaries, "ready", ["sh", "-c", f"printf 'loading 50%%'; {READY_LINE}; read line; exit 0"])
+    assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 0"], result.stdout + result.stderr
+
+
+def test_an_early_exit_is_seen_even_if_a_process_it_left_holds_its_output(binaries):
+    """A leftover child keeps the output pipe open, so its end never comes: the process itself is asked."""
+    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--", "sh", "-c",
+                             "sleep 20 & echo 'parley serve: error: boom'; exit 1"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PARLEY_START_TIMEOUT_MS": "15000"})
+    assert result.stdout.startswith("START_FAILED parley serve ended before it was ready (exit code 1): "
+                                    "parley serve: error: boom"), result.stdout
+
+
+def test_the_server_starts_with_no_signal_blocked_whatever_the_games_thread_had(binaries, tmp_path):
+    """posix_spawn passes the calling thread's signal mask on: a loading thread with SIGTERM blocked would
+    start a server that SIGTERM cannot stop."""
+    mask = tmp_path / "mask"
+    result = spawn(binaries, "blocked", ["sh", "-c", f"grep SigBlk /proc/self/status > {mask}; {READY_LINE}; "
+                                                     "read line; exit 0"])
+    assert result.stdout.splitlines()[-1] == "EXIT 0", result.stdout + result.stderr
+    assert mask.read_text().split() == ["SigBlk:", "0000000000000000"]
+
+
+def test_a_game_started_with_its_stdin_closed_still_gives_the_server_its_pipe(binaries):
+    """With fd 0 closed in the game, pipe() hands out 0 itself: the server must still get the game's pipe."""
+    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--", "sh", "-c",
+                             f"{READY_LINE}; read line; exit 0"], capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: os.close(0))
+    assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 0"], result.stdout + result.stderr

@@ -1,6 +1,12 @@
 /* See server_process.h. The child's standard input is a pipe whose write end only this process holds (never
- * inherited by other children), so it closes when the game exits or crashes; stdout and stderr share one pipe
- * that is read for the ready line and drained after. */
+ * inherited, by the server or by any other child), so it closes when the game exits or crashes; stdout and
+ * stderr share one pipe that is read for the ready line and drained after. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* pipe2, posix_spawn_file_actions_addclosefrom_np */
+#endif
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE /* POSIX_SPAWN_CLOEXEC_DEFAULT */
+#endif
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -23,11 +29,17 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <crt_externs.h> /* environ is not visible to a dylib or bundle (a game engine's plugin) */
+#define SPAWN_ENVIRON (*_NSGetEnviron())
+#else
 extern char **environ;
+#define SPAWN_ENVIRON environ
+#endif
 #endif
 
 #define READY_PREFIX "parley serve: ready on "
-#define NOT_YET (-2) /* wait_exit: still running */
+#define OUTPUT_PIPE_BYTES (64 * 1024)
 
 struct parley_server {
 #ifdef _WIN32
@@ -35,10 +47,9 @@ struct parley_server {
 #else
     pid_t pid;
     int input, output;
-    int exit_code; /* valid once reaped */
-    int reaped;
 #endif
-    char line[1024]; /* the line being read (longer lines are cut) */
+    int ended, exit_code; /* exit_code once ended: the process's own, -1 if killed or crashed */
+    char line[1024];      /* the line being read (longer lines are cut) */
     size_t line_len;
     char last[512]; /* the last non-empty line: the reason when it ends early */
     char endpoint[256];
@@ -49,9 +60,10 @@ struct parley_server {
 
 static void end_line(parley_server *s) {
     s->line[s->line_len] = '\0';
-    if (s->line_len && s->line[s->line_len - 1] == '\r') s->line[--s->line_len] = '\0';
-    if (!s->ready && strncmp(s->line, READY_PREFIX, strlen(READY_PREFIX)) == 0) {
-        const char *start = s->line + strlen(READY_PREFIX);
+    /* found anywhere in the line: another thread's unfinished output may come before it */
+    const char *ready = s->ready ? NULL : (strstr)(s->line, READY_PREFIX); /* (): not glibc's C23 macro */
+    if (ready) {
+        const char *start = ready + strlen(READY_PREFIX);
         size_t n = strcspn(start, " ");
         if (n > 0 && n < sizeof s->endpoint) {
             memcpy(s->endpoint, start, n);
@@ -68,20 +80,20 @@ static void end_line(parley_server *s) {
 
 static void take(parley_server *s, const char *data, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (data[i] == '\n')
+        if (data[i] == '\n' || data[i] == '\r') /* \r too: a progress line rewritten in place */
             end_line(s);
         else if (s->line_len < sizeof s->line - 1)
             s->line[s->line_len++] = data[i];
     }
 }
 
-static void say(char *error, size_t error_size, const char *what, const parley_server *s, int code) {
+static void say(char *error, size_t error_size, const char *what, const parley_server *s) {
     if (!error || !error_size) return;
-    if (code == NOT_YET)
-        snprintf(error, error_size, "%s%s%s", what, s && s->last[0] ? "; its last line: " : "", s ? s->last : "");
+    const char *last = s && s->last[0] ? s->last : NULL;
+    if (s && s->ended)
+        snprintf(error, error_size, "%s (exit code %d)%s%s", what, s->exit_code, last ? ": " : "", last ? last : "");
     else
-        snprintf(error, error_size, "%s (exit code %d)%s%s", what, code, s && s->last[0] ? ": " : "",
-                 s ? s->last : "");
+        snprintf(error, error_size, "%s%s%s", what, last ? "; its last line: " : "", last ? last : "");
 }
 
 /* ---- the platform's part ------------------------------------------------------------------------ */
@@ -98,9 +110,10 @@ static wchar_t *command_line(const char *const *argv) {
         at += parley_quote_windows_arg(*a, utf8 + at);
         utf8[at++] = a[1] ? ' ' : '\0';
     }
-    int wide_len = MultiByteToWideChar(CP_UTF8, 0, utf8, -1, NULL, 0);
+    /* MB_ERR_INVALID_CHARS: an ANSI path (GetModuleFileNameA) fails here, named, instead of becoming U+FFFD */
+    int wide_len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, NULL, 0);
     wchar_t *wide = wide_len > 0 ? malloc(sizeof(wchar_t) * (size_t)wide_len) : NULL;
-    if (wide && MultiByteToWideChar(CP_UTF8, 0, utf8, -1, wide, wide_len) <= 0) {
+    if (wide && MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, wide, wide_len) <= 0) {
         free(wide);
         wide = NULL;
     }
@@ -109,38 +122,80 @@ static wchar_t *command_line(const char *const *argv) {
 }
 
 static int spawn(parley_server *s, const char *const *argv, char *error, size_t error_size) {
-    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
     HANDLE in_read = NULL, out_write = NULL;
-    if (!CreatePipe(&in_read, &s->input, &inherit, 0) || !CreatePipe(&s->output, &out_write, &inherit, 0)) {
-        say(error, error_size, "could not make the server's pipes", NULL, NOT_YET);
+    LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+    SIZE_T attrs_size = 0;
+    STARTUPINFOEXW si;
+    PROCESS_INFORMATION pi;
+    DWORD err = 0;
+    BOOL ok = FALSE;
+    wchar_t *cmd = command_line(argv);
+    char what[200];
+    if (!cmd) {
+        snprintf(what, sizeof what, "could not start %s: the command line is not UTF-8 (or out of memory)", argv[0]);
+        say(error, error_size, what, NULL);
         return -1;
     }
-    /* the game's own ends are not inherited: another child holding the input would keep the server alive */
-    SetHandleInformation(s->input, HANDLE_FLAG_INHERIT, 0);
-    SetHandleInformation(s->output, HANDLE_FLAG_INHERIT, 0);
-    wchar_t *cmd = command_line(argv);
-    STARTUPINFOW si;
-    PROCESS_INFORMATION pi;
+    /* no handle is inheritable by default: another thread's CreateProcess must never get the game's ends (its
+     * copy of the input would keep the server alive after the game died) */
+    if (!CreatePipe(&in_read, &s->input, NULL, 0) || !CreatePipe(&s->output, &out_write, NULL, OUTPUT_PIPE_BYTES) ||
+        !SetHandleInformation(in_read, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) ||
+        !SetHandleInformation(out_write, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) {
+        err = GetLastError();
+        goto done;
+    }
+    /* and the server inherits these two alone, not every inheritable handle the game holds */
+    InitializeProcThreadAttributeList(NULL, 1, 0, &attrs_size);
+    attrs = malloc(attrs_size);
+    HANDLE inherit[2] = {in_read, out_write};
+    if (!attrs || !InitializeProcThreadAttributeList(attrs, 1, 0, &attrs_size)) {
+        err = attrs ? GetLastError() : ERROR_NOT_ENOUGH_MEMORY;
+        free(attrs);
+        attrs = NULL;
+        goto done;
+    }
+    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, inherit, sizeof inherit, NULL, NULL)) {
+        err = GetLastError();
+        goto done;
+    }
     memset(&si, 0, sizeof si);
     memset(&pi, 0, sizeof pi);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = in_read;
-    si.hStdOutput = out_write;
-    si.hStdError = out_write;
-    BOOL ok = cmd && CreateProcessW(NULL, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW, NULL, NULL, &si, &pi);
+    si.StartupInfo.cb = sizeof si;
+    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    si.StartupInfo.hStdInput = in_read;
+    si.StartupInfo.hStdOutput = out_write;
+    si.StartupInfo.hStdError = out_write;
+    si.lpAttributeList = attrs;
+    ok = CreateProcessW(NULL, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW | EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                        &si.StartupInfo, &pi);
+    if (!ok) err = GetLastError(); /* before any other call changes it */
+done:
+    if (attrs) {
+        DeleteProcThreadAttributeList(attrs);
+        free(attrs);
+    }
     free(cmd);
-    CloseHandle(in_read);
-    CloseHandle(out_write);
+    if (in_read) CloseHandle(in_read);
+    if (out_write) CloseHandle(out_write);
     if (!ok) {
-        char what[160];
-        snprintf(what, sizeof what, "could not start %s (Windows error %lu)", argv[0], (unsigned long)GetLastError());
-        say(error, error_size, what, NULL, NOT_YET);
+        snprintf(what, sizeof what, "could not start %s (Windows error %lu)", argv[0], (unsigned long)err);
+        say(error, error_size, what, NULL);
         return -1;
     }
     CloseHandle(pi.hThread);
     s->process = pi.hProcess;
     return 0;
+}
+
+/* Whether it has ended, without waiting longer than wait_ms; records the exit code. */
+static int check_ended(parley_server *s, int wait_ms) {
+    if (s->ended) return 1;
+    if (WaitForSingleObject(s->process, wait_ms > 0 ? (DWORD)wait_ms : 0) != WAIT_OBJECT_0) return 0;
+    DWORD code = 0;
+    GetExitCodeProcess(s->process, &code);
+    s->ended = 1;
+    s->exit_code = code >= 0x80000000UL ? -1 : (int)code; /* 0xC0000005 and the like: it crashed */
+    return 1;
 }
 
 /* Up to wait_ms for output: >0 bytes taken, 0 none yet, -1 the pipe ended. */
@@ -156,20 +211,16 @@ static int read_some(parley_server *s, int wait_ms) {
             return (int)got;
         }
         if (parley_clock_ms() >= until) return 0;
-        Sleep(10);
+        if (check_ended(s, 10)) return 0; /* waits on the process rather than sleeping; its end is news too */
     }
 }
 
-static int wait_exit(parley_server *s, int timeout_ms) {
-    if (WaitForSingleObject(s->process, timeout_ms > 0 ? (DWORD)timeout_ms : 0) != WAIT_OBJECT_0) return NOT_YET;
-    DWORD code = 0;
-    GetExitCodeProcess(s->process, &code);
-    return (int)code;
-}
-
 static void kill_child(parley_server *s) {
+    if (s->ended) return;
     TerminateProcess(s->process, 1);
     WaitForSingleObject(s->process, 5000);
+    s->ended = 1;
+    s->exit_code = -1;
 }
 
 static void close_input(parley_server *s) {
@@ -186,44 +237,101 @@ static void release(parley_server *s) {
 
 #else
 
-static void no_inherit(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
+/* A pipe whose ends are close-on-exec from the start (no other thread's fork/exec can take one) and above
+ * 0-2 (dup2 onto an fd equal to itself would keep close-on-exec on some C libraries). */
+static int make_pipe(int fds[2]) {
+#if defined(__linux__)
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+#else
+    if (pipe(fds) != 0) return -1;
+    for (int i = 0; i < 2; i++) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+#endif
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] <= 2) {
+            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            close(fds[i]);
+            fds[i] = moved;
+        }
+    }
+    if (fds[0] < 0 || fds[1] < 0) {
+        if (fds[0] >= 0) close(fds[0]);
+        if (fds[1] >= 0) close(fds[1]);
+        return -1;
+    }
+    return 0;
+}
 
 static int spawn(parley_server *s, const char *const *argv, char *error, size_t error_size) {
     int in[2], out[2];
-    if (pipe(in) != 0) {
-        say(error, error_size, "could not make the server's pipes", NULL, NOT_YET);
+    if (make_pipe(in) != 0) {
+        say(error, error_size, "could not make the server's pipes", NULL);
         return -1;
     }
-    if (pipe(out) != 0) {
+    if (make_pipe(out) != 0) {
         close(in[0]);
         close(in[1]);
-        say(error, error_size, "could not make the server's pipes", NULL, NOT_YET);
+        say(error, error_size, "could not make the server's pipes", NULL);
         return -1;
     }
-    /* no copy of any end reaches another child of the game (dup2 onto 0-2 below clears the flag for the
-     * server's own) */
-    no_inherit(in[0]);
-    no_inherit(in[1]);
-    no_inherit(out[0]);
-    no_inherit(out[1]);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-    int rc = posix_spawnp(&s->pid, argv[0], &actions, NULL, (char *const *)argv, environ);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3); /* none of the game's other descriptors */
+#endif
+    /* the server starts with no signal blocked and every handler at its default, whatever the game's loading
+     * thread had (a blocked SIGTERM would make the documented stop do nothing) */
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+#ifdef POSIX_SPAWN_CLOEXEC_DEFAULT
+    flags |= POSIX_SPAWN_CLOEXEC_DEFAULT; /* macOS: only the dup2'd descriptors reach the server */
+#endif
+    posix_spawnattr_setflags(&attr, flags);
+    int rc = posix_spawnp(&s->pid, argv[0], &actions, &attr, (char *const *)argv, SPAWN_ENVIRON);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     close(in[0]);
     close(out[1]);
     s->input = in[1];
     s->output = out[0];
     if (rc != 0) {
-        char what[160];
+        char what[200];
         snprintf(what, sizeof what, "could not start %s (%s)", argv[0], strerror(rc));
-        say(error, error_size, what, NULL, NOT_YET);
+        say(error, error_size, what, NULL);
         return -1;
     }
     return 0;
+}
+
+/* Reap it if it has ended (blocking: wait until it has); records the exit code. */
+static int reap(parley_server *s, int block) {
+    if (s->ended) return 1;
+    int status = 0;
+    pid_t got;
+    do got = waitpid(s->pid, &status, block ? 0 : WNOHANG);
+    while (got < 0 && errno == EINTR);
+    if (got == 0) return 0;
+    s->ended = 1;
+    /* ECHILD: someone else reaped it (a game with SIGCHLD ignored): its code is lost */
+    s->exit_code = got == s->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return 1;
+}
+
+static int check_ended(parley_server *s, int wait_ms) {
+    double until = parley_clock_ms() + wait_ms;
+    for (;;) {
+        if (reap(s, 0) || parley_clock_ms() >= until) return s->ended;
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static int read_some(parley_server *s, int wait_ms) {
@@ -240,30 +348,11 @@ static int read_some(parley_server *s, int wait_ms) {
     return (int)got;
 }
 
-static int reap(parley_server *s, int options) {
-    if (s->reaped) return s->exit_code;
-    int status = 0;
-    pid_t got = waitpid(s->pid, &status, options);
-    if (got == 0) return NOT_YET;
-    s->reaped = 1;
-    s->exit_code = got == s->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return s->exit_code;
-}
-
-static int wait_exit(parley_server *s, int timeout_ms) {
-    double until = parley_clock_ms() + timeout_ms;
-    for (;;) {
-        int code = reap(s, WNOHANG);
-        if (code != NOT_YET || parley_clock_ms() >= until) return code;
-        struct timespec pause = {0, 10 * 1000000L};
-        nanosleep(&pause, NULL);
-    }
-}
-
 static void kill_child(parley_server *s) {
-    if (s->reaped) return;
+    if (s->ended) return;
     kill(s->pid, SIGKILL);
-    reap(s, 0);
+    reap(s, 1);
+    s->exit_code = -1;
 }
 
 static void close_input(parley_server *s) {
@@ -281,16 +370,23 @@ static void release(parley_server *s) {
 
 /* ---- the API ------------------------------------------------------------------------------------ */
 
+/* The rest of its output once it has ended (a line that came without its newline included). */
+static void read_the_rest(parley_server *s) {
+    while (read_some(s, 50) > 0) {
+    }
+    if (s->line_len) end_line(s);
+}
+
 parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
                                    char *error, size_t error_size) {
     if (error && error_size) error[0] = '\0';
     if (!argv || !argv[0] || !endpoint || !endpoint_size) {
-        say(error, error_size, "no command to start, or nowhere to put the endpoint", NULL, NOT_YET);
+        say(error, error_size, "no command to start, or nowhere to put the endpoint", NULL);
         return NULL;
     }
     parley_server *s = calloc(1, sizeof *s);
     if (!s) {
-        say(error, error_size, "out of memory", NULL, NOT_YET);
+        say(error, error_size, "out of memory", NULL);
         return NULL;
     }
 #ifndef _WIN32
@@ -307,22 +403,26 @@ parley_server *parley_server_start(const char *const *argv, int timeout_ms, char
             kill_child(s);
             char what[96];
             snprintf(what, sizeof what, "parley serve was not ready within %d ms (killed)", timeout_ms);
-            say(error, error_size, what, s, NOT_YET);
+            s->ended = 0; /* say: a timeout, not an exit code */
+            say(error, error_size, what, s);
             release(s);
             return NULL;
         }
-        if (read_some(s, left < 100 ? (int)left + 1 : 100) < 0) { /* output ended: the process is ending */
-            if (s->line_len) end_line(s);
-            int code = wait_exit(s, 5000);
-            if (code == NOT_YET) kill_child(s);
-            say(error, error_size, "parley serve ended before it was ready", s, code == NOT_YET ? -1 : code);
+        int got = read_some(s, left < 100 ? (int)left + 1 : 100);
+        /* ended: its output may stay open in a process it left behind, so the process itself is asked too */
+        if (got < 0 || (got == 0 && check_ended(s, 0))) {
+            read_the_rest(s);
+            if (s->ready) break; /* it said ready, then ended at once: parley_server_running says so */
+            if (!check_ended(s, 5000)) kill_child(s);
+            say(error, error_size, "parley serve ended before it was ready", s);
             release(s);
             return NULL;
         }
     }
     if (strlen(s->endpoint) >= endpoint_size) {
         kill_child(s);
-        say(error, error_size, "the endpoint does not fit the buffer given for it", NULL, NOT_YET);
+        s->ended = 0;
+        say(error, error_size, "the endpoint does not fit the buffer given for it", NULL);
         release(s);
         return NULL;
     }
@@ -334,20 +434,17 @@ int parley_server_running(parley_server *s) {
     if (!s) return 0;
     while (read_some(s, 0) > 0) {
     }
-    return wait_exit(s, 0) == NOT_YET;
+    return !check_ended(s, 0);
 }
 
 int parley_server_stop(parley_server *s, int timeout_ms) {
     if (!s) return -1;
     close_input(s); /* with --exit-with-stdin: stop, as SIGTERM would */
     double until = parley_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int code = NOT_YET;
-    while (code == NOT_YET && parley_clock_ms() < until)  /* its output kept flowing while it finishes */
-        code = read_some(s, 10) < 0 ? wait_exit(s, 10) : wait_exit(s, 0);
-    if (code == NOT_YET) {
-        kill_child(s);
-        code = -1;
-    }
+    while (!check_ended(s, 0) && parley_clock_ms() < until) /* its output kept flowing while it finishes */
+        if (read_some(s, 10) < 0) check_ended(s, 10);
+    if (!s->ended) kill_child(s);
+    int code = s->exit_code;
     release(s);
     return code;
 }

@@ -1,7 +1,14 @@
-/* A driver for the test suite: starts `parley serve` with parley_server_start (the command after "--"), then
- *   talk:  one line to brenna through the C client, then parley_server_stop;  prints READY, DONE, EXIT
- *   crash: prints READY, then aborts, as a crashing game would (the server must end by itself)
+/* A driver for the test suite: starts `parley serve` with parley_server_start (the command after "--";
+ * PARLEY_START_TIMEOUT_MS, default 120000), then
+ *   talk:    one line to brenna through the C client, then parley_server_stop;  prints READY, DONE, EXIT
+ *   crash:   prints READY, then aborts, as a crashing game would (the server must end by itself)
+ *   ready:   prints READY, then stops it: EXIT
+ *   blocked: as ready, started with SIGINT and SIGTERM blocked in this thread (POSIX), as a game's loading
+ *            thread may have them
  * and prints START_FAILED <error> if the server does not come up. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +16,27 @@
 #include "../parley.h"
 #include "../server_process.h"
 
+#ifndef _WIN32
+#include <signal.h>
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 4 || strcmp(argv[2], "--") != 0) {
         fprintf(stderr, "usage: parley_spawn talk|crash -- COMMAND...\n");
         return 2;
     }
     char endpoint[128], error[512];
-    parley_server *server = parley_server_start((const char *const *)argv + 3, 120000, endpoint, sizeof endpoint,
+    int timeout = getenv("PARLEY_START_TIMEOUT_MS") ? atoi(getenv("PARLEY_START_TIMEOUT_MS")) : 120000;
+#ifndef _WIN32
+    if (strcmp(argv[1], "blocked") == 0) {
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, NULL);
+    }
+#endif
+    parley_server *server = parley_server_start((const char *const *)argv + 3, timeout, endpoint, sizeof endpoint,
                                                 error, sizeof error);
     if (!server) {
         printf("START_FAILED %s\n", error);
@@ -24,6 +45,10 @@ int main(int argc, char **argv) {
     printf("READY %s\n", endpoint);
     fflush(stdout);
     if (strcmp(argv[1], "crash") == 0) abort();
+    if (strcmp(argv[1], "ready") == 0 || strcmp(argv[1], "blocked") == 0) {
+        printf("EXIT %d\n", parley_server_stop(server, 30000));
+        return 0;
+    }
     parley_client *c = parley_connect(endpoint, NULL, 20000);
     parley_reply_args a = {.npc = "brenna", .text = "How much for a sword?"};
     char id[PARLEY_ID_MAX];
