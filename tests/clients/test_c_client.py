@@ -425,9 +425,14 @@ def serve_argv(model, profiles, log_file, bind="tcp://127.0.0.1:*"):
             "--bind", bind, "--exit-with-stdin", "--log-file", str(log_file)]
 
 
-def spawn(build, mode, argv, timeout=180):
+def spawn(build, mode, argv, timeout=180, **env):
     return subprocess.run([str(build / "parley_spawn"), mode, "--", *argv], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1"})
+                          timeout=timeout, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1", **env})
+
+
+def script(text):
+    """A stand-in server: a shell script, with --exit-with-stdin as its $0 (the library asks for the flag)."""
+    return ["sh", "-c", text, "--exit-with-stdin"]
 
 
 def test_a_game_starts_talks_to_and_stops_its_server(sanitized, tiny_model, tmp_path):
@@ -443,7 +448,7 @@ def test_a_server_that_cannot_start_gives_its_own_reason_and_exit_code(sanitized
     assert result.returncode == 3, result.stdout + result.stderr
     assert result.stdout.startswith("START_FAILED parley serve ended before it was ready (exit code 1): "
                                     "parley serve: error: ") and "no manifest.json" in result.stdout
-    missing = spawn(sanitized, "talk", [str(tmp_path / "no-python")])
+    missing = spawn(sanitized, "talk", [str(tmp_path / "no-python"), "--exit-with-stdin"])
     assert missing.stdout.startswith("START_FAILED could not start") and "No such file" in missing.stdout
 
 
@@ -468,14 +473,14 @@ READY_LINE = "echo 'parley serve: ready on tcp://127.0.0.1:9 with 0 NPCs'"
 
 def test_a_ready_line_after_unfinished_output_is_still_seen(binaries):
     """Another thread's unfinished line (a progress counter rewritten with \\r) may come before it."""
-    result = spawn(binaries, "ready", ["sh", "-c", f"printf 'loading 50%%'; {READY_LINE}; read line; exit 0"])
+    result = spawn(binaries, "ready", script(f"printf 'loading 50%%'; {READY_LINE}; read line; exit 0"))
     assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 0"], result.stdout + result.stderr
 
 
 def test_an_early_exit_is_seen_even_if_a_process_it_left_holds_its_output(binaries):
     """A leftover child keeps the output pipe open, so its end never comes: the process itself is asked."""
-    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--", "sh", "-c",
-                             "sleep 20 & echo 'parley serve: error: boom'; exit 1"],
+    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--",
+                             *script("sleep 20 & echo 'parley serve: error: boom'; exit 1")],
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PARLEY_START_TIMEOUT_MS": "15000"})
     assert result.stdout.startswith("START_FAILED parley serve ended before it was ready (exit code 1): "
@@ -486,15 +491,26 @@ def test_the_server_starts_with_no_signal_blocked_whatever_the_games_thread_had(
     """posix_spawn passes the calling thread's signal mask on: a loading thread with SIGTERM blocked would
     start a server that SIGTERM cannot stop."""
     mask = tmp_path / "mask"
-    result = spawn(binaries, "blocked", ["sh", "-c", f"grep SigBlk /proc/self/status > {mask}; {READY_LINE}; "
-                                                     "read line; exit 0"])
+    result = spawn(binaries, "blocked", script(f"grep SigBlk /proc/self/status > {mask}; {READY_LINE}; "
+                                               "read line; exit 0"))
     assert result.stdout.splitlines()[-1] == "EXIT 0", result.stdout + result.stderr
     assert mask.read_text().split() == ["SigBlk:", "0000000000000000"]
 
 
 def test_a_game_started_with_its_stdin_closed_still_gives_the_server_its_pipe(binaries):
     """With fd 0 closed in the game, pipe() hands out 0 itself: the server must still get the game's pipe."""
-    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--", "sh", "-c",
-                             f"{READY_LINE}; read line; exit 0"], capture_output=True, text=True, timeout=120,
+    result = subprocess.run([str(binaries / "parley_spawn"), "ready", "--", *script(f"{READY_LINE}; read line; exit 0")],
+                            capture_output=True, text=True, timeout=120,
                             preexec_fn=lambda: os.close(0))
     assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 0"], result.stdout + result.stderr
+
+
+def test_a_command_without_exit_with_stdin_is_refused(binaries):
+    result = spawn(binaries, "ready", ["sh", "-c", f"{READY_LINE}; read line"])
+    assert result.stdout.startswith("START_FAILED the command lacks --exit-with-stdin"), result.stdout
+
+
+def test_a_server_that_does_not_stop_on_its_input_closing_is_asked_with_sigterm_before_it_is_killed(binaries):
+    result = spawn(binaries, "ready", script(f"trap 'exit 7' TERM; {READY_LINE}; while :; do sleep 0.1; done"),
+                   PARLEY_STOP_TIMEOUT_MS="4000")
+    assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 7"], result.stdout + result.stderr

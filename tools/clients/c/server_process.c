@@ -39,6 +39,7 @@ extern char **environ;
 #endif
 
 #define READY_PREFIX "parley serve: ready on "
+#define PARLEY_ENDPOINT_MIN 64
 #define OUTPUT_PIPE_BYTES (64 * 1024)
 
 struct parley_server {
@@ -215,6 +216,9 @@ static int read_some(parley_server *s, int wait_ms) {
     }
 }
 
+/* Windows has no polite signal for a process without a console of its own: its input closing is the ask. */
+static void ask_to_stop(parley_server *s) { (void)s; }
+
 static void kill_child(parley_server *s) {
     if (s->ended) return;
     TerminateProcess(s->process, 1);
@@ -348,6 +352,10 @@ static int read_some(parley_server *s, int wait_ms) {
     return (int)got;
 }
 
+static void ask_to_stop(parley_server *s) {
+    if (!s->ended) kill(s->pid, SIGTERM); /* what `parley serve` stops on as it does on its input closing */
+}
+
 static void kill_child(parley_server *s) {
     if (s->ended) return;
     kill(s->pid, SIGKILL);
@@ -380,8 +388,16 @@ static void read_the_rest(parley_server *s) {
 parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
                                    char *error, size_t error_size) {
     if (error && error_size) error[0] = '\0';
-    if (!argv || !argv[0] || !endpoint || !endpoint_size) {
-        say(error, error_size, "no command to start, or nowhere to put the endpoint", NULL);
+    if (endpoint && endpoint_size) endpoint[0] = '\0';
+    if (!argv || !argv[0] || !endpoint || endpoint_size < PARLEY_ENDPOINT_MIN) {
+        say(error, error_size, "no command to start, or an endpoint buffer under 64 bytes", NULL);
+        return NULL;
+    }
+    int tied = 0;
+    for (const char *const *a = argv; *a; a++) tied |= strcmp(*a, "--exit-with-stdin") == 0;
+    if (!tied) {
+        say(error, error_size, "the command lacks --exit-with-stdin: without it the server outlives a game that "
+                               "crashes, and closing its input does not stop it; add it", NULL);
         return NULL;
     }
     parley_server *s = calloc(1, sizeof *s);
@@ -440,9 +456,16 @@ int parley_server_running(parley_server *s) {
 int parley_server_stop(parley_server *s, int timeout_ms) {
     if (!s) return -1;
     close_input(s); /* with --exit-with-stdin: stop, as SIGTERM would */
-    double until = parley_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    while (!check_ended(s, 0) && parley_clock_ms() < until) /* its output kept flowing while it finishes */
+    double now = parley_clock_ms(), wait = timeout_ms > 0 ? timeout_ms : 0;
+    double nudge = now + wait / 2, until = now + wait;
+    int nudged = 0;
+    while (!check_ended(s, 0) && parley_clock_ms() < until) { /* its output kept flowing while it finishes */
+        if (!nudged && parley_clock_ms() >= nudge) {
+            nudged = 1;
+            ask_to_stop(s);
+        }
         if (read_some(s, 10) < 0) check_ended(s, 10);
+    }
     if (!s->ended) kill_child(s);
     int code = s->exit_code;
     release(s);

@@ -4,15 +4,20 @@
  * endpoint read from its ready line. C99; POSIX (posix_spawn) and Windows (CreateProcessW). Independent of
  * parley.h: connect with parley_connect(endpoint, ...) once started.
  *
- *   const char *argv[] = {"python/python.exe", "-m", "runtime.cli", "serve", "--model", "npc/model",
- *                         "--profiles", "npc/profiles", "--bind", "tcp://127.0.0.1:*", "--exit-with-stdin",
- *                         "--log-file", "logs/parley.log", NULL};
+ *   // absolute paths, built from the game's folder (GAME below); -I -X utf8: docs/shipping.md
+ *   const char *argv[] = {GAME "/python/python.exe", "-I", "-X", "utf8", "-m", "runtime.cli", "serve",
+ *                         "--model", GAME "/npc/model", "--profiles", GAME "/npc/profiles",
+ *                         "--bind", "tcp://127.0.0.1:*", "--exit-with-stdin", "--log-file", LOGS "/parley.log", NULL};
  *   char endpoint[128], error[512];
  *   parley_server *server = parley_server_start(argv, 120000, endpoint, sizeof endpoint, error, sizeof error);
  *   if (!server) log_error(error);                       // e.g. "parley serve: error: ..." and its exit code
  *   parley_client *c = parley_connect(endpoint, NULL, 10000);
- *   ...
+ *   ...                                                   // now and then: parley_server_running(server)
  *   parley_server_stop(server, 10000);                    // at quit: replies in flight end "shutting_down"
+ *   server = NULL;                                        // stop frees it
+ *
+ * One thread at a time per parley_server. Timeouts are milliseconds; 0 or less means no wait. A game that
+ * ignores SIGCHLD or reaps every child itself (waitpid(-1)) takes the exit codes: they then read -1.
  */
 #ifndef PARLEY_SERVER_PROCESS_H
 #define PARLEY_SERVER_PROCESS_H
@@ -25,21 +30,25 @@ extern "C" {
 
 typedef struct parley_server parley_server;
 
-/* Start the command in argv (the program first, NULL-terminated; UTF-8) and wait up to timeout_ms for its
- * line "parley serve: ready on ENDPOINT with ...", whose ENDPOINT is copied into endpoint. Its standard
- * output and error share one pipe this library reads; keep --log-file in argv so the log does not fill it.
- * NULL on failure, with why in error: the server's own last line and exit code if it ended, or a timeout
- * (the child is then killed). */
+/* Start the command in argv (the program first, NULL-terminated; UTF-8; a program name without a folder is
+ * looked up on PATH) and wait up to timeout_ms for its line "parley serve: ready on ENDPOINT with ...", whose
+ * ENDPOINT is copied into endpoint (at least 64 bytes; "" on failure). argv must hold --exit-with-stdin:
+ * without it the server outlives a crashed game, and the call refuses. Its standard output and error share
+ * one pipe this library reads only in its calls; keep --log-file in argv so the log does not fill it. NULL on
+ * failure, with why in error: the server's own last line and exit code if it ended, or a timeout (the child
+ * is then killed). */
 parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
                                    char *error, size_t error_size);
 
-/* 1 while the server process lives, 0 once it has ended (then parley_server_stop gives its exit code). Also
- * reads what it wrote since the last call, so its output pipe never fills: call it now and then. */
+/* 1 while the server process lives, 0 once it has ended (then parley_server_stop gives its exit code and
+ * frees s). Also reads what it wrote since the last call: call it every few seconds, or a server that writes
+ * to its standard error (no --log-file, warnings) fills the pipe and stops answering. */
 int parley_server_running(parley_server *s);
 
-/* Close the server's standard input (it stops as with SIGTERM), wait up to timeout_ms for it to exit, kill it
- * after that, and free s. Returns its exit code (0: stopped cleanly), or -1 if it had to be killed or was
- * killed by a signal. */
+/* Close the server's standard input (with --exit-with-stdin it stops: replies in flight end "shutting_down"),
+ * wait up to timeout_ms for it to exit (after half of it, SIGTERM on POSIX systems), kill it after that, and
+ * free s: do not use s again. Returns its exit code (0: stopped cleanly), or -1 if it had to be killed or was
+ * killed by a signal. NULL: -1. */
 int parley_server_stop(parley_server *s, int timeout_ms);
 
 #ifdef __cplusplus

@@ -1,5 +1,5 @@
 /* A driver for the test suite: starts `parley serve` with parley_server_start (the command after "--";
- * PARLEY_START_TIMEOUT_MS, default 120000), then
+ * PARLEY_START_TIMEOUT_MS, default 120000; PARLEY_STOP_TIMEOUT_MS, 30000), then
  *   talk:    one line to brenna through the C client, then parley_server_stop;  prints READY, DONE, EXIT
  *   crash:   prints READY, then aborts, as a crashing game would (the server must end by itself)
  *   ready:   prints READY, then stops it: EXIT
@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
     }
     char endpoint[128], error[512];
     int timeout = getenv("PARLEY_START_TIMEOUT_MS") ? atoi(getenv("PARLEY_START_TIMEOUT_MS")) : 120000;
+    int stop_timeout = getenv("PARLEY_STOP_TIMEOUT_MS") ? atoi(getenv("PARLEY_STOP_TIMEOUT_MS")) : 30000;
 #ifndef _WIN32
     if (strcmp(argv[1], "blocked") == 0) {
         sigset_t stop;
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (strcmp(argv[1], "crash") == 0) abort();
     if (strcmp(argv[1], "ready") == 0 || strcmp(argv[1], "blocked") == 0) {
-        printf("EXIT %d\n", parley_server_stop(server, 30000));
+        printf("EXIT %d\n", parley_server_stop(server, stop_timeout));
         return 0;
     }
     parley_client *c = parley_connect(endpoint, NULL, 20000);
@@ -66,6 +67,6 @@ int main(int argc, char **argv) {
     printf("%s\n", ev.type == PARLEY_EVENT_DONE ? "DONE" : "ERROR");
     printf("RUNNING %d\n", parley_server_running(server));
     parley_close(c);
-    printf("EXIT %d\n", parley_server_stop(server, 30000));
+    printf("EXIT %d\n", parley_server_stop(server, stop_timeout));
     return 0;
 }
