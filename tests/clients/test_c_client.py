@@ -514,3 +514,16 @@ def test_a_server_that_does_not_stop_on_its_input_closing_is_asked_with_sigterm_
     result = spawn(binaries, "ready", script(f"trap 'exit 7' TERM; {READY_LINE}; while :; do sleep 0.1; done"),
                    PARLEY_STOP_TIMEOUT_MS="4000")
     assert result.stdout.splitlines() == ["READY tcp://127.0.0.1:9", "EXIT 7"], result.stdout + result.stderr
+
+
+def test_a_game_that_must_not_block_launches_and_polls_until_ready(sanitized, tiny_model, tmp_path):
+    result = spawn(sanitized, "async", serve_argv(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log"))
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 3, result.stdout + result.stderr
+    assert int(lines[0].split()[1]) > 0  # frames went by while the model loaded
+    assert re.fullmatch(r"READY tcp://127\.0\.0\.1:\d+", lines[1]) and lines[2] == "EXIT 0"
+
+
+def test_leaving_the_loading_screen_ends_the_server_while_it_loads(sanitized, tiny_model, tmp_path):
+    result = spawn(sanitized, "cancel", serve_argv(tiny_model, profiles_copy(tmp_path), tmp_path / "p.log"))
+    assert result.stdout.splitlines() == ["EXIT 0"], result.stdout + result.stderr

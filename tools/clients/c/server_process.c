@@ -385,12 +385,10 @@ static void read_the_rest(parley_server *s) {
     if (s->line_len) end_line(s);
 }
 
-parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
-                                   char *error, size_t error_size) {
+parley_server *parley_server_launch(const char *const *argv, char *error, size_t error_size) {
     if (error && error_size) error[0] = '\0';
-    if (endpoint && endpoint_size) endpoint[0] = '\0';
-    if (!argv || !argv[0] || !endpoint || endpoint_size < PARLEY_ENDPOINT_MIN) {
-        say(error, error_size, "no command to start, or an endpoint buffer under 64 bytes", NULL);
+    if (!argv || !argv[0]) {
+        say(error, error_size, "no command to start", NULL);
         return NULL;
     }
     int tied = 0;
@@ -412,38 +410,61 @@ parley_server *parley_server_start(const char *const *argv, int timeout_ms, char
         release(s);
         return NULL;
     }
-    double until = parley_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    return s;
+}
+
+int parley_server_ready(parley_server *s, int wait_ms, char *endpoint, size_t endpoint_size, char *error,
+                        size_t error_size) {
+    if (error && error_size) error[0] = '\0';
+    if (endpoint && endpoint_size) endpoint[0] = '\0';
+    if (!s || !endpoint || endpoint_size < PARLEY_ENDPOINT_MIN) {
+        say(error, error_size, "no server, or an endpoint buffer under 64 bytes", NULL);
+        return -1;
+    }
+    double until = parley_clock_ms() + (wait_ms > 0 ? wait_ms : 0);
     while (!s->ready) {
         double left = until - parley_clock_ms();
-        if (left <= 0) {
-            kill_child(s);
-            char what[96];
-            snprintf(what, sizeof what, "parley serve was not ready within %d ms (killed)", timeout_ms);
-            s->ended = 0; /* say: a timeout, not an exit code */
-            say(error, error_size, what, s);
-            release(s);
-            return NULL;
-        }
-        int got = read_some(s, left < 100 ? (int)left + 1 : 100);
+        int got = read_some(s, left <= 0 ? 0 : left < 100 ? (int)left + 1 : 100);
         /* ended: its output may stay open in a process it left behind, so the process itself is asked too */
         if (got < 0 || (got == 0 && check_ended(s, 0))) {
             read_the_rest(s);
             if (s->ready) break; /* it said ready, then ended at once: parley_server_running says so */
-            if (!check_ended(s, 5000)) kill_child(s);
+            check_ended(s, 5000);
             say(error, error_size, "parley serve ended before it was ready", s);
-            release(s);
-            return NULL;
+            return -1;
         }
+        if (!s->ready && left <= 0) return 0;
     }
     if (strlen(s->endpoint) >= endpoint_size) {
-        kill_child(s);
-        s->ended = 0;
         say(error, error_size, "the endpoint does not fit the buffer given for it", NULL);
-        release(s);
-        return NULL;
+        return -1;
     }
     memcpy(endpoint, s->endpoint, strlen(s->endpoint) + 1);
-    return s;
+    return 1;
+}
+
+parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
+                                   char *error, size_t error_size) {
+    if (endpoint && endpoint_size) endpoint[0] = '\0';
+    if (!endpoint || endpoint_size < PARLEY_ENDPOINT_MIN) {
+        say(error, error_size, "no endpoint buffer, or one under 64 bytes", NULL);
+        return NULL;
+    }
+    parley_server *s = parley_server_launch(argv, error, error_size);
+    if (!s) return NULL;
+    int ready = parley_server_ready(s, timeout_ms, endpoint, endpoint_size, error, error_size);
+    if (ready == 1) return s;
+    if (ready == 0) {
+        kill_child(s);
+        s->ended = 0; /* say: a timeout, not an exit code */
+        char what[96];
+        snprintf(what, sizeof what, "parley serve was not ready within %d ms (killed)", timeout_ms);
+        say(error, error_size, what, s);
+    } else if (!s->ended) {
+        kill_child(s);
+    }
+    release(s);
+    return NULL;
 }
 
 int parley_server_running(parley_server *s) {

@@ -40,6 +40,14 @@ typedef struct parley_server parley_server;
 parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
                                    char *error, size_t error_size);
 
+/* The same in two steps, for a game that must not block while the model loads (a loading screen that can be
+ * left): parley_server_launch starts the command (same rules) and returns at once; parley_server_ready then
+ * waits up to wait_ms (0: not at all) and returns 1 once the server is ready (endpoint filled), 0 if not yet,
+ * -1 if it ended first (error says why). Call parley_server_stop to end it early, or to free it after -1. */
+parley_server *parley_server_launch(const char *const *argv, char *error, size_t error_size);
+int parley_server_ready(parley_server *s, int wait_ms, char *endpoint, size_t endpoint_size, char *error,
+                        size_t error_size);
+
 /* 1 while the server process lives, 0 once it has ended (then parley_server_stop gives its exit code and
  * frees s). Also reads what it wrote since the last call: call it every few seconds, or a server that writes
  * to its standard error (no --log-file, warnings) fills the pipe and stops answering. */

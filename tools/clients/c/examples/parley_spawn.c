@@ -5,6 +5,9 @@
  *   ready:   prints READY, then stops it: EXIT
  *   blocked: as ready, started with SIGINT and SIGTERM blocked in this thread (POSIX), as a game's loading
  *            thread may have them
+ *   async:   parley_server_launch, then parley_server_ready(0) once a 10 ms "frame" until ready: FRAMES, READY,
+ *            then stop: EXIT
+ *   cancel:  parley_server_launch, then at once parley_server_stop (the player left the loading screen): EXIT
  * and prints START_FAILED <error> if the server does not come up. */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
@@ -16,8 +19,16 @@
 #include "../parley.h"
 #include "../server_process.h"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+static void frame_pause(void) { Sleep(10); }
+#else
 #include <signal.h>
+#include <time.h>
+static void frame_pause(void) {
+    struct timespec frame = {0, 10 * 1000000L};
+    nanosleep(&frame, NULL);
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -37,6 +48,23 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &stop, NULL);
     }
 #endif
+    if (strcmp(argv[1], "async") == 0 || strcmp(argv[1], "cancel") == 0) {
+        parley_server *s = parley_server_launch((const char *const *)argv + 3, error, sizeof error);
+        if (!s) {
+            printf("START_FAILED %s\n", error);
+            return 3;
+        }
+        int frames = 0, ready = 0;
+        while (strcmp(argv[1], "async") == 0 && (ready = parley_server_ready(s, 0, endpoint, sizeof endpoint, error,
+                                                                             sizeof error)) == 0) {
+            frames++;
+            frame_pause();
+        }
+        if (ready < 0) printf("START_FAILED %s\n", error);
+        if (ready > 0) printf("FRAMES %d\nREADY %s\n", frames, endpoint);
+        printf("EXIT %d\n", parley_server_stop(s, stop_timeout));
+        return 0;
+    }
     parley_server *server = parley_server_start((const char *const *)argv + 3, timeout, endpoint, sizeof endpoint,
                                                 error, sizeof error);
     if (!server) {
