@@ -90,6 +90,9 @@ class Manifest:
     def read(cls, folder: Path | str) -> "Manifest":
         folder = Path(folder)
         path = folder / MANIFEST_FILE
+        if folder.is_file():
+            raise ManifestError(f"{folder}: a file; a model is the folder `parley export` wrote (the one holding "
+                                f"{MANIFEST_FILE}{', ' + str(folder.parent) if folder.name == MANIFEST_FILE else ''})")
         if not path.is_file():
             raise ManifestError(f"{folder}: no {MANIFEST_FILE}; this is not a Parley model folder "
                                 "(make one with `parley export CHECKPOINT_DIR OUT_DIR`)")

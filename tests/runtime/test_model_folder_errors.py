@@ -22,6 +22,11 @@ def test_folder_without_manifest_says_how_to_make_one(tmp_path):
         ModelSession(tmp_path)
 
 
+def test_the_manifest_file_itself_given_as_the_model_names_its_folder(folder):
+    with pytest.raises(ManifestError, match=f"a file; a model is the folder .* holding manifest.json, {folder}\\)"):
+        ModelSession(folder / "manifest.json")
+
+
 def test_manifest_naming_a_missing_graph(folder):
     (folder / "model.onnx").unlink()
     with pytest.raises(ManifestError, match="lists 'model.onnx' but .* does not exist"):
