@@ -153,7 +153,8 @@ class ParleyClient:
         deadline = time.perf_counter() + (self.timeout_s if timeout_s is None else timeout_s)
         while True:
             left = deadline - time.perf_counter()
-            if left <= 0 or not self.socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+            # slices of 200 ms: on Windows Ctrl-C does not interrupt libzmq's poll, only Python between calls
+            if left <= 0 or not self.socket.poll(min(int(left * 1000) + 1, 200), zmq.POLLIN):
                 if time.perf_counter() >= deadline:
                     return None
                 continue
