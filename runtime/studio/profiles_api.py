@@ -15,6 +15,7 @@ from runtime.profile_parser import (MAX_PROFILE_BYTES, ProfileError, ProfileProb
                                     read_profile_text)
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.toml$")
+WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 MAX_TEXT = MAX_PROFILE_BYTES  # a profile may be at most this large (the parser's own limit)
 
 
@@ -34,6 +35,9 @@ class Profiles:
         """The file `name` in the profiles folder; BadFile for anything else (no paths, no other folders)."""
         if not isinstance(name, str) or not FILE_NAME.match(name):
             raise BadFile(f"{name!r} is not a profile file name (lowercase letters, digits, '-', '_', then .toml)")
+        if name[:-len(".toml")].lower() in WINDOWS_DEVICES:  # no such file can exist on a Windows machine
+            raise BadFile(f"{name!r}: Windows reserves that name for a device; a profile made here would not "
+                          "check out on a designer's Windows machine. Choose another name")
         path = (self.folder / name).resolve()
         if path.parent != self.folder:
             raise BadFile(f"{name!r} is not inside the profiles folder")

@@ -32,6 +32,10 @@ def test_files_outside_the_profiles_folder_are_out_of_reach(studio):
         assert status == 400, name
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
     assert not (folder.parent / "brenna.toml").exists()
+    for name in ("con.toml", "aux.toml", "COM1.toml", "lpt9.toml"):  # no such file can exist on Windows
+        status, answer = call(url, "/api/save", {"file": name, "text": 'name = "x"'})
+        assert status == 400 and "Windows reserves that name" in answer["error"], (name, answer)
+        assert not (folder / name).exists()
 
 
 def raw(url: str, request: bytes) -> bytes:
