@@ -12,12 +12,12 @@ import os
 import shutil
 import stat
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
 from export.errors import ExportError
+from runtime.held_files import retry_while_held
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,14 @@ def replace_folder(stage: Path, out_dir: Path, tries: int = 10) -> None:
     if out_dir.exists():
         aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         try:
-            _retried(lambda: out_dir.rename(aside), tries)
+            retry_while_held(lambda: out_dir.rename(aside), tries, pause_s=0.1)
         except OSError as exc:
             raise ExportError(f"{out_dir} could not be replaced ({exc.strerror or exc}): something is using it (a "
                               "`parley serve` or `parley studio` serving it, a console or explorer window inside "
                               "it) or it is read-only. Nothing was deleted; the new export is complete in "
                               f"{stage}: stop what uses the old folder and move it there, or export again") from exc
     try:
-        _retried(lambda: stage.rename(out_dir), tries)
+        retry_while_held(lambda: stage.rename(out_dir), tries, pause_s=0.1)
     except OSError as exc:
         if aside is not None:
             try:
@@ -76,13 +76,3 @@ def _writable_and_again(function: Callable, path: str, _error) -> None:
     except OSError:
         pass  # remove_folder says so once
 
-
-def _retried(action: Callable[[], None], tries: int) -> None:
-    for attempt in range(tries):
-        try:
-            action()
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == tries - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))  # a virus scanner or indexer holding a just-closed file

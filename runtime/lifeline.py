@@ -64,11 +64,12 @@ class Lifeline:
         with self._lock:
             self._closed = True
             stop = self._stop
-        if stop is None:
-            _to_log_files(logging.INFO, "standard input closed before the server was serving: exiting "
-                                        "(with --exit-with-stdin it must be a pipe the game keeps open)")
-            _end_process()
-        self._stop_or_end(stop)
+        if stop is not None:
+            self._stop_or_end(stop)
+            return
+        _to_log_files(logging.INFO, "standard input closed before the server was serving: exiting "
+                                    "(with --exit-with-stdin it must be a pipe the game keeps open)")
+        _end_process()
 
     def _stop_or_end(self, stop: Callable[[], None]) -> None:
         timer = threading.Timer(self.grace_s, _forced_end, args=(self.grace_s,))
@@ -97,6 +98,7 @@ def end_on_signals_while_loading() -> Callable[[], None]:
             got = reader.recv(1)
         except OSError:
             return
+        reader.close()
         if got and not serving.is_set():
             _to_log_files(logging.INFO, f"stopped by signal {got[0]} before serving")
             _end_process()

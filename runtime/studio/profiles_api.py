@@ -6,11 +6,11 @@ import os
 import re
 import stat
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from runtime.context_fit import ContextFit
+from runtime.held_files import retry_while_held
 from runtime.profile_parser import (MAX_PROFILE_BYTES, ProfileError, ProfileProblem, parse_profile_text,
                                     read_profile_text)
 
@@ -111,24 +111,11 @@ class Profiles:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, mode)
-            _replace(tmp, path)
+            retry_while_held(lambda: os.replace(tmp, path))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return {"file": name, "mtime_ns": str(path.stat().st_mtime_ns), "problems": self.lint(name, text)}
-
-
-def _replace(source: str, target: Path, tries: int = 5) -> None:
-    """os.replace, tried again for a moment on Windows, where a scanner or indexer briefly holding the target
-    open makes it fail (PermissionError); elsewhere it never does."""
-    for attempt in range(tries):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == tries - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
 
 
 def _umask() -> int:
