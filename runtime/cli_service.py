@@ -199,6 +199,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.log_file is not None:
         _log_to_file(args.log_file)
+    else:  # a pipe nobody reads must not stop the server at its next log line
+        from runtime.log_outlet import log_to_stderr_without_blocking
+
+        log_to_stderr_without_blocking()
     lifeline = _start_lifeline() if args.exit_with_stdin else None
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)

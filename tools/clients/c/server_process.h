@@ -34,7 +34,7 @@ typedef struct parley_server parley_server;
  * looked up on PATH) and wait up to timeout_ms for its line "parley serve: ready on ENDPOINT with ...", whose
  * ENDPOINT is copied into endpoint (at least 64 bytes; "" on failure). argv must hold --exit-with-stdin:
  * without it the server outlives a crashed game, and the call refuses. Its standard output and error share
- * one pipe this library reads only in its calls; keep --log-file in argv so the log does not fill it. NULL on
+ * one pipe this library reads only in its calls; keep --log-file in argv so the log is kept whole. NULL on
  * failure, with why in error: the server's own last line and exit code if it ended, or a timeout (the child
  * is then killed). */
 parley_server *parley_server_start(const char *const *argv, int timeout_ms, char *endpoint, size_t endpoint_size,
@@ -49,8 +49,8 @@ int parley_server_ready(parley_server *s, int wait_ms, char *endpoint, size_t en
                         size_t error_size);
 
 /* 1 while the server process lives, 0 once it has ended (then parley_server_stop gives its exit code and
- * frees s). Also reads what it wrote since the last call: call it every few seconds, or a server that writes
- * to its standard error (no --log-file, warnings) fills the pipe and stops answering. */
+ * frees s). Also reads what it wrote since the last call: call it every few seconds (the server never waits
+ * for a full pipe, but what it writes meanwhile is lost). */
 int parley_server_running(parley_server *s);
 
 /* Close the server's standard input (with --exit-with-stdin it stops: replies in flight end "shutting_down"),

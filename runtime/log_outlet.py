@@ -1,0 +1,65 @@
+"""The server's log on standard error without ever blocking the server. A game that starts `parley serve`
+and does not read its stderr pipe fills it (64 KiB on Linux, 4 KiB on Windows), and a plain StreamHandler
+then blocks whichever thread logs next, the main loop or the engine, and the NPCs stop answering. Here log
+lines go to a bounded queue that a thread of its own writes out; when the pipe is full the lines wait, and
+past the queue's bound they are dropped and counted, never waited for.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+
+
+class NonBlockingStderr(logging.Handler):
+    def __init__(self, formatter: logging.Formatter | None = None, capacity: int = 10_000, fd: int = 2):
+        super().__init__()
+        self.setFormatter(formatter)
+        self._lines: queue.Queue[bytes] = queue.Queue(capacity)
+        self._fd = fd
+        self._encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+        self.dropped = 0
+        threading.Thread(target=self._write_forever, name="parley-log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode(self._encoding, "backslashreplace")
+        except Exception:  # noqa: BLE001 - logging's own contract: a bad record is reported, not raised
+            self.handleError(record)
+            return
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self, timeout_s: float = 2.0) -> None:
+        """Wait a moment for queued lines to be written (at exit); never longer than timeout_s."""
+        until = time.monotonic() + timeout_s
+        while self._lines.unfinished_tasks and time.monotonic() < until:
+            time.sleep(0.01)
+
+    def _write_forever(self) -> None:
+        while True:
+            data = self._lines.get()
+            try:
+                while data:  # os.write may take part of it; blocks only this thread while the pipe is full
+                    data = data[os.write(self._fd, data):]
+            except OSError:
+                pass  # stderr closed: the line is lost, the server goes on
+            finally:
+                self._lines.task_done()
+
+
+def log_to_stderr_without_blocking() -> NonBlockingStderr:
+    """Swap the root logger's stderr handlers for one NonBlockingStderr with their format."""
+    root = logging.getLogger()
+    streams = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+               and not isinstance(h, logging.FileHandler)]
+    handler = NonBlockingStderr(streams[0].formatter if streams else None)
+    for old in streams:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    return handler
