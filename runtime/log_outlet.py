@@ -37,6 +37,13 @@ class NonBlockingStderr(logging.Handler):
 
     def flush(self, timeout_s: float = 2.0) -> None:
         """Wait a moment for queued lines to be written (at exit); never longer than timeout_s."""
+        if self.dropped:
+            try:
+                self._lines.put_nowait(f"({self.dropped} log lines were dropped: standard error was not read; "
+                                       "--log-file keeps them)\n".encode(self._encoding, "backslashreplace"))
+                self.dropped = 0
+            except queue.Full:
+                pass
         until = time.monotonic() + timeout_s
         while self._lines.unfinished_tasks and time.monotonic() < until:
             time.sleep(0.01)
