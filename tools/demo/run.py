@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+from runtime.child_server import ChildServer, ServerStartFailed, start_server
 from runtime.cli_client import stats_line
 from runtime.client import ParleyClient, ParleyError
 
@@ -33,12 +32,6 @@ SCRIPT = [
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def export_once() -> Path:
     from tools.demo.evaluate import export_demo
 
@@ -48,18 +41,15 @@ def export_once() -> Path:
     return export_demo(CHECKPOINT, MODEL)
 
 
-def start_server(model: Path, endpoint: str) -> subprocess.Popen:
-    """The server as a game starts it (docs/shipping.md): it ends when its stdin closes, its log in a file."""
+def start(model: Path) -> ChildServer:
+    """The server as a game starts it (docs/shipping.md): its own port, it ends with us, its log in a file."""
     log_file = model.parent / "demo-server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--model", str(model),
-                             "--profiles", str(ROOT / "npc_profiles"), "--bind", endpoint, "--exit-with-stdin",
-                             "--log-file", str(log_file)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    if "ready on" not in line:
-        raise SystemExit(f"parley serve did not start:\n{proc.stderr.read()}(its log: {log_file})")
-    print(f"{DIM}{line.strip()}{RESET}")
-    return proc
+    try:
+        server = start_server(model, ROOT / "npc_profiles", log_file=log_file)
+    except ServerStartFailed as exc:
+        raise SystemExit(f"{exc}\n(its log: {log_file})") from None
+    print(f"{DIM}{server.output[-1]}{RESET}")
+    return server
 
 
 def talk(client: ParleyClient, npc: str, text: str, names: dict[str, str], session: str) -> dict:
@@ -83,11 +73,10 @@ def main() -> int:
     ap.add_argument("--chat", metavar="NPC", help="after the script, keep talking to this NPC")
     args = ap.parse_args()
     model = export_once()
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    server = start_server(model, endpoint)
+    server = start(model)
     stats = []
     try:
-        with ParleyClient(endpoint, timeout_s=60) as client:
+        with ParleyClient(server.endpoint, timeout_s=60) as client:
             names = {n["id"]: n["name"] for n in client.list_npcs()}
             for npc, text in SCRIPT:
                 stats.append(talk(client, npc, text, names, session="demo-player"))
@@ -99,15 +88,16 @@ def main() -> int:
         print(f"\nerror from the server: {exc}", file=sys.stderr)
         return 1
     finally:
-        server.stdin.close()  # how a game stops it, on every system
-        server.wait(30)
+        code = server.stop(30)  # closes its stdin: how a game stops it, on every system
     ttft = sorted(s["ttft_ms"] for s in stats if s["ttft_ms"] is not None)
     met = sum(s["deadline_met"] for s in stats)
     print(f"\n{BOLD}{len(stats)} replies{RESET}: median time to first word {ttft[len(ttft) // 2]:.0f} ms, "
-          f"deadlines met {met}/{len(stats)}, server stopped cleanly.")
+          f"deadlines met {met}/{len(stats)}, " + ("server stopped cleanly." if code == 0 else
+                                                    f"but the server ended with code {code} (its log: "
+                                                    f"{model.parent / 'demo-server.log'})."))
     print("Next: write your own NPC (copy npc_profiles/brenna.toml, see docs/profiles.md) and run "
           "`bash tools/demo.sh --chat <your-npc>`; export your own gpt-oss fine-tune with `parley export`.")
-    return 0
+    return 0 if code == 0 else 1
 
 
 if __name__ == "__main__":
