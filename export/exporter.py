@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -223,16 +223,15 @@ def export_model(checkpoint_dir: Path | str, out_dir: Path | str, opts: ExportOp
     max_context = min(opts.max_context, ckpt.config.max_position_embeddings)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
+    # a name of its own (never an earlier export's, which a failed swap may have left complete for the user)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     stages: dict[str, float] = {}
     try:
         report, graph_bytes, effect = _write_folder(ckpt, stage, opts, specials, max_context, progress, stages)
     except BaseException as exc:
         discard_after_failure(stage, exc)
         raise
-    replace_folder(stage, out_dir)  # a verified export is never deleted: on failure the message says where it is
+    replace_folder(stage, out_dir, opts.force)  # a verified export is never deleted: on failure the message says where it is
     return ExportSummary(out_dir, count_params(ckpt.config), graph_bytes, report,
                          time.perf_counter() - start, opts.op_set, opts.dtype, opts.experts, effect, stages,
                          peak_memory_mb(), why, opts.dense, opts.block_size)

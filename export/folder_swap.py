@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -22,11 +23,16 @@ from runtime.held_files import retry_while_held
 log = logging.getLogger(__name__)
 
 
-def replace_folder(stage: Path, out_dir: Path, tries: int = 10) -> None:
-    """Rename `stage` to `out_dir`, first moving an existing `out_dir` aside and removing it after."""
+def replace_folder(stage: Path, out_dir: Path, force: bool, tries: int = 10) -> None:
+    """Rename `stage` to `out_dir`, first moving an existing `out_dir` aside (only with `force`: one that
+    appeared while the export ran is not replaced without it) and removing it after."""
     aside = None
-    if out_dir.exists():
-        aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists() or out_dir.is_symlink():
+        if not force:
+            raise ExportError(f"{out_dir} appeared while this export ran (another export?); the new export is "
+                              f"complete in {stage}: move it where you want it, or export again with --force")
+        aside = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        aside.rmdir()  # only its unique name is wanted
         try:
             retry_while_held(lambda: out_dir.rename(aside), tries, pause_s=0.1)
         except OSError as exc:
@@ -39,7 +45,7 @@ def replace_folder(stage: Path, out_dir: Path, tries: int = 10) -> None:
     except OSError as exc:
         if aside is not None:
             try:
-                aside.rename(out_dir)
+                retry_while_held(lambda: aside.rename(out_dir), tries, pause_s=0.1)
             except OSError:
                 pass  # said below: the old folder is where the message says
         raise ExportError(f"the new export could not be moved to {out_dir} ({exc.strerror or exc}); it is "
@@ -50,7 +56,11 @@ def replace_folder(stage: Path, out_dir: Path, tries: int = 10) -> None:
 
 
 def remove_folder(folder: Path, what: str) -> bool:
-    """Delete a folder of ours, read-only files included; a warning, not an error, if it cannot be."""
+    """Delete a folder of ours, read-only files included; a warning, not an error, if it cannot be. A link
+    (an out_dir that pointed elsewhere) is removed, never what it points to."""
+    if folder.is_symlink():
+        folder.unlink()
+        return True
     if sys.version_info >= (3, 12):
         shutil.rmtree(folder, onexc=_writable_and_again)
     else:
@@ -70,9 +80,13 @@ def discard_after_failure(folder: Path, error: BaseException) -> None:
 
 
 def _writable_and_again(function: Callable, path: str, _error) -> None:
+    """Windows refuses to delete a read-only file: clear the flag and try again. Elsewhere a file's own mode
+    never stops its deletion, and nothing is chmodded (a link would carry it to what it points to)."""
+    if os.name != "nt" or os.path.islink(path) or not os.path.isfile(path):
+        return  # remove_folder says so once
     try:
-        os.chmod(path, stat.S_IWRITE | stat.S_IREAD)  # Windows refuses to delete read-only files
+        os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
         function(path)
     except OSError:
-        pass  # remove_folder says so once
+        pass
 

@@ -57,6 +57,8 @@ def _home(environ: Mapping[str, str], platform: str) -> Path:
 
 def load_or_create(path: Path) -> bytes:
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        path.unlink()  # made, then the process ended before it was written: it signed nothing, start afresh
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)

@@ -28,8 +28,8 @@ class ServerStartFailed(RuntimeError):
 
 
 class ChildServer:
-    def __init__(self, proc: subprocess.Popen, endpoint: str, lines: collections.deque):
-        self.proc, self.endpoint, self._lines = proc, endpoint, lines
+    def __init__(self, proc: subprocess.Popen, endpoint: str, lines: collections.deque, reader: threading.Thread):
+        self.proc, self.endpoint, self._lines, self._reader = proc, endpoint, lines, reader
 
     @property
     def output(self) -> list[str]:
@@ -42,6 +42,11 @@ class ChildServer:
     def stop(self, timeout_s: float = 10.0) -> int:
         """Close its standard input (it stops; replies in flight end `shutting_down`), SIGTERM it halfway
         through timeout_s where there is one, kill it at the end. Its exit code; -1 if it had to be killed."""
+        code = self._stop(timeout_s)
+        self._reader.join(2)  # its last lines into `output`
+        return code
+
+    def _stop(self, timeout_s: float) -> int:
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -69,12 +74,18 @@ class ChildServer:
 
 
 def start_server(model: str | Path, profiles: str | Path, *, log_file: str | Path | None = None,
-                 extra_args: Sequence[str] = (), bind: str = "tcp://127.0.0.1:*", python: str = sys.executable,
-                 timeout_s: float = 120.0) -> ChildServer:
+                 extra_args: Sequence[str] = (), bind: str = "tcp://127.0.0.1:*", python: str | None = None,
+                 isolated: bool = False, timeout_s: float = 120.0) -> ChildServer:
     """Start the server and wait up to timeout_s for it to be ready; ServerStartFailed with its own last line
-    and exit code if it ends first, or after a timeout (it is then killed)."""
-    cmd = [python, "-X", "utf8", "-m", "runtime.cli", "serve", "--model", str(model), "--profiles", str(profiles),
-           "--bind", bind, "--exit-with-stdin", *(["--log-file", str(log_file)] if log_file else []), *extra_args]
+    and exit code if it ends first, or after a timeout (it is then killed). `python`: the interpreter that
+    has Parley installed (default: this one); `isolated` adds -I (no PYTHONPATH or user site of the player's)."""
+    if python is None:
+        if getattr(sys, "frozen", False):  # PyInstaller, Nuitka: sys.executable is the game itself
+            raise ServerStartFailed("this program is frozen: pass python=, the interpreter Parley is installed in")
+        python = sys.executable
+    cmd = [python, *(["-I"] if isolated else []), "-X", "utf8", "-m", "runtime.cli", "serve", "--model", str(model),
+           "--profiles", str(profiles), "--bind", bind, "--exit-with-stdin",
+           *(["--log-file", str(log_file)] if log_file else []), *extra_args]
     flags = subprocess.CREATE_NO_WINDOW if os.name == "nt" else 0
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             creationflags=flags)
@@ -90,7 +101,8 @@ def start_server(model: str | Path, profiles: str | Path, *, log_file: str | Pat
                 ready.put(match.group(1))
         ready.put(None)  # its output ended: it has ended, or is ending
 
-    threading.Thread(target=read_output, name="parley-server-output", daemon=True).start()
+    reader = threading.Thread(target=read_output, name="parley-server-output", daemon=True)
+    reader.start()
     try:
         endpoint = ready.get(timeout=timeout_s)
     except queue.Empty:
@@ -106,4 +118,4 @@ def start_server(model: str | Path, profiles: str | Path, *, log_file: str | Pat
             code = proc.wait()
         raise ServerStartFailed(f"parley serve ended before it was ready (exit code {code})"
                                 + (f": {lines[-1]}" if lines else ""))
-    return ChildServer(proc, endpoint, lines)
+    return ChildServer(proc, endpoint, lines, reader)

@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or EXIT_OK
     except CommandFailed as exc:
+        # in a --log-file too (a player's bug report may hold only that), and after what the log still holds,
+        # so that a game reading stderr finds the reason on its last line
+        record = logging.getLogger("parley").makeRecord("parley", logging.ERROR, __file__, 0, str(exc), None, None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+            handler.flush()
         print(f"parley {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

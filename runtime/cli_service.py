@@ -167,6 +167,9 @@ def _start_lifeline():
     except (AttributeError, OSError, ValueError) as exc:
         raise CommandFailed("--exit-with-stdin: this process has no standard input to watch; start it with "
                             "its standard input a pipe the game keeps open") from exc
+    if os.isatty(fd):  # a shell's terminal: reading it would wait for Ctrl-D, or suspend a background job
+        raise CommandFailed("--exit-with-stdin: standard input is a terminal; it must be a pipe the game that "
+                            "starts the server keeps open (docs/shipping.md)")
     lifeline = Lifeline()
     lifeline.start(fd)
     return lifeline
@@ -186,7 +189,7 @@ def _log_to_file(path: Path) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from runtime.lifeline import STOP_SIGNALS, end_on_signals_while_loading
+    from runtime.lifeline import GRACE_S, STOP_SIGNALS, end_if_not_stopped_within, end_on_signals_while_loading
 
     now_serving = end_on_signals_while_loading()
     from runtime.connection_guard import open_file_limit
@@ -220,9 +223,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except (BlobKeyError, OSError) as exc:
         raise CommandFailed(str(exc)) from exc
     registry = ProfileRegistry(args.profiles, context_fit(args.model))
-    result = registry.reload()
-    for problem in result.problems:
-        print(f"profile problem: {problem}", file=sys.stderr)
+    registry.reload()  # each problem is logged (WARNING), through the log's own outlet: never a blocking write
     if not registry.npcs:
         raise CommandFailed(f"no valid NPC profile in {args.profiles}; `parley lint {args.profiles}` explains why")
     if args.gpu_mem_mb and args.provider != "cpu" and cuda_usable(args.device_id):
@@ -252,6 +253,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     def on_signal(signum, _frame):
         server.stop(wait=False)
+        end_if_not_stopped_within(GRACE_S)  # a worker stuck in a C call must not keep the process
 
     # SIGTERM is never delivered on Windows, where terminate() is a hard kill: there CTRL_BREAK_EVENT to a
     # CREATE_NEW_PROCESS_GROUP child (SIGBREAK) stops it

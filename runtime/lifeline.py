@@ -11,6 +11,8 @@ import socket
 import threading
 from typing import Callable
 
+from runtime.log_outlet import NonBlockingStderr
+
 log = logging.getLogger(__name__)
 
 # How long a server has to stop by itself once the pipe closed; then the process ends regardless (a server
@@ -29,9 +31,9 @@ def watch(fd: int, on_close: Callable[[], None]) -> threading.Thread:
                 pass  # what the game writes is ignored: only the pipe's end means something
         except OSError:  # a broken or closed handle ends the game's side too
             pass
-        on_close()  # before logging: a log line can block on a full stderr pipe, the very wedge to escape
         log.info("standard input closed: the process that started this server has gone or closed its pipe "
                  "(with --exit-with-stdin the server's standard input must be a pipe the game keeps open)")
+        on_close()
 
     thread = threading.Thread(target=read_until_closed, name="parley-stdin-lifeline", daemon=True)
     thread.start()
@@ -67,14 +69,11 @@ class Lifeline:
         if stop is not None:
             self._stop_or_end(stop)
             return
-        _to_log_files(logging.INFO, "standard input closed before the server was serving: exiting "
-                                    "(with --exit-with-stdin it must be a pipe the game keeps open)")
-        _end_process()
+        _end_process("standard input closed before the server was serving: exiting (with --exit-with-stdin it "
+                     "must be a pipe the game keeps open)")
 
     def _stop_or_end(self, stop: Callable[[], None]) -> None:
-        timer = threading.Timer(self.grace_s, _forced_end, args=(self.grace_s,))
-        timer.daemon = True
-        timer.start()
+        end_if_not_stopped_within(self.grace_s)
         stop()
 
 
@@ -95,13 +94,16 @@ def end_on_signals_while_loading() -> Callable[[], None]:
 
     def wait_for_signal() -> None:
         try:
-            got = reader.recv(1)
+            while True:  # every signal with a Python handler writes its byte: only a stop signal ends
+                got = reader.recv(1)
+                if not got or got[0] in STOP_SIGNALS:
+                    break
         except OSError:
             return
-        reader.close()
+        finally:
+            reader.close()
         if got and not serving.is_set():
-            _to_log_files(logging.INFO, f"stopped by signal {got[0]} before serving")
-            _end_process()
+            _end_process(f"stopped by signal {got[0]} before serving")
 
     threading.Thread(target=wait_for_signal, name="parley-loading-signals", daemon=True).start()
 
@@ -112,27 +114,24 @@ def end_on_signals_while_loading() -> Callable[[], None]:
     return now_serving
 
 
-def _forced_end(grace_s: float) -> None:
-    _to_log_files(logging.ERROR, f"the server did not stop within {grace_s:.0f} s of its standard input closing; "
-                                 "ending the process")
-    _end_process()
+def end_if_not_stopped_within(grace_s: float) -> None:
+    """Asked to stop (the pipe closed, a signal): if the process is still here after grace_s, it ends."""
+    timer = threading.Timer(grace_s, _end_process, args=(f"the server did not stop within {grace_s:.0f} s of "
+                                                          "being asked; ending the process",))
+    timer.daemon = True
+    timer.start()
 
 
-def _to_log_files(level: int, message: str) -> None:
-    """A line for --log-file only: a stream handler may be stuck in a write to a full pipe, holding its lock."""
-    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+def _end_process(why: str) -> None:
+    """Say why in the log (its handlers never block: a file, or log_outlet's queue), give it half a second to
+    go out, and end now with 0: not logging.shutdown, which would wait for what is stuck."""
+    log.info(why)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
-
-
-def _end_process() -> None:
-    # the log file's last lines; not logging.shutdown, nor a stream handler, which may be stuck in a write to a
-    # full pipe and hold its lock
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            try:
+        try:
+            if isinstance(handler, NonBlockingStderr):
+                handler.flush(timeout_s=0.5)
+            elif isinstance(handler, logging.FileHandler):
                 handler.flush()
-            except Exception:  # noqa: BLE001 - ending regardless
-                pass
+        except Exception:  # noqa: BLE001 - ending regardless
+            pass
     os._exit(0)

@@ -18,15 +18,18 @@ class NonBlockingStderr(logging.Handler):
     def __init__(self, formatter: logging.Formatter | None = None, capacity: int = 10_000, fd: int = 2):
         super().__init__()
         self.setFormatter(formatter)
-        self._lines: queue.Queue[bytes] = queue.Queue(capacity)
+        self._lines: queue.Queue[str] = queue.Queue(capacity)
         self._fd = fd
         self._encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+        # a console never fills, and Python's own writer speaks to it in its characters (Windows' console
+        # would read the raw bytes in its code page): there the lines go through sys.stderr
+        self._console = sys.stderr is not None and _isatty(fd)
         self.dropped = 0
         threading.Thread(target=self._write_forever, name="parley-log-writer", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = (self.format(record) + "\n").encode(self._encoding, "backslashreplace")
+            line = self.format(record) + "\n"
         except Exception:  # noqa: BLE001 - logging's own contract: a bad record is reported, not raised
             self.handleError(record)
             return
@@ -40,7 +43,7 @@ class NonBlockingStderr(logging.Handler):
         if self.dropped:
             try:
                 self._lines.put_nowait(f"({self.dropped} log lines were dropped: standard error was not read; "
-                                       "--log-file keeps them)\n".encode(self._encoding, "backslashreplace"))
+                                       "--log-file keeps them)\n")
                 self.dropped = 0
             except queue.Full:
                 pass
@@ -50,14 +53,26 @@ class NonBlockingStderr(logging.Handler):
 
     def _write_forever(self) -> None:
         while True:
-            data = self._lines.get()
+            line = self._lines.get()
             try:
+                if self._console:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+                    continue
+                data = line.encode(self._encoding, "backslashreplace")
                 while data:  # os.write may take part of it; blocks only this thread while the pipe is full
                     data = data[os.write(self._fd, data):]
-            except OSError:
+            except (OSError, ValueError):
                 pass  # stderr closed: the line is lost, the server goes on
             finally:
                 self._lines.task_done()
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def log_to_stderr_without_blocking() -> NonBlockingStderr:

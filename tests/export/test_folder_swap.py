@@ -23,7 +23,7 @@ def test_the_old_folder_goes_only_once_the_new_one_is_in_place(tmp_path):
     old, new = folder(tmp_path / "model", "old"), folder(tmp_path / ".model.partial-1", "new")
     (old / "read-only.bin").write_bytes(b"x")
     (old / "read-only.bin").chmod(0o444)
-    replace_folder(new, old)
+    replace_folder(new, old, force=True)
     assert (old / "manifest.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing aside, nothing staged
 
@@ -40,7 +40,7 @@ def test_an_old_folder_that_cannot_move_keeps_both_and_says_where_the_new_one_is
     monkeypatch.setattr(os, "rename", in_use)
     with pytest.raises(ExportError, match=r"could not be replaced .*Nothing was deleted; the new export is complete"
                                           r" in .*\.model\.partial-1"):
-        replace_folder(new, old)
+        replace_folder(new, old, force=True)
     assert (old / "manifest.json").read_text() == "old" and (new / "manifest.json").read_text() == "new"
 
 
@@ -55,7 +55,7 @@ def test_a_new_folder_that_cannot_be_placed_is_kept_and_the_old_one_restored(tmp
 
     monkeypatch.setattr(os, "rename", scanner_holds_it)
     with pytest.raises(ExportError, match=r"could not be moved to .*model .*complete in .*\.model\.partial-1"):
-        replace_folder(new, old)
+        replace_folder(new, old, force=True)
     assert (old / "manifest.json").read_text() == "old" and (new / "manifest.json").read_text() == "new"
 
 
@@ -65,3 +65,20 @@ def test_force_replaces_a_real_export_and_leaves_nothing_beside_it(tiny_checkpoi
     export_model(tiny_checkpoint, tmp_path / "model", ExportOptions(max_context=32, force=True))
     assert (tmp_path / "model" / "manifest.json").stat().st_mtime_ns != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_folder_that_appeared_during_the_export_is_not_replaced_without_force(tmp_path):
+    old, new = folder(tmp_path / "model", "theirs"), folder(tmp_path / ".model.partial-1", "new")
+    with pytest.raises(ExportError, match=r"appeared while this export ran .*complete in .*\.model\.partial-1"):
+        replace_folder(new, old, force=False)
+    assert (old / "manifest.json").read_text() == "theirs" and (new / "manifest.json").read_text() == "new"
+
+
+def test_force_over_a_link_replaces_the_link_and_leaves_what_it_pointed_to(tmp_path):
+    real = folder(tmp_path / "real", "old")
+    mode = real.stat().st_mode
+    (tmp_path / "model").symlink_to(real)
+    new = folder(tmp_path / ".model.partial-1", "new")
+    replace_folder(new, tmp_path / "model", force=True)
+    assert not (tmp_path / "model").is_symlink() and (tmp_path / "model" / "manifest.json").read_text() == "new"
+    assert (real / "manifest.json").read_text() == "old" and real.stat().st_mode == mode

@@ -43,3 +43,12 @@ def test_no_home_at_all_says_to_pass_a_file(monkeypatch):
     monkeypatch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
     with pytest.raises(BlobKeyError, match="--blob-key FILE"):
         default_path(None, "linux", {})
+
+
+def test_a_key_file_left_empty_by_a_process_that_ended_while_making_it_is_made_again(tmp_path):
+    from runtime.blob_key import KEY_BYTES, load_or_create
+
+    path = tmp_path / "blob.key"
+    path.write_bytes(b"")  # created, then the process ended before writing: it signed nothing
+    key = load_or_create(path)
+    assert len(key) == KEY_BYTES and load_or_create(path) == key

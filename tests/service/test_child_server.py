@@ -10,7 +10,7 @@ from tests.helpers.live_server import profiles_copy
 
 def test_a_python_game_starts_talks_to_and_stops_its_server(tiny_model, tmp_path):
     log_file = tmp_path / "logs" / "parley.log"
-    with start_server(tiny_model, profiles_copy(tmp_path), log_file=log_file) as server:
+    with start_server(tiny_model, profiles_copy(tmp_path), log_file=log_file, isolated=True) as server:
         assert server.endpoint.startswith("tcp://127.0.0.1:") and server.running()
         with ParleyClient(server.endpoint, timeout_s=20.0, retries=0) as client:
             assert client.say("brenna", "How much for a sword?", deadline_ms=20000)["type"] == "done"
@@ -26,6 +26,7 @@ def test_a_server_that_cannot_start_gives_its_own_reason_and_exit_code(tmp_path)
 
 def test_without_a_log_file_its_log_is_read_and_kept(tiny_model, tmp_path):
     with start_server(tiny_model, profiles_copy(tmp_path)) as server:
-        assert any("INFO runtime.cli_service: memory:" in line for line in server.output), server.output
         code = server.stop()
-    assert code == 0 and any("server stopped" in line for line in server.output)
+    assert code == 0, server.output
+    assert any("INFO runtime.cli_service: memory:" in line for line in server.output), server.output
+    assert any("server stopped" in line for line in server.output)
