@@ -217,3 +217,26 @@ def test_a_server_that_does_not_stop_when_the_pipe_closes_is_ended_after_the_gra
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.stdout == "serving\n" and proc.returncode == 0, proc.stderr
+
+
+def test_many_broken_profiles_neither_block_the_start_nor_bury_the_error_line(tiny_model, tmp_path):
+    """Profile problems were printed straight to stderr: with the pipe unread the server never got ready. And
+    the error line must be the last one, after the log's queued lines (a game reports that line)."""
+    profiles = profiles_copy(tmp_path)
+    for i in range(60):
+        (profiles / f"broken{i}.toml").write_text("name = \n")
+    serve = [sys.executable, "-m", "runtime.cli", "serve", "--profiles", str(profiles), "--bind",
+             "tcp://127.0.0.1:*", "--exit-with-stdin"]  # no --log-file: the log goes to stderr
+    proc = subprocess.Popen([*serve, "--model", str(tiny_model)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        fcntl.fcntl(proc.stderr.fileno(), F_SETPIPE_SZ, 4096)
+        read_endpoint(proc)  # ready, its stderr never read
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    for _ in range(3):  # the error line last, every time
+        failed = subprocess.run([*serve[:-1], "--model", str(tmp_path / "missing")], capture_output=True, text=True,
+                                timeout=120)
+        assert failed.returncode == 1, failed.stderr
+        assert failed.stderr.splitlines()[-1].startswith("parley serve: error:"), failed.stderr[-2000:]
