@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -28,8 +29,11 @@ def serve_command(model: Path, profiles: Path, log_file: Path) -> list[str]:
             "--bind", "tcp://127.0.0.1:*", "--exit-with-stdin", "--log-file", str(log_file), "--max-cache-mb", "8"]
 
 
-def read_endpoint(proc: subprocess.Popen) -> str:
-    line = proc.stdout.readline()  # blocks until ready (or the process dies)
+def read_endpoint(proc: subprocess.Popen, timeout_s: float = 120.0) -> str:
+    # a server that never gets ready fails the test, not hangs the suite
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    assert ready, f"no ready line within {timeout_s:g} s"
+    line = proc.stdout.readline()
     match = READY.match(line)
     assert match, line + (proc.stderr.read() if proc.poll() is not None else "")
     assert int(match.group(2)) > 0
