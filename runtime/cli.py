@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from runtime import cli_client, cli_service, cli_test
 from runtime.studio import cli as studio_cli
 from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
+from runtime.log_outlet import flush_log
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "build_parser", "main"]
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.FileHandler):
                 handler.handle(record)
-            handler.flush()
+        flush_log(timeout_s=2.0)
         print(f"parley {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

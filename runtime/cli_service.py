@@ -19,18 +19,18 @@ SERVE_EXAMPLES = """examples:
 """
 
 
-def positive_int(text: str) -> int:
-    value = int(text)  # argparse turns a ValueError into "invalid positive_int value"
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
-    return value
+def whole_number(minimum: int):
+    """An argparse type: an int of at least `minimum`."""
+    def check(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be {minimum} or more")
+        return value
+    check.__name__ = "int"  # argparse: "invalid int value: 'four'", as for type=int
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
-    return value
+positive_int, non_negative_int = whole_number(1), whole_number(0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,16 +176,13 @@ def _start_lifeline():
 
 
 def _log_to_file(path: Path) -> None:
+    from runtime.log_outlet import send_log_to
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # a game's first run: its log folder may not exist yet
-        handler = logging.FileHandler(path, encoding="utf-8")
+        send_log_to(logging.FileHandler(path, encoding="utf-8"))
     except OSError as exc:
         raise CommandFailed(f"--log-file {path}: {exc.strerror or exc}") from exc
-    root = logging.getLogger()
-    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -203,9 +200,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.log_file is not None:
         _log_to_file(args.log_file)
     else:  # a pipe nobody reads must not stop the server at its next log line
-        from runtime.log_outlet import log_to_stderr_without_blocking
+        from runtime.log_outlet import NonBlockingStderr, send_log_to
 
-        log_to_stderr_without_blocking()
+        send_log_to(NonBlockingStderr())
     lifeline = _start_lifeline() if args.exit_with_stdin else None
     if args.client_keys is not None and args.keys is None:  # before the model loads: say it at once
         raise CommandFailed(CLIENT_KEYS_WITHOUT_KEYS)

@@ -11,7 +11,7 @@ import socket
 import threading
 from typing import Callable
 
-from runtime.log_outlet import NonBlockingStderr
+from runtime.log_outlet import flush_log
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +126,5 @@ def _end_process(why: str) -> None:
     """Say why in the log (its handlers never block: a file, or log_outlet's queue), give it half a second to
     go out, and end now with 0: not logging.shutdown, which would wait for what is stuck."""
     log.info(why)
-    for handler in logging.getLogger().handlers:
-        try:
-            if isinstance(handler, NonBlockingStderr):
-                handler.flush(timeout_s=0.5)
-            elif isinstance(handler, logging.FileHandler):
-                handler.flush()
-        except Exception:  # noqa: BLE001 - ending regardless
-            pass
+    flush_log(timeout_s=0.5)
     os._exit(0)

@@ -75,13 +75,24 @@ def _isatty(fd: int) -> bool:
         return False
 
 
-def log_to_stderr_without_blocking() -> NonBlockingStderr:
-    """Swap the root logger's stderr handlers for one NonBlockingStderr with their format."""
+def send_log_to(handler: logging.Handler) -> None:
+    """The root logger's one handler from now on, in the format of the one it replaces."""
     root = logging.getLogger()
-    streams = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
-               and not isinstance(h, logging.FileHandler)]
-    handler = NonBlockingStderr(streams[0].formatter if streams else None)
-    for old in streams:
+    if root.handlers and handler.formatter is None:
+        handler.setFormatter(root.handlers[0].formatter)
+    for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    return handler
+
+
+def flush_log(timeout_s: float) -> None:
+    """What the log still holds, written out (a file's buffer, this module's queue for up to timeout_s). Never
+    logging.shutdown, nor a plain stream handler: either may wait for a pipe nobody reads."""
+    for handler in logging.getLogger().handlers:
+        try:
+            if isinstance(handler, NonBlockingStderr):
+                handler.flush(timeout_s=timeout_s)
+            elif isinstance(handler, logging.FileHandler):
+                handler.flush()
+        except Exception:  # noqa: BLE001 - the caller is on its way out
+            pass
