@@ -96,8 +96,6 @@ struct parley_client {
 
 static const char empty[1] = "";
 
-static double now_ms(void) { return parley_clock_ms(); }
-
 /* strdup is POSIX, not C99 (MSVC spells it _strdup). */
 static char *copy_string(const char *s) {
     size_t n = strlen(s) + 1;
@@ -122,7 +120,7 @@ parley_client *parley_connect_keys(const char *endpoint, const char *server_key_
     parley_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    snprintf(c->prefix, sizeof c->prefix, "c%lx-%lx", parley_process_id(), (unsigned long)(now_ms()) % 0xfffffff);
+    snprintf(c->prefix, sizeof c->prefix, "c%lx-%lx", parley_process_id(), (unsigned long)(parley_clock_ms()) % 0xfffffff);
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->sock) goto fail;
@@ -447,7 +445,7 @@ parley_status parley_reply_start(parley_client *c, const parley_reply_args *a, c
     memset(f, 0, sizeof *f);
     snprintf(f->id, PARLEY_ID_MAX, "%s", id);
     f->seq = c->sent;
-    f->last_activity_ms = now_ms();
+    f->last_activity_ms = parley_clock_ms();
     f->used = 1;
     f->no_stream = a->no_stream != 0;
     snprintf(id_out, id_cap, "%s", id);
@@ -574,7 +572,7 @@ static parley_status route(parley_client *c, const msgpack_object *m, zmq_msg_t 
     in_flight *f = flight(c, id);
     if (!f || f->ended) return PARLEY_OK;
     f->heard = 1;
-    f->last_activity_ms = now_ms();
+    f->last_activity_ms = parley_clock_ms();
     int terminal = kind == FRAME_DONE || kind == FRAME_ERROR;
     int actions = kind == FRAME_DONE && f->no_stream ? done_actions(m) : 0;
     parley_status st = enqueue(c, id, kind, actions, msg);
@@ -603,7 +601,7 @@ static parley_status ingest(parley_client *c, zmq_msg_t *msg) {
  * 0: none came, -1: the socket failed. */
 static int pump(parley_client *c, double deadline, parley_status *st) {
     *st = PARLEY_OK;
-    double left = deadline - now_ms();
+    double left = deadline - parley_clock_ms();
     zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
     int rc = zmq_poll(&item, 1, left > 0 ? (long)(left + 0.999) : 0);
     if (rc < 0 && zmq_errno() != EINTR) {
@@ -771,7 +769,7 @@ static double next_expiry(const parley_client *c, const char *only_id, double de
 }
 
 static int expire(parley_client *c, const char *only_id, parley_event *ev) {
-    double now = now_ms();
+    double now = parley_clock_ms();
     for (int i = 0; i < MAX_IN_FLIGHT; i++) {
         in_flight *f = &c->flights[i];
         if (!f->used || f->ended || (only_id && strcmp(f->id, only_id) != 0)) continue;
@@ -795,7 +793,7 @@ static parley_status next_event(parley_client *c, const char *only_id, int timeo
         only_id = id;
     }
     clear_event(ev, ""); /* what a failed call leaves */
-    double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    double deadline = parley_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int late_reads = 0;
     for (;;) {
         if (take_queued(c, only_id, ev)) return PARLEY_OK;
@@ -806,7 +804,7 @@ static parley_status next_event(parley_client *c, const char *only_id, int timeo
         if (got && st != PARLEY_OK) return st;
         if (!got && expire(c, only_id, ev)) return PARLEY_OK;
         /* checked every time: frames of other replies must not keep a wait going past its timeout */
-        if (now_ms() >= deadline && (!got || ++late_reads > MAX_LATE_READS)) break;
+        if (parley_clock_ms() >= deadline && (!got || ++late_reads > MAX_LATE_READS)) break;
     }
     release_event(c);
     clear_event(ev, "");
@@ -845,7 +843,7 @@ static void answer_release(answer *a) {
 
 /* Wait for the answer to the request just sent as id (frames of replies are queued meanwhile). */
 static parley_status await_answer(parley_client *c, const char *id, int timeout_ms, answer *out) {
-    double deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    double deadline = parley_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     snprintf(c->sync.id, PARLEY_ID_MAX, "%s", id);
     c->sync.seq = c->sent;
     c->sync.waiting = 1;
@@ -860,7 +858,7 @@ static parley_status await_answer(parley_client *c, const char *id, int timeout_
             st = PARLEY_ERR_ZMQ;
             break;
         }
-        if (now_ms() >= deadline && !c->sync.answered && (!got || ++late_reads > MAX_LATE_READS)) {
+        if (parley_clock_ms() >= deadline && !c->sync.answered && (!got || ++late_reads > MAX_LATE_READS)) {
             set_error(c, "%s: no answer within %d ms", id, timeout_ms);
             st = PARLEY_ERR_TIMEOUT;
             break;
