@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from runtime import cli_client, cli_service, cli_test
 from runtime.studio import cli as studio_cli
 from runtime.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
+from runtime.lifeline import ending
 from runtime.log_outlet import flush_log
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "build_parser", "main"]
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or EXIT_OK
     except CommandFailed as exc:
+        ending(EXIT_FAILURE)  # a pipe closed or a signal from now on must not turn this into 0 (lifeline.py)
         # in a --log-file too (a player's bug report may hold only that), and after what the log still holds,
         # so that a game reading stderr finds the reason on its last line
         record = logging.getLogger("parley").makeRecord("parley", logging.ERROR, __file__, 0, str(exc), None, None)

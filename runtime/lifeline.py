@@ -122,9 +122,23 @@ def end_if_not_stopped_within(grace_s: float) -> None:
     timer.start()
 
 
+# Set once the command is already ending with its own exit code (an error said on stderr's last line).
+_ending_with: int | None = None
+
+
+def ending(code: int) -> None:
+    """The command is ending with `code`, its reason already said or being said: a pipe that closes or a stop
+    signal from now on (a game closes the pipe as soon as it reads the error) ends the process with that code
+    and says nothing more, so the error stays the last line and the exit code stays the error's."""
+    global _ending_with
+    _ending_with = code
+
+
 def _end_process(why: str) -> None:
     """Say why in the log (its handlers never block: a file, or log_outlet's queue), give it half a second to
     go out, and end now with 0: not logging.shutdown, which would wait for what is stuck."""
+    if _ending_with is not None:
+        os._exit(_ending_with)
     log.info(why)
     flush_log(timeout_s=0.5)
     os._exit(0)

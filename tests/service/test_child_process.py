@@ -223,6 +223,25 @@ def test_a_server_that_does_not_stop_when_the_pipe_closes_is_ended_after_the_gra
     assert proc.stdout == "serving\n" and proc.returncode == 0, proc.stderr
 
 
+def test_a_pipe_closed_while_an_error_ends_the_command_keeps_the_error_code_and_last_line():
+    """A game that reads the start-up error closes the pipe at once: the lifeline ended the process with 0
+    and its own log line, racing the command's exit 1 and burying the error line under its own."""
+    program = textwrap.dedent("""
+        import os, sys, time
+        from runtime.lifeline import Lifeline, ending
+        read_end, write_end = os.pipe()
+        Lifeline().start(read_end)
+        ending(1)
+        print("parley serve: error: the model folder has no manifest.json", file=sys.stderr, flush=True)
+        os.close(write_end)  # the game, having read that line
+        time.sleep(60)  # the command's own exit, slowed: the lifeline must not win with 0
+    """)
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("parley serve: error:"), proc.stderr
+
+
 def test_many_broken_profiles_neither_block_the_start_nor_bury_the_error_line(tiny_model, tmp_path):
     """Profile problems were printed straight to stderr: with the pipe unread the server never got ready. And
     the error line must be the last one, after the log's queued lines (a game reports that line)."""
