@@ -112,12 +112,24 @@ def run_lint(args: argparse.Namespace) -> int:
     examples = sum(len(found) for _, _, found in dialogues)
     # a broken profile that has a dialogue file is reported by both: once is enough
     problems = list(report.problems) + [p for p in dialogue_problems if p not in report.problems]
+    problems += windows_device_names(args.folder)
     for problem in problems:
         print(problem)
     ok = ", ".join(sorted(report.npcs)) or "none"
     print(f"{len(report.npcs)} NPC profile(s) OK ({ok})" + (f", {examples} example dialogue(s)" if examples else "")
           + f"; {len(problems)} problem(s)")
     return 1 if problems or not report.npcs else 0
+
+
+def windows_device_names(folder: Path) -> list:
+    """Profiles (and their dialogue folders) named as a Windows device: they load here, but a studio's
+    Windows machines cannot check them out, nor a player's install them."""
+    from runtime.profile_parser import WINDOWS_DEVICES, ProfileProblem
+
+    return [ProfileProblem(str(path), None, "", f"Windows reserves the name {path.stem.upper()} for a device, so "
+                           "this file cannot exist on a Windows machine (a designer's or a player's); rename it "
+                           "(the file name is the NPC's id)")
+            for path in sorted(folder.glob("*.toml")) if path.stem.lower() in WINDOWS_DEVICES]
 
 
 def context_fit(model: Path):

@@ -21,6 +21,10 @@ from runtime.sampler import SamplingParams
 MAX_PROFILE_BYTES = 256 * 1024
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# File names Windows reserves for devices (with any extension): a profile so named cannot exist on a
+# designer's or a player's Windows machine, however well it works where it was written.
+WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                             *(f"lpt{i}" for i in range(1, 10))})
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ from typing import Any
 
 from runtime.context_fit import ContextFit
 from runtime.held_files import retry_while_held
-from runtime.profile_parser import (MAX_PROFILE_BYTES, ProfileError, ProfileProblem, parse_profile_text,
-                                    read_profile_text)
+from runtime.profile_parser import (MAX_PROFILE_BYTES, WINDOWS_DEVICES, ProfileError, ProfileProblem,
+                                    parse_profile_text, read_profile_text)
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.toml$")
-WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 MAX_TEXT = MAX_PROFILE_BYTES  # a profile may be at most this large (the parser's own limit)
 
 

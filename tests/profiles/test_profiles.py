@@ -92,6 +92,18 @@ def test_lint_command_exit_codes_and_output(tmp_path):
     assert bad.returncode == 1 and "bad.toml:4: reasoning_effort:" in bad.stdout
 
 
+def test_lint_refuses_a_profile_named_as_a_windows_device(tmp_path):
+    """aux.toml loads on Linux, but no Windows machine can hold it: the studio's designers could not check it
+    out, nor a player's install write it. Lint says so (the studio refused to create one; a file copied in
+    was passed)."""
+    write(tmp_path, GOOD)
+    write(tmp_path, GOOD, "aux.toml")
+    out = subprocess.run([sys.executable, "-m", "runtime.cli", "lint", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout
+    assert "aux.toml: Windows reserves the name AUX for a device" in out.stdout and "rename it" in out.stdout
+    assert "1 problem(s)" in out.stdout
+
+
 def test_max_input_tokens_is_read_and_checked(tmp_path):
     assert parse_profile(write(tmp_path, GOOD)).max_input_tokens == 256
     assert parse_profile(write(tmp_path, GOOD + "[budget]\nmax_input_tokens = 64\n")).max_input_tokens == 64
