@@ -275,3 +275,20 @@ def test_a_shouted_line_keeps_its_words_and_its_normal_form():
         for _ in range(20):
             loud = dataset.shouted(line, rng)
             assert loud == loud.upper() and dataset.normal(loud) == dataset.normal(line)
+
+
+def test_version_13_draws_the_fifth_banks_and_version_12_does_not():
+    fifth = set()
+    for path in sorted(player_bank.FOLDER.glob("bank_5*.json")):
+        data = json.loads(path.read_text())
+        fifth |= {dataset.normal(line) for npc in ("brenna", "aldric", "marta")
+                  for lines in data.get(npc, {}).values() for line in lines}
+    earlier = {dataset.normal(line) for lines in player_bank.load(version=12).facts.values() for line in lines}
+    earlier |= {dataset.normal(line) for lines in player_bank.load(version=12).unknown.values() for line in lines}
+    only_fifth = fifth - earlier
+    assert len(only_fifth) > 800
+    twelve, thirteen = dataset.make_examples(3000, seed=9, version=12), dataset.make_examples(3000, seed=9, version=13)
+    fifth_12 = sum(dataset.normal(ex.say) in only_fifth for ex in twelve)  # short lines the composer also makes
+    assert sum(dataset.normal(ex.say) in only_fifth for ex in thirteen) > max(40, 5 * fifth_12)
+    assert not set(said(thirteen)) & dataset.FREE_FORM
+    assert not [ex for ex in thirteen if dataset.holds_held_out(ex.say)]

@@ -74,7 +74,8 @@ def _check(path: Path, data: dict, labels: dict[str, set[str]]) -> None:
 
 # A bank written for a later data version joins from that version on (others from version 3), so the
 # earlier versions' data, and the checkpoints trained on it, regenerate byte for byte.
-FROM_VERSION = {"bank_3a.json": 5, "bank_3b.json": 5, "bank_4a.json": 6, "bank_4b.json": 6, "bank_4c.json": 6}
+FROM_VERSION = {"bank_3a.json": 5, "bank_3b.json": 5, "bank_4a.json": 6, "bank_4b.json": 6, "bank_4c.json": 6,
+                "bank_5a.json": 13, "bank_5b.json": 13, "bank_5c.json": 13}
 
 
 @functools.lru_cache(maxsize=None)
