@@ -168,6 +168,9 @@ def run_keys(args: argparse.Namespace) -> int:
         (args.folder / f"{name}.key").chmod(0o644 & ~previous)
     print(f"wrote {args.folder}/server.key_secret (keep on the server), server.key (give to clients),\n"
           f"      client.key_secret (the game's), client.key (for --client-keys allow-lists)")
+    if os.name == "nt":  # no file modes: the secret files carry the folder's permissions (docs/reliability.md)
+        print(f"note: on Windows the .key_secret files are as readable as {args.folder} itself: keep it a folder "
+              "only the server's account can read, or narrow them with icacls (docs/reliability.md)")
     return 0
 
 
