@@ -122,7 +122,7 @@ def main() -> int:
 def format_table(r: dict, levels: list[int]) -> str:
     rows = [("load (engine)", f"{r['load_s']:.1f} s", ""),
             ("resident after load", f"{r['rss_after_load_mb']:,.0f} MB", f"peak {r['peak_rss_mb']:,.0f} MB"),
-            (f"time to first token", f"{r['ttft_ms']:,.0f} ms", ""),
+            ("time to first token", f"{r['ttft_ms']:,.0f} ms", ""),
             ("decode, one stream", f"{r['decode_tok_s']:.2f} tok/s",
              f"{100 * r['decode_tok_s'] / r['floor_tok_s']:.0f}% of the floor {r['floor_tok_s']:.2f} tok/s")]
     for n in levels:
