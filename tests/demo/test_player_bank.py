@@ -111,13 +111,20 @@ def test_version_4_names_the_other_sword_by_comparison_only_after_the_first():
     assert seen > 20
 
 
-def test_version_6_draws_the_fourth_banks_and_asks_follow_ups_about_twice_as_often():
-    fourth = set()
-    for path in sorted(player_bank.FOLDER.glob("bank_4*.json")):
+def banks_lines(pattern: str, follow_ups: bool = False) -> set[str]:
+    """The normal forms of the single lines (and with follow_ups, the follow-ups' lines) of the bank files."""
+    found = set()
+    for path in sorted(player_bank.FOLDER.glob(pattern)):
         data = json.loads(path.read_text())
-        fourth |= {dataset.normal(line) for npc in ("brenna", "aldric", "marta")
-                   for lines in data.get(npc, {}).values() for line in lines}
-        fourth |= {dataset.normal(row["say"]) for row in data["follow_ups"]}
+        found |= {dataset.normal(line) for npc in ("brenna", "aldric", "marta")
+                  for lines in data.get(npc, {}).values() for line in lines}
+        if follow_ups:
+            found |= {dataset.normal(row["say"]) for row in data["follow_ups"]}
+    return found
+
+
+def test_version_6_draws_the_fourth_banks_and_asks_follow_ups_about_twice_as_often():
+    fourth = banks_lines("bank_4*.json", follow_ups=True)
     assert len(fourth) > 600
     follow_says = {dataset.normal(row[2]) for row in player_bank.load(version=6).follow_ups}
 
@@ -278,11 +285,7 @@ def test_a_shouted_line_keeps_its_words_and_its_normal_form():
 
 
 def test_version_13_draws_the_fifth_banks_and_version_12_does_not():
-    fifth = set()
-    for path in sorted(player_bank.FOLDER.glob("bank_5*.json")):
-        data = json.loads(path.read_text())
-        fifth |= {dataset.normal(line) for npc in ("brenna", "aldric", "marta")
-                  for lines in data.get(npc, {}).values() for line in lines}
+    fifth = banks_lines("bank_5*.json")
     earlier = {dataset.normal(line) for lines in player_bank.load(version=12).facts.values() for line in lines}
     earlier |= {dataset.normal(line) for lines in player_bank.load(version=12).unknown.values() for line in lines}
     only_fifth = fifth - earlier
