@@ -37,7 +37,14 @@ _shown.maxlevel, _shown.maxstring, _shown.maxother, _shown.maxlist, _shown.maxdi
 
 
 def shown(value: Any) -> str:
-    """A short, safe rendering of any decoded wire value, for error messages."""
+    """A short, safe rendering of any decoded wire value, for error messages (in msgpack's words where
+    Python's would mean nothing to a client in another language)."""
+    if isinstance(value, msgpack.ExtType):
+        return f"an ext value (ext type {value.code})"
+    if isinstance(value, msgpack.Timestamp):
+        return "a timestamp (ext type -1)"
+    if isinstance(value, (bytes, bytearray)):
+        return f"a bin value ({len(value)} bytes)"
     return _shown.repr(value)
 
 
@@ -123,7 +130,7 @@ def _string_keys(pairs: list) -> dict:
 MAX_MAPS = 256
 
 
-def _unpack(payload: bytes):
+def _unpack(payload: bytes, unicode_errors: str = "strict"):
     maps = 0
 
     def string_keyed(pairs: list) -> dict:
@@ -134,7 +141,25 @@ def _unpack(payload: bytes):
         return _string_keys(pairs)
     # maps come as pairs, so keys other than strings are never hashed (colliding keys would make a
     # 64 KiB map cost seconds) and can be left out
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=string_keyed)
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=string_keyed,
+                           unicode_errors=unicode_errors)
+
+
+def _id_despite_bad_utf8(payload: bytes) -> str | None:
+    """The request's id when the request is valid msgpack whose only fault is bad UTF-8 somewhere else, so
+    that the refusal names the request it refuses; None when the id itself is not valid UTF-8."""
+    try:
+        body = _unpack(payload, unicode_errors="surrogateescape")  # bad bytes become lone surrogates
+    except Exception:  # noqa: BLE001 - not readable this way either: nil, as for any unreadable frame
+        return None
+    rid = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
+        return None
+    try:
+        rid.encode("utf-8")  # a lone surrogate here: the bad bytes were the id's own
+    except UnicodeEncodeError:
+        return None
+    return rid
 
 
 def _without_nils(body: dict, key: str):
@@ -152,6 +177,10 @@ def decode(payload: bytes) -> Request:
         raise ProtocolError(TOO_LARGE, f"request is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES}")
     try:
         body = _unpack(payload)  # its size was checked above
+    except UnicodeDecodeError as exc:  # a JavaScript string cut inside a surrogate pair, say
+        raise ProtocolError(BAD_MESSAGE, "a string in the request is not valid UTF-8 (in JavaScript or C#, a "
+                                         "string cut inside a surrogate pair is: cut text at code points)",
+                            _id_despite_bad_utf8(payload)) from exc
     except Exception as exc:  # msgpack raises several types for malformed data
         raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
     if not isinstance(body, dict):

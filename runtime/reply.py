@@ -85,7 +85,20 @@ class ReplyStats:
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """As the wire carries it: the float fields always msgpack floats (a client in a typed language maps
+        them to one type), the counts always ints (docs/protocol.md)."""
+        out = dict(self.__dict__)
+        for name in _FLOAT_STATS:
+            if out[name] is not None:
+                out[name] = float(out[name])
+        for name in _INT_STATS:
+            out[name] = int(out[name])
+        return out
+
+
+_FLOAT_STATS = ("ttft_ms", "total_ms", "prefill_ms", "decode_tok_s", "deadline_ms", "confidence")
+_INT_STATS = ("prompt_tokens", "reused_tokens", "reasoning_tokens", "final_tokens", "reasoning_budget",
+              "dropped_turns", "unspoken_chars")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,21 @@ GUARD_INTERVAL_S = 0.02  # how often connections are checked for unfinished inpu
 ANSWERED_WHILE_STOPPING = frozenset({"health", "stats", "list_npcs", "cancel"})
 
 
+def request_frames_problem(frames: list[bytes], parts: int) -> str | None:
+    """What is wrong with a message's frame layout, or None: a request is one frame, or two when the first
+    is a REQ socket's empty delimiter; nothing else (a trailing empty frame included) is a request."""
+    if not frames:
+        return "a message with no frames is no request"
+    if parts == 1 and frames[0]:
+        return None
+    if parts == 2 and not frames[0] and frames[1]:
+        return None
+    if parts == 1 or (parts == 2 and not frames[0]):
+        return "an empty frame is no request: a request is one frame holding a msgpack map"
+    return (f"a request is one frame (after a REQ socket's empty delimiter, if any); this message had {parts} "
+            "frames")
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     bind: str = "tcp://127.0.0.1:5555"
@@ -264,12 +279,12 @@ class Server:
     def _on_frames(self, client: bytes, who: bytes, frames: list[bytes], parts: int) -> None:
         """One message from connection `client` sent by `who` (_client_of): its first frames (at most
         MAX_REQUEST_FRAMES) and how many it had."""
-        body = [f for f in frames if f]  # tolerate REQ-style empty delimiter frames
         self.counters.add("frames")
-        if len(body) != 1 or parts > MAX_REQUEST_FRAMES:
-            self._fail(client, None, p.BAD_MESSAGE, "expected one msgpack frame per request (after a REQ "
-                                                    f"socket's empty delimiter), got {parts} frames")
+        problem = request_frames_problem(frames, parts)
+        if problem:
+            self._fail(client, None, p.BAD_MESSAGE, problem)
             return
+        body = frames[-1:]
         if self.outbox.not_reading(client):
             self.counters.add("requests_dropped.not_reading")  # its answer could not reach it anyway
             return

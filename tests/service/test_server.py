@@ -149,6 +149,10 @@ BAD_INPUTS = {
     "id over 64 characters": ([msgpack.packb({"v": 1, "id": "i" * (p.MAX_ID_CHARS + 1), "type": "health"})],
                               p.TOO_LARGE),
     "two frames": ([msgpack.packb({"v": 1, "id": "x", "type": "health"}), b"extra"], p.BAD_MESSAGE),
+    # an outside client's [request, empty frame] was answered: only a delimiter before the request is a REQ's
+    "an empty frame after the request": ([msgpack.packb({"v": 1, "id": "x", "type": "health"}), b""], p.BAD_MESSAGE),
+    "one empty frame": ([b""], p.BAD_MESSAGE),
+    "a delimiter and an empty frame": ([b"", b""], p.BAD_MESSAGE),
     "unknown session export": ([msgpack.packb({"v": 1, "id": "x", "type": "export_session", "npc": "brenna",
                                                "session": "never"})], p.UNKNOWN_SESSION),
     "garbage session blob": ([msgpack.packb({"v": 1, "id": "x", "type": "import_session", "npc": "brenna",
@@ -175,6 +179,57 @@ def test_bad_input_gets_its_error_code_and_the_server_keeps_serving(live, case):
         assert answer["id"] == sent_id(frames)  # a readable id is always echoed: its sender waits on it
     with live.client() as c:
         assert c.health()["status"] == "ok"
+
+
+def test_a_delimiter_before_the_request_is_still_tolerated_and_an_empty_frame_is_named_as_such(live):
+    answer = raw_roundtrip(live.endpoint, [b"", msgpack.packb({"v": 1, "id": "req", "type": "health"})])
+    assert answer["type"] == "done" and answer["id"] == "req" and answer["status"] == "ok"
+    empty = raw_roundtrip(live.endpoint, [b""])
+    assert empty["code"] == p.BAD_MESSAGE and "empty frame" in empty["message"] and "1 frames" not in empty["message"]
+
+
+def bad_utf8_reply(rid: bytes) -> bytes:
+    """A reply request packed by hand, as JavaScript's msgpack encodes a string cut inside a surrogate pair:
+    its text holds ED A0 BD, not UTF-8."""
+    def s(raw: bytes) -> bytes:
+        return bytes([0xA0 | len(raw)]) + raw
+    pairs = [(b"v", b"\x01"), (b"id", s(rid)), (b"type", s(b"reply")), (b"npc", s(b"brenna")),
+             (b"text", s(b"Hello smith \xed\xa0\xbd"))]
+    return bytes([0x80 | len(pairs)]) + b"".join(s(k) + v for k, v in pairs)
+
+
+def test_bad_utf8_in_a_string_is_refused_naming_the_request_when_its_id_is_readable(live):
+    """A JavaScript client that cut a player's line inside an emoji sent bytes that are not UTF-8: the refusal
+    had id nil, so the game could not tell which of its requests failed."""
+    answer = raw_roundtrip(live.endpoint, [bad_utf8_reply(b"js-1")])
+    assert answer["type"] == "error" and answer["code"] == p.BAD_MESSAGE and answer["id"] == "js-1", answer
+    assert "UTF-8" in answer["message"]
+    own = raw_roundtrip(live.endpoint, [bad_utf8_reply(b"js-\xed\xa0\xbd")])  # the id itself: nothing to echo
+    assert own["code"] == p.BAD_MESSAGE and own["id"] is None
+    with live.client() as c:
+        assert c.health()["status"] == "ok"
+
+
+def test_error_messages_name_msgpack_types_not_python_reprs(live):
+    answer = raw_roundtrip(live.endpoint, [msgpack.packb({"v": 1, "id": "t", "type": msgpack.ExtType(1, b"\0")})])
+    assert answer["code"] == p.UNKNOWN_TYPE and "ext type 1" in answer["message"] and "ExtType" not in answer["message"]
+
+
+def test_numbers_on_the_wire_have_one_msgpack_type_each(live):
+    """A client in C# or C++ maps each field to one type, as docs/protocol.md states them: floats stay floats
+    however the deadline was sent (int, float) or answered (a fallback line), counts stay ints."""
+    floats = ("ttft_ms", "total_ms", "prefill_ms", "decode_tok_s", "deadline_ms")
+    ints = ("prompt_tokens", "reused_tokens", "reasoning_tokens", "final_tokens", "reasoning_budget",
+            "dropped_turns", "unspoken_chars")
+    with live.client() as c:
+        for deadline in (20000, 20000.0, p.MIN_DEADLINE_MS):  # the last one is answered by a fallback line
+            stats = reply_frames(c, "brenna", "hello", deadline_ms=deadline)[-1]["stats"]
+            assert all(type(stats[k]) is float for k in floats if stats[k] is not None), stats
+            assert all(type(stats[k]) is int for k in ints), stats
+            assert stats["confidence"] is None or type(stats["confidence"]) is float
+        assert all(type(n["deadline_ms"]) is float for n in c.list_npcs())
+        stats = c.stats()
+        assert type(stats["uptime_s"]) is float and type(stats["batch"]["mean_size"]) is float
 
 
 def test_full_queue_answers_busy(make_server):
