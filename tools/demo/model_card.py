@@ -104,7 +104,7 @@ def main() -> int:
     args = ap.parse_args()
     from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
                             freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i,
-                            freeform_blind_j, freeform_blind_k, freeform_blind_l)
+                            freeform_blind_j, freeform_blind_k, freeform_blind_l, freeform_blind_m)
 
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
@@ -113,35 +113,22 @@ def main() -> int:
     report = evaluate(model)
     free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
     blind_c = freeform.evaluate(model, freeform_blind_c.LINES)
-    blind_d = freeform.evaluate(model, freeform_blind_d.LINES)
-    sure_d = freeform.evaluate(model, freeform_blind_d.LINES, min_confidence=0.0)  # without unsure replies
-    blind_e = freeform.evaluate(model, freeform_blind_e.LINES)
-    sure_e = freeform.evaluate(model, freeform_blind_e.LINES, min_confidence=0.0)
-    blind_f = freeform.evaluate(model, freeform_blind_f.LINES)
-    sure_f = freeform.evaluate(model, freeform_blind_f.LINES, min_confidence=0.0)
-    blind_g = freeform.evaluate(model, freeform_blind_g.LINES)
-    sure_g = freeform.evaluate(model, freeform_blind_g.LINES, min_confidence=0.0)
-    blind_h = freeform.evaluate(model, freeform_blind_h.LINES)
-    sure_h = freeform.evaluate(model, freeform_blind_h.LINES, min_confidence=0.0)
-    blind_i = freeform.evaluate(model, freeform_blind_i.LINES)
-    sure_i = freeform.evaluate(model, freeform_blind_i.LINES, min_confidence=0.0)
-    blind_j = freeform.evaluate(model, freeform_blind_j.LINES)
-    sure_j = freeform.evaluate(model, freeform_blind_j.LINES, min_confidence=0.0)
-    blind_k = freeform.evaluate(model, freeform_blind_k.LINES)
-    sure_k = freeform.evaluate(model, freeform_blind_k.LINES, min_confidence=0.0)
-    blind_l = freeform.evaluate(model, freeform_blind_l.LINES)
-    sure_l = freeform.evaluate(model, freeform_blind_l.LINES, min_confidence=0.0)
+    # sets D to M, with the profiles' unsure replies and without them
+    with_unsure, without = {}, {}
+    for name, module in (("d", freeform_blind_d), ("e", freeform_blind_e), ("f", freeform_blind_f),
+                         ("g", freeform_blind_g), ("h", freeform_blind_h), ("i", freeform_blind_i),
+                         ("j", freeform_blind_j), ("k", freeform_blind_k), ("l", freeform_blind_l),
+                         ("m", freeform_blind_m)):
+        with_unsure[name] = freeform.evaluate(model, module.LINES)
+        without[name] = freeform.evaluate(model, module.LINES, min_confidence=0.0)
+    blind_d, blind_e, blind_f, blind_g, blind_h, blind_i, blind_j, blind_k, blind_l, blind_m = with_unsure.values()
+    sure_d, sure_e, sure_f, sure_g, sure_h, sure_i, sure_j, sure_k, sure_l, sure_m = without.values()
+    honest = (blind_m, blind_l, blind_k, blind_j, blind_i, blind_h, blind_g)  # never used to choose this checkpoint
     if args.json:
         args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c,
-                                         "blind_d": blind_d, "blind_d_without_unsure_replies": sure_d,
-                                         "blind_e": blind_e, "blind_e_without_unsure_replies": sure_e,
-                                         "blind_f": blind_f, "blind_f_without_unsure_replies": sure_f,
-                                         "blind_g": blind_g, "blind_g_without_unsure_replies": sure_g,
-                                         "blind_h": blind_h, "blind_h_without_unsure_replies": sure_h,
-                                         "blind_i": blind_i, "blind_i_without_unsure_replies": sure_i,
-                                         "blind_j": blind_j, "blind_j_without_unsure_replies": sure_j,
-                                         "blind_k": blind_k, "blind_k_without_unsure_replies": sure_k,
-                                         "blind_l": blind_l, "blind_l_without_unsure_replies": sure_l}, indent=1))
+                                         **{f"blind_{k}": v for k, v in with_unsure.items()},
+                                         **{f"blind_{k}_without_unsure_replies": v for k, v in without.items()}},
+                                        indent=1))
     shipped, dev, unseen = report["shipped"], report["shipped_dev"], report["unseen"]
     size_mb = (args.checkpoint / "model.safetensors").stat().st_size / 2**20
     examples = "\n".join(f"| {r['npc']} | {r['say']} | {r['answer']} | {r['score']} |"
@@ -180,6 +167,8 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 
 | player lines | right | wrong fact | other half only | deflection | unsure | follow-ups right | unknowable answered honestly |
 | --- | --- | --- | --- | --- | --- | --- | --- |
+| **free-form set M: {blind_m['n']} lines by a fourteenth outside writer, written while a twentieth run trained (not shipped), before anyone scored a model on it, used for nothing; only {sum(r['follow_up'] for r in blind_m['rows'])} follow-ups were left once lines the training data held went (tools/demo/freeform_blind_m.py)** | {freeform_line(blind_m)} |
+| set M, unsure replies off | {freeform_line(sure_m)} |
 | **free-form set L: {blind_l['n']} lines by a thirteenth outside writer, written while a nineteenth run trained (not shipped), before anyone scored a model on it, used for nothing; only {sum(r['follow_up'] for r in blind_l['rows'])} follow-ups were left once lines the training data held went (tools/demo/freeform_blind_l.py)** | {freeform_line(blind_l)} |
 | set L, unsure replies off | {freeform_line(sure_l)} |
 | **free-form set K: {blind_k['n']} lines by a twelfth outside writer, written after this checkpoint shipped while a seventeenth run trained (not shipped), before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_k.py)** | {freeform_line(blind_k)} |
@@ -204,6 +193,7 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | *the checkpoint shipped before this one (the mean of the eleventh and a twelfth run; data version 10), sets A / B / C / D / E / F / G / H / I / J, unsure replies at 0.85 (its setting)* | *98.1 / 83.3 / 85.8 / 83.7 / 88.7 / 90.4 / 85.9 / 87.9 / 86.4 / 82.5%* | *0.0 / 2.8 / 1.9 / 3.3 / 3.0 / 2.2 / 3.0 / 4.0 / 4.2 / 3.6%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.9 / 13.0 / 12.3 / 12.2 / 8.3 / 7.4 / 11.1 / 8.1 / 9.3 / 13.9%* | *1.9 / 13.0 / 13.2 / 13.8 / 12.8 / 14.7 / 17.0 / 12.1 / 15.3 / 19.0%* | *83 / 67 / 17 / 60 / 85 / 81 / 82 / 82 / 86 / 70%* | *100 / 92 / 93 / 95 / 97 / 94 / 92 / 85 / 83 / 90%* |
 | *the checkpoint shipped before this one, sets D / E / F / G / H / I / J, unsure replies off* | *84.6 / 87.2 / 93.4 / 85.9 / 91.1 / 92.4 / 89.1%* | *8.1 / 7.5 / 4.4 / 10.4 / 7.3 / 5.1 / 7.3%* | *1.6 / 0.0 / 0.0 / 2.2 / 1.6 / 0.0 / 0.7%* | *5.7 / 5.3 / 2.2 / 1.5 / 0.0 / 2.5 / 2.9%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 85 / 86 / 91 / 82 / 100 / 83%* | *85 / 84 / 89 / 67 / 78 / 78 / 77%* |
 | *a sixteenth run (65 minutes from the checkpoint before on data version 12, its weights the mean of 42 points of its second half; not shipped alone: this checkpoint is its mean with the checkpoint before), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 79.7 / 91.0 / 89.0%* | *0.9 / 4.9 / 1.5 / 3.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *12.3 / 14.6 / 7.5 / 7.4%* | *11.3 / 13.8 / 10.5 / 11.0%* | *67 / 60 / 92 / 76%* | *100 / 95 / 97 / 86%* |
+| *a twentieth run (80 minutes from this checkpoint on data version 13: three more outside writers' lines, aimed at the kinds behind its wrong facts on sets C to F; 5,085 steps, its weights the mean of 54 points of its second half; not shipped: 75 against 78 on sets C to F, where its rule asked for 72; its mean with this checkpoint 79), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence); without unsure replies it was right 458 times and stated 20 wrong facts on C to F, against this checkpoint's 447 and 32* | *87.7 / 82.1 / 91.7 / 89.0%* | *0.9 / 0.8 / 1.5 / 2.2%* | *1.9 / 1.6 / 0.0 / 0.0%* | *9.4 / 15.4 / 6.8 / 8.8%* | *10.4 / 13.8 / 10.5 / 12.5%* | *83 / 60 / 92 / 76%* | *100 / 100 / 97 / 92%* |
 | *a nineteenth run (90 minutes from this checkpoint on data version 12, 4,462 steps, beside 8,000 hard examples: the conversations of the shipped NPCs, of 24,000 fresh ones, whose reasoning this checkpoint was least sure of (tools/demo/hard_examples.py); its weights the mean of 49 points of its second half, then averaged with this checkpoint; not shipped: 88 against 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 81.3 / 91.0 / 91.2%* | *0.9 / 4.9 / 3.0 / 1.5%* | *0.9 / 0.0 / 0.0 / 0.0%* | *12.3 / 13.8 / 6.0 / 7.4%* | *14.2 / 13.8 / 7.5 / 14.0%* | *50 / 60 / 92 / 86%* | *100 / 95 / 90 / 94%* |
 | *a seventeenth run (this checkpoint made 192 wide, 4.80M parameters, computing the same logits (tools/demo/grow.py), then 100 minutes on data version 12, 3,673 steps, its weights the mean of 38 points of its second half and then averaged with its widened start; not shipped: 81 against this checkpoint's 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *89.6 / 80.5 / 91.7 / 90.4%* | *0.9 / 4.1 / 2.3 / 1.5%* | *1.9 / 0.0 / 0.0 / 0.0%* | *7.5 / 15.4 / 6.0 / 8.1%* | *8.5 / 13.0 / 8.3 / 13.2%* | *83 / 60 / 85 / 86%* | *100 / 95 / 94 / 94%* |
 | *the checkpoint shipped before this one at 0.80 (the setting it was chosen at, before its threshold was re-chosen), sets A / B / C / D / E / F / G / H / I* | *99.0 / 85.2 / 85.8 / 84.6 / 88.0 / 90.4 / 85.2 / 87.9 / 87.3%* | *0.0 / 3.7 / 2.8 / 3.3 / 3.8 / 2.2 / 4.4 / 5.6 / 4.2%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 10.4 / 11.4 / 8.3 / 7.4 / 10.4 / 6.5 / 8.5%* | *1.0 / 9.3 / 10.4 / 13.0 / 11.3 / 14.7 / 15.6 / 8.1 / 13.6%* | *100 / 89 / 17 / 60 / 85 / 81 / 82 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 94 / 88 / 78 / 83%* |
@@ -231,17 +221,19 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | *the first checkpoint (templates only), sets A / B* | *62.5 / 45.4%* | *20.2 / 28.7%* | *–* | *17.3 / 25.9%* | *–* | *83 / 44%* | *67 / 50%* |
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
-right at least 80% of the time. Sets L, K, J, I, H and G are the honest figures for this checkpoint: none was used to
-choose it or its threshold (L and K were written after it shipped, J while its run trained, I after the eleventh
+right at least 80% of the time. Sets M, L, K, J, I, H and G are the honest figures for this checkpoint: none was used to
+choose it or its threshold (M, L and K were written after it shipped, J while its run trained, I after the eleventh
 checkpoint shipped, H after the eleventh was chosen; their lines are kept out of the data). On L:
 {blind_l['right']:.1%} right, {blind_l['wrong']:.1%} wrong, follow-ups {blind_l['follow_up_right']:.0%} right (only
 {sum(r['follow_up'] for r in blind_l['rows'])} of them: most of its writer's follow-ups began with a line the training data held), unanswerable
 questions answered honestly {blind_l['unknown_right']:.0%}; {targets(blind_l)}; its writer's lines were
 close to the training data's (45 of the 155 not arguable were in it, word for word), so L is likely the
-easiest of the six. Over the six together ({sum(b['n'] for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g))} lines):
-{sum(r['score'] == 'right' for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g) for r in b['rows']) / sum(b['n'] for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g)):.1%} right,
-{sum(r['score'] == 'wrong' for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g) for r in b['rows']) / sum(b['n'] for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g)):.1%} wrong,
-follow-ups {sum(r['score'] == 'right' for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g) for r in b['rows'] if r['follow_up']) / sum(r['follow_up'] for b in (blind_l, blind_k, blind_j, blind_i, blind_h, blind_g) for r in b['rows']):.0%} right. On K:
+easiest of the seven. On M: {blind_m['right']:.1%} right, {blind_m['wrong']:.1%} wrong, follow-ups
+{blind_m['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_m['rows'])} of them), unanswerable questions answered honestly
+{blind_m['unknown_right']:.0%}; {targets(blind_m)}. Over the seven together ({sum(b['n'] for b in honest)} lines):
+{sum(r['score'] == 'right' for b in honest for r in b['rows']) / sum(b['n'] for b in honest):.1%} right,
+{sum(r['score'] == 'wrong' for b in honest for r in b['rows']) / sum(b['n'] for b in honest):.1%} wrong,
+follow-ups {sum(r['score'] == 'right' for b in honest for r in b['rows'] if r['follow_up']) / sum(r['follow_up'] for b in honest for r in b['rows']):.0%} right. On K:
 {blind_k['right']:.1%} right, {blind_k['wrong']:.1%} wrong, follow-ups {blind_k['follow_up_right']:.0%} right
 ({sum(r['follow_up'] for r in blind_k['rows'])} of them; {sure_k['follow_up_right']:.0%} with unsure replies off: the
 threshold turns follow-ups into unsure lines more than other questions), unanswerable questions answered honestly
@@ -326,7 +318,10 @@ as it existed, and for this one after it was chosen: once at its threshold, 0.80
 while the seventeenth run trained; 14 lines whose labels its writer called arguable were taken out before
 any scoring, then, unseen, the 23 that the data of this checkpoint's runs or of the seventeenth run held,
 leaving 143 (26 of its 36 follow-ups); nobody has read its replies; it was scored once, for this checkpoint,
-after the seventeenth run was judged, and chose nothing.
+after the seventeenth run was judged, and chose nothing. Sets L and M were written the same way by a
+thirteenth and a fourteenth helper, while the nineteenth and the twentieth runs trained, filtered the same
+way against every run's data (their own modules say how many lines went), and scored once each for this
+checkpoint after those runs were judged; nobody has read their replies, and they chose nothing.
 
 How each shipped checkpoint was chosen, by a rule fixed before its run finished: the fifth over the
 fourth and the sixth (25 more minutes on the same data) over the fifth on sets A and B with unsure
