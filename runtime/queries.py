@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def answer(server: "Server", kind: str) -> dict[str, Any]:
     """The `done` fields for a query of this kind."""
     e = server.engine
-    uptime = float(round(time.perf_counter() - server.started_at, 1))
+    uptime = round(time.perf_counter() - server.started_at, 1)
     if kind == "health":
         status = "stopping" if server.stopping.is_set() else "failed" if server.worker_state == "failed" else "ok"
         return dict(status=status, worker=server.worker_state, uptime_s=uptime,
@@ -26,7 +26,7 @@ def answer(server: "Server", kind: str) -> dict[str, Any]:
         b = server.batch
         return dict(uptime_s=uptime, queue=len(server.scheduler.queued()), counters=server.counters.snapshot(),
                     batch={"live": len(b), "max": b.max_batch, "steps": b.steps_run, "rows": b.rows_stepped,
-                           "mean_size": float(round(b.rows_stepped / b.steps_run, 2)) if b.steps_run else 0.0},
+                           "mean_size": round(b.rows_stepped / b.steps_run, 2) if b.steps_run else 0.0},
                     sessions=len(e.store), cache_bytes=e.store.bytes_used(),
                     cost_model={"prefill_ms_per_token": round(e.cost.prefill_ms_per_token, 4),
                                 "decode_ms_per_token": round(e.cost.decode_ms_per_token, 4)},
@@ -34,7 +34,7 @@ def answer(server: "Server", kind: str) -> dict[str, Any]:
                            "op_set": e.session.manifest.op_set, "dtype": e.session.manifest.dtype})
     if kind == "list_npcs":
         return dict(npcs=[{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort,
-                           "deadline_ms": float(n.deadline_ms), "actions": [a.name for a in n.actions]}
+                           "deadline_ms": n.deadline_ms, "actions": [a.name for a in n.actions]}
                           for n in sorted(e.npcs.values(), key=lambda n: n.id)])
     if kind == "reload_profiles":
         result = reload_profiles(server)

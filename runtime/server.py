@@ -49,16 +49,13 @@ ANSWERED_WHILE_STOPPING = frozenset({"health", "stats", "list_npcs", "cancel"})
 def request_frames_problem(frames: list[bytes], parts: int) -> str | None:
     """What is wrong with a message's frame layout, or None: a request is one frame, or two when the first
     is a REQ socket's empty delimiter; nothing else (a trailing empty frame included) is a request."""
-    if not frames:
-        return "a message with no frames is no request"
-    if parts == 1 and frames[0]:
-        return None
-    if parts == 2 and not frames[0] and frames[1]:
-        return None
-    if parts == 1 or (parts == 2 and not frames[0]):
+    delimited = parts == 2 and not frames[0]
+    if parts != 1 and not delimited:
+        return (f"a request is one frame (after a REQ socket's empty delimiter, if any); this message had {parts} "
+                "frames")
+    if not frames[-1]:
         return "an empty frame is no request: a request is one frame holding a msgpack map"
-    return (f"a request is one frame (after a REQ socket's empty delimiter, if any); this message had {parts} "
-            "frames")
+    return None
 
 
 @dataclass(frozen=True)

@@ -217,12 +217,13 @@ def test_error_messages_name_msgpack_types_not_python_reprs(live):
 
 def test_numbers_on_the_wire_have_one_msgpack_type_each(live):
     """A client in C# or C++ maps each field to one type, as docs/protocol.md states them: floats stay floats
-    however the deadline was sent (int, float) or answered (a fallback line), counts stay ints."""
+    however the deadline was sent (int, float), counts stay ints; every path's stats go out through
+    ReplyStats.to_dict, which makes them so (a fallback's stats are built from whole numbers)."""
     floats = ("ttft_ms", "total_ms", "prefill_ms", "decode_tok_s", "deadline_ms")
     ints = ("prompt_tokens", "reused_tokens", "reasoning_tokens", "final_tokens", "reasoning_budget",
             "dropped_turns", "unspoken_chars")
     with live.client() as c:
-        for deadline in (20000, 20000.0, p.MIN_DEADLINE_MS):  # the last one is answered by a fallback line
+        for deadline in (20000, 20000.0):
             stats = reply_frames(c, "brenna", "hello", deadline_ms=deadline)[-1]["stats"]
             assert all(type(stats[k]) is float for k in floats if stats[k] is not None), stats
             assert all(type(stats[k]) is int for k in ints), stats
@@ -230,6 +231,18 @@ def test_numbers_on_the_wire_have_one_msgpack_type_each(live):
         assert all(type(n["deadline_ms"]) is float for n in c.list_npcs())
         stats = c.stats()
         assert type(stats["uptime_s"]) is float and type(stats["batch"]["mean_size"]) is float
+
+
+def test_reply_stats_built_from_whole_numbers_go_out_with_float_times():
+    from runtime.reply import ReplyStats
+
+    stats = ReplyStats(request_id="r", npc="n", prompt_tokens=3, reused_tokens=0, reasoning_tokens=0,
+                       final_tokens=0, ttft_ms=0, total_ms=1, prefill_ms=0, decode_tok_s=0, reasoning_budget=0,
+                       reasoning_cut=True, fallback_used=True, deadline_ms=5, deadline_met=True,
+                       finish_reason="fallback", input_truncated=False, dropped_turns=0).to_dict()
+    wire = msgpack.unpackb(msgpack.packb(stats), raw=False)
+    assert all(type(wire[k]) is float for k in ("ttft_ms", "total_ms", "prefill_ms", "decode_tok_s", "deadline_ms"))
+    assert wire["confidence"] is None and type(wire["prompt_tokens"]) is int
 
 
 def test_full_queue_answers_busy(make_server):
