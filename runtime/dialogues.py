@@ -17,14 +17,13 @@ Checked like profiles: every problem names the file, the line and what is allowe
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.npc import Npc
 from runtime.profile_parser import (NAME_PATTERN, ProfileError, ProfileProblem, TableChecker, entry_lines,
-                                    parse_profile, read_profile_text, state_ok, toml_error_line)
+                                    load_toml, parse_profile, read_profile_text, state_ok)
 
 MAX_EXAMPLES = 10_000
 
@@ -120,10 +119,7 @@ def read_folder(profiles: Path) -> tuple[list[tuple[Npc, Path, list[Example]]], 
 def parse_dialogues(path: Path, npc: Npc) -> list[Example]:
     """The examples of one NPC's dialogue file, or ProfileError listing every problem with its line."""
     text = read_profile_text(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError([ProfileProblem(str(path), toml_error_line(exc), "", f"TOML syntax error: {exc}")]) from exc
+    data = load_toml(path, text)
     c = TableChecker(path, text)
     for key in data:
         if key != "examples":

@@ -17,6 +17,7 @@ from typing import Any
 from runtime.npc import EFFORTS, ActionSpec, BehaviourTest, Npc
 from runtime.protocol import MAX_STATE_CHARS, MAX_STATE_ENTRIES, REPLY_WHITESPACE, shown, speakable
 from runtime.sampler import SamplingParams
+from runtime.toml_key_depth import MAX_KEY_PARTS, longest_dotted_run
 
 MAX_PROFILE_BYTES = 256 * 1024
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -308,16 +309,26 @@ def parse_profile(path: Path) -> Npc:
     return parse_profile_text(path, text)
 
 
-def parse_profile_text(path: Path, text: str) -> Npc:
-    """A profile's text, as if read from `path` (which names it in problems and gives the default id)."""
-    path = Path(path)
+def load_toml(path: Path, text: str) -> dict:
+    """A profile's (or dialogue file's) TOML, or ProfileError: a syntax error with its line, or a text
+    that would cost tomllib too much (a key of thousands of parts, values nested past its recursion)."""
+    parts, line = longest_dotted_run(text)
+    if parts > MAX_KEY_PARTS:
+        raise ProfileError([ProfileProblem(str(path), line, "", f"a key or table name of {parts} dotted parts; "
+                                                               f"a profile's have at most {MAX_KEY_PARTS}")])
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError([ProfileProblem(str(path), toml_error_line(exc), "", f"TOML syntax error: {exc}")]) from exc
     except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
         raise ProfileError([ProfileProblem(str(path), None, "", "values are nested too deeply for a profile; "
                                                                 "use plain strings, lists and tables")]) from exc
+
+
+def parse_profile_text(path: Path, text: str) -> Npc:
+    """A profile's text, as if read from `path` (which names it in problems and gives the default id)."""
+    path = Path(path)
+    data = load_toml(path, text)
     c = TableChecker(path, text)
     top = c.section({k: v for k, v in data.items() if k not in TABLES and k not in ("actions", "tests")}, TOP, "")
     tables: dict[str, dict] = {}

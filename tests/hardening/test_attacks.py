@@ -187,7 +187,9 @@ HOSTILE_PROFILES = {
     "deep_header.toml": 'name = "H"\npersona = "p"\nfallback_lines = ["..."]\n[style.description.'
                         + ".".join(["a"] * 1000) + "]\nx = 1\n",
     "deep_parameters.toml": 'name = "P"\npersona = "p"\nfallback_lines = ["..."]\n[[actions]]\nname = "go"\n'
-                            'description = "d"\n[actions.parameters.' + ".".join(["a"] * 1000) + "]\nx = 1\n",
+                            'description = "d"\n[actions.parameters.' + ".".join(["a"] * 20) + "]\nx = 1\n",
+    # 160 KB, under the size limit: tomllib alone would spend some 20 GB on it (an outside probe's find)
+    "dotted_key_bomb.toml": 'name = "K"\npersona = "p"\nfallback_lines = ["..."]\n' + "a." * 80_000 + "b = 1\n",
     "many_actions.toml": 'name = "M"\npersona = "p"\nfallback_lines = ["..."]\n'
                          + "".join(f'[[actions]]\nname = "act{i}"\ndescription = "does thing number {i}"\n'
                                    for i in range(1000)),
@@ -212,6 +214,8 @@ def test_hostile_profiles_are_refused_on_hot_reload_with_their_reasons(serve):
     assert "nested too deeply" in problems["deep_knowledge.toml"]
     assert "at most 16" in problems["many_actions.toml"]
     assert "nested at most" in problems["deep_parameters.toml"]
+    assert "80001 dotted parts" in problems["dotted_key_bomb.toml"]
+    assert "dotted parts" in problems["deep_header.toml"]
     assert "context" in problems["huge_prompt.toml"] and "tokens" in problems["huge_prompt.toml"]
     assert "not a regular file" in problems["fifo.toml"]
     time.sleep(1.5)  # the periodic scan sees the same files, FIFO included

@@ -69,6 +69,30 @@ def test_not_utf8_and_oversized_files(tmp_path):
     assert "at most" in found.message
 
 
+@pytest.mark.parametrize("key", ["a." * 10_000 + "b = 1", "[" + "a." * 10_000 + "b]\nx = 1",
+                                 '"a" . ' * 10_000 + '"b" = 1', "x = {" + "a." * 10_000 + "b = 1}"])
+def test_a_key_of_thousands_of_dotted_parts_is_refused_before_tomllib_spends_memory_on_it(tmp_path, key):
+    # tomllib's memory grows with the square of a dotted key's length: 80,000 parts (160 KB, under the size
+    # limit) took a server past 20 GB; 10,000 cost some 400 MB before this check
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        (found,) = problems(write(tmp_path, GOOD + "# a.b.c.d.e.f and 'a.b' in a comment or string count for nothing\n"
+                                  + key + "\n"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.line == 5 and "10001 dotted parts" in found.message and "at most 32" in found.message
+    assert peak < 20 << 20, peak
+
+
+def test_dotted_keys_and_floats_a_profile_really_holds_still_read(tmp_path):
+    text = GOOD + 'min_confidence = 0.80\nstyle.description = "Curt. Says little."\n"budget" . "deadline_ms" = 900\n'
+    npc = parse_profile(write(tmp_path, text))
+    assert npc.min_confidence == 0.80 and npc.deadline_ms == 900 and npc.style == "Curt. Says little."
+
+
 def _bytes(tmp_path, data):
     path = tmp_path / "bin.toml"
     path.write_bytes(data)
