@@ -121,6 +121,15 @@ class DecodeBatch:
             return
         self._prefills.append(pending)  # its chunks run between decode steps
 
+    def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink", why: str) -> None:
+        """End a reply with its fallback line at once, without the model (so without a place in the batch):
+        the scheduler's answer for a queued reply that can no longer say anything else in time. The session
+        keeps the turn, as for any fallback."""
+        try:
+            self.engine.new_reply(req, cancel, sink).begin(give_up=why)
+        except Exception as exc:  # noqa: BLE001 - unknown NPC, a session it may not use: the sink answers it
+            sink(exc)
+
     def step(self) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
         decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled:

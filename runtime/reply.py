@@ -172,7 +172,10 @@ class Reply:
 
     # ---- the contract ---------------------------------------------------------------------------
 
-    def begin(self) -> list[int] | None:
+    def begin(self, give_up: str | None = None) -> list[int] | None:
+        """Check the session, build the prompt and plan the reply: the ids to prefill, or None when it
+        ended at once with its fallback line (no time for a minimal answer, or `give_up`: why the
+        scheduler says so for a reply the queue held too long)."""
         e, npc, sid = self.e, self.npc, self.req.session_id
         if sid:
             token = self.req.session_token if self.req.from_wire else session_access.TRUSTED
@@ -194,6 +197,8 @@ class Reply:
         plan = self.plan = deadlines.plan(e.cost, self.clock.slack_ms(),
                                           len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
                                           npc.expected_final_tokens, npc.max_reasoning_tokens)
+        if give_up:
+            plan = self.plan = deadlines.Plan(0, True, give_up)
         if plan.fallback:
             log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)
             self.reused = reuse

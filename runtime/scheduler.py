@@ -16,6 +16,9 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
   3. update: the batch reports each reply's events to its job's sink; the last event of a job
      (its result, a refusal, an error) marks it finished.
 
+A queued reply that can no longer start in time for a minimal answer (the batch full, or its
+conversation busy) is answered at once, before the step: its fallback line, or `deadline_impossible`
+when an earlier job of its session still runs (its turn comes first); never late, when a place frees.
 Replies and session operations of one conversation keep their arrival order. A client may hold at
 most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all, and a
 full queue takes a newcomer by refusing the newest job of a client holding at least two more places.
@@ -101,6 +104,7 @@ class Batch(Protocol):
     def has_room(self) -> bool: ...
     def min_slack_ms(self) -> float: ...
     def start(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None]) -> None: ...
+    def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None], why: str) -> None: ...
     def step(self) -> None: ...
     def fail_all(self, exc: BaseException) -> None: ...
 
@@ -217,9 +221,11 @@ class Scheduler:
 
     def step(self) -> bool:
         """Schedule, run one thing, report; False once stopped and nothing is left to run."""
-        job, refused = self._schedule()
+        job, refused, late = self._schedule()
         for queued in refused:
             self._deliver(queued, Refusal(protocol.SHUTTING_DOWN, "the server is shutting down"))
+        for queued, behind in late:  # first: they cost no model time, and their deadlines are closest
+            self._answer_late(queued, behind)
         if job is None and not len(self.batch):
             return not self._stopping
         try:
@@ -231,13 +237,13 @@ class Scheduler:
             time.sleep(0.01)  # a failure that repeats must not spin a core
         return True
 
-    def _schedule(self) -> tuple[Job | None, list[Job]]:
+    def _schedule(self) -> tuple[Job | None, list[Job], list[tuple[Job, bool]]]:
         with self._cv:
             if not self._queue and not len(self.batch) and not self._stopping:
                 self._cv.wait(IDLE_WAIT_S)
             if self._stopping:
                 refused, self._queue = self._queue, []
-                return None, refused
+                return None, refused, []
             job = self._pick()
             if job is not None:
                 self._queue.remove(job)
@@ -248,7 +254,48 @@ class Scheduler:
                     self._last_start.move_to_end(job.client)
                     if len(self._last_start) > MAX_CLIENTS_REMEMBERED:
                         self._last_start.popitem(last=False)  # served longest ago: first in line anyway
-            return job, []
+            return job, [], self._running_out()
+
+    def _running_out(self) -> list[tuple[Job, bool]]:
+        """The queued replies that must be answered now to be answered in time (deadlines.answer_from_queue_now),
+        taken out of the queue (under the lock), each with whether an earlier job of its conversation is
+        still running or queued (then it may not end with a turn of its own before that job's)."""
+        now = time.perf_counter()
+        ahead = {job.conversation for job in self._jobs.values() if job.started and not job.finished}
+        out = []
+        for job in list(self._queue):
+            conv = job.conversation
+            if job.is_reply:
+                req = job.request
+                remaining = req.deadline_ms - (now - req.received_at) * 1000
+                if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), self.batch.prefill_chunk):
+                    self._queue.remove(job)
+                    job.started = True
+                    out.append((job, conv[1] is not None and conv in ahead))
+            if conv[1] is not None:
+                ahead.add(conv)
+        return out
+
+    def _answer_late(self, job: Job, behind: bool) -> None:
+        """A queued reply out of time: its fallback line now, or, behind an earlier job of its conversation
+        (whose turn must come first), deadline_impossible now; either on time, not when a place frees."""
+        req = job.request
+        waited = (time.perf_counter() - req.received_at) * 1000
+        if behind:
+            self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline runs out: "
+                                                                     f"the request waited {waited:.0f} ms behind an "
+                                                                     "earlier request of its session, still running"))
+            return
+        if deadlines.expired_in_queue(req.received_at, req.deadline_ms) is not None:  # a step ran long
+            self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran out "
+                                                                     f"while the request waited {waited:.0f} ms "
+                                                                     "in the queue"))
+            return
+        try:
+            self.batch.fall_back(req, job.cancel, lambda event: self._deliver(job, event),
+                                 f"waited {waited:.0f} ms in the queue; only the fallback line is still in time")
+        except Exception as exc:  # noqa: BLE001 - its sink answers it
+            self._deliver(job, exc)
 
     def _pick(self) -> Job | None:
         """What to start before the next decode step (under the lock); None when nothing can."""

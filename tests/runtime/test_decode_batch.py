@@ -372,3 +372,21 @@ def test_short_prompts_waiting_together_share_one_pause_between_steps(tiny_model
     assert ("decode" in between) is not share
     batch.run_all()
     assert all(isinstance(e[-1], ReplyResult) for e in events.values())
+
+
+def test_a_reply_the_scheduler_gives_up_on_says_its_fallback_line_without_the_model_and_keeps_the_turn(tiny_model):
+    engine = Engine(tiny_model, npcs())
+    batch = DecodeBatch(engine, max_batch=1)
+    batch.start(ReplyRequest(npc="brenna", text=QUESTIONS[2], session_id="busy", request_id="busy"),
+                threading.Event(), lambda event: None)  # the batch is full
+    events: list = []
+    batch.fall_back(ReplyRequest(npc="tomas", text="Any work?", session_id="late", request_id="late"),
+                    threading.Event(), events.append, "waited too long in the queue")
+    result = events[-1]
+    assert isinstance(result, ReplyResult) and [e.text for e in events[:-1]] == ["Busy."]
+    assert result.text == "Busy." and result.stats.finish_reason == "fallback" and result.stats.fallback_used
+    assert result.stats.reasoning_tokens == result.stats.final_tokens == 0 and len(batch) == 1
+    assert [(t.user, t.reply) for t in engine.store.get("tomas", "late").history] == [("Player: Any work?", "Busy.")]
+    events.clear()
+    batch.fall_back(ReplyRequest(npc="nobody", text="Hi", request_id="x"), threading.Event(), events.append, "late")
+    assert len(events) == 1 and isinstance(events[0], UnknownNpc)

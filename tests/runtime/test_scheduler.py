@@ -30,6 +30,7 @@ class FakeBatch:
         self.max_batch, self.steps = max_batch, steps
         self.rows: list[list] = []  # [request, sink, steps left]
         self.started: list[str] = []
+        self.fell_back: list[str] = []
         self.slack_ms = float("inf")
         self.fail_next_step: Exception | None = None
 
@@ -45,6 +46,10 @@ class FakeBatch:
     def start(self, req, cancel, sink) -> None:
         self.started.append(req.request_id)
         self.rows.append([req, sink, self.steps, cancel])
+
+    def fall_back(self, req, cancel, sink, why) -> None:
+        self.fell_back.append(req.request_id)
+        sink(result(req))
 
     def step(self) -> None:
         if self.fail_next_step is not None:
@@ -205,6 +210,40 @@ def test_a_reply_whose_deadline_ran_out_in_the_queue_is_refused_not_started():
     assert batch.started == []
     refusal = c.last("stale")
     assert isinstance(refusal, Refusal) and refusal.code == p.DEADLINE_IMPOSSIBLE and "waited" in refusal.message
+
+
+def test_a_queued_reply_running_out_of_time_is_answered_now_not_when_a_place_frees():
+    # an outside probe: behind a full batch, 300 ms replies were refused up to 475 ms after their deadlines
+    batch = FakeBatch(max_batch=1, steps=1000)
+    s = scheduler(batch)
+    flood, c = Client(s, b"flood"), Client(s, b"game")
+    flood.reply("long")
+    c.reply("held", session="s")
+    s.step()
+    s.step()  # "long" fills the batch; "held" waits for a place
+    c.reply("soon", deadline_ms=300, waited_ms=295)  # a one-off: its fallback line, now
+    c.reply("behind", deadline_ms=300, waited_ms=295, session="s")  # after "held", still queued: its turn first
+    c.reply("fresh", deadline_ms=300)
+    s.step()
+    assert batch.started == ["long"] and batch.fell_back == ["soon"]
+    assert isinstance(c.last("soon"), ReplyResult)
+    refusal = c.last("behind")
+    assert isinstance(refusal, Refusal) and refusal.code == p.DEADLINE_IMPOSSIBLE
+    assert "behind an earlier request of its session" in refusal.message
+    assert [job.id for job in s.queued()] == ["held", "fresh"] and c.last("fresh") is None
+
+
+def test_a_session_reply_out_of_time_with_its_conversation_free_falls_back_and_keeps_its_place_in_order():
+    batch = FakeBatch(max_batch=1, steps=1000)
+    s = scheduler(batch)
+    Client(s, b"flood").reply("long")
+    s.step()
+    c = Client(s, b"game")
+    c.reply("first", deadline_ms=300, waited_ms=295, session="s")
+    c.reply("second", session="s")
+    s.step()
+    assert batch.fell_back == ["first"] and isinstance(c.last("first"), ReplyResult)
+    assert [job.id for job in s.queued()] == ["second"]
 
 
 def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_once_it_ended_finds_nothing():
