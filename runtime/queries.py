@@ -61,4 +61,7 @@ def without_server_paths(folder: Path, problem: dict) -> dict:
         for name in folders:
             text = text.replace(name + os.sep, "").replace(name, "the profiles folder")
         return text
-    return {**problem, "file": shown(str(Path(problem["file"]).resolve())), "message": shown(problem["message"])}
+    path = Path(problem["file"])
+    # the file's own name in the folder, never where a link in it points (/proc/<pid>/environ, a secret)
+    file = shown(str(path.parent.resolve() / path.name))
+    return {**problem, "file": path.name if os.path.isabs(file) else file, "message": shown(problem["message"])}

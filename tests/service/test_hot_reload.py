@@ -34,6 +34,22 @@ def test_broken_edit_keeps_the_last_good_npc_and_reports_the_error(make_server):
     assert server.engine.npcs["brenna"].name == "Brenna the Bold"
 
 
+def test_a_linked_profile_is_named_by_its_link_never_by_where_it_points(make_server, tmp_path):
+    # an outside probe: links to /proc/<pid>/environ and to a file outside came back as those paths
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "secret_settings.txt"
+    secret.write_text('api_secret = "hunter2"\n')
+    server = make_server()
+    (server.profiles / "linked.toml").symlink_to(secret)
+    (server.profiles / "dangling.toml").symlink_to(outside / "missing" / "gone.toml")
+    with server.client() as c:
+        report = c.reload_profiles()
+    files = {e["file"] for e in report["errors"]}
+    assert {"linked.toml", "dangling.toml"} <= files, report["errors"]
+    assert str(outside) not in str(report) and "hunter2" not in str(report)
+
+
 def test_edits_are_picked_up_without_asking(make_server):
     server = make_server()
     new = server.profiles / "wren.toml"
