@@ -292,7 +292,7 @@ def _read_profile_bytes(path: Path) -> bytes:
 def read_profile_text(path: Path) -> str:
     """A profile's text, with the same guards as parsing (regular file, size, UTF-8)."""
     try:
-        return _read_profile_bytes(Path(path)).decode("utf-8")
+        return _read_profile_bytes(Path(path)).decode("utf-8-sig")  # a BOM (Windows editors write one) is no text
     except UnicodeDecodeError as exc:
         raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason})")]) from exc
 
@@ -302,7 +302,7 @@ def parse_profile(path: Path) -> Npc:
     path = Path(path)
     raw_bytes = _read_profile_bytes(path)
     try:
-        text = raw_bytes.decode("utf-8")
+        text = raw_bytes.decode("utf-8-sig")  # a byte order mark, as some Windows editors save, is not the text
     except UnicodeDecodeError as exc:
         raise ProfileError([ProfileProblem(str(path), None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                                                  "save the file as UTF-8")]) from exc

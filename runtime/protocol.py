@@ -130,6 +130,10 @@ def _string_keys(pairs: list) -> dict:
 MAX_MAPS = 256
 
 
+class _TooManyMaps(ValueError):
+    """Valid msgpack with more maps than a request may hold: named as such, not as unreadable bytes."""
+
+
 def _unpack(payload: bytes, unicode_errors: str = "strict"):
     maps = 0
 
@@ -137,7 +141,7 @@ def _unpack(payload: bytes, unicode_errors: str = "strict"):
         nonlocal maps
         maps += 1
         if maps > MAX_MAPS:
-            raise ValueError(f"more than {MAX_MAPS} maps")
+            raise _TooManyMaps(f"more than {MAX_MAPS} maps")
         return _string_keys(pairs)
     # maps come as pairs, so keys other than strings are never hashed (colliding keys would make a
     # 64 KiB map cost seconds) and can be left out
@@ -181,6 +185,9 @@ def decode(payload: bytes) -> Request:
         raise ProtocolError(BAD_MESSAGE, "a string in the request is not valid UTF-8 (in JavaScript or C#, a "
                                          "string cut inside a surrogate pair is: cut text at code points)",
                             _id_despite_bad_utf8(payload)) from exc
+    except _TooManyMaps as exc:
+        raise ProtocolError(BAD_MESSAGE, f"the request holds more than {MAX_MAPS} maps (over every level); a request "
+                                         "has a handful") from exc
     except Exception as exc:  # msgpack raises several types for malformed data
         raise ProtocolError(BAD_MESSAGE, f"not a valid msgpack message ({type(exc).__name__})") from exc
     if not isinstance(body, dict):

@@ -93,6 +93,14 @@ def test_dotted_keys_and_floats_a_profile_really_holds_still_read(tmp_path):
     assert npc.min_confidence == 0.80 and npc.deadline_ms == 900 and npc.style == "Curt. Says little."
 
 
+def test_a_profile_saved_by_a_windows_editor_with_a_byte_order_mark_and_crlf_reads(tmp_path):
+    # an outside probe: the BOM was "TOML syntax error: Invalid statement (at line 1, column 1)"
+    npc = parse_profile(_bytes(tmp_path, b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode()))
+    assert npc.name == "Ada" and npc.fallback_lines == ("Hm.",)
+    (found,) = problems(_bytes(tmp_path, b"\xef\xbb\xbf" + (GOOD + 'colour = "red"\n').encode()))
+    assert found.line == 4 and found.key == "colour"  # lines count as the designer sees them
+
+
 def _bytes(tmp_path, data):
     path = tmp_path / "bin.toml"
     path.write_bytes(data)
