@@ -8,6 +8,7 @@ from pathlib import Path
 from runtime.context_fit import ContextFit
 from runtime.npc import Npc
 from runtime.profile_parser import ProfileError, ProfileProblem, line_index, parse_profile, read_profile_text
+from runtime.protocol import loggable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ProfileRegistry:
         result.removed = [i for i in result.removed if i not in self.npcs]  # its id came back from another file
         result.problems = [p for problems in self._problems.values() for p in problems]
         for p in result.problems:
-            log.warning("profile problem: %s", p)
+            log.warning("profile problem: %s", loggable(p))  # a file named "x\n<forged line>.toml" stays one line
         if result.kept:
             log.warning("keeping the last good version of %s until their files are fixed", ", ".join(result.kept))
         return result

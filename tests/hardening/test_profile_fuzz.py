@@ -74,3 +74,13 @@ def test_a_file_refused_for_a_taken_id_loads_once_the_id_is_free(tmp_path):
     result = registry.reload()
     assert result.loaded == ["a"] and not result.removed and not result.problems
     assert registry.npcs["a"].persona == "A mender." and not registry.has_changes()
+
+
+def test_a_file_name_with_a_line_break_cannot_forge_a_log_line(tmp_path, caplog):
+    # an outside probe: such a name was written to the server log as it is, a line of its own
+    (tmp_path / "x\nCRITICAL all NPCs deleted.toml").write_text("name = 3\n")
+    with caplog.at_level("WARNING", logger="runtime.profile_registry"):
+        ProfileRegistry(tmp_path).reload()
+    lines = [r.getMessage() for r in caplog.records if "profile problem" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)
+    assert any("x\\x0aCRITICAL all NPCs deleted.toml" in line for line in lines), lines
