@@ -244,7 +244,7 @@ def other_goods(d: DemoNpc) -> list[str]:
 # 13 is 12 drawing from three more banks (bank_5*: lines that name one thing and ask another, questions after
 # a story, indirect asks, near-miss unknowns: the kinds behind most of the shipped checkpoint's wrong facts on
 # sets C to F) and ending in a follow-up a quarter of the time.
-DATA_VERSION = 12
+DATA_VERSION = 13
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),

@@ -80,6 +80,19 @@ def targets(report: dict) -> str:
     return (f"targets met: {', '.join(met) or 'none'}; missed: {', '.join(missed) or 'none'}")
 
 
+def together(reports: tuple) -> dict:
+    """Several sets' replies as one set's figures (what targets() reads)."""
+    rows = [r for report in reports for r in report["rows"]]
+    follow_ups = [r for r in rows if r["follow_up"]]
+    return {"n": len(rows), "right": sum(r["score"] == "right" for r in rows) / len(rows),
+            "wrong": sum(r["score"] == "wrong" for r in rows) / len(rows),
+            "follow_up_right": sum(r["score"] == "right" for r in follow_ups) / len(follow_ups), "rows": rows}
+
+
+def count(reports: tuple, score: str) -> int:
+    return sum(r["score"] == score for report in reports for r in report["rows"])
+
+
 def wrong_unknown(report: dict) -> int:
     """Wrong facts stated for questions the NPC cannot answer."""
     return sum(r["score"] == "wrong" and r["fact"] is None for r in report["rows"])
@@ -101,6 +114,8 @@ def main() -> int:
     ap.add_argument("--checkpoint", type=Path, default=Path("tools/demo/checkpoint"))
     ap.add_argument("--model", type=Path, default=Path(".cache/demo-model"))
     ap.add_argument("--json", type=Path, help="also write every figure and reply here")
+    ap.add_argument("--from-json", type=Path, help="write the card again from the figures an earlier --json holds, "
+                                                    "without scoring anything (the card's own text changed)")
     args = ap.parse_args()
     from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
                             freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i,
@@ -109,18 +124,24 @@ def main() -> int:
     info = json.loads((args.checkpoint / "training_log.json").read_text())
     plot([dict(r, step=r["step"] + offset) for offset, run in _offsets(info) for r in run["log"]],
          args.checkpoint / "loss.png")
-    model = export_demo(args.checkpoint, args.model)
-    report = evaluate(model)
-    free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
-    blind_c = freeform.evaluate(model, freeform_blind_c.LINES)
-    # sets D to M, with the profiles' unsure replies and without them
-    with_unsure, without = {}, {}
-    for name, module in (("d", freeform_blind_d), ("e", freeform_blind_e), ("f", freeform_blind_f),
-                         ("g", freeform_blind_g), ("h", freeform_blind_h), ("i", freeform_blind_i),
-                         ("j", freeform_blind_j), ("k", freeform_blind_k), ("l", freeform_blind_l),
-                         ("m", freeform_blind_m)):
-        with_unsure[name] = freeform.evaluate(model, module.LINES)
-        without[name] = freeform.evaluate(model, module.LINES, min_confidence=0.0)
+    sets = (("d", freeform_blind_d), ("e", freeform_blind_e), ("f", freeform_blind_f), ("g", freeform_blind_g),
+            ("h", freeform_blind_h), ("i", freeform_blind_i), ("j", freeform_blind_j), ("k", freeform_blind_k),
+            ("l", freeform_blind_l), ("m", freeform_blind_m))
+    if args.from_json:  # the blind sets are scored once for a checkpoint; its card's text may change after
+        saved = json.loads(args.from_json.read_text())
+        report, free, blind, blind_c = saved["template"], saved["freeform"], saved["blind"], saved["blind_c"]
+        with_unsure = {name: saved[f"blind_{name}"] for name, _ in sets}
+        without = {name: saved[f"blind_{name}_without_unsure_replies"] for name, _ in sets}
+    else:
+        model = export_demo(args.checkpoint, args.model)
+        report = evaluate(model)
+        free, blind = freeform.evaluate(model), freeform.evaluate(model, freeform_blind.LINES)
+        blind_c = freeform.evaluate(model, freeform_blind_c.LINES)
+        # sets D to M, with the profiles' unsure replies and without them
+        with_unsure, without = {}, {}
+        for name, module in sets:
+            with_unsure[name] = freeform.evaluate(model, module.LINES)
+            without[name] = freeform.evaluate(model, module.LINES, min_confidence=0.0)
     blind_d, blind_e, blind_f, blind_g, blind_h, blind_i, blind_j, blind_k, blind_l, blind_m = with_unsure.values()
     sure_d, sure_e, sure_f, sure_g, sure_h, sure_i, sure_j, sure_k, sure_l, sure_m = without.values()
     honest = (blind_m, blind_l, blind_k, blind_j, blind_i, blind_h, blind_g)  # never used to choose this checkpoint
@@ -144,7 +165,7 @@ and goes through `parley export` like one.
 | architecture | gpt-oss: {info['shape']['num_hidden_layers']} layers (alternating sliding-window {info['shape']['sliding_window']} / full), hidden {info['shape']['hidden_size']}, {info['shape']['num_attention_heads']} heads / {info['shape']['num_key_value_heads']} kv heads, {info['shape']['num_local_experts']} experts top-{info['shape']['num_experts_per_tok']}, attention sinks, YaRN RoPE |
 | parameters | {info['parameters'] / 1e6:.2f}M ({size_mb:.1f} MiB float32) |
 | tokenizer | byte-level BPE, {info['vocab']} tokens, harmony special tokens |
-| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; version 10 (the twelfth run's, a quarter of this checkpoint) asks questions the NPC cannot answer a third more often, 60% of them next to one of its facts; version 11 checks people's lines against the sets' after typos are added; version 12 (the sixteenth run's, half of this checkpoint) shouts 6% of the player lines in capitals, which the tokenizer spells letter by letter; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
+| data | {' + '.join(str(r['examples']) for r in runs(info))} synthetic harmony conversations (tools/demo/dataset.py; the runs use different seeds): the three shipped NPCs and random training-only NPCs. Player lines are composed from meaning (tools/demo/player_talk.py, lexicon.py): other names for each thing, many question frames, context clauses, greetings, chat-box noise and typos; from data version 3, 45% of the shipped NPCs' questions are lines written by two outside writers who read only the profiles (tools/demo/player_lines/, 1,440 lines for their facts, 240 they cannot answer, follow-ups, two-part questions), typos added now and then, and each NPC is asked the others' questions (answered honestly); from version 4, a fifth of those questions come after something the player tells about other things, and a follow-up may name the other sword by comparison ("the better one"); from version 5, 60% of those questions come from people's lines, now also from two more writers (2,080 fact lines, 400 unanswerable ones in all, many of them long, role-played or close to a real fact), and unanswerable questions come more often; from version 6, three more writers' lines (bank_4*: 25 a fact, unanswerable questions, follow-ups and two-part questions for each NPC), 65% of the questions from people's lines and follow-ups asked twice as often; version 7 is version 6 less people's follow-up and two-part lines that hold a phrasing the template test sets hold out; version 9 (the eleventh run's; version 8, of a tenth run not shipped, was 7 with follow-ups that ask what the NPC does not know) adds to those follow-ups single questions that name one of the NPC's things but ask what its fact does not hold ("When will Tomas be back?", "How much is a writ?", a steel axe from a smith who sells steel swords; tools/demo/near_miss.py), answered honestly; version 10 (the twelfth run's, an eighth of this checkpoint) asks questions the NPC cannot answer a third more often, 60% of them next to one of its facts; version 11 checks people's lines against the sets' after typos are added; version 12 (the sixteenth run's, a quarter of this checkpoint) shouts 6% of the player lines in capitals, which the tokenizer spells letter by letter; version 13 (the twenty-second run's, half of this checkpoint) also draws from three more outside writers' lines aimed at what the checkpoint before got wrong (bank_5*: a line that names one thing and asks another, a question after a story, an indirect ask, an unanswerable question next to a fact) and ends in a follow-up a quarter of the time; two questions in one line (both answered); questions about what the NPC does not know or sell (answered honestly, in character); follow-ups that need the previous turn; the template grammar of earlier versions for a third of the questions; greetings, farewells, insults, off-topic lines, actions asked for in many words; 0–3 earlier turns |
 | training | {training_row(info)}; AdamW, warm-up then cosine schedule; loss on assistant tokens only |
 | commands | {commands_row(info)} |
 
@@ -157,8 +178,8 @@ of its second half, were not trained as such.)
 
 Greedy decoding through the real engine, each reply scored by what its final channel states
 (`.venv/bin/python -m tools.demo.model_card`), with the shipped profiles: their unsure replies at
-`min_confidence = 0.80` (docs/profiles.md, "Unsure replies"; chosen for this checkpoint on sets C to F by
-the rule that chose it, below; it was 0.85 for the checkpoint before, 0.80 for the eleventh, and 0.85 before that). **Right**: the fact asked for (for a
+`min_confidence = 0.85` (docs/profiles.md, "Unsure replies"; chosen for this checkpoint on sets C to F by
+the rule that chose it, below; it was 0.80 for the checkpoint before, 0.85 for the one before that, 0.80 for the eleventh, and 0.85 before that). **Right**: the fact asked for (for a
 question the NPC cannot answer: no fact at all). **Wrong**: another of the NPC's facts in its place, a
 wrong fact said with confidence, the worst outcome. **Other half only**: a line that asks two things,
 answered only on the second with the true fact (`also` in the sets; neither right nor wrong; the rows in
@@ -171,9 +192,9 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | set M, unsure replies off | {freeform_line(sure_m)} |
 | **free-form set L: {blind_l['n']} lines by a thirteenth outside writer, written while a nineteenth run trained (not shipped), before anyone scored a model on it, used for nothing; only {sum(r['follow_up'] for r in blind_l['rows'])} follow-ups were left once lines the training data held went (tools/demo/freeform_blind_l.py)** | {freeform_line(blind_l)} |
 | set L, unsure replies off | {freeform_line(sure_l)} |
-| **free-form set K: {blind_k['n']} lines by a twelfth outside writer, written after this checkpoint shipped while a seventeenth run trained (not shipped), before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_k.py)** | {freeform_line(blind_k)} |
+| **free-form set K: {blind_k['n']} lines by a twelfth outside writer, written after the checkpoint before this one shipped, while a seventeenth run trained (not shipped), before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_k.py)** | {freeform_line(blind_k)} |
 | set K, unsure replies off | {freeform_line(sure_k)} |
-| **free-form set J: {blind_j['n']} lines by an eleventh outside writer, written while this checkpoint's run trained, before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_j.py)** | {freeform_line(blind_j)} |
+| **free-form set J: {blind_j['n']} lines by an eleventh outside writer, written while the sixteenth run trained, before anyone scored a model on it, used for nothing (tools/demo/freeform_blind_j.py)** | {freeform_line(blind_j)} |
 | set J, unsure replies off | {freeform_line(sure_j)} |
 | **free-form set I: {blind_i['n']} lines by a tenth outside writer, written after the eleventh checkpoint shipped and before data version 10 (which keeps its lines out), used for nothing (tools/demo/freeform_blind_i.py)** | {freeform_line(blind_i)} |
 | set I, unsure replies off | {freeform_line(sure_i)} |
@@ -190,17 +211,21 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 | free-form set A: {free['n']} lines by Parley's developers (tools/demo/freeform.py) | {freeform_line(free)} |
 | free-form set B: {blind['n']} lines by an outside writer who saw only the profiles (tools/demo/freeform_blind.py) | {freeform_line(blind)} |
 | free-form set C: {blind_c['n']} lines by another outside writer (tools/demo/freeform_blind_c.py); used to choose this checkpoint | {freeform_line(blind_c)} |
-| *the checkpoint shipped before this one (the mean of the eleventh and a twelfth run; data version 10), sets A / B / C / D / E / F / G / H / I / J, unsure replies at 0.85 (its setting)* | *98.1 / 83.3 / 85.8 / 83.7 / 88.7 / 90.4 / 85.9 / 87.9 / 86.4 / 82.5%* | *0.0 / 2.8 / 1.9 / 3.3 / 3.0 / 2.2 / 3.0 / 4.0 / 4.2 / 3.6%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.9 / 13.0 / 12.3 / 12.2 / 8.3 / 7.4 / 11.1 / 8.1 / 9.3 / 13.9%* | *1.9 / 13.0 / 13.2 / 13.8 / 12.8 / 14.7 / 17.0 / 12.1 / 15.3 / 19.0%* | *83 / 67 / 17 / 60 / 85 / 81 / 82 / 82 / 86 / 70%* | *100 / 92 / 93 / 95 / 97 / 94 / 92 / 85 / 83 / 90%* |
-| *the checkpoint shipped before this one, sets D / E / F / G / H / I / J, unsure replies off* | *84.6 / 87.2 / 93.4 / 85.9 / 91.1 / 92.4 / 89.1%* | *8.1 / 7.5 / 4.4 / 10.4 / 7.3 / 5.1 / 7.3%* | *1.6 / 0.0 / 0.0 / 2.2 / 1.6 / 0.0 / 0.7%* | *5.7 / 5.3 / 2.2 / 1.5 / 0.0 / 2.5 / 2.9%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 85 / 86 / 91 / 82 / 100 / 83%* | *85 / 84 / 89 / 67 / 78 / 78 / 77%* |
-| *a sixteenth run (65 minutes from the checkpoint before on data version 12, its weights the mean of 42 points of its second half; not shipped alone: this checkpoint is its mean with the checkpoint before), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 79.7 / 91.0 / 89.0%* | *0.9 / 4.9 / 1.5 / 3.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *12.3 / 14.6 / 7.5 / 7.4%* | *11.3 / 13.8 / 10.5 / 11.0%* | *67 / 60 / 92 / 76%* | *100 / 95 / 97 / 86%* |
-| *a twentieth run (80 minutes from this checkpoint on data version 13: three more outside writers' lines, aimed at the kinds behind its wrong facts on sets C to F; 5,085 steps, its weights the mean of 54 points of its second half; not shipped: 75 against 78 on sets C to F, where its rule asked for 72; its mean with this checkpoint 79), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence); without unsure replies it was right 458 times and stated 20 wrong facts on C to F, against this checkpoint's 447 and 32* | *87.7 / 82.1 / 91.7 / 89.0%* | *0.9 / 0.8 / 1.5 / 2.2%* | *1.9 / 1.6 / 0.0 / 0.0%* | *9.4 / 15.4 / 6.8 / 8.8%* | *10.4 / 13.8 / 10.5 / 12.5%* | *83 / 60 / 92 / 76%* | *100 / 100 / 97 / 92%* |
-| *a nineteenth run (90 minutes from this checkpoint on data version 12, 4,462 steps, beside 8,000 hard examples: the conversations of the shipped NPCs, of 24,000 fresh ones, whose reasoning this checkpoint was least sure of (tools/demo/hard_examples.py); its weights the mean of 49 points of its second half, then averaged with this checkpoint; not shipped: 88 against 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 81.3 / 91.0 / 91.2%* | *0.9 / 4.9 / 3.0 / 1.5%* | *0.9 / 0.0 / 0.0 / 0.0%* | *12.3 / 13.8 / 6.0 / 7.4%* | *14.2 / 13.8 / 7.5 / 14.0%* | *50 / 60 / 92 / 86%* | *100 / 95 / 90 / 94%* |
-| *a seventeenth run (this checkpoint made 192 wide, 4.80M parameters, computing the same logits (tools/demo/grow.py), then 100 minutes on data version 12, 3,673 steps, its weights the mean of 38 points of its second half and then averaged with its widened start; not shipped: 81 against this checkpoint's 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *89.6 / 80.5 / 91.7 / 90.4%* | *0.9 / 4.1 / 2.3 / 1.5%* | *1.9 / 0.0 / 0.0 / 0.0%* | *7.5 / 15.4 / 6.0 / 8.1%* | *8.5 / 13.0 / 8.3 / 13.2%* | *83 / 60 / 85 / 86%* | *100 / 95 / 94 / 94%* |
-| *the checkpoint shipped before this one at 0.80 (the setting it was chosen at, before its threshold was re-chosen), sets A / B / C / D / E / F / G / H / I* | *99.0 / 85.2 / 85.8 / 84.6 / 88.0 / 90.4 / 85.2 / 87.9 / 87.3%* | *0.0 / 3.7 / 2.8 / 3.3 / 3.8 / 2.2 / 4.4 / 5.6 / 4.2%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 10.4 / 11.4 / 8.3 / 7.4 / 10.4 / 6.5 / 8.5%* | *1.0 / 9.3 / 10.4 / 13.0 / 11.3 / 14.7 / 15.6 / 8.1 / 13.6%* | *100 / 89 / 17 / 60 / 85 / 81 / 82 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 94 / 88 / 78 / 83%* |
-| *the eleventh checkpoint (shipped before the checkpoint before this one; data version 9), sets A / B / C / D / E / F / G / H / I, unsure replies at 0.80 (G on its 136 lines then)* | *96.2 / 81.5 / 86.8 / 82.1 / 86.5 / 89.0 / 85.3 / 87.1 / 86.4%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 4.4 / 4.8 / 4.2%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.7 / 0.0 / 0.0%* | *3.8 / 16.7 / 10.4 / 13.0 / 10.5 / 10.3 / 9.6 / 8.1 / 9.3%* | *3.8 / 16.7 / 10.4 / 13.0 / 14.3 / 19.9 / 16.9 / 12.9 / 12.7%* | *83 / 78 / 50 / 60 / 85 / 76 / 91 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 97 / 88 / 82 / 83%* |
+| *the checkpoint shipped before this one (the mean of the one before it and a sixteenth run; data version 12), sets A / B / C / D / E / F / G / H / I / J / K / L / M, unsure replies at 0.80 (its setting)* | *99.0 / 87.0 / 89.6 / 82.9 / 91.7 / 90.4 / 85.2 / 87.1 / 86.4 / 87.6 / 86.0 / 94.5 / 89.0%* | *0.0 / 1.9 / 0.9 / 3.3 / 3.0 / 1.5 / 5.2 / 6.5 / 4.2 / 3.6 / 2.8 / 2.7 / 4.7%* | *0.0 / 0.9 / 1.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 7.5 / 13.0 / 5.3 / 8.1 / 9.6 / 6.5 / 9.3 / 8.8 / 11.2 / 2.7 / 6.3%* | *1.0 / 9.3 / 9.4 / 10.6 / 9.0 / 14.0 / 12.6 / 9.7 / 13.6 / 13.1 / 14.7 / 2.7 / 9.4%* | *100 / 100 / 67 / 60 / 92 / 81 / 82 / 82 / 86 / 78 / 58 / 90 / 100%* | *100 / 92 / 100 / 95 / 97 / 94 / 83 / 78 / 83 / 90 / 96 / 93 / 75%* |
+| *the checkpoint shipped before this one, sets D / E / F / G / H / I / J / K / L / M, unsure replies off* | *85.4 / 91.0 / 90.4 / 88.9 / 89.5 / 92.4 / 86.1 / 90.9 / 97.3 / 90.6%* | *7.3 / 6.8 / 6.6 / 8.9 / 8.9 / 5.9 / 8.8 / 7.0 / 2.7 / 7.1%* | *0.8 / 0.0 / 0.0 / 1.5 / 1.6 / 0.0 / 2.2 / 0.0 / 0.0 / 0.0%* | *6.5 / 2.3 / 2.9 / 0.7 / 0.0 / 1.7 / 2.9 / 2.1 / 0.0 / 2.4%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 92 / 81 / 91 / 73 / 86 / 83 / 81 / 100 / 91%* | *85 / 84 / 83 / 71 / 74 / 74 / 74 / 88 / 93 / 65%* |
+| *a twenty-second run (105 minutes from the checkpoint before this one on data version 13, 5,229 steps, its weights the mean of 58 points of its second half; not shipped alone: 76 on sets C to F, where its rule asked for 72; this checkpoint is its mean with its start), sets C / D / E / F, unsure replies at 0.85 (computed from its replies without unsure lines and their confidence); without unsure replies it was right 453 times and stated 27 wrong facts on C to F* | *87.7 / 82.9 / 88.7 / 90.4%* | *0.9 / 1.6 / 0.0 / 2.9%* | *0.9 / 0.8 / 0.0 / 0.0%* | *10.4 / 14.6 / 11.3 / 6.6%* | *12.3 / 14.6 / 17.3 / 13.2%* | *83 / 60 / 85 / 81%* | *100 / 95 / 100 / 92%* |
+| *a twenty-first run (75 more minutes from the twentieth on data version 13, 3,798 steps, its weights the mean of the points of its second half; it met its rule, 69 against 78 on sets C to F, where 72 was asked for (its mean with its start 80), but never shipped: kept outside the repository until its blind-set figures and this card were done, it was lost with the machine first), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence); without unsure replies it was right 457 times and stated 24 wrong facts on C to F* | *90.6 / 83.7 / 91.7 / 89.7%* | *0.9 / 0.8 / 2.3 / 1.5%* | *0.9 / 0.8 / 0.0 / 0.0%* | *7.5 / 14.6 / 6.0 / 8.8%* | *9.4 / 13.8 / 9.8 / 14.0%* | *83 / 40 / 92 / 81%* | *100 / 100 / 97 / 94%* |
+| *the checkpoint shipped before the last one (the mean of the eleventh and a twelfth run; data version 10), sets A / B / C / D / E / F / G / H / I / J, unsure replies at 0.85 (its setting)* | *98.1 / 83.3 / 85.8 / 83.7 / 88.7 / 90.4 / 85.9 / 87.9 / 86.4 / 82.5%* | *0.0 / 2.8 / 1.9 / 3.3 / 3.0 / 2.2 / 3.0 / 4.0 / 4.2 / 3.6%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.9 / 13.0 / 12.3 / 12.2 / 8.3 / 7.4 / 11.1 / 8.1 / 9.3 / 13.9%* | *1.9 / 13.0 / 13.2 / 13.8 / 12.8 / 14.7 / 17.0 / 12.1 / 15.3 / 19.0%* | *83 / 67 / 17 / 60 / 85 / 81 / 82 / 82 / 86 / 70%* | *100 / 92 / 93 / 95 / 97 / 94 / 92 / 85 / 83 / 90%* |
+| *the checkpoint shipped before the last one, sets D / E / F / G / H / I / J, unsure replies off* | *84.6 / 87.2 / 93.4 / 85.9 / 91.1 / 92.4 / 89.1%* | *8.1 / 7.5 / 4.4 / 10.4 / 7.3 / 5.1 / 7.3%* | *1.6 / 0.0 / 0.0 / 2.2 / 1.6 / 0.0 / 0.7%* | *5.7 / 5.3 / 2.2 / 1.5 / 0.0 / 2.5 / 2.9%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 85 / 86 / 91 / 82 / 100 / 83%* | *85 / 84 / 89 / 67 / 78 / 78 / 77%* |
+| *a sixteenth run (65 minutes from the checkpoint shipped before the last one on data version 12, its weights the mean of 42 points of its second half; not shipped alone: the last checkpoint was its mean with its start), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 79.7 / 91.0 / 89.0%* | *0.9 / 4.9 / 1.5 / 3.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *12.3 / 14.6 / 7.5 / 7.4%* | *11.3 / 13.8 / 10.5 / 11.0%* | *67 / 60 / 92 / 76%* | *100 / 95 / 97 / 86%* |
+| *a twentieth run (80 minutes from the checkpoint before this one on data version 13: three more outside writers' lines, aimed at the kinds behind its wrong facts on sets C to F; 5,085 steps, its weights the mean of 54 points of its second half; not shipped: 75 against 78 on sets C to F, where its rule asked for 72; its mean with that checkpoint 79), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence); without unsure replies it was right 458 times and stated 20 wrong facts on C to F, against that checkpoint's 447 and 32* | *87.7 / 82.1 / 91.7 / 89.0%* | *0.9 / 0.8 / 1.5 / 2.2%* | *1.9 / 1.6 / 0.0 / 0.0%* | *9.4 / 15.4 / 6.8 / 8.8%* | *10.4 / 13.8 / 10.5 / 12.5%* | *83 / 60 / 92 / 76%* | *100 / 100 / 97 / 92%* |
+| *a nineteenth run (90 minutes from the checkpoint before this one on data version 12, 4,462 steps, beside 8,000 hard examples: the conversations of the shipped NPCs, of 24,000 fresh ones, whose reasoning that checkpoint was least sure of (tools/demo/hard_examples.py); its weights the mean of 49 points of its second half, then averaged with that checkpoint; not shipped: 88 against 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *85.8 / 81.3 / 91.0 / 91.2%* | *0.9 / 4.9 / 3.0 / 1.5%* | *0.9 / 0.0 / 0.0 / 0.0%* | *12.3 / 13.8 / 6.0 / 7.4%* | *14.2 / 13.8 / 7.5 / 14.0%* | *50 / 60 / 92 / 86%* | *100 / 95 / 90 / 94%* |
+| *a seventeenth run (the checkpoint before this one made 192 wide, 4.80M parameters, computing the same logits (tools/demo/grow.py), then 100 minutes on data version 12, 3,673 steps, its weights the mean of 38 points of its second half and then averaged with its widened start; not shipped: 81 against that checkpoint's 78 on sets C to F, where its rule asked for 72), sets C / D / E / F, unsure replies at 0.80 (computed from its replies without unsure lines and their confidence)* | *89.6 / 80.5 / 91.7 / 90.4%* | *0.9 / 4.1 / 2.3 / 1.5%* | *1.9 / 0.0 / 0.0 / 0.0%* | *7.5 / 15.4 / 6.0 / 8.1%* | *8.5 / 13.0 / 8.3 / 13.2%* | *83 / 60 / 85 / 86%* | *100 / 95 / 94 / 94%* |
+| *the checkpoint shipped before the last one at 0.80 (the setting it was chosen at, before its threshold was re-chosen), sets A / B / C / D / E / F / G / H / I* | *99.0 / 85.2 / 85.8 / 84.6 / 88.0 / 90.4 / 85.2 / 87.9 / 87.3%* | *0.0 / 3.7 / 2.8 / 3.3 / 3.8 / 2.2 / 4.4 / 5.6 / 4.2%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *1.0 / 10.2 / 10.4 / 11.4 / 8.3 / 7.4 / 10.4 / 6.5 / 8.5%* | *1.0 / 9.3 / 10.4 / 13.0 / 11.3 / 14.7 / 15.6 / 8.1 / 13.6%* | *100 / 89 / 17 / 60 / 85 / 81 / 82 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 94 / 88 / 78 / 83%* |
+| *the eleventh checkpoint (shipped before the checkpoint before the last one; data version 9), sets A / B / C / D / E / F / G / H / I, unsure replies at 0.80 (G on its 136 lines then)* | *96.2 / 81.5 / 86.8 / 82.1 / 86.5 / 89.0 / 85.3 / 87.1 / 86.4%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 4.4 / 4.8 / 4.2%* | *0.0 / 0.9 / 0.0 / 0.8 / 0.0 / 0.0 / 0.7 / 0.0 / 0.0%* | *3.8 / 16.7 / 10.4 / 13.0 / 10.5 / 10.3 / 9.6 / 8.1 / 9.3%* | *3.8 / 16.7 / 10.4 / 13.0 / 14.3 / 19.9 / 16.9 / 12.9 / 12.7%* | *83 / 78 / 50 / 60 / 85 / 76 / 91 / 82 / 86%* | *100 / 92 / 93 / 95 / 94 / 97 / 88 / 82 / 83%* |
 | *the eleventh checkpoint, sets D / E / F / G / H / I, unsure replies off* | *85.4 / 88.7 / 90.4 / 86.0 / 90.3 / 90.7%* | *8.1 / 6.0 / 7.4 / 11.0 / 8.1 / 5.9%* | *1.6 / 0.0 / 0.0 / 0.7 / 0.8 / 0.0%* | *4.9 / 5.3 / 2.2 / 2.2 / 0.8 / 3.4%* | *0.0 / 0.0 / 0.0 / 0.0 / 0.0 / 0.0%* | *60 / 92 / 81 / 82 / 73 / 100%* | *85 / 87 / 83 / 58 / 74 / 74%* |
 | *the eleventh checkpoint with the earlier setting, unsure replies at 0.85, sets A / B / C / D / E / F / G / H* | *95.2 / 77.8 / 85.8 / 81.3 / 85.7 / 89.0 / 86.0 / 87.1%* | *0.0 / 0.9 / 2.8 / 4.1 / 3.0 / 0.7 / 1.5 / 4.0%* | *0.0 / 0.9 / 0.0 / 0.0 / 0.0 / 0.0 / 0.7 / 0.0%* | *4.8 / 20.4 / 11.3 / 14.6 / 11.3 / 10.3 / 11.8 / 8.9%* | *4.8 / 20.4 / 12.3 / 14.6 / 16.5 / 19.9 / 20.6 / 15.3%* | *83 / 67 / 50 / 60 / 85 / 76 / 91 / 91%* | *100 / 92 / 93 / 95 / 94 / 97 / 96 / 85%* |
-| *a twelfth run (60 more minutes from the eleventh checkpoint on data version 10; not shipped alone: the checkpoint before this one was its mean with the eleventh), sets C / D / E / F, unsure replies at 0.80* | *85.8 / 84.6 / 86.5 / 88.2%* | *0.9 / 3.3 / 4.5 / 2.9%* | *0.0 / 0.8 / 0.0 / 0.0%* | *13.2 / 11.4 / 9.0 / 8.8%* | *12.3 / 9.8 / 11.3 / 14.7%* | *50 / 60 / 77 / 71%* | *100 / 95 / 90 / 94%* |
+| *a twelfth run (60 more minutes from the eleventh checkpoint on data version 10; not shipped alone: the checkpoint shipped before the last one was its mean with the eleventh), sets C / D / E / F, unsure replies at 0.80* | *85.8 / 84.6 / 86.5 / 88.2%* | *0.9 / 3.3 / 4.5 / 2.9%* | *0.0 / 0.8 / 0.0 / 0.0%* | *13.2 / 11.4 / 9.0 / 8.8%* | *12.3 / 9.8 / 11.3 / 14.7%* | *50 / 60 / 77 / 71%* | *100 / 95 / 90 / 94%* |
 | *a thirteenth run (the eleventh checkpoint grown to 6 layers, 70 more minutes on data version 9; not shipped), sets C / D / E / F, unsure replies at 0.80* | *86.8 / 81.3 / 87.2 / 89.0%* | *1.9 / 6.5 / 6.0 / 0.7%* | *0.9 / 0.8 / 0.0 / 0.0%* | *10.4 / 11.4 / 6.8 / 10.3%* | *11.3 / 9.8 / 7.5 / 16.9%* | *67 / 80 / 85 / 67%* | *93 / 90 / 87 / 97%* |
 | *the ninth checkpoint (shipped before the eleventh; data version 7), sets A / B / C / D / E / F / G / H, unsure replies at 0.85* | *96.2 / 79.6 / 85.8 / 81.3 / 85.7 / 84.6 / 86.0 / 84.7%* | *0.0 / 1.9 / 0.9 / 4.1 / 2.3 / 3.7 / 4.4 / 4.8%* | *0.0 / 0.9 / 0.9 / 0.8 / 0.0 / 0.0 / 0.0 / 1.6%* | *3.8 / 17.6 / 12.3 / 13.8 / 12.0 / 11.8 / 9.6 / 8.9%* | *3.8 / 16.7 / 10.4 / 12.2 / 12.8 / 15.4 / 14.7 / 11.3%* | *100 / 89 / 83 / 60 / 69 / 76 / 91 / 73%* | *100 / 100 / 100 / 95 / 94 / 89 / 79 / 78%* |
 | *the ninth checkpoint, sets D / E / F / G / H, unsure replies off* | *85.4 / 88.0 / 90.4 / 89.7 / 89.5%* | *8.1 / 8.3 / 5.9 / 8.8 / 8.9%* | *1.6 / 0.0 / 0.0 / 0.0 / 1.6%* | *4.9 / 3.8 / 3.7 / 1.5 / 0.0%* | *–* | *80 / 85 / 71 / 91 / 55%* | *85 / 81 / 83 / 67 / 70%* |
@@ -222,18 +247,20 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
 right at least 80% of the time. Sets M, L, K, J, I, H and G are the honest figures for this checkpoint: none was used to
-choose it or its threshold (M, L and K were written after it shipped, J while its run trained, I after the eleventh
-checkpoint shipped, H after the eleventh was chosen; their lines are kept out of the data). On L:
+choose it or its threshold (all seven were written before its run started, and each was scored for it once, after it
+was chosen; their lines are kept out of the data). Over the seven together ({together(honest)['n']} lines):
+{together(honest)['right']:.1%} right, {together(honest)['wrong']:.1%} wrong ({count(honest, 'wrong')} wrong facts), follow-ups
+{together(honest)['follow_up_right']:.1%} right ({sum(r['score'] == 'right' for r in together(honest)['rows'] if r['follow_up'])} of {sum(r['follow_up'] for r in together(honest)['rows'])}); {targets(together(honest))}. The first
+checkpoint to meet the right-answer and the wrong-fact targets on the blind sets together (the wrong facts with
+little room to spare), and one follow-up short of the third; set by set, H and I still miss the wrong facts and J
+and K the follow-ups (below). On L:
 {blind_l['right']:.1%} right, {blind_l['wrong']:.1%} wrong, follow-ups {blind_l['follow_up_right']:.0%} right (only
 {sum(r['follow_up'] for r in blind_l['rows'])} of them: most of its writer's follow-ups began with a line the training data held), unanswerable
 questions answered honestly {blind_l['unknown_right']:.0%}; {targets(blind_l)}; its writer's lines were
 close to the training data's (45 of the 155 not arguable were in it, word for word), so L is likely the
 easiest of the seven. On M: {blind_m['right']:.1%} right, {blind_m['wrong']:.1%} wrong, follow-ups
 {blind_m['follow_up_right']:.0%} right ({sum(r['follow_up'] for r in blind_m['rows'])} of them), unanswerable questions answered honestly
-{blind_m['unknown_right']:.0%}; {targets(blind_m)}. Over the seven together ({sum(b['n'] for b in honest)} lines):
-{sum(r['score'] == 'right' for b in honest for r in b['rows']) / sum(b['n'] for b in honest):.1%} right,
-{sum(r['score'] == 'wrong' for b in honest for r in b['rows']) / sum(b['n'] for b in honest):.1%} wrong,
-follow-ups {sum(r['score'] == 'right' for b in honest for r in b['rows'] if r['follow_up']) / sum(r['follow_up'] for b in honest for r in b['rows']):.0%} right. On K:
+{blind_m['unknown_right']:.0%}; {targets(blind_m)}. On K:
 {blind_k['right']:.1%} right, {blind_k['wrong']:.1%} wrong, follow-ups {blind_k['follow_up_right']:.0%} right
 ({sum(r['follow_up'] for r in blind_k['rows'])} of them; {sure_k['follow_up_right']:.0%} with unsure replies off: the
 threshold turns follow-ups into unsure lines more than other questions), unanswerable questions answered honestly
@@ -248,15 +275,18 @@ follow-ups' earlier lines were already in the training data and went), unanswera
 honestly {blind_h['unknown_right']:.0%}; {targets(blind_h)}. On G (never used to choose, but its figures for
 the ninth and tenth runs were seen, and that most of its wrong facts answered unanswerable questions
 steered data version 9): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
-Against the checkpoint shipped before it (its rows in italics): on the 514 lines of J, I, H and G together this
-one is right {sum(r['score'] == 'right' for b in (blind_j, blind_i, blind_h, blind_g) for r in b['rows'])} times against 440 and
-states {sum(r['score'] == 'wrong' for b in (blind_j, blind_i, blind_h, blind_g) for r in b['rows'])} wrong facts against 19: better on J
-(the only one of these four written after the checkpoint before, and used for neither), as good on I, worse on H and G. It won on sets C to F by 78 against 88 (three
-deflections per wrong fact), a margin its rule asked for before the run started; the blind sets did not
-carry it over, so the two are within what these sets can tell apart, and the wrong facts did not fall.
+Against the checkpoint shipped before it (its rows in italics), on the {together(honest)['n']} lines of G to M together: right
+{count(honest, 'right')} times against 785, {count(honest, 'wrong')} wrong facts against 38, follow-ups right
+{sum(r['score'] == 'right' for r in together(honest)['rows'] if r['follow_up'])} times of 99 against 77; fewer wrong facts on five of
+the seven sets and as many on I and L, more right answers on G, H and I, fewer on J and L. Without unsure
+replies it is right {count(tuple(without[k] for k in 'ghijklm'), 'right')} times and states {count(tuple(without[k] for k in 'ghijklm'), 'wrong')} wrong facts there,
+against 810 and 64: the data aimed at the earlier checkpoint's wrong facts (version 13) moved them, as it
+did on sets C to F (28 against 32 there), and the higher threshold caught more of the rest. It was chosen
+on sets C to F by 72 against 78 (three deflections per wrong fact), exactly the margin its rule asked for;
+this time the blind sets, scored after, moved the same way.
 On F (a development set): {blind_f['right']:.1%} / {blind_f['wrong']:.1%} / {blind_f['follow_up_right']:.0%}; on E:
 {blind_e['right']:.1%} / {blind_e['wrong']:.1%} / {blind_e['follow_up_right']:.0%}; on D: {blind_d['right']:.1%} /
-{blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.80`,
+{blind_d['wrong']:.1%} / {blind_d['follow_up_right']:.0%}. The profiles' unsure replies (`min_confidence = 0.85`,
 chosen with this checkpoint on sets C to F by three deflections per wrong fact, below) turn J's
 {sure_j['wrong']:.1%} wrong facts into {blind_j['wrong']:.1%} and H's {sure_h['wrong']:.1%} into {blind_h['wrong']:.1%}.
 For the eleventh checkpoint the earlier 0.85 gave 87.1% / 4.0% on H and 86.0% / 1.5% on G against
@@ -303,25 +333,25 @@ Set I was written by a tenth helper from the profiles and the sets' format alone
 shipped and before data version 10 existed; 36 lines whose labels its writer called arguable were taken
 out before any scoring, then, unseen, the 25 that the eleventh's data held and one its generator
 composes, leaving 118 (7 of its 37 follow-ups); nobody has read its replies, and it was scored for the
-eleventh checkpoint alone, after the twelfth run was judged, for the checkpoint before this one after it
-was chosen (at 0.80, then at 0.85 when its threshold was re-chosen), and for this one once, after it was
-chosen. One line of G ("shild price") was withdrawn unseen when the checkpoint before this one was made: the twelfth run's
+eleventh checkpoint alone, after the twelfth run was judged, for the checkpoint shipped before the last one after it
+was chosen (at 0.80, then at 0.85 when its threshold was re-chosen), for the last one once, after it was
+chosen, and for this one once, after it was chosen. One line of G ("shild price") was withdrawn unseen when the checkpoint shipped before the last one was made: the twelfth run's
 data held it (the earlier line of a people's follow-up, "shield price?", typed with a typo after it had been checked;
 data version 11 checks what is typed), so G scores 135 lines since. A helper that saw no reply or score marked the
 two-part lines' second questions in sets A to D (`also`; E and F have none; G's, H's and I's writers
 marked their own). Set J was written by an eleventh helper from the profiles and the sets' format alone,
 while the sixteenth run trained; 10 lines whose labels its writer called arguable were taken out before any
-scoring, then, unseen, the 33 that the data of the checkpoint before or of the sixteenth run held, leaving
-137 (23 of its 36 follow-ups); nobody has read its replies; it was scored for the checkpoint before as soon
-as it existed, and for this one after it was chosen: once at its threshold, 0.80 (first, by a slip, at 0.85:
-85.4% / 3.6%). Set K was written the same way by a twelfth helper, after this checkpoint shipped and
+scoring, then, unseen, the 33 that the data of the checkpoint shipped before the last one or of the sixteenth run held, leaving
+137 (23 of its 36 follow-ups); nobody has read its replies; it was scored for that checkpoint as soon
+as it existed, for the last one after it was chosen: once at its threshold, 0.80 (first, by a slip, at 0.85:
+85.4% / 3.6%), and for this one once, after it was chosen. Set K was written the same way by a twelfth helper, after the last checkpoint shipped and
 while the seventeenth run trained; 14 lines whose labels its writer called arguable were taken out before
-any scoring, then, unseen, the 23 that the data of this checkpoint's runs or of the seventeenth run held,
-leaving 143 (26 of its 36 follow-ups); nobody has read its replies; it was scored once, for this checkpoint,
-after the seventeenth run was judged, and chose nothing. Sets L and M were written the same way by a
+any scoring, then, unseen, the 23 that the data of the last checkpoint's runs or of the seventeenth run held,
+leaving 143 (26 of its 36 follow-ups); nobody has read its replies; it was scored once for the last checkpoint,
+after the seventeenth run was judged, and once for this one, after it was chosen, and chose nothing. Sets L and M were written the same way by a
 thirteenth and a fourteenth helper, while the nineteenth and the twentieth runs trained, filtered the same
-way against every run's data (their own modules say how many lines went), and scored once each for this
-checkpoint after those runs were judged; nobody has read their replies, and they chose nothing.
+way against every run's data (their own modules say how many lines went), and scored once each for the last
+checkpoint after those runs were judged and once for this one after it was chosen; nobody has read their replies, and they chose nothing.
 
 How each shipped checkpoint was chosen, by a rule fixed before its run finished: the fifth over the
 fourth and the sixth (25 more minutes on the same data) over the fifth on sets A and B with unsure
@@ -354,7 +384,7 @@ projections start at zero, so it computes exactly what the eleventh does), then 
 eleventh's data version 9 (seed 13, 3,305 steps, 3.21M parameters). Held to the same rule at 0.80,
 written down before it started, it scored 107 (19 wrong facts, 48 deflections, 2 other halves) against
 95: as many right answers (429), but surer of itself (fewer unsure replies on three of the four sets) and
-wrong more often, so it did not ship. The checkpoint shipped before this one was the mean of the eleventh's weights and the
+wrong more often, so it did not ship. The checkpoint shipped before the last one was the mean of the eleventh's weights and the
 twelfth run's, no training of its own (tools/demo/soup.py; the twelfth started from the eleventh, so both
 lie in one basin; `train.py --average-with-init` trains and averages in one command). Held to the same
 rule at 0.80, written down before it was made, it scored 93 (15 wrong facts, 46 deflections, 2 other
@@ -389,15 +419,27 @@ it started, which asked for a margin this time (a least cost on sets C to F of a
 every variant since the eleventh had landed within six of it): alone it scored 94 (at 0.88; without unsure
 replies the best raw figures yet, 450 right and 24 wrong facts, but its confidences separate them worse), and
 did not ship; its mean with that checkpoint, declared the same way before it was made, scored 78 at 0.80
-(442 right, 11 wrong facts, 42 deflections, 3 other halves; 81 at 0.85, 82, 84 and 89 above) and is this
-checkpoint, at 0.80. Set J was then scored for it (at 0.80; first, by a slip, at 0.85) and for the checkpoint before as soon as J existed,
-and I, H and G once: the figures at the top of this card. A seventeenth run made this checkpoint 192 wide
+(442 right, 11 wrong facts, 42 deflections, 3 other halves; 81 at 0.85, 82, 84 and 89 above) and was the last
+checkpoint, at 0.80. Set J was then scored for it (at 0.80; first, by a slip, at 0.85) and for the checkpoint before it as soon as J existed,
+and I, H and G once: the rows in italics above. A seventeenth run made that checkpoint 192 wide
 without changing what it computes (tools/demo/grow.py) and trained it 100 minutes on data version 12; by a rule
 written before it started (either the run or its mean with its widened start ships at a least cost of at
 most 72), neither shipped: 91 and 81 (unsure replies off, the mean: 452 right, 29 wrong facts). Set K, written
-while it trained, was then scored once for this checkpoint. An eighteenth run, 40 minutes more from that mean
+while it trained, was then scored once for that checkpoint. An eighteenth run, 40 minutes more from that mean
 by the same rule, scored 109 and 92 (without unsure replies, its mean: 452 right, the most yet, and 26 wrong
-facts; its confidences separate them worse).
+facts; its confidences separate them worse). A nineteenth run (hard examples) and a twentieth (data version
+13: three more outside writers' lines aimed at the last checkpoint's wrong facts) scored 88 and 75 by the same
+rule, and did not ship (their rows above). A twenty-first run continued the twentieth 75 minutes (seed 21, 3,798
+steps, its weights the mean of its second half's points) and met its rule: 69 at 0.80 (443 right, 7 wrong facts, 46
+deflections, 2 other halves). It never shipped: it was kept outside the repository until its blind-set figures and
+this card were done, and was lost with the machine before they were. The twenty-second run redid that path in one
+run: 105 minutes from the last checkpoint on data version 13 (seed 22, 5,229 steps, its weights the mean of 58
+points of its second half). By a rule written down before it started (it or its mean with its start ships at a
+least cost on sets C to F of at most 72, computed by `tools/demo/judge.py` from replies without unsure lines and
+their confidences), alone it scored 76 (at 0.85 and 0.88), and its mean with its start 72 at 0.85 (436 right, 5 wrong
+facts, 56 deflections, 1 other half; 74 at 0.80, 73 at 0.88, 75 at 0.90, 80 at 0.93; without unsure replies 455 right
+and 28 wrong facts, against the last checkpoint's 447 and 32). That mean is this checkpoint, at 0.85, chosen with no
+margin to spare: sets G to M were then scored for it once each, the figures at the top of this card.
 
 | template phrasings (held out from the grammar of earlier versions) | accuracy |
 | --- | --- |
