@@ -39,7 +39,7 @@ def answer(server: "Server", kind: str) -> dict[str, Any]:
     if kind == "reload_profiles":
         result = reload_profiles(server)
         return dict(loaded=result.loaded, kept=result.kept, removed=result.removed, npcs=sorted(e.npcs),
-                    errors=[without_server_paths(server.registry.folder, x.to_dict()) for x in result.problems])
+                    errors=_once([without_server_paths(server.registry.folder, x.to_dict()) for x in result.problems]))
     raise ValueError(f"not a query: {kind}")
 
 
@@ -50,6 +50,17 @@ def reload_profiles(server: "Server"):
         server.engine.set_npcs(server.registry.npcs)
         log.info("profiles reloaded: loaded %s, removed %s", result.loaded or "-", result.removed or "-")
     return result
+
+
+def _once(errors: list[dict]) -> list[dict]:
+    """The errors in order, each once (a link out of the folder turns all its problems into one)."""
+    seen, out = set(), []
+    for e in errors:
+        key = (e["file"], e["line"], e["key"], e["message"])
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
 
 
 def without_server_paths(folder: Path, problem: dict) -> dict:
@@ -64,4 +75,10 @@ def without_server_paths(folder: Path, problem: dict) -> dict:
     path = Path(problem["file"])
     # the file's own name in the folder, never where a link in it points (/proc/<pid>/environ, a secret)
     file = shown(str(path.parent.resolve() / path.name))
-    return {**problem, "file": path.name if os.path.isabs(file) else file, "message": shown(problem["message"])}
+    file = path.name if os.path.isabs(file) else file
+    if not path.resolve().is_relative_to(folder.resolve()):
+        # a link out of the folder: its problems quote what the file holds, which is not a client's to read
+        return {"file": file, "line": None, "key": "", "message": "a link to a file outside the profiles folder "
+                                                                  "that is not a valid profile; its problems are in "
+                                                                  "the server log"}
+    return {**problem, "file": file, "message": shown(problem["message"])}

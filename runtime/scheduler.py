@@ -18,7 +18,7 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
 
 A queued reply that can no longer start in time for a minimal answer (the batch full, or its
 conversation busy) is answered at once, before the step: its fallback line, or `deadline_impossible`
-when an earlier job of its session still runs (its turn comes first); never late, when a place frees.
+when an earlier job of its session still runs or waits (its turn comes first); not late, when a place frees.
 Replies and session operations of one conversation keep their arrival order. A client may hold at
 most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all, and a
 full queue takes a newcomer by refusing the newest job of a client holding at least two more places.
@@ -259,7 +259,8 @@ class Scheduler:
     def _running_out(self) -> list[tuple[Job, bool]]:
         """The queued replies that must be answered now to be answered in time (deadlines.answer_from_queue_now),
         taken out of the queue (under the lock), each with whether an earlier job of its conversation is
-        still running or queued (then it may not end with a turn of its own before that job's)."""
+        still running or stays queued (then it may not end with a turn of its own before that job's; one
+        answered late just before it, in this order, is no obstacle)."""
         now = time.perf_counter()
         ahead = {job.conversation for job in self._jobs.values() if job.started and not job.finished}
         out = []
@@ -272,6 +273,7 @@ class Scheduler:
                     self._queue.remove(job)
                     job.started = True
                     out.append((job, conv[1] is not None and conv in ahead))
+                    continue  # answered in this order, before the step: a later one of its session is not behind it
             if conv[1] is not None:
                 ahead.add(conv)
         return out
@@ -284,7 +286,8 @@ class Scheduler:
         if behind:
             self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline runs out: "
                                                                      f"the request waited {waited:.0f} ms behind an "
-                                                                     "earlier request of its session, still running"))
+                                                                     "earlier request of its session, running or "
+                                                                     "queued"))
             return
         if deadlines.expired_in_queue(req.received_at, req.deadline_ms) is not None:  # a step ran long
             self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran out "

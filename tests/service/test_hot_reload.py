@@ -39,7 +39,7 @@ def test_a_linked_profile_is_named_by_its_link_never_by_where_it_points(make_ser
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     secret = outside / "secret_settings.txt"
-    secret.write_text('api_secret = "hunter2"\n')
+    secret.write_text('reasoning_effort = "hunter2"\napi_secret = "x"\n')  # a key profiles have: its value was quoted
     server = make_server()
     (server.profiles / "linked.toml").symlink_to(secret)
     (server.profiles / "dangling.toml").symlink_to(outside / "missing" / "gone.toml")
@@ -47,7 +47,9 @@ def test_a_linked_profile_is_named_by_its_link_never_by_where_it_points(make_ser
         report = c.reload_profiles()
     files = {e["file"] for e in report["errors"]}
     assert {"linked.toml", "dangling.toml"} <= files, report["errors"]
-    assert str(outside) not in str(report) and "hunter2" not in str(report)
+    assert str(outside) not in str(report) and "hunter2" not in str(report) and "api_secret" not in str(report)
+    linked = [e for e in report["errors"] if e["file"] == "linked.toml"]
+    assert len(linked) == 1 and "outside the profiles folder" in linked[0]["message"], linked
 
 
 def test_edits_are_picked_up_without_asking(make_server):
