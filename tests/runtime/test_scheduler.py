@@ -233,11 +233,17 @@ def test_a_queued_reply_running_out_of_time_is_answered_now_not_when_a_place_fre
     assert [job.id for job in s.queued()] == ["held", "fresh"] and c.last("fresh") is None
 
 
-def test_a_session_reply_out_of_time_with_its_conversation_free_falls_back_and_keeps_its_place_in_order():
-    batch = FakeBatch(max_batch=1, steps=1000)
+def full(rows_last: int = 1000) -> tuple[FakeBatch, Scheduler]:
+    """A batch of one place, taken by another client's long reply."""
+    batch = FakeBatch(max_batch=1, steps=rows_last)
     s = scheduler(batch)
     Client(s, b"flood").reply("long")
     s.step()
+    return batch, s
+
+
+def test_a_session_reply_out_of_time_with_its_conversation_free_falls_back_and_keeps_its_place_in_order():
+    batch, s = full()
     c = Client(s, b"game")
     c.reply("first", deadline_ms=300, waited_ms=295, session="s")
     c.reply("second", session="s")
@@ -248,10 +254,7 @@ def test_a_session_reply_out_of_time_with_its_conversation_free_falls_back_and_k
 
 def test_two_replies_of_one_session_out_of_time_together_both_fall_back_in_order():
     # a review: the second was refused as "behind" the first, though the first was answered just before it
-    batch = FakeBatch(max_batch=1, steps=1000)
-    s = scheduler(batch)
-    Client(s, b"flood").reply("long")
-    s.step()
+    batch, s = full()
     c = Client(s, b"game")
     c.reply("r1", deadline_ms=300, waited_ms=295, session="s")
     c.reply("r2", deadline_ms=300, waited_ms=295, session="s")
