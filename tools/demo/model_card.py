@@ -145,6 +145,7 @@ def main() -> int:
     blind_d, blind_e, blind_f, blind_g, blind_h, blind_i, blind_j, blind_k, blind_l, blind_m = with_unsure.values()
     sure_d, sure_e, sure_f, sure_g, sure_h, sure_i, sure_j, sure_k, sure_l, sure_m = without.values()
     honest = (blind_m, blind_l, blind_k, blind_j, blind_i, blind_h, blind_g)  # never used to choose this checkpoint
+    seven = together(honest)
     if args.json:
         args.json.write_text(json.dumps({"template": report, "freeform": free, "blind": blind, "blind_c": blind_c,
                                          **{f"blind_{k}": v for k, v in with_unsure.items()},
@@ -248,9 +249,9 @@ honest "I couldn't say", an unsure line, a greeting); **unsure**: the share of r
 Parley's targets for this model are at least 85% right and at most 3% wrong facts, and follow-ups
 right at least 80% of the time. Sets M, L, K, J, I, H and G are the honest figures for this checkpoint: none was used to
 choose it or its threshold (all seven were written before its run started, and each was scored for it once, after it
-was chosen; their lines are kept out of the data). Over the seven together ({together(honest)['n']} lines):
-{together(honest)['right']:.1%} right, {together(honest)['wrong']:.1%} wrong ({count(honest, 'wrong')} wrong facts), follow-ups
-{together(honest)['follow_up_right']:.1%} right ({sum(r['score'] == 'right' for r in together(honest)['rows'] if r['follow_up'])} of {sum(r['follow_up'] for r in together(honest)['rows'])}); {targets(together(honest))}. The first
+was chosen; their lines are kept out of the data). Over the seven together ({seven['n']} lines):
+{seven['right']:.1%} right, {seven['wrong']:.1%} wrong ({count(honest, 'wrong')} wrong facts), follow-ups
+{seven['follow_up_right']:.1%} right ({sum(r['score'] == 'right' for r in seven['rows'] if r['follow_up'])} of {sum(r['follow_up'] for r in seven['rows'])}); {targets(seven)}. The first
 checkpoint to meet the right-answer and the wrong-fact targets on the blind sets together (the wrong facts with
 little room to spare), and one follow-up short of the third; set by set, H and I still miss the wrong facts and J
 and K the follow-ups (below). On L:
@@ -275,9 +276,9 @@ follow-ups' earlier lines were already in the training data and went), unanswera
 honestly {blind_h['unknown_right']:.0%}; {targets(blind_h)}. On G (never used to choose, but its figures for
 the ninth and tenth runs were seen, and that most of its wrong facts answered unanswerable questions
 steered data version 9): {blind_g['right']:.1%} / {blind_g['wrong']:.1%} / {blind_g['follow_up_right']:.0%}; {targets(blind_g)}.
-Against the checkpoint shipped before it (its rows in italics), on the {together(honest)['n']} lines of G to M together: right
+Against the checkpoint shipped before it (its rows in italics), on the {seven['n']} lines of G to M together: right
 {count(honest, 'right')} times against 785, {count(honest, 'wrong')} wrong facts against 38, follow-ups right
-{sum(r['score'] == 'right' for r in together(honest)['rows'] if r['follow_up'])} times of 99 against 77; fewer wrong facts on five of
+{sum(r['score'] == 'right' for r in seven['rows'] if r['follow_up'])} times of 99 against 77; fewer wrong facts on five of
 the seven sets and as many on I and L, more right answers on G, H and I, fewer on J and L. Without unsure
 replies it is right {count(tuple(without[k] for k in 'ghijklm'), 'right')} times and states {count(tuple(without[k] for k in 'ghijklm'), 'wrong')} wrong facts there,
 against 810 and 64: the data aimed at the earlier checkpoint's wrong facts (version 13) moved them, as it
