@@ -192,7 +192,11 @@ def evaluate(model: Path, lines: list[Line] | None = None, min_confidence: float
         rows.append({"npc": line.npc, "say": line.say, "fact": line.fact, "follow_up": bool(line.before),
                      "answer": result.text, "score": score(line, result.text),
                      "confidence": result.stats.confidence, "unsure": result.stats.finish_reason == "unsure"})
+    return figures(rows)
 
+
+def figures(rows: list[dict]) -> dict:
+    """A set's shares from its scored rows (evaluate's, or rows re-scored at another threshold)."""
     def share(selected: list[dict], what: str) -> float:
         return round(sum(r["score"] == what for r in selected) / len(selected), 3) if selected else 0.0
     known = [r for r in rows if r["fact"] is not None]

@@ -65,25 +65,17 @@ def tally(rows: list[dict]) -> dict:
     return dict(count, cost=count["deflection"] + count["partial"] + 3 * count["wrong"])
 
 
-def set_figures(rows: list[dict]) -> dict:
-    """One set's shares, as the model card's rows give them."""
-    def share(selected: list[dict], what: str) -> float:
-        return sum(r["score"] == what for r in selected) / len(selected) if selected else 0.0
-    return {"n": len(rows), **{k: share(rows, k) for k in ("right", "wrong", "partial", "deflection")},
-            "unsure": sum(r["unsure"] for r in rows) / len(rows),
-            "follow_ups": share([r for r in rows if r["follow_up"]], "right"),
-            "unknowable": share([r for r in rows if r["fact"] is None], "right")}
-
-
 def judge(sets: dict[str, list[dict]]) -> dict:
     """Every threshold's tally over sets C to F together, the least cost's threshold, and its per-set figures."""
+    from tools.demo.freeform import figures
+
     lines, unsure = development_sets(), unsure_lines()
     table = {}
     for floor in THRESHOLDS:
         rows = [r for name in lines for r in at_threshold(lines[name], sets[name], floor, unsure)]
         table[floor] = tally(rows)
     best = min(THRESHOLDS, key=lambda f: (table[f]["cost"], f))  # a tie goes to the lower threshold
-    per_set = {name: set_figures(at_threshold(lines[name], sets[name], best, unsure)) for name in lines}
+    per_set = {name: figures(at_threshold(lines[name], sets[name], best, unsure)) for name in lines}
     return {"table": table, "best": best, "per_set": per_set}
 
 
@@ -95,8 +87,8 @@ def print_judgement(j: dict) -> None:
         print(f"| {floor or 'off'}{mark} | {t['right']} | {t['wrong']} | {t['deflection']} | {t['partial']} | "
               f"{t['cost']} |")
     print(f"\nat {j['best'] or 'off'}, sets C / D / E / F:")
-    for key in ("right", "wrong", "partial", "deflection", "unsure", "follow_ups", "unknowable"):
-        print(f"  {key:<11}" + " / ".join(f"{s[key]:.1%}" for s in j["per_set"].values()))
+    for key in ("right", "wrong", "partial", "deflection", "unsure", "follow_up_right", "unknown_right"):
+        print(f"  {key:<16}" + " / ".join(f"{s[key]:.1%}" for s in j["per_set"].values()))
 
 
 def main() -> int:
@@ -122,7 +114,8 @@ def main() -> int:
     j = judge(sets)
     print_judgement(j)
     if args.json:
-        args.json.write_text(json.dumps({"replies": sets, **j}, indent=1))
+        per_set = {name: {k: v for k, v in s.items() if k != "rows"} for name, s in j["per_set"].items()}
+        args.json.write_text(json.dumps({"replies": sets, **j, "per_set": per_set}, indent=1))
     return 0
 
 

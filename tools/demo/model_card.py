@@ -82,11 +82,9 @@ def targets(report: dict) -> str:
 
 def together(reports: tuple) -> dict:
     """Several sets' replies as one set's figures (what targets() reads)."""
-    rows = [r for report in reports for r in report["rows"]]
-    follow_ups = [r for r in rows if r["follow_up"]]
-    return {"n": len(rows), "right": sum(r["score"] == "right" for r in rows) / len(rows),
-            "wrong": sum(r["score"] == "wrong" for r in rows) / len(rows),
-            "follow_up_right": sum(r["score"] == "right" for r in follow_ups) / len(follow_ups), "rows": rows}
+    from tools.demo.freeform import figures
+
+    return figures([r for report in reports for r in report["rows"]])
 
 
 def count(reports: tuple, score: str) -> int:
