@@ -194,11 +194,9 @@ class Reply:
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt.ids) - 1)  # at least one token must run to produce logits
         reuse = e.reusable(conv, reuse)
-        plan = self.plan = deadlines.plan(e.cost, self.clock.slack_ms(),
-                                          len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
-                                          npc.expected_final_tokens, npc.max_reasoning_tokens)
-        if give_up:
-            plan = self.plan = deadlines.Plan(0, True, give_up)
+        plan = self.plan = deadlines.Plan(0, True, give_up) if give_up else deadlines.plan(
+            e.cost, self.clock.slack_ms(), len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
+            npc.expected_final_tokens, npc.max_reasoning_tokens)
         if plan.fallback:
             log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)
             self.reused = reuse

@@ -262,7 +262,7 @@ class Scheduler:
         still running or stays queued (then it may not end with a turn of its own before that job's; one
         answered late just before it, in this order, is no obstacle)."""
         now = time.perf_counter()
-        ahead = {job.conversation for job in self._jobs.values() if job.started and not job.finished}
+        ahead = {job.conversation for job in self._running()}
         out = []
         for job in list(self._queue):
             conv = job.conversation
@@ -289,10 +289,7 @@ class Scheduler:
                                                                      "earlier request of its session, running or "
                                                                      "queued"))
             return
-        if deadlines.expired_in_queue(req.received_at, req.deadline_ms) is not None:  # a step ran long
-            self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran out "
-                                                                     f"while the request waited {waited:.0f} ms "
-                                                                     "in the queue"))
+        if self._refused_as_expired(job):  # a step ran long
             return
         try:
             self.batch.fall_back(req, job.cancel, lambda event: self._deliver(job, event),
@@ -300,9 +297,23 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - its sink answers it
             self._deliver(job, exc)
 
+    def _refused_as_expired(self, job: Job) -> bool:
+        """Refuse a queued reply whose deadline ran out while it waited (not even its fallback line is in time)."""
+        req = job.request
+        waited = deadlines.expired_in_queue(req.received_at, req.deadline_ms)
+        if waited is None:
+            return False
+        self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran out "
+                                                                 f"while the request waited {waited:.0f} ms in the queue"))
+        return True
+
+    def _running(self) -> list[Job]:
+        """Jobs started and not ended (under the lock)."""
+        return [job for job in self._jobs.values() if job.started and not job.finished]
+
     def _pick(self) -> Job | None:
         """What to start before the next decode step (under the lock); None when nothing can."""
-        running = [job for job in self._jobs.values() if job.started and not job.finished]
+        running = self._running()
         busy = {job.conversation for job in running}
         in_batch = collections.Counter(job.client for job in running if job.is_reply)
         blocked: set[tuple[str, str | None]] = set()
@@ -338,14 +349,8 @@ class Scheduler:
                 answer = exc
             self._deliver(job, answer)
         else:
-            req = job.request
-            waited = deadlines.expired_in_queue(req.received_at, req.deadline_ms)
-            if waited is not None:
-                self._deliver(job, Refusal(protocol.DEADLINE_IMPOSSIBLE, f"the {req.deadline_ms:.0f} ms deadline ran "
-                                                                         f"out while the request waited {waited:.0f} ms "
-                                                                         "in the queue"))
-                return
-            self.batch.start(req, job.cancel, lambda event: self._deliver(job, event))
+            if not self._refused_as_expired(job):
+                self.batch.start(job.request, job.cancel, lambda event: self._deliver(job, event))
 
     def _deliver(self, job: Job, event: Any) -> None:
         """Pass an event to the job's sink; after its last, nothing more. If the sink fails on the last
