@@ -119,15 +119,14 @@ def expired_in_queue(received_at: float, deadline_ms: float, now: float | None =
     return waited if waited + FINISH_MARGIN_MS >= deadline_ms else None
 
 
-def answer_from_queue_now(cost: "CostModel", remaining_ms: float, text_chars: int, prefill_chunk: int | None) -> bool:
+def answer_from_queue_now(cost: "CostModel", remaining_ms: float, text_chars: int, pause_tokens: int) -> bool:
     """Whether a reply still waiting in the queue (the batch full, or its conversation busy) must be
-    answered now: by the time the worker looks at the queue again (after a decode step and a chunk of a
-    prompt) it could no longer start and say a minimal answer by its deadline, so all it can still say is
-    its fallback line, and said now that line arrives in time. Left queued, it would leave late, whenever
-    a place in the batch freed."""
+    answered now: by the time the worker looks at the queue again (after a decode step and up to
+    `pause_tokens` of prompts, a chunk at most while replies wait) it could no longer start and say a
+    minimal answer by its deadline, so all it can still say is its fallback line, and said now that line
+    arrives in time. Left queued, it would leave late, whenever a place in the batch freed."""
     tokens = JOIN_PAUSE_TOKENS + text_chars // 2  # as join_would_be_late counts a new turn: errs long
-    pause = cost.prefill_ms(min(tokens, prefill_chunk) if prefill_chunk else tokens)
-    next_look = 2 * cost.decode_ms_per_token + cost.decode_overrun_ms + pause
+    next_look = 2 * cost.decode_ms_per_token + cost.decode_overrun_ms + (cost.prefill_ms(pause_tokens) if pause_tokens else 0.0)
     minimal = cost.prefill_ms(tokens) + answer_cost_ms(cost, 0, MIN_FINAL_TOKENS)
     return remaining_ms - next_look - finish_margin_ms(cost) < minimal
 

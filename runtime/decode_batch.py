@@ -18,7 +18,9 @@ prefilled in chunks: after each decode step up to `prefill_chunk` tokens of wait
 first, so the live replies pause for a chunk's worth at a time rather than whole prompts (chunked
 prefill, as vLLM and SGLang do it), and several short prompts (a turn after a cached prefix is tens of
 tokens) share one pause rather than taking a step each; a chunk waits while it would make a live reply
-miss its deadline. With no live reply a prompt runs in one go. A reply cancelled, or out of time, while
+miss its deadline. With no live reply a prompt runs in one go, unless a reply waits in the scheduler's
+queue (`someone_waits`): then it too runs a chunk at a time, so the scheduler looks at its queue between
+chunks and can still answer a waiting reply by its deadline. A reply cancelled, or out of time, while
 its prompt is still being prefilled ends there.
 
 Single-threaded by design: one thread (the server's worker) owns a batch.
@@ -101,10 +103,15 @@ class DecodeBatch:
         counting those still being prefilled."""
         return min([self._rows_slack_ms()] + [p.reply.slack_ms() for p in self._prefills])
 
-    def start(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> None:
-        """Render the reply and prefill its prompt: now when no other reply is live, else a chunk per
-        step; then it joins the batch for its decode steps. A reply that ends without decoding (the
-        fallback line, an error) is reported to `sink` right away."""
+    def prefill_left(self) -> int:
+        """Prompt tokens still to run, of replies being prefilled a chunk at a time."""
+        return sum(len(p.ids) for p in self._prefills)
+
+    def start(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink", someone_waits: bool = False) -> None:
+        """Render the reply and prefill its prompt: now when no other reply is live (its first chunk only
+        when `someone_waits` in the queue), else a chunk per step; then it joins the batch for its decode
+        steps. A reply that ends without decoding (the fallback line, an error) is reported to `sink` right
+        away."""
         if not self.has_room():
             raise RuntimeError("the decode batch is full; check has_room() first")
         try:
@@ -116,10 +123,10 @@ class DecodeBatch:
         if ids is None:
             return
         pending = _Prefill(reply, list(ids))
-        if not self._rows and not self._prefills:
-            self._prefill(pending, len(ids))
-            return
+        idle = not self._rows and not self._prefills
         self._prefills.append(pending)  # its chunks run between decode steps
+        if idle:
+            self._prefill(pending, min(self.prefill_chunk, len(ids)) if someone_waits else len(ids))
 
     def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink", why: str) -> None:
         """End a reply with its fallback line at once, without the model (so without a place in the batch):
@@ -130,11 +137,11 @@ class DecodeBatch:
         except Exception as exc:  # noqa: BLE001 - unknown NPC, a session it may not use: the sink answers it
             sink(exc)
 
-    def step(self) -> None:
+    def step(self, someone_waits: bool = False) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
         decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled:
-        a chunk of the oldest (all of it when no reply is live), then whole prompts that fit in what is
-        left, unless that pause would make a live reply late."""
+        a chunk of the oldest (all of it when no reply is live and none waits in the queue), then whole
+        prompts that fit in what is left, unless that pause would make a live reply late."""
         self._decode_step()
         budget = self.prefill_chunk  # tokens the live rows pause for after this step
         for pending in list(self._prefills):
@@ -145,7 +152,7 @@ class DecodeBatch:
                 except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
                     pending.reply.abandon(exc)
                 continue
-            if not self._rows:  # nobody waits: the whole prompt, which then joins as a live row
+            if not self._rows and not someone_waits:  # nobody waits: the whole prompt, which then joins
                 self._prefill(pending, len(pending.ids))
                 continue
             spent = self.prefill_chunk - budget

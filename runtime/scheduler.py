@@ -11,7 +11,7 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
          before deadlines between them); and not if its prompt's pause would make a live reply miss
          its deadline (deadlines.join_would_be_late);
   2. run: start it (a session operation runs to its end; a reply is prefilled, in chunks between decode
-     steps when replies are live, and joins the batch),
+     steps when replies are live or wait in the queue, and joins the batch),
      or, with nothing to start, run one decode step of the batch;
   3. update: the batch reports each reply's events to its job's sink; the last event of a job
      (its result, a refusal, an error) marks it finished.
@@ -19,6 +19,8 @@ returns False. One step, in the manner of vLLM's EngineCore.step:
 A queued reply that can no longer start in time for a minimal answer (the batch full, or its
 conversation busy) is answered at once, before the step: its fallback line, or `deadline_impossible`
 when an earlier job of its session still runs or waits (its turn comes first); not late, when a place frees.
+While a reply waits, no step runs more than `prefill_chunk` prompt tokens (a cold prompt into an empty
+batch too), so the worker looks at the queue again soon enough to do that.
 Replies and session operations of one conversation keep their arrival order. A client may hold at
 most `max_queued_per_client` queued jobs, so one flooding client cannot fill the queue for all, and a
 full queue takes a newcomer by refusing the newest job of a client holding at least two more places.
@@ -103,9 +105,11 @@ class Batch(Protocol):
     def __len__(self) -> int: ...
     def has_room(self) -> bool: ...
     def min_slack_ms(self) -> float: ...
-    def start(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None]) -> None: ...
+    def prefill_left(self) -> int: ...
+    def start(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None],
+              someone_waits: bool = False) -> None: ...
     def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None], why: str) -> None: ...
-    def step(self) -> None: ...
+    def step(self, someone_waits: bool = False) -> None: ...
     def fail_all(self, exc: BaseException) -> None: ...
 
 
@@ -254,14 +258,17 @@ class Scheduler:
                     self._last_start.move_to_end(job.client)
                     if len(self._last_start) > MAX_CLIENTS_REMEMBERED:
                         self._last_start.popitem(last=False)  # served longest ago: first in line anyway
-            return job, [], self._running_out()
+            return job, [], self._running_out(job)
 
-    def _running_out(self) -> list[tuple[Job, bool]]:
+    def _running_out(self, starting: Job | None) -> list[tuple[Job, bool]]:
         """The queued replies that must be answered now to be answered in time (deadlines.answer_from_queue_now),
         taken out of the queue (under the lock), each with whether an earlier job of its conversation is
         still running or stays queued (then it may not end with a turn of its own before that job's; one
-        answered late just before it, in this order, is no obstacle)."""
+        answered late just before it, in this order, is no obstacle). Before the next look this step runs
+        at most a chunk of prompts: of those being prefilled, and the first of `starting`'s."""
         now = time.perf_counter()
+        chunk = self.batch.prefill_chunk
+        pause = min(chunk, self.batch.prefill_left() + (chunk if starting is not None and starting.is_reply else 0))
         ahead = {job.conversation for job in self._running()}
         out = []
         for job in list(self._queue):
@@ -269,7 +276,7 @@ class Scheduler:
             if job.is_reply:
                 req = job.request
                 remaining = req.deadline_ms - (now - req.received_at) * 1000
-                if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), self.batch.prefill_chunk):
+                if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), pause):
                     self._queue.remove(job)
                     job.started = True
                     out.append((job, conv[1] is not None and conv in ahead))
@@ -340,8 +347,10 @@ class Scheduler:
         return job
 
     def _run(self, job: Job | None) -> None:
+        with self._cv:  # then the step runs a prompt a chunk at a time, and the next look comes soon
+            someone_waits = any(queued.is_reply for queued in self._queue)
         if job is None:
-            self.batch.step()
+            self.batch.step(someone_waits)
         elif not job.is_reply:
             try:
                 answer: Any = SessionDone(self.run_session_op(job.request))
@@ -350,7 +359,7 @@ class Scheduler:
             self._deliver(job, answer)
         else:
             if not self._refused_as_expired(job):
-                self.batch.start(job.request, job.cancel, lambda event: self._deliver(job, event))
+                self.batch.start(job.request, job.cancel, lambda event: self._deliver(job, event), someone_waits)
 
     def _deliver(self, job: Job, event: Any) -> None:
         """Pass an event to the job's sink; after its last, nothing more. If the sink fails on the last

@@ -235,6 +235,33 @@ def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_m
     assert len(batch) == 0
 
 
+def test_a_prompt_into_an_empty_batch_runs_a_chunk_a_step_while_a_reply_waits_in_the_queue(tiny_model, single):
+    """With a reply waiting in the scheduler's queue, not even a first prompt runs whole: the worker must
+    look at the queue between its chunks (to answer the waiting reply by its deadline). Same reply."""
+    _, expected = single
+    engine = Engine(tiny_model, npcs())
+    list(engine.reply(ReplyRequest(npc="brenna", text="Hello", sampling=GREEDY)))  # its NPC prefix is cached
+    runs: list[int] = []  # tokens of each prompt run
+    real = engine.run_model
+
+    def recording(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
+        if prefill and cache.batch == 1:
+            runs.append(ids.shape[1])
+        return real(ids, cache, prefill, first_row, waited_ms)
+    engine.run_model = recording
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=7)
+    req = requests(engine)[2]
+    events: list = []
+    batch.start(req, threading.Event(), events.append, someone_waits=True)
+    assert runs == [7] and batch.prefill_left() > 0
+    while batch.prefill_left():
+        batch.step(someone_waits=True)
+    assert len(runs) > 3 and all(tokens <= 7 for tokens in runs)
+    batch.run_all()
+    text = "".join(e.text for e in events if isinstance(e, FinalDelta))
+    assert (text, events[-1].tokens) == (expected["r2"][0], expected["r2"][1].tokens)
+
+
 def _recording_engine(tiny_model, fail_on_prefill: int | None = None, profiles: dict[str, Npc] | None = None):
     """An engine whose model runs are recorded (and whose n-th prefill run fails, if asked)."""
     engine = Engine(tiny_model, profiles or npcs())

@@ -43,7 +43,10 @@ class FakeBatch:
     def min_slack_ms(self) -> float:
         return self.slack_ms if self.rows else float("inf")
 
-    def start(self, req, cancel, sink) -> None:
+    def prefill_left(self) -> int:
+        return 0
+
+    def start(self, req, cancel, sink, someone_waits: bool = False) -> None:
         self.started.append(req.request_id)
         self.rows.append([req, sink, self.steps, cancel])
 
@@ -51,7 +54,7 @@ class FakeBatch:
         self.fell_back.append(req.request_id)
         sink(result(req))
 
-    def step(self) -> None:
+    def step(self, someone_waits: bool = False) -> None:
         if self.fail_next_step is not None:
             exc, self.fail_next_step = self.fail_next_step, None
             raise exc
@@ -262,6 +265,59 @@ def test_two_replies_of_one_session_out_of_time_together_both_fall_back_in_order
     assert batch.fell_back == ["r1", "r2"] and all(isinstance(c.last(r), ReplyResult) for r in ("r1", "r2"))
 
 
+class SlowPromptBatch(FakeBatch):
+    """One place; each prompt takes 1 ms a token to prefill, as DecodeBatch runs it: whole into an empty
+    batch, or a chunk a step while a reply waits in the queue. Then the reply decodes for ever."""
+    prefill_chunk = 50
+
+    def __init__(self, prompt_tokens: int):
+        super().__init__(max_batch=1, steps=100_000)
+        self.prompt_tokens = prompt_tokens
+        self.left: dict[str, int] = {}  # prompt tokens still to run, per reply
+
+    def prefill_left(self) -> int:
+        return sum(self.left.values())
+
+    def start(self, req, cancel, sink, someone_waits: bool = False) -> None:
+        super().start(req, cancel, sink)
+        self.left[req.request_id] = self.prompt_tokens
+        self._prefill(someone_waits)
+
+    def step(self, someone_waits: bool = False) -> None:
+        if self.prefill_left():
+            self._prefill(someone_waits)
+        else:
+            super().step()
+
+    def _prefill(self, someone_waits: bool) -> None:
+        rid = next(r for r, n in self.left.items() if n)
+        run = min(self.left[rid], self.prefill_chunk) if someone_waits else self.left[rid]
+        time.sleep(run / 1000)
+        self.left[rid] -= run
+
+
+def test_a_queued_reply_is_answered_in_time_while_a_cold_prompt_is_still_being_prefilled():
+    # a review: a 300 ms reply queued behind a cold prompt prefilled whole into an empty batch (350 ms, one
+    # step the worker could not interrupt) was refused deadline_impossible when that step ended, 50 ms late
+    batch = SlowPromptBatch(prompt_tokens=350)
+    s = Scheduler(batch, CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=1.0, frozen=True),
+                  lambda req: {})
+    Client(s, b"cold").reply("cold", deadline_ms=250)  # due first: it starts first
+    quick = ReplyRequest(npc="brenna", text="hi", request_id="quick", deadline_ms=300, sampling=GREEDY,
+                         received_at=time.perf_counter())
+    answered = {}
+    s.submit(Job(b"game", quick, sink=lambda event: answered.update(event=event, at=time.perf_counter(),
+                                                                    cold_left=batch.left["cold"])))
+    for _ in range(100):
+        if answered:
+            break
+        s.step()
+    assert batch.started == ["cold"] and batch.fell_back == ["quick"]
+    assert isinstance(answered["event"], ReplyResult)  # its fallback line, not deadline_impossible
+    assert answered["cold_left"] > 0  # while the cold prompt still ran, a chunk at a time
+    assert (answered["at"] - quick.received_at) * 1000 <= 300
+
+
 def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_once_it_ended_finds_nothing():
     batch = FakeBatch(max_batch=1, steps=100)
     s = scheduler(batch)
@@ -301,7 +357,7 @@ def test_stop_refuses_queued_jobs_lets_running_ones_end_and_then_the_worker_ends
 class ChattyBatch(FakeBatch):
     """A batch with a bug: it reports more after a reply's result."""
 
-    def step(self) -> None:
+    def step(self, someone_waits: bool = False) -> None:
         for row in list(self.rows):
             self.rows.remove(row)
             row[1](result(row[0]))
@@ -394,7 +450,7 @@ class RefusedAsItStarts(FakeBatch):
     """A reply refused while it is set up (its session evicted, say), with the client's cancel landing just
     before: the client was told `found`."""
 
-    def start(self, req, cancel, sink) -> None:
+    def start(self, req, cancel, sink, someone_waits: bool = False) -> None:
         assert cancel.request()
         sink(ValueError("refused while it started"))
 
