@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from runtime import protocol as p
 from runtime.cost_model import CostModel
