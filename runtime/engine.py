@@ -21,7 +21,7 @@ import numpy as np
 from runtime import session_access
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.cancel_flag import CancelFlag
-from runtime.context_fit import ContextFit
+from runtime.context_fit import ContextFit, npc_prefix
 from runtime.conversations import WINDOW_SNAPSHOTS, Conversation, ConversationStore, WindowSnapshot
 from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch
@@ -187,6 +187,15 @@ class Engine:
                 self._prefixes.pop(next(iter(self._prefixes)))
             self._prefixes[key] = cache
         return cache
+
+    def warm_prefixes(self) -> int:
+        """Run every NPC's fixed prefix now (the server does, before it serves), so the first line to an NPC
+        does not run it in the middle of serving: a step of a few hundred prompt tokens the worker cannot
+        interrupt, with other replies waiting. Returns how many prefixes ran."""
+        before = len(self._prefixes)
+        for npc in list(self.npcs.values())[:MAX_PREFIX_CACHES]:
+            self.prefix_cache(npc_prefix(self.tok, npc))
+        return len(self._prefixes) - before
 
     def new_pool(self, rows: int) -> KvCache:
         """A decode batch's pool: `rows` rows of the full context."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from runtime import deadlines, harmony
+from runtime.context_fit import npc_prefix
 from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
@@ -156,6 +157,22 @@ def test_prefix_cache_logits_equal_a_cold_prefill(engine):
     warm_cache.copy_rows_from(engine.prefix_cache(prefix), len(prefix))
     warm = s.run(np.array([rest]), warm_cache)
     assert np.abs(warm - cold).max() <= 1e-5
+
+
+def test_warm_prefixes_runs_each_npc_prefix_once_and_a_first_reply_then_runs_only_its_turn(tiny_model):
+    # a first line to an NPC ran its prefix whole mid-serving: a step the worker could not interrupt
+    eng = Engine(tiny_model, {"brenna": npc(), "tomas": npc(reasoning_effort="high")})
+    assert eng.warm_prefixes() == 2 and eng.warm_prefixes() == 0
+    runs: list[int] = []
+    real = eng.run_model
+
+    def recording(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
+        runs.append(ids.shape[1])
+        return real(ids, cache, prefill, first_row, waited_ms)
+    eng.run_model = recording
+    collect(eng, ReplyRequest(npc="tomas", text="hi", sampling=GREEDY))
+    prefix = len(npc_prefix(eng.tok, eng.npcs["tomas"]))
+    assert runs and runs[0] < prefix  # the new turn only: the prefix's KV was copied
 
 
 def test_reasoning_is_cut_when_the_budget_runs_out_and_the_npc_still_answers(tiny_model):
