@@ -97,12 +97,13 @@ class ReplyClock:
         """In the final channel: one more token still ends in time."""
         return self._would_end_by(self.cost.decode_ms_per_token)
 
-    def minimal_answer_fits(self, header_ran: bool = False) -> bool:
-        """Forcing the final channel (unless its header already ran, with the prompt) and a minimal answer
-        would end in time. When not (the steps ran slower than planned), stop now and send the fallback
-        line in time, rather than force an answer that cannot finish."""
+    def minimal_answer_fits(self, header_ran: bool = False, before_ms: float = 0.0) -> bool:
+        """Forcing the final channel (unless its header already ran, with the prompt) and a minimal answer,
+        after `before_ms` of work still ahead of them (the rest of its prompt), would end in time. When not
+        (the steps ran slower than planned), stop now and send the fallback line in time, rather than force
+        an answer that cannot finish."""
         force = 0 if header_ran else self.force_tokens
-        return self._would_end_by(answer_cost_ms(self.cost, force, MIN_FINAL_TOKENS))
+        return self._would_end_by(before_ms + answer_cost_ms(self.cost, force, MIN_FINAL_TOKENS))
 
     def must_answer_now(self) -> bool:
         """Still reasoning: one more reasoning step would leave too little for the expected answer."""

@@ -18,10 +18,11 @@ prefilled in chunks: after each decode step up to `prefill_chunk` tokens of wait
 first, so the live replies pause for a chunk's worth at a time rather than whole prompts (chunked
 prefill, as vLLM and SGLang do it), and several short prompts (a turn after a cached prefix is tens of
 tokens) share one pause rather than taking a step each; a chunk waits while it would make a live reply
-miss its deadline. With no live reply a prompt runs in one go, unless a reply waits in the scheduler's
-queue (`someone_waits`): then it too runs a chunk at a time, so the scheduler looks at its queue between
-chunks and can still answer a waiting reply by its deadline. A reply cancelled, or out of time, while
-its prompt is still being prefilled ends there.
+miss its deadline. With no live reply a prompt runs in pieces of at most SOLO_RUN_MS (by the cost model;
+fewer runs, as runs have a fixed cost), or a chunk at a time when a reply waits in the scheduler's queue
+(`someone_waits`): the worker looks at its queue between runs, so a reply that waits, or arrives
+meanwhile, is still answered by its deadline. A reply cancelled, or out of time (its prompt's rest and a
+minimal answer no longer fit), while its prompt is still being prefilled ends there.
 
 Single-threaded by design: one thread (the server's worker) owns a batch.
 """
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 
 PREFILL_CHUNK = 128  # prompt tokens per run while replies are live: a pause of about 10 decode steps on a CPU
+# With no reply live or waiting, a prompt's runs last at most this long (at least PREFILL_CHUNK tokens): a
+# reply arriving meanwhile waits no longer than that for the worker to look at it
+SOLO_RUN_MS = 50.0
 
 
 @dataclass(eq=False)
@@ -126,7 +130,7 @@ class DecodeBatch:
         idle = not self._rows and not self._prefills
         self._prefills.append(pending)  # its chunks run between decode steps
         if idle:
-            self._prefill(pending, min(self.prefill_chunk, len(ids)) if someone_waits else len(ids))
+            self._prefill(pending, min(self._solo_run(someone_waits), len(ids)))
 
     def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink", why: str) -> None:
         """End a reply with its fallback line at once, without the model (so without a place in the batch):
@@ -140,20 +144,24 @@ class DecodeBatch:
     def step(self, someone_waits: bool = False) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
         decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled:
-        a chunk of the oldest (all of it when no reply is live and none waits in the queue), then whole
-        prompts that fit in what is left, unless that pause would make a live reply late."""
+        a chunk of the oldest (with no reply live, a run of at most SOLO_RUN_MS unless one waits in the
+        queue), then whole prompts that fit in what is left, unless that pause would make a live reply late."""
         self._decode_step()
         budget = self.prefill_chunk  # tokens the live rows pause for after this step
         for pending in list(self._prefills):
-            if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits():
+            rest_ms = self.engine.cost.prefill_ms(len(pending.ids))
+            if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits(before_ms=rest_ms):
                 self._prefills.remove(pending)
                 try:
                     pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
                 except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
                     pending.reply.abandon(exc)
                 continue
-            if not self._rows and not someone_waits:  # nobody waits: the whole prompt, which then joins
-                self._prefill(pending, len(pending.ids))
+            if not self._rows:  # nobody is live: a run of it, which then joins if it was the last
+                self._prefill(pending, min(self._solo_run(someone_waits), len(pending.ids)))
+                if not self._rows:
+                    return
+                budget = 0  # a prompt joined: others wait for the next step, after a decode step
                 continue
             spent = self.prefill_chunk - budget
             if spent and len(pending.ids) > budget:
@@ -165,6 +173,16 @@ class DecodeBatch:
             budget -= chunk
             if not self.share_chunk:
                 return
+
+    def _solo_run(self, someone_waits: bool) -> int:
+        """The most prompt tokens one run takes with no reply live: a chunk while a reply waits in the
+        queue, else as many as SOLO_RUN_MS holds by the cost model (at least a chunk)."""
+        cost = self.engine.cost
+        if someone_waits:
+            return self.prefill_chunk
+        if cost.prefill_ms_per_token <= 0:  # a free model (tests): whole
+            return 1 << 30
+        return max(self.prefill_chunk, int((SOLO_RUN_MS - cost.call_overhead_ms) / cost.prefill_ms_per_token))
 
     def _rows_slack_ms(self) -> float:
         return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),
@@ -261,7 +279,10 @@ class DecodeBatch:
             return
         if row.feed:
             if row not in self._rows:
-                self._join(row)
+                try:
+                    self._join(row)
+                except Exception as exc:  # noqa: BLE001 - no pool (device memory): only this reply is affected
+                    reply.abandon(exc)
             return
         self._leave(row)
         try:

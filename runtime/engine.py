@@ -179,8 +179,10 @@ class Engine:
 
     def prefix_cache(self, ids: list[int]) -> KvCache:
         key = tuple(ids)
-        cache = self._prefixes.get(key)
-        if cache is None:
+        cache = self._prefixes.pop(key, None)  # put back last: the least recently used goes first
+        if cache is not None:
+            self._prefixes[key] = cache
+        else:
             cache = self.session.new_cache(length=len(ids))
             self.run_model(np.array([ids]), cache, prefill=True)
             if len(self._prefixes) >= MAX_PREFIX_CACHES:
@@ -192,10 +194,17 @@ class Engine:
         """Run every NPC's fixed prefix now (the server does, before it serves), so the first line to an NPC
         does not run it in the middle of serving: a step of a few hundred prompt tokens the worker cannot
         interrupt, with other replies waiting. Returns how many prefixes ran."""
-        before = len(self._prefixes)
+        ran = 0
         for npc in list(self.npcs.values())[:MAX_PREFIX_CACHES]:
-            self.prefix_cache(npc_prefix(self.tok, npc))
-        return len(self._prefixes) - before
+            ids = npc_prefix(self.tok, npc)
+            if tuple(ids) in self._prefixes:
+                continue
+            try:
+                self.prefix_cache(ids)
+                ran += 1
+            except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
+                log.warning("NPC %s: its prefix could not be run ahead", npc.id, exc_info=True)
+        return ran
 
     def new_pool(self, rows: int) -> KvCache:
         """A decode batch's pool: `rows` rows of the full context."""

@@ -8,7 +8,8 @@ import pytest
 
 import torch
 
-from runtime import harmony
+from runtime import deadlines, harmony
+from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch, run_to_end
 from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, UnknownNpc
 from runtime.npc import Npc
@@ -262,6 +263,86 @@ def test_a_prompt_into_an_empty_batch_runs_a_chunk_a_step_while_a_reply_waits_in
     assert (text, events[-1].tokens) == (expected["r2"][0], expected["r2"][1].tokens)
 
 
+def _prompt_runs(engine: Engine) -> list[int]:
+    """The token counts of the prompt runs on a reply's own cache, recorded from now on."""
+    runs: list[int] = []
+    real = engine.run_model
+
+    def recording(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
+        if prefill and cache.batch == 1:
+            runs.append(ids.shape[1])
+        return real(ids, cache, prefill, first_row, waited_ms)
+    engine.run_model = recording
+    return runs
+
+
+def test_with_no_reply_live_or_waiting_a_prompt_runs_in_pieces_the_cost_model_says_last_solo_run_ms(tiny_model):
+    """A reply arriving while a long cold prompt runs into an idle batch waits for the piece that runs, not for
+    the whole prompt (the worker looks at its queue between pieces)."""
+    from runtime.decode_batch import SOLO_RUN_MS
+    cost = CostModel(prefill_ms_per_token=SOLO_RUN_MS / 12, decode_ms_per_token=1.0, frozen=True)  # 12 a piece
+    engine = Engine(tiny_model, npcs(), cost_model=cost)
+    engine.warm_prefixes()
+    runs = _prompt_runs(engine)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text=QUESTIONS[2], request_id="r", sampling=GREEDY), threading.Event(),
+                events.append)
+    assert runs == [12]
+    batch.run_all()
+    assert len(runs) > 2 and all(tokens <= 12 for tokens in runs)
+    assert isinstance(events[-1], ReplyResult)
+
+
+def test_a_prompt_whose_rest_and_a_minimal_answer_no_longer_fit_stops_before_its_next_chunk(tiny_model):
+    """A reply whose prompt is prefilled a chunk at a time says its fallback line as soon as the rest of its
+    prompt and a minimal answer no longer fit its deadline, not one chunk (or several) later."""
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=1.0, frozen=True)
+    engine = Engine(tiny_model, npcs(), cost_model=cost)
+    engine.warm_prefixes()
+    runs = _prompt_runs(engine)
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=7)
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text=QUESTIONS[2], request_id="r", sampling=GREEDY, deadline_ms=10_000),
+                threading.Event(), events.append, someone_waits=True)
+    assert runs == [7]
+    clock, rest = batch._prefills[0].reply.clock, batch.prefill_left()
+    minimal = deadlines.finish_margin_ms(cost) + deadlines.answer_cost_ms(cost, clock.force_tokens,
+                                                                          deadlines.MIN_FINAL_TOKENS)
+    # time passes (a slower device than the cost model thought): a minimal answer still fits, the rest too not
+    clock.started_at -= (clock.deadline_ms - minimal - rest / 2 - clock.elapsed_ms()) / 1000
+    batch.step(someone_waits=True)
+    assert runs == [7] and len(batch) == 0
+    result = events[-1]
+    assert isinstance(result, ReplyResult) and result.stats.finish_reason == "deadline" and result.stats.fallback_used
+
+
+def test_a_join_that_fails_after_a_prompt_ran_in_chunks_ends_that_reply_with_the_error(tiny_model):
+    # a review: the first join (its pool allocated) failing inside step() reached nobody: the reply hung,
+    # and its session stayed busy for good
+    engine = Engine(tiny_model, npcs())
+    new_pool = engine.new_pool
+
+    def no_memory(rows):
+        raise RuntimeError("out of device memory allocating the batch pool")
+    engine.new_pool = no_memory
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=7)
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text=QUESTIONS[2], session_id="s", request_id="r", sampling=GREEDY),
+                threading.Event(), events.append, someone_waits=True)
+    for _ in range(100):
+        if events:
+            break
+        batch.step(someone_waits=True)
+    assert len(events) == 1 and isinstance(events[0], RuntimeError) and len(batch) == 0
+    engine.new_pool = new_pool  # the session's next line runs
+    later: list = []
+    batch.start(ReplyRequest(npc="brenna", text="Hi", session_id="s", request_id="r2", sampling=GREEDY),
+                threading.Event(), later.append)
+    batch.run_all()
+    assert isinstance(later[-1], ReplyResult)
+
+
 def _recording_engine(tiny_model, fail_on_prefill: int | None = None, profiles: dict[str, Npc] | None = None):
     """An engine whose model runs are recorded (and whose n-th prefill run fails, if asked)."""
     engine = Engine(tiny_model, profiles or npcs())
@@ -349,14 +430,15 @@ def test_a_failed_decode_step_ends_the_decoding_replies_and_the_prefilling_one_g
 
 def test_a_chunk_waits_while_it_would_make_a_live_reply_late(tiny_model):
     """With prefill priced at 100 s a token, a 5-token chunk would cost a live reply with a 60 s deadline
-    its deadline: b's prompt waits until a is done, then runs in one go."""
+    its deadline: b's prompt waits until a is done, then runs with no reply live (in pieces the cost model
+    puts at SOLO_RUN_MS, here a chunk: not even one token fits 50 ms)."""
     engine = _recording_engine(tiny_model)
     batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
     events = _live_and_pending(engine, batch, deadline_a=60_000)
     engine.cost.frozen, engine.cost.prefill_ms_per_token = True, 100_000.0  # a is decoding by now
     batch.run_all()
     b_prefills = [i for i, r in enumerate(engine.runs) if r[0] == "prefill"][1:]
-    assert len(b_prefills) == 1 and engine.runs[b_prefills[0]][2] > 5  # in one go: no reply was live any more
+    assert all(r[0] == "prefill" for r in engine.runs[b_prefills[0]:b_prefills[-1] + 1])  # no reply was live
     assert sum(r[0] == "decode" for r in engine.runs[:b_prefills[0]]) > 10  # a decoded meanwhile
     assert all(isinstance(e[-1], ReplyResult) for e in events.values())
 

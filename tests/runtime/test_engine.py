@@ -175,6 +175,32 @@ def test_warm_prefixes_runs_each_npc_prefix_once_and_a_first_reply_then_runs_onl
     assert runs and runs[0] < prefix  # the new turn only: the prefix's KV was copied
 
 
+def test_a_prefix_that_cannot_be_run_ahead_is_logged_and_the_others_still_are(tiny_model, caplog):
+    eng = Engine(tiny_model, {"brenna": npc(), "tomas": npc(id="tomas", reasoning_effort="high")})
+    real, calls = eng.run_model, []
+
+    def first_fails(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of device memory")
+        return real(*args, **kw)
+    eng.run_model = first_fails
+    assert eng.warm_prefixes() == 1
+    assert "its prefix could not be run ahead" in caplog.text
+
+
+def test_the_prefix_used_longest_ago_is_the_one_forgotten(tiny_model, monkeypatch):
+    from runtime import engine as engine_module
+    monkeypatch.setattr(engine_module, "MAX_PREFIX_CACHES", 2)
+    eng = Engine(tiny_model, {name: npc(id=name, persona=f"{name}, of Ashford.") for name in ("a", "b", "c")})
+    prefixes = {name: npc_prefix(eng.tok, eng.npcs[name]) for name in ("a", "b", "c")}
+    eng.prefix_cache(prefixes["a"])
+    eng.prefix_cache(prefixes["b"])
+    eng.prefix_cache(prefixes["a"])  # used again: now b is the one used longest ago
+    eng.prefix_cache(prefixes["c"])
+    assert set(eng._prefixes) == {tuple(prefixes["a"]), tuple(prefixes["c"])}
+
+
 def test_reasoning_is_cut_when_the_budget_runs_out_and_the_npc_still_answers(tiny_model):
     cost = CostModel(prefill_ms_per_token=0.0, decode_ms_per_token=10.0, frozen=True)
     eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=600, max_final_tokens=12,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 
 from runtime import protocol as p
 from runtime.cost_model import CostModel
@@ -315,6 +316,24 @@ def test_a_queued_reply_is_answered_in_time_while_a_cold_prompt_is_still_being_p
     assert isinstance(answered["event"], ReplyResult)  # its fallback line, not deadline_impossible
     assert answered["cold_left"] > 0  # while the cold prompt still ran, a chunk at a time
     assert (answered["at"] - quick.received_at) * 1000 <= 300
+
+
+@pytest.mark.parametrize("prompt_tokens_pending", [0, 400])
+def test_the_next_look_at_the_queue_is_priced_by_the_prompt_tokens_that_run_before_it(prompt_tokens_pending):
+    """A full batch whose next step also runs 400 tokens of someone's prompt (400 ms here) leaves a queued
+    reply with 450 ms too little for a short answer after it: its fallback line now. With no prompt pending,
+    the next look comes after a decode step, and the reply may still wait for a place."""
+    batch = FakeBatch(max_batch=1, steps=1000)
+    batch.prefill_chunk = 1000
+    batch.prefill_left = lambda: prompt_tokens_pending
+    s = Scheduler(batch, CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=1.0, frozen=True),
+                  lambda req: {})
+    Client(s, b"flood").reply("long")
+    s.step()
+    c = Client(s, b"game")
+    c.reply("waits", deadline_ms=450)
+    s.step()
+    assert batch.fell_back == (["waits"] if prompt_tokens_pending else [])
 
 
 def test_cancel_removes_a_queued_job_and_stops_a_running_one_and_once_it_ended_finds_nothing():

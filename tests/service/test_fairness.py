@@ -81,11 +81,17 @@ def test_a_full_queue_makes_room_for_a_quiet_client_by_refusing_the_floods_newes
     server = make_server(max_batch=1, max_queue=8, max_queued_per_client=8, rate_per_s=float("inf"))
     with server.client() as flood, server.client() as player:
         with server.engine.lock:  # nothing finishes meanwhile: one taken by the worker, eight queued
-            sent = [flood.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=120_000)
-                    for _ in range(9)]
-            deadline = time.monotonic() + 10
-            while len(server.server.scheduler.queued()) < 8 and time.monotonic() < deadline:
-                time.sleep(0.005)
+            scheduler = server.server.scheduler
+
+            def send_and_wait(queued: int) -> str:
+                rid = flood.send("reply", npc="talker", text="Tell me a long story.", deadline_ms=120_000)
+                deadline = time.monotonic() + 10
+                while (scheduler.idle() or len(scheduler.queued()) != queued) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                return rid
+            # the worker takes the first before the others come (under load it could lag behind them, and the
+            # ninth was refused as over the limit, not for the player)
+            sent = [send_and_wait(0)] + [send_and_wait(n) for n in range(1, 9)]
             mine = player.send("reply", npc="brenna", text="Hello", deadline_ms=120_000)
             refused = msgpack.unpackb(flood.socket.recv(), raw=False)  # arrives while the lock is held
             assert refused["id"] == sent[-1] and refused["code"] == p.BUSY and "holds more" in refused["message"]
