@@ -251,7 +251,6 @@ def run_serve(args: argparse.Namespace) -> int:
             cpu_threads=args.threads), max_cache_bytes=args.max_cache_mb * 2**20))
     except (ManifestError, ModelLoadError) as exc:
         raise CommandFailed(str(exc)) from exc
-    log.info("NPC prefixes run ahead: %d", engine.warm_prefixes())
     open_file_limit(raise_soft=True)  # each client connection holds a file descriptor
     try:
         server = Server(engine, registry, ServerOptions(

@@ -62,6 +62,8 @@ class Engine:
         self.cost = cost_model or CostModel.measure(self.session)
         self.store = ConversationStore(options.max_sessions, options.max_cache_bytes)
         self._prefixes: dict[tuple[int, ...], KvCache] = {}
+        self._unwarmable: set[tuple[int, ...]] = set()  # prefixes whose run ahead failed
+        self._all_warm: Mapping[str, Npc] | None = None  # the NPCs whose prefixes all ran ahead (or failed)
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
         self._solo_lock = threading.Lock()  # reply() runs one reply at a time
@@ -190,20 +192,28 @@ class Engine:
             self._prefixes[key] = cache
         return cache
 
-    def warm_prefixes(self) -> int:
-        """Run every NPC's fixed prefix now (the server does, before it serves), so the first line to an NPC
-        does not run it in the middle of serving: a step of a few hundred prompt tokens the worker cannot
-        interrupt, with other replies waiting. Returns how many prefixes ran."""
+    def warm_prefixes(self, at_most: int = MAX_PREFIX_CACHES) -> int:
+        """Run NPCs' fixed prefixes not yet run, up to `at_most` of them (the server runs all before it
+        serves, and one at a time when its worker is idle, after a profile changed), so the first line to an
+        NPC does not run it in the middle of serving: a step of a few hundred prompt tokens the worker cannot
+        interrupt, with other replies waiting. Returns how many it tried."""
+        npcs = self.npcs  # set_npcs swaps in a new dict: this one is all warm or not
+        if self._all_warm is npcs:
+            return 0
         ran = 0
-        for npc in list(self.npcs.values())[:MAX_PREFIX_CACHES]:
+        for npc in list(npcs.values())[:MAX_PREFIX_CACHES]:
+            if ran >= at_most:
+                return ran
             ids = npc_prefix(self.tok, npc)
-            if tuple(ids) in self._prefixes:
+            if tuple(ids) in self._prefixes or tuple(ids) in self._unwarmable:
                 continue
+            ran += 1
             try:
                 self.prefix_cache(ids)
-                ran += 1
             except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
+                self._unwarmable.add(tuple(ids))  # not tried again when idle
                 log.warning("NPC %s: its prefix could not be run ahead", npc.id, exc_info=True)
+        self._all_warm = npcs
         return ran
 
     def new_pool(self, rows: int) -> KvCache:

@@ -115,8 +115,10 @@ class Batch(Protocol):
 
 class Scheduler:
     def __init__(self, batch: Batch, cost: CostModel, run_session_op: Callable[[SessionRequest], dict],
-                 max_queue: int = 32, max_queued_per_client: int = 16):
-        self.batch, self.cost, self.run_session_op = batch, cost, run_session_op
+                 max_queue: int = 32, max_queued_per_client: int = 16, idle_work: Callable[[], bool] | None = None):
+        """`idle_work`: run when nothing is queued or live, one short piece a call (the engine runs an NPC's
+        prefix that a profile change left unrun); True when it did something."""
+        self.batch, self.cost, self.run_session_op, self.idle_work = batch, cost, run_session_op, idle_work
         self.max_queue, self.max_queued_per_client = max_queue, max_queued_per_client
         self._cv = threading.Condition()
         self._queue: list[Job] = []  # arrival order
@@ -225,6 +227,8 @@ class Scheduler:
 
     def step(self) -> bool:
         """Schedule, run one thing, report; False once stopped and nothing is left to run."""
+        if self.idle_work is not None and self._nothing_to_do() and self._idle_work_done():
+            return True  # then a look at the queue: a request that came meanwhile waited for one piece
         job, refused, late = self._schedule()
         for queued in refused:
             self._deliver(queued, Refusal(protocol.SHUTTING_DOWN, "the server is shutting down"))
@@ -240,6 +244,18 @@ class Scheduler:
                 self._deliver(job, exc)
             time.sleep(0.01)  # a failure that repeats must not spin a core
         return True
+
+    def _nothing_to_do(self) -> bool:
+        with self._cv:
+            return not self._queue and not len(self.batch) and not self._stopping
+
+    def _idle_work_done(self) -> bool:
+        try:
+            return bool(self.idle_work())
+        except Exception:  # noqa: BLE001 - only a head start; the worker goes on serving
+            log.exception("idle work failed")
+            self.idle_work = None
+            return False
 
     def _schedule(self) -> tuple[Job | None, list[Job], list[tuple[Job, bool]]]:
         with self._cv:

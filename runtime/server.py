@@ -92,6 +92,8 @@ class Server:
         if registry.fit is None:  # reloads must refuse NPCs that can never fit this model's context
             registry.check_against(engine.fit)
             engine.set_npcs(registry.npcs)
+        # every NPC's prefix before serving (a changed one later, when the worker is idle: idle_work below)
+        log.info("NPC prefixes run ahead: %d", engine.warm_prefixes())
         self.ctx = context or zmq.Context.instance()
         self.started_at = time.perf_counter()
         self.stopping = threading.Event()
@@ -102,7 +104,8 @@ class Server:
         self.batch = DecodeBatch(engine, options.max_batch)
         self.scheduler = Scheduler(self.batch, engine.cost, SessionOps(engine, options.blob_key or secrets.token_bytes(32)),
                                    options.max_queue, options.max_queued_per_client
-                                   if options.max_queued_per_client is not None else max(1, options.max_queue // 2))
+                                   if options.max_queued_per_client is not None else max(1, options.max_queue // 2),
+                                   idle_work=lambda: engine.warm_prefixes(at_most=1) > 0)
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._push: zmq.Socket | None = None  # the worker's end of the inproc socket
         self.worker_state = "starting"  # running, stopped, or failed (health reports it)

@@ -502,3 +502,27 @@ def test_a_full_queue_takes_the_newest_of_the_heaviest_client_that_queued_last()
     assert [j.id for j in again] == ["e2"]  # `early` holds three against quiet's one: its newest goes
     refused = s.submit(Job(b"quiet", ReplyRequest(npc="brenna", text="hi", request_id="q3"), sink=print), [])
     assert refused is not None and refused.code == p.BUSY  # two each: nobody holds two more than quiet
+
+
+def test_idle_work_runs_only_when_nothing_is_queued_or_live_and_a_failing_one_is_dropped():
+    done: list[str] = []
+
+    def work() -> bool:
+        done.append("piece")
+        if len(done) == 3:
+            raise RuntimeError("a bug in the idle work")
+        return True
+    batch = FakeBatch(max_batch=1, steps=2)
+    s = Scheduler(batch, FREE, lambda req: {}, idle_work=work)
+    c = Client(s, b"game")
+    c.reply("r")
+    run_until_idle(s)  # a reply queued, then live: no idle work meanwhile
+    assert done == [] and isinstance(c.last("r"), ReplyResult)
+    s.step()
+    s.step()
+    assert done == ["piece", "piece"]
+    s.step()  # fails: logged, and never called again
+    assert s.idle_work is None
+    c.reply("after")
+    run_until_idle(s)
+    assert isinstance(c.last("after"), ReplyResult) and len(done) == 3

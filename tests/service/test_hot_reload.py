@@ -62,3 +62,18 @@ def test_edits_are_picked_up_without_asking(make_server):
         assert list(c.reply("wren", "Arrows?"))[-1]["type"] == "done"
     new.unlink()
     assert wait_for(lambda: "wren" not in server.engine.npcs)
+
+
+def test_after_a_profile_changes_its_new_prefix_runs_while_the_server_is_idle(make_server):
+    # the first line to an NPC after an edit ran its new prefix whole, mid-serving: a step the worker cannot
+    # interrupt, with other replies waiting
+    from runtime.context_fit import npc_prefix
+
+    server = make_server()
+    path = server.profiles / "brenna.toml"
+    with server.client() as c:
+        path.write_text(path.read_text().replace("Brenna Ironhand", "Brenna the Bold"))
+        assert c.reload_profiles()["errors"] == []
+    engine = server.engine
+    new = tuple(npc_prefix(engine.tok, engine.npcs["brenna"]))
+    assert wait_for(lambda: new in engine._prefixes)
