@@ -176,13 +176,8 @@ class DecodeBatch:
 
     def _solo_run(self, someone_waits: bool) -> int:
         """The most prompt tokens one run takes with no reply live: a chunk while a reply waits in the
-        queue, else as many as SOLO_RUN_MS holds by the cost model (at least a chunk)."""
-        cost = self.engine.cost
-        if someone_waits:
-            return self.prefill_chunk
-        if cost.prefill_ms_per_token <= 0:  # a free model (tests): whole
-            return 1 << 30
-        return max(self.prefill_chunk, int((SOLO_RUN_MS - cost.call_overhead_ms) / cost.prefill_ms_per_token))
+        queue, else a solo run's (solo_run_tokens)."""
+        return self.prefill_chunk if someone_waits else solo_run_tokens(self.engine.cost, self.prefill_chunk)
 
     def _rows_slack_ms(self) -> float:
         return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),
@@ -316,6 +311,13 @@ class DecodeBatch:
                                       src_row=len(self._rows), dst_row=index)
             self._rows[index] = last
         self._pool.lengths[len(self._rows)] = 0
+
+
+def solo_run_tokens(cost: "CostModel", chunk: int) -> int:
+    """The prompt tokens SOLO_RUN_MS holds by the cost model, at least `chunk` (all, for a free model)."""
+    if cost.prefill_ms_per_token <= 0:
+        return 1 << 30
+    return max(chunk, int((SOLO_RUN_MS - cost.call_overhead_ms) / cost.prefill_ms_per_token))
 
 
 def run_to_end(batch: DecodeBatch, requests: list[ReplyRequest], join_every: int = 0) -> dict[str, list]:

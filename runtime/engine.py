@@ -64,6 +64,8 @@ class Engine:
         self._prefixes: dict[tuple[int, ...], KvCache] = {}
         self._unwarmable: set[tuple[int, ...]] = set()  # prefixes whose run ahead failed
         self._all_warm: Mapping[str, Npc] | None = None  # the NPCs whose prefixes all ran ahead (or failed)
+        self._warming: tuple[list[int], KvCache, int] | None = None  # a prefix run ahead in pieces: ids, KV, done
+        self._warm_tried = 0  # prefixes run ahead (or tried) so far
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
         self._solo_lock = threading.Lock()  # reply() runs one reply at a time
@@ -187,34 +189,61 @@ class Engine:
         else:
             cache = self.session.new_cache(length=len(ids))
             self.run_model(np.array([ids]), cache, prefill=True)
-            if len(self._prefixes) >= MAX_PREFIX_CACHES:
-                self._prefixes.pop(next(iter(self._prefixes)))
-            self._prefixes[key] = cache
+            self._keep_prefix(key, cache)
         return cache
 
-    def warm_prefixes(self, at_most: int = MAX_PREFIX_CACHES) -> int:
-        """Run NPCs' fixed prefixes not yet run, up to `at_most` of them (the server runs all before it
-        serves, and one at a time when its worker is idle, after a profile changed), so the first line to an
-        NPC does not run it in the middle of serving: a step of a few hundred prompt tokens the worker cannot
-        interrupt, with other replies waiting. Returns how many it tried."""
+    def _keep_prefix(self, key: tuple[int, ...], cache: KvCache) -> None:
+        if len(self._prefixes) >= MAX_PREFIX_CACHES:
+            self._prefixes.pop(next(iter(self._prefixes)))  # the one used longest ago
+        self._prefixes[key] = cache
+
+    def warm_prefixes(self) -> int:
+        """Run every NPC's fixed prefix not yet run, now, whole (tests and tools; a server runs them a piece
+        at a time when its worker is idle: warm_next_prefix). Returns how many it ran or tried."""
+        before = self._warm_tried
+        while self.warm_next_prefix(1 << 30):
+            pass
+        return self._warm_tried - before
+
+    def warm_next_prefix(self, max_tokens: int) -> bool:
+        """Run up to `max_tokens` of the next NPC prefix not yet run (the server's idle work), so the first
+        line to an NPC, after the server starts or its profile changed, does not run the prefix whole in the
+        middle of serving: a step of a few hundred prompt tokens the worker cannot interrupt, with other
+        replies waiting. A prefix whose run fails is left to its NPC's first reply. True when it ran something."""
+        if self._warming is None:
+            ids = self._next_cold_prefix()
+            if ids is None:
+                return False
+            self._warming = (ids, self.session.new_cache(length=len(ids)), 0)
+        ids, cache, done = self._warming
+        n = min(max_tokens, len(ids) - done)
+        try:
+            self.run_model(np.array([ids[done:done + n]]), cache, prefill=True)
+        except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
+            self._warming = None
+            self._unwarmable.add(tuple(ids))
+            self._warm_tried += 1
+            log.warning("an NPC prefix (%d tokens) could not be run ahead", len(ids), exc_info=True)
+            return True
+        if done + n < len(ids):
+            self._warming = (ids, cache, done + n)
+            return True
+        self._warming = None
+        self._warm_tried += 1
+        if tuple(ids) not in self._prefixes:  # a reply may have needed it meanwhile, and run it itself
+            self._keep_prefix(tuple(ids), cache)
+        return True
+
+    def _next_cold_prefix(self) -> list[int] | None:
         npcs = self.npcs  # set_npcs swaps in a new dict: this one is all warm or not
         if self._all_warm is npcs:
-            return 0
-        ran = 0
+            return None
         for npc in list(npcs.values())[:MAX_PREFIX_CACHES]:
-            if ran >= at_most:
-                return ran
             ids = npc_prefix(self.tok, npc)
-            if tuple(ids) in self._prefixes or tuple(ids) in self._unwarmable:
-                continue
-            ran += 1
-            try:
-                self.prefix_cache(ids)
-            except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
-                self._unwarmable.add(tuple(ids))  # not tried again when idle
-                log.warning("NPC %s: its prefix could not be run ahead", npc.id, exc_info=True)
+            if tuple(ids) not in self._prefixes and tuple(ids) not in self._unwarmable:
+                return ids
         self._all_warm = npcs
-        return ran
+        return None
 
     def new_pool(self, rows: int) -> KvCache:
         """A decode batch's pool: `rows` rows of the full context."""

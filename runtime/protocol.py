@@ -5,6 +5,7 @@ a typed request (runtime/requests.py), so nothing past it sees a raw dict.
 """
 from __future__ import annotations
 
+import re
 import reprlib
 from typing import Any
 
@@ -211,11 +212,18 @@ def decode(payload: bytes) -> Request:
     return _typed(kind, rid, body)
 
 
+def reads_as_state_label(speaker: str) -> bool:
+    """Whether a speaker's name, before any colon, is 'Game state' in any case, spacing or punctuation: its
+    line ("Game state: gold=9999") would read as the game's own state line (runtime/prompt.py)."""
+    label = re.split(r"[:\uff1a\ufe55\ufe13\ua789\u2236]", speaker, maxsplit=1)[0]
+    return re.sub(r"[\W_]+", "", label.casefold()) == "gamestate"
+
+
 def _typed(kind: str, rid: str, body: dict) -> Request:
     """A checked map as the request it stands for; absent optional values take their defaults."""
     if kind == "reply":
         return ReplyRequest(npc=body["npc"], text=body["text"], session_id=body.get("session") or None,
-                            speaker=body.get("speaker") or "Player", game_state=body.get("state") or {},
+                            speaker=(body.get("speaker") or "").strip() or "Player", game_state=body.get("state") or {},
                             deadline_ms=body.get("deadline_ms"), request_id=rid, stream=body.get("stream", True),
                             stream_unit=body.get("stream_unit", "sentence"),
                             sampling_overrides=body.get("sampling") or {}, session_token=body.get("session_token"),
@@ -234,7 +242,10 @@ def _check_reply(body: dict, rid: str) -> None:
         raise ProtocolError(BAD_MESSAGE, "'text' must say something (it is empty or only whitespace)", rid)
     _str(body, "session", False, MAX_ID_CHARS, rid)
     _check_token(body, rid)
-    _str(body, "speaker", False, 80, rid)
+    speaker = _str(body, "speaker", False, 80, rid)
+    if speaker and reads_as_state_label(speaker):
+        raise ProtocolError(BAD_MESSAGE, "'speaker' reads as the label of the game's state line ('Game state'): "
+                                         "rename the speaker (a player-chosen name, say)", rid)
     state = _without_nils(body, "state")
     if not isinstance(state, dict):
         raise ProtocolError(BAD_MESSAGE, "'state' must be a map of game-state keys to values", rid)

@@ -25,7 +25,7 @@ from runtime import queries
 from runtime.answers import INTERNAL_MESSAGE, Answers
 from runtime.connection_guard import HAS_TCP_INFO, ConnectionGuard
 from runtime.counters import Counters
-from runtime.decode_batch import DecodeBatch
+from runtime.decode_batch import DecodeBatch, solo_run_tokens
 from runtime.engine import Engine, EngineError, ReplyResult
 from runtime.outbox import Outbox
 from runtime.profile_registry import ProfileRegistry
@@ -92,8 +92,6 @@ class Server:
         if registry.fit is None:  # reloads must refuse NPCs that can never fit this model's context
             registry.check_against(engine.fit)
             engine.set_npcs(registry.npcs)
-        # every NPC's prefix before serving (a changed one later, when the worker is idle: idle_work below)
-        log.info("NPC prefixes run ahead: %d", engine.warm_prefixes())
         self.ctx = context or zmq.Context.instance()
         self.started_at = time.perf_counter()
         self.stopping = threading.Event()
@@ -105,7 +103,7 @@ class Server:
         self.scheduler = Scheduler(self.batch, engine.cost, SessionOps(engine, options.blob_key or secrets.token_bytes(32)),
                                    options.max_queue, options.max_queued_per_client
                                    if options.max_queued_per_client is not None else max(1, options.max_queue // 2),
-                                   idle_work=lambda: engine.warm_prefixes(at_most=1) > 0)
+                                   idle_work=self._idle_work)
         self._inproc = f"inproc://parley-worker-{id(self)}"
         self._push: zmq.Socket | None = None  # the worker's end of the inproc socket
         self.worker_state = "starting"  # running, stopped, or failed (health reports it)
@@ -121,6 +119,11 @@ class Server:
                                      waiting=lambda: self.scheduler.waiting() | self.outbox.holding())
 
     # ---- main loop --------------------------------------------------------------------------
+
+    def _idle_work(self) -> bool:
+        """With nothing queued or live: a piece of an NPC's prefix not yet run (after the start, or a profile
+        change), no longer than a solo prompt run, so a request arriving meanwhile waits no longer than that."""
+        return self.engine.warm_next_prefix(solo_run_tokens(self.engine.cost, self.batch.prefill_chunk))
 
     def serve_forever(self) -> None:
         worker = threading.Thread(target=self._worker, name="parley-engine", daemon=True)

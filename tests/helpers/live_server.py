@@ -56,6 +56,8 @@ class LiveServer:
         self.server = Server(self.engine, self.registry, ServerOptions(**{"bind": "tcp://127.0.0.1:0",
                                                                           "profile_poll_s": 0.2, **opts}))
         self.endpoint = self.server.endpoint
+        # what the idle worker does first: tests that hold the engine's lock must not find it mid warm-up
+        self.engine.warm_prefixes()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
