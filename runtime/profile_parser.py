@@ -10,12 +10,13 @@ import os
 import re
 import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.npc import EFFORTS, ActionSpec, BehaviourTest, Npc
-from runtime.protocol import MAX_STATE_CHARS, MAX_STATE_ENTRIES, REPLY_WHITESPACE, shown, speakable
+from runtime.protocol import MAX_STATE_CHARS, MAX_STATE_ENTRIES, shown, speakable
 from runtime.sampler import SamplingParams
 from runtime.toml_key_depth import MAX_KEY_PARTS, longest_dotted_run
 
@@ -108,7 +109,9 @@ def _positive(v) -> bool:
 
 def _spoken_line(x) -> bool:
     """A line the runtime says as it is (fallback, unsure): the game gets what the designer wrote."""
-    return isinstance(x, str) and 0 < len(x) <= 300 and speakable(x) == x and bool(x.strip(REPLY_WHITESPACE))
+    # saying something: a letter, digit, punctuation mark or symbol (a zero-width space alone is said invisibly)
+    return isinstance(x, str) and 0 < len(x) <= 300 and speakable(x) == x and \
+        any(unicodedata.category(c)[0] in "LNPS" for c in x)
 
 
 TOP = {
@@ -119,11 +122,13 @@ TOP = {
                   "a list of up to 64 strings of 1 to 500 characters"),
     "reasoning_effort": (str, False, lambda v: v in EFFORTS, " | ".join(EFFORTS)),
     "fallback_lines": (list, True, lambda v: 0 < len(v) <= 32 and all(_spoken_line(x) for x in v),
-                       "a list of 1 to 32 strings of 1 to 300 characters, each saying something, with no control "
+                       "a list of 1 to 32 strings of 1 to 300 characters, each saying something (a letter, digit, "
+                       "punctuation mark or symbol), with no control "
                        "characters but tab and line breaks"),
     "min_confidence": ((int, float), False, lambda v: 0 <= v < 1, "a number from 0 (off) up to, not including, 1"),
     "unsure_lines": (list, False, lambda v: 0 < len(v) <= 32 and all(_spoken_line(x) for x in v),
-                     "a list of 1 to 32 strings of 1 to 300 characters, each saying something, with no control "
+                     "a list of 1 to 32 strings of 1 to 300 characters, each saying something (a letter, digit, "
+                     "punctuation mark or symbol), with no control "
                      "characters but tab and line breaks"),
     "world": (str, False, lambda v: len(v) <= 2000, "up to 2000 characters"),
 }

@@ -58,7 +58,9 @@ class ProfileRegistry:
         return stamps
 
     def has_changes(self) -> bool:
-        return self._stamps() != self._stamp
+        if not self.folder.is_dir():  # gone: said once, then quiet until it is back
+            return self.folder not in self._problems
+        return self.folder in self._problems or self._stamps() != self._stamp
 
     def reload(self) -> ReloadResult:
         result = self._scan(ReloadResult())
@@ -79,12 +81,16 @@ class ProfileRegistry:
 
     def _scan(self, result: ReloadResult) -> ReloadResult:
         """Read the files whose stamp changed; the result gathers what happened."""
-        stamps = self._stamps()
         if not self.folder.is_dir():
+            if self._stamp:  # it was there: renamed away or mid-checkout; its NPCs serve until it is back
+                self._problems[self.folder] = [ProfileProblem(str(self.folder), None, "", "the profiles folder is "
+                                                              "gone; its NPCs keep serving until it is back")]
+                return result
             self._problems = {self.folder: [ProfileProblem(str(self.folder), None, "",
                                                            "not a folder of NPC profiles (*.toml)")]}
         else:
             self._problems.pop(self.folder, None)
+        stamps = self._stamps()
         for path in [p for p in self._stamp if p not in stamps]:  # deleted files
             npc_id = self._id_of.pop(path, None)
             self._problems.pop(path, None)

@@ -1,5 +1,6 @@
-"""The questions a server answers at once, from the main thread: health, stats, list_npcs, and
-reload_profiles (the profile reload the server also runs when files change)."""
+"""The questions a server answers at once, from the main thread (health, stats, list_npcs), and
+reload_profiles' answer, made on the profile watcher's thread (runtime/profile_watcher.py), which also
+reloads when files change."""
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,14 @@ def answer(server: "Server", kind: str) -> dict[str, Any]:
         return dict(npcs=[{"id": n.id, "name": n.name, "reasoning_effort": n.reasoning_effort,
                            "deadline_ms": n.deadline_ms, "actions": [a.name for a in n.actions]}
                           for n in sorted(e.npcs.values(), key=lambda n: n.id)])
-    if kind == "reload_profiles":
-        result = reload_profiles(server)
-        return dict(loaded=result.loaded, kept=result.kept, removed=result.removed, npcs=sorted(e.npcs),
-                    errors=_once([without_server_paths(server.registry.folder, x.to_dict()) for x in result.problems]))
-    raise ValueError(f"not a query: {kind}")
+    raise ValueError(f"not a query answered at once: {kind}")
+
+
+def reload_report(server: "Server") -> dict[str, Any]:
+    """Reload the profiles (on the profile watcher's thread) and return a `reload_profiles` answer's fields."""
+    result = reload_profiles(server)
+    return dict(loaded=result.loaded, kept=result.kept, removed=result.removed, npcs=sorted(server.engine.npcs),
+                errors=_once([without_server_paths(server.registry.folder, x.to_dict()) for x in result.problems]))
 
 
 def reload_profiles(server: "Server"):
@@ -66,7 +70,7 @@ def _once(errors: list[dict]) -> list[dict]:
 def without_server_paths(folder: Path, problem: dict) -> dict:
     """A profile problem as a client sees it: files named relative to the profiles folder, so the answer
     does not reveal where the server keeps its files."""
-    folders = sorted({str(folder.resolve()), str(folder)}, key=len, reverse=True)
+    folders = sorted({str(_resolved(folder)), str(folder)}, key=len, reverse=True)
 
     def shown(text: str) -> str:
         for name in folders:
@@ -74,11 +78,17 @@ def without_server_paths(folder: Path, problem: dict) -> dict:
         return text
     path = Path(problem["file"])
     # the file's own name in the folder, never where a link in it points (/proc/<pid>/environ, a secret)
-    file = shown(str(path.parent.resolve() / path.name))
+    file = shown(str(_resolved(path.parent) / path.name))
     file = path.name if os.path.isabs(file) else file
-    if not path.resolve().is_relative_to(folder.resolve()):
+    if not _resolved(path).is_relative_to(_resolved(folder)):
         # a link out of the folder: its problems quote what the file holds, which is not a client's to read
         return {"file": file, "line": None, "key": "", "message": "a link to a file outside the profiles folder "
                                                                   "that is not a valid profile; its problems are in "
                                                                   "the server log"}
     return {**problem, "file": file, "message": shown(problem["message"])}
+
+
+def _resolved(path: Path) -> Path:
+    """Where a path leads, links followed as far as they go: Path.resolve() raises on a link loop (a profile
+    linking to itself made reload_profiles answer `internal`), os.path.realpath stops at it."""
+    return Path(os.path.realpath(path))

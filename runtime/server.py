@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -26,6 +27,7 @@ from runtime.answers import INTERNAL_MESSAGE, Answers
 from runtime.connection_guard import HAS_TCP_INFO, ConnectionGuard
 from runtime.counters import Counters
 from runtime.decode_batch import DecodeBatch, solo_run_tokens
+from runtime.profile_watcher import ProfileWatcher
 from runtime.engine import Engine, EngineError, ReplyResult
 from runtime.outbox import Outbox
 from runtime.profile_registry import ProfileRegistry
@@ -113,6 +115,8 @@ class Server:
         self.outbox = Outbox(self.socket, options.max_backlog_bytes, options.max_backlog_total, self._stop_client,
                              self.counters, on_gone=self._client_gone)
         self._next_guard_check = 0.0
+        self.profiles = ProfileWatcher(lambda: queries.reload_report(self), registry.has_changes,
+                                       options.profile_poll_s, self._profile_scan_failed)
         self.guard = ConnectionGuard(self.socket, options.max_connections, options.max_unfinished_bytes,
                                      options.max_unfinished_total, self.counters,
                                      curve=options.curve_secret_file is not None,
@@ -135,6 +139,7 @@ class Server:
         poller.register(pull, zmq.POLLIN)
         poller.register(self.guard.monitor, zmq.POLLIN)
         next_profile_check = time.perf_counter() + self.opts.profile_poll_s
+        self.profiles.start()
         log.info("serving %d NPCs on %s%s", len(self.engine.npcs), self.endpoint,
                  " (CurveZMQ)" if self.opts.curve_secret_file else "")
         try:
@@ -148,16 +153,17 @@ class Server:
                     self._forward(pull)
                 if self.socket in events:
                     self._receive()
+                self._send_reload_answers()
                 self.outbox.flush()
                 self._guard_tick()  # after reading the socket: the bytes of what was read are counted
                 now = time.perf_counter()
                 if now >= next_profile_check:
                     next_profile_check = now + self.opts.profile_poll_s
-                    self._periodically(self._check_profiles, "profile scan")
                     if self._auth is not None:
                         self._periodically(self._auth.allow_list.refresh, "client keys scan")
         finally:
             self.scheduler.stop()
+            self.profiles.stop()
             worker.join(timeout=5)
             self._forward(pull)  # the last terminal frames
             self.outbox.flush()
@@ -323,6 +329,8 @@ class Server:
             self._queue(client, who, req.with_npc_defaults(self.engine.npc(req.npc)))
         elif isinstance(req, SessionRequest):
             self._queue(client, who, req)
+        elif req.type == "reload_profiles":  # read on the watcher's thread: the loop goes on serving
+            self.profiles.ask(client, req.request_id)
         elif isinstance(req, CancelRequest):
             found, queued = self.scheduler.cancel(client, req.target)
             if queued is not None:
@@ -365,9 +373,22 @@ class Server:
         for _ in self.scheduler.drop_connection(client):
             self.counters.add("requests_dropped.client_gone")
 
-    def _check_profiles(self) -> None:
-        if self.registry.has_changes():
-            queries.reload_profiles(self)
+    def _send_reload_answers(self) -> None:
+        """The answers of reload_profiles requests the profile watcher has finished."""
+        while True:
+            try:
+                client, request_id, report = self.profiles.answers.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(report, BaseException):
+                self._fail(client, request_id, p.INTERNAL, INTERNAL_MESSAGE)
+            else:
+                self._send(client, p.frame(request_id, "done", **report))
+
+    def _profile_scan_failed(self, exc: BaseException) -> None:
+        """On the watcher's thread: a reload failed (a vanished folder, no file descriptors); it tries again."""
+        self.counters.add("error.profile_scan", 1)
+        log.warning("profile scan failed (%s: %s); trying again", type(exc).__name__, exc)
 
     # ---- housekeeping -------------------------------------------------------------------------
 

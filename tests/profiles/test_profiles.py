@@ -156,7 +156,9 @@ def test_unsure_settings_are_checked_and_read(tmp_path):
 def test_lines_the_runtime_says_as_written_must_be_printable_and_say_something(tmp_path):
     """A fallback or unsure line goes to the game as the designer wrote it: a control character (a stray
     escape, a NUL a C string would end at) or a line of spaces is refused with where and how to fix it."""
+    # a zero-width space alone passed, and was said invisibly (an outside probe)
     for text, line in (('fallback_lines = ["Hm.", "Bad\\u0000line"]\n', 3), ('fallback_lines = ["   "]\n', 3),
+                       ('fallback_lines = ["\\u200b"]\n', 3), ('fallback_lines = ["\\u200b \\u2060\\u0301"]\n', 3),
                        ('fallback_lines = ["Hm."]\nunsure_lines = ["Er\\u001b[0m"]\n', 4)):
         (bad,) = problems(write(tmp_path, 'name = "Ada"\npersona = "A tinker."\n' + text))
         assert bad.line == line and "no control characters" in bad.message, (text, bad)

@@ -77,3 +77,57 @@ def test_after_a_profile_changes_its_new_prefix_runs_while_the_server_is_idle(ma
     engine = server.engine
     new = tuple(npc_prefix(engine.tok, engine.npcs["brenna"]))
     assert wait_for(lambda: new in engine._prefixes)
+
+
+def test_the_server_keeps_answering_while_it_reads_many_changed_profiles(make_server):
+    # an outside probe: 1,000 profiles appearing at once held every connection for 4.9 s (health unanswered)
+    import msgpack
+    import zmq
+
+    server = make_server(profile_poll_s=3600)  # read on request only
+    template = (server.profiles / "brenna.toml").read_text()
+    for i in range(400):
+        (server.profiles / f"extra_{i}.toml").write_text(template)
+    with server.client() as designer, server.client() as game:
+        reload_id = designer.send("reload_profiles")
+        time.sleep(0.05)  # the reload is under way
+        health_id = game.send("health")
+        poller = zmq.Poller()
+        poller.register(designer.socket, zmq.POLLIN)
+        poller.register(game.socket, zmq.POLLIN)
+        first = dict(poller.poll(30_000))
+        assert game.socket in first and designer.socket not in first  # health first, while the reload runs
+        health = msgpack.unpackb(game.socket.recv(), raw=False)
+        assert health["id"] == health_id and health["status"] == "ok" and health["npcs"] == 4
+        report = msgpack.unpackb(designer.socket.recv(), raw=False)
+    assert report["id"] == reload_id and report["type"] == "done" and len(report["loaded"]) == 400
+    assert "extra_399" in server.engine.npcs
+
+
+def test_profile_links_in_a_loop_are_each_an_error_not_an_internal_failure(make_server):
+    # an outside probe: a profile linking to itself, or two linking to each other, made reload_profiles
+    # answer `internal` (Path.resolve raised on the loop)
+    server = make_server()
+    (server.profiles / "loop.toml").symlink_to(server.profiles / "loop.toml")
+    (server.profiles / "ping.toml").symlink_to(server.profiles / "pong.toml")
+    (server.profiles / "pong.toml").symlink_to(server.profiles / "ping.toml")
+    with server.client() as c:
+        report = c.reload_profiles()
+        assert {"loop.toml", "ping.toml", "pong.toml"} <= {e["file"] for e in report["errors"]}, report
+        assert "brenna" in report["npcs"] and c.health()["status"] == "ok"
+
+
+def test_a_profiles_folder_renamed_away_keeps_its_npcs_serving_until_it_is_back(make_server):
+    # an outside probe: renaming the folder (a checkout, a sync) removed every NPC until it came back
+    server = make_server()
+    away = server.profiles.with_name("profiles-away")
+    with server.client() as c:
+        server.profiles.rename(away)
+        report = c.reload_profiles()
+        assert report["removed"] == [] and "brenna" in report["npcs"]
+        assert [e["message"] for e in report["errors"]] == ["the profiles folder is gone; its NPCs keep serving "
+                                                            "until it is back"]
+        assert list(c.reply("brenna", "Still open?"))[-1]["type"] == "done"
+        away.rename(server.profiles)
+        report = c.reload_profiles()
+        assert report["errors"] == [] and "brenna" in report["npcs"]
