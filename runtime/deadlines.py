@@ -120,13 +120,15 @@ def expired_in_queue(received_at: float, deadline_ms: float, now: float | None =
     return waited if waited + FINISH_MARGIN_MS >= deadline_ms else None
 
 
-def answer_from_queue_now(cost: "CostModel", remaining_ms: float, text_chars: int, pause_tokens: int) -> bool:
+def answer_from_queue_now(cost: "CostModel", remaining_ms: float, text_chars: int, pause_tokens: int,
+                          whole_tokens: int = 0) -> bool:
     """Whether a reply still waiting in the queue (the batch full, or its conversation busy) must be
     answered now: by the time the worker looks at the queue again (after a decode step and up to
     `pause_tokens` of prompts, a chunk at most while replies wait) it could no longer start and say a
     minimal answer by its deadline, so all it can still say is its fallback line, and said now that line
-    arrives in time. Left queued, it would leave late, whenever a place in the batch freed."""
-    tokens = JOIN_PAUSE_TOKENS + text_chars // 2  # as join_would_be_late counts a new turn: errs long
+    arrives in time. Left queued, it would leave late, whenever a place in the batch freed. `whole_tokens`:
+    its NPC's prefix, when its KV is not kept (its start runs it first)."""
+    tokens = JOIN_PAUSE_TOKENS + text_chars // 2 + whole_tokens  # as join_would_be_late counts a turn: errs long
     next_look = 2 * cost.decode_ms_per_token + cost.decode_overrun_ms + (cost.prefill_ms(pause_tokens) if pause_tokens else 0.0)
     minimal = cost.prefill_ms(tokens) + answer_cost_ms(cost, 0, MIN_FINAL_TOKENS)
     return remaining_ms - next_look - finish_margin_ms(cost) < minimal
@@ -140,17 +142,18 @@ def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
 
 
 def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, text_chars: int,
-                       prefill_chunk: int | None = None) -> bool:
+                       prefill_chunk: int | None = None, whole_tokens: int = 0) -> bool:
     """A reply's prompt runs between two decode steps and holds every live row meanwhile (a chunk of it
-    at a time, when the batch prefills in chunks): don't start one when a live reply's deadline is
-    closer than that pause and two more steps (the live reply ends by its deadline, so the new one
-    waits at most that long)."""
+    at a time, when the batch prefills in chunks; its NPC's prefix, `whole_tokens` when its KV is not
+    kept, in one run as it starts): don't start one when a live reply's deadline is closer than that
+    pause and two more steps (the live reply ends by its deadline, so the new one waits at most that long)."""
     if not live_rows:
         return False
     # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as 2,
     # so the pause errs long)
     tokens = JOIN_PAUSE_TOKENS + text_chars // 2
-    return pause_would_be_late(cost, min_slack_ms, min(tokens, prefill_chunk) if prefill_chunk else tokens)
+    return pause_would_be_late(cost, min_slack_ms,
+                               whole_tokens + (min(tokens, prefill_chunk) if prefill_chunk else tokens))
 
 
 def pause_would_be_late(cost: "CostModel", min_slack_ms: float, prompt_tokens: int) -> bool:

@@ -107,6 +107,10 @@ class DecodeBatch:
         counting those still being prefilled."""
         return min([self._rows_slack_ms()] + [p.reply.slack_ms() for p in self._prefills])
 
+    def cold_tokens(self, req: ReplyRequest) -> int:
+        """Prompt tokens a reply to start would run whole as it starts: its NPC's prefix when not kept."""
+        return self.engine.cold_prefix_tokens(req.npc)
+
     def prefill_left(self) -> int:
         """Prompt tokens still to run, of replies being prefilled a chunk at a time."""
         return sum(len(p.ids) for p in self._prefills)

@@ -66,6 +66,7 @@ class Engine:
         self._all_warm: Mapping[str, Npc] | None = None  # the NPCs whose prefixes all ran ahead (or failed)
         self._warming: tuple[list[int], KvCache, int] | None = None  # a prefix run ahead in pieces: ids, KV, done
         self._warm_tried = 0  # prefixes run ahead (or tried) so far
+        self._prefix_ids: dict[int, tuple[Npc, list[int]]] = {}  # id(npc) -> (npc, its prefix's ids)
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
         self._solo_lock = threading.Lock()  # reply() runs one reply at a time
@@ -234,12 +235,30 @@ class Engine:
             self._keep_prefix(tuple(ids), cache)
         return True
 
+    def cold_prefix_tokens(self, npc: Npc | str) -> int:
+        """The tokens of the NPC's prefix when its KV is not kept (its next reply runs it whole, before its
+        own prompt), else 0; 0 for an unknown NPC (its reply is refused before anything runs)."""
+        npc = self.npcs.get(npc) if isinstance(npc, str) else npc
+        if npc is None:
+            return 0
+        ids = self.prefix_ids(npc)
+        return 0 if tuple(ids) in self._prefixes else len(ids)
+
+    def prefix_ids(self, npc: Npc) -> list[int]:
+        """The NPC's prefix, tokenized once per profile version."""
+        kept = self._prefix_ids.get(id(npc))
+        if kept is None or kept[0] is not npc:
+            if len(self._prefix_ids) >= 4 * MAX_PREFIX_CACHES:
+                self._prefix_ids.clear()
+            kept = self._prefix_ids[id(npc)] = (npc, npc_prefix(self.tok, npc))
+        return kept[1]
+
     def _next_cold_prefix(self) -> list[int] | None:
         npcs = self.npcs  # set_npcs swaps in a new dict: this one is all warm or not
         if self._all_warm is npcs:
             return None
         for npc in list(npcs.values())[:MAX_PREFIX_CACHES]:
-            ids = npc_prefix(self.tok, npc)
+            ids = self.prefix_ids(npc)
             if tuple(ids) not in self._prefixes and tuple(ids) not in self._unwarmable:
                 return ids
         self._all_warm = npcs

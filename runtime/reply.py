@@ -194,8 +194,10 @@ class Reply:
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt.ids) - 1)  # at least one token must run to produce logits
         reuse = e.reusable(conv, reuse)
+        # the NPC's prefix, when its KV is not kept, runs whole before the rest (Engine.prepare_cache)
+        cold = e.cold_prefix_tokens(npc) if reuse < prompt.prefix_len else 0
         plan = self.plan = deadlines.Plan(0, True, give_up) if give_up else deadlines.plan(
-            e.cost, self.clock.slack_ms(), len(prompt.ids) - max(reuse, prompt.prefix_len), self.force_len,
+            e.cost, self.clock.slack_ms(), len(prompt.ids) - max(reuse, prompt.prefix_len) + cold, self.force_len,
             npc.expected_final_tokens, npc.max_reasoning_tokens)
         if plan.fallback:
             log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)

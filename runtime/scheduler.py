@@ -106,6 +106,7 @@ class Batch(Protocol):
     def has_room(self) -> bool: ...
     def min_slack_ms(self) -> float: ...
     def prefill_left(self) -> int: ...
+    def cold_tokens(self, req: ReplyRequest) -> int: ...
     def start(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None],
               someone_waits: bool = False) -> None: ...
     def fall_back(self, req: ReplyRequest, cancel: threading.Event, sink: Callable[[Any], None], why: str) -> None: ...
@@ -285,6 +286,8 @@ class Scheduler:
         now = time.perf_counter()
         chunk = self.batch.prefill_chunk
         pause = min(chunk, self.batch.prefill_left() + (chunk if starting is not None and starting.is_reply else 0))
+        if starting is not None and starting.is_reply:
+            pause += self.batch.cold_tokens(starting.request)  # its NPC's prefix, run whole as it starts
         ahead = {job.conversation for job in self._running()}
         out = []
         for job in list(self._queue):
@@ -292,7 +295,8 @@ class Scheduler:
             if job.is_reply:
                 req = job.request
                 remaining = req.deadline_ms - (now - req.received_at) * 1000
-                if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), pause):
+                if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), pause,
+                                                   self.batch.cold_tokens(req)):
                     self._queue.remove(job)
                     job.started = True
                     out.append((job, conv[1] is not None and conv in ahead))
@@ -358,7 +362,7 @@ class Scheduler:
             return None
         job = min(earliest.values(), key=lambda j: (in_batch[j.client], self._last_start.get(j.client, -1), j.due))
         if deadlines.join_would_be_late(self.cost, len(self.batch), self.batch.min_slack_ms(), len(job.request.text),
-                                        self.batch.prefill_chunk):
+                                        self.batch.prefill_chunk, self.batch.cold_tokens(job.request)):
             return None
         return job
 

@@ -175,6 +175,21 @@ def test_warm_prefixes_runs_each_npc_prefix_once_and_a_first_reply_then_runs_onl
     assert runs and runs[0] < prefix  # the new turn only: the prefix's KV was copied
 
 
+def test_a_reply_whose_npc_prefix_runs_first_plans_its_reasoning_with_that_time_spent(tiny_model):
+    # its prefix, when not kept, runs whole before the turn: the plan counted only the turn, so the reply
+    # reasoned as if the prefix were free
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=2.0, frozen=True)
+    eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=2000)}, cost_model=cost)
+    prefix = len(npc_prefix(eng.tok, eng.npcs["brenna"]))
+    assert eng.cold_prefix_tokens("brenna") == prefix and eng.cold_prefix_tokens("nobody") == 0
+    ask = lambda: collect(eng, ReplyRequest(npc="brenna", text="hi", deadline_ms=3000,  # noqa: E731
+                                            sampling=GREEDY))[1].stats.reasoning_budget
+    cold = ask()
+    assert eng.cold_prefix_tokens("brenna") == 0
+    warm = ask()
+    assert warm - cold in range(prefix // 2 - 2, prefix // 2 + 3)  # its ms at 2 ms a reasoning token
+
+
 def test_a_prefix_that_cannot_be_run_ahead_is_logged_and_the_others_still_are(tiny_model, caplog):
     eng = Engine(tiny_model, {"brenna": npc(), "tomas": npc(id="tomas", reasoning_effort="high")})
     real, calls = eng.run_model, []

@@ -46,6 +46,9 @@ class FakeBatch:
     def prefill_left(self) -> int:
         return 0
 
+    def cold_tokens(self, req) -> int:
+        return 0
+
     def start(self, req, cancel, sink, someone_waits: bool = False) -> None:
         self.started.append(req.request_id)
         self.rows.append([req, sink, self.steps, cancel])
@@ -186,6 +189,37 @@ def test_no_reply_joins_while_its_prompt_would_make_a_live_reply_late():
     assert batch.started == ["live"]  # a decode step ran instead
     run_until_idle(s)
     assert batch.started == ["live", "waiting"]  # it joined once the live reply was done
+
+
+def test_a_reply_whose_npc_prefix_must_run_whole_waits_until_the_live_replies_can_afford_that_pause():
+    # an outside probe: one-off lines to 80 NPCs of 1,800-token prefixes (more than the 64 kept) made a
+    # victim's live 300 ms replies miss their deadlines by up to 153 ms: each cold prefix ran whole mid-serving
+    batch = FakeBatch(max_batch=4, steps=3)
+    batch.cold_tokens = lambda req: 1800 if req.npc == "cold" else 0
+    s = Scheduler(batch, CostModel(prefill_ms_per_token=0.1, decode_ms_per_token=1.0, frozen=True), lambda req: {})
+    c = Client(s, b"game")
+    c.reply("live")
+    s.step()
+    batch.slack_ms = 150.0  # a 180 ms prefix would make it late; a turn of about 65 tokens (7 ms) would not
+    s.submit(Job(b"other", ReplyRequest(npc="cold", text="hi", request_id="to-cold", sampling=GREEDY,
+                                       deadline_ms=60_000, received_at=time.perf_counter()), sink=lambda e: None))
+    s.step()
+    s.step()
+    assert batch.started == ["live"]  # decode steps: its prefix would make the live reply late
+    run_until_idle(s)
+    assert batch.started == ["live", "to-cold"]  # it joined once the live reply was done
+
+
+def test_a_reply_whose_npc_prefix_is_kept_joins_beside_a_live_reply_with_the_same_slack():
+    batch = FakeBatch(max_batch=4, steps=3)
+    s = Scheduler(batch, CostModel(prefill_ms_per_token=0.1, decode_ms_per_token=1.0, frozen=True), lambda req: {})
+    c = Client(s, b"game")
+    c.reply("live")
+    s.step()
+    batch.slack_ms = 150.0
+    Client(s, b"other").reply("to-warm")
+    s.step()
+    assert batch.started == ["live", "to-warm"]
 
 
 def test_a_failed_step_ends_the_live_replies_and_the_next_job_still_runs():
