@@ -248,7 +248,7 @@ def other_goods(d: DemoNpc) -> list[str]:
 # replies off, answered 37 of sets C to F's 45 follow-ups right, and four of its five wrong ones answered a
 # follow-up about something it does not know with the fact just discussed ("stabling for my horse too?" after
 # a room's price).
-DATA_VERSION = 13
+DATA_VERSION = 14
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
