@@ -242,14 +242,7 @@ def test_a_prompt_into_an_empty_batch_runs_a_chunk_a_step_while_a_reply_waits_in
     _, expected = single
     engine = Engine(tiny_model, npcs())
     list(engine.reply(ReplyRequest(npc="brenna", text="Hello", sampling=GREEDY)))  # its NPC prefix is cached
-    runs: list[int] = []  # tokens of each prompt run
-    real = engine.run_model
-
-    def recording(ids, cache, prefill=False, first_row=0, waited_ms=0.0):
-        if prefill and cache.batch == 1:
-            runs.append(ids.shape[1])
-        return real(ids, cache, prefill, first_row, waited_ms)
-    engine.run_model = recording
+    runs = _prompt_runs(engine)
     batch = DecodeBatch(engine, max_batch=4, prefill_chunk=7)
     req = requests(engine)[2]
     events: list = []
