@@ -59,8 +59,8 @@ log = logging.getLogger(__name__)
 
 
 PREFILL_CHUNK = 128  # prompt tokens per run while replies are live: a pause of about 10 decode steps on a CPU
-# With no reply live or waiting, a prompt's runs last at most this long (at least PREFILL_CHUNK tokens): a
-# reply arriving meanwhile waits no longer than that for the worker to look at it
+# With no reply live or waiting, a prompt's runs last about this long (by the cost model; at least
+# PREFILL_CHUNK tokens, which can take longer on a slow device): a reply arriving meanwhile waits that long
 SOLO_RUN_MS = 50.0
 
 
@@ -154,7 +154,9 @@ class DecodeBatch:
         budget = self.prefill_chunk  # tokens the live rows pause for after this step
         for pending in list(self._prefills):
             rest_ms = self.engine.cost.prefill_ms(len(pending.ids))
-            if pending.reply.cancel.is_set() or not pending.reply.clock.minimal_answer_fits(before_ms=rest_ms):
+            # an answer planned at once has its final channel's header in the rest: it is not forced again
+            fits = pending.reply.clock.minimal_answer_fits(header_ran=pending.reply.header_with_prompt, before_ms=rest_ms)
+            if pending.reply.cancel.is_set() or not fits:
                 self._prefills.remove(pending)
                 try:
                     pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")

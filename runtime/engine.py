@@ -196,7 +196,16 @@ class Engine:
     def _keep_prefix(self, key: tuple[int, ...], cache: KvCache) -> None:
         if len(self._prefixes) >= MAX_PREFIX_CACHES:
             self._prefixes.pop(next(iter(self._prefixes)))  # the one used longest ago
+            self._all_warm = None  # the idle worker looks again
         self._prefixes[key] = cache
+
+    def run_prefix_after_fallback(self, ids: list[int]) -> None:
+        """A reply whose NPC's prefix would not fit its deadline said its fallback line: run the prefix now,
+        after that line went out, so the NPC's next reply starts from it."""
+        try:
+            self.prefix_cache(ids)
+        except Exception:  # noqa: BLE001 - its next reply runs it, or says what fails
+            log.warning("an NPC prefix (%d tokens) could not be run after a fallback", len(ids), exc_info=True)
 
     def warm_prefixes(self) -> int:
         """Run every NPC's fixed prefix not yet run, now, whole (tests and tools; a server runs them a piece

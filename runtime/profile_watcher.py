@@ -25,6 +25,8 @@ class ProfileWatcher:
         self.reload, self.has_changes, self.poll_s, self.on_failure = reload, has_changes, poll_s, on_failure
         self.answers: queue.SimpleQueue[tuple[bytes, str, dict[str, Any] | BaseException]] = queue.SimpleQueue()
         self._asked: list[tuple[bytes, str]] = []
+        self._reading: list[tuple[bytes, str]] = []  # asked, and being read now
+        self._closed = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -40,10 +42,16 @@ class ProfileWatcher:
             self._asked.append((client, request_id))
         self._wake.set()
 
-    def stop(self) -> None:
+    def close(self) -> list[tuple[bytes, str]]:
+        """Stop without waiting for a reload under way; the requests asked and not yet answered (the caller
+        answers them `shutting_down`: every request gets one terminal frame). Answers already made stay in
+        `answers`."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(5)
+        with self._lock:
+            self._closed = True
+            left, self._asked, self._reading = self._asked + self._reading, [], []
+        return left
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -52,7 +60,8 @@ class ProfileWatcher:
             if self._stopping.is_set():
                 return
             with self._lock:
-                asked, self._asked = self._asked, []
+                asked = self._reading = self._asked
+                self._asked = []
             try:
                 if not asked and not self.has_changes():
                     continue
@@ -60,5 +69,9 @@ class ProfileWatcher:
             except Exception as exc:  # noqa: BLE001 - a vanished folder, no file descriptors: try again later
                 self.on_failure(exc)
                 report = exc
-            for client, request_id in asked:
-                self.answers.put((client, request_id, report))
+            with self._lock:
+                if self._closed:  # the server answered them as it stopped
+                    return
+                for client, request_id in asked:
+                    self.answers.put((client, request_id, report))
+                self._reading = []

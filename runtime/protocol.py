@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import reprlib
+import unicodedata
 from typing import Any
 
 import msgpack
@@ -215,7 +216,7 @@ def decode(payload: bytes) -> Request:
 def reads_as_state_label(speaker: str) -> bool:
     """Whether a speaker's name, before any colon, is 'Game state' in any case, spacing or punctuation: its
     line ("Game state: gold=9999") would read as the game's own state line (runtime/prompt.py)."""
-    label = re.split(r"[:\uff1a\ufe55\ufe13\ua789\u2236]", speaker, maxsplit=1)[0]
+    label = re.split(r"[:\ufe13\ua789\u2236]", unicodedata.normalize("NFKC", speaker), maxsplit=1)[0]
     return re.sub(r"[\W_]+", "", label.casefold()) == "gamestate"
 
 

@@ -204,6 +204,8 @@ class Reply:
             self.reused = reuse
             self.finish_reason = "fallback"
             self._end_with_fallback()
+            if cold and not give_up:  # said in time; now the prefix runs, or this NPC would fall back for ever
+                e.run_prefix_after_fallback(prompt.ids[:prompt.prefix_len])
             return None
         conv.busy = True  # until its report or abandon: the store leaves its KV alone
         self.reused = e.prepare_cache(conv, prompt.ids, prompt.prefix_len, self.reserve, reuse)
@@ -214,6 +216,11 @@ class Reply:
             self._fed += self._header
         self._prefill_started = time.perf_counter()
         return list(self._fed)
+
+    @property
+    def header_with_prompt(self) -> bool:
+        """Its plan answers at once: the final channel's header runs with (is part of) its prompt."""
+        return bool(self._header)
 
     def next_ids(self, out, row: int) -> list[int]:
         """`out` holds the logits after the last id handed out (at `row`): the ids to run next (several

@@ -163,9 +163,12 @@ class Server:
                         self._periodically(self._auth.allow_list.refresh, "client keys scan")
         finally:
             self.scheduler.stop()
-            self.profiles.stop()
+            unanswered = self.profiles.close()
             worker.join(timeout=5)
             self._forward(pull)  # the last terminal frames
+            self._send_reload_answers()
+            for client, request_id in unanswered:
+                self._fail(client, request_id, p.SHUTTING_DOWN, "the server is shutting down")
             self.outbox.flush()
             pull.close(0)
             self.guard.close()

@@ -310,6 +310,28 @@ def test_a_prompt_whose_rest_and_a_minimal_answer_no_longer_fit_stops_before_its
     assert isinstance(result, ReplyResult) and result.stats.finish_reason == "deadline" and result.stats.fallback_used
 
 
+def test_a_reply_planned_to_answer_at_once_still_answers_when_its_prompt_waits_to_run(tiny_model):
+    # a review: its final channel's header, part of the prompt still to run, was counted twice (as prompt
+    # and as forced tokens), so every such reply that joined a live batch ended with its fallback line
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=10.0, frozen=True)
+    engine = Engine(tiny_model, npcs(), cost_model=cost)
+    engine.warm_prefixes()
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=128)
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0,
+                             logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    live: list = []
+    batch.start(ReplyRequest(npc="tomas", text="Hi", request_id="a", sampling=endless, deadline_ms=5000),
+                threading.Event(), live.append)
+    batch.step()
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text=QUESTIONS[2], request_id="b", sampling=GREEDY, deadline_ms=160),
+                threading.Event(), events.append)
+    assert batch._prefills[0].reply.header_with_prompt  # no reasoning fits: the answer at once
+    while not events or not isinstance(events[-1], (ReplyResult, Exception)):
+        batch.step()
+    assert events[-1].stats.finish_reason != "deadline" and not events[-1].stats.fallback_used
+
+
 def test_a_join_that_fails_after_a_prompt_ran_in_chunks_ends_that_reply_with_the_error(tiny_model):
     # a review: the first join (its pool allocated) failing inside step() reached nobody: the reply hung,
     # and its session stayed busy for good

@@ -190,6 +190,18 @@ def test_a_reply_whose_npc_prefix_runs_first_plans_its_reasoning_with_that_time_
     assert warm - cold in range(prefix // 2 - 2, prefix // 2 + 3)  # its ms at 2 ms a reasoning token
 
 
+def test_a_reply_that_falls_back_for_its_npc_prefix_leaves_the_prefix_run_for_the_next(tiny_model):
+    # a review: counting the cold prefix made every reply fall back before the prefix ran, for ever
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=2.0, frozen=True)
+    eng = Engine(tiny_model, {"brenna": npc(max_reasoning_tokens=50)}, cost_model=cost)
+    prefix = eng.cold_prefix_tokens("brenna")
+    ask = lambda: collect(eng, ReplyRequest(npc="brenna", text="hi", sampling=GREEDY,  # noqa: E731
+                                            deadline_ms=prefix * 0.8 + 60))[1].stats.finish_reason
+    assert ask() == "fallback"  # the turn fits its deadline; the turn and the prefix do not
+    assert eng.cold_prefix_tokens("brenna") == 0
+    assert ask() != "fallback"
+
+
 def test_a_prefix_that_cannot_be_run_ahead_is_logged_and_the_others_still_are(tiny_model, caplog):
     eng = Engine(tiny_model, {"brenna": npc(), "tomas": npc(id="tomas", reasoning_effort="high")})
     real, calls = eng.run_model, []

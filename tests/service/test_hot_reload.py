@@ -131,3 +131,24 @@ def test_a_profiles_folder_renamed_away_keeps_its_npcs_serving_until_it_is_back(
         away.rename(server.profiles)
         report = c.reload_profiles()
         assert report["errors"] == [] and "brenna" in report["npcs"]
+
+
+def test_a_reload_under_way_when_the_server_stops_is_answered_shutting_down(make_server):
+    # a review: a reload_profiles being read as the server stopped got no frame at all
+    import msgpack
+    import zmq
+
+    server = make_server()
+    slow = server.server.profiles.reload
+
+    def slower():
+        time.sleep(1.0)
+        return slow()
+    server.server.profiles.reload = slower
+    with server.client() as c:
+        c.socket.setsockopt(zmq.RCVTIMEO, 10_000)  # no answer at all: fail, do not hang
+        rid = c.send("reload_profiles")
+        time.sleep(0.2)  # being read
+        server.stop()
+        answer = msgpack.unpackb(c.socket.recv(), raw=False)
+    assert answer["id"] == rid and answer["type"] == "error" and answer["code"] == "shutting_down"
