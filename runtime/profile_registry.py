@@ -81,6 +81,7 @@ class ProfileRegistry:
 
     def _scan(self, result: ReloadResult) -> ReloadResult:
         """Read the files whose stamp changed; the result gathers what happened."""
+        stamps = self._stamps()  # first: a folder gone while it was listed must not read as every file deleted
         if not self.folder.is_dir():
             if self._stamp:  # it was there: renamed away or mid-checkout; its NPCs serve until it is back
                 self._problems[self.folder] = [ProfileProblem(str(self.folder), None, "", "the profiles folder is "
@@ -90,7 +91,6 @@ class ProfileRegistry:
                                                            "not a folder of NPC profiles (*.toml)")]}
         else:
             self._problems.pop(self.folder, None)
-        stamps = self._stamps()
         for path in [p for p in self._stamp if p not in stamps]:  # deleted files
             npc_id = self._id_of.pop(path, None)
             self._problems.pop(path, None)

@@ -179,3 +179,22 @@ def test_a_problem_in_the_second_action_names_its_own_lines(tmp_path):
     found = sorted((p.key, p.line) for p in problems(write(tmp_path, text)))
     # the second entry's name and description at lines 9 and 10; the third's missing description at its header (12)
     assert found == [("actions.description", 10), ("actions.description", 12), ("actions.name", 9)]
+
+
+def test_a_folder_that_vanishes_as_it_is_listed_does_not_read_as_every_profile_deleted(tmp_path):
+    # a review: the folder checked, then gone before its files were listed, removed every NPC
+    from runtime.profile_registry import ProfileRegistry
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    write(folder, GOOD)
+    registry = ProfileRegistry(folder)
+    assert "ada" in registry.reload().loaded
+    listing = registry._stamps
+
+    def gone_while_listing():
+        folder.rename(tmp_path / "away")
+        return listing()
+    registry._stamps = gone_while_listing
+    result = registry.reload()
+    assert result.removed == [] and "ada" in registry.npcs
