@@ -65,7 +65,6 @@ class Engine:
         self._unwarmable: set[tuple[int, ...]] = set()  # prefixes whose run ahead failed
         self._all_warm: Mapping[str, Npc] | None = None  # the NPCs whose prefixes all ran ahead (or failed)
         self._warming: tuple[list[int], KvCache, int] | None = None  # a prefix run ahead in pieces: ids, KV, done
-        self._warm_tried = 0  # prefixes run ahead (or tried) so far
         self._prefix_ids: dict[int, tuple[Npc, list[int]]] = {}  # id(npc) -> (npc, its prefix's ids)
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
@@ -210,10 +209,10 @@ class Engine:
     def warm_prefixes(self) -> int:
         """Run every NPC's fixed prefix not yet run, now, whole (tests and tools; a server runs them a piece
         at a time when its worker is idle: warm_next_prefix). Returns how many it ran or tried."""
-        before = self._warm_tried
-        while self.warm_next_prefix(1 << 30):
-            pass
-        return self._warm_tried - before
+        tried = 0
+        while self.warm_next_prefix(1 << 30):  # one prefix a call: all of it, or the rest of one begun in pieces
+            tried += 1
+        return tried
 
     def warm_next_prefix(self, max_tokens: int) -> bool:
         """Run up to `max_tokens` of the next NPC prefix not yet run (the server's idle work), so the first
@@ -232,14 +231,12 @@ class Engine:
         except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
             self._warming = None
             self._unwarmable.add(tuple(ids))
-            self._warm_tried += 1
             log.warning("an NPC prefix (%d tokens) could not be run ahead", len(ids), exc_info=True)
             return True
         if done + n < len(ids):
             self._warming = (ids, cache, done + n)
             return True
         self._warming = None
-        self._warm_tried += 1
         if tuple(ids) not in self._prefixes:  # a reply may have needed it meanwhile, and run it itself
             self._keep_prefix(tuple(ids), cache)
         return True
