@@ -247,23 +247,28 @@ def other_goods(d: DemoNpc) -> list[str]:
 # time, 40% of them about something the NPC does not know (30% before): the shipped checkpoint, unsure
 # replies off, answered 37 of sets C to F's 45 follow-ups right, and four of its five wrong ones answered a
 # follow-up about something it does not know with the fact just discussed ("stabling for my horse too?" after
-# a room's price).
-DATA_VERSION = 14
+# a room's price); 15 is 14 with a share of composed questions about a thing of a pair (one of several
+# prices) that name another of them only to set it aside ("Not the steel one. What's an iron sword?",
+# player_talk.CONTRAST): six of the shipped checkpoint's nine wrong facts left on sets C to F at its
+# threshold were said with near certainty, one of them the steel sword's price for "the regular sword,
+# not the steel one".
+DATA_VERSION = 15
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
            6: (30, 4, 12, 2, 1, 1, 1, 3), 7: (30, 4, 12, 2, 1, 1, 1, 3), 8: (30, 4, 12, 2, 1, 1, 1, 3),
            9: (30, 4, 12, 2, 1, 1, 1, 3), 10: (30, 4, 16, 2, 1, 1, 1, 3),
            11: (30, 4, 16, 2, 1, 1, 1, 3), 12: (30, 4, 16, 2, 1, 1, 1, 3),
-           13: (30, 4, 16, 2, 1, 1, 1, 3), 14: (30, 4, 16, 2, 1, 1, 1, 3)}
+           13: (30, 4, 16, 2, 1, 1, 1, 3), 14: (30, 4, 16, 2, 1, 1, 1, 3), 15: (30, 4, 16, 2, 1, 1, 1, 3)}
 # of a shipped NPC's questions, the share drawn from people's lines (from version 3)
-BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65, 8: 0.65, 9: 0.65, 10: 0.65, 11: 0.65, 12: 0.65, 13: 0.65, 14: 0.65}
-FOLLOW_SHARE = {6: 0.2, 7: 0.2, 8: 0.2, 9: 0.2, 10: 0.2, 11: 0.2, 12: 0.2, 13: 0.25, 14: 0.35}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
+BANK_SHARE = {3: 0.45, 4: 0.45, 5: 0.6, 6: 0.65, 7: 0.65, 8: 0.65, 9: 0.65, 10: 0.65, 11: 0.65, 12: 0.65, 13: 0.65, 14: 0.65, 15: 0.65}
+FOLLOW_SHARE = {6: 0.2, 7: 0.2, 8: 0.2, 9: 0.2, 10: 0.2, 11: 0.2, 12: 0.2, 13: 0.25, 14: 0.35, 15: 0.35}  # of all examples, the share that ends in a follow-up (0.1 before version 6)
 # of the follow-ups, the share asking what the NPC does not know (from version 8)
-UNKNOWN_FOLLOW_SHARE = {14: 0.4}  # 0.3 before version 14
+UNKNOWN_FOLLOW_SHARE = {14: 0.4, 15: 0.4}  # 0.3 before version 14
 # of the questions an NPC cannot answer, the share asked next to one of its facts (from version 9)
-NEAR_MISS_SHARE = {9: 0.4, 10: 0.6, 11: 0.6, 12: 0.6, 13: 0.6, 14: 0.6}
+NEAR_MISS_SHARE = {9: 0.4, 10: 0.6, 11: 0.6, 12: 0.6, 13: 0.6, 14: 0.6, 15: 0.6}
 SHOUT_SHARE = 0.06  # from version 12: of the player lines of training examples, the share shouted in capitals
+CONTRAST_SHARE = 0.2  # from version 15: of composed questions about one of several prices, the share setting another aside
 # Follow-ups whose answer no fact of that topic holds (the fact's sentence says nothing of it).
 DETAIL_UNKNOWN = {
     "hours": ["And on feast days?", "Same in winter?", "what about holy days", "And on market day?"],
@@ -387,7 +392,10 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
     if kind in ("fact", "two", "action"):
         fact = rng.choice(d.facts)
         text = from_bank(d, "fact", rng, version, fact) if version >= 3 and not held_out else None
-        text = text or ask_about(d, fact, rng, held_out)
+        if not text:
+            text = ask_about(d, fact, rng, held_out)
+            if version >= 15 and not held_out and rng.random() < CONTRAST_SHARE:
+                text = set_aside(d, fact, text, rng)
         return told(d, text, fact.label, rng, version) if not held_out else text, fact_reply(d, npc, fact, rng), fact.key
     if kind == "greet":
         return kept_apart(lambda: phrasing.chitchat(phrasing.GREETINGS, rng), version), Reply(reasoning(npc.reasoning_effort, "nothing; a greeting", None, d.style),
@@ -397,6 +405,17 @@ def one_turn(d: DemoNpc, npc: Npc, rng: random.Random, held_out: bool,
                                             d.farewell), None
     line = kept_apart(lambda: phrasing.chitchat(phrasing.INSULTS if kind == "insult" else phrasing.OFF_TOPIC, rng), version)
     return line, Reply(reasoning(npc.reasoning_effort, "something I will not discuss", None, d.style), d.refusal), None
+
+
+def set_aside(d: DemoNpc, fact: Fact, question: str, rng: random.Random) -> str:
+    """A question about `fact` that sets another of the NPC's things of its kind aside (version 15); as it was
+    when the NPC has no other."""
+    others = [f for f in d.facts if f.topic == fact.topic and f is not fact and f.slots]
+    if not others:
+        return question
+    other = rng.choice(others)
+    name = re.sub(r"^one ", "", bare(rng.choice(player_talk.names_of(other.topic, other.slots, words_for(d, other)))))
+    return _unheld(lambda: player_talk.contrast(question, name, rng))
 
 
 def follow_up(d: DemoNpc, npc: Npc, rng: random.Random,

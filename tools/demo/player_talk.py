@@ -114,6 +114,18 @@ def follow_relative(npc: str, label: str, rng: random.Random) -> str | None:
     return noise(fill(rng.choice(FOLLOW_OTHER), rng, rng.choice(names)), rng) if names else None
 
 
+# Data version 15: a question that names another of the NPC's things only to set it aside ("Not the steel
+# one. How much for a sword?"): what is asked is the thing not set aside, wherever the other stands.
+CONTRAST = ["{q} Not the {other}.", "{q} not the {other}", "Not the {other}. {q}", "{q} I don't mean the {other}.",
+            "Forget the {other}. {q}", "{q} (not the {other})", "Not the {other}, mind. {q}",
+            "I don't want the {other}. {q}", "{q} The {other} I don't need.", "Never mind the {other}. {q}"]
+
+
+def contrast(question: str, other: str, rng: random.Random) -> str:
+    """`question` with another thing, `other` (no article), set aside before or after it."""
+    return rng.choice(CONTRAST).format(q=question, other=other)
+
+
 # Asking an NPC to act (its actions in the profile), composed like questions.
 ACTIONS = {
     "open_shop": ["show me your {x}", "let me look at your {x}", "I want to see what you've got", "what have you got for sale",
