@@ -37,6 +37,30 @@ def test_no_held_out_question_occurs_in_the_training_data():
     assert not [(q, line) for line in lines for q in held_out if q in line]
 
 
+def test_a_question_that_sets_a_thing_aside_is_answered_with_the_other_from_data_version_15():
+    from tools.demo import player_talk
+
+    def set_aside(version: int) -> list:
+        frames = [re.compile("^" + re.escape(frame).replace(re.escape("{q}"), ".+")
+                             .replace(re.escape("{other}"), "(.+?)") + "$") for frame in player_talk.CONTRAST]
+        out = []
+        for ex in dataset.make_examples(4000, seed=3, version=version):
+            if ex.history or ex.key is None:
+                continue
+            for frame in frames:
+                m = frame.match(ex.say)
+                if m:
+                    out.append((ex, m.group(1)))
+                    break
+        return out
+    found = set_aside(15)
+    assert len(found) > len(set_aside(14)) + 20  # people's lines set things aside now and then before
+    for ex, other in found:
+        # the reasoning names what is asked for and the reply states its fact, never the thing set aside
+        asked = ex.reply.analysis.split(" I know:")[0].lower()
+        assert ex.key in ex.reply.final and other.lower() not in asked + ex.reply.final.lower(), (ex.say, ex.reply)
+
+
 def test_training_prompts_are_exactly_what_the_engine_sends(demo_model):
     shipped = dataset.shipped_npcs()
     engine = Engine(demo_model, {i: n for i, (_, n) in shipped.items()})
