@@ -25,7 +25,10 @@ from runtime import protocol as p
 
 
 SESSION_REQUESTS = ("reply", "reset_session", "export_session", "import_session")
-ANSWERED_AT_ONCE = ("health", "stats", "list_npcs", "reload_profiles", "cancel")
+ANSWERED_AT_ONCE = ("health", "stats", "list_npcs", "cancel")
+# reload_profiles is answered when the server has read its changed files (seconds for a thousand): while the
+# server answers health, it is waited for up to this long, not resent after the client's timeout
+RELOAD_WAIT_S = 120.0
 PROFILE_DEADLINE_S = 60.0  # a profile's deadline_ms is at most 60000: a reply sent without one ends by then
 REQUEST_DEADLINE_S = 600.0  # a reply's deadline_ms is at most 600000: a session request waits behind such ones
 PROBE_EVERY_S = 1.0  # at most this often a silent request asks for health (it counts toward the rate limit)
@@ -89,6 +92,8 @@ class ParleyClient:
         if self.endpoint.startswith("tcp://["):  # an IPv6 address: libzmq connects to one only when asked
             sock.setsockopt(zmq.IPV6, 1)
         sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
+        # receive() polls first; a caller reading `socket` itself gets zmq.Again after the timeout, never a hang
+        sock.setsockopt(zmq.RCVTIMEO, max(1, int(self.timeout_s * 1000)))
         if self.server_public_key is not None:
             public, secret = self.client_keys or zmq.curve_keypair()
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.server_public_key, public, secret
@@ -288,7 +293,8 @@ class ParleyClient:
             raise ValueError("a reply streams several frames: use reply() or say()")
         rid = self.new_id()
         self._refused_here(kind, rid, fields)
-        limit_s = self.timeout_s if kind in ANSWERED_AT_ONCE else REQUEST_DEADLINE_S + self.timeout_s
+        limit_s = (self.timeout_s if kind in ANSWERED_AT_ONCE else
+                   RELOAD_WAIT_S + self.timeout_s if kind == "reload_profiles" else REQUEST_DEADLINE_S + self.timeout_s)
         frames = self._frames(kind, rid, fields, limit_s, self._send_first(kind, rid, fields))
         next(frames)  # primed
         return next(frames)

@@ -59,14 +59,24 @@ def answer_cost_ms(cost: "CostModel", force_tokens: int, final_tokens: int) -> f
     return cost.decode_ms(force_tokens + final_tokens)
 
 
+def prefill_wall_ms(cost: "CostModel", tokens: int, chunk: int | None = None) -> float:
+    """How long `tokens` of a prompt take to run: at once, or, `chunk` at a time between the decode steps of
+    live replies (runtime/decode_batch.py), with a step (and a run's fixed cost) after each chunk but the last."""
+    if tokens <= 0:
+        return 0.0
+    between = -(-tokens // chunk) - 1 if chunk else 0
+    return cost.prefill_ms(tokens) + between * (cost.call_overhead_ms + cost.decode_ms_per_token)
+
+
 def plan(cost: "CostModel", remaining_ms: float, new_tokens: int, force_tokens: int,
-         expected_final_tokens: int, max_reasoning_tokens: int) -> Plan:
-    """How many reasoning tokens fit in `remaining_ms`, or the fallback when not even a minimal answer does."""
-    prefill = cost.prefill_ms(new_tokens)
+         expected_final_tokens: int, max_reasoning_tokens: int, chunk: int | None = None) -> Plan:
+    """How many reasoning tokens fit in `remaining_ms`, or the fallback when not even a minimal answer does;
+    `chunk`: the prompt runs that many tokens at a time between live replies' decode steps."""
+    prefill = prefill_wall_ms(cost, new_tokens, chunk)
     left = remaining_ms - prefill - finish_margin_ms(cost)
     if left < answer_cost_ms(cost, force_tokens, MIN_FINAL_TOKENS):
         # answering at once, the final channel's header runs with the prompt (runtime/reply.py), at a prompt's price
-        header = cost.prefill_ms(new_tokens + force_tokens) - prefill
+        header = prefill_wall_ms(cost, new_tokens + force_tokens, chunk) - prefill
         if left - header >= answer_cost_ms(cost, 0, MIN_FINAL_TOKENS):
             return Plan(0, False, "no reasoning fits: the answer at once, its header run with the prompt")
         return Plan(0, True, f"{remaining_ms:.0f} ms left cannot cover the prompt ({prefill:.0f} ms) and a "
@@ -121,16 +131,17 @@ def expired_in_queue(received_at: float, deadline_ms: float, now: float | None =
 
 
 def answer_from_queue_now(cost: "CostModel", remaining_ms: float, text_chars: int, pause_tokens: int,
-                          whole_tokens: int = 0) -> bool:
+                          prefix_tokens: int = 0, chunk: int | None = None) -> bool:
     """Whether a reply still waiting in the queue (the batch full, or its conversation busy) must be
     answered now: by the time the worker looks at the queue again (after a decode step and up to
     `pause_tokens` of prompts, a chunk at most while replies wait) it could no longer start and say a
     minimal answer by its deadline, so all it can still say is its fallback line, and said now that line
-    arrives in time. Left queued, it would leave late, whenever a place in the batch freed. `whole_tokens`:
-    its NPC's prefix, when its KV is not kept (its start runs it first)."""
-    tokens = JOIN_PAUSE_TOKENS + text_chars // 2 + whole_tokens  # as join_would_be_late counts a turn: errs long
+    arrives in time. Left queued, it would leave late, whenever a place in the batch freed. `prefix_tokens`:
+    its NPC's prefix, when its KV is not kept (its prompt runs it first); `chunk`: with replies live, its
+    prompt would run that many tokens at a time between their decode steps."""
+    tokens = JOIN_PAUSE_TOKENS + text_chars // 2 + prefix_tokens  # as join_would_be_late counts a turn: errs long
     next_look = 2 * cost.decode_ms_per_token + cost.decode_overrun_ms + (cost.prefill_ms(pause_tokens) if pause_tokens else 0.0)
-    minimal = cost.prefill_ms(tokens) + answer_cost_ms(cost, 0, MIN_FINAL_TOKENS)
+    minimal = prefill_wall_ms(cost, tokens, chunk) + answer_cost_ms(cost, 0, MIN_FINAL_TOKENS)
     return remaining_ms - next_look - finish_margin_ms(cost) < minimal
 
 
@@ -142,18 +153,17 @@ def batch_slack_ms(rows: Iterable[tuple[float, int]], step_ms: float) -> float:
 
 
 def join_would_be_late(cost: "CostModel", live_rows: int, min_slack_ms: float, text_chars: int,
-                       prefill_chunk: int | None = None, whole_tokens: int = 0) -> bool:
+                       prefill_chunk: int | None = None, prefix_tokens: int = 0) -> bool:
     """A reply's prompt runs between two decode steps and holds every live row meanwhile (a chunk of it
-    at a time, when the batch prefills in chunks; its NPC's prefix, `whole_tokens` when its KV is not
-    kept, in one run as it starts): don't start one when a live reply's deadline is closer than that
-    pause and two more steps (the live reply ends by its deadline, so the new one waits at most that long)."""
+    at a time, when the batch prefills in chunks; its NPC's prefix, `prefix_tokens` when its KV is not
+    kept, is part of it): don't start one when a live reply's deadline is closer than that pause and two
+    more steps (the live reply ends by its deadline, so the new one waits at most that long)."""
     if not live_rows:
         return False
     # the new turn's tokens: a template's worth plus the text (about 3 characters a token; counted as 2,
     # so the pause errs long)
-    tokens = JOIN_PAUSE_TOKENS + text_chars // 2
-    return pause_would_be_late(cost, min_slack_ms,
-                               whole_tokens + (min(tokens, prefill_chunk) if prefill_chunk else tokens))
+    tokens = JOIN_PAUSE_TOKENS + text_chars // 2 + prefix_tokens
+    return pause_would_be_late(cost, min_slack_ms, min(tokens, prefill_chunk) if prefill_chunk else tokens)
 
 
 def pause_would_be_late(cost: "CostModel", min_slack_ms: float, prompt_tokens: int) -> bool:

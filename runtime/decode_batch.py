@@ -13,12 +13,14 @@ stay 0..k-1, a contiguous block the graph runs on.
 
 A batch of one row needs no pool: the reply decodes in its own cache, with nothing to copy.
 
-A prompt that arrives while replies are live waits its turn (first come, first served) and is then
-prefilled in chunks: after each decode step up to `prefill_chunk` tokens of waiting prompts run, oldest
-first, so the live replies pause for a chunk's worth at a time rather than whole prompts (chunked
-prefill, as vLLM and SGLang do it), and several short prompts (a turn after a cached prefix is tens of
-tokens) share one pause rather than taking a step each; a chunk waits while it would make a live reply
-miss its deadline. With no live reply a prompt runs in pieces of at most SOLO_RUN_MS (by the cost model;
+A prompt that arrives while replies are live is prefilled in chunks: after each decode step up to
+`prefill_chunk` tokens of waiting prompts run, the shortest first, so the live replies pause for a chunk's
+worth at a time rather than whole prompts (chunked prefill, as vLLM and SGLang do it), several short
+prompts (a turn after a cached prefix is tens of tokens) share one pause rather than taking a step each,
+and none waits behind a long prompt's chunks (an NPC prefix not kept runs as the start of its reply's
+prompt: up to a couple of thousand tokens); a chunk waits while it would make a live reply miss its
+deadline. A step with no prompt waiting may run a chunk of an NPC prefix that a reply needed and could
+not keep (runtime/prefix_caches.py). With no live reply a prompt runs in pieces of at most SOLO_RUN_MS (by the cost model;
 fewer runs, as runs have a fixed cost), or a chunk at a time when a reply waits in the scheduler's queue
 (`someone_waits`): the worker looks at its queue between runs, so a reply that waits, or arrives
 meanwhile, is still answered by its deadline. A reply cancelled, or out of time (its prompt's rest and a
@@ -42,6 +44,7 @@ from runtime.session import KvCache
 
 if TYPE_CHECKING:
     from runtime.cost_model import CostModel
+    from runtime.prefix_caches import PrefixCaches
     from runtime.reply import Reply, Sink
     from runtime.session import StepOutput
 
@@ -49,11 +52,13 @@ if TYPE_CHECKING:
 class Model(Protocol):
     """What a batch asks of the engine that hands itself in (runtime/engine.py)."""
     cost: "CostModel"
+    prefixes: "PrefixCaches"
 
     def new_reply(self, req: ReplyRequest, cancel: threading.Event, sink: "Sink") -> "Reply": ...
     def run_model(self, ids: np.ndarray, cache: KvCache, prefill: bool = False, first_row: int = 0,
                   waited_ms: float = 0.0) -> "StepOutput": ...
     def new_pool(self, rows: int) -> KvCache: ...
+    def warm_next_prefix(self, max_tokens: int, asked_only: bool = False) -> int: ...
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ class _Row:
 class _Prefill:
     reply: "Reply"
     ids: list[int]  # prompt ids still to run
+    prefix_left: int = 0  # of them, the NPC's prefix (not kept): a run ends where it ends, so it can be kept
 
 
 class DecodeBatch:
@@ -108,7 +114,7 @@ class DecodeBatch:
         return min([self._rows_slack_ms()] + [p.reply.slack_ms() for p in self._prefills])
 
     def cold_tokens(self, req: ReplyRequest) -> int:
-        """Prompt tokens a reply to start would run whole as it starts: its NPC's prefix when not kept."""
+        """Prompt tokens a reply to start would run before its turn: its NPC's prefix when not kept."""
         return self.engine.cold_prefix_tokens(req.npc)
 
     def prefill_left(self) -> int:
@@ -124,13 +130,13 @@ class DecodeBatch:
             raise RuntimeError("the decode batch is full; check has_room() first")
         try:
             reply = self.engine.new_reply(req, cancel, sink)
-            ids = reply.begin()
+            ids = reply.begin(chunk=self.prefill_chunk if self._rows else None)
         except Exception as exc:  # noqa: BLE001 - unknown NPC, prompt too long: the sink answers it
             sink(exc)
             return
         if ids is None:
             return
-        pending = _Prefill(reply, list(ids))
+        pending = _Prefill(reply, list(ids), reply.prefix_to_run)
         idle = not self._rows and not self._prefills
         self._prefills.append(pending)  # its chunks run between decode steps
         if idle:
@@ -147,38 +153,55 @@ class DecodeBatch:
 
     def step(self, someone_waits: bool = False) -> None:
         """One run of the graph: one token for every live row; then each reply whose fed ids all ran
-        decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled:
-        a chunk of the oldest (with no reply live, a run of at most SOLO_RUN_MS unless one waits in the
-        queue), then whole prompts that fit in what is left, unless that pause would make a live reply late."""
+        decides what comes next. Then up to `prefill_chunk` tokens of the prompts still being prefilled,
+        the shortest first (a turn of tens of tokens does not wait behind a long cold prompt's chunks):
+        whole prompts that fit, or a chunk of the first (with no reply live, a run of at most SOLO_RUN_MS
+        unless one waits in the queue), unless that pause would make a live reply late. With no prompt
+        waiting, a chunk of an NPC prefix a reply asked for (_run_asked_prefix)."""
         self._decode_step()
+        self._drop_stopped()
         budget = self.prefill_chunk  # tokens the live rows pause for after this step
-        for pending in list(self._prefills):
-            rest_ms = self.engine.cost.prefill_ms(len(pending.ids))
-            # an answer planned at once has its final channel's header in the rest: it is not forced again
-            fits = pending.reply.clock.minimal_answer_fits(header_ran=pending.reply.header_with_prompt, before_ms=rest_ms)
-            if pending.reply.cancel.is_set() or not fits:
-                self._prefills.remove(pending)
-                try:
-                    pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
-                except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
-                    pending.reply.abandon(exc)
-                continue
+        for pending in sorted(self._prefills, key=lambda p: len(p.ids)):  # stable: the oldest of equals first
             if not self._rows:  # nobody is live: a run of it, which then joins if it was the last
                 self._prefill(pending, min(self._solo_run(someone_waits), len(pending.ids)))
-                if not self._rows:
-                    return
-                budget = 0  # a prompt joined: others wait for the next step, after a decode step
-                continue
+                return  # others wait for the next step: after a decode step, if it joined
             spent = self.prefill_chunk - budget
             if spent and len(pending.ids) > budget:
                 return  # after the first, only prompts that end within the chunk: a split one costs a run more
             chunk = min(budget, len(pending.ids))  # priced as what runs: a short prompt is cheap
             if deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), spent + chunk):
                 return
-            self._prefill(pending, chunk)
-            budget -= chunk
-            if not self.share_chunk:
+            budget -= self._prefill(pending, chunk)
+            if not self.share_chunk or budget <= 0:
                 return
+        self._run_asked_prefix()
+
+    def _drop_stopped(self) -> None:
+        """End the prompts being prefilled whose reply was cancelled, or whose rest and a minimal answer no
+        longer fit its deadline; an NPC prefix one of them was running is left to the engine to finish."""
+        chunk = self.prefill_chunk if self._rows else None
+        for pending in list(self._prefills):
+            rest_ms = deadlines.prefill_wall_ms(self.engine.cost, len(pending.ids), chunk)
+            # an answer planned at once has its final channel's header in the rest: it is not forced again
+            fits = pending.reply.clock.minimal_answer_fits(header_ran=pending.reply.header_with_prompt, before_ms=rest_ms)
+            if pending.reply.cancel.is_set() or not fits:
+                self._prefills.remove(pending)
+                if pending.prefix_left:
+                    pending.reply.prefix_stopped(pending.prefix_left)
+                try:
+                    pending.reply.stop_before_decode("cancelled" if pending.reply.cancel.is_set() else "deadline")
+                except Exception as exc:  # noqa: BLE001 - like finish() in _continue: only this reply is affected
+                    pending.reply.abandon(exc)
+
+    def _run_asked_prefix(self) -> None:
+        """A chunk of an NPC prefix that a reply needed and could not keep (it said its fallback line, or
+        stopped half way, for want of it), between decode steps when no prompt waits, unless that pause would
+        make a live reply late: on a server that is never idle the NPC would otherwise never get it."""
+        if self._prefills or not self._rows or not self.engine.prefixes.asked():
+            return
+        if deadlines.pause_would_be_late(self.engine.cost, self._rows_slack_ms(), self.prefill_chunk):
+            return
+        self.engine.warm_next_prefix(self.prefill_chunk, asked_only=True)  # its own failures are logged there
 
     def _solo_run(self, someone_waits: bool) -> int:
         """The most prompt tokens one run takes with no reply live: a chunk while a reply waits in the
@@ -189,9 +212,13 @@ class DecodeBatch:
         return deadlines.batch_slack_ms(((row.reply.slack_ms(), len(row.feed)) for row in self._rows),
                                         self.engine.cost.decode_ms_per_token)
 
-    def _prefill(self, pending: _Prefill, tokens: int) -> None:
+    def _prefill(self, pending: _Prefill, tokens: int) -> int:
         """Run the next `tokens` of a prompt on its reply's own cache; after the last, the reply decides
-        what comes next (and joins the batch)."""
+        what comes next (and joins the batch). A run stops where the NPC's prefix ends, if it has not run yet:
+        the reply's cache then holds exactly the prefix, which the engine keeps for the NPC's next replies.
+        Returns the tokens it ran."""
+        if pending.prefix_left:
+            tokens = min(tokens, pending.prefix_left)
         chunk, pending.ids = pending.ids[:tokens], pending.ids[tokens:]
         try:
             out = self.engine.run_model(np.array([chunk]), pending.reply.cache, prefill=True)
@@ -199,13 +226,18 @@ class DecodeBatch:
             if pending in self._prefills:
                 self._prefills.remove(pending)
             pending.reply.abandon(exc)
-            return
+            return len(chunk)
+        if pending.prefix_left:
+            pending.prefix_left -= len(chunk)
+            if not pending.prefix_left:
+                pending.reply.prefix_ran()
         if pending.ids:
             self.chunks_run += 1
-            return
+            return len(chunk)
         if pending in self._prefills:
             self._prefills.remove(pending)
         self._continue(_Row(pending.reply), out, 0)
+        return len(chunk)
 
     def _decode_step(self) -> None:
         if not self._rows:

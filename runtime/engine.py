@@ -21,7 +21,7 @@ import numpy as np
 from runtime import session_access
 from runtime.actions import NpcAction  # noqa: F401 - part of the engine's API
 from runtime.cancel_flag import CancelFlag
-from runtime.context_fit import ContextFit, npc_prefix
+from runtime.context_fit import ContextFit
 from runtime.conversations import WINDOW_SNAPSHOTS, Conversation, ConversationStore, WindowSnapshot
 from runtime.cost_model import CostModel
 from runtime.decode_batch import DecodeBatch
@@ -29,6 +29,7 @@ from runtime.errors import (BadRequest, EngineError, PromptTooLong, SessionEvict
                             UnknownNpc, UnknownSession)
 from runtime.harmony import Turn
 from runtime.npc import Npc
+from runtime.prefix_caches import PrefixCaches, PrefixKey
 from runtime.prompt import fit_tokens, user_content  # noqa: F401
 from runtime.reply import FinalDelta, Reply, ReplyResult, ReplyStats, Sink  # noqa: F401
 from runtime.requests import ReplyRequest
@@ -38,7 +39,6 @@ from runtime.tokenizer import HarmonyTokenizer
 
 log = logging.getLogger(__name__)
 
-MAX_PREFIX_CACHES = 64  # NPC prefixes whose KV is kept (one per NPC and persona version)
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,8 @@ class Engine:
         self.npcs: dict[str, Npc] = dict(npcs)
         self.cost = cost_model or CostModel.measure(self.session)
         self.store = ConversationStore(options.max_sessions, options.max_cache_bytes)
-        self._prefixes: dict[tuple[int, ...], KvCache] = {}
-        self._unwarmable: set[tuple[int, ...]] = set()  # prefixes whose run ahead failed
-        self._all_warm: Mapping[str, Npc] | None = None  # the NPCs whose prefixes all ran ahead (or failed)
-        self._warming: tuple[list[int], KvCache, int] | None = None  # a prefix run ahead in pieces: ids, KV, done
-        self._prefix_ids: dict[int, tuple[Npc, list[int]]] = {}  # id(npc) -> (npc, its prefix's ids)
+        # through the attribute, so that a run_model replaced on the engine (tests, tools) runs prefixes too
+        self.prefixes = PrefixCaches(self.session, self.tok, lambda *args, **kw: self.run_model(*args, **kw))
         self.fit = ContextFit(self.tok, self.session.max_context)
         self.lock = threading.Lock()  # held while the model runs
         self._solo_lock = threading.Lock()  # reply() runs one reply at a time
@@ -76,7 +73,9 @@ class Engine:
 
     def set_npcs(self, npcs: Mapping[str, Npc]) -> None:
         """Swap in new profiles without waiting for a reply in flight (it keeps the profile it started
-        with). Conversations keep their history; caches re-prefill only what the new persona changed."""
+        with). Conversations keep their history; caches re-prefill only what the new persona changed.
+        A prefix that could not be run ahead is tried again."""
+        self.prefixes.forget_failures()  # first: the worker may look for prefixes to run between the two
         self.npcs = dict(npcs)
 
     def npc(self, name: str) -> Npc:
@@ -110,6 +109,10 @@ class Engine:
                             raise event
                         yield event
                     if not len(batch):
+                        # with no server to run it when idle: an NPC prefix this reply asked for (it fell
+                        # back for want of it) runs now, after its result
+                        while self.warm_next_prefix(1 << 30, asked_only=True):
+                            pass
                         return
                     batch.step()
             finally:
@@ -136,11 +139,11 @@ class Engine:
 
     # ---- KV caches --------------------------------------------------------------------------------
 
-    def prepare_cache(self, conv: Conversation, prompt: list[int], prefix_len: int, reserve: int,
+    def prepare_cache(self, conv: Conversation, prompt: list[int], prefix: PrefixKey, reserve: int,
                       reuse: int) -> int:
         """Give `conv` a cache big enough for the prompt and `reserve` more rows, holding the longest
-        reusable start of `prompt`: `reuse` tokens of its own KV, or at least the NPC's prefix. Returns
-        how many prompt tokens it holds."""
+        reusable start of `prompt`: `reuse` tokens of its own KV, or at least the NPC's prefix when that is
+        kept. Returns how many prompt tokens it holds."""
         need = len(prompt) + reserve
         cache = conv.cache
         if cache is not None and reuse and not cache.can_truncate(0, reuse):  # reusable() chose a snapshot
@@ -150,9 +153,12 @@ class Engine:
             if cache is not None and reuse:
                 bigger.copy_rows_from(cache, reuse)
             cache = bigger
-        if reuse < prefix_len:
-            cache.copy_rows_from(self.prefix_cache(prompt[:prefix_len]), prefix_len)
-            reuse = prefix_len
+        kept = self.prefixes.kept(prefix) if reuse < len(prefix) else None
+        if kept is not None:
+            cache.copy_rows_from(kept, len(prefix))
+            reuse = len(prefix)
+        # else a cold prefix runs with the rest of the prompt, a chunk at a time between decode steps, and is
+        # kept when it has run (PrefixCaches.keep_from): run whole here, it paused every live reply for all of it
         cache.lengths[:] = reuse
         conv.cache = cache
         return reuse
@@ -181,30 +187,22 @@ class Engine:
         buffer.copy_window_from(cache)
         conv.window_snapshots = [WindowSnapshot(buffer, list(conv.tokens))] + keep[:WINDOW_SNAPSHOTS - 1]
 
+    def prefix_key(self, npc: Npc) -> PrefixKey:
+        return self.prefixes.key(npc)
+
+    def prefix_ids(self, npc: Npc) -> list[int]:
+        """The NPC's prefix, tokenized once per profile version."""
+        return list(self.prefixes.key(npc))
+
     def prefix_cache(self, ids: list[int]) -> KvCache:
-        key = tuple(ids)
-        cache = self._prefixes.pop(key, None)  # put back last: the least recently used goes first
-        if cache is not None:
-            self._prefixes[key] = cache
-        else:
-            cache = self.session.new_cache(length=len(ids))
-            self.run_model(np.array([ids]), cache, prefill=True)
-            self._keep_prefix(key, cache)
-        return cache
+        """A prefix's KV: the kept one, or run now, whole, and kept (tests and tools)."""
+        return self.prefixes.run_whole(ids)
 
-    def _keep_prefix(self, key: tuple[int, ...], cache: KvCache) -> None:
-        if len(self._prefixes) >= MAX_PREFIX_CACHES:
-            self._prefixes.pop(next(iter(self._prefixes)))  # the one used longest ago
-            self._all_warm = None  # the idle worker looks again
-        self._prefixes[key] = cache
-
-    def run_prefix_after_fallback(self, ids: list[int]) -> None:
-        """A reply whose NPC's prefix would not fit its deadline said its fallback line: run the prefix now,
-        after that line went out, so the NPC's next reply starts from it."""
-        try:
-            self.prefix_cache(ids)
-        except Exception:  # noqa: BLE001 - its next reply runs it, or says what fails
-            log.warning("an NPC prefix (%d tokens) could not be run after a fallback", len(ids), exc_info=True)
+    def cold_prefix_tokens(self, npc: Npc | str) -> int:
+        """The tokens of the NPC's prefix when its KV is not kept (its next reply runs them as part of its
+        prompt), else 0; 0 for an unknown NPC (its reply is refused before anything runs)."""
+        npc = self.npcs.get(npc) if isinstance(npc, str) else npc
+        return 0 if npc is None else self.prefixes.cold_tokens(npc)
 
     def warm_prefixes(self) -> int:
         """Run every NPC's fixed prefix not yet run, now, whole (tests and tools; a server runs them a piece
@@ -214,61 +212,10 @@ class Engine:
             tried += 1
         return tried
 
-    def warm_next_prefix(self, max_tokens: int) -> bool:
-        """Run up to `max_tokens` of the next NPC prefix not yet run (the server's idle work), so the first
-        line to an NPC, after the server starts or its profile changed, does not run the prefix whole in the
-        middle of serving: a step of a few hundred prompt tokens the worker cannot interrupt, with other
-        replies waiting. A prefix whose run fails is left to its NPC's first reply. True when it ran something."""
-        if self._warming is None:
-            ids = self._next_cold_prefix()
-            if ids is None:
-                return False
-            self._warming = (ids, self.session.new_cache(length=len(ids)), 0)
-        ids, cache, done = self._warming
-        n = min(max_tokens, len(ids) - done)
-        try:
-            self.run_model(np.array([ids[done:done + n]]), cache, prefill=True)
-        except Exception:  # noqa: BLE001 - only a head start: its first reply runs it, or says what fails
-            self._warming = None
-            self._unwarmable.add(tuple(ids))
-            log.warning("an NPC prefix (%d tokens) could not be run ahead", len(ids), exc_info=True)
-            return True
-        if done + n < len(ids):
-            self._warming = (ids, cache, done + n)
-            return True
-        self._warming = None
-        if tuple(ids) not in self._prefixes:  # a reply may have needed it meanwhile, and run it itself
-            self._keep_prefix(tuple(ids), cache)
-        return True
-
-    def cold_prefix_tokens(self, npc: Npc | str) -> int:
-        """The tokens of the NPC's prefix when its KV is not kept (its next reply runs it whole, before its
-        own prompt), else 0; 0 for an unknown NPC (its reply is refused before anything runs)."""
-        npc = self.npcs.get(npc) if isinstance(npc, str) else npc
-        if npc is None:
-            return 0
-        ids = self.prefix_ids(npc)
-        return 0 if tuple(ids) in self._prefixes else len(ids)
-
-    def prefix_ids(self, npc: Npc) -> list[int]:
-        """The NPC's prefix, tokenized once per profile version."""
-        kept = self._prefix_ids.get(id(npc))
-        if kept is None or kept[0] is not npc:
-            if len(self._prefix_ids) >= 4 * MAX_PREFIX_CACHES:
-                self._prefix_ids.clear()
-            kept = self._prefix_ids[id(npc)] = (npc, npc_prefix(self.tok, npc))
-        return kept[1]
-
-    def _next_cold_prefix(self) -> list[int] | None:
-        npcs = self.npcs  # set_npcs swaps in a new dict: this one is all warm or not
-        if self._all_warm is npcs:
-            return None
-        for npc in list(npcs.values())[:MAX_PREFIX_CACHES]:
-            ids = self.prefix_ids(npc)
-            if tuple(ids) not in self._prefixes and tuple(ids) not in self._unwarmable:
-                return ids
-        self._all_warm = npcs
-        return None
+    def warm_next_prefix(self, max_tokens: int, asked_only: bool = False) -> int:
+        """Run up to `max_tokens` of the next NPC prefix not kept (PrefixCaches.warm_next): the server's idle
+        work, and, `asked_only`, what a decode batch's chunks leave between steps. Returns the tokens run."""
+        return self.prefixes.warm_next(self.npcs, max_tokens, asked_only)
 
     def new_pool(self, rows: int) -> KvCache:
         """A decode batch's pool: `rows` rows of the full context."""
@@ -313,3 +260,4 @@ class Engine:
         self.store.drop(npc, session_id)
         self.store.put(Conversation(npc, session_id, history=list(history), owner=owner, holder=holder))
         return owner.token
+

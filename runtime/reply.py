@@ -128,6 +128,7 @@ class Reply:
         self.prompt: prompts.Prompt | None = None
         self.plan: deadlines.Plan | None = None
         self.reused = 0
+        self.prefix_to_run = 0  # the first ids of its prompt that are its NPC's prefix, not kept (begin)
         self.tokens: list[int] = []  # what this reply's KV holds: the prompt, then every token run
         self.generated: list[int] = []  # every id after the prompt, sampled or injected
         self._fed: list[int] = []  # ids handed to the driver, not yet confirmed run
@@ -172,10 +173,11 @@ class Reply:
 
     # ---- the contract ---------------------------------------------------------------------------
 
-    def begin(self, give_up: str | None = None) -> list[int] | None:
+    def begin(self, give_up: str | None = None, chunk: int | None = None) -> list[int] | None:
         """Check the session, build the prompt and plan the reply: the ids to prefill, or None when it
         ended at once with its fallback line (no time for a minimal answer, or `give_up`: why the
-        scheduler says so for a reply the queue held too long)."""
+        scheduler says so for a reply the queue held too long). `chunk`: replies are live, and its prompt
+        runs that many tokens at a time between their decode steps."""
         e, npc, sid = self.e, self.npc, self.req.session_id
         if sid:
             token = self.req.session_token if self.req.from_wire else session_access.TRUSTED
@@ -194,21 +196,22 @@ class Reply:
         reuse = common_prefix(conv.tokens, prompt.ids) if conv.cache is not None else 0
         reuse = min(reuse, len(prompt.ids) - 1)  # at least one token must run to produce logits
         reuse = e.reusable(conv, reuse)
-        # the NPC's prefix, when its KV is not kept, runs whole before the rest (Engine.prepare_cache)
+        # the NPC's prefix, when its KV is not kept, runs as the start of the prompt (Engine.prepare_cache)
         cold = e.cold_prefix_tokens(npc) if reuse < prompt.prefix_len else 0
         plan = self.plan = deadlines.Plan(0, True, give_up) if give_up else deadlines.plan(
             e.cost, self.clock.slack_ms(), len(prompt.ids) - max(reuse, prompt.prefix_len) + cold, self.force_len,
-            npc.expected_final_tokens, npc.max_reasoning_tokens)
+            npc.expected_final_tokens, npc.max_reasoning_tokens, chunk)
         if plan.fallback:
             log.info("request %s: fallback (%s)", protocol.loggable(self.req.request_id), plan.reason)
             self.reused = reuse
             self.finish_reason = "fallback"
             self._end_with_fallback()
             if cold and not give_up:  # said in time; now the prefix runs, or this NPC would fall back for ever
-                e.run_prefix_after_fallback(prompt.ids[:prompt.prefix_len])
+                e.prefixes.ask(e.prefix_key(npc))
             return None
         conv.busy = True  # until its report or abandon: the store leaves its KV alone
-        self.reused = e.prepare_cache(conv, prompt.ids, prompt.prefix_len, self.reserve, reuse)
+        self.reused = e.prepare_cache(conv, prompt.ids, e.prefix_key(npc), self.reserve, reuse)
+        self.prefix_to_run = max(prompt.prefix_len - self.reused, 0)  # its driver calls prefix_ran() after them
         self.tokens = list(prompt.ids[:self.reused])
         self._fed = list(prompt.ids[self.reused:])
         if plan.reasoning_tokens == 0:  # it answers at once: the final channel's header runs with the prompt
@@ -216,6 +219,23 @@ class Reply:
             self._fed += self._header
         self._prefill_started = time.perf_counter()
         return list(self._fed)
+
+    def prefix_ran(self) -> None:
+        """Its driver ran the first `prefix_to_run` ids handed out: the cache holds the NPC's prefix, and
+        nothing after it, so the engine keeps a copy for the NPC's next replies."""
+        try:
+            self.e.prefixes.keep_from(self.e.prefix_key(self.npc), self.cache)
+        except Exception:  # noqa: BLE001 - only a head start for the next reply, which runs it again
+            log.warning("an NPC prefix (%d tokens) could not be kept", self.prompt.prefix_len, exc_info=True)
+
+    def prefix_stopped(self, left: int) -> None:
+        """Its driver stopped it (cancelled, out of time) with `left` of the prefix's ids not run: the engine
+        runs the rest soon, between decode steps, from what its cache holds, so the NPC's next reply does not
+        start from nothing again (under steady load, an NPC fell back on every line)."""
+        try:
+            self.e.prefixes.ask(self.e.prefix_key(self.npc), self.cache, self.reused + self.prefix_to_run - left)
+        except Exception:  # noqa: BLE001 - only a head start for the next reply, which runs it again
+            log.warning("an NPC prefix (%d tokens) could not be kept", self.prompt.prefix_len, exc_info=True)
 
     @property
     def header_with_prompt(self) -> bool:

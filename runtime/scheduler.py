@@ -286,8 +286,6 @@ class Scheduler:
         now = time.perf_counter()
         chunk = self.batch.prefill_chunk
         pause = min(chunk, self.batch.prefill_left() + (chunk if starting is not None and starting.is_reply else 0))
-        if starting is not None and starting.is_reply:
-            pause += self.batch.cold_tokens(starting.request)  # its NPC's prefix, run whole as it starts
         ahead = {job.conversation for job in self._running()}
         out = []
         for job in list(self._queue):
@@ -296,7 +294,7 @@ class Scheduler:
                 req = job.request
                 remaining = req.deadline_ms - (now - req.received_at) * 1000
                 if deadlines.answer_from_queue_now(self.cost, remaining, len(req.text), pause,
-                                                   self.batch.cold_tokens(req)):
+                                                   self.batch.cold_tokens(req), chunk if len(self.batch) else None):
                     self._queue.remove(job)
                     job.started = True
                     out.append((job, conv[1] is not None and conv in ahead))

@@ -117,8 +117,8 @@ def test_a_reply_without_reasoning_runs_the_final_channels_header_with_its_promp
     header = harmony.force_final(engine.tok, in_message=False, at_message_start=True)
     assert not [r for r in engine.runs if r[0] == "ahead"]
     prompts = [r[2] for r in engine.runs if r[0] == "prefill"]
-    assert prompts == [got[r.request_id][1].stats.prompt_tokens - got[r.request_id][1].stats.reused_tokens
-                       + len(header) for r in reqs]
+    assert sorted(prompts) == sorted(got[r.request_id][1].stats.prompt_tokens - got[r.request_id][1].stats.reused_tokens
+                                     + len(header) for r in reqs)  # the shortest runs first
     hf = load_hf(tiny_checkpoint)
     for req in reqs:
         result = got[req.request_id][1]
@@ -205,7 +205,7 @@ def test_a_prompt_that_arrives_during_decoding_runs_a_chunk_between_steps(tiny_m
     """Chunked prefill: while replies are live, a new prompt runs at most `prefill_chunk` tokens between two
     decode steps, so the live rows keep decoding; with no live reply it runs in one go."""
     engine = Engine(tiny_model, npcs())
-    list(engine.reply(ReplyRequest(npc="tomas", text="Hello", sampling=GREEDY)))  # its NPC prefix is cached
+    engine.warm_prefixes()  # the NPCs' prefixes are kept: the prompts are their turns only
     runs: list[tuple[str, int, int]] = []  # (prefill or decode, rows, tokens)
     real = engine.run_model
 
@@ -514,3 +514,113 @@ def test_a_reply_the_scheduler_gives_up_on_says_its_fallback_line_without_the_mo
     events.clear()
     batch.fall_back(ReplyRequest(npc="nobody", text="Hi", request_id="x"), threading.Event(), events.append, "late")
     assert len(events) == 1 and isinstance(events[0], UnknownNpc)
+
+
+def test_an_npc_prefix_not_kept_runs_a_chunk_at_a_time_with_its_prompt_and_is_kept_where_it_ends(tiny_model,
+                                                                                                single):
+    # an outside probe: a line to an NPC whose prefix was not kept (past the 64 kept) ran that prefix whole as
+    # its reply started, holding every live reply for all of it (1,800 tokens: 153 ms late at 300 ms deadlines)
+    from runtime.context_fit import npc_prefix
+    engine = Engine(tiny_model, npcs())
+    engine.prefix_cache(engine.prefix_ids(engine.npcs["tomas"]))  # tomas's is kept, brenna's is not
+    prefix = npc_prefix(engine.tok, engine.npcs["brenna"])
+    assert engine.cold_prefix_tokens("brenna") == len(prefix) > 3 * 5
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0,
+                             logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=5)
+    live: list = []
+    batch.start(ReplyRequest(npc="tomas", text="Hi", request_id="live", sampling=endless), threading.Event(),
+                live.append)
+    batch.step()
+    runs = _prompt_runs(engine)
+    kept_after: list[int] = []  # the prompt tokens run when the prefix became kept
+    real_keep = engine.prefixes.keep_from
+    engine.prefixes.keep_from = lambda ids, cache: (kept_after.append(sum(runs)), real_keep(ids, cache))
+    req = next(r for r in requests(engine) if r.request_id == "r1")  # brenna, greedy
+    events: list = []
+    batch.start(req, threading.Event(), events.append)
+    batch.run_all()
+    assert runs and all(tokens <= 5 for tokens in runs)  # the prefix too, between the live reply's steps
+    assert kept_after == [len(prefix)] and engine.cold_prefix_tokens("brenna") == 0
+    assert ("".join(e.text for e in events if isinstance(e, FinalDelta)), events[-1].text) == \
+        (single[1]["r1"][0], single[1]["r1"][1].text)  # the reply it gives with its prefix kept beforehand
+    # the kept prefix (its sliding layers hold only their window of it) is the prefix's own KV
+    s = engine.session
+    rest = harmony.message(engine.tok, "user", "Player: hi there") + harmony.assistant_open(engine.tok)
+    cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
+    warm = s.new_cache(length=512)
+    warm.copy_rows_from(engine.prefixes.kept(tuple(prefix)), len(prefix))
+    assert np.abs(s.run(np.array([rest]), warm) - cold).max() <= 1e-5
+
+
+def _one_cold_npc(tiny_model, cost: CostModel | None = None, chunk: int = 5):
+    """An engine whose tomas has his prefix kept and brenna not, and a batch with an endless tomas reply live."""
+    engine = Engine(tiny_model, npcs(), cost_model=cost)
+    engine.prefix_cache(engine.prefix_ids(engine.npcs["tomas"]))
+    endless = SamplingParams(temperature=0.0, top_k=0, top_p=1.0,
+                             logit_bias={i: float("-inf") for i in engine.tok.special_ids})
+    batch = DecodeBatch(engine, max_batch=4, prefill_chunk=chunk)
+    batch.start(ReplyRequest(npc="tomas", text="Hi", request_id="live", sampling=endless), threading.Event(),
+                lambda event: None)
+    batch.step()
+    return engine, batch
+
+
+def test_a_reply_that_falls_back_for_want_of_its_npc_prefix_leaves_it_to_run_a_chunk_at_a_time(tiny_model):
+    # a review: that prefix then ran whole at once, pausing every live reply for all of it
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=1.0, frozen=True)
+    engine, batch = _one_cold_npc(tiny_model, cost)
+    prefix = engine.cold_prefix_tokens("brenna")
+    runs = _prompt_runs(engine)
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="b", sampling=GREEDY, deadline_ms=prefix * 0.8),
+                threading.Event(), events.append)
+    assert events[-1].stats.finish_reason == "fallback" and runs == []
+    for _ in range(prefix):  # the live reply decodes meanwhile; the prefix runs in what each step's chunk leaves
+        if not engine.cold_prefix_tokens("brenna"):
+            break
+        batch.step()
+    assert engine.cold_prefix_tokens("brenna") == 0
+    assert sum(runs) == prefix and all(n <= 5 for n in runs) and len(batch) == 1
+
+
+def test_a_reply_stopped_half_way_through_its_npc_prefix_leaves_the_rest_to_run_from_there(tiny_model):
+    # a review: the part of the prefix that had run was thrown away, and under steady load (never idle) an
+    # NPC whose replies run out of time half way through its prefix would fall back on every line
+    from runtime.context_fit import npc_prefix
+    engine, batch = _one_cold_npc(tiny_model)
+    prefix = npc_prefix(engine.tok, engine.npcs["brenna"])
+    runs = _prompt_runs(engine)
+    cancel, events = threading.Event(), []
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="b", sampling=GREEDY), cancel, events.append)
+    batch.step()
+    batch.step()
+    assert runs == [5, 5]
+    cancel.set()
+    for _ in range(len(prefix)):
+        if not engine.cold_prefix_tokens("brenna"):
+            break
+        batch.step()
+    assert events[-1].stats.finish_reason == "cancelled" and engine.cold_prefix_tokens("brenna") == 0
+    assert sum(runs) == len(prefix)  # the rest, from where the reply stopped
+    s = engine.session
+    rest = harmony.message(engine.tok, "user", "Player: hi there") + harmony.assistant_open(engine.tok)
+    cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
+    warm = s.new_cache(length=512)
+    warm.copy_rows_from(engine.prefixes.kept(tuple(prefix)), len(prefix))
+    assert np.abs(s.run(np.array([rest]), warm) - cold).max() <= 1e-5
+
+
+def test_a_short_prompt_does_not_wait_behind_a_long_prompts_chunks(tiny_model):
+    # a review: the oldest prompt took every chunk, so a turn of tens of tokens to an NPC whose prefix is kept
+    # waited behind a cold NPC's prefix of up to a couple of thousand (917 ms against 134 ms)
+    engine, batch = _one_cold_npc(tiny_model, chunk=32)
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="long", sampling=GREEDY), threading.Event(),
+                lambda event: None)
+    batch.start(ReplyRequest(npc="tomas", text="Hi", request_id="short", sampling=GREEDY), threading.Event(),
+                lambda event: None)
+    waiting = lambda: sorted(p.reply.req.request_id for p in batch._prefills)  # noqa: E731
+    assert waiting() == ["long", "short"] and len(batch._prefills[1].ids) <= 32 < len(batch._prefills[0].ids)
+    batch.step()
+    assert waiting() == ["long"]  # the short one ran whole and joined; the long one's chunks come next
+    batch.run_all()

@@ -212,9 +212,11 @@ def test_a_prefix_that_cannot_be_run_ahead_is_logged_and_the_others_still_are(ti
             raise RuntimeError("out of device memory")
         return real(*args, **kw)
     eng.run_model = first_fails
-    assert eng.warm_prefixes() == 2 and len(eng._prefixes) == 1
+    assert eng.warm_prefixes() == 2 and len(eng.prefixes) == 1
     assert eng.warm_prefixes() == 0  # the one that failed is left to its first reply, not tried again
     assert "could not be run ahead" in caplog.text
+    eng.set_npcs(eng.npcs)  # a profile reload tries it again
+    assert eng.warm_prefixes() == 1 and len(eng.prefixes) == 2
 
 
 def test_a_prefix_run_ahead_in_pieces_gives_the_logits_of_one_run(engine):
@@ -233,20 +235,20 @@ def test_a_prefix_run_ahead_in_pieces_gives_the_logits_of_one_run(engine):
     rest = harmony.message(eng.tok, "user", "Player: hi there") + harmony.assistant_open(eng.tok)
     cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
     warm_cache = s.new_cache(length=512)
-    warm_cache.copy_rows_from(eng._prefixes[tuple(prefix)], len(prefix))
+    warm_cache.copy_rows_from(eng.prefixes.kept(tuple(prefix)), len(prefix))
     assert np.abs(s.run(np.array([rest]), warm_cache) - cold).max() <= 1e-5
 
 
 def test_the_prefix_used_longest_ago_is_the_one_forgotten(tiny_model, monkeypatch):
-    from runtime import engine as engine_module
-    monkeypatch.setattr(engine_module, "MAX_PREFIX_CACHES", 2)
+    from runtime import prefix_caches
+    monkeypatch.setattr(prefix_caches, "MAX_PREFIX_CACHES", 2)
     eng = Engine(tiny_model, {name: npc(id=name, persona=f"{name}, of Ashford.") for name in ("a", "b", "c")})
     prefixes = {name: npc_prefix(eng.tok, eng.npcs[name]) for name in ("a", "b", "c")}
     eng.prefix_cache(prefixes["a"])
     eng.prefix_cache(prefixes["b"])
     eng.prefix_cache(prefixes["a"])  # used again: now b is the one used longest ago
     eng.prefix_cache(prefixes["c"])
-    assert set(eng._prefixes) == {tuple(prefixes["a"]), tuple(prefixes["c"])}
+    assert [name for name in "abc" if tuple(prefixes[name]) in eng.prefixes] == ["a", "c"]
 
 
 def test_reasoning_is_cut_when_the_budget_runs_out_and_the_npc_still_answers(tiny_model):

@@ -191,23 +191,30 @@ def test_no_reply_joins_while_its_prompt_would_make_a_live_reply_late():
     assert batch.started == ["live", "waiting"]  # it joined once the live reply was done
 
 
-def test_a_reply_whose_npc_prefix_must_run_whole_waits_until_the_live_replies_can_afford_that_pause():
+def test_a_reply_whose_npc_prefix_is_not_kept_joins_as_soon_as_a_chunk_of_its_prompt_fits():
     # an outside probe: one-off lines to 80 NPCs of 1,800-token prefixes (more than the 64 kept) made a
-    # victim's live 300 ms replies miss their deadlines by up to 153 ms: each cold prefix ran whole mid-serving
+    # victim's live 300 ms replies miss their deadlines by up to 153 ms: each cold prefix ran whole mid-serving.
+    # Held back until the live replies could spare the whole prefix, such a reply then blocked every client's
+    # replies behind it; now the prefix is the start of its prompt, run a chunk at a time
     batch = FakeBatch(max_batch=4, steps=3)
+    batch.prefill_chunk = 128
     batch.cold_tokens = lambda req: 1800 if req.npc == "cold" else 0
     s = Scheduler(batch, CostModel(prefill_ms_per_token=0.1, decode_ms_per_token=1.0, frozen=True), lambda req: {})
     c = Client(s, b"game")
     c.reply("live")
     s.step()
-    batch.slack_ms = 150.0  # a 180 ms prefix would make it late; a turn of about 65 tokens (7 ms) would not
+    batch.slack_ms = 150.0  # a 180 ms prefix would make it late; a 128-token chunk (13 ms) would not
     s.submit(Job(b"other", ReplyRequest(npc="cold", text="hi", request_id="to-cold", sampling=GREEDY,
                                        deadline_ms=60_000, received_at=time.perf_counter()), sink=lambda e: None))
     s.step()
+    assert batch.started == ["live", "to-cold"]
+    batch.slack_ms = 10.0  # but not when not even a chunk can be spared
+    s.submit(Job(b"third", ReplyRequest(npc="cold", text="hi", request_id="waits", sampling=GREEDY,
+                                       deadline_ms=60_000, received_at=time.perf_counter()), sink=lambda e: None))
     s.step()
-    assert batch.started == ["live"]  # decode steps: its prefix would make the live reply late
+    assert batch.started == ["live", "to-cold"]
     run_until_idle(s)
-    assert batch.started == ["live", "to-cold"]  # it joined once the live reply was done
+    assert batch.started == ["live", "to-cold", "waits"]
 
 
 def test_a_reply_whose_npc_prefix_is_kept_joins_beside_a_live_reply_with_the_same_slack():

@@ -120,6 +120,7 @@ def test_a_restored_snapshot_survives_the_cache_growing_for_the_next_prompt(tiny
     needs a bigger cache than the conversation has: the restored window moves to the bigger one."""
     from runtime.conversations import Conversation, common_prefix
     from runtime.engine import Engine, EngineOptions
+    from runtime.prefix_caches import PrefixKey
 
     eng = Engine(tiny_model, {}, EngineOptions(min_cache_length=16))
     s = eng.session
@@ -132,7 +133,7 @@ def test_a_restored_snapshot_survives_the_cache_growing_for_the_next_prompt(tiny
     prompt = ids[:12] + ids[20:34]  # the next prompt leaves the cache where the last one ended
     reuse = eng.reusable(conv, common_prefix(conv.tokens, prompt))
     assert reuse == 12 and not conv.cache.can_truncate(0, reuse)
-    assert eng.prepare_cache(conv, prompt, 0, 8, reuse) == 12
+    assert eng.prepare_cache(conv, prompt, PrefixKey(()), 8, reuse) == 12  # no NPC prefix
     assert conv.cache.length == 64 and conv.cache.lengths[0] == 12  # grown: 26 + 8 rows do not fit 16
     got = s.run(np.array([prompt[12:]]), conv.cache)
     cold = s.new_cache(length=64)

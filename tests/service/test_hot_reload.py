@@ -76,7 +76,7 @@ def test_after_a_profile_changes_its_new_prefix_runs_while_the_server_is_idle(ma
         assert c.reload_profiles()["errors"] == []
     engine = server.engine
     new = tuple(npc_prefix(engine.tok, engine.npcs["brenna"]))
-    assert wait_for(lambda: new in engine._prefixes)
+    assert wait_for(lambda: new in engine.prefixes)
 
 
 def test_the_server_keeps_answering_while_it_reads_many_changed_profiles(make_server):
@@ -152,3 +152,22 @@ def test_a_reload_under_way_when_the_server_stops_is_answered_shutting_down(make
         server.stop()
         answer = msgpack.unpackb(c.socket.recv(), raw=False)
     assert answer["id"] == rid and answer["type"] == "error" and answer["code"] == "shutting_down"
+
+
+def test_a_reload_slower_than_the_clients_timeout_is_waited_for_not_sent_again(make_server):
+    # the reference client took reload_profiles for a request answered at once: silent past its timeout (a
+    # thousand changed files take seconds), it was sent again on a new connection, and then given up on
+    server = make_server()
+    watcher, reads = server.server.profiles, []
+    real = watcher.reload
+
+    def slow_read():
+        reads.append(time.monotonic())
+        time.sleep(1.5)
+        return real()
+    watcher.reload = slow_read
+    with server.client(timeout_s=0.3, retries=1) as c:
+        report = c.reload_profiles()
+        assert report["errors"] == [] and "brenna" in report["npcs"]
+        assert len(reads) == 1  # read once: the request was not sent again
+        assert c.health()["status"] == "ok"
