@@ -114,9 +114,17 @@ def _spoken_line(x) -> bool:
         any(unicodedata.category(c)[0] in "LNPS" for c in x)
 
 
+def _display_name(v: str) -> bool:
+    """A name games show as it is (list_npcs): one line, no control or invisible format characters (a NUL cut
+    it short in C), and something to see."""
+    return 0 < len(v) <= 80 and not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for c in v) \
+        and any(unicodedata.category(c)[0] in "LNPS" for c in v)
+
+
 TOP = {
     "id": (str, False, lambda v: bool(ID_PATTERN.match(v)), "lowercase letters, digits, '-' and '_' (max 64)"),
-    "name": (str, True, lambda v: 0 < len(v) <= 80, "1 to 80 characters"),
+    "name": (str, True, _display_name, "1 to 80 characters on one line, with a letter, digit, punctuation mark or "
+                                       "symbol and no control or invisible format characters"),
     "persona": (str, True, lambda v: 0 < len(v) <= 4000, "1 to 4000 characters"),
     "knowledge": (list, False, lambda v: len(v) <= 64 and all(isinstance(x, str) and 0 < len(x) <= 500 for x in v),
                   "a list of up to 64 strings of 1 to 500 characters"),

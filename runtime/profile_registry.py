@@ -122,6 +122,8 @@ class ProfileRegistry:
                 self._problems[path] = [ProfileProblem(str(path), line, "id", f"NPC id {npc.id!r} is already "
                                                        f"used by {owner}; ids must be unique")]
                 self._wants_id[path] = npc.id
+                if path in self._id_of:  # a broken edit like any other: its last good version serves
+                    result.kept.append(self._id_of[path])
                 continue
             old = self._id_of.get(path)
             if old and old != npc.id:

@@ -198,3 +198,31 @@ def test_a_folder_that_vanishes_as_it_is_listed_does_not_read_as_every_profile_d
     registry._stamps = gone_while_listing
     result = registry.reload()
     assert result.removed == [] and "ada" in registry.npcs
+
+
+def test_an_edit_that_takes_another_npcs_id_is_reported_kept_like_any_broken_edit(tmp_path):
+    # an outside probe: the NPC kept serving its last good version, but reload_profiles' `kept` left it out
+    import time
+
+    from runtime.profile_registry import ProfileRegistry
+
+    write(tmp_path, GOOD + 'id = "ada"\n', "a.toml")
+    write(tmp_path, GOOD + 'id = "bea"\n', "b.toml")
+    registry = ProfileRegistry(tmp_path)
+    assert sorted(registry.reload().loaded) == ["ada", "bea"]
+    time.sleep(0.01)
+    write(tmp_path, GOOD + 'id = "ada"  # taken from a.toml\n', "b.toml")
+    result = registry.reload()
+    assert result.kept == ["bea"] and "bea" in registry.npcs and result.removed == []
+
+
+@pytest.mark.parametrize("name", ["Bren\\u0000na", "Bren\\nna", "\\u200b", "   ", "Bren\\u202ena"])
+def test_a_name_games_could_not_show_as_it_is_is_refused_naming_its_line(tmp_path, name):
+    # an outside probe: a NUL in a name was accepted (list_npcs hands it to games; C strings end there)
+    (found,) = problems(write(tmp_path, GOOD.replace('name = "Ada"', f'name = "{name}"')))
+    assert found.key == "name" and found.line == 1 and "control" in found.message
+
+
+def test_a_name_with_accents_spaces_and_punctuation_loads(tmp_path):
+    npc = parse_profile(write(tmp_path, GOOD.replace('name = "Ada"', "name = \"Éowyn O'Neil-Brand, the 2nd\"")))
+    assert npc.name == "Éowyn O'Neil-Brand, the 2nd"
