@@ -126,12 +126,12 @@ def test_no_free_form_line_occurs_in_the_training_data():
         {norm(t.say) for ex in examples for t in ex.history}
     from tools.demo import (freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e, freeform_blind_f,
                             freeform_blind_g, freeform_blind_h, freeform_blind_i, freeform_blind_j,
-                            freeform_blind_k, freeform_blind_l, freeform_blind_m)
+                            freeform_blind_k, freeform_blind_l, freeform_blind_m, freeform_blind_n)
 
     each = (freeform.LINES, freeform_blind.LINES, freeform_blind_c.LINES, freeform_blind_d.LINES,
             freeform_blind_e.LINES, freeform_blind_f.LINES, freeform_blind_g.LINES, freeform_blind_h.LINES,
             freeform_blind_i.LINES, freeform_blind_j.LINES, freeform_blind_k.LINES, freeform_blind_l.LINES,
-            freeform_blind_m.LINES)
+            freeform_blind_m.LINES, freeform_blind_n.LINES)
     sets = [line for lines in each for line in lines]
     # the generator keeps out exactly these, and lines withdrawn from scoring (a shipped run's data held them)
     assert sets + freeform_blind_g.WITHDRAWN == list(dataset.YARDSTICKS)

@@ -23,7 +23,7 @@ from runtime.profiles import parse_profile
 from tools.demo import near_miss
 from tools.demo import (freeform, freeform_blind, freeform_blind_c, freeform_blind_d, freeform_blind_e,
                         freeform_blind_f, freeform_blind_g, freeform_blind_h, freeform_blind_i, freeform_blind_j,
-                        freeform_blind_k, freeform_blind_l, freeform_blind_m, lexicon, phrasing, player_bank,
+                        freeform_blind_k, freeform_blind_l, freeform_blind_m, freeform_blind_n, lexicon, phrasing, player_bank,
                         player_talk)
 from tools.demo.facts import HELD_OUT_SETS, QUESTIONS, SHIPPED, TRADES, DemoNpc, Fact, random_npc
 
@@ -161,7 +161,7 @@ def normal(text: str) -> str:
 YARDSTICKS = (freeform.LINES + freeform_blind.LINES + freeform_blind_c.LINES + freeform_blind_d.LINES
               + freeform_blind_e.LINES + freeform_blind_f.LINES + freeform_blind_g.LINES + freeform_blind_h.LINES
               + freeform_blind_i.LINES + freeform_blind_j.LINES + freeform_blind_k.LINES + freeform_blind_l.LINES
-              + freeform_blind_m.LINES
+              + freeform_blind_m.LINES + freeform_blind_n.LINES
               + freeform_blind_g.WITHDRAWN)
 FREE_FORM = {normal(text) for line in YARDSTICKS
              for text in (line.say, line.before) if text}
