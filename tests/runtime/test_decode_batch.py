@@ -1,6 +1,7 @@
 """Continuous batching: replies decoded together in one graph run equal the same replies run alone."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -623,4 +624,25 @@ def test_a_short_prompt_does_not_wait_behind_a_long_prompts_chunks(tiny_model):
     assert waiting() == ["long", "short"] and len(batch._prefills[1].ids) <= 32 < len(batch._prefills[0].ids)
     batch.step()
     assert waiting() == ["long"]  # the short one ran whole and joined; the long one's chunks come next
+    batch.run_all()
+
+
+def test_a_prompt_joining_live_replies_plans_with_the_decode_steps_between_its_chunks(tiny_model):
+    # a review: a long prompt run a chunk after each live decode step was planned as if it ran at once, so the
+    # reply reasoned as if that time were free and then fell back, out of time, half way through its prompt
+    cost = CostModel(prefill_ms_per_token=1.0, decode_ms_per_token=2.0, frozen=True)
+    engine, batch = _one_cold_npc(tiny_model, cost)
+    engine.npcs["brenna"] = dataclasses.replace(engine.npcs["brenna"], max_reasoning_tokens=2000)
+    prompt = engine.cold_prefix_tokens("brenna")  # and the turn: the whole prompt runs
+    events: list = []
+    batch.start(ReplyRequest(npc="brenna", text="Hi", request_id="b", sampling=GREEDY, deadline_ms=3000),
+                threading.Event(), events.append)
+    plan = batch._prefills[0].reply.plan.reasoning_tokens
+    alone = Engine(tiny_model, {"brenna": engine.npcs["brenna"]}, cost_model=cost)
+    solo = [e for e in alone.reply(ReplyRequest(npc="brenna", text="Hi", sampling=GREEDY, deadline_ms=3000))][-1]
+    chunks = -(-len(batch._prefills[0].ids) // 5)
+    assert len(batch._prefills[0].ids) > prompt > 20
+    # a decode step (2 ms: one reasoning token's worth) between every two chunks: that many fewer reasoning
+    # tokens, give or take the few ms each reply spent before it planned
+    assert chunks - 1 - 5 <= solo.stats.reasoning_budget - plan <= chunks - 1 + 2
     batch.run_all()
