@@ -16,6 +16,7 @@ from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, Unknow
 from runtime.npc import Npc
 from runtime.sampler import GREEDY, SamplingParams
 from tests.helpers.checkpoints import load_hf
+from tests.helpers.prefix_kv import kept_prefix_error
 
 BUDGETS = dict(deadline_ms=1e9, max_reasoning_tokens=60, max_final_tokens=40)
 QUESTIONS = ["How much for a sword?", "Hi", "Tell me everything you know about the wolves on the north road, please.",
@@ -546,12 +547,7 @@ def test_an_npc_prefix_not_kept_runs_a_chunk_at_a_time_with_its_prompt_and_is_ke
     assert ("".join(e.text for e in events if isinstance(e, FinalDelta)), events[-1].text) == \
         (single[1]["r1"][0], single[1]["r1"][1].text)  # the reply it gives with its prefix kept beforehand
     # the kept prefix (its sliding layers hold only their window of it) is the prefix's own KV
-    s = engine.session
-    rest = harmony.message(engine.tok, "user", "Player: hi there") + harmony.assistant_open(engine.tok)
-    cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
-    warm = s.new_cache(length=512)
-    warm.copy_rows_from(engine.prefixes.kept(tuple(prefix)), len(prefix))
-    assert np.abs(s.run(np.array([rest]), warm) - cold).max() <= 1e-5
+    assert kept_prefix_error(engine, prefix) <= 1e-5
 
 
 def _one_cold_npc(tiny_model, cost: CostModel | None = None, chunk: int = 5):
@@ -604,12 +600,7 @@ def test_a_reply_stopped_half_way_through_its_npc_prefix_leaves_the_rest_to_run_
         batch.step()
     assert events[-1].stats.finish_reason == "cancelled" and engine.cold_prefix_tokens("brenna") == 0
     assert sum(runs) == len(prefix)  # the rest, from where the reply stopped
-    s = engine.session
-    rest = harmony.message(engine.tok, "user", "Player: hi there") + harmony.assistant_open(engine.tok)
-    cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
-    warm = s.new_cache(length=512)
-    warm.copy_rows_from(engine.prefixes.kept(tuple(prefix)), len(prefix))
-    assert np.abs(s.run(np.array([rest]), warm) - cold).max() <= 1e-5
+    assert kept_prefix_error(engine, prefix) <= 1e-5
 
 
 def test_a_short_prompt_does_not_wait_behind_a_long_prompts_chunks(tiny_model):

@@ -16,6 +16,7 @@ from runtime.engine import Engine, FinalDelta, ReplyRequest, ReplyResult, Unknow
 from runtime.npc import Npc
 from runtime.sampler import GREEDY, SamplingParams
 from tests.helpers.checkpoints import load_hf
+from tests.helpers.prefix_kv import kept_prefix_error
 from runtime.protocol import REPLY_WHITESPACE
 
 UNBOUNDED = dict(deadline_ms=1e9, max_reasoning_tokens=200, max_final_tokens=200)
@@ -221,7 +222,6 @@ def test_a_prefix_that_cannot_be_run_ahead_is_logged_and_the_others_still_are(ti
 
 def test_a_prefix_run_ahead_in_pieces_gives_the_logits_of_one_run(engine):
     """The idle server runs a prefix a piece at a time, so a request arriving meanwhile waits for one piece."""
-    from runtime import harmony
     eng = Engine(engine.session.folder, {"brenna": engine.npcs["brenna"]})
     runs: list[int] = []
     real = eng.run_model
@@ -231,12 +231,7 @@ def test_a_prefix_run_ahead_in_pieces_gives_the_logits_of_one_run(engine):
         pass
     prefix = npc_prefix(eng.tok, eng.npcs["brenna"])
     assert len(runs) > 2 and all(n <= 50 for n in runs) and sum(runs) == len(prefix)
-    s = eng.session
-    rest = harmony.message(eng.tok, "user", "Player: hi there") + harmony.assistant_open(eng.tok)
-    cold = s.run(np.array([prefix + rest]), s.new_cache(length=512))
-    warm_cache = s.new_cache(length=512)
-    warm_cache.copy_rows_from(eng.prefixes.kept(tuple(prefix)), len(prefix))
-    assert np.abs(s.run(np.array([rest]), warm_cache) - cold).max() <= 1e-5
+    assert kept_prefix_error(eng, prefix) <= 1e-5
 
 
 def test_the_prefix_used_longest_ago_is_the_one_forgotten(tiny_model, monkeypatch):
