@@ -22,6 +22,7 @@ import msgpack
 import zmq
 
 from runtime import protocol as p
+from runtime.client_link import ClientLink
 
 
 SESSION_REQUESTS = ("reply", "reset_session", "export_session", "import_session")
@@ -76,8 +77,7 @@ class ParleyClient:
         self._connect()
 
     def _connect(self) -> None:
-        if self.socket is not None:
-            self.socket.close(linger=0)
+        self.close()
         # what was sent on the old connection can no longer be answered or cancelled (what already arrived, in
         # the inbox, still counts)
         self._open.clear()
@@ -85,10 +85,9 @@ class ParleyClient:
         self._generation += 1
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        # a request goes only to a connection made, never queued for one to come (a server restarting would
-        # get it late, beside the client's own resend): send blocks while there is none (a refused handshake,
-        # a server restarting), never longer than the client's timeout
-        sock.setsockopt(zmq.IMMEDIATE, 1)
+        # a request goes only to a connection made (client_link.py): send waits while there is none (a refused
+        # handshake, a server restarting), never longer than the client's timeout
+        self._link = ClientLink(sock)
         if self.endpoint.startswith("tcp://["):  # an IPv6 address: libzmq connects to one only when asked
             sock.setsockopt(zmq.IPV6, 1)
         sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
@@ -102,6 +101,7 @@ class ParleyClient:
 
     def close(self) -> None:
         if self.socket is not None:
+            self._link.close()
             self.socket.close(linger=0)
             self.socket = None
 
@@ -131,11 +131,14 @@ class ParleyClient:
         if (kind in SESSION_REQUESTS and isinstance(fields.get("session"), str) and fields["session"]
                 and isinstance(fields.get("npc"), str) and "session_token" not in fields):
             fields["session_token"] = self.session_token(fields["npc"], fields["session"])
+        unavailable = ServerUnavailable(f"no connection to {self.endpoint} took the request within "
+                                        f"{self.timeout_s:g} s")
+        if not self._link.up_within(self.timeout_s):
+            raise unavailable
         try:
             self.socket.send(p.pack({"id": rid, "type": kind, **{k: v for k, v in fields.items() if v is not None}}))
         except zmq.Again as exc:
-            raise ServerUnavailable(f"no connection to {self.endpoint} took the request within "
-                                    f"{self.timeout_s:g} s") from exc
+            raise unavailable from exc
         return rid
 
     def _try_send(self, kind: str, rid: str, **fields: Any) -> bool:
@@ -279,7 +282,9 @@ class ParleyClient:
             return
         self._abandoned.add(rid)
         cid = self.new_id()
-        try:  # never waits: a connection that cannot take it now has nothing to cancel
+        if not self._link.up_within(0):  # never waits: a connection that is down has nothing to cancel
+            return
+        try:
             self.socket.send(p.pack({"id": cid, "type": "cancel", "target": rid}), zmq.NOBLOCK)
         except zmq.ZMQError:
             return
