@@ -307,3 +307,38 @@ def test_version_14_ends_in_follow_ups_more_often_and_more_of_them_ask_what_the_
     follow_13, unknown_13 = shares(13)
     follow_14, unknown_14 = shares(14)
     assert follow_14 > follow_13 + 0.05 and unknown_14 > unknown_13 + 0.04
+
+
+def test_version_16_follows_up_after_lines_that_only_tell_and_asks_to_hear_answers_again():
+    """Development set O: the shipped checkpoint deflected, or named the wrong fact, after a line that only told
+    something ("My cart goes up the north road at dusk." / "is that a bad idea?") and to "say again?"."""
+    from tools.demo import freeform_dev_o, told_first
+
+    told = {dataset.normal(s): {dataset.normal(q): label for q, label in questions}
+            for rows in told_first.TOLD.values() for s, questions in rows}
+    from tools.demo import player_talk
+    earlier = {dataset.normal(f) for lines in player_talk.FOLLOW_SAME.values() for f in lines}
+    again = {dataset.normal(a) for a in told_first.AGAIN} - earlier  # "say that again?" is an older rumour follow-up
+
+    def follow_ups(version: int) -> tuple[list, list]:
+        examples = dataset.make_examples(3000, seed=16, version=version)
+        after_told = [ex for ex in examples if ex.history and dataset.normal(ex.history[-1].say) in told
+                      and dataset.normal(ex.say) in told[dataset.normal(ex.history[-1].say)]]
+        asked_again = [ex for ex in examples if ex.history and dataset.normal(ex.say) in again]
+        return after_told, asked_again
+
+    told_15, again_15 = follow_ups(15)
+    told_16, again_16 = follow_ups(16)
+    assert not told_15 and len(told_16) > 40
+    assert len(again_16) > 3 * len(again_15) + 20
+    npcs = {d.id: d for d, _ in dataset.shipped_npcs().values()}
+    for ex in told_16:  # the fact the question asks for, whatever the NPC said to the telling
+        label = told[dataset.normal(ex.history[-1].say)][dataset.normal(ex.say)]
+        key = next(f.key for f in npcs[ex.npc.id].facts if f.label == label)
+        assert key.lower() in ex.reply.final.lower(), (ex.history[-1].say, ex.say, ex.reply.final)
+    for ex in again_16:  # the answer just given, again
+        assert ex.key is not None and ex.key.lower() in ex.history[-1].reply.lower(), (ex.history[-1], ex.say)
+        assert ex.key.lower() in ex.reply.final.lower()
+    dev_o = {dataset.normal(t) for line in freeform_dev_o.LINES for t in (line.say, line.before) if t}
+    examples = dataset.make_examples(3000, seed=16, version=16)
+    assert not {dataset.normal(t) for ex in examples for t in (ex.say, *(h.say for h in ex.history))} & dev_o
