@@ -85,6 +85,8 @@ class ParleyClient:
         self._generation += 1
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # a server that is down or refuses the handshake is tried again ever more slowly, up to once a second
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         # a request goes only to a connection made (client_link.py): send waits while there is none (a refused
         # handshake, a server restarting), never longer than the client's timeout
         self._link = ClientLink(sock)
@@ -160,6 +162,7 @@ class ParleyClient:
             return frame
         deadline = time.perf_counter() + (self.timeout_s if timeout_s is None else timeout_s)
         while True:
+            self._link.read_events()
             left = deadline - time.perf_counter()
             # slices of 200 ms: on Windows Ctrl-C does not interrupt libzmq's poll, only Python between calls
             if left <= 0 or not self.socket.poll(min(int(left * 1000) + 1, 200), zmq.POLLIN):
