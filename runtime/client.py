@@ -74,6 +74,7 @@ class ParleyClient:
         self._abandoned: set[str] = set()  # of those, ones nobody reads any more: their frames are dropped
         self._generation = 0  # counts connections: a request sent on an earlier one can no longer be answered
         self._tokens: dict[tuple[str, str], str] = {}  # (npc, session) -> the session's token
+        self._parked = False  # no connection took a request: the socket is gone until the next request
         self._connect()
 
     def _connect(self) -> None:
@@ -85,7 +86,8 @@ class ParleyClient:
         self._generation += 1
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        # a server that is down or refuses the handshake is tried again ever more slowly, up to once a second
+        # a server that is down is tried again ever more slowly, up to once a second (a refused handshake is
+        # tried again every 100 ms whatever this says: see _park)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         # a request goes only to a connection made (client_link.py): send waits while there is none (a refused
         # handshake, a server restarting), never longer than the client's timeout
@@ -106,6 +108,14 @@ class ParleyClient:
             self._link.close()
             self.socket.close(linger=0)
             self.socket = None
+        self._parked = False
+
+    def _park(self) -> None:
+        """No connection took a request: the socket goes until the next request. A server that refuses our
+        handshake (a wrong key) is otherwise tried ten times a second for as long as the client sits idle, each
+        try an event queued on the connection's monitor (client_link.py), unread until the next call."""
+        self.close()
+        self._parked = True
 
     def __enter__(self) -> "ParleyClient":
         return self
@@ -135,6 +145,8 @@ class ParleyClient:
             fields["session_token"] = self.session_token(fields["npc"], fields["session"])
         unavailable = ServerUnavailable(f"no connection to {self.endpoint} took the request within "
                                         f"{self.timeout_s:g} s")
+        if self.socket is None and self._parked:
+            self._connect()
         if not self._link.up_within(self.timeout_s):
             raise unavailable
         try:
@@ -161,6 +173,9 @@ class ParleyClient:
                 self._open.discard(request_id)
             return frame
         deadline = time.perf_counter() + (self.timeout_s if timeout_s is None else timeout_s)
+        if self.socket is None:  # parked, or closed: nothing can arrive
+            time.sleep(max(0.0, deadline - time.perf_counter()))
+            return None
         while True:
             self._link.read_events()
             left = deadline - time.perf_counter()
@@ -225,6 +240,7 @@ class ParleyClient:
         tries = self.retries
         while not self._try_send(kind, rid, **fields):
             if tries == 0:
+                self._park()
                 raise ServerUnavailable(f"no connection to {self.endpoint} took the request after "
                                         f"{self.retries + 1} tries of {self.timeout_s:g} s")
             tries -= 1

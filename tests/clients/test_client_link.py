@@ -79,3 +79,47 @@ def test_the_link_is_up_once_a_handshake_succeeds_and_down_when_the_server_goes(
     finally:
         link.close()
         client.close(0)
+
+
+def test_a_client_no_connection_took_stops_trying_until_its_next_request():
+    """libzmq tries a refused handshake again every 100 ms, whatever its back-off says: an idle client with
+    the wrong server key kept trying ten times a second, each try an event queued for its next call (an
+    outside review measured some 125 MB a day)."""
+    from runtime.client import ParleyClient, ServerUnavailable
+
+    ctx = zmq.Context.instance()
+    server = ctx.socket(zmq.ROUTER)
+    server.curve_server = True
+    public, secret = zmq.curve_keypair()
+    server.curve_publickey, server.curve_secretkey = public, secret
+    tries = server.get_monitor_socket(zmq.EVENT_ACCEPTED)
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+
+    def tries_within(seconds: float) -> int:
+        seen, until = 0, time.monotonic() + seconds
+        while time.monotonic() < until:
+            if tries.poll(50):
+                tries.recv_multipart()
+                seen += 1
+        return seen
+
+    client = ParleyClient(f"tcp://127.0.0.1:{port}", timeout_s=0.5, retries=0,
+                          server_public_key=zmq.curve_keypair()[0])  # the wrong key
+    try:
+        try:
+            client.health()
+            raise AssertionError("no handshake can succeed")
+        except ServerUnavailable:
+            pass
+        tries_within(0.3)  # those of the request itself
+        assert tries_within(1.5) == 0  # idle: no more
+        client.server_public_key = public  # the next request connects again, with the right key now
+        rid = client.send("health")
+        assert server.poll(5000), "the next request must reach the server"
+        frames = server.recv_multipart()
+        assert rid.encode() in frames[-1]
+    finally:
+        client.close()
+        server.disable_monitor()
+        tries.close(0)
+        server.close(0)
