@@ -257,8 +257,9 @@ def other_goods(d: DemoNpc) -> list[str]:
 # coming after a line that only tells something ("My sword broke clean in two on the road." / "How much to
 # mend it?", told_first.py) and one in eight of all asking to hear the last answer again ("Come again?",
 # "sunset, you said?"), never a line of development set O: on set O the shipped checkpoint, unsure replies
-# off, answered 81 of 101 follow-ups right, and deflected or named the wrong fact after such lines.
-DATA_VERSION = 16
+# off, answered 81 of 101 follow-ups right, and deflected or named the wrong fact after such lines. The one run
+# on 16 (the twenty-fifth) did not ship (docs/training.md): the default stays the shipped checkpoint's 15.
+DATA_VERSION = 15
 KINDS = ("fact", "two", "unknown", "greet", "bye", "insult", "offtopic", "action")
 WEIGHTS = {1: (30, 3, 7, 2, 1, 1, 1, 2), 2: (30, 3, 7, 2, 1, 1, 1, 3), 3: (30, 4, 9, 2, 1, 1, 1, 3),
            4: (30, 4, 9, 2, 1, 1, 1, 3), 5: (30, 4, 12, 2, 1, 1, 1, 3),
