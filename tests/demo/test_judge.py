@@ -84,3 +84,26 @@ def test_the_command_judges_again_from_saved_replies_and_names_a_file_it_cannot_
     bad = subprocess.run([sys.executable, "-m", "tools.demo.judge", "--replies", str(saved)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and f"{saved}: not a judgement this tool wrote" in bad.stderr
+
+
+def test_set_o_is_reported_at_the_threshold_chosen_on_c_to_f_and_never_moves_it():
+    from tools.demo.judge import follow_up_set
+
+    sets = all_right(0.99)
+    o = follow_up_set()
+    sets["o"] = [row(line, answered(line) if line.fact else "No idea, friend.", 0.99) for line in o]
+    i = next(k for k, line in enumerate(o) if line.before and line.fact and not line.also)
+    sets["o"][i] = row(o[i], answered(o[i], right=False), 0.5)  # a wrong follow-up, unsure of itself
+    alone = judge({k: v for k, v in sets.items() if k != "o"})
+    j = judge(sets)
+    assert j["best"] == alone["best"] == 0.0 and j["table"] == alone["table"] and "o" not in alone
+    follow = sum(bool(line.before) for line in o)
+    assert follow > 80 and j["o"] == {"0.0": {"follow_ups": follow, "follow_ups_right": follow - 1,
+                                              "follow_ups_wrong": 1, "others_wrong": 0}}
+    c = development_sets()["c"]
+    k = next(n for n, line in enumerate(c) if line.fact and not line.also)
+    sets["c"][k] = row(c[k], answered(c[k], right=False), 0.82)  # C to F now choose 0.85
+    j = judge(sets)
+    assert j["best"] == 0.85
+    assert j["o"]["0.85"] == {"follow_ups": follow, "follow_ups_right": follow - 1, "follow_ups_wrong": 0,
+                              "others_wrong": 0}  # the wrong one is an unsure line there

@@ -10,8 +10,9 @@ unsure lines, each with its confidence (the lowest probability its reasoning cho
 follow from them: a reply whose confidence is below it would have been its NPC's first unsure line (the
 line a greedy reply says). One approximation: a follow-up's first turn is taken as answered, although at
 a threshold it could have been unsure, which changes the history the follow-up reads (a line or so on
-sets C to F). The blind sets G onwards are never read here: they are scored once, for a checkpoint that
-ships, by tools/demo/model_card.py.
+sets C to F). Beside them it reports development set O (tools/demo/freeform_dev_o.py, 101 follow-ups) at the
+chosen threshold and without unsure replies: the threshold is chosen on C to F alone. The blind sets G onwards
+are never read here: they are scored once, for a checkpoint that ships, by tools/demo/model_card.py.
 """
 from __future__ import annotations
 
@@ -30,12 +31,18 @@ def development_sets() -> dict:
             "f": freeform_blind_f.LINES}
 
 
+def follow_up_set() -> list:
+    from tools.demo import freeform_dev_o
+
+    return freeform_dev_o.LINES
+
+
 def replies(model: Path) -> dict[str, list[dict]]:
-    """Each development set's rows (freeform.evaluate's) with unsure replies off."""
+    """Each development set's rows (freeform.evaluate's) with unsure replies off, set O's under "o"."""
     from tools.demo import freeform
 
-    return {name: freeform.evaluate(model, lines, min_confidence=0.0)["rows"]
-            for name, lines in development_sets().items()}
+    sets = dict(development_sets(), o=follow_up_set())
+    return {name: freeform.evaluate(model, lines, min_confidence=0.0)["rows"] for name, lines in sets.items()}
 
 
 def unsure_lines() -> dict[str, str]:
@@ -76,7 +83,19 @@ def judge(sets: dict[str, list[dict]]) -> dict:
         table[floor] = tally(rows)
     best = min(THRESHOLDS, key=lambda f: (table[f]["cost"], f))  # a tie goes to the lower threshold
     per_set = {name: figures(at_threshold(lines[name], sets[name], best, unsure)) for name in lines}
-    return {"table": table, "best": best, "per_set": per_set}
+    out = {"table": table, "best": best, "per_set": per_set}
+    if "o" in sets:  # judged since set O existed
+        out["o"] = {str(floor): follow_ups(at_threshold(follow_up_set(), sets["o"], floor, unsure))
+                    for floor in sorted({0.0, best})}
+    return out
+
+
+def follow_ups(rows: list[dict]) -> dict:
+    """A set's follow-ups right of all, and its wrong facts on follow-ups and on the other lines."""
+    follow = [r for r in rows if r["follow_up"]]
+    return {"follow_ups": len(follow), "follow_ups_right": sum(r["score"] == "right" for r in follow),
+            "follow_ups_wrong": sum(r["score"] == "wrong" for r in follow),
+            "others_wrong": sum(r["score"] == "wrong" for r in rows if not r["follow_up"])}
 
 
 def print_judgement(j: dict) -> None:
@@ -89,6 +108,9 @@ def print_judgement(j: dict) -> None:
     print(f"\nat {j['best'] or 'off'}, sets C / D / E / F:")
     for key in ("right", "wrong", "partial", "deflection", "unsure", "follow_up_right", "unknown_right"):
         print(f"  {key:<16}" + " / ".join(f"{s[key]:.1%}" for s in j["per_set"].values()))
+    for floor, o in j.get("o", {}).items():
+        print(f"set O (development) at {float(floor) or 'off'}: {o['follow_ups_right']} of {o['follow_ups']} follow-ups "
+              f"right, {o['follow_ups_wrong']} wrong facts on them and {o['others_wrong']} on its other lines")
 
 
 def main() -> int:
