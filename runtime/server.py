@@ -94,7 +94,12 @@ class Server:
         if registry.fit is None:  # reloads must refuse NPCs that can never fit this model's context
             registry.check_against(engine.fit)
             engine.set_npcs(registry.npcs)
-        self.ctx = context or zmq.Context.instance()
+        # A context of its own: libzmq asks whatever ZAP handler its context holds about every connection of a
+        # socket with a ZAP domain, so two servers of one process sharing one checked each other's clients (one
+        # server's allow-list refused the other's keys), and a handler just stopped could leave a new connection
+        # waiting for ever on its closing socket (a test's client, one run in eight)
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
         self.started_at = time.perf_counter()
         self.stopping = threading.Event()
         self._stopped = threading.Event()
@@ -176,6 +181,8 @@ class Server:
             if self._auth:
                 self._auth.stop()
             self._stopped.set()
+            if self._own_context:  # its sockets are closed; the worker's closes as the worker ends
+                threading.Thread(target=self.ctx.term, name="parley-context-end", daemon=True).start()
             log.info("server stopped")
 
     def stop(self, wait: bool = True) -> None:

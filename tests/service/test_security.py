@@ -134,3 +134,20 @@ def test_parley_keys_writes_secret_keys_only_their_owner_can_read(keys):
     for name in ("server", "client"):
         assert (keys / f"{name}.key_secret").stat().st_mode & 0o777 == 0o600
         assert (keys / f"{name}.key").stat().st_mode & 0o444  # the public halves stay readable
+
+
+def test_two_servers_of_one_process_never_check_each_others_clients(make_server, keys):
+    """libzmq asks the ZAP handler of a socket's context about its connections: servers sharing one context
+    shared the handler, and a server with an allow-list refused the keys of a second server's clients (a
+    handler just stopped also left a new connection of another server waiting for ever, in one test run)."""
+    allowed = keys / "allowed-one"
+    allowed.mkdir(exist_ok=True)
+    (allowed / "client.key").write_bytes((keys / "client.key").read_bytes())
+    guarded = make_server(curve_secret_file=keys / "server.key_secret", client_keys_dir=allowed)
+    open_to_any_key = make_server(curve_secret_file=keys / "server.key_secret")
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    with ParleyClient(open_to_any_key.endpoint, timeout_s=5, retries=0, server_public_key=server_public) as any_key:
+        assert any_key.health()["status"] == "ok"  # its own key, on no allow-list
+    with ParleyClient(guarded.endpoint, timeout_s=1.0, retries=0, server_public_key=server_public) as stranger:
+        with pytest.raises(ParleyError, match="no answer|no connection"):
+            stranger.health()
