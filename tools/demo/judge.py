@@ -93,9 +93,9 @@ def judge(sets: dict[str, list[dict]]) -> dict:
 def follow_ups(rows: list[dict]) -> dict:
     """A set's follow-ups right of all, and its wrong facts on follow-ups and on the other lines."""
     follow = [r for r in rows if r["follow_up"]]
-    return {"follow_ups": len(follow), "follow_ups_right": sum(r["score"] == "right" for r in follow),
-            "follow_ups_wrong": sum(r["score"] == "wrong" for r in follow),
-            "others_wrong": sum(r["score"] == "wrong" for r in rows if not r["follow_up"])}
+    counted = tally(follow)
+    return {"follow_ups": len(follow), "follow_ups_right": counted["right"], "follow_ups_wrong": counted["wrong"],
+            "others_wrong": tally([r for r in rows if not r["follow_up"]])["wrong"]}
 
 
 def print_judgement(j: dict) -> None:
